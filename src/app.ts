@@ -1,0 +1,85 @@
+import type { Config } from "./config.js";
+import { connect, type Database } from "./db/client.js";
+import { startEmbeddedPostgres } from "./db/embedded.js";
+import { runMigrations } from "./db/migrate.js";
+import { bootstrapIfEmpty } from "./engine/auth.js";
+import { type Clock, systemClock } from "./engine/clock.js";
+import type { EngineContext, Logger, Signals } from "./engine/context.js";
+import { createSecretBox } from "./engine/crypto.js";
+import { EventHub } from "./engine/event-hub.js";
+import { createLogger } from "./logger.js";
+import { schema } from "./schema/index.js";
+import { createHttpApp, type HttpApp } from "./server.js";
+
+export interface Switchboard {
+  config: Config;
+  engine: EngineContext;
+  database: Database;
+  hub: EventHub;
+  http: HttpApp;
+  /** Printed once when the database was empty and a tenant and admin were created. */
+  bootstrap: { tenantId: string; userId: string; apiKey: string } | null;
+  stop(): Promise<void>;
+}
+
+/**
+ * Composition root: database (embedded when no DATABASE_URL), migrations, engine, event
+ * hub, HTTP/WebSocket. Stops in reverse order; each step is undone if a later one fails.
+ */
+export async function startSwitchboard(
+  config: Config,
+  opts: { clock?: Clock; log?: Logger } = {},
+): Promise<Switchboard> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      await stop().catch((err) => log.error({ err }, "shutdown step failed"));
+    }
+    stops.length = 0;
+  };
+  try {
+    let url = config.databaseUrl;
+    if (!url) {
+      const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort });
+      stops.push(() => embedded.stop());
+      url = embedded.url;
+      log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, "embedded PostgreSQL started");
+    }
+    await runMigrations(url);
+    const database = connect(url);
+    stops.push(() => database.close());
+
+    const hub = new EventHub(database.sql, log);
+    const signals: Signals = { routeQueue: () => {} };
+    const engine: EngineContext = {
+      db: database.db,
+      clock: opts.clock ?? systemClock,
+      secrets: createSecretBox(config.secretKey),
+      log,
+      signals,
+      hub,
+    };
+    const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
+    await hub.start();
+    stops.push(() => hub.stop());
+
+    const http = createHttpApp({
+      config,
+      schema,
+      engine,
+      ready: async () => {
+        await database.sql`SELECT 1`;
+        return true;
+      },
+    });
+    await http.start();
+    stops.push(() => http.stop());
+    log.info({ url: http.url }, "Switchboard is listening");
+
+    return { config, engine, database, hub, http, bootstrap, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,134 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+
+/**
+ * Environment → typed configuration, validated once at start. Every problem is collected
+ * and reported together so an operator fixes a bad deployment in one round.
+ */
+export interface Config {
+  env: "development" | "production" | "test";
+  host: string;
+  port: number;
+  /** null: start the embedded PostgreSQL in `dataDir`. */
+  databaseUrl: string | null;
+  dataDir: string;
+  embeddedPgPort: number;
+  /** 32-byte key for AES-256-GCM encryption of stored credentials. */
+  secretKey: Buffer;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  smtpListen: { enabled: boolean; host: string; port: number };
+  maxMessageBytes: number;
+  graphql: {
+    introspection: boolean;
+    maxDepth: number;
+    maxAliases: number;
+    maxTokens: number;
+    maxCost: number;
+  };
+  /** Create a tenant and admin on an empty database and print the key once. */
+  bootstrap: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const problems: string[] = [];
+
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+      return fallback;
+    }
+    return n;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name]?.toLowerCase();
+    if (raw === undefined || raw === "") return fallback;
+    if (["1", "true", "yes", "on"].includes(raw)) return true;
+    if (["0", "false", "no", "off"].includes(raw)) return false;
+    problems.push(`${name} must be true or false (got ${JSON.stringify(env[name])})`);
+    return fallback;
+  };
+
+  const nodeEnv = env.NODE_ENV ?? "development";
+  if (!["development", "production", "test"].includes(nodeEnv)) {
+    problems.push(`NODE_ENV must be development, production or test (got ${JSON.stringify(nodeEnv)})`);
+  }
+  const production = nodeEnv === "production";
+
+  const databaseUrl = env.DATABASE_URL?.trim() || null;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push("DATABASE_URL must be a postgres:// or postgresql:// URL");
+  }
+
+  const dataDir = resolve(cwd, env.DATA_DIR || ".switchboard");
+
+  const logLevel = (env.LOG_LEVEL ?? "info") as Config["logLevel"];
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+
+  let secretKey: Buffer = Buffer.alloc(32);
+  const rawKey = env.SECRET_KEY;
+  if (rawKey) {
+    const decoded = /^[0-9a-f]{64}$/i.test(rawKey)
+      ? Buffer.from(rawKey, "hex")
+      : Buffer.from(rawKey, "base64");
+    if (decoded.length !== 32) problems.push("SECRET_KEY must be 32 bytes, as 64 hex characters or base64");
+    else secretKey = decoded;
+  } else if (databaseUrl && production) {
+    problems.push(
+      "SECRET_KEY is required in production with DATABASE_URL (it encrypts stored mail passwords)",
+    );
+  } else if (problems.length === 0) {
+    secretKey = loadOrCreateKeyFile(dataDir);
+  }
+
+  const config: Config = {
+    env: nodeEnv as Config["env"],
+    host: env.HOST || "127.0.0.1",
+    port: int("PORT", 4000, 0, 65535),
+    databaseUrl,
+    dataDir,
+    embeddedPgPort: int("EMBEDDED_PG_PORT", 5433, 0, 65535),
+    secretKey,
+    logLevel,
+    smtpListen: {
+      enabled: bool("SMTP_ENABLED", true),
+      host: env.SMTP_HOST || env.HOST || "127.0.0.1",
+      port: int("SMTP_PORT", 2525, 0, 65535),
+    },
+    maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    graphql: {
+      introspection: bool("GRAPHQL_INTROSPECTION", !production),
+      maxDepth: int("GRAPHQL_MAX_DEPTH", 12, 2, 100),
+      maxAliases: int("GRAPHQL_MAX_ALIASES", 30, 1, 1000),
+      maxTokens: int("GRAPHQL_MAX_TOKENS", 5000, 100, 100000),
+      maxCost: int("GRAPHQL_MAX_COST", 20000, 100, 10000000),
+    },
+    bootstrap: bool("BOOTSTRAP", true),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** The embedded default keeps its own key beside its data, created once with mode 0600. */
+function loadOrCreateKeyFile(dataDir: string): Buffer {
+  const path = resolve(dataDir, "secret.key");
+  if (existsSync(path)) return Buffer.from(readFileSync(path, "utf8").trim(), "hex");
+  mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(path, key.toString("hex"), { mode: 0o600 });
+  return key;
+}

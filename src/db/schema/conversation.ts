@@ -1,0 +1,322 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  customType,
+  date,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+import type {
+  ActorType,
+  ConversationStatus,
+  MessageDirection,
+  OutboundStatus,
+  WorkState,
+} from "../../engine/domain.js";
+import { emailAddress, mailAccount, queue } from "./channel.js";
+import { emptyTextArray, emptyUuidArray, id, timestamps, tstz } from "./common.js";
+import { tenant, user } from "./tenancy.js";
+
+/**
+ * The inserting transaction's id. Sequence ids are handed out at insert but transactions
+ * commit in another order, so readers order by (tx_id, id) and read only below the
+ * snapshot's xmin: every transaction that could still add a row there has ended.
+ */
+export const xid8 = customType<{ data: string; driverData: string }>({
+  dataType: () => "xid8",
+});
+
+export const bytea = customType<{ data: Buffer; driverData: Buffer }>({
+  dataType: () => "bytea",
+});
+
+export interface MailboxAddress {
+  address: string;
+  name: string;
+}
+
+export const contact = pgTable(
+  "contact",
+  {
+    id: id(),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    /** Normalised (lower-case, trimmed) address. */
+    email: text("email").notNull(),
+    name: text("name").notNull().default(""),
+    /** Last agent who handled this contact (SPEC §4 continuity, §8 preferred agent). */
+    preferredAgentId: uuid("preferred_agent_id").references(() => user.id, { onDelete: "set null" }),
+    preferredAgentAt: tstz("preferred_agent_at"),
+    undeliverable: boolean("undeliverable").notNull().default(false),
+    undeliverableReason: text("undeliverable_reason"),
+    attributes: jsonb("attributes").$type<Record<string, string>>().notNull().default({}),
+    ...timestamps(),
+  },
+  (t) => [uniqueIndex("contact_tenant_email_uq").on(t.tenantId, t.email)],
+);
+
+export const conversation = pgTable(
+  "conversation",
+  {
+    id: id(),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    ticketNumber: bigint("ticket_number", { mode: "number" }).notNull(),
+    subject: text("subject").notNull().default(""),
+    status: text("status").$type<ConversationStatus>().notNull().default("NEW"),
+    contactId: uuid("contact_id")
+      .notNull()
+      .references(() => contact.id, { onDelete: "restrict" }),
+    /** The point of contact the conversation came in on (or goes out from). */
+    addressId: uuid("address_id").references(() => emailAddress.id, { onDelete: "set null" }),
+    queueId: uuid("queue_id").references(() => queue.id, { onDelete: "set null" }),
+    requiredSkillIds: uuid("required_skill_ids").array().notNull().default(emptyUuidArray),
+    language: text("language"),
+    priority: integer("priority").notNull().default(0),
+    tags: text("tags").array().notNull().default(emptyTextArray),
+    spam: boolean("spam").notNull().default(false),
+    /** Routing position, independent of status (see WorkState). */
+    workState: text("work_state").$type<WorkState>().notNull().default("WAITING"),
+    assigneeId: uuid("assignee_id").references(() => user.id, { onDelete: "set null" }),
+    /** When it (re)entered the queue: the "minutes waiting" of the queue score. */
+    enqueuedAt: tstz("enqueued_at"),
+    offeredToId: uuid("offered_to_id").references(() => user.id, { onDelete: "set null" }),
+    offerExpiresAt: tstz("offer_expires_at"),
+    /** Agents who rejected or let an offer expire since it last entered the queue. */
+    offerExcludedIds: uuid("offer_excluded_ids").array().notNull().default(emptyUuidArray),
+    assignedAt: tstz("assigned_at"),
+    /** Handle time: accumulated ms while ACTIVE, plus the running segment since activeSince. */
+    handleTimeMs: bigint("handle_time_ms", { mode: "number" }).notNull().default(0),
+    activeSince: tstz("active_since"),
+    /** A conversation opened because the old one was closed past the reopen window. */
+    previousConversationId: uuid("previous_conversation_id"),
+    /** Received time of the first message: time-dependent rules use this, not processing time. */
+    receivedAt: tstz("received_at").notNull(),
+    lastInboundAt: tstz("last_inbound_at"),
+    lastOutboundAt: tstz("last_outbound_at"),
+    lastActivityAt: tstz("last_activity_at").notNull(),
+    firstRespondedAt: tstz("first_responded_at"),
+    statusChangedAt: tstz("status_changed_at").notNull(),
+    resolvedAt: tstz("resolved_at"),
+    closedAt: tstz("closed_at"),
+    /** SLA clock state and deadlines (engine/time/sla). */
+    slaPolicyId: uuid("sla_policy_id"),
+    slaState: jsonb("sla_state").$type<Record<string, unknown>>(),
+    firstResponseDueAt: tstz("first_response_due_at"),
+    nextResponseDueAt: tstz("next_response_due_at"),
+    resolutionDueAt: tstz("resolution_due_at"),
+    slaBreached: boolean("sla_breached").notNull().default(false),
+    ...timestamps(),
+  },
+  (t) => [
+    uniqueIndex("conversation_tenant_ticket_uq").on(t.tenantId, t.ticketNumber),
+    index("conversation_waiting_idx")
+      .on(t.tenantId, t.queueId, t.enqueuedAt)
+      .where(sql`work_state = 'WAITING'`),
+    index("conversation_assignee_idx").on(t.assigneeId).where(sql`assignee_id IS NOT NULL`),
+    index("conversation_contact_idx").on(t.contactId),
+    index("conversation_tenant_status_idx").on(t.tenantId, t.status),
+    index("conversation_tenant_activity_idx").on(t.tenantId, t.lastActivityAt),
+  ],
+);
+
+export const rawMessage = pgTable("raw_message", {
+  id: id(),
+  tenantId: uuid("tenant_id")
+    .notNull()
+    .references(() => tenant.id, { onDelete: "cascade" }),
+  sha256: text("sha256").notNull(),
+  sizeBytes: integer("size_bytes").notNull(),
+  /** The bytes exactly as received (or as sent), kept for audit and re-parsing. */
+  data: bytea("data").notNull(),
+  ...timestamps(),
+});
+
+export const message = pgTable(
+  "message",
+  {
+    id: id(),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    conversationId: uuid("conversation_id")
+      .notNull()
+      .references(() => conversation.id, { onDelete: "cascade" }),
+    direction: text("direction").$type<MessageDirection>().notNull(),
+    /** RFC 5322 Message-ID without angle brackets; ours for outbound. */
+    messageIdHeader: text("message_id_header"),
+    inReplyTo: text("in_reply_to"),
+    references: text("references").array().notNull().default(emptyTextArray),
+    from: jsonb("from").$type<MailboxAddress | null>(),
+    to: jsonb("to").$type<MailboxAddress[]>().notNull().default([]),
+    cc: jsonb("cc").$type<MailboxAddress[]>().notNull().default([]),
+    bcc: jsonb("bcc").$type<MailboxAddress[]>().notNull().default([]),
+    replyTo: jsonb("reply_to").$type<MailboxAddress[]>().notNull().default([]),
+    subject: text("subject").notNull().default(""),
+    text: text("text").notNull().default(""),
+    /** Sanitised HTML, safe to render; the original stays in raw_message. */
+    html: text("html"),
+    remoteResources: text("remote_resources").array().notNull().default(emptyTextArray),
+    headers: jsonb("headers").$type<Record<string, string[]>>().notNull().default({}),
+    parseWarnings: text("parse_warnings").array().notNull().default(emptyTextArray),
+    /** Date header as the sender claimed it (may be absent or wrong). */
+    dateHeader: tstz("date_header"),
+    /** When we received it (inbound) or queued it (outbound). */
+    receivedAt: tstz("received_at").notNull(),
+    authorId: uuid("author_id").references(() => user.id, { onDelete: "set null" }),
+    autoSubmitted: boolean("auto_submitted").notNull().default(false),
+    isAutoReply: boolean("is_auto_reply").notNull().default(false),
+    spam: boolean("spam").notNull().default(false),
+    outboundStatus: text("outbound_status").$type<OutboundStatus>(),
+    outboundError: text("outbound_error"),
+    sendAttempts: integer("send_attempts").notNull().default(0),
+    sentAt: tstz("sent_at"),
+    /** The address (point of contact) it came in on / goes out from. */
+    addressId: uuid("address_id").references(() => emailAddress.id, { onDelete: "set null" }),
+    accountId: uuid("account_id").references(() => mailAccount.id, { onDelete: "set null" }),
+    uidValidity: bigint("uid_validity", { mode: "number" }),
+    uid: bigint("uid", { mode: "number" }),
+    contentHash: text("content_hash"),
+    rawMessageId: uuid("raw_message_id").references(() => rawMessage.id, { onDelete: "set null" }),
+    sizeBytes: integer("size_bytes").notNull().default(0),
+    ...timestamps(),
+  },
+  (t) => [
+    index("message_conversation_idx").on(t.conversationId, t.receivedAt),
+    index("message_tenant_msgid_idx").on(t.tenantId, t.messageIdHeader),
+    uniqueIndex("message_imap_uid_uq").on(t.accountId, t.uidValidity, t.uid).where(sql`uid IS NOT NULL`),
+    index("message_tenant_hash_idx").on(t.tenantId, t.contentHash),
+    index("message_outbound_idx").on(t.outboundStatus).where(sql`outbound_status IS NOT NULL`),
+  ],
+);
+
+export const attachment = pgTable(
+  "attachment",
+  {
+    id: id(),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    messageId: uuid("message_id")
+      .notNull()
+      .references(() => message.id, { onDelete: "cascade" }),
+    filename: text("filename").notNull(),
+    contentType: text("content_type").notNull(),
+    sizeBytes: integer("size_bytes").notNull(),
+    contentId: text("content_id"),
+    inline: boolean("inline").notNull().default(false),
+    sha256: text("sha256").notNull(),
+    data: bytea("data").notNull(),
+    ...timestamps(),
+  },
+  (t) => [index("attachment_message_idx").on(t.messageId)],
+);
+
+/** Mail that was not turned into a message (oversize, unparseable, dropped): never silently lost. */
+export const rejectedMessage = pgTable(
+  "rejected_message",
+  {
+    id: id(),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    accountId: uuid("account_id").references(() => mailAccount.id, { onDelete: "set null" }),
+    addressId: uuid("address_id").references(() => emailAddress.id, { onDelete: "set null" }),
+    /** Machine-readable reason: oversize, unparseable, timeout, spam_dropped, rule_dropped, … */
+    reason: text("reason").notNull(),
+    detail: text("detail").notNull().default(""),
+    sizeBytes: integer("size_bytes").notNull(),
+    messageIdHeader: text("message_id_header"),
+    fromAddress: text("from_address"),
+    subject: text("subject"),
+    uidValidity: bigint("uid_validity", { mode: "number" }),
+    uid: bigint("uid", { mode: "number" }),
+    /** Raw bytes when they could be kept (not for oversize mail beyond the cap). */
+    rawMessageId: uuid("raw_message_id").references(() => rawMessage.id, { onDelete: "set null" }),
+    receivedAt: tstz("received_at").notNull(),
+    ...timestamps(),
+  },
+  (t) => [
+    index("rejected_message_tenant_idx").on(t.tenantId, t.receivedAt),
+    uniqueIndex("rejected_message_imap_uid_uq")
+      .on(t.accountId, t.uidValidity, t.uid)
+      .where(sql`uid IS NOT NULL`),
+  ],
+);
+
+/** IMAP checkpoint, committed in the same transaction as the messages it covers. */
+export const mailboxCheckpoint = pgTable(
+  "mailbox_checkpoint",
+  {
+    id: id(),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    accountId: uuid("account_id")
+      .notNull()
+      .references(() => mailAccount.id, { onDelete: "cascade" }),
+    mailbox: text("mailbox").notNull(),
+    uidValidity: bigint("uid_validity", { mode: "number" }).notNull(),
+    lastUid: bigint("last_uid", { mode: "number" }).notNull().default(0),
+    ...timestamps(),
+  },
+  (t) => [uniqueIndex("mailbox_checkpoint_account_mailbox_uq").on(t.accountId, t.mailbox)],
+);
+
+/**
+ * The append-only spine (ARCHITECTURE "Events are the spine"): every state change writes
+ * one row in the same transaction; a statement trigger NOTIFYs on commit.
+ */
+export const event = pgTable(
+  "event",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    conversationId: uuid("conversation_id"),
+    queueId: uuid("queue_id"),
+    /** The agent an event concerns (inbox/offer subscriptions), if any. */
+    agentId: uuid("agent_id"),
+    type: text("type").notNull(),
+    actorType: text("actor_type").$type<ActorType>().notNull().default("SYSTEM"),
+    actorId: uuid("actor_id"),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull().default({}),
+    occurredAt: tstz("occurred_at").notNull(),
+    createdAt: tstz("created_at").notNull().defaultNow(),
+    txId: xid8("tx_id").notNull().default(sql`pg_current_xact_id()`),
+  },
+  (t) => [
+    index("event_tx_idx").on(t.txId, t.id),
+    index("event_tenant_tx_idx").on(t.tenantId, t.txId, t.id),
+    index("event_conversation_idx").on(t.conversationId, t.id).where(sql`conversation_id IS NOT NULL`),
+  ],
+);
+
+/** Per-agent routing counters, one row per agent, locked FOR UPDATE when capacity changes. */
+export const agentState = pgTable("agent_state", {
+  userId: uuid("user_id")
+    .primaryKey()
+    .references(() => user.id, { onDelete: "cascade" }),
+  tenantId: uuid("tenant_id")
+    .notNull()
+    .references(() => tenant.id, { onDelete: "cascade" }),
+  activeConversationId: uuid("active_conversation_id"),
+  lastAssignedAt: tstz("last_assigned_at"),
+  lastAutoDeliveredAt: tstz("last_auto_delivered_at"),
+  dailyAssignedCount: integer("daily_assigned_count").notNull().default(0),
+  dailyAssignedDate: date("daily_assigned_date"),
+  /** Voice interruption: the conversation parked by interruptAgent, resumed by resumeAgent. */
+  interruptedConversationId: uuid("interrupted_conversation_id"),
+  interruptedAt: tstz("interrupted_at"),
+  ...timestamps(),
+});

@@ -1,0 +1,3 @@
+export * from "./channel.js";
+export * from "./conversation.js";
+export * from "./tenancy.js";

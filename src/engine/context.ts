@@ -1,0 +1,43 @@
+import type { Db } from "../db/client.js";
+import type { Clock } from "./clock.js";
+import type { SecretBox } from "./crypto.js";
+import type { EventHub } from "./event-hub.js";
+
+/** The subset of pino the engine uses, so the engine does not depend on a logger library. */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+  child(bindings: object): Logger;
+}
+
+/**
+ * After-commit signals the engine raises and the outer layers (jobs, connectors) act on.
+ * Raised only after the transaction that caused them committed.
+ */
+export interface Signals {
+  /** Supply or demand changed in a queue: run routing for it now. */
+  routeQueue(tenantId: string, queueId: string): void;
+}
+
+/** Everything an engine function needs besides its input: one per process. */
+export interface EngineContext {
+  db: Db;
+  clock: Clock;
+  secrets: SecretBox;
+  log: Logger;
+  signals: Signals;
+  /** Committed events, live and replayable, for subscriptions and other consumers. */
+  hub: EventHub;
+}
+
+export const noSignals: Signals = { routeQueue: () => {} };
+
+export const silentLogger: Logger = {
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  debug: () => {},
+  child: () => silentLogger,
+};

@@ -1,0 +1,246 @@
+import type postgres from "postgres";
+import type { Logger } from "./context.js";
+
+export interface EventRow {
+  id: number;
+  /** The inserting transaction (xid8 as a decimal string). */
+  txId: string;
+  tenantId: string;
+  conversationId: string | null;
+  queueId: string | null;
+  agentId: string | null;
+  type: string;
+  actorType: string;
+  actorId: string | null;
+  payload: Record<string, unknown>;
+  occurredAt: Date;
+  createdAt: Date;
+}
+
+/** Position in the event stream: ordered by (txId, id); opaque to clients. */
+export interface EventCursor {
+  txId: bigint;
+  id: number;
+}
+
+export function encodeCursor(e: { txId: string | bigint; id: number }): string {
+  return `${e.txId}.${e.id}`;
+}
+
+export function decodeCursor(cursor: string): EventCursor | null {
+  const m = /^(\d{1,20})\.(\d{1,18})$/.exec(cursor);
+  return m ? { txId: BigInt(m[1]!), id: Number(m[2]) } : null;
+}
+
+const after = (e: EventRow, c: EventCursor) => {
+  const tx = BigInt(e.txId);
+  return tx > c.txId || (tx === c.txId && e.id > c.id);
+};
+
+interface Subscriber {
+  tenantId: string;
+  filter: (e: EventRow) => boolean;
+  push: (e: EventRow) => void;
+}
+
+const BATCH = 1000;
+/** How soon to look again while rows wait behind a still-running older transaction. */
+const PENDING_RETRY_MS = 15;
+
+/**
+ * Fans committed events out to this process's subscribers (ARCHITECTURE "Events are the
+ * spine"). A NOTIFY from any instance wakes it; it then reads the events past its cursor.
+ *
+ * Ordering by a sequence alone would lose events: ids are taken at INSERT but
+ * transactions commit in another order, so id 10 may become visible after id 11 was
+ * delivered. Rows are therefore ordered by (tx_id, id) and read only when their tx_id is
+ * below the snapshot's xmin, i.e. when no transaction that could still add a row before
+ * them is running. The table is the source of truth: a missed notification costs
+ * latency, never events.
+ */
+export class EventHub {
+  private cursor: EventCursor = { txId: 0n, id: 0 };
+  private readonly subscribers = new Set<Subscriber>();
+  private listening: { unlisten(): Promise<void> } | null = null;
+  private pumping: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly sql: postgres.Sql,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const [row] = await this.sql<{ tx: string | null; id: string | null }[]>`
+      SELECT tx_id::text AS tx, id::text AS id FROM event
+      WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY tx_id DESC, id DESC LIMIT 1`;
+    if (row?.tx) this.cursor = { txId: BigInt(row.tx), id: Number(row.id) };
+    this.listening = await this.sql.listen("switchboard_event", () => this.wake());
+    // Rows from transactions still open at start-up are not yet readable.
+    this.wake();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.listening?.unlisten().catch(() => {});
+    await this.pumping;
+  }
+
+  /** Local commits call this too, so same-process subscribers skip the NOTIFY round trip. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const { rows, pending } = await this.readPage(this.cursor, null, BATCH);
+        for (const e of rows) {
+          this.cursor = { txId: BigInt(e.txId), id: e.id };
+          for (const s of this.subscribers) if (s.tenantId === e.tenantId && s.filter(e)) s.push(e);
+        }
+        if (rows.length < BATCH) {
+          if (pending && !this.retryTimer && !this.stopped) {
+            this.retryTimer = setTimeout(() => {
+              this.retryTimer = null;
+              this.wake();
+            }, PENDING_RETRY_MS);
+          }
+          return;
+        }
+      }
+    } catch (err) {
+      if (!this.stopped) this.log.error({ err }, "event hub read failed");
+    }
+  }
+
+  /** Committed, final events past `from`, and whether later rows wait behind open transactions. */
+  async readPage(
+    from: EventCursor,
+    tenantId: string | null,
+    limit: number,
+  ): Promise<{ rows: EventRow[]; pending: boolean }> {
+    const rows = await this.sql<(EventRow & { horizon: string })[]>`
+      WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+      SELECT id, tx_id::text AS "txId", tenant_id AS "tenantId", conversation_id AS "conversationId",
+             queue_id AS "queueId", agent_id AS "agentId", type, actor_type AS "actorType",
+             actor_id AS "actorId", payload, occurred_at AS "occurredAt", created_at AS "createdAt"
+      FROM event, h
+      WHERE (tx_id, id) > (${from.txId.toString()}::xid8, ${from.id})
+        AND tx_id < h.xmin
+        ${tenantId ? this.sql`AND tenant_id = ${tenantId}` : this.sql``}
+      ORDER BY tx_id, id
+      LIMIT ${limit}`;
+    let pending = false;
+    if (rows.length < limit) {
+      const [p] = await this.sql<{ pending: boolean }[]>`
+        SELECT EXISTS (SELECT 1 FROM event WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS pending`;
+      pending = p?.pending ?? false;
+    }
+    return { rows: rows.map((r) => ({ ...r, id: Number(r.id) })), pending };
+  }
+
+  /** The stream position after every currently readable event of a tenant (for "live from now"). */
+  async head(tenantId: string): Promise<EventCursor> {
+    const [row] = await this.sql<{ tx: string | null; id: string | null }[]>`
+      SELECT tx_id::text AS tx, id::text AS id FROM event
+      WHERE tenant_id = ${tenantId} AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY tx_id DESC, id DESC LIMIT 1`;
+    return row?.tx ? { txId: BigInt(row.tx), id: Number(row.id) } : { txId: 0n, id: 0 };
+  }
+
+  /**
+   * Live events for one tenant matching `filter`. With `from` it first replays stored
+   * events past that cursor, then continues live with no gap and no duplicate: live events
+   * are buffered while the replay runs and skipped if not past the last one delivered.
+   */
+  subscribe(
+    tenantId: string,
+    filter: (e: EventRow) => boolean,
+    opts: { from?: EventCursor | null; signal?: AbortSignal } = {},
+  ): AsyncIterableIterator<EventRow> {
+    const queue: EventRow[] = [];
+    let notify: (() => void) | null = null;
+    let done = false;
+    let last: EventCursor | null = opts.from ?? null;
+    const sub: Subscriber = {
+      tenantId,
+      filter,
+      push: (e) => {
+        queue.push(e);
+        notify?.();
+      },
+    };
+    this.subscribers.add(sub);
+    const close = () => {
+      done = true;
+      this.subscribers.delete(sub);
+      notify?.();
+    };
+    opts.signal?.addEventListener("abort", close, { once: true });
+
+    const replay = async (): Promise<EventRow[]> => {
+      if (!opts.from) return [];
+      const out: EventRow[] = [];
+      let cursor = opts.from;
+      for (;;) {
+        const { rows } = await this.readPage(cursor, tenantId, BATCH);
+        for (const r of rows) if (filter(r)) out.push(r);
+        if (rows.length < BATCH) return out;
+        const tail = rows[rows.length - 1]!;
+        cursor = { txId: BigInt(tail.txId), id: tail.id };
+      }
+    };
+    let replayed: Promise<EventRow[]> | null = replay();
+
+    const iterator: AsyncIterableIterator<EventRow> = {
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+      async next(): Promise<IteratorResult<EventRow>> {
+        if (replayed) {
+          const rows = await replayed;
+          replayed = null;
+          queue.unshift(...rows);
+        }
+        for (;;) {
+          while (queue.length > 0) {
+            const e = queue.shift()!;
+            if (last && !after(e, last)) continue;
+            last = { txId: BigInt(e.txId), id: e.id };
+            return { value: e, done: false };
+          }
+          if (done) return { value: undefined, done: true };
+          await new Promise<void>((r) => {
+            notify = r;
+          });
+          notify = null;
+        }
+      },
+      async return(): Promise<IteratorResult<EventRow>> {
+        close();
+        return { value: undefined, done: true };
+      },
+    };
+    return iterator;
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+}

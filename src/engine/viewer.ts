@@ -1,0 +1,96 @@
+import { and, eq, isNull, or, sql } from "drizzle-orm";
+import type { DbOrTx } from "../db/client.js";
+import { accessProfile, accessProfileQueue, queue, queueMember, user } from "../db/schema/index.js";
+import type { Permission, Role } from "./domain.js";
+import { ForbiddenError } from "./errors.js";
+
+/** Who is calling: resolved once per request/connection from the API key. */
+export interface Viewer {
+  tenantId: string;
+  userId: string;
+  role: Role;
+  permissions: ReadonlySet<Permission>;
+  /** Queues this viewer may see; null = every queue of the tenant. */
+  queueIds: ReadonlySet<string> | null;
+}
+
+export function requireRole(viewer: Viewer, ...roles: Role[]): void {
+  if (!roles.includes(viewer.role)) {
+    throw new ForbiddenError(`This action requires the role ${roles.join(" or ")}`);
+  }
+}
+
+export function requirePermission(viewer: Viewer, permission: Permission): void {
+  if (!viewer.permissions.has(permission)) {
+    throw new ForbiddenError(`Your role lacks the permission ${permission}`, permission);
+  }
+}
+
+export function canSeeQueue(viewer: Viewer, queueId: string | null): boolean {
+  if (viewer.queueIds === null) return true;
+  // A conversation outside every queue (e.g. unrouted) is visible to supervisors and admins only.
+  if (queueId === null) return viewer.role !== "AGENT";
+  return viewer.queueIds.has(queueId);
+}
+
+/**
+ * The queues a user may see (SPEC §1 access profiles). ADMIN: all. With an access profile:
+ * all or the profile's set. Without one: supervisors all, agents the queues they are a
+ * member of, directly or through their team.
+ */
+export async function visibleQueueIds(
+  db: DbOrTx,
+  u: { id: string; tenantId: string; role: Role; accessProfileId: string | null; teamId: string | null },
+): Promise<Set<string> | null> {
+  if (u.role === "ADMIN") return null;
+  if (u.accessProfileId) {
+    const [profile] = await db
+      .select({ allQueues: accessProfile.allQueues })
+      .from(accessProfile)
+      .where(and(eq(accessProfile.id, u.accessProfileId), eq(accessProfile.tenantId, u.tenantId)));
+    if (profile?.allQueues) return null;
+    const rows = await db
+      .select({ queueId: accessProfileQueue.queueId })
+      .from(accessProfileQueue)
+      .where(eq(accessProfileQueue.accessProfileId, u.accessProfileId));
+    return new Set(rows.map((r) => r.queueId));
+  }
+  if (u.role === "SUPERVISOR") return null;
+  const rows = await db
+    .selectDistinct({ queueId: queueMember.queueId })
+    .from(queueMember)
+    .innerJoin(queue, eq(queue.id, queueMember.queueId))
+    .where(
+      and(
+        eq(queueMember.tenantId, u.tenantId),
+        isNull(queue.archivedAt),
+        or(eq(queueMember.userId, u.id), u.teamId ? eq(queueMember.teamId, u.teamId) : sql`false`),
+      ),
+    );
+  return new Set(rows.map((r) => r.queueId));
+}
+
+export async function loadViewer(
+  db: DbOrTx,
+  userId: string,
+  rolePermissions: Record<Role, Permission[]>,
+): Promise<Viewer | null> {
+  const [u] = await db
+    .select()
+    .from(user)
+    .where(and(eq(user.id, userId), isNull(user.archivedAt)));
+  if (!u) return null;
+  return {
+    tenantId: u.tenantId,
+    userId: u.id,
+    role: u.role,
+    permissions: new Set(rolePermissions[u.role] ?? []),
+    queueIds: await visibleQueueIds(db, u),
+  };
+}
+
+export function queueFilterIds(viewer: Viewer, requested?: string[] | null): string[] | null {
+  if (viewer.queueIds === null) return requested ?? null;
+  const allowed = [...viewer.queueIds];
+  return requested ? requested.filter((id) => viewer.queueIds?.has(id)) : allowed;
+}

@@ -1,0 +1,190 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
+import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
+import { GraphQLError, type GraphQLSchema } from "graphql";
+import { useServer } from "graphql-ws/use/ws";
+import { createYoga, maskError, type YogaInitialContext } from "graphql-yoga";
+import { WebSocketServer } from "ws";
+import type { Config } from "./config.js";
+import { authenticate } from "./engine/auth.js";
+import type { EngineContext } from "./engine/context.js";
+import type { Viewer } from "./engine/viewer.js";
+import type { GraphQLContext } from "./schema/context.js";
+
+export interface HttpApp {
+  server: Server;
+  url: string;
+  wsUrl: string;
+  start(): Promise<{ port: number }>;
+  stop(): Promise<void>;
+  /** Extra HTTP routes (attachment downloads, metrics) registered by other modules. */
+  route(
+    prefix: string,
+    handler: (req: IncomingMessage, res: ServerResponse, viewer: Viewer | null) => Promise<void>,
+  ): void;
+}
+
+type WsExtra = {
+  viewer?: Viewer;
+};
+
+/**
+ * HTTP + WebSocket front door: GraphQL (with GraphiQL) and graphql-ws on the same path,
+ * `/healthz` (process alive) and `/readyz` (database answers). graphql-ws operations run
+ * through `yoga.getEnveloped`, so they get the same plugins, limits and context as HTTP.
+ */
+export function createHttpApp(opts: {
+  config: Pick<Config, "host" | "port" | "graphql" | "env">;
+  schema: GraphQLSchema;
+  engine: EngineContext;
+  ready: () => Promise<boolean>;
+  metrics?: () => string;
+}): HttpApp {
+  const { config, schema, engine } = opts;
+  const routes: { prefix: string; handler: Parameters<HttpApp["route"]>[1] }[] = [];
+
+  const yoga = createYoga<{ viewer?: Viewer }, GraphQLContext>({
+    schema,
+    graphqlEndpoint: "/graphql",
+    landingPage: false,
+    graphiql: { subscriptionsProtocol: "WS" },
+    // Masking stays on: only typed results and GraphQLErrors we raise reach clients.
+    maskedErrors: {
+      maskError: (error, message, isDev) => {
+        const original = (error as { originalError?: unknown }).originalError;
+        // GraphQLErrors we raise on purpose (auth, bad input) pass unmasked and are not bugs.
+        if (original !== undefined && !(original instanceof GraphQLError)) {
+          engine.log.error({ err: original }, "unexpected GraphQL error");
+        }
+        return maskError(error, message, isDev);
+      },
+    },
+    logging: false,
+    plugins: [
+      EnvelopArmorPlugin({
+        maxDepth: { n: config.graphql.maxDepth },
+        maxAliases: { n: config.graphql.maxAliases },
+        maxTokens: { n: config.graphql.maxTokens },
+        costLimit: { maxCost: config.graphql.maxCost },
+        maxDirectives: { n: 20 },
+        blockFieldSuggestion: { enabled: !config.graphql.introspection },
+      }),
+      ...(config.graphql.introspection ? [] : [useDisableIntrospection()]),
+    ],
+    context: async (init: YogaInitialContext & { viewer?: Viewer }): Promise<GraphQLContext> => {
+      const viewer =
+        init.viewer ??
+        (await authenticate(engine.db, engine.clock, init.request?.headers.get("authorization")));
+      return { engine, viewer, loaders: new Map() };
+    },
+  });
+
+  const server = createServer(async (req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    try {
+      if (path === "/healthz") return json(res, 200, { status: "ok" });
+      if (path === "/readyz") {
+        const ok = await opts.ready().catch(() => false);
+        return json(res, ok ? 200 : 503, { status: ok ? "ready" : "unavailable" });
+      }
+      if (path === "/metrics" && opts.metrics) {
+        res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+        return res.end(opts.metrics());
+      }
+      for (const r of routes) {
+        if (path.startsWith(r.prefix)) {
+          const viewer = await authenticate(engine.db, engine.clock, req.headers.authorization);
+          return await r.handler(req, res, viewer);
+        }
+      }
+      if (path === "/") {
+        res.writeHead(302, { location: "/graphql" });
+        return res.end();
+      }
+      return yoga(req, res);
+    } catch (err) {
+      engine.log.error({ err, path }, "http handler failed");
+      if (!res.headersSent) json(res, 500, { error: "internal error" });
+      else res.end();
+    }
+  });
+
+  const wss = new WebSocketServer({ server, path: "/graphql" });
+  const wsHandle = useServer<Record<string, unknown> | undefined, WsExtra>(
+    {
+      execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
+      subscribe: (args) =>
+        (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
+      // Authenticated once at connection init; returning false closes with 4403 Forbidden.
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams ?? {};
+        const raw = params.authorization ?? params.Authorization ?? params.apiKey;
+        const viewer = await authenticate(engine.db, engine.clock, typeof raw === "string" ? raw : null);
+        if (!viewer) return false;
+        ctx.extra.viewer = viewer;
+        return true;
+      },
+      onSubscribe: async (ctx, _id, params) => {
+        const {
+          schema: s,
+          execute,
+          subscribe,
+          contextFactory,
+          parse,
+          validate,
+        } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+          viewer: ctx.extra.viewer,
+        });
+        const document = parse(params.query);
+        const errors = validate(s, document);
+        if (errors.length > 0) return errors;
+        return {
+          schema: s,
+          operationName: params.operationName,
+          document,
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+      },
+    },
+    wss,
+  );
+
+  const app: HttpApp = {
+    server,
+    url: "",
+    wsUrl: "",
+    route(prefix, handler) {
+      routes.push({ prefix, handler });
+    },
+    start: () =>
+      new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.port, config.host, () => {
+          const { port } = server.address() as AddressInfo;
+          app.url = `http://${config.host}:${port}/graphql`;
+          app.wsUrl = `ws://${config.host}:${port}/graphql`;
+          resolve({ port });
+        });
+      }),
+    async stop() {
+      await wsHandle.dispose();
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  return app;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
