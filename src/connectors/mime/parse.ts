@@ -100,10 +100,22 @@ function workerEntry(): URL {
   return new URL("./parse-worker.js", import.meta.url);
 }
 
-/** A private copy of the raw bytes in an ArrayBuffer of its own, for transfer. */
-function transferableCopy(raw: Buffer): ArrayBuffer {
+// Copying 40 MB in one go blocks the event loop for 10–50 ms (more on a busy machine);
+// copying it a slice per macrotask keeps every single block short.
+const COPY_SLICE = 2 * 1024 * 1024;
+
+/**
+ * A private copy of the raw bytes in an ArrayBuffer of its own, for transfer: the
+ * caller keeps its Buffer (ingest stores it after parsing), and the worker receives the
+ * copy without a second structured-clone copy.
+ */
+async function transferableCopy(raw: Buffer): Promise<ArrayBuffer> {
   const ab = new ArrayBuffer(raw.byteLength);
-  raw.copy(Buffer.from(ab));
+  const view = Buffer.from(ab);
+  for (let offset = 0; offset < raw.byteLength; offset += COPY_SLICE) {
+    if (offset > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    raw.copy(view, offset, offset, Math.min(offset + COPY_SLICE, raw.byteLength));
+  }
   return ab;
 }
 
@@ -210,28 +222,35 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
       const job = queue.shift()!;
       slot.job = job;
       slot.worker.ref();
-      slot.timer = setTimeout(() => {
-        // A parse that runs away (catastrophic input) cannot be interrupted from
-        // inside; terminating the thread is the only reliable stop.
-        slot.retired = true;
-        remove(slot);
-        finish(slot);
-        void slot.worker.terminate();
-        job.resolve({
-          ok: false,
-          reason: "timeout",
-          detail: `parse timeout after ${timeoutMs} ms`,
-          sizeBytes: job.raw.byteLength,
-        });
-        dispatch();
-      }, timeoutMs);
-      const message: ParseJob = { id: job.id, raw: transferableCopy(job.raw) };
-      slot.worker.postMessage(message, [message.raw]);
+      void send(slot, job);
     }
     // Grow the pool lazily, up to its size, while work is waiting.
     while (queue.length > slots.filter((s) => !s.ready).length && slots.length < poolSize) {
       spawn();
     }
+  };
+
+  const send = async (slot: Slot, job: Job): Promise<void> => {
+    const raw = await transferableCopy(job.raw);
+    // Closed, or the worker died, while copying: the job was settled elsewhere.
+    if (slot.job !== job || !slots.includes(slot)) return;
+    slot.timer = setTimeout(() => {
+      // A parse that runs away (catastrophic input) cannot be interrupted from
+      // inside; terminating the thread is the only reliable stop.
+      slot.retired = true;
+      remove(slot);
+      finish(slot);
+      void slot.worker.terminate();
+      job.resolve({
+        ok: false,
+        reason: "timeout",
+        detail: `parse timeout after ${timeoutMs} ms`,
+        sizeBytes: job.raw.byteLength,
+      });
+      dispatch();
+    }, timeoutMs);
+    const message: ParseJob = { id: job.id, raw };
+    slot.worker.postMessage(message, [raw]);
   };
 
   return {
