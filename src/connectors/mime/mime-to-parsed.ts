@@ -1,0 +1,618 @@
+import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+import type { Readable } from "node:stream";
+import { convert as htmlToText } from "html-to-text";
+import type { MailParserOptions } from "mailparser";
+import { MailParser } from "mailparser";
+import addressparser from "nodemailer/lib/addressparser";
+import type {
+  DeliveryStatus,
+  HeaderOfInterest,
+  MailAddress,
+  MailAttachment,
+  ParseOutcome,
+} from "../../engine/ingest/parsed-mail.js";
+import {
+  extractMessageIds,
+  HEADERS_OF_INTEREST,
+  normalizeMessageId,
+} from "../../engine/ingest/parsed-mail.js";
+import { sanitizeHtml } from "../../engine/ingest/sanitize.js";
+import { messageIdOfHeaderBlock, parseDeliveryStatus } from "./delivery-status.js";
+
+/**
+ * Raw RFC 5322 bytes → `ParsedMail`, with mailparser. Runs inside the parse worker
+ * (see parse-worker.ts); exported so it can also be exercised in-process by tests.
+ * Every irregularity becomes a warning; only limits and hard parser failures reject.
+ */
+
+export interface MimeLimits {
+  /** More MIME nodes than this rejects the message as "too_many_parts". */
+  maxParts: number;
+  /** A header block (top-level or any part's) larger than this rejects as "header_too_large". */
+  maxHeaderBytes: number;
+  /** Also run `sanitizeHtml` on the HTML body (in the worker, off the main thread). */
+  sanitize: boolean;
+  /** HTML longer than this is not sanitised (null + warning) nor converted with html-to-text. */
+  maxHtmlChars: number;
+}
+
+// mailparser's own copies of iconv-lite and libmime, so charset checks agree with the
+// decoder that actually ran (and no extra dependency is declared for them).
+const mailparserRequire = createRequire(createRequire(import.meta.url).resolve("mailparser"));
+const iconv = mailparserRequire("iconv-lite") as { encodingExists(name: string): boolean };
+const libmime = mailparserRequire("libmime") as {
+  normalizeCharset(charset: string): string;
+  decodeWords(value: string): string;
+};
+
+interface MpAddress {
+  address?: string;
+  name?: string;
+  group?: MpAddress[];
+}
+interface MpAddressObject {
+  value: MpAddress[];
+  text?: string;
+}
+interface MpAttachment {
+  type: "attachment";
+  content: Readable | Buffer;
+  contentType: string;
+  contentDisposition?: string;
+  filename?: string;
+  cid?: string;
+  related?: boolean;
+  checksum?: string;
+  size?: number;
+  release: (() => void) | null;
+}
+interface MpText {
+  type: "text";
+  text?: string;
+  html?: string;
+}
+interface HeaderLine {
+  key: string;
+  line: string;
+}
+
+interface MpResult {
+  headers: Map<string, unknown>;
+  headerLines: readonly HeaderLine[];
+  text: string;
+  html: string | null;
+  attachments: MpAttachment[];
+}
+
+class LimitError extends Error {
+  constructor(
+    readonly reason: "too_many_parts" | "header_too_large",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function runMailParser(raw: Buffer, limits: MimeLimits): Promise<MpResult> {
+  const options: MailParserOptions & { maxHeadSize: number; maxChildNodes: number } = {
+    // Keep message/delivery-status as a part we can read instead of merging it into text.
+    keepDeliveryStatus: true,
+    // cid: links stay as they are; sanitizeHtml lists them for the API to resolve.
+    keepCidLinks: true,
+    skipImageLinks: true,
+    // We derive text from HTML ourselves, with a size cap (html-to-text is superlinear).
+    skipHtmlToText: true,
+    skipTextToHtml: true,
+    skipTextLinks: true,
+    checksumAlgo: "sha256",
+    maxHeadSize: limits.maxHeaderBytes,
+    maxChildNodes: limits.maxParts,
+  };
+  return new Promise((resolve, reject) => {
+    const parser = new MailParser(options);
+    const result: MpResult = { headers: new Map(), headerLines: [], text: "", html: null, attachments: [] };
+    let settled = false;
+    const fail = (err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      parser.destroy();
+      const e = err instanceof Error ? err : new Error(String(err));
+      if ((e as Error & { code?: string }).code === "EMAXLEN") {
+        reject(
+          new LimitError(/child nodes/i.test(e.message) ? "too_many_parts" : "header_too_large", e.message),
+        );
+      } else {
+        reject(e);
+      }
+    };
+    parser.on("error", fail);
+    parser.on("headers", (headers: Map<string, unknown>) => {
+      result.headers = headers;
+      result.headerLines = (parser as unknown as { headerLines: HeaderLine[] | false }).headerLines || [];
+    });
+    let reading = false;
+    const readNext = (): void => {
+      reading = true;
+      const data = parser.read() as MpAttachment | MpText | null;
+      if (data === null) {
+        reading = false;
+        return;
+      }
+      if (data.type === "text") {
+        result.text = data.text ?? "";
+        result.html = data.html ?? null;
+        readNext();
+        return;
+      }
+      result.attachments.push(data);
+      const stream = data.content as Readable;
+      const chunks: Buffer[] = [];
+      let length = 0;
+      stream.on("readable", () => {
+        let chunk: Buffer | null;
+        // biome-ignore lint/suspicious/noAssignInExpressions: the stream read loop idiom
+        while ((chunk = stream.read() as Buffer | null) !== null) {
+          chunks.push(chunk);
+          length += chunk.length;
+        }
+      });
+      stream.on("error", fail);
+      stream.on("end", () => {
+        data.content = Buffer.concat(chunks, length);
+        data.release?.();
+        readNext();
+      });
+    };
+    parser.on("readable", () => {
+      if (!reading) readNext();
+    });
+    parser.on("end", () => {
+      if (settled) return;
+      settled = true;
+      resolve(result);
+    });
+    parser.end(raw);
+  });
+}
+
+// --- header helpers -----------------------------------------------------------------
+
+/** Field value of a raw header line: unfolded, 8-bit bytes read as UTF-8 (RFC 6532). */
+function fieldValue(line: HeaderLine): string {
+  const utf8 = Buffer.from(line.line, "binary").toString("utf8");
+  const colon = utf8.indexOf(":");
+  return (colon >= 0 ? utf8.slice(colon + 1) : "").replace(/\r?\n[ \t]*/g, " ").trim();
+}
+
+function decodeWords(value: string): string {
+  try {
+    return libmime.decodeWords(value);
+  } catch {
+    return value;
+  }
+}
+
+const ENCODED_WORD_RE = /=\?[^?\s]+\?[bq]\?[^?\s]*\?=/i;
+
+function flattenAddresses(list: MpAddress[]): MpAddress[] {
+  return list.flatMap((a) => (a.group ? flattenAddresses(a.group) : [a]));
+}
+
+function isMailbox(address: string | undefined): address is string {
+  if (!address) return false;
+  const at = address.lastIndexOf("@");
+  // No whitespace or specials outside a quoted local part (RFC 5322 §3.4.1).
+  const unquoted = address.replace(/^"(?:[^"\\]|\\.)*"@/, "x@");
+  return at > 0 && at < address.length - 1 && !/[\s()<>,;:\\[\]"]/.test(unquoted);
+}
+
+function addressValues(headers: Map<string, unknown>, key: string): MpAddress[] | null {
+  const v = headers.get(key);
+  if (v === undefined) return null;
+  const objs = (Array.isArray(v) ? v : [v]) as MpAddressObject[];
+  return objs.flatMap((o) => flattenAddresses(o?.value ?? []));
+}
+
+function toMailAddresses(list: MpAddress[]): MailAddress[] {
+  return list
+    .filter((a) => isMailbox(a.address))
+    .map((a) => ({ address: a.address!.trim(), name: (a.name ?? "").trim() }));
+}
+
+const FIELD_LABEL: Record<string, string> = {
+  from: "From",
+  to: "To",
+  cc: "Cc",
+  "reply-to": "Reply-To",
+};
+
+// RFC 5322 date-time, tolerating what real mail gets wrong: missing weekday, comments,
+// two-digit years, "UT"/"GMT+0100" zones. Date.parse already accepts most of it.
+export function parseMailDate(value: string): Date | null {
+  const noComments = stripComments(value).replace(/\s+/g, " ").trim();
+  const attempts = [
+    value,
+    noComments,
+    // RFC 5322 §4.3 obsolete syntax allows whitespace around the colons of the time.
+    noComments.replace(/\s*:\s*/g, ":"),
+    noComments.replace(/\s*:\s*/g, ":").replace(/^[A-Za-z]{2,}\s*,?\s*/, ""),
+  ];
+  for (const a of attempts) {
+    if (!a) continue;
+    const t = Date.parse(a);
+    if (!Number.isNaN(t)) {
+      const d = new Date(t);
+      // Years far outside the age of email are broken fields, not real send times.
+      if (d.getUTCFullYear() >= 1900 && d.getUTCFullYear() < 2200) return d;
+    }
+  }
+  return null;
+}
+
+/** Removes RFC 5322 comments (nested, with quoted-pairs), leaving quoted strings alone. */
+export function stripComments(value: string): string {
+  let out = "";
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i];
+    if (ch === "\\" && i + 1 < value.length) {
+      if (depth === 0) out += ch + value[i + 1];
+      i++;
+      continue;
+    }
+    if (depth === 0 && ch === '"') quoted = !quoted;
+    if (!quoted && ch === "(") {
+      depth++;
+      continue;
+    }
+    if (!quoted && ch === ")" && depth > 0) {
+      depth--;
+      if (depth === 0) out += " ";
+      continue;
+    }
+    if (depth === 0) out += ch;
+  }
+  return out;
+}
+
+/** Every `Content-Type` field anywhere in the message (top level and parts), unfolded. */
+function contentTypeFields(rawLatin1: string): string[] {
+  const out: string[] = [];
+  for (const m of rawLatin1.matchAll(/^content-type[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)/gim)) {
+    out.push((m[1] ?? "").replace(/\r?\n[ \t]*/g, " ").trim());
+    if (out.length > 5000) break;
+  }
+  return out;
+}
+
+function param(field: string, name: string): string | null {
+  const m = new RegExp(`;\\s*${name}\\s*=\\s*(?:"([^"]*)"|([^;\\s]+))`, "i").exec(field);
+  return m ? (m[1] ?? m[2] ?? "") : null;
+}
+
+function charsetKnown(charset: string): boolean {
+  const c = charset.trim().replace(/^["']|["']$/g, "");
+  if (/^(?:us-?ascii|ascii|utf-?8)$/i.test(c)) return true;
+  // mailparser decodes ISO-2022-JP / JIS with encoding-japanese, not iconv-lite.
+  if (/^(?:jis|iso-?2022-?jp)/i.test(c)) return true;
+  try {
+    return iconv.encodingExists(libmime.normalizeCharset(c));
+  } catch {
+    return false;
+  }
+}
+
+function crudeHtmlToText(html: string): string {
+  return html
+    .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, " ")
+    .replace(/<br\s*\/?>|<\/(?:p|div|tr|li|h\d)>/gi, "\n")
+    .replace(/<[^>]*>/g, " ")
+    .replace(/&nbsp;/gi, " ")
+    .replace(/&lt;/gi, "<")
+    .replace(/&gt;/gi, ">")
+    .replace(/&amp;/gi, "&")
+    .replace(/[ \t]+/g, " ")
+    .replace(/\n\s*\n\s*\n+/g, "\n\n")
+    .trim();
+}
+
+/** End of the top-level header block: index of the blank line, or -1 without a body. */
+function headerBlockEnd(raw: Buffer): number {
+  const crlf = raw.indexOf("\r\n\r\n");
+  const lf = raw.indexOf("\n\n");
+  if (crlf < 0) return lf;
+  if (lf < 0) return crlf;
+  return Math.min(crlf, lf);
+}
+
+// --- the parse ----------------------------------------------------------------------
+
+export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promise<ParseOutcome> {
+  const sizeBytes = input.length;
+  const contentHash = createHash("sha256").update(input).digest("hex");
+  const warnings: string[] = [];
+  const reject = (reason: Extract<ParseOutcome, { ok: false }>["reason"], detail: string): ParseOutcome => ({
+    ok: false,
+    reason,
+    detail,
+    sizeBytes,
+  });
+
+  if (input.length <= 4096 && /^\s*$/.test(input.toString("latin1"))) {
+    return reject("unparseable", "empty message");
+  }
+  let raw = input;
+  // An mbox "From " separator line (RFC 4155) is not a header; mailparser would read
+  // it as one and lose the real first field.
+  if (/^From [^\s:]+(?:[ \t]|\r?\n)/.test(raw.subarray(0, 200).toString("latin1"))) {
+    const nl = raw.indexOf("\n");
+    raw = nl >= 0 ? raw.subarray(nl + 1) : Buffer.alloc(0);
+    warnings.push("leading mbox 'From ' line ignored");
+  }
+  const headerEnd = headerBlockEnd(raw);
+  const headerBytes = headerEnd < 0 ? raw.length : headerEnd;
+  if (headerBytes > limits.maxHeaderBytes) {
+    return reject(
+      "header_too_large",
+      `header block of ${headerBytes} bytes exceeds ${limits.maxHeaderBytes}`,
+    );
+  }
+  if (headerEnd < 0) warnings.push("no blank line after the header block: message has no body");
+
+  let mp: MpResult;
+  try {
+    mp = await runMailParser(raw, limits);
+  } catch (err) {
+    if (err instanceof LimitError) return reject(err.reason, err.message);
+    return reject("unparseable", err instanceof Error ? err.message : String(err));
+  }
+
+  const lines = mp.headerLines;
+  // RFC 5322 §4.5 obsolete syntax allows whitespace before the colon ("From  :").
+  const linesOf = (key: string): HeaderLine[] => lines.filter((l) => l.key.trim() === key);
+  if (lines.length === 0) warnings.push("no header fields found");
+
+  // Line-level irregularities in the top-level header block.
+  const headerText = raw.subarray(0, headerBytes).toString("latin1");
+  if (/(?<!\r)\n/.test(headerText)) warnings.push("bare LF line endings (RFC 5322 requires CRLF)");
+  if (headerText.split(/\r?\n/).some((l) => l.length > 998)) {
+    warnings.push("header line longer than 998 characters (RFC 5322 §2.1.1)");
+  }
+
+  // Message-ID (RFC 5322 §3.6.4: SHOULD be present; our dedupe falls back to the hash)
+  const midLines = linesOf("message-id");
+  const messageId = midLines[0] ? normalizeMessageId(decodeWords(fieldValue(midLines[0]))) : null;
+  if (midLines.length === 0) warnings.push("missing Message-ID");
+  else if (!messageId) warnings.push("empty or unparseable Message-ID");
+  if (midLines.length > 1) warnings.push(`${midLines.length} Message-ID fields; the first is used`);
+
+  const irtLines = linesOf("in-reply-to");
+  let inReplyTo: string | null = null;
+  if (irtLines[0]) {
+    const v = fieldValue(irtLines[0]);
+    inReplyTo = extractMessageIds(v)[0] ?? null;
+    if (!inReplyTo && v !== "") warnings.push("unparseable In-Reply-To");
+  }
+
+  let references: string[] = [];
+  for (const l of linesOf("references")) {
+    const v = fieldValue(l).replace(/\([^)]*\)/g, " ");
+    for (const id of extractMessageIds(v)) if (!references.includes(id)) references.push(id);
+    const bad = v.split(/\s+/).filter((t) => t !== "" && !/^<[^<>\s]+>$/.test(t));
+    if (bad.length > 0) warnings.push(`References: ${bad.length} token(s) are not <msg-id>`);
+  }
+  if (references.length > 100) {
+    warnings.push(`References has ${references.length} ids; only the newest 100 are kept`);
+    references = references.slice(-100);
+  }
+
+  // Addresses
+  const addressesOf = (key: string): MailAddress[] => {
+    let values = addressValues(mp.headers, key);
+    if (values === null && linesOf(key).length === 0) return [];
+    if (values === null || values.some((a) => !isMailbox(a.address))) {
+      // RFC 5322 comments inside addresses (`pete(his account)@silly.test`) defeat the
+      // parser; retry on the field with comments removed and keep the better result.
+      const retry = linesOf(key).flatMap((l) =>
+        flattenAddresses(addressparser(stripComments(fieldValue(l))) as MpAddress[]).map((a) => ({
+          address: a.address ?? "",
+          name: decodeWords(a.name ?? ""),
+        })),
+      );
+      const usable = (list: MpAddress[] | null): number =>
+        (list ?? []).filter((a) => isMailbox(a.address)).length;
+      if (values === null || usable(retry) > usable(values)) {
+        values = retry;
+      }
+    }
+    const good = toMailAddresses(values);
+    const bad = values.filter((a) => !isMailbox(a.address));
+    const label = FIELD_LABEL[key] ?? key;
+    if (bad.length > 0) {
+      const sample = bad
+        .map((a) => a.address || a.name || "")
+        .join(", ")
+        .slice(0, 120);
+      warnings.push(
+        `${label}: ${bad.length} unparseable address(es)${sample ? `: ${JSON.stringify(sample)}` : ""}`,
+      );
+    }
+    return good;
+  };
+  const fromLines = linesOf("from");
+  const fromList = addressesOf("from");
+  if (fromLines.length === 0) warnings.push("missing From");
+  else if (fromList.length === 0) warnings.push("From has no usable address");
+  if (fromLines.length > 1) warnings.push(`${fromLines.length} From fields; the last is used`);
+  if (fromList.length > 1) warnings.push(`From names ${fromList.length} mailboxes; the first is the sender`);
+  const from = fromList[0] ?? null;
+  const to = addressesOf("to");
+  const cc = addressesOf("cc");
+  const replyTo = addressesOf("reply-to");
+
+  // Subject
+  const subjectValue = mp.headers.get("subject");
+  let subject = typeof subjectValue === "string" ? subjectValue : "";
+  if (ENCODED_WORD_RE.test(subject)) warnings.push("Subject contains an undecodable encoded-word (RFC 2047)");
+  if (subject.includes("\ufffd")) warnings.push("Subject contains bytes invalid in its charset");
+  subject = subject.replace(/[\r\n]+/g, " ");
+
+  // Date: mailparser substitutes "now" for a bad date, which would make a backlog's
+  // mail look fresh; read the field ourselves and keep null instead.
+  const dateLines = linesOf("date");
+  let date: Date | null = null;
+  if (dateLines[0]) {
+    const v = fieldValue(dateLines[0]);
+    date = parseMailDate(v);
+    if (!date) warnings.push(`unparseable Date: ${JSON.stringify(v.slice(0, 80))}`);
+  } else {
+    warnings.push("missing Date");
+  }
+
+  // Headers of interest, decoded (RFC 2047) and unfolded.
+  const interest = new Set<string>(HEADERS_OF_INTEREST);
+  const headers: Partial<Record<HeaderOfInterest, string[]>> = {};
+  for (const l of lines) {
+    if (!interest.has(l.key)) continue;
+    const key = l.key as HeaderOfInterest;
+    const list = headers[key] ?? [];
+    list.push(decodeWords(fieldValue(l)));
+    headers[key] = list;
+  }
+  const receivedCount = linesOf("received").length;
+
+  // Charsets: a cheap scan of every part's Content-Type field.
+  const rawLatin1 = raw.toString("latin1");
+  const seenCharsets = new Set<string>();
+  for (const field of contentTypeFields(rawLatin1)) {
+    const cs = param(field, "charset");
+    if (cs && !seenCharsets.has(cs.toLowerCase())) {
+      seenCharsets.add(cs.toLowerCase());
+      if (!charsetKnown(cs)) warnings.push(`unknown charset ${JSON.stringify(cs)}: text left undecoded`);
+    }
+  }
+  // Truncation shows at the top level: a cut message never closes its outer multipart.
+  // (Inner Content-Type fields may sit in returned-header parts, so they are not checked.)
+  const topContentType = headers["content-type"]?.[headers["content-type"].length - 1] ?? "";
+  if (/^multipart\//i.test(topContentType)) {
+    const boundary = param(topContentType, "boundary");
+    const body = headerEnd < 0 ? "" : rawLatin1.slice(headerEnd);
+    if (!boundary) {
+      warnings.push("multipart Content-Type without a boundary parameter");
+    } else if (!body.includes(`--${boundary}`)) {
+      warnings.push(`multipart boundary ${JSON.stringify(boundary.slice(0, 70))} never used`);
+    } else if (!body.includes(`--${boundary}--`)) {
+      warnings.push(
+        `multipart boundary ${JSON.stringify(boundary.slice(0, 70))} never closed (truncated message?)`,
+      );
+    }
+  }
+
+  // Bodies
+  let html = mp.html;
+  let text = mp.text.replace(/\r\n/g, "\n");
+  if (text.includes("\ufffd") || html?.includes("\ufffd"))
+    warnings.push("body contains bytes invalid in its charset");
+  if (text.trim() === "" && html) {
+    if (html.length <= limits.maxHtmlChars) {
+      try {
+        text = htmlToText(html, { wordwrap: false, selectors: [{ selector: "img", format: "skip" }] });
+      } catch (err) {
+        text = crudeHtmlToText(html);
+        warnings.push(`HTML to text conversion failed (${err instanceof Error ? err.message : String(err)})`);
+      }
+    } else {
+      text = crudeHtmlToText(html);
+      warnings.push("HTML too large for full text conversion; text derived by stripping tags");
+    }
+  }
+  if (html === "") html = null;
+
+  // Attachments
+  const attachments: MailAttachment[] = [];
+  for (const a of mp.attachments) {
+    const content = Buffer.isBuffer(a.content) ? a.content : Buffer.alloc(0);
+    const contentId = a.cid ? a.cid.trim() || null : null;
+    const referenced = contentId !== null && html?.includes(`cid:${contentId}`) === true;
+    attachments.push({
+      filename: a.filename ?? null,
+      contentType: (a.contentType || "application/octet-stream").toLowerCase(),
+      size: content.length,
+      contentId,
+      inline: a.contentDisposition === "inline" || referenced || (a.related === true && contentId !== null),
+      sha256: a.checksum ?? createHash("sha256").update(content).digest("hex"),
+      content,
+    });
+    if (a.filename && (ENCODED_WORD_RE.test(a.filename) || a.filename.includes("\ufffd"))) {
+      warnings.push(`attachment file name could not be decoded: ${JSON.stringify(a.filename.slice(0, 80))}`);
+    }
+  }
+
+  // Delivery reports (RFC 6522 multipart/report with report-type=delivery-status; RFC
+  // 6533 adds the global-delivery-status variant for internationalised mail).
+  const topType = headers["content-type"]?.[0] ?? "";
+  const reportType = /^multipart\/report\b/i.test(topType)
+    ? (param(topType, "report-type") ?? "").toLowerCase()
+    : "";
+  const isDeliveryReport = reportType === "delivery-status" || reportType === "global-delivery-status";
+  let deliveryStatus: DeliveryStatus | null = null;
+  if (isDeliveryReport) {
+    const statusPart = attachments.find(
+      (a) =>
+        a.contentType === "message/delivery-status" || a.contentType === "message/global-delivery-status",
+    );
+    if (statusPart) {
+      const returned = attachments.find((a) =>
+        ["message/rfc822", "text/rfc822-headers", "message/global", "message/global-headers"].includes(
+          a.contentType,
+        ),
+      );
+      const fromReturned = returned ? messageIdOfHeaderBlock(returned.content.toString("utf8")) : null;
+      const xOriginal = normalizeMessageId(headers["x-original-message-id"]?.[0]);
+      deliveryStatus = {
+        ...parseDeliveryStatus(statusPart.content.toString("utf8")),
+        originalMessageId: fromReturned ?? xOriginal,
+      };
+      if (deliveryStatus.recipients.length === 0) warnings.push("delivery report without recipient fields");
+    } else {
+      warnings.push("multipart/report delivery-status without a message/delivery-status part");
+    }
+  }
+
+  let sanitized: Extract<ParseOutcome, { ok: true }>["sanitized"] = null;
+  if (limits.sanitize && html !== null) {
+    if (html.length <= limits.maxHtmlChars) sanitized = sanitizeHtml(html);
+    else
+      warnings.push(
+        `HTML of ${html.length} characters is too large to sanitise; only the text body can be shown`,
+      );
+  }
+
+  return {
+    ok: true,
+    mail: {
+      messageId,
+      inReplyTo,
+      references,
+      from,
+      to,
+      cc,
+      replyTo,
+      subject,
+      date,
+      text,
+      html,
+      attachments,
+      headers,
+      receivedCount,
+      isDeliveryReport,
+      deliveryStatus,
+      warnings,
+      sizeBytes,
+      contentHash,
+    },
+    sanitized,
+  };
+}

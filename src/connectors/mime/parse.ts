@@ -1,0 +1,294 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { MimeParser, ParsedMail, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
+import type { MimeLimits } from "./mime-to-parsed.js";
+import type { ParseJob, WorkerReply } from "./parse-worker.js";
+
+/**
+ * MIME parsing off the main event loop: a small pool of worker threads running
+ * mailparser (see parse-worker.ts), with a per-message time limit and size caps, so one
+ * hostile or huge message can neither block the API nor stall ingest.
+ *
+ * How the worker loads: under tsx or vitest this module is the `.ts` source, and on
+ * Node 20 a worker does NOT inherit the parent's loader hooks; `execArgv: ["--import",
+ * "tsx"]` does not help either, because the worker's entry module is resolved before
+ * hooks registered by `--import` apply, so the entry fails with "Unknown file extension
+ * .ts". Instead the worker starts from a tiny ESM bootstrap (a data: URL) that calls
+ * tsx's `register()` and then imports parse-worker.ts. When running compiled `.js`, the
+ * sibling parse-worker.js is started directly and tsx is not needed.
+ */
+
+export type { MimeParser, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
+
+export interface MimeParserOptions {
+  /** Worker threads; default: one per spare core, at least 1, at most 2. */
+  poolSize?: number;
+  /** Per-message wall-clock limit once a worker has the message; default 10 s. */
+  timeoutMs?: number;
+  /** Larger raw messages are rejected "oversize" without parsing; default 40 MB (SPEC §3). */
+  maxBytes?: number;
+  /** Default 500 MIME parts. */
+  maxParts?: number;
+  /** Largest header block of the message or of any part; default 1 MB. */
+  maxHeaderBytes?: number;
+  /** Sanitise the HTML body in the worker too; default true. */
+  sanitize?: boolean;
+  /** HTML above this many characters is neither sanitised nor fully converted; default 5 M. */
+  maxHtmlChars?: number;
+  /** V8 old-space limit per worker, so a pathological message kills a worker, not the process. */
+  maxWorkerHeapMb?: number;
+}
+
+export const MIME_PARSER_DEFAULTS = {
+  timeoutMs: 10_000,
+  maxBytes: 40 * 1024 * 1024,
+  maxParts: 500,
+  maxHeaderBytes: 1024 * 1024,
+  maxHtmlChars: 5_000_000,
+  maxWorkerHeapMb: 1024,
+} as const;
+
+interface Job {
+  id: number;
+  raw: Buffer;
+  resolve: (outcome: ParseOutcome) => void;
+  reject: (err: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: boolean;
+  job: Job | null;
+  timer: NodeJS.Timeout | null;
+  /** Set once we terminate it ourselves, so its exit is not treated as a crash. */
+  retired: boolean;
+}
+
+function defaultPoolSize(): number {
+  return Math.max(1, Math.min(2, availableParallelism() - 1));
+}
+
+/** file: URL of tsx's ESM `register` API, read from its package exports map. */
+function tsxEsmApiUrl(): string {
+  const require = createRequire(import.meta.url);
+  const pkgPath = require.resolve("tsx/package.json");
+  let rel = "./dist/esm/api/index.mjs";
+  try {
+    const pkg = JSON.parse(readFileSync(pkgPath, "utf8")) as {
+      exports?: Record<string, { import?: { default?: string } | string } | string>;
+    };
+    const entry = pkg.exports?.["./esm/api"];
+    const imp = typeof entry === "object" ? entry.import : undefined;
+    const target = typeof imp === "object" ? imp.default : imp;
+    if (target) rel = target;
+  } catch {
+    // fall back to the path tsx 4.x uses
+  }
+  return pathToFileURL(join(dirname(pkgPath), rel)).href;
+}
+
+function workerEntry(): URL {
+  if (import.meta.url.endsWith(".ts")) {
+    const target = new URL("./parse-worker.ts", import.meta.url).href;
+    const code = `import { register } from ${JSON.stringify(tsxEsmApiUrl())};\nregister();\nawait import(${JSON.stringify(target)});\n`;
+    return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
+  }
+  return new URL("./parse-worker.js", import.meta.url);
+}
+
+// Copying 40 MB in one go blocks the event loop for 10–50 ms (more on a busy machine);
+// copying it a slice per macrotask keeps every single block short.
+const COPY_SLICE = 2 * 1024 * 1024;
+
+/**
+ * A private copy of the raw bytes in an ArrayBuffer of its own, for transfer: the
+ * caller keeps its Buffer (ingest stores it after parsing), and the worker receives the
+ * copy without a second structured-clone copy.
+ */
+async function transferableCopy(raw: Buffer): Promise<ArrayBuffer> {
+  const ab = new ArrayBuffer(raw.byteLength);
+  const view = Buffer.from(ab);
+  for (let offset = 0; offset < raw.byteLength; offset += COPY_SLICE) {
+    if (offset > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    raw.copy(view, offset, offset, Math.min(offset + COPY_SLICE, raw.byteLength));
+  }
+  return ab;
+}
+
+/** Attachment contents arrive as Uint8Array views; make them Buffers again (no copy). */
+function reviveBuffers(outcome: ParseOutcome): ParseOutcome {
+  if (!outcome.ok) return outcome;
+  const mail: ParsedMail = outcome.mail;
+  for (const a of mail.attachments) {
+    const c = a.content as Uint8Array;
+    if (!Buffer.isBuffer(c)) a.content = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+  }
+  return outcome;
+}
+
+export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
+  const poolSize = Math.max(1, Math.floor(opts.poolSize ?? defaultPoolSize()));
+  const timeoutMs = opts.timeoutMs ?? MIME_PARSER_DEFAULTS.timeoutMs;
+  const maxBytes = opts.maxBytes ?? MIME_PARSER_DEFAULTS.maxBytes;
+  const limits: MimeLimits = {
+    maxParts: opts.maxParts ?? MIME_PARSER_DEFAULTS.maxParts,
+    maxHeaderBytes: opts.maxHeaderBytes ?? MIME_PARSER_DEFAULTS.maxHeaderBytes,
+    sanitize: opts.sanitize ?? true,
+    maxHtmlChars: opts.maxHtmlChars ?? MIME_PARSER_DEFAULTS.maxHtmlChars,
+  };
+  const maxHeap = opts.maxWorkerHeapMb ?? MIME_PARSER_DEFAULTS.maxWorkerHeapMb;
+
+  const slots: Slot[] = [];
+  const queue: Job[] = [];
+  let nextId = 1;
+  let closed = false;
+  // Consecutive workers that died before becoming ready: the pool itself is broken
+  // (e.g. tsx missing), which must surface as an error, not as "unparseable" mail.
+  let startupFailures = 0;
+
+  const spawn = (): void => {
+    const worker = new Worker(workerEntry(), {
+      workerData: limits,
+      resourceLimits: { maxOldGenerationSizeMb: maxHeap },
+    });
+    const slot: Slot = { worker, ready: false, job: null, timer: null, retired: false };
+    slots.push(slot);
+    worker.on("message", (msg: WorkerReply) => {
+      if (msg.type === "ready") {
+        slot.ready = true;
+        startupFailures = 0;
+        dispatch();
+        // An idle worker must not keep the process alive (a forgotten close()).
+        if (!slot.job) worker.unref();
+        return;
+      }
+      const job = slot.job;
+      if (!job || job.id !== msg.id) return;
+      finish(slot);
+      job.resolve(reviveBuffers(msg.outcome));
+      dispatch();
+    });
+    worker.on("error", (err) => handleDeath(slot, err));
+    worker.on("exit", (code) => handleDeath(slot, new Error(`parser worker exited with code ${code}`)));
+  };
+
+  const finish = (slot: Slot): void => {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = null;
+    slot.job = null;
+    slot.worker.unref();
+  };
+
+  const remove = (slot: Slot): void => {
+    const i = slots.indexOf(slot);
+    if (i >= 0) slots.splice(i, 1);
+  };
+
+  const handleDeath = (slot: Slot, err: Error): void => {
+    if (!slots.includes(slot)) return;
+    remove(slot);
+    const job = slot.job;
+    finish(slot);
+    if (slot.retired) return;
+    if (!slot.ready) {
+      startupFailures++;
+      if (startupFailures >= 3) {
+        const broken = new Error(`MIME parser workers fail to start: ${err.message}`);
+        for (const j of queue.splice(0)) j.reject(broken);
+        return;
+      }
+    }
+    if (job) {
+      // A crash while parsing (out of memory, native fault) is the message's fault.
+      const detail = /ERR_WORKER_OUT_OF_MEMORY|out of memory/i.test(
+        `${(err as { code?: string }).code} ${err.message}`,
+      )
+        ? "parser ran out of memory"
+        : `parser worker crashed: ${err.message}`;
+      job.resolve({ ok: false, reason: "unparseable", detail, sizeBytes: job.raw.byteLength });
+    }
+    if (!closed) dispatch();
+  };
+
+  const dispatch = (): void => {
+    if (closed) return;
+    for (const slot of slots) {
+      if (queue.length === 0) return;
+      if (!slot.ready || slot.job) continue;
+      const job = queue.shift()!;
+      slot.job = job;
+      slot.worker.ref();
+      void send(slot, job);
+    }
+    // Grow the pool lazily, up to its size, while work is waiting.
+    while (queue.length > slots.filter((s) => !s.ready).length && slots.length < poolSize) {
+      spawn();
+    }
+  };
+
+  const send = async (slot: Slot, job: Job): Promise<void> => {
+    const raw = await transferableCopy(job.raw);
+    // Closed, or the worker died, while copying: the job was settled elsewhere.
+    if (slot.job !== job || !slots.includes(slot)) return;
+    slot.timer = setTimeout(() => {
+      // A parse that runs away (catastrophic input) cannot be interrupted from
+      // inside; terminating the thread is the only reliable stop.
+      slot.retired = true;
+      remove(slot);
+      finish(slot);
+      void slot.worker.terminate();
+      job.resolve({
+        ok: false,
+        reason: "timeout",
+        detail: `parse timeout after ${timeoutMs} ms`,
+        sizeBytes: job.raw.byteLength,
+      });
+      dispatch();
+    }, timeoutMs);
+    const message: ParseJob = { id: job.id, raw };
+    slot.worker.postMessage(message, [raw]);
+  };
+
+  return {
+    parse(raw: Buffer): Promise<ParseOutcome> {
+      if (closed) return Promise.reject(new Error("MIME parser is closed"));
+      if (raw.byteLength > maxBytes) {
+        return Promise.resolve({
+          ok: false,
+          reason: "oversize",
+          detail: `message of ${raw.byteLength} bytes exceeds the limit of ${maxBytes}`,
+          sizeBytes: raw.byteLength,
+        });
+      }
+      return new Promise<ParseOutcome>((resolve, reject) => {
+        queue.push({ id: nextId++, raw, resolve, reject });
+        dispatch();
+      });
+    },
+
+    /**
+     * Stops every worker at once. Queued and in-flight parses are rejected with an
+     * Error: nothing was committed for them, so ingest retries them on the next run.
+     */
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      const err = new Error("MIME parser is closed");
+      for (const j of queue.splice(0)) j.reject(err);
+      const all = slots.splice(0);
+      await Promise.all(
+        all.map(async (slot) => {
+          slot.retired = true;
+          const job = slot.job;
+          finish(slot);
+          job?.reject(err);
+          await slot.worker.terminate();
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,241 @@
+import { normalizeEmailAddress } from "./contact.js";
+import type { HeaderOfInterest, ParsedMail } from "./parsed-mail.js";
+
+/**
+ * Classification of an inbound message (SPEC §3, §9): is it a bounce, machine-generated,
+ * bulk, spam, and could answering it start a mail loop. Pure: headers in, verdict out.
+ */
+
+/** What the transport told us beyond the message itself. */
+export interface EnvelopeInfo {
+  /**
+   * SMTP MAIL FROM (or the Return-Path an IMAP server recorded from it). "" is the null
+   * reverse-path `<>`; undefined means unknown, and the Return-Path header is used.
+   */
+  mailFrom?: string | undefined;
+  /** Addresses the tenant sends from: mail from one of them is our own mail coming back. */
+  ownAddresses?: readonly string[] | undefined;
+  /** Value our outbound mail carries in X-Loop; seeing it back means a loop. */
+  loopMarker?: string | undefined;
+}
+
+export interface ClassifyOptions {
+  /** X-Spam-Score at or above this counts as spam when no explicit verdict exists. */
+  spamScoreThreshold?: number | undefined;
+  /** Microsoft SCL at or above this counts as spam (5 is Exchange Online's junk threshold). */
+  sclThreshold?: number | undefined;
+  /** More Received fields than this is treated as a forwarding loop. */
+  maxHops?: number | undefined;
+}
+
+export const LOOP_RISKS = [
+  "bounce",
+  "null-sender",
+  "mailer-daemon",
+  "auto-submitted",
+  "auto-response-suppress",
+  "bulk-precedence",
+  "mailing-list",
+  "own-address",
+  "x-loop",
+  "too-many-hops",
+  "no-sender",
+] as const;
+export type LoopRisk = (typeof LOOP_RISKS)[number];
+
+export type BounceAction = "failed" | "delayed" | "delivered" | "relayed" | "expanded" | "unknown";
+
+export interface Classification {
+  /** A delivery report (RFC 3464) or a recognisable non-standard bounce. */
+  bounce: boolean;
+  /** The most severe action among the report's recipients; null when not a bounce. */
+  bounceAction: BounceAction | null;
+  /** RFC 3834 Auto-Submitted other than "no", or a common vendor equivalent. */
+  autoSubmitted: boolean;
+  /** Precedence bulk/list/junk, or a mailing list / newsletter (List-Id, List-Unsubscribe). */
+  bulk: boolean;
+  spam: boolean;
+  /** Which header decided `spam`, e.g. "X-Spam-Flag: YES". */
+  spamReason: string | null;
+  /** Reasons never to auto-reply; empty when an auto-reply is safe. */
+  loopRisk: LoopRisk[];
+}
+
+const DEFAULTS = { spamScoreThreshold: 5, sclThreshold: 5, maxHops: 30 } as const;
+
+function first(mail: ParsedMail, name: HeaderOfInterest): string | null {
+  const v = mail.headers[name];
+  return v && v.length > 0 ? (v[0] ?? "").trim() : null;
+}
+
+function all(mail: ParsedMail, name: HeaderOfInterest): string[] {
+  return (mail.headers[name] ?? []).map((v) => v.trim());
+}
+
+/** Content-Type parameter value, e.g. report-type of multipart/report. */
+function contentTypeParam(contentType: string, param: string): string | null {
+  const re = new RegExp(`;\\s*${param}\\s*=\\s*(?:"([^"]*)"|([^;\\s]+))`, "i");
+  const m = re.exec(contentType);
+  return m ? (m[1] ?? m[2] ?? "").toLowerCase() : null;
+}
+
+// Order of severity for summarising a multi-recipient report.
+const ACTION_RANK: Record<BounceAction, number> = {
+  failed: 5,
+  delayed: 4,
+  unknown: 3,
+  relayed: 2,
+  expanded: 1,
+  delivered: 0,
+};
+
+function bounceActionOf(mail: ParsedMail): BounceAction {
+  let best: BounceAction | null = null;
+  for (const r of mail.deliveryStatus?.recipients ?? []) {
+    const a = (r.action ?? "").toLowerCase();
+    const action: BounceAction = a in ACTION_RANK ? (a as BounceAction) : "unknown";
+    if (best === null || ACTION_RANK[action] > ACTION_RANK[best]) best = action;
+  }
+  return best ?? "unknown";
+}
+
+// Subjects of the bounces that do not follow RFC 3464 (qmail, old Exchange, many
+// hosted MTAs). Only used together with a null sender or a daemon From, never alone.
+const BOUNCE_SUBJECT_RE =
+  /undeliver|undelivered mail|delivery (?:status )?notification|delivery (?:has )?failed|delivery failure|returned mail|failure notice|mail delivery (?:failed|system)|non[- ]?delivery|could not be delivered|unzustellbar|nicht zugestellt/i;
+const DAEMON_LOCAL_RE = /^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|double-bounce)$/i;
+
+function isDaemonAddress(address: string | null | undefined): boolean {
+  if (!address) return false;
+  const at = address.lastIndexOf("@");
+  const local = at > 0 ? address.slice(0, at) : address;
+  return DAEMON_LOCAL_RE.test(local);
+}
+
+/** The reverse-path: the envelope's, else the last Return-Path field (the final MTA's). */
+function reversePath(mail: ParsedMail, envelope: EnvelopeInfo): string | null {
+  if (envelope.mailFrom !== undefined) return envelope.mailFrom.trim().replace(/^<|>$/g, "");
+  const rp = all(mail, "return-path");
+  const last = rp[rp.length - 1];
+  if (last === undefined) return null;
+  const m = /<([^>]*)>/.exec(last);
+  return (m ? (m[1] ?? "") : last).trim();
+}
+
+function detectSpam(mail: ParsedMail, opts: Required<ClassifyOptions>): string | null {
+  // SpamAssassin (and most filters copying it): X-Spam-Flag: YES
+  const flag = first(mail, "x-spam-flag");
+  if (flag && /^yes\b/i.test(flag)) return `X-Spam-Flag: ${flag}`;
+  // SpamAssassin: "X-Spam-Status: Yes, score=7.1 required=5.0 …"
+  const status = first(mail, "x-spam-status");
+  if (status && /^yes\b/i.test(status)) return `X-Spam-Status: ${status.slice(0, 60)}`;
+  // rspamd's milter header
+  const rspamd = first(mail, "x-spam");
+  if (rspamd && /^(?:yes|true)\b/i.test(rspamd)) return `X-Spam: ${rspamd}`;
+  // Amazon SES receiving: PASS | FAIL | GRAY | PROCESSING_FAILED
+  const ses = first(mail, "x-ses-spam-verdict");
+  if (ses && /^fail\b/i.test(ses)) return `X-SES-Spam-Verdict: ${ses}`;
+  // Microsoft 365 / Exchange spam confidence level: -1 trusted … 5–6 spam, 9 high confidence.
+  for (const h of ["x-forefront-antispam-report", "x-microsoft-antispam"] as const) {
+    for (const v of all(mail, h)) {
+      const m = /(?:^|;)\s*SCL:\s*(-?\d+)/i.exec(v);
+      if (m && Number(m[1]) >= opts.sclThreshold)
+        return `${h === "x-microsoft-antispam" ? "X-Microsoft-Antispam" : "X-Forefront-Antispam-Report"} SCL:${m[1]}`;
+    }
+  }
+  const scl = first(mail, "x-ms-exchange-organization-scl");
+  if (scl && /^-?\d+$/.test(scl) && Number(scl) >= opts.sclThreshold) {
+    return `X-MS-Exchange-Organization-SCL: ${scl}`;
+  }
+  // A bare score only counts when no filter above gave an explicit verdict.
+  if (!flag && !status && !rspamd && !ses) {
+    const score = first(mail, "x-spam-score");
+    const m = score ? /^\s*(-?\d+(?:\.\d+)?)/.exec(score) : null;
+    if (m && Number(m[1]) >= opts.spamScoreThreshold) return `X-Spam-Score: ${m[1]}`;
+  }
+  return null;
+}
+
+export function classify(
+  mail: ParsedMail,
+  envelope: EnvelopeInfo = {},
+  options: ClassifyOptions = {},
+): Classification {
+  const opts: Required<ClassifyOptions> = {
+    spamScoreThreshold: options.spamScoreThreshold ?? DEFAULTS.spamScoreThreshold,
+    sclThreshold: options.sclThreshold ?? DEFAULTS.sclThreshold,
+    maxHops: options.maxHops ?? DEFAULTS.maxHops,
+  };
+  const risks = new Set<LoopRisk>();
+  const fromAddress = mail.from?.address ?? null;
+  const rp = reversePath(mail, envelope);
+  // RFC 5321 §4.5.5: mail with a null reverse-path (notifications) must never be answered.
+  const nullSender = rp === "";
+  if (nullSender) risks.add("null-sender");
+  const daemonFrom = isDaemonAddress(fromAddress);
+  if (daemonFrom || isDaemonAddress(rp)) risks.add("mailer-daemon");
+
+  // --- Bounces (RFC 3464 delivery reports, RFC 6522 multipart/report container)
+  let bounce = mail.isDeliveryReport;
+  let bounceAction: BounceAction | null = bounce ? bounceActionOf(mail) : null;
+  if (!bounce && (nullSender || daemonFrom) && BOUNCE_SUBJECT_RE.test(mail.subject)) {
+    bounce = true;
+    bounceAction = "unknown";
+  }
+  if (bounce) risks.add("bounce");
+
+  // --- Machine-generated mail (RFC 3834 §5)
+  const contentType = first(mail, "content-type") ?? "";
+  const reportType = /^multipart\/report\b/i.test(contentType)
+    ? contentTypeParam(contentType, "report-type")
+    : null;
+  const autoSubmittedHeader = first(mail, "auto-submitted");
+  let autoSubmitted =
+    autoSubmittedHeader !== null && !/^no\b/i.test(autoSubmittedHeader) && autoSubmittedHeader !== "";
+  // Vendor equivalents seen from Exchange, Zendesk, Freshdesk and vacation scripts.
+  if (first(mail, "x-autoreply") !== null || first(mail, "x-autorespond") !== null) autoSubmitted = true;
+  const precedence = (first(mail, "precedence") ?? "").toLowerCase();
+  if (precedence === "auto_reply") autoSubmitted = true;
+  // Read receipts (RFC 8098) and any other report are generated by software.
+  if (reportType !== null || bounce) autoSubmitted = true;
+  if (autoSubmitted) risks.add("auto-submitted");
+
+  // X-Auto-Response-Suppress (MS-OXCMAIL §2.2.3.2.20): the sender asks for no auto-replies.
+  const suppress = first(mail, "x-auto-response-suppress");
+  if (suppress && /\b(?:all|oof|autoreply)\b/i.test(suppress)) risks.add("auto-response-suppress");
+
+  // --- Bulk (RFC 3834 §2 names these Precedence values; RFC 2919 List-Id; RFC 2369)
+  const bulkPrecedence = ["bulk", "list", "junk"].includes(precedence);
+  if (bulkPrecedence) risks.add("bulk-precedence");
+  const list = first(mail, "list-id") !== null || first(mail, "list-post") !== null;
+  if (list) risks.add("mailing-list");
+  const bulk = bulkPrecedence || list || first(mail, "list-unsubscribe") !== null;
+
+  // --- Our own mail coming back, or a forwarding loop
+  const own = new Set(
+    (envelope.ownAddresses ?? []).flatMap((a) => {
+      const n = normalizeEmailAddress(a);
+      return n ? [n.address] : [];
+    }),
+  );
+  const fromNorm = normalizeEmailAddress(fromAddress);
+  if (fromNorm && own.has(fromNorm.address)) risks.add("own-address");
+  if (!fromNorm) risks.add("no-sender");
+  if (envelope.loopMarker) {
+    const marker = envelope.loopMarker.toLowerCase();
+    if (all(mail, "x-loop").some((v) => v.toLowerCase().includes(marker))) risks.add("x-loop");
+  }
+  // RFC 5321 §6.3 has MTAs give up at ~100 hops; an auto-reply should stop far sooner.
+  if (mail.receivedCount > opts.maxHops) risks.add("too-many-hops");
+
+  const spamReason = detectSpam(mail, opts);
+  return {
+    bounce,
+    bounceAction,
+    autoSubmitted,
+    bulk,
+    spam: spamReason !== null,
+    spamReason,
+    loopRisk: LOOP_RISKS.filter((r) => risks.has(r)),
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * The parsed form of one inbound message as the engine consumes it. The MIME parser
+ * (mailparser, in `src/connectors/mime`) produces it; the engine never sees mailparser's
+ * own types, so a parser change stays behind this boundary. Everything here survives a
+ * structured clone (worker_threads), so no class instances besides Date and Buffer.
+ */
+
+import type { SanitizedHtml } from "./sanitize.js";
+
+/** One mailbox from an address header; `name` is "" when the header gave none. */
+export interface MailAddress {
+  address: string;
+  name: string;
+}
+
+export interface MailAttachment {
+  /** Decoded (RFC 2231 / RFC 2047) file name; null when the part named none. */
+  filename: string | null;
+  /** Lower-case media type, e.g. "application/pdf". */
+  contentType: string;
+  /** Decoded size in bytes. */
+  size: number;
+  /** Content-ID without the angle brackets (RFC 2392), the target of `cid:` links. */
+  contentId: string | null;
+  /** Shown in the body (Content-Disposition inline, or an image referenced by cid:). */
+  inline: boolean;
+  /** Hex SHA-256 of the decoded content: dedupes storage and identifies malware samples. */
+  sha256: string;
+  content: Buffer;
+}
+
+/** One per-recipient block of an RFC 3464 message/delivery-status part. */
+export interface DeliveryStatusRecipient {
+  /** The address only; the address-type prefix ("rfc822;") is removed. */
+  finalRecipient: string | null;
+  originalRecipient: string | null;
+  /** Lower-case: failed | delayed | delivered | relayed | expanded (RFC 3464 §2.3.3). */
+  action: string | null;
+  /** The enhanced status code (RFC 3463), e.g. "5.1.1". */
+  status: string | null;
+  /** As reported, with its type prefix ("smtp; 550 …") removed. */
+  diagnosticCode: string | null;
+  remoteMta: string | null;
+}
+
+export interface DeliveryStatus {
+  reportingMta: string | null;
+  /** The ENVID we passed in MAIL FROM (RFC 3461), when the reporting MTA kept it. */
+  originalEnvelopeId: string | null;
+  /**
+   * Message-ID of the returned message (from the message/rfc822 or text/rfc822-headers
+   * part, or an X-Original-Message-ID field), normalised like `ParsedMail.messageId`.
+   * This is how a bounce is matched to the outbound message it reports on.
+   */
+  originalMessageId: string | null;
+  recipients: DeliveryStatusRecipient[];
+}
+
+/**
+ * Header fields kept verbatim (decoded, unfolded) for classification, rules and audit.
+ * Every other header stays only in the raw message.
+ */
+export const HEADERS_OF_INTEREST = [
+  "auto-submitted",
+  "precedence",
+  "list-id",
+  "list-unsubscribe",
+  "list-post",
+  "x-auto-response-suppress",
+  "x-autoreply",
+  "x-autorespond",
+  "x-loop",
+  "x-spam-flag",
+  "x-spam-status",
+  "x-spam",
+  "x-spam-score",
+  "x-ses-spam-verdict",
+  "x-microsoft-antispam",
+  "x-forefront-antispam-report",
+  "x-ms-exchange-organization-scl",
+  "return-path",
+  "sender",
+  "content-type",
+  "content-language",
+  "x-mailer",
+  "user-agent",
+  "x-original-message-id",
+] as const;
+export type HeaderOfInterest = (typeof HEADERS_OF_INTEREST)[number];
+
+export interface ParsedMail {
+  /** Normalised (see `normalizeMessageId`), without `<>`; null when absent or empty. */
+  messageId: string | null;
+  /** The first msg-id of In-Reply-To, normalised; null when absent or unparseable. */
+  inReplyTo: string | null;
+  /** References msg-ids in header order (oldest first), normalised and de-duplicated. */
+  references: string[];
+  /** First mailbox of From; null when missing or without a usable address. */
+  from: MailAddress | null;
+  to: MailAddress[];
+  cc: MailAddress[];
+  replyTo: MailAddress[];
+  /** Decoded subject; "" when missing. */
+  subject: string;
+  /** Date header; null when missing or unparseable (never "now" in disguise). */
+  date: Date | null;
+  /** Plain text body (from text/plain parts, else derived from the HTML); "" if none. */
+  text: string;
+  /** Raw HTML as parsed. NOT safe to show: run `sanitizeHtml` first. */
+  html: string | null;
+  attachments: MailAttachment[];
+  /** Lower-case field name → every value of that field, for `HEADERS_OF_INTEREST`. */
+  headers: Partial<Record<HeaderOfInterest, string[]>>;
+  /** Number of Received fields: a hop count for loop detection (RFC 5321 §6.3). */
+  receivedCount: number;
+  /** Top-level multipart/report; report-type=delivery-status (RFC 3464 / RFC 6522). */
+  isDeliveryReport: boolean;
+  deliveryStatus: DeliveryStatus | null;
+  /** Every irregularity noticed while parsing, human readable. Empty for clean mail. */
+  warnings: string[];
+  sizeBytes: number;
+  /** Hex SHA-256 of the raw bytes: identical re-deliveries hash the same. */
+  contentHash: string;
+}
+
+/** Why a message could not become a `ParsedMail`; ingest records it as rejected. */
+export const PARSE_REJECT_REASONS = [
+  "oversize",
+  "timeout",
+  "unparseable",
+  "too_many_parts",
+  "header_too_large",
+] as const;
+export type ParseRejectReason = (typeof PARSE_REJECT_REASONS)[number];
+
+export type ParseOutcome =
+  | {
+      ok: true;
+      mail: ParsedMail;
+      /** `sanitizeHtml(mail.html)` done off the main thread; null without HTML or when disabled. */
+      sanitized: SanitizedHtml | null;
+    }
+  | { ok: false; reason: ParseRejectReason; detail: string; sizeBytes: number };
+
+/**
+ * The port the ingest service parses through (implemented by
+ * `src/connectors/mime/parse.ts`). Never throws for bad mail: every message ends as a
+ * `ParsedMail` or a rejection; a rejected promise means the parser itself is broken
+ * or closed.
+ */
+export interface MimeParser {
+  parse(raw: Buffer): Promise<ParseOutcome>;
+  close(): Promise<void>;
+}
+
+// RFC 5322 §3.6.4 msg-id: "<" id-left "@" id-right ">". Real mail also carries ids
+// without "@" or brackets, so the extractor is lenient and only rejects whitespace.
+const BRACKETED_ID_RE = /<([^<>\s]+)>/g;
+
+/**
+ * Canonical form of a Message-ID for storage and lookup: no angle brackets, no
+ * surrounding whitespace or CFWS. Case is kept: RFC 5322 gives no case-insensitivity
+ * for msg-id, and some MTAs issue ids differing only in case.
+ */
+export function normalizeMessageId(raw: string | null | undefined): string | null {
+  if (!raw) return null;
+  const ids = extractMessageIds(raw);
+  return ids[0] ?? null;
+}
+
+/**
+ * Every msg-id in a header value (In-Reply-To, References), in order, de-duplicated.
+ * Comments and phrases between ids (`<a@b> (Fred's message)`) are skipped; a value with
+ * no bracketed id at all falls back to whitespace-separated tokens containing "@".
+ */
+export function extractMessageIds(value: string): string[] {
+  const out: string[] = [];
+  const push = (id: string): void => {
+    const clean = id.trim();
+    if (clean && clean.length <= 998 && !out.includes(clean)) out.push(clean);
+  };
+  for (const m of value.matchAll(BRACKETED_ID_RE)) push(m[1] ?? "");
+  if (out.length === 0) {
+    for (const token of value.split(/[\s,]+/)) {
+      const t = token.replace(/^<|>$/g, "");
+      if (t.includes("@") && !/[<>()"]/.test(t)) push(t);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,348 @@
+import { createHash } from "node:crypto";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { afterAll, describe, expect, it } from "vitest";
+import type { MimeParser } from "../../src/connectors/mime/parse.js";
+import { createMimeParser } from "../../src/connectors/mime/parse.js";
+import type { ParsedMail, ParseOutcome } from "../../src/engine/ingest/parsed-mail.js";
+import { buildLargeMail, buildRawMail } from "../helpers/raw-mail.js";
+
+const parsers: MimeParser[] = [];
+function parser(opts: Parameters<typeof createMimeParser>[0] = {}): MimeParser {
+  const p = createMimeParser(opts);
+  parsers.push(p);
+  return p;
+}
+afterAll(async () => {
+  await Promise.all(parsers.map((p) => p.close()));
+});
+
+function ok(outcome: ParseOutcome): Extract<ParseOutcome, { ok: true }> {
+  if (!outcome.ok) throw new Error(`expected ok, got ${outcome.reason}: ${outcome.detail}`);
+  return outcome;
+}
+
+const shared = parser({ poolSize: 2 });
+
+describe("createMimeParser: parsing", () => {
+  it("turns a multipart mail into a ParsedMail", async () => {
+    const logo = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex");
+    const pdf = Buffer.from("%PDF-1.4 fake");
+    const raw = buildRawMail({
+      from: '"Müller, Jürgen" <Juergen@Kunde.example>',
+      to: "Support <support@acme.example>, other@acme.example",
+      subject: "=?UTF-8?B?UmU6IEJlc3RlbGx1bmcgW8OEXQ==?= [#4711]",
+      messageId: "abc.123@kunde.example",
+      headers: {
+        "In-Reply-To": "<out-9@acme.example> (Support's message)",
+        References: "<first@kunde.example>\r\n <out-9@acme.example>",
+        Cc: "boss@kunde.example",
+        "Reply-To": "replies@kunde.example",
+        "Auto-Submitted": "no",
+        "X-Spam-Status": "No, score=0.1",
+        Received: "from a by b; Wed, 01 May 2024 10:00:00 +0000",
+      },
+      text: "Grüße",
+      html: '<p onclick="x()">Grüße <img src="cid:logo@kunde"> <img src="https://t.example/p.gif"></p><script>x()</script>',
+      attachments: [
+        {
+          filename: "logo.png",
+          contentType: "image/png",
+          content: logo,
+          contentId: "logo@kunde",
+          inline: true,
+        },
+        { filename: "Rechnung März.pdf", contentType: "application/pdf", content: pdf },
+      ],
+    });
+    const { mail, sanitized } = ok(await shared.parse(raw));
+    expect(mail).toMatchObject<Partial<ParsedMail>>({
+      messageId: "abc.123@kunde.example",
+      inReplyTo: "out-9@acme.example",
+      references: ["first@kunde.example", "out-9@acme.example"],
+      from: { address: "Juergen@Kunde.example", name: "Müller, Jürgen" },
+      to: [
+        { address: "support@acme.example", name: "Support" },
+        { address: "other@acme.example", name: "" },
+      ],
+      cc: [{ address: "boss@kunde.example", name: "" }],
+      replyTo: [{ address: "replies@kunde.example", name: "" }],
+      subject: "Re: Bestellung [Ä] [#4711]",
+      text: "Grüße",
+      isDeliveryReport: false,
+      deliveryStatus: null,
+      receivedCount: 1,
+      warnings: [],
+      sizeBytes: raw.length,
+      contentHash: createHash("sha256").update(raw).digest("hex"),
+    });
+    expect(mail.date?.toISOString()).toBe("2024-05-01T10:00:00.000Z");
+    expect(mail.headers["auto-submitted"]).toEqual(["no"]);
+    expect(mail.headers["x-spam-status"]).toEqual(["No, score=0.1"]);
+    expect(mail.html).toContain("<script>");
+    expect(mail.attachments).toHaveLength(2);
+    const [img, doc] = mail.attachments;
+    expect(img).toMatchObject({
+      filename: "logo.png",
+      contentType: "image/png",
+      contentId: "logo@kunde",
+      inline: true,
+      size: logo.length,
+    });
+    expect(doc).toMatchObject({
+      filename: "Rechnung März.pdf",
+      contentType: "application/pdf",
+      contentId: null,
+      inline: false,
+    });
+    expect(Buffer.isBuffer(doc!.content)).toBe(true);
+    expect(doc!.content.equals(pdf)).toBe(true);
+    expect(doc!.sha256).toBe(createHash("sha256").update(pdf).digest("hex"));
+    expect(sanitized).not.toBeNull();
+    expect(sanitized!.html).not.toMatch(/script|onclick/);
+    expect(sanitized!.cidRefs).toEqual(["logo@kunde"]);
+    expect(sanitized!.remoteResources).toEqual(["https://t.example/p.gif"]);
+  });
+
+  it("records irregularities as warnings instead of failing", async () => {
+    const raw = Buffer.from(
+      "From: broken\r\nTo: a@acme.example, <<>>\r\nDate: yesterday-ish\r\nSubject: =?x-unknown?Q?abc?=\r\n" +
+        'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=x-klingon\r\n\r\nqapla\r\n',
+    );
+    const { mail } = ok(await shared.parse(raw));
+    expect(mail.from).toBeNull();
+    expect(mail.date).toBeNull();
+    expect(mail.messageId).toBeNull();
+    expect(mail.to).toEqual([{ address: "a@acme.example", name: "" }]);
+    const w = mail.warnings.join("\n");
+    expect(w).toMatch(/missing Message-ID/);
+    expect(w).toMatch(/From has no usable address/);
+    expect(w).toMatch(/unparseable Date/);
+    expect(w).toMatch(/To: 1 unparseable/);
+    expect(w).toMatch(/unknown charset "x-klingon"/);
+    expect(w).toMatch(/never closed \(truncated/);
+  });
+
+  it("parses an RFC 3464 delivery report", async () => {
+    const raw = Buffer.from(
+      [
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example>",
+        "To: support@acme.example",
+        "Subject: Undelivered Mail Returned to Sender",
+        "Date: Wed, 01 May 2024 10:00:00 +0000",
+        "Message-ID: <dsn-1@mx.example>",
+        "Auto-Submitted: auto-replied",
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="r"',
+        "",
+        "--r",
+        "Content-Type: text/plain",
+        "",
+        "Your message could not be delivered.",
+        "--r",
+        "Content-Type: message/delivery-status",
+        "",
+        "Reporting-MTA: dns; mx.example",
+        "Original-Envelope-Id: env-77",
+        "",
+        "Final-Recipient: rfc822; gone@customer.example",
+        "Original-Recipient: rfc822;gone@customer.example",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Remote-MTA: dns; mx.customer.example",
+        "Diagnostic-Code: smtp; 550 5.1.1 <gone@customer.example>: user unknown",
+        "",
+        "--r",
+        "Content-Type: text/rfc822-headers",
+        "",
+        "From: support@acme.example",
+        "Message-ID: <out-42@acme.example>",
+        "Subject: Your ticket",
+        "",
+        "--r--",
+        "",
+      ].join("\r\n"),
+    );
+    const { mail } = ok(await shared.parse(raw));
+    expect(mail.isDeliveryReport).toBe(true);
+    expect(mail.deliveryStatus).toEqual({
+      reportingMta: "mx.example",
+      originalEnvelopeId: "env-77",
+      originalMessageId: "out-42@acme.example",
+      recipients: [
+        {
+          finalRecipient: "gone@customer.example",
+          originalRecipient: "gone@customer.example",
+          action: "failed",
+          status: "5.1.1",
+          diagnosticCode: "550 5.1.1 <gone@customer.example>: user unknown",
+          remoteMta: "mx.customer.example",
+        },
+      ],
+    });
+    expect(mail.text).toContain("could not be delivered");
+  });
+
+  it("keeps results apart under concurrency", async () => {
+    const raws = Array.from({ length: 40 }, (_, i) =>
+      buildRawMail({ subject: `msg ${i}`, messageId: `m${i}@x.example` }),
+    );
+    const outcomes = await Promise.all(raws.map((r) => shared.parse(r)));
+    outcomes.forEach((o, i) => {
+      const { mail } = ok(o);
+      expect(mail.subject).toBe(`msg ${i}`);
+      expect(mail.messageId).toBe(`m${i}@x.example`);
+    });
+  });
+
+  it("does not consume the caller's buffer", async () => {
+    const raw = buildRawMail({ subject: "keep me" });
+    const copy = Buffer.from(raw);
+    ok(await shared.parse(raw));
+    expect(raw.equals(copy)).toBe(true);
+  });
+});
+
+describe("createMimeParser: limits", () => {
+  it("rejects oversize mail before parsing", async () => {
+    const p = parser({ maxBytes: 1000 });
+    const raw = buildRawMail({ text: "x".repeat(2000) });
+    expect(await p.parse(raw)).toEqual({
+      ok: false,
+      reason: "oversize",
+      detail: `message of ${raw.length} bytes exceeds the limit of 1000`,
+      sizeBytes: raw.length,
+    });
+  });
+
+  it("rejects too many MIME parts", async () => {
+    const p = parser({ maxParts: 10 });
+    const attachments = Array.from({ length: 20 }, (_, i) => ({
+      filename: `f${i}.txt`,
+      contentType: "text/plain",
+      content: Buffer.from(`file ${i}`),
+    }));
+    const outcome = await p.parse(buildRawMail({ attachments }));
+    expect(outcome).toMatchObject({ ok: false, reason: "too_many_parts" });
+    // 5 parts are fine under the same limit.
+    ok(await p.parse(buildRawMail({ attachments: attachments.slice(0, 5) })));
+  });
+
+  it("rejects a huge top-level header block", async () => {
+    const p = parser({ maxHeaderBytes: 4096 });
+    const raw = buildRawMail({ headers: { "X-Filler": "a".repeat(10_000) } });
+    expect(await p.parse(raw)).toMatchObject({ ok: false, reason: "header_too_large" });
+  });
+
+  it("rejects a huge header block inside a part", async () => {
+    const p = parser({ maxHeaderBytes: 4096 });
+    const raw = Buffer.from(
+      'From: a@b.example\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n' +
+        `Content-Type: text/plain\r\nX-Filler: ${"a".repeat(10_000)}\r\n\r\nhi\r\n--b--\r\n`,
+    );
+    expect(await p.parse(raw)).toMatchObject({ ok: false, reason: "header_too_large" });
+  });
+
+  it("rejects empty input as unparseable", async () => {
+    expect(await shared.parse(Buffer.alloc(0))).toMatchObject({
+      ok: false,
+      reason: "unparseable",
+      detail: "empty message",
+    });
+    expect(await shared.parse(Buffer.from("\r\n\r\n"))).toMatchObject({ ok: false, reason: "unparseable" });
+  });
+
+  it("times out a slow parse, replaces the worker and carries on", async () => {
+    const p = parser({ poolSize: 1, timeoutMs: 300 });
+    // Warm up so the first measured parse is not the worker's start-up.
+    ok(await p.parse(buildRawMail()));
+    const big = buildLargeMail(30 * 1024 * 1024);
+    const started = Date.now();
+    const outcome = await p.parse(big);
+    expect(outcome).toEqual({
+      ok: false,
+      reason: "timeout",
+      detail: "parse timeout after 300 ms",
+      sizeBytes: big.length,
+    });
+    expect(Date.now() - started).toBeLessThan(3000);
+    const after = ok(await p.parse(buildRawMail({ subject: "after the timeout" })));
+    expect(after.mail.subject).toBe("after the timeout");
+  });
+
+  it("parses a ~39 MB plain-text body within the default limits", async () => {
+    const p = parser({ poolSize: 1 });
+    const text = "word ".repeat(7_800_000);
+    const outcome = await p.parse(buildRawMail({ text }));
+    expect(ok(outcome).mail.text.trimEnd()).toBe(text.trimEnd());
+  });
+});
+
+describe("createMimeParser: lifecycle", () => {
+  it("rejects pending work on close and refuses new work", async () => {
+    const p = createMimeParser({ poolSize: 1 });
+    const pending = expect(p.parse(buildRawMail())).rejects.toThrow("MIME parser is closed");
+    await p.close();
+    await pending;
+    await expect(p.parse(buildRawMail())).rejects.toThrow("MIME parser is closed");
+    await p.close();
+  });
+});
+
+describe("createMimeParser: performance", () => {
+  it("keeps the main event loop responsive while a ~40 MB message is parsed", async () => {
+    const p = parser({ poolSize: 1 });
+    ok(await p.parse(buildRawMail())); // start the worker outside the measurement
+    const big = buildLargeMail(40 * 1024 * 1024 - 4096);
+    expect(big.length).toBeLessThanOrEqual(40 * 1024 * 1024);
+    const histogram = monitorEventLoopDelay({ resolution: 10 });
+    histogram.enable();
+    const started = performance.now();
+    const outcome = await p.parse(big);
+    const elapsed = performance.now() - started;
+    histogram.disable();
+    const { mail } = ok(outcome);
+    expect(mail.attachments[0]!.size).toBeGreaterThan(29_000_000);
+    const p99 = histogram.percentile(99) / 1e6;
+    const max = histogram.max / 1e6;
+    console.log(
+      `40 MB parse: ${(big.length / 1048576).toFixed(1)} MiB in ${elapsed.toFixed(0)} ms; event-loop delay p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
+    );
+    expect(elapsed).toBeLessThan(10_000);
+    expect(p99).toBeLessThan(50);
+  });
+
+  it("parses typical 2–50 KB mail at a useful rate", async () => {
+    const p = parser();
+    const mails = Array.from({ length: 200 }, (_, i) => {
+      const size = 2048 + ((i * 7919) % 48) * 1024;
+      const para = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";
+      const body = para.repeat(Math.ceil(size / 2 / para.length));
+      return buildRawMail({
+        subject: `Typical ${i}`,
+        text: body,
+        html: i % 2 === 0 ? `<p>${body}</p><img src="https://t.example/${i}.gif">` : undefined,
+        attachments:
+          i % 5 === 0
+            ? [
+                {
+                  filename: "note.txt",
+                  contentType: "text/plain",
+                  content: Buffer.from(body.slice(0, size / 4)),
+                },
+              ]
+            : [],
+      });
+    });
+    ok(await p.parse(mails[0]!)); // warm-up
+    const started = performance.now();
+    const outcomes = await Promise.all(mails.map((m) => p.parse(m)));
+    const seconds = (performance.now() - started) / 1000;
+    for (const o of outcomes) ok(o);
+    const rate = mails.length / seconds;
+    const avgKb = mails.reduce((n, m) => n + m.length, 0) / mails.length / 1024;
+    console.log(
+      `throughput: ${mails.length} mails (avg ${avgKb.toFixed(1)} KB) in ${seconds.toFixed(2)} s = ${rate.toFixed(0)} msgs/s`,
+    );
+    // Loose bound: the machine is shared; this guards against an order-of-magnitude regression.
+    expect(rate).toBeGreaterThan(20);
+  });
+});

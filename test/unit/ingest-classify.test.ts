@@ -1,0 +1,303 @@
+import { describe, expect, it } from "vitest";
+import type { Classification, EnvelopeInfo } from "../../src/engine/ingest/classify.js";
+import { classify } from "../../src/engine/ingest/classify.js";
+import type { ParsedMail } from "../../src/engine/ingest/parsed-mail.js";
+import { makeParsedMail } from "../helpers/parsed-mail.js";
+
+type Case = [
+  name: string,
+  mail: Partial<ParsedMail>,
+  envelope: EnvelopeInfo,
+  expected: Partial<Classification>,
+];
+
+const dsn = {
+  reportingMta: "mx.example",
+  originalEnvelopeId: null,
+  originalMessageId: "out-1@acme.example",
+  recipients: [
+    {
+      finalRecipient: "a@x.example",
+      originalRecipient: null,
+      action: "delayed",
+      status: "4.2.2",
+      diagnosticCode: null,
+      remoteMta: null,
+    },
+    {
+      finalRecipient: "b@x.example",
+      originalRecipient: null,
+      action: "failed",
+      status: "5.1.1",
+      diagnosticCode: null,
+      remoteMta: null,
+    },
+  ],
+};
+
+const cases: Case[] = [
+  [
+    "a plain customer mail",
+    {},
+    {},
+    { bounce: false, autoSubmitted: false, bulk: false, spam: false, spamReason: null, loopRisk: [] },
+  ],
+  // RFC 3464 delivery reports
+  [
+    "a DSN: bounce, most severe action wins, machine-generated",
+    { isDeliveryReport: true, deliveryStatus: dsn, from: { address: "MAILER-DAEMON@mx.example", name: "" } },
+    { mailFrom: "" },
+    {
+      bounce: true,
+      bounceAction: "failed",
+      autoSubmitted: true,
+      loopRisk: ["bounce", "null-sender", "mailer-daemon", "auto-submitted"],
+    },
+  ],
+  [
+    "a delay-only DSN",
+    { isDeliveryReport: true, deliveryStatus: { ...dsn, recipients: [dsn.recipients[0]!] } },
+    {},
+    { bounce: true, bounceAction: "delayed" },
+  ],
+  [
+    "a DSN without a status part",
+    { isDeliveryReport: true, deliveryStatus: null },
+    {},
+    { bounce: true, bounceAction: "unknown" },
+  ],
+  [
+    "a non-standard bounce: null sender + bounce subject",
+    { subject: "failure notice", from: { address: "mailer@mx.example", name: "" } },
+    { mailFrom: "" },
+    { bounce: true, bounceAction: "unknown" },
+  ],
+  [
+    "a non-standard bounce: MAILER-DAEMON From + bounce subject",
+    {
+      subject: "Undelivered Mail Returned to Sender",
+      from: { address: "MAILER-DAEMON@mx.example", name: "" },
+    },
+    {},
+    { bounce: true },
+  ],
+  [
+    "a bounce subject from a real person is not a bounce",
+    { subject: "Re: Undelivered Mail Returned to Sender" },
+    { mailFrom: "alice@customer.example" },
+    { bounce: false, loopRisk: [] },
+  ],
+  [
+    "null sender from the Return-Path header when the envelope is unknown",
+    { headers: { "return-path": ["<>"] } },
+    {},
+    { bounce: false, loopRisk: ["null-sender"] },
+  ],
+  [
+    "the last Return-Path wins",
+    { headers: { "return-path": ["<>", "<alice@customer.example>"] } },
+    {},
+    { loopRisk: [] },
+  ],
+  // RFC 3834 Auto-Submitted
+  [
+    "Auto-Submitted: auto-replied",
+    { headers: { "auto-submitted": ["auto-replied"] } },
+    {},
+    { autoSubmitted: true, loopRisk: ["auto-submitted"] },
+  ],
+  [
+    "Auto-Submitted: auto-generated",
+    { headers: { "auto-submitted": ["auto-generated (warning-timeout)"] } },
+    {},
+    { autoSubmitted: true },
+  ],
+  [
+    "Auto-Submitted: no",
+    { headers: { "auto-submitted": ["no"] } },
+    {},
+    { autoSubmitted: false, loopRisk: [] },
+  ],
+  [
+    "Auto-Submitted: No (case-insensitive)",
+    { headers: { "auto-submitted": ["No"] } },
+    {},
+    { autoSubmitted: false },
+  ],
+  ["X-Autoreply: yes", { headers: { "x-autoreply": ["yes"] } }, {}, { autoSubmitted: true }],
+  ["X-Autorespond", { headers: { "x-autorespond": ["Vacation"] } }, {}, { autoSubmitted: true }],
+  [
+    "Precedence: auto_reply",
+    { headers: { precedence: ["auto_reply"] } },
+    {},
+    { autoSubmitted: true, bulk: false },
+  ],
+  [
+    "a read receipt (RFC 8098 report)",
+    { headers: { "content-type": ['multipart/report; report-type="disposition-notification"; boundary=x'] } },
+    {},
+    { autoSubmitted: true, bounce: false },
+  ],
+  [
+    "X-Auto-Response-Suppress: All",
+    { headers: { "x-auto-response-suppress": ["All"] } },
+    {},
+    { autoSubmitted: false, loopRisk: ["auto-response-suppress"] },
+  ],
+  [
+    "X-Auto-Response-Suppress: OOF",
+    { headers: { "x-auto-response-suppress": ["DR, OOF"] } },
+    {},
+    { loopRisk: ["auto-response-suppress"] },
+  ],
+  [
+    "X-Auto-Response-Suppress: RN only",
+    { headers: { "x-auto-response-suppress": ["RN, NRN"] } },
+    {},
+    { loopRisk: [] },
+  ],
+  // bulk
+  [
+    "Precedence: bulk",
+    { headers: { precedence: ["bulk"] } },
+    {},
+    { bulk: true, loopRisk: ["bulk-precedence"] },
+  ],
+  ["Precedence: list", { headers: { precedence: ["List"] } }, {}, { bulk: true }],
+  ["Precedence: junk", { headers: { precedence: ["junk"] } }, {}, { bulk: true }],
+  [
+    "Precedence: first-class",
+    { headers: { precedence: ["first-class"] } },
+    {},
+    { bulk: false, loopRisk: [] },
+  ],
+  [
+    "List-Id (RFC 2919)",
+    { headers: { "list-id": ["<users.lists.example>"] } },
+    {},
+    { bulk: true, loopRisk: ["mailing-list"] },
+  ],
+  [
+    "List-Post",
+    { headers: { "list-post": ["<mailto:users@lists.example>"] } },
+    {},
+    { bulk: true, loopRisk: ["mailing-list"] },
+  ],
+  [
+    "List-Unsubscribe alone: a newsletter, bulk but not a list",
+    { headers: { "list-unsubscribe": ["<https://x.example/u>"] } },
+    {},
+    { bulk: true, loopRisk: [] },
+  ],
+  // spam verdicts
+  [
+    "X-Spam-Flag: YES",
+    { headers: { "x-spam-flag": ["YES"] } },
+    {},
+    { spam: true, spamReason: "X-Spam-Flag: YES" },
+  ],
+  ["X-Spam-Flag: NO", { headers: { "x-spam-flag": ["NO"] } }, {}, { spam: false, spamReason: null }],
+  [
+    "X-Spam-Status: Yes, score=…",
+    { headers: { "x-spam-status": ["Yes, score=7.1 required=5.0 tests=BAYES_99"] } },
+    {},
+    { spam: true },
+  ],
+  [
+    "X-Spam-Status: No, score=…",
+    { headers: { "x-spam-status": ["No, score=-1.0 required=5.0"] } },
+    {},
+    { spam: false },
+  ],
+  ["X-Spam: Yes (rspamd)", { headers: { "x-spam": ["Yes"] } }, {}, { spam: true, spamReason: "X-Spam: Yes" }],
+  ["X-SES-Spam-Verdict: FAIL", { headers: { "x-ses-spam-verdict": ["FAIL"] } }, {}, { spam: true }],
+  ["X-SES-Spam-Verdict: PASS", { headers: { "x-ses-spam-verdict": ["PASS"] } }, {}, { spam: false }],
+  ["X-SES-Spam-Verdict: GRAY", { headers: { "x-ses-spam-verdict": ["GRAY"] } }, {}, { spam: false }],
+  [
+    "X-Forefront-Antispam-Report SCL:5",
+    { headers: { "x-forefront-antispam-report": ["CIP:1.2.3.4;CTRY:;LANG:en;SCL:5;SRV:;IPV:NLI;"] } },
+    {},
+    { spam: true, spamReason: "X-Forefront-Antispam-Report SCL:5" },
+  ],
+  [
+    "X-Forefront-Antispam-Report SCL:1",
+    { headers: { "x-forefront-antispam-report": ["CIP:1.2.3.4;SCL:1;SRV:;"] } },
+    {},
+    { spam: false },
+  ],
+  [
+    "X-Forefront-Antispam-Report SCL:-1 (trusted)",
+    { headers: { "x-forefront-antispam-report": ["SCL:-1;SRV:BULK"] } },
+    {},
+    { spam: false },
+  ],
+  [
+    "X-MS-Exchange-Organization-SCL: 9",
+    { headers: { "x-ms-exchange-organization-scl": ["9"] } },
+    {},
+    { spam: true },
+  ],
+  [
+    "X-Spam-Score alone above the threshold",
+    { headers: { "x-spam-score": ["6.3"] } },
+    {},
+    { spam: true, spamReason: "X-Spam-Score: 6.3" },
+  ],
+  ["X-Spam-Score alone below the threshold", { headers: { "x-spam-score": ["2.0"] } }, {}, { spam: false }],
+  [
+    "an explicit NO verdict outranks a high score",
+    { headers: { "x-spam-flag": ["NO"], "x-spam-score": ["9.9"] } },
+    {},
+    { spam: false },
+  ],
+  // loops
+  [
+    "our own address as sender",
+    { from: { address: "Support@ACME.example", name: "" } },
+    { ownAddresses: ["support@acme.example"] },
+    { loopRisk: ["own-address"] },
+  ],
+  [
+    "X-Loop with our marker",
+    { headers: { "x-loop": ["switchboard-acme"] } },
+    { loopMarker: "switchboard-acme" },
+    { loopRisk: ["x-loop"] },
+  ],
+  [
+    "X-Loop from someone else",
+    { headers: { "x-loop": ["other-system"] } },
+    { loopMarker: "switchboard-acme" },
+    { loopRisk: [] },
+  ],
+  ["too many hops", { receivedCount: 31 }, {}, { loopRisk: ["too-many-hops"] }],
+  ["30 hops is still fine", { receivedCount: 30 }, {}, { loopRisk: [] }],
+  ["no usable sender", { from: null }, {}, { loopRisk: ["no-sender"] }],
+];
+
+describe("classify", () => {
+  it.each(cases)("%s", (_name, mail, envelope, expected) => {
+    expect(classify(makeParsedMail(mail), envelope)).toMatchObject(expected);
+  });
+
+  it("honours thresholds", () => {
+    const mail = makeParsedMail({
+      headers: { "x-spam-score": ["4.0"], "x-ms-exchange-organization-scl": ["4"] },
+    });
+    expect(classify(mail).spam).toBe(false);
+    expect(classify(mail, {}, { spamScoreThreshold: 3.5 }).spamReason).toBe("X-Spam-Score: 4.0");
+    expect(classify(mail, {}, { sclThreshold: 4 }).spamReason).toBe("X-MS-Exchange-Organization-SCL: 4");
+    expect(classify(makeParsedMail({ receivedCount: 11 }), {}, { maxHops: 10 }).loopRisk).toEqual([
+      "too-many-hops",
+    ]);
+  });
+
+  it("lists loop risks in a stable order", () => {
+    const c = classify(
+      makeParsedMail({
+        headers: { precedence: ["bulk"], "list-id": ["<l.example>"], "auto-submitted": ["auto-generated"] },
+      }),
+      { mailFrom: "" },
+    );
+    expect(c.loopRisk).toEqual(["null-sender", "auto-submitted", "bulk-precedence", "mailing-list"]);
+  });
+});
