@@ -237,7 +237,12 @@ function localDay(c: CompiledCalendar, t: number): number {
  * open periods join touching ones. Time advances per offset segment, and within one
  * per local day, so wall time is monotonic in each inner loop even across a fall-back.
  */
-function walk(c: CompiledCalendar, from: number, limit: number, visit: (s: number, e: number) => boolean): void {
+function walk(
+  c: CompiledCalendar,
+  from: number,
+  limit: number,
+  visit: (s: number, e: number) => boolean,
+): void {
   const seg: OffsetSegment = { offset: 0, end: 0 };
   let u = from;
   while (u < limit) {
@@ -289,7 +294,8 @@ function advance(c: CompiledCalendar, from: number, amounts: readonly number[]):
     for (;;) {
       const dayStart = day * DAY_MS - o;
       if (dayStart >= segEnd) break;
-      if (day > capDay) throw new Error("Business-hours walk ran past its bound; the calendar looks never open");
+      if (day > capDay)
+        throw new Error("Business-hours walk ran past its bound; the calendar looks never open");
       // Skip a whole week when it is certainly inside this segment, holiday-free, and
       // strictly before the next target (strictly: a target equal to a week's business
       // time ends at the week's last closing, not at its final midnight).
@@ -454,7 +460,11 @@ export function addBusinessMinutes(cal: BusinessCalendar, from: Date, minutes: n
  * `addBusinessMinutes` for several amounts from one start, in a single walk (an SLA's
  * warning and due times). Results are in the order of `minutes`.
  */
-export function addBusinessMinutesMany(cal: BusinessCalendar, from: Date, minutes: readonly number[]): Date[] {
+export function addBusinessMinutesMany(
+  cal: BusinessCalendar,
+  from: Date,
+  minutes: readonly number[],
+): Date[] {
   const c = compile(cal);
   const t = instant(from, "from");
   const ms = minutes.map(checkMinutes);
@@ -563,7 +573,10 @@ function unescapeText(value: string): string {
  */
 export function parseIcalHolidays(ics: string): Holiday[] {
   if (typeof ics !== "string") return [];
-  const lines = ics.replace(/\r\n?/g, "\n").replace(/\n[ \t]/g, "").split("\n");
+  const lines = ics
+    .replace(/\r\n?/g, "\n")
+    .replace(/\n[ \t]/g, "")
+    .split("\n");
   const byDay = new Map<number, string>();
   let events = 0;
   let inEvent = false;
@@ -599,7 +612,9 @@ export function parseIcalHolidays(ics: string): Holiday[] {
       if (prop !== null) props.push(prop);
     }
   }
-  return [...byDay.entries()].sort((a, b) => a[0] - b[0]).map(([day, name]) => ({ date: dateOfDay(day), name }));
+  return [...byDay.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([day, name]) => ({ date: dateOfDay(day), name }));
 }
 
 function addEvent(props: IcalProp[], byDay: Map<number, string>): void {
@@ -625,7 +640,10 @@ function addEvent(props: IcalProp[], byDay: Map<number, string>): void {
   }
   days = Math.min(days, ICAL_MAX_EVENT_DAYS);
   const summary = get("SUMMARY");
-  const name = (summary !== undefined ? unescapeText(summary.value) : "").slice(0, CALENDAR_LIMITS.holidayName);
+  const name = (summary !== undefined ? unescapeText(summary.value) : "").slice(
+    0,
+    CALENDAR_LIMITS.holidayName,
+  );
   for (let d = 0; d < days; d++) {
     if (!byDay.has(start.day + d)) byDay.set(start.day + d, name.length > 0 ? name : "Holiday");
   }
