@@ -1,12 +1,16 @@
 import type { Config } from "./config.js";
+import { createMimeParser } from "./connectors/mime/parse.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
 import { bootstrapIfEmpty } from "./engine/auth.js";
 import { type Clock, systemClock } from "./engine/clock.js";
 import type { EngineContext, Logger, Signals } from "./engine/context.js";
+import { downloadAttachment } from "./engine/conversations.js";
 import { createSecretBox } from "./engine/crypto.js";
+import { NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
+import { type JobRunner, startJobRunner } from "./jobs/boss.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -16,6 +20,7 @@ export interface Switchboard {
   engine: EngineContext;
   database: Database;
   hub: EventHub;
+  jobs: JobRunner;
   http: HttpApp;
   /** Printed once when the database was empty and a tenant and admin were created. */
   bootstrap: { tenantId: string; userId: string; apiKey: string } | null;
@@ -50,6 +55,12 @@ export async function startSwitchboard(
     const database = connect(url);
     stops.push(() => database.close());
 
+    const jobs = await startJobRunner(url, log);
+    stops.push(() => jobs.stop());
+
+    const mime = createMimeParser({ maxBytes: config.maxMessageBytes });
+    stops.push(() => mime.close());
+
     const hub = new EventHub(database.sql, log);
     const signals: Signals = { routeQueue: () => {} };
     const engine: EngineContext = {
@@ -59,6 +70,8 @@ export async function startSwitchboard(
       log,
       signals,
       hub,
+      jobs,
+      mime,
     };
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
@@ -73,11 +86,37 @@ export async function startSwitchboard(
         return true;
       },
     });
+    http.route("/attachments/", async (req, res, viewer) => {
+      if (!viewer) {
+        res.writeHead(401, { "content-type": "application/json" });
+        return void res.end(JSON.stringify({ error: "authentication required" }));
+      }
+      const id = decodeURIComponent((req.url ?? "").split("?")[0]!.slice("/attachments/".length));
+      try {
+        const file = await downloadAttachment(
+          engine,
+          viewer,
+          /^[0-9a-f-]{36}$/i.test(id) ? id : "00000000-0000-0000-0000-000000000000",
+        );
+        res.writeHead(200, {
+          "content-type": file.contentType,
+          "content-length": file.data.length,
+          // Never rendered inline by a browser: an attachment may be HTML or SVG with scripts.
+          "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+          "x-content-type-options": "nosniff",
+        });
+        res.end(file.data);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "not found" }));
+      }
+    });
     await http.start();
     stops.push(() => http.stop());
     log.info({ url: http.url }, "Switchboard is listening");
 
-    return { config, engine, database, hub, http, bootstrap, stop: stopAll };
+    return { config, engine, database, hub, jobs, http, bootstrap, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

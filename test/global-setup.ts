@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import PgBoss from "pg-boss";
 import postgres from "postgres";
 import type { TestProject } from "vitest/node";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
@@ -58,6 +59,10 @@ export default async function setup(project: TestProject) {
   const templateUrl = new URL(adminUrl);
   templateUrl.pathname = `/${template}`;
   await runMigrations(templateUrl.toString());
+  // pg-boss installs its schema on first start; doing it once here spares every test file.
+  const boss = new PgBoss({ connectionString: templateUrl.toString(), schema: "pgboss", max: 1 });
+  await boss.start();
+  await boss.stop({ graceful: false, wait: true });
   await admin.end();
 
   project.provide("pgAdminUrl", adminUrl);

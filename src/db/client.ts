@@ -26,3 +26,14 @@ export function connect(url: string, opts: { max?: number } = {}): Database {
   const db = drizzle(sql, { schema, casing: "snake_case" });
   return { db, sql, url, close: () => sql.end({ timeout: 5 }) };
 }
+
+/**
+ * The postgres.js connection behind a drizzle handle (the transaction's own connection
+ * inside a transaction), for libraries that take raw SQL on the caller's connection —
+ * pg-boss enqueues jobs this way so a job exists if and only if the transaction commits.
+ */
+export function rawClient(handle: DbOrTx): postgres.Sql {
+  const session = (handle as unknown as { session?: { client?: postgres.Sql } }).session;
+  if (!session?.client) throw new Error("no postgres.js client behind this drizzle handle");
+  return session.client;
+}

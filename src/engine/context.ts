@@ -2,6 +2,8 @@ import type { Db } from "../db/client.js";
 import type { Clock } from "./clock.js";
 import type { SecretBox } from "./crypto.js";
 import type { EventHub } from "./event-hub.js";
+import type { MimeParser } from "./ingest/parsed-mail.js";
+import type { JobScheduler } from "./jobs.js";
 
 /** The subset of pino the engine uses, so the engine does not depend on a logger library. */
 export interface Logger {
@@ -30,6 +32,10 @@ export interface EngineContext {
   signals: Signals;
   /** Committed events, live and replayable, for subscriptions and other consumers. */
   hub: EventHub;
+  /** Durable timers and retried work (pg-boss behind an interface). */
+  jobs: JobScheduler;
+  /** Raw RFC 822 → ParsedMail, off the main thread (connectors/mime behind the interface). */
+  mime: MimeParser;
 }
 
 export const noSignals: Signals = { routeQueue: () => {} };

@@ -4,6 +4,7 @@ import "./errors.js";
 import "./viewer.js";
 import "./team.js";
 import "./event.js";
+import "./conversation.js";
 
 /** The whole schema: this file only imports the type files and builds it (STYLE, Pothos app layout). */
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,5 +1,5 @@
 import type { Db } from "../../src/db/client.js";
-import { apiKey, user } from "../../src/db/schema/index.js";
+import { apiKey, emailAddress, queue, user } from "../../src/db/schema/index.js";
 import { generateApiKey } from "../../src/engine/crypto.js";
 import type { Role } from "../../src/engine/domain.js";
 
@@ -28,4 +28,27 @@ export async function createUserWithKey(
     .insert(apiKey)
     .values({ tenantId, userId: u!.id, name: "test", prefix: k.prefix, secretHash: k.secretHash });
   return { id: u!.id, key: k.key };
+}
+
+/** A queue with one inbound address routed to it (test setup; the config API has its own tests). */
+export async function createQueueWithAddress(
+  db: Db,
+  tenantId: string,
+  opts: {
+    address?: string;
+    queue?: Partial<typeof queue.$inferInsert>;
+    addressFields?: Partial<typeof emailAddress.$inferInsert>;
+  } = {},
+): Promise<{ queueId: string; addressId: string; address: string }> {
+  seq += 1;
+  const [q] = await db
+    .insert(queue)
+    .values({ tenantId, name: `Queue ${seq}`, ...opts.queue })
+    .returning({ id: queue.id });
+  const address = opts.address ?? `support${seq}@acme.test`;
+  const [a] = await db
+    .insert(emailAddress)
+    .values({ tenantId, address, name: `Support ${seq}`, queueId: q!.id, ...opts.addressFields })
+    .returning({ id: emailAddress.id });
+  return { queueId: q!.id, addressId: a!.id, address };
 }

@@ -1,6 +1,5 @@
 import { sql } from "drizzle-orm";
 import {
-  bigint,
   boolean,
   index,
   integer,
@@ -61,8 +60,6 @@ export const tenant = pgTable("tenant", {
       ],
       AGENT: ["REPLY_INBOUND", "START_OUTBOUND", "FORWARD", "TRANSFER"],
     }),
-  /** Next ticket number to hand out; incremented with UPDATE … RETURNING in the ingest transaction. */
-  nextTicketNumber: bigint("next_ticket_number", { mode: "number" }).notNull().default(100001),
   ...timestamps(),
 });
 

@@ -1,0 +1,257 @@
+import { and, asc, desc, eq, ilike, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import {
+  attachment,
+  contact,
+  conversation,
+  emailAddress,
+  event,
+  message,
+  rejectedMessage,
+} from "../db/schema/index.js";
+import type { EngineContext } from "./context.js";
+import type { ConversationStatus, WorkState } from "./domain.js";
+import { NotFoundError, Problems } from "./errors.js";
+import { type IngestResult, ingestMessage } from "./ingest/ingest.js";
+import { requireRole, type Viewer } from "./viewer.js";
+
+export type Conversation = typeof conversation.$inferSelect;
+export type Message = typeof message.$inferSelect;
+export type Contact = typeof contact.$inferSelect;
+export type Attachment = Omit<typeof attachment.$inferSelect, "data">;
+export type RejectedMessage = typeof rejectedMessage.$inferSelect;
+
+export interface ConversationFilter {
+  queueIds?: string[] | null;
+  statuses?: ConversationStatus[] | null;
+  workStates?: WorkState[] | null;
+  contactId?: string | null;
+  assigneeId?: string | null;
+  ticketNumber?: number | null;
+  tags?: string[] | null;
+  /** Full text over subject and message bodies (PostgreSQL text search, simple config). */
+  text?: string | null;
+}
+
+/** Keyset position: newest activity first, id as tie-break; stable under inserts. */
+export interface ConversationCursor {
+  at: Date;
+  id: string;
+}
+
+/**
+ * The rows a viewer may see: its tenant, and for non-admins only its queues. Everything
+ * that reads conversations goes through this, so no path forgets the access profile.
+ */
+function visibility(viewer: Viewer): SQL | undefined {
+  const tenant = eq(conversation.tenantId, viewer.tenantId);
+  if (viewer.queueIds === null) return tenant;
+  const ids = [...viewer.queueIds];
+  const inQueues = ids.length > 0 ? inArray(conversation.queueId, ids) : sql`false`;
+  // Agents always see what they own, even after it moved to a queue they cannot see.
+  const owned = or(eq(conversation.assigneeId, viewer.userId), eq(conversation.offeredToId, viewer.userId));
+  return and(tenant, or(inQueues, owned));
+}
+
+export async function listConversations(
+  ctx: EngineContext,
+  viewer: Viewer,
+  filter: ConversationFilter,
+  page: { first: number; after: ConversationCursor | null },
+): Promise<Conversation[]> {
+  const conds: (SQL | undefined)[] = [visibility(viewer)];
+  if (filter.queueIds?.length) conds.push(inArray(conversation.queueId, filter.queueIds));
+  if (filter.statuses?.length) conds.push(inArray(conversation.status, filter.statuses));
+  if (filter.workStates?.length) conds.push(inArray(conversation.workState, filter.workStates));
+  if (filter.contactId) conds.push(eq(conversation.contactId, filter.contactId));
+  if (filter.assigneeId) conds.push(eq(conversation.assigneeId, filter.assigneeId));
+  if (filter.ticketNumber != null) conds.push(eq(conversation.ticketNumber, filter.ticketNumber));
+  if (filter.tags?.length) conds.push(sql`${conversation.tags} @> ${filter.tags}::text[]`);
+  if (filter.text?.trim()) {
+    const q = filter.text.trim().slice(0, 200);
+    conds.push(
+      or(
+        ilike(conversation.subject, `%${q.replace(/[%_\\]/g, "\\$&")}%`),
+        sql`EXISTS (SELECT 1 FROM ${message} m WHERE m.conversation_id = ${conversation.id}
+              AND to_tsvector('simple', m.subject || ' ' || m.text) @@ plainto_tsquery('simple', ${q}))`,
+      ),
+    );
+  }
+  if (page.after) {
+    conds.push(
+      or(
+        lt(conversation.lastActivityAt, page.after.at),
+        and(eq(conversation.lastActivityAt, page.after.at), lt(conversation.id, page.after.id)),
+      ),
+    );
+  }
+  return ctx.db
+    .select()
+    .from(conversation)
+    .where(and(...conds))
+    .orderBy(desc(conversation.lastActivityAt), desc(conversation.id))
+    .limit(Math.min(Math.max(page.first, 0), 200) + 1);
+}
+
+export async function getConversation(ctx: EngineContext, viewer: Viewer, id: string): Promise<Conversation> {
+  const [row] = await ctx.db
+    .select()
+    .from(conversation)
+    .where(and(eq(conversation.id, id), visibility(viewer)));
+  if (!row) throw new NotFoundError("Conversation", id);
+  return row;
+}
+
+/** Messages of conversations the caller already resolved (so visibility is settled), batched. */
+export async function messagesOf(ctx: EngineContext, tenantId: string, conversationIds: readonly string[]) {
+  const rows = await ctx.db
+    .select()
+    .from(message)
+    .where(and(eq(message.tenantId, tenantId), inArray(message.conversationId, [...conversationIds])))
+    .orderBy(asc(message.receivedAt), asc(message.createdAt));
+  return conversationIds.map((id) => rows.filter((r) => r.conversationId === id));
+}
+
+export async function attachmentsOf(ctx: EngineContext, tenantId: string, messageIds: readonly string[]) {
+  const rows = await ctx.db
+    .select({
+      id: attachment.id,
+      tenantId: attachment.tenantId,
+      messageId: attachment.messageId,
+      filename: attachment.filename,
+      contentType: attachment.contentType,
+      sizeBytes: attachment.sizeBytes,
+      contentId: attachment.contentId,
+      inline: attachment.inline,
+      sha256: attachment.sha256,
+      createdAt: attachment.createdAt,
+      updatedAt: attachment.updatedAt,
+    })
+    .from(attachment)
+    .where(and(eq(attachment.tenantId, tenantId), inArray(attachment.messageId, [...messageIds])));
+  return messageIds.map((id) => rows.filter((r) => r.messageId === id));
+}
+
+/** An attachment's bytes, only if its conversation is visible to the viewer. */
+export async function downloadAttachment(
+  ctx: EngineContext,
+  viewer: Viewer,
+  attachmentId: string,
+): Promise<{ filename: string; contentType: string; data: Buffer }> {
+  const [row] = await ctx.db
+    .select({ filename: attachment.filename, contentType: attachment.contentType, data: attachment.data })
+    .from(attachment)
+    .innerJoin(message, eq(message.id, attachment.messageId))
+    .innerJoin(conversation, eq(conversation.id, message.conversationId))
+    .where(and(eq(attachment.id, attachmentId), visibility(viewer)));
+  if (!row) throw new NotFoundError("Attachment", attachmentId);
+  return row;
+}
+
+export async function contactsByIds(ctx: EngineContext, tenantId: string, ids: readonly string[]) {
+  const rows = await ctx.db
+    .select()
+    .from(contact)
+    .where(and(eq(contact.tenantId, tenantId), inArray(contact.id, [...ids])));
+  return ids.map((id) => rows.find((r) => r.id === id) ?? new NotFoundError("Contact", id));
+}
+
+export async function listContacts(
+  ctx: EngineContext,
+  viewer: Viewer,
+  filter: { search?: string | null },
+  page: { limit: number; offset: number },
+): Promise<Contact[]> {
+  const s = filter.search?.trim();
+  return ctx.db
+    .select()
+    .from(contact)
+    .where(
+      and(
+        eq(contact.tenantId, viewer.tenantId),
+        s ? or(ilike(contact.email, `%${s}%`), ilike(contact.name, `%${s}%`)) : undefined,
+      ),
+    )
+    .orderBy(asc(contact.email))
+    .limit(Math.min(page.limit, 201))
+    .offset(page.offset);
+}
+
+export async function getContact(ctx: EngineContext, viewer: Viewer, id: string): Promise<Contact> {
+  const [row] = await ctx.db
+    .select()
+    .from(contact)
+    .where(and(eq(contact.id, id), eq(contact.tenantId, viewer.tenantId)));
+  if (!row) throw new NotFoundError("Contact", id);
+  return row;
+}
+
+/** Rejected and quarantined mail with its reason: ADMIN only (it may hold anything). */
+export async function listRejectedMessages(
+  ctx: EngineContext,
+  viewer: Viewer,
+  page: { limit: number; offset: number },
+): Promise<RejectedMessage[]> {
+  requireRole(viewer, "ADMIN");
+  return ctx.db
+    .select()
+    .from(rejectedMessage)
+    .where(eq(rejectedMessage.tenantId, viewer.tenantId))
+    .orderBy(desc(rejectedMessage.receivedAt), desc(rejectedMessage.id))
+    .limit(Math.min(page.limit, 201))
+    .offset(page.offset);
+}
+
+/** A conversation's timeline, oldest first, keyset-paged by event id. */
+export async function conversationEvents(
+  ctx: EngineContext,
+  viewer: Viewer,
+  conversationId: string,
+  page: { first: number; afterId: number | null },
+) {
+  await getConversation(ctx, viewer, conversationId);
+  return ctx.db
+    .select()
+    .from(event)
+    .where(
+      and(
+        eq(event.tenantId, viewer.tenantId),
+        eq(event.conversationId, conversationId),
+        page.afterId !== null ? sql`${event.id} > ${page.afterId}` : undefined,
+      ),
+    )
+    .orderBy(asc(event.id))
+    .limit(Math.min(Math.max(page.first, 0), 500) + 1);
+}
+
+/**
+ * Admin import of a raw RFC 822 message for one of the tenant's addresses (importers,
+ * demos, tests). Goes through exactly the pipeline SMTP and IMAP mail takes.
+ */
+export async function ingestRaw(
+  ctx: EngineContext,
+  viewer: Viewer,
+  input: { addressId: string; raw: Buffer },
+): Promise<IngestResult> {
+  requireRole(viewer, "ADMIN");
+  new Problems().check(input.raw.length > 0, "raw", "must not be empty").throwIfAny();
+  const [address] = await ctx.db
+    .select({ id: emailAddress.id })
+    .from(emailAddress)
+    .where(
+      and(
+        eq(emailAddress.id, input.addressId),
+        eq(emailAddress.tenantId, viewer.tenantId),
+        isNull(emailAddress.archivedAt),
+      ),
+    );
+  if (!address) throw new NotFoundError("EmailAddress", input.addressId);
+  const parsed = await ctx.mime.parse(input.raw);
+  return ingestMessage(ctx, {
+    tenantId: viewer.tenantId,
+    addressId: address.id,
+    raw: input.raw,
+    parsed,
+    receivedAt: ctx.clock.now(),
+    source: { kind: "api", userId: viewer.userId },
+  });
+}

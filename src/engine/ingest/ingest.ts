@@ -1,0 +1,811 @@
+import { createHash } from "node:crypto";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import type { Tx } from "../../db/client.js";
+import {
+  attachment,
+  contact,
+  conversation,
+  emailAddress,
+  mailAccount,
+  mailboxCheckpoint,
+  message,
+  queue,
+  rawMessage,
+  rejectedMessage,
+  tenant,
+} from "../../db/schema/index.js";
+import type { EngineContext } from "../context.js";
+import type { ConversationStatus } from "../domain.js";
+import { NotFoundError } from "../errors.js";
+import { appendEvents, type NewEvent } from "../events.js";
+import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
+import { type Classification, classify } from "./classify.js";
+import { normalizeEmailAddress, senderContact } from "./contact.js";
+import type { ParsedMail, ParseOutcome } from "./parsed-mail.js";
+import {
+  decideThread,
+  type MessageIdCandidate,
+  type TicketCandidate,
+  threadingLookups,
+} from "./threading.js";
+
+/** Where a raw message came from; IMAP positions are the dedupe key and the checkpoint. */
+export type IngestSource =
+  | { kind: "smtp"; mailFrom: string | null; rcptTo: string[] }
+  | { kind: "imap"; accountId: string; mailbox: string; uidValidity: number; uid: number }
+  | { kind: "api"; userId: string };
+
+export interface IngestInput {
+  tenantId: string;
+  /** The point of contact it was delivered to. */
+  addressId: string;
+  raw: Buffer;
+  /** Parsed outside the transaction (worker thread); a rejection is recorded, not thrown. */
+  parsed: ParseOutcome;
+  /** When we received it: time-dependent decisions use this, never the processing time. */
+  receivedAt: Date;
+  source: IngestSource;
+}
+
+export type IngestResult =
+  | {
+      status: "stored";
+      conversationId: string;
+      messageId: string;
+      ticketNumber: number;
+      created: boolean;
+      queueId: string | null;
+    }
+  | { status: "duplicate"; messageId: string | null }
+  | { status: "rejected"; rejectedId: string; reason: string }
+  | { status: "report"; rejectedId: string; bouncedMessageIds: string[] };
+
+type AddressRow = typeof emailAddress.$inferSelect;
+type TenantRow = typeof tenant.$inferSelect;
+
+/**
+ * One inbound message, one transaction (ARCHITECTURE "The flow of one email"): raw stored,
+ * de-duplicated, classified, threaded, placed in its queue, events written and — for IMAP —
+ * the mailbox checkpoint advanced, all committed together. A crash anywhere before commit
+ * leaves nothing behind and the checkpoint unmoved, so the message is fetched again; after
+ * commit the (account, UIDVALIDITY, UID) key makes a second fetch a no-op.
+ */
+export async function ingestMessage(ctx: EngineContext, input: IngestInput): Promise<IngestResult> {
+  const result = await ctx.db.transaction(async (tx) => {
+    const [t] = await tx.select().from(tenant).where(eq(tenant.id, input.tenantId));
+    const [address] = await tx
+      .select()
+      .from(emailAddress)
+      .where(and(eq(emailAddress.id, input.addressId), eq(emailAddress.tenantId, input.tenantId)));
+    if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
+
+    const outcome = await ingestInTx(tx, ctx, t, address, input);
+    if (input.source.kind === "imap") await advanceCheckpoint(tx, input.tenantId, input.source);
+    return outcome;
+  });
+  if (result.status === "stored" && result.queueId) ctx.signals.routeQueue(input.tenantId, result.queueId);
+  ctx.hub.wake();
+  return result;
+}
+
+async function ingestInTx(
+  tx: Tx,
+  ctx: EngineContext,
+  t: TenantRow,
+  address: AddressRow,
+  input: IngestInput,
+): Promise<IngestResult> {
+  const { source, receivedAt, parsed } = input;
+  const accountId = source.kind === "imap" ? source.accountId : address.accountId;
+
+  // 1. The same IMAP position twice (a re-fetch after a crash between commit and flagging).
+  if (source.kind === "imap") {
+    const dup = await tx
+      .select({ id: message.id })
+      .from(message)
+      .where(
+        and(
+          eq(message.accountId, source.accountId),
+          eq(message.uidValidity, source.uidValidity),
+          eq(message.uid, source.uid),
+        ),
+      )
+      .union(
+        tx
+          .select({ id: rejectedMessage.id })
+          .from(rejectedMessage)
+          .where(
+            and(
+              eq(rejectedMessage.accountId, source.accountId),
+              eq(rejectedMessage.uidValidity, source.uidValidity),
+              eq(rejectedMessage.uid, source.uid),
+            ),
+          ),
+      )
+      .limit(1);
+    if (dup[0]) return { status: "duplicate", messageId: dup[0].id };
+  }
+
+  const imapPos =
+    source.kind === "imap"
+      ? { uidValidity: source.uidValidity, uid: source.uid }
+      : { uidValidity: null, uid: null };
+
+  // 2. Unparseable, oversize, timed out: kept as a rejected record with its reason, never lost.
+  if (!parsed.ok) {
+    // Oversize mail is not stored: holding it is the very cost the limit prevents.
+    const rawId = parsed.reason === "oversize" ? null : await storeRaw(tx, t.id, input.raw);
+    const [rej] = await tx
+      .insert(rejectedMessage)
+      .values({
+        tenantId: t.id,
+        accountId,
+        addressId: address.id,
+        reason: parsed.reason,
+        detail: parsed.detail.slice(0, 2000),
+        sizeBytes: parsed.sizeBytes,
+        rawMessageId: rawId,
+        receivedAt,
+        ...imapPos,
+      })
+      .returning({ id: rejectedMessage.id });
+    await appendEvents(tx, [
+      {
+        tenantId: t.id,
+        type: "message.rejected",
+        occurredAt: ctx.clock.now(),
+        payload: {
+          rejectedId: rej!.id,
+          reason: parsed.reason,
+          detail: parsed.detail.slice(0, 500),
+          addressId: address.id,
+        },
+      },
+    ]);
+    return { status: "rejected", rejectedId: rej!.id, reason: parsed.reason };
+  }
+
+  const mail = parsed.mail;
+
+  // 3. One mail sent to several of our addresses (or re-fetched after a UIDVALIDITY change)
+  //    is one message: same Message-ID and same bytes within the tenant.
+  if (mail.messageId) {
+    const [dup] = await tx
+      .select({ id: message.id })
+      .from(message)
+      .where(
+        and(
+          eq(message.tenantId, t.id),
+          eq(message.messageIdHeader, mail.messageId),
+          eq(message.contentHash, mail.contentHash),
+        ),
+      )
+      .limit(1);
+    if (dup) return { status: "duplicate", messageId: dup.id };
+  }
+
+  const ownAddresses = await tenantAddresses(tx, t.id);
+  const cls = classify(mail, {
+    mailFrom: source.kind === "smtp" ? (source.mailFrom ?? "") : undefined,
+    ownAddresses,
+  });
+
+  // 4. Delivery reports never open conversations (RFC 3464); they mark what they report on.
+  if (cls.bounce) return recordDeliveryReport(tx, ctx, t.id, address, input, mail, cls, imapPos);
+
+  // 5. Spam per the address's policy; a drop is still recorded.
+  let queueId = address.queueId;
+  const tags: string[] = [];
+  if (cls.spam) {
+    if (address.spamRouting === "DROP") {
+      return recordRejection(
+        tx,
+        ctx,
+        t.id,
+        address,
+        input,
+        mail,
+        "spam_dropped",
+        cls.spamReason ?? "",
+        imapPos,
+      );
+    }
+    if (address.spamRouting === "QUEUE" && address.spamQueueId) queueId = address.spamQueueId;
+    tags.push("spam");
+  }
+
+  // 6. The contact: the From mailbox (never Reply-To, which anyone can set).
+  const sender = senderContact(mail.from);
+  const contactId = await upsertContact(
+    tx,
+    t.id,
+    sender?.email ?? "unknown@invalid",
+    sender?.displayName ?? "",
+  );
+
+  // 7. Threading.
+  const lookups = threadingLookups({
+    mode: address.threadingMode,
+    inReplyTo: mail.inReplyTo,
+    references: mail.references,
+    subject: mail.subject,
+  });
+  const { byMessageId, byTicket } = await threadCandidates(
+    tx,
+    t.id,
+    lookups.messageIds,
+    lookups.ticketNumbers,
+  );
+  const decision = decideThread({
+    mode: address.threadingMode,
+    inReplyTo: mail.inReplyTo,
+    references: mail.references,
+    subject: mail.subject,
+    candidatesByMessageId: byMessageId,
+    candidatesByTicket: byTicket,
+    senderEmail: sender?.email ?? null,
+  });
+
+  const now = ctx.clock.now();
+  const events: NewEvent[] = [];
+  let conv: typeof conversation.$inferSelect | undefined;
+  let created = false;
+  let previousConversationId: string | null = null;
+
+  if (decision.kind === "existing") {
+    [conv] = await tx
+      .select()
+      .from(conversation)
+      .where(and(eq(conversation.id, decision.conversationId), eq(conversation.tenantId, t.id)))
+      .for("update");
+  }
+  if (conv) {
+    const effect = onInboundMail(conv.status, conv.closedAt, receivedAt, {
+      reopenEnabled: t.reopenEnabled,
+      reopenWindowDays: t.reopenWindowDays,
+    });
+    if (effect === "NEW_LINKED") {
+      previousConversationId = conv.id;
+      conv = undefined;
+    } else {
+      const next = statusAfterInbound(conv.status, effect) ?? conv.status;
+      const ownerless = conv.assigneeId === null && conv.offeredToId === null;
+      // A reply on a finished or ownerless conversation puts it back in the queue.
+      const requeue = ownerless && (conv.workState === "DONE" || conv.workState === "WAITING");
+      const [updated] = await tx
+        .update(conversation)
+        .set({
+          status: next,
+          lastInboundAt: receivedAt,
+          lastActivityAt: now,
+          ...(next !== conv.status
+            ? {
+                statusChangedAt: now,
+                ...(next === "REOPENED" || next === "ACTIVE" ? { closedAt: null, resolvedAt: null } : {}),
+              }
+            : {}),
+          ...(requeue
+            ? {
+                workState: "WAITING" as const,
+                enqueuedAt: conv.workState === "WAITING" ? conv.enqueuedAt : now,
+              }
+            : {}),
+          ...(tags.length
+            ? { tags: sql`array(SELECT DISTINCT unnest(${conversation.tags} || ${tags}::text[]))` }
+            : {}),
+        })
+        .where(eq(conversation.id, conv.id))
+        .returning();
+      events.push({
+        tenantId: t.id,
+        type: "conversation.threaded",
+        conversationId: conv.id,
+        queueId: conv.queueId,
+        occurredAt: now,
+        payload:
+          decision.kind === "existing"
+            ? { via: decision.via, matched: decision.matched, senderIsMember: decision.senderIsMember }
+            : {},
+      });
+      if (next !== conv.status) {
+        events.push(statusEvent(t.id, conv, conv.status, next, now, effect));
+      }
+      if (requeue && conv.workState === "DONE" && conv.queueId) {
+        events.push({
+          tenantId: t.id,
+          type: "conversation.queued",
+          conversationId: conv.id,
+          queueId: conv.queueId,
+          occurredAt: now,
+          payload: { reason: "customer-reply" },
+        });
+      }
+      conv = updated!;
+    }
+  }
+
+  if (!conv) {
+    const [q] = queueId
+      ? await tx
+          .select({ id: queue.id, defaultPriority: queue.defaultPriority })
+          .from(queue)
+          .where(and(eq(queue.id, queueId), eq(queue.tenantId, t.id), isNull(queue.archivedAt)))
+      : [];
+    queueId = q?.id ?? null;
+    const ticket = await nextTicketNumber(tx);
+    [conv] = await tx
+      .insert(conversation)
+      .values({
+        tenantId: t.id,
+        ticketNumber: ticket,
+        subject: mail.subject.slice(0, 998),
+        status: "NEW",
+        contactId,
+        addressId: address.id,
+        queueId,
+        requiredSkillIds: address.requiredSkillIds,
+        language: address.language,
+        priority: address.priority ?? q?.defaultPriority ?? 0,
+        tags,
+        spam: cls.spam,
+        workState: "WAITING",
+        enqueuedAt: now,
+        previousConversationId,
+        receivedAt,
+        lastInboundAt: receivedAt,
+        lastActivityAt: now,
+        statusChangedAt: now,
+      })
+      .returning();
+    created = true;
+    events.push({
+      tenantId: t.id,
+      type: "conversation.created",
+      conversationId: conv!.id,
+      queueId,
+      occurredAt: now,
+      payload: {
+        ticketNumber: ticket,
+        addressId: address.id,
+        previousConversationId,
+        rejectedThreadMatches: decision.rejected,
+      },
+    });
+    if (queueId) {
+      events.push({
+        tenantId: t.id,
+        type: "conversation.queued",
+        conversationId: conv!.id,
+        queueId,
+        occurredAt: now,
+        payload: {
+          reason: "new",
+          priority: conv!.priority,
+          requiredSkillIds: conv!.requiredSkillIds,
+          language: conv!.language,
+          spam: cls.spam,
+        },
+      });
+    }
+  }
+
+  const c = conv!;
+  const rawId = await storeRaw(tx, t.id, input.raw);
+  const html = parsed.sanitized;
+  const [m] = await tx
+    .insert(message)
+    .values({
+      tenantId: t.id,
+      conversationId: c.id,
+      direction: "INBOUND",
+      messageIdHeader: mail.messageId,
+      inReplyTo: mail.inReplyTo,
+      references: mail.references.slice(-100),
+      from: mail.from,
+      to: mail.to,
+      cc: mail.cc,
+      replyTo: mail.replyTo,
+      subject: mail.subject.slice(0, 998),
+      text: mail.text,
+      html: html?.html ?? null,
+      remoteResources: html?.remoteResources ?? [],
+      headers: mail.headers as Record<string, string[]>,
+      parseWarnings: mail.warnings,
+      dateHeader: mail.date,
+      receivedAt,
+      autoSubmitted: cls.autoSubmitted,
+      spam: cls.spam,
+      addressId: address.id,
+      accountId,
+      ...imapPos,
+      contentHash: mail.contentHash,
+      rawMessageId: rawId,
+      sizeBytes: mail.sizeBytes,
+    })
+    .returning({ id: message.id });
+  if (mail.attachments.length > 0) {
+    await tx.insert(attachment).values(
+      mail.attachments.map((a, i) => ({
+        tenantId: t.id,
+        messageId: m!.id,
+        filename: a.filename ?? `attachment-${i + 1}`,
+        contentType: a.contentType,
+        sizeBytes: a.size,
+        contentId: a.contentId,
+        inline: a.inline,
+        sha256: a.sha256,
+        data: a.content,
+      })),
+    );
+  }
+  events.unshift({
+    tenantId: t.id,
+    type: "message.received",
+    conversationId: c.id,
+    queueId: c.queueId,
+    actorType: "CONTACT",
+    occurredAt: now,
+    payload: {
+      messageId: m!.id,
+      from: mail.from?.address ?? null,
+      subject: mail.subject.slice(0, 200),
+      receivedAt: receivedAt.toISOString(),
+      sizeBytes: mail.sizeBytes,
+      attachments: mail.attachments.length,
+      warnings: mail.warnings.length,
+      autoSubmitted: cls.autoSubmitted,
+      spam: cls.spam,
+      source: source.kind,
+    },
+  });
+  await appendEvents(tx, events);
+  return {
+    status: "stored",
+    conversationId: c.id,
+    messageId: m!.id,
+    ticketNumber: c.ticketNumber,
+    created,
+    queueId: c.queueId,
+  };
+}
+
+function statusEvent(
+  tenantId: string,
+  conv: { id: string; queueId: string | null },
+  from: ConversationStatus,
+  to: ConversationStatus,
+  at: Date,
+  reason: string,
+): NewEvent {
+  return {
+    tenantId,
+    type: "conversation.status_changed",
+    conversationId: conv.id,
+    queueId: conv.queueId,
+    occurredAt: at,
+    payload: { from, to, reason: `inbound:${reason.toLowerCase()}` },
+  };
+}
+
+async function storeRaw(tx: Tx, tenantId: string, raw: Buffer): Promise<string> {
+  const [row] = await tx
+    .insert(rawMessage)
+    .values({
+      tenantId,
+      sha256: createHash("sha256").update(raw).digest("hex"),
+      sizeBytes: raw.length,
+      data: raw,
+    })
+    .returning({ id: rawMessage.id });
+  return row!.id;
+}
+
+async function nextTicketNumber(tx: Tx): Promise<number> {
+  const rows = await tx.execute<{ n: string }>(sql`SELECT nextval('ticket_number_seq')::text AS n`);
+  return Number(rows[0]!.n);
+}
+
+async function upsertContact(tx: Tx, tenantId: string, email: string, name: string): Promise<string> {
+  const [row] = await tx
+    .insert(contact)
+    .values({ tenantId, email, name })
+    .onConflictDoUpdate({
+      target: [contact.tenantId, contact.email],
+      // Keep a name we know; learn one we did not have.
+      set: { name: sql`CASE WHEN ${contact.name} = '' THEN excluded.name ELSE ${contact.name} END` },
+    })
+    .returning({ id: contact.id });
+  return row!.id;
+}
+
+async function tenantAddresses(tx: Tx, tenantId: string): Promise<string[]> {
+  const rows = await tx
+    .select({ address: emailAddress.address, fromAddress: emailAddress.fromAddress })
+    .from(emailAddress)
+    .where(eq(emailAddress.tenantId, tenantId));
+  return rows.flatMap((r) => [r.address, ...(r.fromAddress ? [r.fromAddress] : [])]);
+}
+
+/**
+ * Candidates for threading, tenant-scoped: conversations holding any of the Message-IDs
+ * (inbound or outbound) or ticket numbers, with their contact and the addresses that wrote
+ * in them (the membership rule of `decideThread`).
+ */
+async function threadCandidates(
+  tx: Tx,
+  tenantId: string,
+  messageIds: string[],
+  ticketNumbers: number[],
+): Promise<{ byMessageId: MessageIdCandidate[]; byTicket: TicketCandidate[] }> {
+  const byMessageIdRows =
+    messageIds.length === 0
+      ? []
+      : await tx
+          .select({ conversationId: message.conversationId, messageId: message.messageIdHeader })
+          .from(message)
+          .where(and(eq(message.tenantId, tenantId), inArray(message.messageIdHeader, messageIds)))
+          .limit(200);
+  const byTicketRows =
+    ticketNumbers.length === 0
+      ? []
+      : await tx
+          .select({ conversationId: conversation.id, ticketNumber: conversation.ticketNumber })
+          .from(conversation)
+          .where(
+            and(
+              eq(conversation.tenantId, tenantId),
+              inArray(conversation.ticketNumber, ticketNumbers.slice(0, 20)),
+            ),
+          );
+  const ids = [
+    ...new Set([
+      ...byMessageIdRows.map((r) => r.conversationId),
+      ...byTicketRows.map((r) => r.conversationId),
+    ]),
+  ];
+  const members = new Map<string, { contactEmail: string; participants: string[] }>();
+  if (ids.length > 0) {
+    const rows = await tx
+      .select({
+        id: conversation.id,
+        contactEmail: contact.email,
+        senders: sql<(string | null)[]>`array(
+          SELECT DISTINCT lower(m.from->>'address') FROM message m
+          WHERE m.conversation_id = ${conversation.id} AND m.direction = 'INBOUND' AND m.from IS NOT NULL)`,
+      })
+      .from(conversation)
+      .innerJoin(contact, eq(contact.id, conversation.contactId))
+      .where(inArray(conversation.id, ids));
+    for (const r of rows) {
+      members.set(r.id, {
+        contactEmail: r.contactEmail,
+        participants: r.senders.filter((s): s is string => !!s),
+      });
+    }
+  }
+  const withMembers = <T extends { conversationId: string }>(r: T) => {
+    const m = members.get(r.conversationId);
+    return { ...r, contactEmail: m?.contactEmail ?? "", participantEmails: m?.participants ?? [] };
+  };
+  return {
+    byMessageId: byMessageIdRows
+      .filter((r): r is { conversationId: string; messageId: string } => r.messageId !== null)
+      .map(withMembers),
+    byTicket: byTicketRows.map(withMembers),
+  };
+}
+
+async function recordRejection(
+  tx: Tx,
+  ctx: EngineContext,
+  tenantId: string,
+  address: AddressRow,
+  input: IngestInput,
+  mail: ParsedMail,
+  reason: string,
+  detail: string,
+  imapPos: { uidValidity: number | null; uid: number | null },
+): Promise<IngestResult> {
+  const rawId = await storeRaw(tx, tenantId, input.raw);
+  const [rej] = await tx
+    .insert(rejectedMessage)
+    .values({
+      tenantId,
+      accountId: input.source.kind === "imap" ? input.source.accountId : address.accountId,
+      addressId: address.id,
+      reason,
+      detail: detail.slice(0, 2000),
+      sizeBytes: mail.sizeBytes,
+      messageIdHeader: mail.messageId,
+      fromAddress: mail.from?.address ?? null,
+      subject: mail.subject.slice(0, 998),
+      rawMessageId: rawId,
+      receivedAt: input.receivedAt,
+      ...imapPos,
+    })
+    .returning({ id: rejectedMessage.id });
+  await appendEvents(tx, [
+    {
+      tenantId,
+      type: "message.rejected",
+      occurredAt: ctx.clock.now(),
+      payload: { rejectedId: rej!.id, reason, detail: detail.slice(0, 500), addressId: address.id },
+    },
+  ]);
+  return { status: "rejected", rejectedId: rej!.id, reason };
+}
+
+/**
+ * A delivery report: find the outbound message it reports on (by the original Message-ID)
+ * and mark it bounced; a permanent failure (5.x.x) marks the contact's address
+ * undeliverable. The report itself is kept as a rejected record of reason
+ * `delivery_report`, so it never opens a conversation but is never lost either.
+ */
+async function recordDeliveryReport(
+  tx: Tx,
+  ctx: EngineContext,
+  tenantId: string,
+  address: AddressRow,
+  input: IngestInput,
+  mail: ParsedMail,
+  cls: Classification,
+  imapPos: { uidValidity: number | null; uid: number | null },
+): Promise<IngestResult> {
+  const ds = mail.deliveryStatus;
+  const failed = (ds?.recipients ?? []).filter(
+    (r) => (r.action ?? "").toLowerCase() === "failed" || /^5\./.test(r.status ?? ""),
+  );
+  const bounced: string[] = [];
+  const original = ds?.originalMessageId ? ds.originalMessageId.replace(/^<|>$/g, "") : null;
+  if (original && failed.length > 0) {
+    const rows = await tx
+      .select({ id: message.id, conversationId: message.conversationId, to: message.to })
+      .from(message)
+      .where(
+        and(
+          eq(message.tenantId, tenantId),
+          eq(message.messageIdHeader, original),
+          eq(message.direction, "OUTBOUND"),
+        ),
+      );
+    const now = ctx.clock.now();
+    for (const r of rows) {
+      const first = failed[0]!;
+      const permanent = /^5\./.test(first.status ?? "");
+      await tx
+        .update(message)
+        .set({
+          outboundStatus: "BOUNCED",
+          outboundError: `${first.status ?? ""} ${first.diagnosticCode ?? ""}`.trim().slice(0, 1000),
+        })
+        .where(eq(message.id, r.id));
+      bounced.push(r.id);
+      const events: NewEvent[] = [
+        {
+          tenantId,
+          type: "message.bounced",
+          conversationId: r.conversationId,
+          occurredAt: now,
+          payload: {
+            messageId: r.id,
+            recipients: failed.map((f) => ({
+              recipient: f.finalRecipient,
+              status: f.status,
+              diagnostic: f.diagnosticCode,
+            })),
+            permanent,
+          },
+        },
+      ];
+      if (permanent) {
+        for (const f of failed) {
+          const addr = normalizeEmailAddress((f.finalRecipient ?? "").replace(/^rfc822;\s*/i, ""))?.address;
+          if (!addr) continue;
+          await tx
+            .update(contact)
+            .set({
+              undeliverable: true,
+              undeliverableReason: `${f.status ?? ""} ${f.diagnosticCode ?? ""}`.trim().slice(0, 500),
+            })
+            .where(and(eq(contact.tenantId, tenantId), eq(contact.email, addr)));
+        }
+      }
+      await appendEvents(tx, events);
+    }
+  }
+  const res = await recordRejection(
+    tx,
+    ctx,
+    tenantId,
+    address,
+    input,
+    mail,
+    "delivery_report",
+    `${cls.bounceAction ?? "unknown"}; matched ${bounced.length} outbound message(s)`,
+    imapPos,
+  );
+  return {
+    status: "report",
+    rejectedId: res.status === "rejected" ? res.rejectedId : "",
+    bouncedMessageIds: bounced,
+  };
+}
+
+async function advanceCheckpoint(
+  tx: Tx,
+  tenantId: string,
+  src: { accountId: string; mailbox: string; uidValidity: number; uid: number },
+): Promise<void> {
+  await tx
+    .insert(mailboxCheckpoint)
+    .values({
+      tenantId,
+      accountId: src.accountId,
+      mailbox: src.mailbox,
+      uidValidity: src.uidValidity,
+      lastUid: src.uid,
+    })
+    .onConflictDoUpdate({
+      target: [mailboxCheckpoint.accountId, mailboxCheckpoint.mailbox],
+      set: {
+        // A new UIDVALIDITY resets the position; otherwise only ever move forward.
+        lastUid: sql`CASE WHEN ${mailboxCheckpoint.uidValidity} = excluded.uid_validity
+                     THEN greatest(${mailboxCheckpoint.lastUid}, excluded.last_uid) ELSE excluded.last_uid END`,
+        uidValidity: sql`excluded.uid_validity`,
+      },
+    });
+}
+
+/** Open conversations of a tenant versus its processing limit (SPEC §3): over it, ingest pauses. */
+export async function overProcessingLimit(ctx: EngineContext, tenantId: string): Promise<boolean> {
+  const [t] = await ctx.db
+    .select({ limit: tenant.processingLimit })
+    .from(tenant)
+    .where(eq(tenant.id, tenantId));
+  if (!t || t.limit === null) return false;
+  const [row] = await ctx.db.execute<{ n: number }>(sql`
+    SELECT count(*)::int AS n FROM (
+      SELECT 1 FROM conversation
+      WHERE tenant_id = ${tenantId} AND status NOT IN ('RESOLVED', 'CLOSED')
+      LIMIT ${t.limit + 1}) s`);
+  return (row?.n ?? 0) > t.limit;
+}
+
+/**
+ * Which of our addresses an IMAP message belongs to: the first To/Cc recipient that is an
+ * address of this account, else the account's first address.
+ */
+export async function resolveAccountAddress(
+  ctx: EngineContext,
+  accountId: string,
+  recipients: string[],
+): Promise<{ tenantId: string; addressId: string } | null> {
+  const rows = await ctx.db
+    .select({ id: emailAddress.id, tenantId: emailAddress.tenantId, address: emailAddress.address })
+    .from(emailAddress)
+    .innerJoin(mailAccount, eq(mailAccount.id, emailAddress.accountId))
+    .where(and(eq(emailAddress.accountId, accountId), isNull(emailAddress.archivedAt)))
+    .orderBy(emailAddress.createdAt);
+  if (rows.length === 0) return null;
+  const wanted = new Set(recipients.map((r) => r.toLowerCase()));
+  const hit = rows.find((r) => wanted.has(r.address.toLowerCase())) ?? rows[0]!;
+  return { tenantId: hit.tenantId, addressId: hit.id };
+}
+
+/** The configured address an SMTP recipient maps to (any tenant: addresses are globally unique). */
+export async function resolveRecipient(
+  ctx: EngineContext,
+  rcpt: string,
+): Promise<{ tenantId: string; addressId: string; emailEnabled: boolean } | null> {
+  const [row] = await ctx.db
+    .select({ id: emailAddress.id, tenantId: emailAddress.tenantId, emailEnabled: tenant.emailEnabled })
+    .from(emailAddress)
+    .innerJoin(tenant, eq(tenant.id, emailAddress.tenantId))
+    .where(
+      and(
+        sql`lower(${emailAddress.address}) = ${rcpt.trim().toLowerCase()}`,
+        isNull(emailAddress.archivedAt),
+      ),
+    );
+  return row ? { tenantId: row.tenantId, addressId: row.id, emailEnabled: row.emailEnabled } : null;
+}

@@ -1,0 +1,29 @@
+import type { DbOrTx } from "../db/client.js";
+
+/**
+ * Durable, timed work (ARCHITECTURE "Time"): timers, retried sends, sweeps. The engine
+ * schedules through this interface; `src/jobs` implements it with pg-boss. Jobs scheduled
+ * with `db` set are written on that transaction and exist only if it commits.
+ */
+export interface JobScheduler {
+  schedule(
+    name: string,
+    data: Record<string, unknown>,
+    opts?: {
+      db?: DbOrTx;
+      startAfter?: Date;
+      /** At most one queued job with this key per queue (pg-boss singletonKey). */
+      singletonKey?: string;
+      retryLimit?: number;
+      retryDelaySeconds?: number;
+      retryBackoff?: boolean;
+    },
+  ): Promise<string | null>;
+}
+
+/** For contexts without a job runner (CLI scripts, pure tests): scheduling is refused loudly. */
+export const noJobs: JobScheduler = {
+  schedule: async (name) => {
+    throw new Error(`no job scheduler configured (tried to schedule ${name})`);
+  },
+};

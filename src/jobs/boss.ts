@@ -1,0 +1,101 @@
+import PgBoss from "pg-boss";
+import { rawClient } from "../db/client.js";
+import type { Logger } from "../engine/context.js";
+import type { JobScheduler } from "../engine/jobs.js";
+
+/** Every queue the app uses is declared here so it exists before anyone sends to it. */
+export interface QueueSpec {
+  name: string;
+  retryLimit?: number;
+  retryDelay?: number;
+  retryBackoff?: boolean;
+  deadLetter?: string;
+}
+
+export interface JobRunner extends JobScheduler {
+  boss: PgBoss;
+  /** Creates queues (idempotent) and registers a handler; handlers get one job at a time. */
+  register<T extends object>(
+    spec: QueueSpec,
+    handler: (data: T, job: { id: string; retryCount: number }) => Promise<void>,
+    opts?: { pollingIntervalSeconds?: number; batchSize?: number },
+  ): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * pg-boss in its own schema of the same database. Handlers must re-check state against
+ * the database: a timer that fires late or twice must do nothing harmful (ARCHITECTURE
+ * "Time"). pg-boss polls (≥ 0.5 s), so it is never on the latency path of an assignment.
+ */
+export async function startJobRunner(url: string, log: Logger): Promise<JobRunner> {
+  const boss = new PgBoss({
+    connectionString: url,
+    schema: "pgboss",
+    max: 4,
+    application_name: "switchboard-jobs",
+  });
+  boss.on("error", (err) => log.error({ err }, "pg-boss error"));
+  await boss.start();
+  const created = new Set<string>();
+  const ensure = async (spec: QueueSpec) => {
+    if (created.has(spec.name)) return;
+    if (spec.deadLetter && !created.has(spec.deadLetter)) {
+      await boss.createQueue(spec.deadLetter).catch(() => {});
+      created.add(spec.deadLetter);
+    }
+    // createQueue fails on an existing queue on some versions; existence is what we need.
+    await boss
+      .createQueue(spec.name, {
+        name: spec.name,
+        retryLimit: spec.retryLimit,
+        retryDelay: spec.retryDelay,
+        retryBackoff: spec.retryBackoff,
+        deadLetter: spec.deadLetter,
+      })
+      .catch(() => {});
+    created.add(spec.name);
+  };
+  const runner: JobRunner = {
+    boss,
+    async schedule(name, data, opts = {}) {
+      await ensure({ name });
+      return boss.send(name, data, {
+        startAfter: opts.startAfter,
+        singletonKey: opts.singletonKey,
+        retryLimit: opts.retryLimit,
+        retryDelay: opts.retryDelaySeconds,
+        retryBackoff: opts.retryBackoff,
+        ...(opts.db
+          ? {
+              db: {
+                executeSql: async (text: string, values: unknown[]) => {
+                  const rows = await rawClient(opts.db!).unsafe(text, values as never[]);
+                  return { rows: [...rows] };
+                },
+              },
+            }
+          : {}),
+      });
+    },
+    async register(spec, handler, opts = {}) {
+      await ensure(spec);
+      await boss.work<never>(
+        spec.name,
+        { pollingIntervalSeconds: opts.pollingIntervalSeconds ?? 1, batchSize: opts.batchSize ?? 1 },
+        async (jobs) => {
+          for (const job of jobs) {
+            await handler(job.data as never, {
+              id: job.id,
+              retryCount: (job as { retryCount?: number }).retryCount ?? 0,
+            });
+          }
+        },
+      );
+    },
+    async stop() {
+      await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
+    },
+  };
+  return runner;
+}

@@ -1,0 +1,492 @@
+import { resolveOffsetConnection } from "@pothos/plugin-relay";
+import { and, eq } from "drizzle-orm";
+import { type MailboxAddress, user } from "../db/schema/index.js";
+import {
+  type Attachment,
+  attachmentsOf,
+  type Contact,
+  type Conversation,
+  contactsByIds,
+  conversationEvents,
+  getContact,
+  getConversation,
+  ingestRaw,
+  listContacts,
+  listConversations,
+  listRejectedMessages,
+  type Message,
+  messagesOf,
+  type RejectedMessage,
+} from "../engine/conversations.js";
+import {
+  CONVERSATION_STATUSES,
+  MESSAGE_DIRECTIONS,
+  OUTBOUND_STATUSES,
+  WORK_STATES,
+} from "../engine/domain.js";
+import { ValidationError } from "../engine/errors.js";
+import type { EventRow } from "../engine/event-hub.js";
+import { builder } from "./builder.js";
+import { standardErrors } from "./errors.js";
+import { EventRef } from "./event.js";
+import { decodeId, decodeIds, encodeId } from "./ids.js";
+import { UserRef } from "./viewer.js";
+
+export const ConversationStatusEnum = builder.enumType("ConversationStatus", {
+  description: "Lifecycle status (SPEC §4): NEW, ACTIVE, PAUSED, RESOLVED, CLOSED, REOPENED.",
+  values: CONVERSATION_STATUSES,
+});
+export const WorkStateEnum = builder.enumType("WorkState", {
+  description: "Routing position: WAITING in the queue, OFFERED, owned ACTIVE or PARKED, or DONE.",
+  values: WORK_STATES,
+});
+const DirectionEnum = builder.enumType("MessageDirection", {
+  description: "INBOUND from the customer, OUTBOUND from us, NOTE internal (never sent).",
+  values: MESSAGE_DIRECTIONS,
+});
+const OutboundStatusEnum = builder.enumType("OutboundStatus", {
+  description: "Delivery state of an outbound message.",
+  values: OUTBOUND_STATUSES,
+});
+
+const MailboxRef = builder.objectRef<MailboxAddress>("Mailbox").implement({
+  description: "An email address with its display name.",
+  fields: (t) => ({
+    address: t.exposeString("address", { description: "The addr-spec, e.g. jane@example.com." }),
+    name: t.exposeString("name", { description: "Display name; empty if none." }),
+  }),
+});
+
+export const ContactRef = builder.objectRef<Contact>("Contact");
+export const ConversationRef = builder.objectRef<Conversation>("Conversation");
+export const MessageRef = builder.objectRef<Message>("Message");
+const AttachmentRef = builder.objectRef<Attachment>("Attachment");
+
+builder.node(ContactRef, {
+  description: "A customer, identified by email address within the tenant.",
+  id: { resolve: (c) => c.id },
+  loadOne: async (id, ctx) => (ctx.viewer ? getContact(ctx.engine, ctx.viewer, id).catch(() => null) : null),
+  fields: (t) => ({
+    email: t.exposeString("email", { description: "Normalised (lower-case) address." }),
+    name: t.exposeString("name", { description: "Display name as last seen; may be empty." }),
+    undeliverable: t.exposeBoolean("undeliverable", {
+      description: "A permanent bounce (5.x.x) marked this address as not deliverable.",
+    }),
+    undeliverableReason: t.exposeString("undeliverableReason", {
+      nullable: true,
+      description: "The status and diagnostic of that bounce.",
+    }),
+    preferredAgentId: t.id({
+      nullable: true,
+      description:
+        "Global ID of the agent who last handled this contact (continuity, preferred-agent routing).",
+      resolve: (c) => (c.preferredAgentId ? encodeId("User", c.preferredAgentId) : null),
+    }),
+    attributes: t.field({
+      type: "JSON",
+      description: "Free-form attributes (CRM data).",
+      resolve: (c) => c.attributes,
+    }),
+    createdAt: t.expose("createdAt", { type: "DateTime", description: "First seen." }),
+  }),
+});
+
+builder.node(ConversationRef, {
+  description: "A thread of mail with one customer: the unit that is queued, routed, answered and timed.",
+  id: { resolve: (c) => c.id },
+  loadOne: async (id, ctx) =>
+    ctx.viewer ? getConversation(ctx.engine, ctx.viewer, id).catch(() => null) : null,
+  fields: (t) => ({
+    ticketNumber: t.int({
+      description: "Human-friendly number, unique in the tenant.",
+      resolve: (c) => c.ticketNumber,
+    }),
+    subject: t.exposeString("subject", { description: "Subject of the first message." }),
+    status: t.field({
+      type: ConversationStatusEnum,
+      description: "Lifecycle status.",
+      resolve: (c) => c.status,
+    }),
+    workState: t.field({
+      type: WorkStateEnum,
+      description: "Routing position.",
+      resolve: (c) => c.workState,
+    }),
+    priority: t.exposeInt("priority", {
+      description: "Routing priority; queue score = priority + minutes waiting.",
+    }),
+    tags: t.exposeStringList("tags", { description: "Tags set by rules or agents (e.g. `spam`)." }),
+    spam: t.exposeBoolean("spam", { description: "The first message carried a spam verdict." }),
+    language: t.exposeString("language", {
+      nullable: true,
+      description: "Language used for routing, if known.",
+    }),
+    queueId: t.id({
+      nullable: true,
+      description: "Global ID of the queue it is in.",
+      resolve: (c) => (c.queueId ? encodeId("Queue", c.queueId) : null),
+    }),
+    addressId: t.id({
+      nullable: true,
+      description: "Global ID of the point of contact (email address) it came in on.",
+      resolve: (c) => (c.addressId ? encodeId("EmailAddress", c.addressId) : null),
+    }),
+    requiredSkillIds: t.idList({
+      description: "Global IDs of the skills an agent needs to get it.",
+      resolve: (c) => c.requiredSkillIds.map((id) => encodeId("Skill", id)),
+    }),
+    contact: t.field({
+      type: ContactRef,
+      description: "The customer.",
+      resolve: async (c, _a, ctx) => {
+        const [row] = await contactsByIds(ctx.engine, c.tenantId, [c.contactId]);
+        if (!row || row instanceof Error) throw new Error("contact missing");
+        return row;
+      },
+    }),
+    assignee: t.field({
+      type: UserRef,
+      nullable: true,
+      description: "The agent who owns it, if any.",
+      resolve: async (c, _a, ctx) => {
+        if (!c.assigneeId) return null;
+        const [u] = await ctx.engine.db
+          .select()
+          .from(user)
+          .where(and(eq(user.id, c.assigneeId), eq(user.tenantId, c.tenantId)));
+        return u ?? null;
+      },
+    }),
+    enqueuedAt: t.expose("enqueuedAt", {
+      type: "DateTime",
+      nullable: true,
+      description: "When it entered the queue.",
+    }),
+    receivedAt: t.expose("receivedAt", {
+      type: "DateTime",
+      description: "When the first message was received (time-dependent rules use this).",
+    }),
+    lastInboundAt: t.expose("lastInboundAt", {
+      type: "DateTime",
+      nullable: true,
+      description: "Last customer mail.",
+    }),
+    lastOutboundAt: t.expose("lastOutboundAt", {
+      type: "DateTime",
+      nullable: true,
+      description: "Last reply sent.",
+    }),
+    lastActivityAt: t.expose("lastActivityAt", { type: "DateTime", description: "Last change of any kind." }),
+    previousConversationId: t.id({
+      nullable: true,
+      description: "The closed conversation this one continues (new mail after the reopen window).",
+      resolve: (c) => (c.previousConversationId ? encodeId("Conversation", c.previousConversationId) : null),
+    }),
+    handleTimeMs: t.float({
+      description: "Time agents spent with it ACTIVE, in ms, including the running segment.",
+      resolve: (c, _a, ctx) =>
+        c.handleTimeMs +
+        (c.activeSince ? Math.max(0, ctx.engine.clock.now().getTime() - c.activeSince.getTime()) : 0),
+    }),
+    messages: t.loadableList({
+      type: MessageRef,
+      description: "Every message (inbound, outbound, notes), oldest first.",
+      load: (ids: string[], ctx) => messagesOf(ctx.engine, ctx.viewer!.tenantId, ids),
+      resolve: (c) => c.id,
+    }),
+    timeline: t.connection({
+      type: EventRef,
+      description: "Everything that happened to it and why (SPEC §11), oldest first.",
+      resolve: async (c, args, ctx) => {
+        const first = args.first ?? 100;
+        const afterId = args.after ? Number(Buffer.from(args.after, "base64url").toString()) : null;
+        const rows = await conversationEvents(ctx.engine, ctx.viewer!, c.id, {
+          first,
+          afterId: Number.isFinite(afterId) ? afterId : null,
+        });
+        const page = rows.slice(0, first);
+        return {
+          edges: page.map((e) => ({
+            node: { ...e, txId: e.txId } as EventRow,
+            cursor: Buffer.from(String(e.id)).toString("base64url"),
+          })),
+          pageInfo: {
+            hasNextPage: rows.length > first,
+            hasPreviousPage: afterId !== null,
+            startCursor: page[0] ? Buffer.from(String(page[0].id)).toString("base64url") : null,
+            endCursor: page.at(-1) ? Buffer.from(String(page.at(-1)!.id)).toString("base64url") : null,
+          },
+        };
+      },
+    }),
+    createdAt: t.expose("createdAt", { type: "DateTime", description: "When it was created." }),
+  }),
+});
+
+MessageRef.implement({
+  description: "One email (or internal note) of a conversation.",
+  fields: (t) => ({
+    id: t.id({ description: "Global ID.", resolve: (m) => encodeId("Message", m.id) }),
+    direction: t.field({
+      type: DirectionEnum,
+      description: "INBOUND, OUTBOUND or NOTE.",
+      resolve: (m) => m.direction,
+    }),
+    messageIdHeader: t.exposeString("messageIdHeader", {
+      nullable: true,
+      description: "RFC 5322 Message-ID without angle brackets.",
+    }),
+    inReplyTo: t.exposeString("inReplyTo", { nullable: true, description: "In-Reply-To header." }),
+    from: t.field({ type: MailboxRef, nullable: true, description: "Sender.", resolve: (m) => m.from }),
+    to: t.field({ type: [MailboxRef], description: "To recipients.", resolve: (m) => m.to }),
+    cc: t.field({ type: [MailboxRef], description: "Cc recipients.", resolve: (m) => m.cc }),
+    bcc: t.field({
+      type: [MailboxRef],
+      description: "Bcc recipients of outbound mail; empty unless the caller has SEE_BCC.",
+      resolve: (m, _a, ctx) => (ctx.viewer?.permissions.has("SEE_BCC") ? m.bcc : []),
+    }),
+    replyTo: t.field({ type: [MailboxRef], description: "Reply-To addresses.", resolve: (m) => m.replyTo }),
+    subject: t.exposeString("subject", { description: "Subject as received or sent." }),
+    text: t.exposeString("text", {
+      description: "Plain-text body (generated from HTML when only HTML was sent).",
+    }),
+    html: t.exposeString("html", {
+      nullable: true,
+      description:
+        "Sanitised HTML, safe to render: scripts, handlers, forms and frames removed; remote images neutralised " +
+        "(original URL in data-remote-src); cid: images kept as cid: (match Attachment.contentId).",
+    }),
+    remoteResources: t.exposeStringList("remoteResources", {
+      description: "Remote URLs the original HTML wanted to load (blocked by default).",
+    }),
+    headers: t.field({
+      type: "JSON",
+      description: "Headers of interest (lower-case name → values): auto-submitted, list-id, spam verdicts …",
+      resolve: (m) => m.headers,
+    }),
+    parseWarnings: t.exposeStringList("parseWarnings", {
+      description:
+        "Irregularities found while parsing (bad date, undecodable charset …); the message is kept.",
+    }),
+    dateHeader: t.expose("dateHeader", {
+      type: "DateTime",
+      nullable: true,
+      description: "Date the sender claimed.",
+    }),
+    receivedAt: t.expose("receivedAt", { type: "DateTime", description: "When we received (or queued) it." }),
+    autoSubmitted: t.exposeBoolean("autoSubmitted", { description: "Sent by a machine (RFC 3834)." }),
+    outboundStatus: t.field({
+      type: OutboundStatusEnum,
+      nullable: true,
+      description: "Delivery state (outbound only).",
+      resolve: (m) => m.outboundStatus,
+    }),
+    outboundError: t.exposeString("outboundError", {
+      nullable: true,
+      description: "Why sending failed or bounced.",
+    }),
+    sizeBytes: t.exposeInt("sizeBytes", { description: "Size of the raw message." }),
+    attachments: t.loadableList({
+      type: AttachmentRef,
+      description: "Attachments and inline images.",
+      load: (ids: string[], ctx) => attachmentsOf(ctx.engine, ctx.viewer!.tenantId, ids),
+      resolve: (m) => m.id,
+    }),
+  }),
+});
+
+AttachmentRef.implement({
+  description: "A file attached to a message, or an inline image referenced by cid:.",
+  fields: (t) => ({
+    id: t.id({ description: "Global ID.", resolve: (a) => encodeId("Attachment", a.id) }),
+    filename: t.exposeString("filename", { description: "File name (decoded)." }),
+    contentType: t.exposeString("contentType", { description: "MIME type." }),
+    sizeBytes: t.exposeInt("sizeBytes", { description: "Decoded size." }),
+    contentId: t.exposeString("contentId", {
+      nullable: true,
+      description: "Content-ID for cid: references.",
+    }),
+    inline: t.exposeBoolean("inline", { description: "Shown inline in the HTML body." }),
+    sha256: t.exposeString("sha256", { description: "SHA-256 of the content (hex)." }),
+    downloadPath: t.string({
+      description: "GET this path on the server with the same Authorization header to download the bytes.",
+      resolve: (a) => `/attachments/${a.id}`,
+    }),
+  }),
+});
+
+const RejectedMessageRef = builder.objectRef<RejectedMessage>("RejectedMessage").implement({
+  description: "Mail that did not become a message (oversize, unparseable, spam dropped, delivery report …).",
+  fields: (t) => ({
+    id: t.id({ description: "Global ID.", resolve: (r) => encodeId("RejectedMessage", r.id) }),
+    reason: t.exposeString("reason", {
+      description:
+        "oversize, unparseable, timeout, too_many_parts, header_too_large, spam_dropped, delivery_report …",
+    }),
+    detail: t.exposeString("detail", { description: "Human-readable details." }),
+    sizeBytes: t.exposeInt("sizeBytes", { description: "Size of the raw message." }),
+    messageIdHeader: t.exposeString("messageIdHeader", {
+      nullable: true,
+      description: "Message-ID, if known.",
+    }),
+    fromAddress: t.exposeString("fromAddress", { nullable: true, description: "Sender, if known." }),
+    subject: t.exposeString("subject", { nullable: true, description: "Subject, if known." }),
+    rawAvailable: t.boolean({
+      description: "Whether the raw bytes were kept (not for oversize mail).",
+      resolve: (r) => r.rawMessageId !== null,
+    }),
+    receivedAt: t.expose("receivedAt", { type: "DateTime", description: "When it arrived." }),
+  }),
+});
+
+const ConversationFilterInput = builder.inputType("ConversationFilter", {
+  description: "Filters for `conversations`; all given ones must match.",
+  fields: (t) => ({
+    queueIds: t.idList({ description: "Only these queues (global IDs)." }),
+    statuses: t.field({ type: [ConversationStatusEnum], description: "Only these statuses." }),
+    workStates: t.field({ type: [WorkStateEnum], description: "Only these routing positions." }),
+    contactId: t.id({ description: "Only this contact." }),
+    assigneeId: t.id({ description: "Only conversations owned by this agent." }),
+    ticketNumber: t.int({ description: "Exactly this ticket number." }),
+    tags: t.stringList({ description: "Conversations carrying all these tags." }),
+    text: t.string({ description: "Full-text search over subjects and bodies." }),
+  }),
+});
+
+function decodeConvCursor(cursor: string | null | undefined) {
+  if (!cursor) return null;
+  const [at, id] = Buffer.from(cursor, "base64url").toString().split("|");
+  const d = new Date(at ?? "");
+  if (!id || Number.isNaN(d.getTime()))
+    throw new ValidationError({ field: "after", message: "not a valid cursor" });
+  return { at: d, id };
+}
+const encodeConvCursor = (c: Conversation) =>
+  Buffer.from(`${c.lastActivityAt.toISOString()}|${c.id}`).toString("base64url");
+
+builder.queryFields((t) => ({
+  conversations: t.withAuth({ authenticated: true }).connection({
+    type: ConversationRef,
+    description:
+      "Conversations in the queues the caller may see (agents also see their own), most recent activity first.",
+    args: { filter: t.arg({ type: ConversationFilterInput, description: "Optional filters." }) },
+    resolve: async (_root, args, ctx) => {
+      const f = args.filter ?? {};
+      const first = args.first ?? 50;
+      const rows = await listConversations(
+        ctx.engine,
+        ctx.viewer,
+        {
+          queueIds: f.queueIds ? decodeIds(f.queueIds.map(String), "Queue") : null,
+          statuses: f.statuses ?? null,
+          workStates: f.workStates ?? null,
+          contactId: f.contactId ? decodeId(String(f.contactId), "Contact") : null,
+          assigneeId: f.assigneeId ? decodeId(String(f.assigneeId), "User") : null,
+          ticketNumber: f.ticketNumber ?? null,
+          tags: f.tags ?? null,
+          text: f.text ?? null,
+        },
+        { first, after: decodeConvCursor(args.after) },
+      );
+      const page = rows.slice(0, first);
+      return {
+        edges: page.map((c) => ({ node: c, cursor: encodeConvCursor(c) })),
+        pageInfo: {
+          hasNextPage: rows.length > first,
+          hasPreviousPage: !!args.after,
+          startCursor: page[0] ? encodeConvCursor(page[0]) : null,
+          endCursor: page.at(-1) ? encodeConvCursor(page.at(-1)!) : null,
+        },
+      };
+    },
+  }),
+  conversationByTicket: t.withAuth({ authenticated: true }).field({
+    type: ConversationRef,
+    nullable: true,
+    description: "The conversation with this ticket number, if the caller may see it.",
+    args: { ticketNumber: t.arg.int({ required: true, description: "The ticket number." }) },
+    resolve: async (_root, args, ctx) => {
+      const [row] = await listConversations(
+        ctx.engine,
+        ctx.viewer,
+        { ticketNumber: args.ticketNumber },
+        { first: 1, after: null },
+      );
+      return row ?? null;
+    },
+  }),
+  contacts: t.withAuth({ authenticated: true }).connection({
+    type: ContactRef,
+    description: "Contacts of the tenant, by email address.",
+    args: { search: t.arg.string({ description: "Substring of email or name." }) },
+    resolve: (_root, args, ctx) =>
+      resolveOffsetConnection({ args }, (page) =>
+        listContacts(ctx.engine, ctx.viewer, { search: args.search }, page),
+      ),
+  }),
+  rejectedMessages: t.withAuth({ admin: true }).connection({
+    type: RejectedMessageRef,
+    description: "Rejected and quarantined mail with reasons, newest first. ADMIN only.",
+    resolve: (_root, args, ctx) =>
+      resolveOffsetConnection({ args }, (page) => listRejectedMessages(ctx.engine, ctx.viewer, page)),
+  }),
+}));
+
+const IngestOutcomeRef = builder
+  .objectRef<{ status: string; conversationId: string | null; reason: string | null; created: boolean }>(
+    "IngestOutcome",
+  )
+  .implement({
+    description: "What the pipeline did with an imported message.",
+    fields: (t) => ({
+      status: t.exposeString("status", {
+        description: "stored, duplicate, rejected or report (a delivery report).",
+      }),
+      conversation: t.field({
+        type: ConversationRef,
+        nullable: true,
+        description: "The conversation it was stored in, if stored.",
+        resolve: (o, _a, ctx) =>
+          o.conversationId
+            ? getConversation(ctx.engine, ctx.viewer!, o.conversationId).catch(() => null)
+            : null,
+      }),
+      created: t.exposeBoolean("created", { description: "Whether it opened a new conversation." }),
+      reason: t.exposeString("reason", { nullable: true, description: "Why it was rejected, if it was." }),
+    }),
+  });
+
+builder.mutationField("ingestRawMessage", (t) =>
+  t.withAuth({ admin: true }).field({
+    type: IngestOutcomeRef,
+    description:
+      "Feeds a raw RFC 822 message through the ingest pipeline as if it arrived at the address. For importers, " +
+      "demos and tests. ADMIN only.",
+    errors: { types: standardErrors },
+    args: {
+      addressId: t.arg.id({ required: true, description: "Global ID of the receiving email address." }),
+      raw: t.arg.string({
+        required: true,
+        description: "The message: RFC 822 text, or base64 when `base64` is true.",
+      }),
+      base64: t.arg.boolean({
+        description: "Whether `raw` is base64-encoded (for 8-bit or binary content).",
+      }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const raw = args.base64 ? Buffer.from(args.raw, "base64") : Buffer.from(args.raw, "utf8");
+      const r = await ingestRaw(ctx.engine, ctx.viewer, {
+        addressId: decodeId(String(args.addressId), "EmailAddress"),
+        raw,
+      });
+      switch (r.status) {
+        case "stored":
+          return { status: r.status, conversationId: r.conversationId, reason: null, created: r.created };
+        case "rejected":
+          return { status: r.status, conversationId: null, reason: r.reason, created: false };
+        default:
+          return { status: r.status, conversationId: null, reason: null, created: false };
+      }
+    },
+  }),
+);

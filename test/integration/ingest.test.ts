@@ -1,0 +1,286 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { conversation, message, rejectedMessage } from "../../src/db/schema/index.js";
+import { createTenantWithAdmin } from "../../src/engine/auth.js";
+import { DAY, ManualClock } from "../../src/engine/clock.js";
+import { encodeId } from "../../src/schema/ids.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
+
+const clock = new ManualClock("2026-03-02T09:00:00Z");
+let t: TestApp;
+let addr: { queueId: string; addressId: string; address: string };
+
+const INGEST = `mutation($a: ID!, $raw: String!, $b64: Boolean) {
+  ingestRawMessage(addressId: $a, raw: $raw, base64: $b64) {
+    __typename
+    ... on IngestOutcome { status created reason conversation { id ticketNumber status subject } }
+    ... on NotFoundError { entity }
+  }
+}`;
+
+async function ingest(raw: Buffer | string, key?: string) {
+  const buf = typeof raw === "string" ? Buffer.from(raw) : raw;
+  const r = await t.ok(
+    INGEST,
+    { a: encodeId("EmailAddress", addr.addressId), raw: buf.toString("base64"), b64: true },
+    key,
+  );
+  return r.ingestRawMessage;
+}
+
+beforeAll(async () => {
+  t = await startTestApp({ clock, env: { MAX_MESSAGE_BYTES: String(2 * 1024 * 1024) } });
+  addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "support@acme.test" });
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe("ingest pipeline", () => {
+  it("opens a conversation in the address's queue with events", async () => {
+    const r = await ingest(buildRawMail({ subject: "Printer on fire", messageId: "first@customer.example" }));
+    expect(r).toMatchObject({
+      status: "stored",
+      created: true,
+      conversation: { status: "NEW", subject: "Printer on fire" },
+    });
+    const d = await t.ok(
+      `query($id: ID!) { node(id: $id) { ... on Conversation { queueId workState contact { email name }
+        messages { direction subject text from { address } }
+        timeline { edges { node { type } } } } } }`,
+      { id: r.conversation.id },
+    );
+    expect(d.node.queueId).toBe(encodeId("Queue", addr.queueId));
+    expect(d.node.workState).toBe("WAITING");
+    expect(d.node.contact).toEqual({ email: "alice@customer.example", name: "Alice" });
+    expect(d.node.messages).toEqual([
+      {
+        direction: "INBOUND",
+        subject: "Printer on fire",
+        text: expect.stringContaining("I need help"),
+        from: { address: "alice@customer.example" },
+      },
+    ]);
+    expect(d.node.timeline.edges.map((e: any) => e.node.type)).toEqual([
+      "message.received",
+      "conversation.created",
+      "conversation.queued",
+    ]);
+  });
+
+  it("threads a reply by In-Reply-To and by ticket number, and ignores a duplicate", async () => {
+    const first = await ingest(buildRawMail({ subject: "Invoice", messageId: "inv-1@customer.example" }));
+    const reply = await ingest(
+      buildRawMail({
+        subject: "Re: Invoice",
+        messageId: "inv-2@customer.example",
+        headers: { "In-Reply-To": "<inv-1@customer.example>" },
+      }),
+    );
+    expect(reply).toMatchObject({
+      status: "stored",
+      created: false,
+      conversation: { id: first.conversation.id },
+    });
+    const byTicket = await ingest(
+      buildRawMail({
+        subject: `Again [#${first.conversation.ticketNumber}]`,
+        messageId: "inv-3@customer.example",
+      }),
+    );
+    expect(byTicket.conversation.id).toBe(first.conversation.id);
+    const dup = await ingest(
+      buildRawMail({
+        subject: `Again [#${first.conversation.ticketNumber}]`,
+        messageId: "inv-3@customer.example",
+      }),
+    );
+    expect(dup.status).toBe("duplicate");
+  });
+
+  it("does not let a stranger join a conversation by guessing its ticket number", async () => {
+    const first = await ingest(buildRawMail({ subject: "Private", messageId: "priv-1@customer.example" }));
+    const stranger = await ingest(
+      buildRawMail({
+        from: "mallory@evil.example",
+        subject: `Hi [#${first.conversation.ticketNumber}]`,
+        messageId: "m-1@evil.example",
+      }),
+    );
+    expect(stranger.created).toBe(true);
+    expect(stranger.conversation.id).not.toBe(first.conversation.id);
+  });
+
+  it("reopens a closed conversation within the window and links a new one after it", async () => {
+    const first = await ingest(
+      buildRawMail({ from: "bob@customer.example", subject: "Closing", messageId: "c-1@customer.example" }),
+    );
+    const id =
+      first.conversation.id.length > 0
+        ? Buffer.from(first.conversation.id, "base64").toString().split(":")[1]!
+        : "";
+    await t.db.db
+      .update(conversation)
+      .set({ status: "CLOSED", closedAt: clock.now(), workState: "DONE" })
+      .where(eq(conversation.id, id));
+    clock.advance(10 * DAY);
+    const within = await ingest(
+      buildRawMail({
+        from: "bob@customer.example",
+        subject: "Re: Closing",
+        messageId: "c-2@customer.example",
+        headers: { "In-Reply-To": "<c-1@customer.example>" },
+      }),
+    );
+    expect(within.conversation).toMatchObject({ id: first.conversation.id, status: "REOPENED" });
+    const [row] = await t.db.db.select().from(conversation).where(eq(conversation.id, id));
+    expect(row!.workState).toBe("WAITING");
+
+    await t.db.db
+      .update(conversation)
+      .set({ status: "CLOSED", closedAt: clock.now(), workState: "DONE" })
+      .where(eq(conversation.id, id));
+    clock.advance(31 * DAY);
+    const after = await ingest(
+      buildRawMail({
+        from: "bob@customer.example",
+        subject: "Re: Closing",
+        messageId: "c-3@customer.example",
+        headers: { "In-Reply-To": "<c-2@customer.example>" },
+      }),
+    );
+    expect(after.created).toBe(true);
+    const linked = await t.ok(
+      `query($id: ID!) { node(id: $id) { ... on Conversation { previousConversationId status } } }`,
+      {
+        id: after.conversation.id,
+      },
+    );
+    expect(linked.node).toEqual({ previousConversationId: first.conversation.id, status: "NEW" });
+  });
+
+  it("records oversize mail as rejected with a reason, never silently", async () => {
+    const big = buildRawMail({ subject: "Huge", text: "x".repeat(3 * 1024 * 1024) });
+    const r = await ingest(big);
+    expect(r).toMatchObject({ status: "rejected", reason: "oversize", conversation: null });
+    const list = await t.ok(`{ rejectedMessages { edges { node { reason sizeBytes rawAvailable } } } }`);
+    expect(list.rejectedMessages.edges[0].node).toMatchObject({ reason: "oversize", rawAvailable: false });
+    expect(list.rejectedMessages.edges[0].node.sizeBytes).toBeGreaterThan(3 * 1024 * 1024);
+  });
+
+  it("serves sanitised HTML and attachments only to callers who may see them", async () => {
+    const r = await ingest(
+      buildRawMail({
+        subject: "Look",
+        html: `<p onclick="steal()">Hi<script>alert(1)</script><img src="https://tracker.example/p.gif"><a href="javascript:alert(2)">x</a></p>`,
+        attachments: [
+          { filename: "résumé.pdf", contentType: "application/pdf", content: Buffer.from("%PDF-1.4 test") },
+        ],
+      }),
+    );
+    const d = await t.ok(
+      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { html remoteResources attachments { filename sizeBytes downloadPath } } } } }`,
+      { id: r.conversation.id },
+    );
+    const m = d.node.messages[0];
+    expect(m.html).toContain("Hi");
+    expect(m.html).not.toMatch(/<script|onclick|javascript:|\ssrc="https/i);
+    expect(m.html).toContain(`data-remote-src="https://tracker.example/p.gif"`);
+    expect(m.remoteResources).toEqual(["https://tracker.example/p.gif"]);
+    expect(m.attachments[0]).toMatchObject({ filename: "résumé.pdf", sizeBytes: 13 });
+    const base = t.url.replace("/graphql", "");
+    const dl = await fetch(base + m.attachments[0].downloadPath, {
+      headers: { authorization: `Bearer ${t.adminKey}` },
+    });
+    expect(dl.status).toBe(200);
+    expect(Buffer.from(await dl.arrayBuffer()).toString()).toBe("%PDF-1.4 test");
+    expect((await fetch(base + m.attachments[0].downloadPath)).status).toBe(401);
+    const other = await createTenantWithAdmin(t.db.db, { tenantName: "Other", adminEmail: "o@other.test" });
+    const foreign = await fetch(base + m.attachments[0].downloadPath, {
+      headers: { authorization: `Bearer ${other.apiKey}` },
+    });
+    expect(foreign.status).toBe(404);
+  });
+
+  it("hides conversations outside an agent's queues and foreign addresses", async () => {
+    const agent = await createUserWithKey(t.db.db, t.tenantId, "AGENT");
+    const list = await t.ok(`{ conversations { edges { node { id } } } }`, {}, agent.key);
+    expect(list.conversations.edges).toEqual([]);
+    const all = await t.ok(`{ conversations(first: 100) { edges { node { id } } } }`);
+    expect(all.conversations.edges.length).toBeGreaterThan(3);
+    const node = await t.ok(
+      `query($id: ID!) { node(id: $id) { id } }`,
+      { id: all.conversations.edges[0].node.id },
+      agent.key,
+    );
+    expect(node.node).toBeNull();
+    const other = await createTenantWithAdmin(t.db.db, { tenantName: "Other2", adminEmail: "o2@other.test" });
+    const r = await ingest(buildRawMail({ subject: "x" }), other.apiKey);
+    expect(r).toMatchObject({ __typename: "NotFoundError", entity: "EmailAddress" });
+  });
+
+  it("finds conversations by ticket number and full text", async () => {
+    const r = await ingest(
+      buildRawMail({
+        subject: "Quantum flux capacitor",
+        messageId: "q-1@customer.example",
+        text: "The capacitor is fluxing",
+      }),
+    );
+    const byTicket = await t.ok(`query($n: Int!) { conversationByTicket(ticketNumber: $n) { id } }`, {
+      n: r.conversation.ticketNumber,
+    });
+    expect(byTicket.conversationByTicket.id).toBe(r.conversation.id);
+    const byText = await t.ok(`{ conversations(filter: { text: "fluxing" }) { edges { node { id } } } }`);
+    expect(byText.conversations.edges.map((e: any) => e.node.id)).toEqual([r.conversation.id]);
+  });
+});
+
+describe("the real-world corpus", () => {
+  const root = [join(process.cwd(), "../shared/corpus/mail-gem"), "/work/shared/corpus/mail-gem"].find(
+    (p) => {
+      try {
+        return statSync(p).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+  );
+  const files = root
+    ? (function walk(d: string): string[] {
+        return readdirSync(d).flatMap((n) =>
+          statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : n.endsWith(".eml") ? [join(d, n)] : [],
+        );
+      })(root)
+    : [];
+
+  it("stores or rejects every file with a reason, none lost", { timeout: 120_000 }, async () => {
+    expect(files.length).toBeGreaterThan(50);
+    const corpusAddr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "corpus@acme.test" });
+    const outcomes: Record<string, number> = {};
+    for (const f of files) {
+      const r = await t.ok(INGEST, {
+        a: encodeId("EmailAddress", corpusAddr.addressId),
+        raw: readFileSync(f).toString("base64"),
+        b64: true,
+      });
+      const s = r.ingestRawMessage.status as string;
+      outcomes[s] = (outcomes[s] ?? 0) + 1;
+    }
+    const stored = await t.db.db
+      .select({ id: message.id })
+      .from(message)
+      .where(eq(message.addressId, corpusAddr.addressId));
+    const rejected = await t.db.db
+      .select({ id: rejectedMessage.id })
+      .from(rejectedMessage)
+      .where(eq(rejectedMessage.addressId, corpusAddr.addressId));
+    // Every file is accounted for: a message, a rejection/report, or a duplicate of one.
+    expect(stored.length + rejected.length + (outcomes.duplicate ?? 0)).toBe(files.length);
+    expect(outcomes.stored ?? 0).toBeGreaterThan(files.length / 2);
+  });
+});
