@@ -247,3 +247,21 @@ export function eligibleAgents(
   }
   return result;
 }
+
+/**
+ * Every reason that keeps one agent from `conversation` now (empty when eligible), for
+ * explaining a single agent ("why did I not get it?") and for the preferred-agent rule.
+ */
+export function exclusionReasons(
+  agent: RoutingAgent,
+  conversation: WaitingConversation,
+  queue: RoutingQueue,
+  now: Date,
+  ctx: RoutingContext,
+): ExclusionReason[] {
+  const queueReason = queueExclusion(queue, ctx);
+  if (queueReason !== null) return [queueReason];
+  const membership = membershipOf(queue);
+  const p = prepareAgent(agent, queue, membership, tenantLocalDate(now, ctx.timeZone), ctx);
+  return allExclusions(p, conversation, queue, membership, now.getTime());
+}
