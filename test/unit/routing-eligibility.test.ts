@@ -40,7 +40,12 @@ describe("eligibility: one rule per row", () => {
   }>([
     { name: "a routable team member", agent: agent("a"), expected: null },
     // Queue-level
-    { name: "auto-assign off", agent: agent("a"), queue: queue({ autoAssign: false }), expected: "AUTO_ASSIGN_OFF" },
+    {
+      name: "auto-assign off",
+      agent: agent("a"),
+      queue: queue({ autoAssign: false }),
+      expected: "AUTO_ASSIGN_OFF",
+    },
     {
       name: "business hours required and closed",
       agent: agent("a"),
@@ -71,7 +76,11 @@ describe("eligibility: one rule per row", () => {
     },
     // Inbox limit
     { name: "agent limit OFF", agent: agent("a", { inboxLimit: "OFF" }), expected: "INBOX_OFF" },
-    { name: "team limit OFF, agent inherits", agent: agent("a", { teamInboxLimit: "OFF" }), expected: "INBOX_OFF" },
+    {
+      name: "team limit OFF, agent inherits",
+      agent: agent("a", { teamInboxLimit: "OFF" }),
+      expected: "INBOX_OFF",
+    },
     {
       name: "team limit OFF, agent number overrides",
       agent: agent("a", { teamInboxLimit: "OFF", inboxLimit: 2 }),
@@ -83,7 +92,11 @@ describe("eligibility: one rule per row", () => {
       expected: "INBOX_OFF",
     },
     // Presence and login
-    { name: "busy, queue routes AVAILABLE only", agent: agent("a", { presence: "BUSY" }), expected: "PRESENCE" },
+    {
+      name: "busy, queue routes AVAILABLE only",
+      agent: agent("a", { presence: "BUSY" }),
+      expected: "PRESENCE",
+    },
     { name: "away", agent: agent("a", { presence: "AWAY" }), expected: "PRESENCE" },
     { name: "offline", agent: agent("a", { presence: "OFFLINE" }), expected: "PRESENCE" },
     {
@@ -111,7 +124,11 @@ describe("eligibility: one rule per row", () => {
       expected: "AT_CAPACITY",
     },
     { name: "limit 0", agent: agent("a", { inboxLimit: 0 }), expected: "AT_CAPACITY" },
-    { name: "team default applies", agent: agent("a", { teamInboxLimit: 2, parkedCount: 2 }), expected: "AT_CAPACITY" },
+    {
+      name: "team default applies",
+      agent: agent("a", { teamInboxLimit: 2, parkedCount: 2 }),
+      expected: "AT_CAPACITY",
+    },
     {
       name: "tenant default when neither sets one",
       agent: agent("a", { teamInboxLimit: null, parkedCount: 1 }),
@@ -176,7 +193,11 @@ describe("eligibility: one rule per row", () => {
       agent: agent("a", { lastAutoDeliveredAt: new Date(NOW.getTime() - 29_999) }),
       expected: "AUTO_PARK_SPACING",
     },
-    { name: "delivered exactly 30 s ago", agent: agent("a", { lastAutoDeliveredAt: secondsAgo(30) }), expected: null },
+    {
+      name: "delivered exactly 30 s ago",
+      agent: agent("a", { lastAutoDeliveredAt: secondsAgo(30) }),
+      expected: null,
+    },
     {
       name: "spacing disabled",
       agent: agent("a", { lastAutoDeliveredAt: secondsAgo(0) }),
@@ -223,11 +244,18 @@ describe("eligibility: one rule per row", () => {
     expect(reasonFor(a)).toBe("PRESENCE");
     expect(reasonFor({ ...a, presence: "AVAILABLE" })).toBe("NOT_LOGGED_IN");
     expect(reasonFor({ ...a, presence: "AVAILABLE", loggedIn: true })).toBe("AT_CAPACITY");
-    expect(reasonFor({ ...a, presence: "AVAILABLE", loggedIn: true, parkedCount: 0 })).toBe("AUTO_PARK_SPACING");
+    expect(reasonFor({ ...a, presence: "AVAILABLE", loggedIn: true, parkedCount: 0 })).toBe(
+      "AUTO_PARK_SPACING",
+    );
   });
 
   it("splits a mixed list into eligible (input order) and excluded with reasons", () => {
-    const agents = [agent("x"), agent("y", { presence: "BUSY" }), agent("z"), agent("w", { teamId: "other" })];
+    const agents = [
+      agent("x"),
+      agent("y", { presence: "BUSY" }),
+      agent("z"),
+      agent("w", { teamId: "other" }),
+    ];
     const result = eligibleAgents(conv("c"), queue(), agents, NOW, CTX);
     expect(result.eligible.map((a) => a.id)).toEqual(["x", "z"]);
     expect(result.excluded).toEqual([
@@ -304,7 +332,13 @@ describe("daily limit resets at the tenant's local midnight", () => {
     expect(countToday(4, "2024-06-03", "2024-06-03")).toBe(4);
     expect(countToday(4, "2024-06-02", "2024-06-03")).toBe(0);
     expect(countToday(4, null, "2024-06-03")).toBe(0);
-    expect(incrementDailyCount(4, "2024-06-03", "2024-06-03")).toEqual({ dailyCount: 5, dailyCountDate: "2024-06-03" });
-    expect(incrementDailyCount(4, "2024-06-02", "2024-06-03")).toEqual({ dailyCount: 1, dailyCountDate: "2024-06-03" });
+    expect(incrementDailyCount(4, "2024-06-03", "2024-06-03")).toEqual({
+      dailyCount: 5,
+      dailyCountDate: "2024-06-03",
+    });
+    expect(incrementDailyCount(4, "2024-06-02", "2024-06-03")).toEqual({
+      dailyCount: 1,
+      dailyCountDate: "2024-06-03",
+    });
   });
 });

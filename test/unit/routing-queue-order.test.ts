@@ -103,7 +103,9 @@ describe("queue order properties", () => {
     enqueuedMinutesAgo: fc.integer({ min: 0, max: 600 }),
     slaInMinutes: fc.option(fc.integer({ min: -100, max: 1000 })),
   });
-  const toItems = (raw: { id: string; priority: number; enqueuedMinutesAgo: number; slaInMinutes: number | null }[]) =>
+  const toItems = (
+    raw: { id: string; priority: number; enqueuedMinutesAgo: number; slaInMinutes: number | null }[],
+  ) =>
     raw.map((r, i) =>
       conv(`${r.id}-${i}`, {
         priority: r.priority,

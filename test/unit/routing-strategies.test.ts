@@ -9,7 +9,13 @@ const req = (...skillIds: string[]) => skillIds.map((skillId) => ({ skillId, min
 const at = (iso: string) => new Date(iso);
 
 describe("strategies rank eligible agents", () => {
-  it.each<{ name: string; strategy: RoutingStrategy; agents: RoutingAgent[]; skills?: string[]; expected: string[] }>([
+  it.each<{
+    name: string;
+    strategy: RoutingStrategy;
+    agents: RoutingAgent[];
+    skills?: string[];
+    expected: string[];
+  }>([
     // LEAST_ACTIVE: load = ACTIVE + PARKED + OFFERED
     {
       name: "fewest in use first",
@@ -43,7 +49,10 @@ describe("strategies rank eligible agents", () => {
     {
       name: "highest level in the required skill",
       strategy: "PROFICIENCY",
-      agents: [agent("lvl2", { skills: [skill("billing", 2)] }), agent("lvl5", { skills: [skill("billing", 5)] })],
+      agents: [
+        agent("lvl2", { skills: [skill("billing", 2)] }),
+        agent("lvl5", { skills: [skill("billing", 5)] }),
+      ],
       skills: ["billing"],
       expected: ["lvl5", "lvl2"],
     },
@@ -87,13 +96,19 @@ describe("strategies rank eligible agents", () => {
     {
       name: "lowest utilisation, not lowest load",
       strategy: "LEAST_BUSY",
-      agents: [agent("2of4", { parkedCount: 2, inboxLimit: 4 }), agent("3of10", { parkedCount: 3, inboxLimit: 10 })],
+      agents: [
+        agent("2of4", { parkedCount: 2, inboxLimit: 4 }),
+        agent("3of10", { parkedCount: 3, inboxLimit: 10 }),
+      ],
       expected: ["3of10", "2of4"],
     },
     {
       name: "equal utilisation (1/5 = 2/10) → lower load",
       strategy: "LEAST_BUSY",
-      agents: [agent("2of10", { parkedCount: 2, inboxLimit: 10 }), agent("1of5", { parkedCount: 1, inboxLimit: 5 })],
+      agents: [
+        agent("2of10", { parkedCount: 2, inboxLimit: 10 }),
+        agent("1of5", { parkedCount: 1, inboxLimit: 5 }),
+      ],
       expected: ["1of5", "2of10"],
     },
     // MOST_BUSY: highest utilisation under the limit
@@ -150,7 +165,12 @@ describe("strategies rank eligible agents", () => {
     });
     const [scored] = rankAgents(strategy, conv("c", { requiredSkills: req("billing", "german") }), [a]);
     expect(scored!.score).toBe(expected);
-    expect(scored!.detail).toEqual({ load: 3, limit: 8, proficiency: 3.5, lastAssignedAt: "2024-06-03T10:00:00.000Z" });
+    expect(scored!.detail).toEqual({
+      load: 3,
+      limit: 8,
+      proficiency: 3.5,
+      lastAssignedAt: "2024-06-03T10:00:00.000Z",
+    });
   });
 });
 
@@ -208,7 +228,12 @@ describe("preferred agent: take, wait or fall back", () => {
       reasons: ["PRESENCE"],
       expected: "wait:PREFERRED_BUSY",
     },
-    { name: "at capacity, busy mode waits", mode: "WAIT_WHILE_BUSY", reasons: ["AT_CAPACITY"], expected: "wait:PREFERRED_BUSY" },
+    {
+      name: "at capacity, busy mode waits",
+      mode: "WAIT_WHILE_BUSY",
+      reasons: ["AT_CAPACITY"],
+      expected: "wait:PREFERRED_BUSY",
+    },
     {
       name: "pending offer, busy mode waits",
       mode: "WAIT_WHILE_BUSY",
@@ -228,18 +253,29 @@ describe("preferred agent: take, wait or fall back", () => {
       reasons: ["PRESENCE", "AT_CAPACITY"],
       expected: "wait:PREFERRED_OFFLINE",
     },
-    ...(["NOT_MEMBER", "INBOX_OFF", "DAILY_LIMIT", "OFFER_DECLINED", "MISSING_SKILL", "SKILL_BELOW_MINIMUM"] as const).map(
-      (reason) => ({
-        name: `offline but ${reason}: waiting cannot help`,
-        mode: "WAIT_WHILE_BUSY" as const,
-        preferred: agent("p", { presence: "OFFLINE" }),
-        reasons: ["PRESENCE", reason] as ExclusionReason[],
-        expected: "fallback:PREFERRED_INELIGIBLE",
-      }),
-    ),
+    ...(
+      [
+        "NOT_MEMBER",
+        "INBOX_OFF",
+        "DAILY_LIMIT",
+        "OFFER_DECLINED",
+        "MISSING_SKILL",
+        "SKILL_BELOW_MINIMUM",
+      ] as const
+    ).map((reason) => ({
+      name: `offline but ${reason}: waiting cannot help`,
+      mode: "WAIT_WHILE_BUSY" as const,
+      preferred: agent("p", { presence: "OFFLINE" }),
+      reasons: ["PRESENCE", reason] as ExclusionReason[],
+      expected: "fallback:PREFERRED_INELIGIBLE",
+    })),
   ])("$mode, $name → $expected", ({ mode, preferred, reasons, expected }) => {
     const c = conv("c", { enqueuedAt, preferredAgentId: "p" });
-    const q = queue({ strategy: "PREFERRED_AGENT", preferredAgentMode: mode, preferredAgentTimeoutS: TIMEOUT_S });
+    const q = queue({
+      strategy: "PREFERRED_AGENT",
+      preferredAgentMode: mode,
+      preferredAgentTimeoutS: TIMEOUT_S,
+    });
     const choice = preferredAgentChoice(c, q, preferred ?? agent("p"), reasons, NOW);
     const label = choice.kind === "preferred" ? "preferred" : `${choice.kind}:${choice.reason}`;
     expect(label).toBe(expected);
