@@ -169,7 +169,7 @@ describe("strategies rank eligible agents", () => {
       load: 3,
       limit: 8,
       proficiency: 3.5,
-      lastAssignedAt: "2024-06-03T10:00:00.000Z",
+      lastAssignedMs: Date.parse("2024-06-03T10:00:00.000Z"),
     });
   });
 });

@@ -8,7 +8,7 @@ import {
   prepareAgent,
   queueExclusion,
 } from "./eligibility.js";
-import { orderWaiting } from "./queue-order.js";
+import { waitingCursor } from "./queue-order.js";
 import {
   type CandidateDetail,
   candidateDetail,
@@ -141,16 +141,15 @@ export function planAssignments(snapshot: RoutingSnapshot, now: Date): RoutingPl
   }
 
   const strategy = queue.strategy;
-  const ordered = orderWaiting(snapshot.waiting, now, queue.order);
+  const cursor = waitingCursor(snapshot.waiting, now, queue.order);
   const top: PreparedAgent[] = [];
 
-  for (let i = 0; i < ordered.length; i++) {
+  for (let conv = cursor.next(); conv !== undefined; conv = cursor.next()) {
     if (open.length === 0) {
-      plan.unplanned = ordered.length - i;
+      plan.unplanned = cursor.remaining + 1;
       plan.stopReason = "NO_AGENT_AVAILABLE";
       break;
     }
-    const conv = ordered[i]!;
     const preferredId = conv.preferredAgentId;
     let rankedBy: RoutingStrategy = strategy;
     let note: DecisionNote | undefined;

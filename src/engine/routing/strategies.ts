@@ -126,7 +126,11 @@ export interface CandidateDetail {
   limit: number;
   /** Average level over the required skills; absent when none are required. */
   proficiency?: number;
-  lastAssignedAt: string | null;
+  /**
+   * Epoch ms of the last assignment, null if never. A number, not an ISO string:
+   * formatting five dates per decision was the planner's largest single cost.
+   */
+  lastAssignedMs: number | null;
   preferred?: true;
 }
 
@@ -144,7 +148,7 @@ export function candidateDetail(
   const detail: CandidateDetail = {
     load: m.load,
     limit: m.capacity,
-    lastAssignedAt: Number.isFinite(m.lastAssignedMs) ? new Date(m.lastAssignedMs).toISOString() : null,
+    lastAssignedMs: Number.isFinite(m.lastAssignedMs) ? m.lastAssignedMs : null,
   };
   if (requiredSkillCount > 0) detail.proficiency = round3(m.proficiency / requiredSkillCount);
   if (m.id === preferredAgentId) detail.preferred = true;
