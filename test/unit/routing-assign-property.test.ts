@@ -209,6 +209,12 @@ describe("planAssignments properties", () => {
         for (const d of plan.decisions) {
           expect(seen.has(d.conversationId)).toBe(false);
           seen.add(d.conversationId);
+          if (d.kind !== "wait") {
+            // Every agent of the snapshot is accounted for exactly once in the explanation.
+            const excludedTotal = Object.values(d.excluded).reduce((sum, n) => sum + n, 0);
+            expect(d.eligibleCount + excludedTotal).toBe(new Set(snap.agents.map((a) => a.id)).size);
+            expect(d.candidates.filter((c) => c.eligible)).toHaveLength(Math.min(d.eligibleCount, 5));
+          }
           if (d.kind !== "assign" && d.kind !== "offer") continue;
           expect(d.kind).toBe(q.offerRequired ? "offer" : "assign");
           const c = snap.waiting.find((w) => w.id === d.conversationId)!;

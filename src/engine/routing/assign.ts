@@ -68,9 +68,14 @@ export interface RoutingDecision {
   strategy: RoutingStrategy;
   /** The order actually applied: PROFICIENCY when PREFERRED_AGENT fell back. */
   rankedBy: RoutingStrategy;
-  /** Up to TOP_CANDIDATES eligible agents best first, plus the preferred agent when excluded. */
+  /**
+   * Up to TOP_CANDIDATES eligible agents best first, plus the preferred agent when
+   * excluded. A "wait" does not scan the other agents: it lists only the preferred
+   * agent, with eligibleCount 0 and no exclusion counts.
+   */
   candidates: DecisionCandidate[];
   eligibleCount: number;
+  /** Every other agent of the snapshot, counted by its first exclusion reason. */
   excluded: ExclusionCounts;
   /** wait: when the preferred-agent wait ends (schedule the timer for it). */
   waitUntil?: Date;
@@ -119,7 +124,7 @@ export function planAssignments(snapshot: RoutingSnapshot, now: Date): RoutingPl
   const today = tenantLocalDate(now, snapshot.timeZone);
   const plan: RoutingPlan = { queueId: queue.id, decisions: [], unplanned: 0, stopReason: null, today };
   const queueReason = queueExclusion(queue, snapshot);
-  if (queueReason === "AUTO_ASSIGN_OFF" || queueReason === "OUTSIDE_BUSINESS_HOURS") {
+  if (queueReason !== null) {
     plan.unplanned = snapshot.waiting.length;
     plan.stopReason = queueReason;
     return plan;
@@ -132,6 +137,7 @@ export function planAssignments(snapshot: RoutingSnapshot, now: Date): RoutingPl
   // Agent-level exclusions, kept current as agents close during the walk.
   const agentCounts: Record<string, number> = {};
   for (const a of snapshot.agents) {
+    // A repeated row (a join fanning out) must not count one agent's capacity twice.
     if (byId.has(a.id)) continue;
     const p = prepareAgent(a, queue, membership, today, snapshot);
     byId.set(a.id, p);

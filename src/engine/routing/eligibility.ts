@@ -44,7 +44,9 @@ export function isOffline(agent: Pick<RoutingAgent, "presence" | "loggedIn">): b
 }
 
 /** Reasons that stop the whole queue, whoever the agent. */
-export function queueExclusion(queue: RoutingQueue, ctx: RoutingContext): ExclusionReason | null {
+export type QueueExclusion = Extract<ExclusionReason, "AUTO_ASSIGN_OFF" | "OUTSIDE_BUSINESS_HOURS">;
+
+export function queueExclusion(queue: RoutingQueue, ctx: RoutingContext): QueueExclusion | null {
   if (!queue.autoAssign) return "AUTO_ASSIGN_OFF";
   if (queue.businessHoursOnly && !ctx.businessOpen) return "OUTSIDE_BUSINESS_HOURS";
   return null;

@@ -41,8 +41,9 @@ export interface RoutingAgent {
   /** Conversations currently OFFERED to the agent and not yet accepted/rejected. */
   offeredCount: number;
   /**
-   * Automatic deliveries from this queue to this agent on `dailyCountDate`. Kept per
-   * (agent, queue) because the limit is a queue setting.
+   * Automatic deliveries (assignments and offers made) from this queue to this agent on
+   * `dailyCountDate`. Kept per (agent, queue) because the limit is a queue setting;
+   * counted when delivered, so a rejected offer still used one (one UPDATE per decision).
    */
   dailyCount: number;
   /** "YYYY-MM-DD" in the tenant's time zone of the last increment; any other day means 0. */
