@@ -234,7 +234,7 @@ describe("planAssignments properties", () => {
           if (q.offerRequired) expect(a.offeredCount + count).toBe(1);
         }
       }),
-      { numRuns: 300 },
+      { numRuns: 200 },
     );
   });
 
@@ -251,7 +251,7 @@ describe("planAssignments properties", () => {
         for (const skipped of reference.slice(planned.length))
           expect(["none", "wait"]).toContain(skipped.kind);
       }),
-      { numRuns: 300 },
+      { numRuns: 200 },
     );
   });
 });
