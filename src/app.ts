@@ -1,5 +1,6 @@
 import type { Config } from "./config.js";
 import { createMimeParser } from "./connectors/mime/parse.js";
+import { type SmtpListener, startSmtpListener } from "./connectors/smtp-in.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
@@ -22,6 +23,8 @@ export interface Switchboard {
   hub: EventHub;
   jobs: JobRunner;
   http: HttpApp;
+  /** Inbound SMTP listener, when enabled. */
+  smtp: SmtpListener | null;
   /** Printed once when the database was empty and a tenant and admin were created. */
   bootstrap: { tenantId: string; userId: string; apiKey: string } | null;
   stop(): Promise<void>;
@@ -114,9 +117,14 @@ export async function startSwitchboard(
     });
     await http.start();
     stops.push(() => http.stop());
+
+    const smtp = config.smtpListen.enabled
+      ? await startSmtpListener(engine, { ...config.smtpListen, maxMessageBytes: config.maxMessageBytes })
+      : null;
+    if (smtp) stops.push(() => smtp.close());
     log.info({ url: http.url }, "Switchboard is listening");
 
-    return { config, engine, database, hub, jobs, http, bootstrap, stop: stopAll };
+    return { config, engine, database, hub, jobs, http, smtp, bootstrap, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -17,7 +17,13 @@ export interface Config {
   /** 32-byte key for AES-256-GCM encryption of stored credentials. */
   secretKey: Buffer;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-  smtpListen: { enabled: boolean; host: string; port: number };
+  smtpListen: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    tlsKeyFile: string | null;
+    tlsCertFile: string | null;
+  };
   maxMessageBytes: number;
   graphql: {
     introspection: boolean;
@@ -68,6 +74,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     problems.push(`NODE_ENV must be development, production or test (got ${JSON.stringify(nodeEnv)})`);
   }
   const production = nodeEnv === "production";
+  if (!!env.SMTP_TLS_KEY_FILE !== !!env.SMTP_TLS_CERT_FILE) {
+    problems.push("SMTP_TLS_KEY_FILE and SMTP_TLS_CERT_FILE must be set together (STARTTLS)");
+  }
 
   const databaseUrl = env.DATABASE_URL?.trim() || null;
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -108,6 +117,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       enabled: bool("SMTP_ENABLED", true),
       host: env.SMTP_HOST || env.HOST || "127.0.0.1",
       port: int("SMTP_PORT", 2525, 0, 65535),
+      tlsKeyFile: env.SMTP_TLS_KEY_FILE || null,
+      tlsCertFile: env.SMTP_TLS_CERT_FILE || null,
     },
     maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     graphql: {

@@ -1,0 +1,130 @@
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
+import type { EngineContext } from "../engine/context.js";
+import { ingestMessage, overProcessingLimit, resolveRecipient } from "../engine/ingest/ingest.js";
+
+export interface SmtpListenerOptions {
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+  /** PEM files for STARTTLS; without them STARTTLS is not offered. */
+  tlsKeyFile?: string | null;
+  tlsCertFile?: string | null;
+  /** Hostname announced in the greeting. */
+  name?: string;
+}
+
+export interface SmtpListener {
+  port: number;
+  close(): Promise<void>;
+}
+
+interface Recipient {
+  tenantId: string;
+  addressId: string;
+}
+
+/** SMTP reply with an enhanced status code (RFC 3463), as smtp-server expects errors. */
+function reply(code: number, message: string): Error {
+  return Object.assign(new Error(message), { responseCode: code });
+}
+
+/**
+ * MX-style inbound delivery (SPEC §2, as Genesys does with an MX record). Accepts mail only
+ * for configured addresses (550 otherwise), advertises SIZE and refuses larger mail with 552,
+ * answers 451 while a recipient's tenant is over its processing limit, and replies 250 only
+ * after the message is committed — any failure before that is a 451, so the sending server
+ * keeps the mail and retries: nothing is lost.
+ */
+export async function startSmtpListener(
+  ctx: EngineContext,
+  opts: SmtpListenerOptions,
+): Promise<SmtpListener> {
+  const tls =
+    opts.tlsKeyFile && opts.tlsCertFile
+      ? { key: readFileSync(opts.tlsKeyFile), cert: readFileSync(opts.tlsCertFile) }
+      : null;
+  const log = ctx.log.child({ component: "smtp-in" });
+  const rcpts = new WeakMap<SMTPServerSession, Map<string, Recipient>>();
+
+  const server = new SMTPServer({
+    name: opts.name ?? "switchboard",
+    banner: "Switchboard ESMTP",
+    size: opts.maxMessageBytes,
+    authOptional: true,
+    disabledCommands: tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
+    ...(tls ? { key: tls.key, cert: tls.cert } : {}),
+    logger: false,
+    // A slow or silent peer must not hold a connection forever.
+    socketTimeout: 60_000,
+    closeTimeout: 5_000,
+    onRcptTo(address, session, callback) {
+      void (async () => {
+        const target = await resolveRecipient(ctx, address.address);
+        if (!target || !target.emailEnabled) return callback(reply(550, "5.1.1 No such recipient here"));
+        if (await overProcessingLimit(ctx, target.tenantId)) {
+          return callback(reply(451, "4.3.2 Backlog over the processing limit, try again later"));
+        }
+        let map = rcpts.get(session);
+        if (!map) {
+          map = new Map();
+          rcpts.set(session, map);
+        }
+        map.set(target.addressId, target);
+        callback();
+      })().catch((err) => {
+        log.error({ err }, "recipient check failed");
+        callback(reply(451, "4.3.0 Temporary failure, try again later"));
+      });
+    },
+    onData(stream: SMTPServerDataStream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("end", () => {
+        void (async () => {
+          if (stream.sizeExceeded) {
+            return callback(reply(552, `5.3.4 Message exceeds the ${opts.maxMessageBytes}-byte limit`));
+          }
+          const raw = Buffer.concat(chunks);
+          const receivedAt = ctx.clock.now();
+          const targets = [...(rcpts.get(session)?.values() ?? [])];
+          rcpts.delete(session);
+          const parsed = await ctx.mime.parse(raw);
+          // One copy per point of contact; within a tenant the Message-ID + hash dedupe
+          // makes a mail sent to two of our addresses one message.
+          for (const target of targets) {
+            await ingestMessage(ctx, {
+              tenantId: target.tenantId,
+              addressId: target.addressId,
+              raw,
+              parsed,
+              receivedAt,
+              source: {
+                kind: "smtp",
+                mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+                rcptTo: session.envelope.rcptTo.map((r) => r.address),
+              },
+            });
+          }
+          callback(null, "2.0.0 Message accepted");
+        })().catch((err) => {
+          log.error({ err }, "ingest failed; asking the sender to retry");
+          callback(reply(451, "4.3.0 Temporary failure, try again later"));
+        });
+      });
+    },
+  });
+  server.on("error", (err) => log.warn({ err }, "smtp connection error"));
+
+  await new Promise<void>((resolve, reject) => {
+    server.server.once("error", reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const { port } = server.server.address() as AddressInfo;
+  log.info({ host: opts.host, port }, "SMTP listener started");
+  return {
+    port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,126 @@
+import { eq } from "drizzle-orm";
+import nodemailer from "nodemailer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { conversation, message, rejectedMessage, tenant } from "../../src/db/schema/index.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress } from "../helpers/fixtures.js";
+
+let t: TestApp;
+let addr: { queueId: string; addressId: string; address: string };
+
+function transport() {
+  return nodemailer.createTransport({
+    host: "127.0.0.1",
+    port: t.app.smtp!.port,
+    secure: false,
+    ignoreTLS: true,
+    tls: { rejectUnauthorized: false },
+  });
+}
+
+async function send(to: string, extra: Partial<nodemailer.SendMailOptions> = {}) {
+  return transport().sendMail({
+    from: "Carol <carol@customer.example>",
+    to,
+    subject: "Via SMTP",
+    text: "Hello over SMTP",
+    ...extra,
+  });
+}
+
+beforeAll(async () => {
+  t = await startTestApp({
+    env: { SMTP_ENABLED: "true", SMTP_PORT: "0", MAX_MESSAGE_BYTES: String(512 * 1024) },
+  });
+  addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "help@acme.test" });
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe("inbound SMTP listener", () => {
+  it("accepts mail for a configured address and opens a conversation before answering 250", async () => {
+    const info = await send("help@acme.test", { messageId: "<smtp-1@customer.example>" });
+    expect(info.response).toMatch(/^250/);
+    // 250 came after commit: the row is there now, no waiting.
+    const [m] = await t.db.db
+      .select()
+      .from(message)
+      .where(eq(message.messageIdHeader, "smtp-1@customer.example"));
+    expect(m).toBeDefined();
+    const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, m!.conversationId));
+    expect(c).toMatchObject({ queueId: addr.queueId, subject: "Via SMTP", status: "NEW" });
+  });
+
+  it("refuses unknown recipients with 550", async () => {
+    await expect(send("nobody@acme.test")).rejects.toMatchObject({ responseCode: 550 });
+  });
+
+  it("advertises SIZE and refuses oversize mail with 552", async () => {
+    const err = await send("help@acme.test", { text: "y".repeat(700 * 1024) }).catch((e) => e);
+    expect(err.responseCode).toBe(552);
+  });
+
+  it("stores one message when one mail is addressed to two of our addresses", async () => {
+    const second = await createQueueWithAddress(t.db.db, t.tenantId, { address: "sales@acme.test" });
+    await send("help@acme.test, sales@acme.test", { messageId: "<both@customer.example>" });
+    const rows = await t.db.db
+      .select()
+      .from(message)
+      .where(eq(message.messageIdHeader, "both@customer.example"));
+    expect(rows).toHaveLength(1);
+    expect([addr.addressId, second.addressId]).toContain(rows[0]!.addressId);
+  });
+
+  it("answers 451 while the tenant is over its processing limit and accepts again below it", async () => {
+    const open = await t.db.db
+      .select({ id: conversation.id })
+      .from(conversation)
+      .where(eq(conversation.tenantId, t.tenantId));
+    await t.db.db
+      .update(tenant)
+      .set({ processingLimit: open.length - 1 })
+      .where(eq(tenant.id, t.tenantId));
+    await expect(send("help@acme.test")).rejects.toMatchObject({ responseCode: 451 });
+    await t.db.db
+      .update(tenant)
+      .set({ processingLimit: open.length + 10 })
+      .where(eq(tenant.id, t.tenantId));
+    expect((await send("help@acme.test")).response).toMatch(/^250/);
+  });
+
+  it("keeps a delivery report out of conversations", async () => {
+    const before = await t.db.db.select({ id: conversation.id }).from(conversation);
+    const report = [
+      "From: MAILER-DAEMON@mx.customer.example",
+      "To: help@acme.test",
+      "Subject: Undelivered Mail Returned to Sender",
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
+      "",
+      "--b",
+      "Content-Type: text/plain",
+      "",
+      "Delivery failed.",
+      "--b",
+      "Content-Type: message/delivery-status",
+      "",
+      "Reporting-MTA: dns; mx.customer.example",
+      "",
+      "Final-Recipient: rfc822; gone@customer.example",
+      "Action: failed",
+      "Status: 5.1.1",
+      "",
+      "--b--",
+      "",
+    ].join("\r\n");
+    await transport().sendMail({ envelope: { from: "", to: "help@acme.test" }, raw: report });
+    const after = await t.db.db.select({ id: conversation.id }).from(conversation);
+    expect(after.length).toBe(before.length);
+    const reports = await t.db.db
+      .select()
+      .from(rejectedMessage)
+      .where(eq(rejectedMessage.reason, "delivery_report"));
+    expect(reports).toHaveLength(1);
+  });
+});
