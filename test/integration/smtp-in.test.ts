@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import nodemailer from "nodemailer";
+import nodemailer, { type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { conversation, message, rejectedMessage, tenant } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -18,7 +18,7 @@ function transport() {
   });
 }
 
-async function send(to: string, extra: Partial<nodemailer.SendMailOptions> = {}) {
+async function send(to: string, extra: Partial<SendMailOptions> = {}) {
   return transport().sendMail({
     from: "Carol <carol@customer.example>",
     to,
