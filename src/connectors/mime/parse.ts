@@ -37,9 +37,15 @@ export interface MimeParserOptions {
   maxHeaderBytes?: number;
   /** Sanitise the HTML body in the worker too; default true. */
   sanitize?: boolean;
-  /** HTML above this many characters is neither sanitised nor fully converted; default 5 M. */
+  /** HTML above this many characters is neither sanitised nor fully converted (each takes seconds beyond that); default 2 M. */
   maxHtmlChars?: number;
-  /** V8 old-space limit per worker, so a pathological message kills a worker, not the process. */
+  /**
+   * V8 old-space limit per worker (default 1024 MB): a message that exhausts the JS heap
+   * ends its worker (ERR_WORKER_OUT_OF_MEMORY → "unparseable") instead of growing without
+   * bound. V8 can still abort the whole process when the limit is reached through
+   * Buffer (external) memory pressure, so keep it generous: the real guards are
+   * maxBytes, maxParts and maxHtmlChars.
+   */
   maxWorkerHeapMb?: number;
 }
 
@@ -48,7 +54,7 @@ export const MIME_PARSER_DEFAULTS = {
   maxBytes: 40 * 1024 * 1024,
   maxParts: 500,
   maxHeaderBytes: 1024 * 1024,
-  maxHtmlChars: 5_000_000,
+  maxHtmlChars: 2_000_000,
   maxWorkerHeapMb: 1024,
 } as const;
 
