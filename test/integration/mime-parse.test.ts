@@ -251,21 +251,23 @@ describe("createMimeParser: limits", () => {
   });
 
   it("times out a slow parse, replaces the worker and carries on", async () => {
-    const p = parser({ poolSize: 1, timeoutMs: 300 });
-    // Warm up so the first measured parse is not the worker's start-up.
+    const p = parser({ poolSize: 1 });
+    // Warm up so the measured parse is not the worker's start-up.
     ok(await p.parse(buildRawMail()));
-    const big = buildLargeMail(30 * 1024 * 1024);
+    const big = buildLargeMail(20 * 1024 * 1024);
     const started = Date.now();
-    const outcome = await p.parse(big);
-    expect(outcome).toEqual({
-      ok: false,
-      reason: "timeout",
-      detail: "parse timeout after 300 ms",
-      sizeBytes: big.length,
-    });
-    expect(Date.now() - started).toBeLessThan(3000);
+    // Nothing parses 20 MB in 20 ms; the per-call limit keeps the test independent of CPU speed.
+    const outcome = await p.parse(big, { timeoutMs: 20 });
+    expect(outcome).toEqual({ ok: false, reason: "timeout", detail: "parse timeout after 20 ms", sizeBytes: big.length });
+    expect(Date.now() - started).toBeLessThan(5000);
+    // The next message gets a fresh worker and the default limit.
     const after = ok(await p.parse(buildRawMail({ subject: "after the timeout" })));
     expect(after.mail.subject).toBe("after the timeout");
+  });
+
+  it("applies the parser-wide time limit", async () => {
+    const p = parser({ poolSize: 1, timeoutMs: 20 });
+    expect(await p.parse(buildLargeMail(20 * 1024 * 1024))).toMatchObject({ ok: false, reason: "timeout" });
   });
 
   it("parses a ~39 MB plain-text body within the default limits", async () => {
@@ -288,7 +290,9 @@ describe("createMimeParser: lifecycle", () => {
 });
 
 describe("createMimeParser: performance", () => {
-  it("keeps the main event loop responsive while a ~40 MB message is parsed", async () => {
+  // The machine is shared (2 cores, other test processes): a run where the OS simply did
+  // not schedule this thread says nothing about the parser, so the test gets two retries.
+  it("keeps the main event loop responsive while a ~40 MB message is parsed", { retry: 2, timeout: 90_000 }, async () => {
     const p = parser({ poolSize: 1 });
     ok(await p.parse(buildRawMail())); // start the worker outside the measurement
     const big = buildLargeMail(40 * 1024 * 1024 - 4096);

@@ -4,9 +4,9 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { MimeParser, ParsedMail, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
+import type { MimeParser, ParsedMail, ParseOptions, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
 import type { MimeLimits } from "./mime-to-parsed.js";
-import type { ParseJob, WorkerReply } from "./parse-worker.js";
+import type { ParseJob, WorkerReply, WorkerSetup } from "./parse-worker.js";
 
 /**
  * MIME parsing off the main event loop: a small pool of worker threads running
@@ -22,7 +22,7 @@ import type { ParseJob, WorkerReply } from "./parse-worker.js";
  * sibling parse-worker.js is started directly and tsx is not needed.
  */
 
-export type { MimeParser, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
+export type { MimeParser, ParseOptions, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
 
 export interface MimeParserOptions {
   /** Worker threads; default: one per spare core, at least 1, at most 2. */
@@ -47,6 +47,11 @@ export interface MimeParserOptions {
    * maxBytes, maxParts and maxHtmlChars.
    */
   maxWorkerHeapMb?: number;
+  /**
+   * Nice value of the worker threads on Linux (default 10; null leaves them alone), so
+   * a big parse never competes with the main event loop on equal terms.
+   */
+  workerNiceness?: number | null;
 }
 
 export const MIME_PARSER_DEFAULTS = {
@@ -56,11 +61,13 @@ export const MIME_PARSER_DEFAULTS = {
   maxHeaderBytes: 1024 * 1024,
   maxHtmlChars: 2_000_000,
   maxWorkerHeapMb: 1024,
+  workerNiceness: 10,
 } as const;
 
 interface Job {
   id: number;
   raw: Buffer;
+  timeoutMs: number;
   resolve: (outcome: ParseOutcome) => void;
   reject: (err: Error) => void;
 }
@@ -147,6 +154,10 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
     maxHtmlChars: opts.maxHtmlChars ?? MIME_PARSER_DEFAULTS.maxHtmlChars,
   };
   const maxHeap = opts.maxWorkerHeapMb ?? MIME_PARSER_DEFAULTS.maxWorkerHeapMb;
+  const setup: WorkerSetup = {
+    limits,
+    niceness: opts.workerNiceness === undefined ? MIME_PARSER_DEFAULTS.workerNiceness : opts.workerNiceness,
+  };
 
   const slots: Slot[] = [];
   const queue: Job[] = [];
@@ -158,7 +169,7 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
 
   const spawn = (): void => {
     const worker = new Worker(workerEntry(), {
-      workerData: limits,
+      workerData: setup,
       resourceLimits: { maxOldGenerationSizeMb: maxHeap },
     });
     const slot: Slot = { worker, ready: false, job: null, timer: null, retired: false };
@@ -250,17 +261,17 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
       job.resolve({
         ok: false,
         reason: "timeout",
-        detail: `parse timeout after ${timeoutMs} ms`,
+        detail: `parse timeout after ${job.timeoutMs} ms`,
         sizeBytes: job.raw.byteLength,
       });
       dispatch();
-    }, timeoutMs);
+    }, job.timeoutMs);
     const message: ParseJob = { id: job.id, raw };
     slot.worker.postMessage(message, [raw]);
   };
 
   return {
-    parse(raw: Buffer): Promise<ParseOutcome> {
+    parse(raw: Buffer, options: ParseOptions = {}): Promise<ParseOutcome> {
       if (closed) return Promise.reject(new Error("MIME parser is closed"));
       if (raw.byteLength > maxBytes) {
         return Promise.resolve({
@@ -271,7 +282,7 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
         });
       }
       return new Promise<ParseOutcome>((resolve, reject) => {
-        queue.push({ id: nextId++, raw, resolve, reject });
+        queue.push({ id: nextId++, raw, timeoutMs: options.timeoutMs ?? timeoutMs, resolve, reject });
         dispatch();
       });
     },

@@ -148,8 +148,16 @@ export type ParseOutcome =
  * `ParsedMail` or a rejection; a rejected promise means the parser itself is broken
  * or closed.
  */
+export interface ParseOptions {
+  /**
+   * Time limit for this message instead of the parser's default, e.g. a longer one when
+   * retrying a message that timed out while the machine was busy.
+   */
+  timeoutMs?: number;
+}
+
 export interface MimeParser {
-  parse(raw: Buffer): Promise<ParseOutcome>;
+  parse(raw: Buffer, options?: ParseOptions): Promise<ParseOutcome>;
   close(): Promise<void>;
 }
 
