@@ -258,7 +258,12 @@ describe("createMimeParser: limits", () => {
     const started = Date.now();
     // Nothing parses 20 MB in 20 ms; the per-call limit keeps the test independent of CPU speed.
     const outcome = await p.parse(big, { timeoutMs: 20 });
-    expect(outcome).toEqual({ ok: false, reason: "timeout", detail: "parse timeout after 20 ms", sizeBytes: big.length });
+    expect(outcome).toEqual({
+      ok: false,
+      reason: "timeout",
+      detail: "parse timeout after 20 ms",
+      sizeBytes: big.length,
+    });
     expect(Date.now() - started).toBeLessThan(5000);
     // The next message gets a fresh worker and the default limit.
     const after = ok(await p.parse(buildRawMail({ subject: "after the timeout" })));
@@ -278,6 +283,50 @@ describe("createMimeParser: limits", () => {
   });
 });
 
+describe("createMimeParser: hostile input", () => {
+  it("a References field with 40,000 ids parses quickly and keeps the newest 100", async () => {
+    const ids = Array.from({ length: 40_000 }, (_, i) => `<r${i}@x.example>`).join(" ");
+    const started = Date.now();
+    const { mail } = ok(await shared.parse(buildRawMail({ headers: { References: ids } })));
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(mail.references).toHaveLength(100);
+    expect(mail.references[99]).toBe("r39999@x.example");
+    expect(mail.warnings.join("\n")).toMatch(/only the newest 100/);
+  });
+
+  it("deeply nested multiparts end as a result, not a crash", async () => {
+    const depth = 300;
+    let body = "Content-Type: text/plain\r\n\r\ninnermost\r\n";
+    for (let i = depth; i > 0; i--) {
+      body = `Content-Type: multipart/mixed; boundary="n${i}"\r\n\r\n--n${i}\r\n${body}--n${i}--\r\n`;
+    }
+    const raw = Buffer.from(`From: a@b.example\r\nSubject: nested\r\n${body}`);
+    const outcome = await shared.parse(raw);
+    if (outcome.ok) expect(outcome.mail.text).toContain("innermost");
+    else expect(["too_many_parts", "unparseable", "timeout"]).toContain(outcome.reason);
+  });
+
+  it("a MIME bomb of 5,000 parts is rejected as too_many_parts", async () => {
+    const parts = Array.from(
+      { length: 5000 },
+      (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\n${i}\r\n`,
+    ).join("");
+    const raw = Buffer.from(
+      `From: a@b.example\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n${parts}--b--\r\n`,
+    );
+    expect(await shared.parse(raw)).toMatchObject({ ok: false, reason: "too_many_parts" });
+  });
+
+  it("binary garbage is stored with warnings or rejected, never thrown", async () => {
+    const { randomBytes } = await import("node:crypto");
+    for (let i = 0; i < 5; i++) {
+      const outcome = await shared.parse(randomBytes(50_000));
+      if (outcome.ok) expect(outcome.mail.warnings.length).toBeGreaterThan(0);
+      else expect(outcome.reason).toBe("unparseable");
+    }
+  });
+});
+
 describe("createMimeParser: lifecycle", () => {
   it("rejects pending work on close and refuses new work", async () => {
     const p = createMimeParser({ poolSize: 1 });
@@ -292,7 +341,10 @@ describe("createMimeParser: lifecycle", () => {
 describe("createMimeParser: performance", () => {
   // The machine is shared (2 cores, other test processes): a run where the OS simply did
   // not schedule this thread says nothing about the parser, so the test gets two retries.
-  it("keeps the main event loop responsive while a ~40 MB message is parsed", { retry: 2, timeout: 90_000 }, async () => {
+  it("keeps the main event loop responsive while a ~40 MB message is parsed", {
+    retry: 2,
+    timeout: 90_000,
+  }, async () => {
     const p = parser({ poolSize: 1 });
     ok(await p.parse(buildRawMail())); // start the worker outside the measurement
     const big = buildLargeMail(40 * 1024 * 1024 - 4096);

@@ -396,13 +396,14 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
     if (!inReplyTo && v !== "") warnings.push("unparseable In-Reply-To");
   }
 
-  let references: string[] = [];
+  const referenceSet = new Set<string>();
   for (const l of linesOf("references")) {
     const v = fieldValue(l).replace(/\([^)]*\)/g, " ");
-    for (const id of extractMessageIds(v)) if (!references.includes(id)) references.push(id);
+    for (const id of extractMessageIds(v)) referenceSet.add(id);
     const bad = v.split(/\s+/).filter((t) => t !== "" && !/^<[^<>\s]+>$/.test(t));
     if (bad.length > 0) warnings.push(`References: ${bad.length} token(s) are not <msg-id>`);
   }
+  let references = [...referenceSet];
   if (references.length > 100) {
     warnings.push(`References has ${references.length} ids; only the newest 100 are kept`);
     references = references.slice(-100);
