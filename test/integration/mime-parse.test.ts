@@ -1,5 +1,12 @@
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import type { MimeParser } from "../../src/connectors/mime/parse.js";
 import { createMimeParser } from "../../src/connectors/mime/parse.js";
@@ -324,6 +331,31 @@ describe("createMimeParser: hostile input", () => {
       if (outcome.ok) expect(outcome.mail.warnings.length).toBeGreaterThan(0);
       else expect(outcome.reason).toBe("unparseable");
     }
+  });
+});
+
+describe("createMimeParser: loading", () => {
+  it("starts its worker under plain tsx too (outside vitest, from another cwd)", async () => {
+    // vitest loads this module through its own transformer; production runs under tsx
+    // (`npm start`). Both must find and start parse-worker.ts.
+    const require = createRequire(import.meta.url);
+    const tsxPkg = require.resolve("tsx/package.json");
+    const loader = (JSON.parse(readFileSync(tsxPkg, "utf8")) as { exports: Record<string, string> }).exports[
+      "."
+    ]!;
+    const parseUrl = new URL("../../src/connectors/mime/parse.ts", import.meta.url).href;
+    const code = `
+      import { createMimeParser } from ${JSON.stringify(parseUrl)};
+      const p = createMimeParser({ poolSize: 1 });
+      const o = await p.parse(Buffer.from("From: a@b.example\\r\\nSubject: via tsx\\r\\n\\r\\nhi\\r\\n"));
+      console.log(JSON.stringify({ ok: o.ok, subject: o.ok ? o.mail.subject : o.reason }));
+      await p.close();`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--import", pathToFileURL(join(dirname(tsxPkg), loader)).href, "--input-type=module", "-e", code],
+      { cwd: tmpdir(), timeout: 60_000 },
+    );
+    expect(JSON.parse(stdout.trim())).toEqual({ ok: true, subject: "via tsx" });
   });
 });
 
