@@ -265,12 +265,10 @@ describe("createMimeParser: limits", () => {
     const started = Date.now();
     // Nothing parses 20 MB in 20 ms; the per-call limit keeps the test independent of CPU speed.
     const outcome = await p.parse(big, { timeoutMs: 20 });
-    expect(outcome).toEqual({
-      ok: false,
-      reason: "timeout",
-      detail: "parse timeout after 20 ms",
-      sizeBytes: big.length,
-    });
+    expect(outcome).toMatchObject({ ok: false, reason: "timeout", sizeBytes: big.length });
+    // On Linux the limit is counted in the worker thread's CPU time (see parse.ts).
+    if (!outcome.ok)
+      expect(outcome.detail).toMatch(/^parse timeout: limit 20 ms, spent \d+ ms (CPU in \d+ ms)?/);
     expect(Date.now() - started).toBeLessThan(5000);
     // The next message gets a fresh worker and the default limit.
     const after = ok(await p.parse(buildRawMail({ subject: "after the timeout" })));

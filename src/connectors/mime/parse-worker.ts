@@ -1,3 +1,4 @@
+import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import type { ParseOutcome } from "../../engine/ingest/parsed-mail.js";
@@ -22,7 +23,13 @@ export interface WorkerSetup {
   niceness: number | null;
 }
 
-export type WorkerReply = { type: "ready" } | { type: "result"; id: number; outcome: ParseOutcome };
+export type WorkerReply =
+  | {
+      type: "ready";
+      /** Linux thread id, so the pool can read this thread's CPU time in /proc. */
+      tid: number | null;
+    }
+  | { type: "result"; id: number; outcome: ParseOutcome };
 
 const port = parentPort;
 if (!port) throw new Error("parse-worker.ts must run as a worker thread");
@@ -88,4 +95,14 @@ port.on("message", (job: ParseJob) => {
   })();
 });
 
-port.postMessage({ type: "ready" } satisfies WorkerReply);
+function threadId(): number | null {
+  try {
+    // "/proc/thread-self" links to "<pid>/task/<tid>" (Linux ≥ 3.17).
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    return Number.isSafeInteger(tid) ? tid : null;
+  } catch {
+    return null;
+  }
+}
+
+port.postMessage({ type: "ready", tid: threadId() } satisfies WorkerReply);
