@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "../../src/connectors/mime/delivery-status.js";
-import { parseMailDate, stripComments } from "../../src/connectors/mime/mime-to-parsed.js";
+import { parseMailDate, safeFilename, stripComments } from "../../src/connectors/mime/mime-to-parsed.js";
 import { extractMessageIds, normalizeMessageId } from "../../src/engine/ingest/parsed-mail.js";
 
 describe("normalizeMessageId / extractMessageIds", () => {
@@ -56,6 +56,30 @@ describe("parseMailDate", () => {
     ["Pn, 29 paX 2007 21:13:00 +0100"],
   ])("%j → null", (raw) => {
     expect(parseMailDate(raw)).toBeNull();
+  });
+});
+
+describe("safeFilename", () => {
+  it.each([
+    ["report.pdf", "report.pdf"],
+    ["Rechnung März.pdf", "Rechnung März.pdf"],
+    ["../../etc/passwd", "passwd"],
+    ["C:\\Users\\x\\evil.exe", "evil.exe"],
+    ["invoice\u202Efdp.exe", "invoicefdp.exe"],
+    ["tab\tname.txt", "tabname.txt"],
+    [".htaccess", "htaccess"],
+    ["dir/", null],
+    ["", null],
+    [null, null],
+  ])("%j → %j", (raw, expected) => {
+    expect(safeFilename(raw)).toBe(expected);
+  });
+
+  it("caps the length and keeps the extension", () => {
+    const long = `${"a".repeat(400)}.pdf`;
+    const safe = safeFilename(long)!;
+    expect(safe).toHaveLength(255);
+    expect(safe.endsWith(".pdf")).toBe(true);
   });
 });
 
