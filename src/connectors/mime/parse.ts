@@ -20,6 +20,10 @@ import type { ParseJob, WorkerReply, WorkerSetup } from "./parse-worker.js";
  * .ts". Instead the worker starts from a tiny ESM bootstrap (a data: URL) that calls
  * tsx's `register()` and then imports parse-worker.ts. When running compiled `.js`, the
  * sibling parse-worker.js is started directly and tsx is not needed.
+ *
+ * What stays on the main thread per message: copying the raw bytes into a transferable
+ * ArrayBuffer, 2 MB per macrotask (the caller keeps its Buffer), and receiving the
+ * result, whose attachment buffers are transferred back rather than copied.
  */
 
 export type { MimeParser, ParseOptions, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
