@@ -318,6 +318,28 @@ function crudeHtmlToText(html: string): string {
     .trim();
 }
 
+/**
+ * A file name as a name only: no directory part (`../../etc/passwd`, `C:\\x`), no
+ * control or bidi-override characters (`invoice\u202Efdp.exe` shows as "invoiceexe.pdf"),
+ * at most 255 characters with the extension kept. Null when nothing usable is left.
+ */
+export function safeFilename(name: string | null | undefined): string | null {
+  if (!name) return null;
+  let n = name
+    .normalize("NFC")
+    .replace(/[\u0000-\u001f\u007f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "")
+    .split(/[\\/]/)
+    .pop()!
+    .trim()
+    .replace(/^\.+/, "");
+  if (n.length > 255) {
+    const dot = n.lastIndexOf(".");
+    const ext = dot > 0 && n.length - dot <= 16 ? n.slice(dot) : "";
+    n = n.slice(0, 255 - ext.length) + ext;
+  }
+  return n === "" ? null : n;
+}
+
 /** End of the top-level header block: index of the blank line, or -1 without a body. */
 function headerBlockEnd(raw: Buffer): number {
   const crlf = raw.indexOf("\r\n\r\n");
@@ -396,13 +418,14 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
     if (!inReplyTo && v !== "") warnings.push("unparseable In-Reply-To");
   }
 
-  let references: string[] = [];
+  const referenceSet = new Set<string>();
   for (const l of linesOf("references")) {
     const v = fieldValue(l).replace(/\([^)]*\)/g, " ");
-    for (const id of extractMessageIds(v)) if (!references.includes(id)) references.push(id);
+    for (const id of extractMessageIds(v)) referenceSet.add(id);
     const bad = v.split(/\s+/).filter((t) => t !== "" && !/^<[^<>\s]+>$/.test(t));
     if (bad.length > 0) warnings.push(`References: ${bad.length} token(s) are not <msg-id>`);
   }
+  let references = [...referenceSet];
   if (references.length > 100) {
     warnings.push(`References has ${references.length} ids; only the newest 100 are kept`);
     references = references.slice(-100);
@@ -536,8 +559,14 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
     const content = Buffer.isBuffer(a.content) ? a.content : Buffer.alloc(0);
     const contentId = a.cid ? a.cid.trim() || null : null;
     const referenced = contentId !== null && html?.includes(`cid:${contentId}`) === true;
+    const filename = safeFilename(a.filename);
+    if (a.filename && filename !== a.filename) {
+      warnings.push(
+        `attachment file name ${JSON.stringify(a.filename.slice(0, 80))} stored as ${JSON.stringify(filename)}`,
+      );
+    }
     attachments.push({
-      filename: a.filename ?? null,
+      filename,
       contentType: (a.contentType || "application/octet-stream").toLowerCase(),
       size: content.length,
       contentId,

@@ -1,3 +1,5 @@
+import { readlinkSync } from "node:fs";
+import { setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import type { ParseOutcome } from "../../engine/ingest/parsed-mail.js";
 import type { MimeLimits } from "./mime-to-parsed.js";
@@ -15,11 +17,35 @@ export interface ParseJob {
   raw: ArrayBuffer;
 }
 
-export type WorkerReply = { type: "ready" } | { type: "result"; id: number; outcome: ParseOutcome };
+export interface WorkerSetup {
+  limits: MimeLimits;
+  /** Nice value for this thread (Linux), or null to leave it. */
+  niceness: number | null;
+}
+
+export type WorkerReply =
+  | {
+      type: "ready";
+      /** Linux thread id, so the pool can read this thread's CPU time in /proc. */
+      tid: number | null;
+    }
+  | { type: "result"; id: number; outcome: ParseOutcome };
 
 const port = parentPort;
 if (!port) throw new Error("parse-worker.ts must run as a worker thread");
-const limits = workerData as MimeLimits;
+const setup = workerData as WorkerSetup;
+const limits = setup.limits;
+
+// On Linux a nice value belongs to a thread, and setpriority(PRIO_PROCESS, 0) affects
+// only the calling one: parsing yields the CPU to the event loop (API, IMAP I/O) when
+// both want it. Elsewhere (macOS) it would renice the whole process, so it is skipped.
+if (setup.niceness !== null && process.platform === "linux") {
+  try {
+    setPriority(0, setup.niceness);
+  } catch {
+    // not permitted in this container: parse at normal priority
+  }
+}
 
 /**
  * A Buffer's memory may be a slice of Node's shared 8 KiB allocation pool, which must not
@@ -69,4 +95,14 @@ port.on("message", (job: ParseJob) => {
   })();
 });
 
-port.postMessage({ type: "ready" } satisfies WorkerReply);
+function threadId(): number | null {
+  try {
+    // "/proc/thread-self" links to "<pid>/task/<tid>" (Linux ≥ 3.17).
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    return Number.isSafeInteger(tid) ? tid : null;
+  } catch {
+    return null;
+  }
+}
+
+port.postMessage({ type: "ready", tid: threadId() } satisfies WorkerReply);

@@ -4,9 +4,9 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { MimeParser, ParsedMail, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
+import type { MimeParser, ParsedMail, ParseOptions, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
 import type { MimeLimits } from "./mime-to-parsed.js";
-import type { ParseJob, WorkerReply } from "./parse-worker.js";
+import type { ParseJob, WorkerReply, WorkerSetup } from "./parse-worker.js";
 
 /**
  * MIME parsing off the main event loop: a small pool of worker threads running
@@ -20,15 +20,26 @@ import type { ParseJob, WorkerReply } from "./parse-worker.js";
  * .ts". Instead the worker starts from a tiny ESM bootstrap (a data: URL) that calls
  * tsx's `register()` and then imports parse-worker.ts. When running compiled `.js`, the
  * sibling parse-worker.js is started directly and tsx is not needed.
+ *
+ * What stays on the main thread per message: copying the raw bytes into a transferable
+ * ArrayBuffer, 2 MB per macrotask (the caller keeps its Buffer), and receiving the
+ * result, whose attachment buffers are transferred back rather than copied.
  */
 
-export type { MimeParser, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
+export type { MimeParser, ParseOptions, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
 
 export interface MimeParserOptions {
   /** Worker threads; default: one per spare core, at least 1, at most 2. */
   poolSize?: number;
-  /** Per-message wall-clock limit once a worker has the message; default 10 s. */
+  /**
+   * Per-message time limit once a worker has the message; default 10 s. On Linux it is
+   * counted in the worker thread's CPU time, so a machine too busy to schedule the
+   * parser does not turn good mail into "timeout" rejections; wall-clock time is still
+   * capped at `maxStallFactor` × the limit. Elsewhere it is wall-clock time.
+   */
   timeoutMs?: number;
+  /** Wall-clock cap as a multiple of the time limit when CPU time is measured; default 3. */
+  maxStallFactor?: number;
   /** Larger raw messages are rejected "oversize" without parsing; default 40 MB (SPEC §3). */
   maxBytes?: number;
   /** Default 500 MIME parts. */
@@ -37,24 +48,39 @@ export interface MimeParserOptions {
   maxHeaderBytes?: number;
   /** Sanitise the HTML body in the worker too; default true. */
   sanitize?: boolean;
-  /** HTML above this many characters is neither sanitised nor fully converted; default 5 M. */
+  /** HTML above this many characters is neither sanitised nor fully converted (each takes seconds beyond that); default 2 M. */
   maxHtmlChars?: number;
-  /** V8 old-space limit per worker, so a pathological message kills a worker, not the process. */
+  /**
+   * V8 old-space limit per worker (default 1024 MB): a message that exhausts the JS heap
+   * ends its worker (ERR_WORKER_OUT_OF_MEMORY → "unparseable") instead of growing without
+   * bound. V8 can still abort the whole process when the limit is reached through
+   * Buffer (external) memory pressure, so keep it generous: the real guards are
+   * maxBytes, maxParts and maxHtmlChars.
+   */
   maxWorkerHeapMb?: number;
+  /**
+   * Nice value of the worker threads on Linux (default 5; null leaves them alone), so a
+   * big parse yields to the main event loop when both want a core. Moderate on purpose:
+   * at 10+ a loaded machine starves the parser for many seconds.
+   */
+  workerNiceness?: number | null;
 }
 
 export const MIME_PARSER_DEFAULTS = {
   timeoutMs: 10_000,
+  maxStallFactor: 3,
   maxBytes: 40 * 1024 * 1024,
   maxParts: 500,
   maxHeaderBytes: 1024 * 1024,
-  maxHtmlChars: 5_000_000,
+  maxHtmlChars: 2_000_000,
   maxWorkerHeapMb: 1024,
+  workerNiceness: 5,
 } as const;
 
 interface Job {
   id: number;
   raw: Buffer;
+  timeoutMs: number;
   resolve: (outcome: ParseOutcome) => void;
   reject: (err: Error) => void;
 }
@@ -64,8 +90,28 @@ interface Slot {
   ready: boolean;
   job: Job | null;
   timer: NodeJS.Timeout | null;
+  /** The worker's Linux thread id, for its CPU time; null where unavailable. */
+  tid: number | null;
   /** Set once we terminate it ourselves, so its exit is not treated as a crash. */
   retired: boolean;
+}
+
+/**
+ * CPU time (user + system) of one thread of this process, in ms, from
+ * /proc/self/task/<tid>/stat (fields 14 and 15, in USER_HZ = 100 ticks per second on
+ * every Linux ABI). Null when it cannot be read.
+ */
+function threadCpuMs(tid: number | null): number | null {
+  if (tid === null) return null;
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "latin1");
+    // The command name (field 2) may contain spaces; fields are counted after its ")".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : null;
+  } catch {
+    return null;
+  }
 }
 
 function defaultPoolSize(): number {
@@ -133,6 +179,7 @@ function reviveBuffers(outcome: ParseOutcome): ParseOutcome {
 export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
   const poolSize = Math.max(1, Math.floor(opts.poolSize ?? defaultPoolSize()));
   const timeoutMs = opts.timeoutMs ?? MIME_PARSER_DEFAULTS.timeoutMs;
+  const maxStallFactor = Math.max(1, opts.maxStallFactor ?? MIME_PARSER_DEFAULTS.maxStallFactor);
   const maxBytes = opts.maxBytes ?? MIME_PARSER_DEFAULTS.maxBytes;
   const limits: MimeLimits = {
     maxParts: opts.maxParts ?? MIME_PARSER_DEFAULTS.maxParts,
@@ -141,6 +188,10 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
     maxHtmlChars: opts.maxHtmlChars ?? MIME_PARSER_DEFAULTS.maxHtmlChars,
   };
   const maxHeap = opts.maxWorkerHeapMb ?? MIME_PARSER_DEFAULTS.maxWorkerHeapMb;
+  const setup: WorkerSetup = {
+    limits,
+    niceness: opts.workerNiceness === undefined ? MIME_PARSER_DEFAULTS.workerNiceness : opts.workerNiceness,
+  };
 
   const slots: Slot[] = [];
   const queue: Job[] = [];
@@ -152,14 +203,15 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
 
   const spawn = (): void => {
     const worker = new Worker(workerEntry(), {
-      workerData: limits,
+      workerData: setup,
       resourceLimits: { maxOldGenerationSizeMb: maxHeap },
     });
-    const slot: Slot = { worker, ready: false, job: null, timer: null, retired: false };
+    const slot: Slot = { worker, ready: false, job: null, timer: null, tid: null, retired: false };
     slots.push(slot);
     worker.on("message", (msg: WorkerReply) => {
       if (msg.type === "ready") {
         slot.ready = true;
+        slot.tid = msg.tid;
         startupFailures = 0;
         dispatch();
         // An idle worker must not keep the process alive (a forgotten close()).
@@ -234,27 +286,41 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
     const raw = await transferableCopy(job.raw);
     // Closed, or the worker died, while copying: the job was settled elsewhere.
     if (slot.job !== job || !slots.includes(slot)) return;
-    slot.timer = setTimeout(() => {
+    const startedAt = Date.now();
+    const cpuAtStart = threadCpuMs(slot.tid);
+    const expire = (): void => {
+      const elapsed = Date.now() - startedAt;
+      const cpuNow = threadCpuMs(slot.tid);
+      const cpu = cpuAtStart !== null && cpuNow !== null ? cpuNow - cpuAtStart : null;
+      // Starved rather than runaway: the thread has not used its budget yet. Wait for
+      // the rest of it, unless the wall-clock cap is reached too.
+      if (cpu !== null && cpu < job.timeoutMs && elapsed < job.timeoutMs * maxStallFactor) {
+        const wait = Math.max(50, Math.min(job.timeoutMs - cpu, job.timeoutMs * maxStallFactor - elapsed));
+        slot.timer = setTimeout(expire, wait);
+        return;
+      }
       // A parse that runs away (catastrophic input) cannot be interrupted from
       // inside; terminating the thread is the only reliable stop.
       slot.retired = true;
       remove(slot);
       finish(slot);
       void slot.worker.terminate();
+      const spent = cpu === null ? `${elapsed} ms` : `${cpu} ms CPU in ${elapsed} ms`;
       job.resolve({
         ok: false,
         reason: "timeout",
-        detail: `parse timeout after ${timeoutMs} ms`,
+        detail: `parse timeout: limit ${job.timeoutMs} ms, spent ${spent}`,
         sizeBytes: job.raw.byteLength,
       });
       dispatch();
-    }, timeoutMs);
+    };
+    slot.timer = setTimeout(expire, job.timeoutMs);
     const message: ParseJob = { id: job.id, raw };
     slot.worker.postMessage(message, [raw]);
   };
 
   return {
-    parse(raw: Buffer): Promise<ParseOutcome> {
+    parse(raw: Buffer, options: ParseOptions = {}): Promise<ParseOutcome> {
       if (closed) return Promise.reject(new Error("MIME parser is closed"));
       if (raw.byteLength > maxBytes) {
         return Promise.resolve({
@@ -265,7 +331,7 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
         });
       }
       return new Promise<ParseOutcome>((resolve, reject) => {
-        queue.push({ id: nextId++, raw, resolve, reject });
+        queue.push({ id: nextId++, raw, timeoutMs: options.timeoutMs ?? timeoutMs, resolve, reject });
         dispatch();
       });
     },

@@ -148,8 +148,16 @@ export type ParseOutcome =
  * `ParsedMail` or a rejection; a rejected promise means the parser itself is broken
  * or closed.
  */
+export interface ParseOptions {
+  /**
+   * Time limit for this message instead of the parser's default, e.g. a longer one when
+   * retrying a message that timed out while the machine was busy.
+   */
+  timeoutMs?: number;
+}
+
 export interface MimeParser {
-  parse(raw: Buffer): Promise<ParseOutcome>;
+  parse(raw: Buffer, options?: ParseOptions): Promise<ParseOutcome>;
   close(): Promise<void>;
 }
 
@@ -174,17 +182,18 @@ export function normalizeMessageId(raw: string | null | undefined): string | nul
  * no bracketed id at all falls back to whitespace-separated tokens containing "@".
  */
 export function extractMessageIds(value: string): string[] {
-  const out: string[] = [];
+  // A Set, not includes(): a crafted References field can hold tens of thousands of ids.
+  const seen = new Set<string>();
   const push = (id: string): void => {
     const clean = id.trim();
-    if (clean && clean.length <= 998 && !out.includes(clean)) out.push(clean);
+    if (clean && clean.length <= 998) seen.add(clean);
   };
   for (const m of value.matchAll(BRACKETED_ID_RE)) push(m[1] ?? "");
-  if (out.length === 0) {
+  if (seen.size === 0) {
     for (const token of value.split(/[\s,]+/)) {
       const t = token.replace(/^<|>$/g, "");
       if (t.includes("@") && !/[<>()"]/.test(t)) push(t);
     }
   }
-  return out;
+  return [...seen];
 }

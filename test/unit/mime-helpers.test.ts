@@ -1,0 +1,162 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { messageIdOfHeaderBlock, parseDeliveryStatus } from "../../src/connectors/mime/delivery-status.js";
+import { parseMailDate, safeFilename, stripComments } from "../../src/connectors/mime/mime-to-parsed.js";
+import { extractMessageIds, normalizeMessageId } from "../../src/engine/ingest/parsed-mail.js";
+
+describe("normalizeMessageId / extractMessageIds", () => {
+  it.each([
+    ["<abc@x.example>", "abc@x.example"],
+    ["  <abc@x.example>  ", "abc@x.example"],
+    ["abc@x.example", "abc@x.example"],
+    ["<abc@x.example> (comment)", "abc@x.example"],
+    ["<CaseKept@X.Example>", "CaseKept@X.Example"],
+    ["<no-at-sign>", "no-at-sign"],
+    ["", null],
+    ["   ", null],
+    ["<>", null],
+    [null, null],
+  ])("normalizeMessageId(%j) = %j", (raw, expected) => {
+    expect(normalizeMessageId(raw)).toBe(expected);
+  });
+
+  it("extracts every id in order, de-duplicated, skipping phrases", () => {
+    expect(extractMessageIds("<a@x> <b@x>\r\n\t<a@x> junk <c@x>")).toEqual(["a@x", "b@x", "c@x"]);
+    expect(extractMessageIds('"Fred\'s message of" <a@x>')).toEqual(["a@x"]);
+    expect(extractMessageIds("a@x, b@x")).toEqual(["a@x", "b@x"]);
+    expect(extractMessageIds("just words")).toEqual([]);
+  });
+
+  it("never returns ids with whitespace or brackets", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (s) => {
+        for (const id of extractMessageIds(s)) expect(id).not.toMatch(/[\s<>]/);
+      }),
+    );
+  });
+});
+
+describe("parseMailDate", () => {
+  it.each([
+    ["Wed, 01 May 2024 10:00:00 +0000", "2024-05-01T10:00:00.000Z"],
+    ["01 May 2024 10:00:00 +0200", "2024-05-01T08:00:00.000Z"],
+    ["Wed, 1 May 2024 10:00:00 GMT", "2024-05-01T10:00:00.000Z"],
+    ["Wed, 01 May 2024 10:00:00 +0000 (UTC)", "2024-05-01T10:00:00.000Z"],
+    ["Thu, 13 Feb 1969 23:32 -0330 (Newfoundland Time)", "1969-02-14T03:02:00.000Z"],
+    ["Fri, 21 Nov 1997 09(comment):   55  :  06 -0600", "1997-11-21T15:55:06.000Z"],
+  ])("%j → %s", (raw, iso) => {
+    expect(parseMailDate(raw)?.toISOString()).toBe(iso);
+  });
+
+  it.each([
+    ["<HR>"],
+    [""],
+    ["Mon, 30 Jun 3609 15:33:50 +0600"],
+    ["Wed, 15 Dec 2010    59:10 -0500"],
+    ["Pn, 29 paX 2007 21:13:00 +0100"],
+  ])("%j → null", (raw) => {
+    expect(parseMailDate(raw)).toBeNull();
+  });
+});
+
+describe("safeFilename", () => {
+  it.each([
+    ["report.pdf", "report.pdf"],
+    ["Rechnung März.pdf", "Rechnung März.pdf"],
+    ["../../etc/passwd", "passwd"],
+    ["C:\\Users\\x\\evil.exe", "evil.exe"],
+    ["invoice\u202Efdp.exe", "invoicefdp.exe"],
+    ["tab\tname.txt", "tabname.txt"],
+    [".htaccess", "htaccess"],
+    ["dir/", null],
+    ["", null],
+    [null, null],
+  ])("%j → %j", (raw, expected) => {
+    expect(safeFilename(raw)).toBe(expected);
+  });
+
+  it("caps the length and keeps the extension", () => {
+    const long = `${"a".repeat(400)}.pdf`;
+    const safe = safeFilename(long)!;
+    expect(safe).toHaveLength(255);
+    expect(safe.endsWith(".pdf")).toBe(true);
+  });
+});
+
+describe("stripComments", () => {
+  it.each([
+    ["Pete(A wonderful \\) chap) <pete(his account)@silly.test(his host)>", "Pete  <pete @silly.test >"],
+    ['"quoted (not a comment)" <a@b>', '"quoted (not a comment)" <a@b>'],
+    ["a (nested (deep) comment) b", "a   b"],
+    ["unbalanced (never closed", "unbalanced "],
+  ])("%j → %j", (raw, expected) => {
+    expect(stripComments(raw)).toBe(expected);
+  });
+});
+
+describe("parseDeliveryStatus (RFC 3464)", () => {
+  it("reads per-message and per-recipient blocks with folded fields", () => {
+    const body = [
+      "Reporting-MTA: dns; mx.example",
+      "Original-Envelope-Id: env-1",
+      "Arrival-Date: Wed, 01 May 2024 10:00:00 +0000",
+      "",
+      "Final-Recipient: rfc822; <a@x.example>",
+      "Action: failed",
+      "Status: 5.1.1 (user unknown)",
+      "Diagnostic-Code: smtp; 550 5.1.1 no such",
+      "  user here",
+      "",
+      "Original-Recipient: rfc822;b@x.example",
+      "Final-Recipient: RFC822; b@x.example",
+      "Action: Delayed",
+      "Status: 4.4.7",
+      "Remote-MTA: dns; mx.x.example",
+    ].join("\r\n");
+    expect(parseDeliveryStatus(body)).toEqual({
+      reportingMta: "mx.example",
+      originalEnvelopeId: "env-1",
+      recipients: [
+        {
+          finalRecipient: "a@x.example",
+          originalRecipient: null,
+          action: "failed",
+          status: "5.1.1",
+          diagnosticCode: "550 5.1.1 no such user here",
+          remoteMta: null,
+        },
+        {
+          finalRecipient: "b@x.example",
+          originalRecipient: "b@x.example",
+          action: "delayed",
+          status: "4.4.7",
+          diagnosticCode: null,
+          remoteMta: "mx.x.example",
+        },
+      ],
+    });
+  });
+
+  it("tolerates garbage", () => {
+    expect(parseDeliveryStatus("")).toEqual({ reportingMta: null, originalEnvelopeId: null, recipients: [] });
+    expect(parseDeliveryStatus("no fields here\n\n\nat all")).toEqual({
+      reportingMta: null,
+      originalEnvelopeId: null,
+      recipients: [],
+    });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 500 }), (s) => {
+        expect(() => parseDeliveryStatus(s)).not.toThrow();
+      }),
+    );
+  });
+
+  it("finds the Message-ID of a returned header block", () => {
+    expect(
+      messageIdOfHeaderBlock(
+        "From: a@b\r\nMessage-Id:\r\n <x.1@acme.example>\r\n\r\nbody Message-ID: <no@no>",
+      ),
+    ).toBe("x.1@acme.example");
+    expect(messageIdOfHeaderBlock("From: a@b\n\nMessage-ID: <body@only>")).toBeNull();
+  });
+});
