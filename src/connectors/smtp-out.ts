@@ -139,9 +139,13 @@ const NETWORK_CODES = new Set([
   "EAI_AGAIN",
 ]);
 
+// Node's X.509 verification error codes (OpenSSL X509_V_ERR_* names and ERR_TLS_CERT_*).
+const CERT_ERROR_RE = /CERT|SELF_SIGNED|UNABLE_TO_(?:GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
+
 /**
  * Maps a nodemailer error to our kinds (RFC 5321 §4.2.1 reply classes):
- * - ETLS / a refused or missing STARTTLS → `tls_required` (permanent with these settings);
+ * - ETLS / a refused or missing STARTTLS / a certificate that does not verify →
+ *   `tls_required` (permanent with these settings);
  * - EAUTH/ENOAUTH → `auth` (permanent unless the server said 4xx, e.g. 454);
  * - a 4yz reply → `transient`; a 5yz reply → `permanent`, except 503 (bad sequence of
  *   commands), which is about the session state and can succeed on a new connection;
@@ -159,6 +163,11 @@ export function classifySmtpError(err: unknown): SendFailure {
   }
   if (/STARTTLS/.test(e.message) && code === "ECONNECTION") {
     return { ...base, kind: "tls_required", permanent: true };
+  }
+  // An untrusted, expired or mismatched certificate: TLS is possible but not securely
+  // with these settings, and retrying will not change the certificate.
+  if (e.originalCode && CERT_ERROR_RE.test(e.originalCode)) {
+    return { ...base, code: e.originalCode, kind: "tls_required", permanent: true };
   }
   if (code === "EAUTH" || code === "ENOAUTH") {
     return { ...base, kind: "auth", permanent: responseCode === null || responseCode >= 500 };
