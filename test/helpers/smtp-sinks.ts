@@ -29,6 +29,8 @@ export interface SmtpSink {
   messages: CapturedMessage[];
   /** Number of DATA transactions attempted (accepted or not). */
   attempts: number;
+  /** Number of client connections opened so far. */
+  connections: number;
   close(): Promise<void>;
 }
 
@@ -107,6 +109,7 @@ async function startSink(options: SMTPServerOptions, behaviour: SinkBehaviour = 
     port: 0,
     messages,
     attempts: 0,
+    connections: 0,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -119,6 +122,10 @@ async function startSink(options: SMTPServerOptions, behaviour: SinkBehaviour = 
     allowInsecureAuth: true,
     size: 50 * 1024 * 1024,
     ...options,
+    onConnect(_session, callback) {
+      sink.connections++;
+      callback();
+    },
     onAuth(auth, _session, callback) {
       callback(null, { user: auth.username ?? "user" });
     },

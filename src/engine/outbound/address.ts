@@ -57,7 +57,9 @@ export function cleanDisplayName(name: string | null | undefined): string {
  * typed error naming the field. Display names are free text and are cleaned instead.
  */
 export function toMailAddress(input: MailAddressInput, field: string): MailAddress {
-  const address = typeof input.address === "string" ? input.address.trim() : "";
+  const raw = typeof input.address === "string" ? input.address : "";
+  // Checked before trimming: trim() would quietly eat a trailing CR/LF.
+  const address = hasControlChars(raw) ? "" : raw.trim();
   if (!isValidAddress(address)) {
     throw new ComposeError("INVALID_ADDRESS", field, `Invalid email address in ${field}`);
   }

@@ -138,12 +138,21 @@ export const DEFAULT_AUTO_REPLY_RATE = { maxPerWindow: 5, windowMs: 2 * 60 * 60 
 // RFC 2369 and RFC 2919 list header fields: their presence means the mail came through
 // a list, and RFC 3834 §2 says a responder should not answer list traffic. Marketing
 // mail carries List-Unsubscribe (RFC 8058) without List-Id; it is bulk mail, so it counts.
-const LIST_HEADERS = ["list-id", "list-unsubscribe", "list-post", "list-help", "list-subscribe", "list-owner", "list-archive"];
+const LIST_HEADERS = [
+  "list-id",
+  "list-unsubscribe",
+  "list-post",
+  "list-help",
+  "list-subscribe",
+  "list-owner",
+  "list-archive",
+];
 
 // Local parts of system senders. MAILER-DAEMON and postmaster send bounces (RFC 5321
 // §4.5.1); owner-* and *-request are list robots (RFC 3834 §2); no-reply addresses
 // discard answers, so an auto-reply only produces a bounce back to us.
-const SYSTEM_LOCAL_RE = /^(?:mailer-daemon|postmaster|listserv|majordomo|owner-.+|.+-request|no-?reply|do-?not-?reply|noreply-.+|bounces?(?:[+-].*)?)$/i;
+const SYSTEM_LOCAL_RE =
+  /^(?:mailer-daemon|postmaster|listserv|majordomo|owner-.+|.+-request|no-?reply|do-?not-?reply|noreply-.+|bounces?(?:[+-].*)?)$/i;
 
 function header(headers: RawHeaders, name: string): string[] {
   const v = headers[name] ?? headers[name.toLowerCase()];
@@ -153,11 +162,13 @@ function header(headers: RawHeaders, name: string): string[] {
 
 /** The first token of a header value, lower-case, without RFC 5322 comments or parameters. */
 function keyword(value: string): string {
-  return value
-    .replace(/\([^)]*\)/g, " ")
-    .split(/[;\s]/)
-    .filter((s) => s !== "")[0]
-    ?.toLowerCase() ?? "";
+  return (
+    value
+      .replace(/\([^)]*\)/g, " ")
+      .split(/[;\s]/)
+      .filter((s) => s !== "")[0]
+      ?.toLowerCase() ?? ""
+  );
 }
 
 /**
@@ -165,7 +176,10 @@ function keyword(value: string): string {
  * the most certain to the most circumstantial, and the first match is returned so the
  * timeline can say why.
  */
-export function autoReplySuppression(mail: InboundForAutoReply, ctx: AutoReplyContext): SuppressionReason | null {
+export function autoReplySuppression(
+  mail: InboundForAutoReply,
+  ctx: AutoReplyContext,
+): SuppressionReason | null {
   const h = mail.headers;
   const fromAddress = mail.from ? bareAddress(mail.from) : "";
   if (fromAddress === "" || !fromAddress.includes("@")) return "NO_SENDER";
@@ -204,13 +218,17 @@ export function autoReplySuppression(mail: InboundForAutoReply, ctx: AutoReplyCo
   if (SYSTEM_LOCAL_RE.test(local)) return "SYSTEM_SENDER";
 
   const ourDomain = ctx.messageIdDomain.toLowerCase();
-  if (ctx.ownAddresses.some((a) => sameAddress(bareAddress(a), fromAddress)) || domainOf(fromAddress) === ourDomain) {
+  if (
+    ctx.ownAddresses.some((a) => sameAddress(bareAddress(a), fromAddress)) ||
+    domainOf(fromAddress) === ourDomain
+  ) {
     return "OWN_ADDRESS";
   }
   // Our own mail coming back (a forwarding loop, a misconfigured alias): its Message-ID
   // was minted by us.
   const ids = extractMessageIds(header(h, "message-id"));
-  if (ids.some((id) => id.slice(id.lastIndexOf("@") + 1, -1).toLowerCase() === ourDomain)) return "OWN_MESSAGE";
+  if (ids.some((id) => id.slice(id.lastIndexOf("@") + 1, -1).toLowerCase() === ourDomain))
+    return "OWN_MESSAGE";
 
   if (mail.isSpam) return "SPAM";
 
@@ -223,7 +241,9 @@ export function autoReplySuppression(mail: InboundForAutoReply, ctx: AutoReplyCo
  * Turns raw header lines (`{ key, line }` as most MIME parsers expose them) into
  * `RawHeaders`: names lower-cased, `Name:` prefix removed, folding undone (RFC 5322 §2.2.3).
  */
-export function rawHeadersFromLines(lines: readonly { key: string; line: string }[]): Record<string, string[]> {
+export function rawHeadersFromLines(
+  lines: readonly { key: string; line: string }[],
+): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const { key, line } of lines) {
     const name = key.toLowerCase();
@@ -264,7 +284,11 @@ const AUTO_REPLY_TAG_RE = /@\{\s*([A-Za-z_]+)\s*\}/g;
  * language the auto-reply text may be written in. Values are HTML-escaped for HTML
  * templates; unknown tags stay as written so a typo is visible, not silently blank.
  */
-export function renderAutoReplyTags(template: string, values: AutoReplyTagValues, options: { html: boolean }): string {
+export function renderAutoReplyTags(
+  template: string,
+  values: AutoReplyTagValues,
+  options: { html: boolean },
+): string {
   if (!isValidTimeZone(values.timeZone)) {
     throw new AutoReplyError("INVALID_TIME_ZONE", "timeZone", `Unknown time zone ${values.timeZone}`);
   }
@@ -342,9 +366,14 @@ function isExecutableContent(head: Uint8Array | undefined): boolean {
   // PE/DOS ("MZ"), ELF, Mach-O and script shebangs ("#!").
   if (head[0] === 0x4d && head[1] === 0x5a) return true;
   if (head[0] === 0x23 && head[1] === 0x21) return true;
-  if (head.length >= 4 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46) return true;
+  if (head.length >= 4 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46)
+    return true;
   if (head.length >= 4) {
-    const magic = ((head[0] as number) << 24) | ((head[1] as number) << 16) | ((head[2] as number) << 8) | (head[3] as number);
+    const magic =
+      ((head[0] as number) << 24) |
+      ((head[1] as number) << 16) |
+      ((head[2] as number) << 8) |
+      (head[3] as number);
     if ([0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe].includes(magic >>> 0)) return true;
   }
   return false;
@@ -369,13 +398,17 @@ export function checkAutoReplyAttachments(
     const type = a.contentType.trim().toLowerCase().split(";")[0]?.trim() ?? "";
     const ext = /\.([A-Za-z0-9]+)$/.exec(a.filename.trim())?.[1]?.toLowerCase() ?? "";
     const exts = AUTO_REPLY_ALLOWED_TYPES[type];
-    if (!exts || !exts.includes(ext) || isExecutableContent(a.head)) {
-      errors.push(new AutoReplyError("ATTACHMENT_TYPE_NOT_ALLOWED", field, `${a.filename}: type not allowed`));
+    if (!exts?.includes(ext) || isExecutableContent(a.head)) {
+      errors.push(
+        new AutoReplyError("ATTACHMENT_TYPE_NOT_ALLOWED", field, `${a.filename}: type not allowed`),
+      );
     }
     if (a.inline) {
       inline++;
       if (!type.startsWith("image/")) {
-        errors.push(new AutoReplyError("INLINE_NOT_IMAGE", field, `${a.filename}: only images can be inline`));
+        errors.push(
+          new AutoReplyError("INLINE_NOT_IMAGE", field, `${a.filename}: only images can be inline`),
+        );
       }
     } else {
       regular++;
@@ -384,14 +417,22 @@ export function checkAutoReplyAttachments(
   });
   if (inline > l.maxInlineImages) {
     errors.push(
-      new AutoReplyError("TOO_MANY_INLINE_IMAGES", "attachments", `At most ${l.maxInlineImages} inline images`),
+      new AutoReplyError(
+        "TOO_MANY_INLINE_IMAGES",
+        "attachments",
+        `At most ${l.maxInlineImages} inline images`,
+      ),
     );
   }
   if (regular > l.maxAttachments) {
-    errors.push(new AutoReplyError("TOO_MANY_ATTACHMENTS", "attachments", `At most ${l.maxAttachments} attachments`));
+    errors.push(
+      new AutoReplyError("TOO_MANY_ATTACHMENTS", "attachments", `At most ${l.maxAttachments} attachments`),
+    );
   }
   if (total > l.maxTotalBytes) {
-    errors.push(new AutoReplyError("TOO_LARGE", "attachments", `Attachments exceed ${l.maxTotalBytes} bytes`));
+    errors.push(
+      new AutoReplyError("TOO_LARGE", "attachments", `Attachments exceed ${l.maxTotalBytes} bytes`),
+    );
   }
   return errors;
 }

@@ -85,7 +85,10 @@ export function parseDeliveryStatus(text: string): {
 }
 
 /** Turns a parsed delivery-status body and the returned headers into report fields. */
-export function reportFieldsFromDeliveryStatus(text: string, originalHeaders?: string | null): DsnReportFields {
+export function reportFieldsFromDeliveryStatus(
+  text: string,
+  originalHeaders?: string | null,
+): DsnReportFields {
   const { perRecipient } = parseDeliveryStatus(text);
   return {
     recipients: perRecipient.map((g) => ({
@@ -137,7 +140,11 @@ function statusFrom(status: string | null | undefined, diagnostic: string | null
 }
 
 function normalizeAction(action: string | null | undefined, status: string | null): DsnAction {
-  const a = action?.trim().toLowerCase().split(/[\s(;]/)[0] ?? "";
+  const a =
+    action
+      ?.trim()
+      .toLowerCase()
+      .split(/[\s(;]/)[0] ?? "";
   if ((DSN_ACTIONS as readonly string[]).includes(a)) return a as DsnAction;
   // No or unknown Action: infer from the status class.
   if (status?.startsWith("5")) return "failed";
@@ -154,7 +161,11 @@ export function messageIdFromHeaders(headers: string | null | undefined): string
   return m ? (extractMessageIds(m[1] ?? "")[0] ?? null) : null;
 }
 
-function finish(source: DsnOutcome["source"], originalMessageId: string | null, recipients: DsnRecipientOutcome[]) {
+function finish(
+  source: DsnOutcome["source"],
+  originalMessageId: string | null,
+  recipients: DsnRecipientOutcome[],
+) {
   const undeliverable: string[] = [];
   for (const r of recipients) {
     if (r.permanent && !undeliverable.some((u) => sameAddress(u, r.address))) undeliverable.push(r.address);
