@@ -134,7 +134,7 @@ describe("compose: identity and threading headers", () => {
     expect(mail.messageId).toBe("<fixed-id@mail.acme.example>");
     expect(mail.date).toEqual(NOW);
     expect(compose(input({ randomId: undefined })).messageId).toMatch(
-      /^<[a-z0-9]+\.[0-9a-f]{24}@mail\.acme\.example>$/,
+      /^<[a-z0-9]+\.[0-9a-f]{32}@mail\.acme\.example>$/,
     );
   });
 
@@ -417,6 +417,31 @@ describe("compose: quoted history", () => {
     expect(mail.text).toContain("> Old");
   });
 
+  it("unbalanced customer HTML or signature cannot break out of its wrapper", () => {
+    const mail = compose(
+      withAddress(
+        { historyPolicy: "ALWAYS", signaturePolicy: "ALL" },
+        {
+          body: { html: "<div><b>unclosed agent markup" },
+          signature: { html: "</p></div></div><p>sig", text: null },
+          conversation: {
+            ...input().conversation,
+            messages: [
+              customerMessage({ html: "</blockquote></div><p>escaped?</p><blockquote><div>", text: null }),
+            ],
+          },
+        },
+      ),
+    );
+    const html = mail.html ?? "";
+    expect(html).toMatch(
+      /^<div><b>unclosed agent markup<\/b><\/div>\n<div class="sb-signature">(?:<p><\/p>)?<p>sig<\/p><\/div>\n/,
+    );
+    expect(html).toMatch(
+      /<blockquote type="cite" style="[^"]*"><p>escaped\?<\/p><blockquote><div><\/div><\/blockquote><\/blockquote><\/div>$/,
+    );
+  });
+
   it("a forward carries the forwarded message regardless of the history policy", () => {
     const mail = compose(
       withAddress(
@@ -477,7 +502,7 @@ describe("compose: HTML body, text alternative and template", () => {
     const mail = compose(
       withAddress({ templateHtml: "<div>{{content}}</div>" }, { body: { text: "Line 1\nLine <2>" } }),
     );
-    expect(mail.html).toBe("<div><p>Line 1<br />Line &lt;2&gt;</p></div>");
+    expect(mail.html).toBe("<div><p>Line 1<br>Line &lt;2&gt;</p></div>");
   });
 
   it("refuses a template without exactly one {{content}} in text position", () => {

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { HistoryPolicy, SignaturePolicy } from "../domain.js";
 import type { TicketFormat } from "../subject.js";
 import { forwardSubject, replySubject, withTicketNumber } from "../subject.js";
@@ -12,7 +12,7 @@ import {
   toMailAddress,
 } from "./address.js";
 import { ComposeError } from "./errors.js";
-import { htmlToText, sanitizeContentHtml, sanitizeTemplateHtml } from "./html.js";
+import { htmlToText, memoize, sanitizeContentHtml, sanitizeTemplateHtml } from "./html.js";
 import {
   escapeHtml,
   hasControlChars,
@@ -284,8 +284,10 @@ export function compose(input: ComposeInput): ComposedMail {
   return mail;
 }
 
+// Time prefix keeps ids roughly sortable in logs; the UUID's 122 random bits make them
+// unguessable (RFC 5322 §3.6.4 asks for global uniqueness).
 function defaultRandomId(now: Date): string {
-  return `${now.getTime().toString(36)}.${randomBytes(12).toString("hex")}`;
+  return `${now.getTime().toString(36)}.${randomUUID().replace(/-/g, "")}`;
 }
 
 function findTarget(conversation: ConversationContext): PreviousMessage | null {
@@ -623,44 +625,65 @@ function composeBody(
     };
     const { html, text } = input.signature;
     if (html?.trim()) {
-      sigHtml = sanitizeContentHtml(renderSignatureTags(html, values, true));
-      sigText = text?.trim() ? renderSignatureTags(text, values, false).trim() : htmlToText(sigHtml);
+      sigHtml = sanitizeRepeated(renderSignatureTags(html, values, true));
+      sigText = text?.trim() ? renderSignatureTags(text, values, false).trim() : textOfRepeated(sigHtml);
     } else if (text?.trim()) {
       sigText = renderSignatureTags(text, values, false).trim();
       sigHtml = textToHtml(sigText);
     }
   }
 
-  const quoted = historyApplies(input) ? quotedMessages(input.conversation, target) : [];
-  const forwarded = input.kind === "FORWARD" && target ? target : null;
+  const quoted = (historyApplies(input) ? quotedMessages(input.conversation, target) : []).map(
+    renderPrevious,
+  );
+  const forwarded = input.kind === "FORWARD" && target ? renderPrevious(target) : null;
 
   // Text: agent text, RFC 3676 §4.3 signature separator "-- ", then quotes.
   const textParts: string[] = [agentText.trim()];
   if (sigText) textParts.push(`-- \n${sigText}`);
-  for (const m of quoted) textParts.push(`${attribution(m, timeZone)}\n${quoteText(previousText(m))}`);
-  if (forwarded) textParts.push(forwardHeaderText(forwarded, timeZone) + previousText(forwarded));
+  for (const q of quoted) textParts.push(`${attribution(q.message, timeZone)}\n${quoteText(q.text)}`);
+  if (forwarded) textParts.push(forwardHeaderText(forwarded.message, timeZone) + forwarded.text);
   const text = textParts.filter((p) => p !== "").join("\n\n");
 
   if (!wantHtml) return { text, html: null };
 
+  // Every piece is either sanitised (a balanced fragment) or escaped text inside our own
+  // markup, so the joined fragment needs no second sanitising pass.
   const htmlParts: string[] = [agentHtml];
   if (sigHtml) htmlParts.push(`<div class="sb-signature">${sigHtml}</div>`);
-  for (const m of quoted) {
+  for (const q of quoted) {
     htmlParts.push(
-      `<div class="sb-quote"><p>${escapeHtml(attribution(m, timeZone))}</p>` +
-        `<blockquote type="cite" style="margin: 0 0 0 0.8ex; border-left: 1px solid #cccccc; padding-left: 1ex">` +
-        `${previousHtml(m)}</blockquote></div>`,
+      `<div class="sb-quote"><p>${escapeHtml(attribution(q.message, timeZone))}</p>` +
+        `<blockquote type="cite" style="margin:0 0 0 0.8ex;border-left:1px solid #cccccc;padding-left:1ex">` +
+        `${q.html}</blockquote></div>`,
     );
   }
   if (forwarded) {
     htmlParts.push(
-      `<div class="sb-forward"><p>${escapeHtml(forwardHeaderText(forwarded, timeZone)).replace(/\n/g, "<br>")}</p>` +
-        `${previousHtml(forwarded)}</div>`,
+      `<div class="sb-forward"><p>${escapeHtml(forwardHeaderText(forwarded.message, timeZone)).replace(/\n/g, "<br>")}</p>` +
+        `${forwarded.html}</div>`,
     );
   }
-  // One more pass over the assembled fragment: quoted customer HTML is untrusted.
-  const content = sanitizeContentHtml(htmlParts.join("\n"));
+  const content = htmlParts.join("\n");
   return { text, html: templateHtml ? wrapInTemplate(templateHtml, content) : content };
+}
+
+// Signatures and templates repeat from mail to mail; sanitise each distinct one once.
+const sanitizeRepeated = memoize(sanitizeContentHtml);
+const textOfRepeated = memoize(htmlToText);
+const sanitizeTemplateRepeated = memoize(sanitizeTemplateHtml, 64);
+
+interface RenderedPrevious {
+  message: PreviousMessage;
+  text: string;
+  html: string;
+}
+
+/** A previous message's sanitised HTML and its text, each computed once. */
+function renderPrevious(m: PreviousMessage): RenderedPrevious {
+  const html = m.html?.trim() ? sanitizeContentHtml(m.html) : null;
+  const text = m.text?.trim() ? m.text.replace(/\r\n?/g, "\n").trim() : html ? htmlToText(html) : "";
+  return { message: m, text, html: html ?? textToHtml(m.text ?? "") };
 }
 
 /** Messages to quote: the target and everything before it, newest first. */
@@ -694,17 +717,6 @@ function forwardHeaderText(m: PreviousMessage, timeZone: string): string {
   return `${lines.join("\n")}\n\n`;
 }
 
-function previousText(m: PreviousMessage): string {
-  if (m.text?.trim()) return m.text.replace(/\r\n?/g, "\n").trim();
-  if (m.html?.trim()) return htmlToText(sanitizeContentHtml(m.html));
-  return "";
-}
-
-function previousHtml(m: PreviousMessage): string {
-  if (m.html?.trim()) return sanitizeContentHtml(m.html);
-  return textToHtml(m.text ?? "");
-}
-
 const CONTENT_PLACEHOLDER = "{{content}}";
 
 /**
@@ -714,7 +726,7 @@ const CONTENT_PLACEHOLDER = "{{content}}";
  * refuse a broken template when it is saved.
  */
 export function validateTemplate(templateHtml: string): { before: string; after: string } {
-  const clean = sanitizeTemplateHtml(templateHtml);
+  const clean = sanitizeTemplateRepeated(templateHtml);
   const parts = clean.split(CONTENT_PLACEHOLDER);
   if (parts.length !== 2) {
     throw new ComposeError(
