@@ -394,6 +394,21 @@ describe("compose: quoted history", () => {
     expect(mail.text).toContain("> My widget is broken.");
   });
 
+  it("quotes at most maxQuotedMessages, keeping the newest", () => {
+    const messages = Array.from({ length: 5 }, (_, i) =>
+      customerMessage({ messageId: `<m${i}@customer.example>`, text: `message number ${i}` }),
+    );
+    const mail = compose(
+      withAddress(
+        { historyPolicy: "ALWAYS" },
+        { conversation: { ...input().conversation, messages }, limits: { maxQuotedMessages: 2 } },
+      ),
+    );
+    expect(mail.text).toContain("> message number 4");
+    expect(mail.text).toContain("> message number 3");
+    expect(mail.text).not.toContain("message number 2");
+  });
+
   it("sanitises quoted customer HTML", () => {
     const mail = compose(
       withAddress(
@@ -557,6 +572,21 @@ describe("compose: recipients", () => {
     );
     expect(mail.to.map((a) => a.address)).toEqual(["carla@customer.example"]);
     expect(mail.cc.map((a) => a.address)).toEqual(["boss@customer.example", "peer@customer.example"]);
+  });
+
+  it("answering our own previous outbound writes to its recipients again", () => {
+    const ours = customerMessage({
+      messageId: "<out-1@mail.acme.example>",
+      from: { name: "ACME Support", address: "support@acme.example" },
+      to: [{ name: "Carla", address: "carla@customer.example" }],
+      cc: [{ address: "boss@customer.example" }, { address: "audit@acme.example" }],
+    });
+    const reply = compose(withConversation({ messages: [customerMessage(), ours] }));
+    expect(reply.to.map((a) => a.address)).toEqual(["carla@customer.example"]);
+    expect(reply.cc).toEqual([]);
+    expect(reply.inReplyTo).toBe("<out-1@mail.acme.example>");
+    const all = compose(withConversation({ messages: [ours] }, { kind: "REPLY_ALL" }));
+    expect(all.cc.map((a) => a.address)).toEqual(["boss@customer.example", "audit@acme.example"]);
   });
 
   it("adds the address's hidden BCC and allows at most 5", () => {

@@ -131,6 +131,8 @@ export interface ComposeLimits {
   maxBytes: number;
   /** Cap on References ids carried forward (see `capReferences`). */
   maxReferences: number;
+  /** Previous messages quoted in a reply, newest first (default 20). */
+  maxQuotedMessages: number;
 }
 
 export const DEFAULT_COMPOSE_LIMITS: ComposeLimits = {
@@ -138,6 +140,7 @@ export const DEFAULT_COMPOSE_LIMITS: ComposeLimits = {
   maxAddressBcc: 5,
   maxBytes: 25 * 1024 * 1024,
   maxReferences: 20,
+  maxQuotedMessages: 20,
 };
 
 export interface ComposeInput {
@@ -254,7 +257,7 @@ export function compose(input: ComposeInput): ComposedMail {
   if (!hasBody && attachments.length === 0 && kind !== "FORWARD") {
     throw new ComposeError("EMPTY_BODY", "body", "The message has no content");
   }
-  const { text, html } = composeBody(input, target, timeZone);
+  const { text, html } = composeBody(input, target, timeZone, limits.maxQuotedMessages);
 
   const mail: ComposedMail = {
     messageId: `<${(input.randomId ?? defaultRandomId)(input.now)}@${input.messageIdDomain}>`,
@@ -477,6 +480,14 @@ export function defaultRecipients(
       }
     });
   const notOwn = (a: MailAddress) => !ownAddresses.some((o) => sameAddress(o, a.address));
+  const [sender] = valid([target.from]);
+  // Answering our own previous outbound (the newest message of the thread): write to
+  // whom it went to, as "reply" in a mail client's Sent folder does.
+  if (sender && !notOwn(sender)) {
+    const to = valid(target.to).filter(notOwn);
+    const cc = kind === "REPLY_ALL" ? valid(target.cc).filter(notOwn) : [];
+    return { to, cc };
+  }
   const replyTargets = valid(target.replyTo);
   const to = (replyTargets.length > 0 ? replyTargets : valid([target.from])).filter(notOwn);
   if (kind !== "REPLY_ALL") return { to, cc: [] };
@@ -604,6 +615,7 @@ function composeBody(
   input: ComposeInput,
   target: PreviousMessage | null,
   timeZone: string,
+  maxQuoted: number,
 ): { text: string; html: string | null } {
   const bodyHtml = input.body.html?.trim() ? input.body.html : null;
   const bodyText = input.body.text?.trim() ? input.body.text.replace(/\r\n?/g, "\n") : null;
@@ -633,7 +645,7 @@ function composeBody(
     }
   }
 
-  const quoted = (historyApplies(input) ? quotedMessages(input.conversation, target) : []).map(
+  const quoted = (historyApplies(input) ? quotedMessages(input.conversation, target, maxQuoted) : []).map(
     renderPrevious,
   );
   const forwarded = input.kind === "FORWARD" && target ? renderPrevious(target) : null;
@@ -686,14 +698,18 @@ function renderPrevious(m: PreviousMessage): RenderedPrevious {
   return { message: m, text, html: html ?? textToHtml(m.text ?? "") };
 }
 
-/** Messages to quote: the target and everything before it, newest first. */
+/** Messages to quote: the target and those before it, newest first, at most `max`. */
 function quotedMessages(
   conversation: ConversationContext,
   target: PreviousMessage | null,
+  max: number,
 ): PreviousMessage[] {
   if (!target) return [];
   const idx = conversation.messages.indexOf(target);
-  return conversation.messages.slice(0, idx + 1).reverse();
+  return conversation.messages
+    .slice(0, idx + 1)
+    .reverse()
+    .slice(0, Math.max(0, max));
 }
 
 function attribution(m: PreviousMessage, timeZone: string): string {
