@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { MailComposerOptions, NodemailerError, SMTPPoolOptions, Transporter } from "nodemailer";
 import nodemailer from "nodemailer";
 import MailComposer from "nodemailer/lib/mail-composer";
@@ -65,6 +65,9 @@ function toComposerOptions(mail: ComposedMail): MailComposerOptions {
     // Content is always in memory; a path or URL here would be an injection, not a feature.
     disableFileAccess: true,
     disableUrlAccess: true,
+    // One random base per message instead of 8 fresh random bytes per MIME node; the
+    // boundary stays unguessable, so content still cannot contain it by design.
+    baseBoundary: randomUUID().replace(/-/g, ""),
   };
 }
 
@@ -215,6 +218,8 @@ export class SmtpSender implements MailSender {
       const info = await transporter.sendMail({
         raw,
         envelope: envelopeOf(mail, options.envelopeFrom),
+        // Already in the raw bytes; given here so nodemailer does not mint one of its own.
+        messageId: mail.messageId,
         // The pooled transport re-applies these per message; set them here too.
         disableFileAccess: true,
         disableUrlAccess: true,

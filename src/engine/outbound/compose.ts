@@ -646,14 +646,14 @@ function composeBody(
   }
 
   const quoted = (historyApplies(input) ? quotedMessages(input.conversation, target, maxQuoted) : []).map(
-    renderPrevious,
+    (m) => renderPrevious(m, timeZone),
   );
-  const forwarded = input.kind === "FORWARD" && target ? renderPrevious(target) : null;
+  const forwarded = input.kind === "FORWARD" && target ? renderPrevious(target, timeZone) : null;
 
   // Text: agent text, RFC 3676 §4.3 signature separator "-- ", then quotes.
   const textParts: string[] = [agentText.trim()];
   if (sigText) textParts.push(`-- \n${sigText}`);
-  for (const q of quoted) textParts.push(`${attribution(q.message, timeZone)}\n${quoteText(q.text)}`);
+  for (const q of quoted) textParts.push(`${q.attribution}\n${quoteText(q.text)}`);
   if (forwarded) textParts.push(forwardHeaderText(forwarded.message, timeZone) + forwarded.text);
   const text = textParts.filter((p) => p !== "").join("\n\n");
 
@@ -665,7 +665,7 @@ function composeBody(
   if (sigHtml) htmlParts.push(`<div class="sb-signature">${sigHtml}</div>`);
   for (const q of quoted) {
     htmlParts.push(
-      `<div class="sb-quote"><p>${escapeHtml(attribution(q.message, timeZone))}</p>` +
+      `<div class="sb-quote"><p>${escapeHtml(q.attribution)}</p>` +
         `<blockquote type="cite" style="margin:0 0 0 0.8ex;border-left:1px solid #cccccc;padding-left:1ex">` +
         `${q.html}</blockquote></div>`,
     );
@@ -689,13 +689,14 @@ interface RenderedPrevious {
   message: PreviousMessage;
   text: string;
   html: string;
+  attribution: string;
 }
 
-/** A previous message's sanitised HTML and its text, each computed once. */
-function renderPrevious(m: PreviousMessage): RenderedPrevious {
+/** A previous message's sanitised HTML, text and attribution line, each computed once. */
+function renderPrevious(m: PreviousMessage, timeZone: string): RenderedPrevious {
   const html = m.html?.trim() ? sanitizeContentHtml(m.html) : null;
   const text = m.text?.trim() ? m.text.replace(/\r\n?/g, "\n").trim() : html ? htmlToText(html) : "";
-  return { message: m, text, html: html ?? textToHtml(m.text ?? "") };
+  return { message: m, text, html: html ?? textToHtml(m.text ?? ""), attribution: attribution(m, timeZone) };
 }
 
 /** Messages to quote: the target and those before it, newest first, at most `max`. */

@@ -92,10 +92,20 @@ function getFormatter(timeZone: string): Intl.DateTimeFormat {
  * so the output does not depend on the runtime's locale data for a given language.
  */
 export function localDateTime(at: Date, timeZone: string): LocalDateTime {
+  // formatToParts costs tens of microseconds; the same minute in the same zone recurs
+  // (quotes of one thread, auto-replies of one burst), so keep the last results.
+  const key = `${timeZone}|${Math.floor(at.getTime() / 60_000)}`;
+  const hit = localCache.get(key);
+  if (hit) return hit;
   const parts: Record<string, string> = {};
   for (const p of getFormatter(timeZone).formatToParts(at)) parts[p.type] = p.value;
-  return {
+  const out = {
     date: `${parts["year"]}-${parts["month"]}-${parts["day"]}`,
     time: `${parts["hour"]}:${parts["minute"]}`,
   };
+  if (localCache.size >= 1024) localCache.delete(localCache.keys().next().value as string);
+  localCache.set(key, out);
+  return out;
 }
+
+const localCache = new Map<string, LocalDateTime>();
