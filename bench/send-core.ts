@@ -65,6 +65,9 @@ interface RunResult {
   msgsPerS: number;
   p50: number;
   p99: number;
+  /** CPU time per message in the sending process and in the sink process. */
+  senderCpuMs: number;
+  sinkCpuMs: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -94,6 +97,7 @@ async function run(messages = MESSAGES): Promise<RunResult> {
   let next = 0;
   let failures = 0;
   const started = performance.now();
+  const cpuStart = process.cpuUsage();
   async function worker() {
     while (next < messages) {
       const i = next++;
@@ -105,8 +109,12 @@ async function run(messages = MESSAGES): Promise<RunResult> {
   }
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
   await sender.close();
-  const { count: received } = await ask<{ count: number }>(sink.child, "count");
+  const { count: received, cpuMs: sinkCpuMs } = await ask<{ count: number; cpuMs: number }>(
+    sink.child,
+    "count",
+  );
   const exited = once(sink.child, "exit");
   sink.child.send("close");
   await exited;
@@ -114,7 +122,13 @@ async function run(messages = MESSAGES): Promise<RunResult> {
     throw new Error(`run lost mail: ${failures} failures, ${received}/${messages} received`);
   }
   latencies.sort((a, b) => a - b);
-  return { msgsPerS: messages / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  return {
+    msgsPerS: messages / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    senderCpuMs: (cpu.user + cpu.system) / 1000 / messages,
+    sinkCpuMs: sinkCpuMs / messages,
+  };
 }
 
 // One short unmeasured run first so JIT warm-up and module loading do not land in run 1.
@@ -124,7 +138,9 @@ for (let r = 0; r < RUNS; r++) {
   const result = await run();
   runs.push(result);
   console.log(
-    `run ${r + 1}: ${result.msgsPerS.toFixed(0)} msgs/s, p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms`,
+    `run ${r + 1}: ${result.msgsPerS.toFixed(0)} msgs/s, p50 ${result.p50.toFixed(2)} ms, ` +
+      `p99 ${result.p99.toFixed(2)} ms; CPU per message: sender ${result.senderCpuMs.toFixed(2)} ms, ` +
+      `sink ${result.sinkCpuMs.toFixed(2)} ms (sink figure includes its start-up)`,
   );
 }
 const median = [...runs].sort((a, b) => a.msgsPerS - b.msgsPerS)[Math.floor(RUNS / 2)] as RunResult;
