@@ -176,6 +176,13 @@ describe("auto-reply loop protection", () => {
     ).toBeNull();
   });
 
+  it("matches header names in any casing", () => {
+    expect(autoReplySuppression(withHeaders({ "Auto-Submitted": "auto-replied" }), ctx)).toBe(
+      "AUTO_SUBMITTED",
+    );
+    expect(autoReplySuppression(withHeaders({ "LIST-ID": "<x.lists.example>" }), ctx)).toBe("MAILING_LIST");
+  });
+
   it("reads repeated headers given as arrays", () => {
     expect(autoReplySuppression(withHeaders({ "auto-submitted": ["no", "auto-replied"] }), ctx)).toBe(
       "AUTO_SUBMITTED",

@@ -154,10 +154,18 @@ const LIST_HEADERS = [
 const SYSTEM_LOCAL_RE =
   /^(?:mailer-daemon|postmaster|listserv|majordomo|owner-.+|.+-request|no-?reply|do-?not-?reply|noreply-.+|bounces?(?:[+-].*)?)$/i;
 
-function header(headers: RawHeaders, name: string): string[] {
-  const v = headers[name] ?? headers[name.toLowerCase()];
-  if (v === undefined) return [];
-  return (typeof v === "string" ? [v] : [...v]).map((s) => s.trim());
+/** Header names are case-insensitive (RFC 5322 §1.2.2); callers may pass any casing. */
+function lowerCaseHeaders(headers: RawHeaders): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [name, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    const key = name.toLowerCase();
+    out.set(
+      key,
+      [...(out.get(key) ?? []), ...(typeof v === "string" ? [v] : v)].map((x) => x.trim()),
+    );
+  }
+  return out;
 }
 
 /** The first token of a header value, lower-case, without RFC 5322 comments or parameters. */
@@ -180,7 +188,8 @@ export function autoReplySuppression(
   mail: InboundForAutoReply,
   ctx: AutoReplyContext,
 ): SuppressionReason | null {
-  const h = mail.headers;
+  const headers = lowerCaseHeaders(mail.headers);
+  const h = (name: string): string[] => headers.get(name) ?? [];
   const fromAddress = mail.from ? bareAddress(mail.from) : "";
   if (fromAddress === "" || !fromAddress.includes("@")) return "NO_SENDER";
 
@@ -190,29 +199,29 @@ export function autoReplySuppression(
     const rp = mail.returnPath.trim();
     if (rp === "" || rp === "<>") return "NULL_RETURN_PATH";
   }
-  for (const v of header(h, "return-path")) {
+  for (const v of h("return-path")) {
     if (/^<\s*>$/.test(v) || v === "") return "NULL_RETURN_PATH";
   }
 
   // RFC 3834 §5: any Auto-Submitted value other than "no" is automatic mail.
-  for (const v of header(h, "auto-submitted")) {
+  for (const v of h("auto-submitted")) {
     const k = keyword(v);
     if (k !== "" && k !== "no") return "AUTO_SUBMITTED";
   }
   // Pre-RFC 3834 vacation programs and some ticket systems mark their replies this way.
-  if (header(h, "x-autoreply").length > 0 || header(h, "x-autorespond").length > 0) return "AUTO_SUBMITTED";
-  if (header(h, "x-auto-response-suppress").some((v) => /\b(?:all|autoreply|oof)\b/i.test(v))) {
+  if (h("x-autoreply").length > 0 || h("x-autorespond").length > 0) return "AUTO_SUBMITTED";
+  if (h("x-auto-response-suppress").some((v) => /\b(?:all|autoreply|oof)\b/i.test(v))) {
     return "AUTO_RESPONSE_SUPPRESSED";
   }
   // RFC 3834 §2 names Precedence bulk, list and junk; auto_reply is what vacation sends.
-  if (header(h, "precedence").some((v) => ["bulk", "list", "junk", "auto_reply"].includes(keyword(v)))) {
+  if (h("precedence").some((v) => ["bulk", "list", "junk", "auto_reply"].includes(keyword(v)))) {
     return "PRECEDENCE";
   }
-  if (LIST_HEADERS.some((name) => header(h, name).length > 0)) return "MAILING_LIST";
+  if (LIST_HEADERS.some((name) => h(name).length > 0)) return "MAILING_LIST";
 
   if (mail.isBounce) return "BOUNCE";
   // RFC 6522 multipart/report carries DSNs (RFC 3464) and MDNs (RFC 8098): never answer.
-  if (header(h, "content-type").some((v) => /^\s*multipart\/report\b/i.test(v))) return "BOUNCE";
+  if (h("content-type").some((v) => /^\s*multipart\/report\b/i.test(v))) return "BOUNCE";
 
   const local = fromAddress.slice(0, fromAddress.lastIndexOf("@"));
   if (SYSTEM_LOCAL_RE.test(local)) return "SYSTEM_SENDER";
@@ -226,7 +235,7 @@ export function autoReplySuppression(
   }
   // Our own mail coming back (a forwarding loop, a misconfigured alias): its Message-ID
   // was minted by us.
-  const ids = extractMessageIds(header(h, "message-id"));
+  const ids = extractMessageIds(h("message-id"));
   if (ids.some((id) => id.slice(id.lastIndexOf("@") + 1, -1).toLowerCase() === ourDomain))
     return "OWN_MESSAGE";
 
