@@ -1,0 +1,273 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { MailComposerOptions, NodemailerError, SMTPPoolOptions, Transporter } from "nodemailer";
+import nodemailer from "nodemailer";
+import MailComposer from "nodemailer/lib/mail-composer";
+import type { ComposedMail } from "../engine/outbound/compose.js";
+import type {
+  MailSender,
+  SendFailure,
+  SendOptions,
+  SendResult,
+  SmtpSettings,
+} from "../engine/outbound/sender.js";
+
+/**
+ * Outbound SMTP over nodemailer (SPEC §10). One pooled transport per distinct account
+ * configuration keeps connections open between sends — opening a TLS session per mail
+ * is what limits throughput, not the SMTP exchange. Library errors are mapped to our
+ * own kinds so the send job can decide: retry (transient), give up (permanent), mark the
+ * account invalid (auth), or mark the recipient invalid (tls_required).
+ */
+
+export interface SmtpSenderOptions {
+  /** Connections per account configuration (nodemailer default 5). */
+  maxConnections?: number;
+  /** Messages per connection before it is recycled. */
+  maxMessages?: number;
+  connectionTimeoutMs?: number;
+  greetingTimeoutMs?: number;
+  socketTimeoutMs?: number;
+  /** EHLO name; the OS hostname when absent. */
+  clientName?: string;
+}
+
+interface PoolEntry {
+  transporter: Transporter;
+}
+
+/** Builds the exact RFC 5322 bytes of a composed mail (Bcc is not written, RFC 5322 §3.6.3). */
+export async function buildRawMime(mail: ComposedMail): Promise<Buffer> {
+  return new MailComposer(toComposerOptions(mail)).compile().build();
+}
+
+function toComposerOptions(mail: ComposedMail): MailComposerOptions {
+  return {
+    from: { name: mail.from.name, address: mail.from.address },
+    replyTo: mail.replyTo.length > 0 ? mail.replyTo : undefined,
+    to: mail.to,
+    cc: mail.cc.length > 0 ? mail.cc : undefined,
+    bcc: mail.bcc.length > 0 ? mail.bcc : undefined,
+    subject: mail.subject,
+    messageId: mail.messageId,
+    date: mail.date,
+    inReplyTo: mail.inReplyTo ?? undefined,
+    references: mail.references.length > 0 ? mail.references : undefined,
+    text: mail.text,
+    html: mail.html ?? undefined,
+    attachments: mail.attachments.map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      content: a.content,
+      cid: a.contentId,
+      contentDisposition: a.inline ? "inline" : "attachment",
+    })),
+    headers: { ...mail.headers },
+    // Content is always in memory; a path or URL here would be an injection, not a feature.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    // One random base per message instead of 8 fresh random bytes per MIME node; the
+    // boundary stays unguessable, so content still cannot contain it by design.
+    baseBoundary: randomUUID().replace(/-/g, ""),
+  };
+}
+
+function envelopeOf(mail: ComposedMail, envelopeFrom: string | undefined) {
+  return {
+    from: envelopeFrom ?? mail.from.address,
+    to: [...mail.to, ...mail.cc, ...mail.bcc].map((a) => a.address),
+  };
+}
+
+function transportOptions(
+  settings: SmtpSettings,
+  forceTls: boolean,
+  opts: SmtpSenderOptions,
+): SMTPPoolOptions {
+  const implicitTls = settings.tlsMode === "TLS";
+  // STARTTLS mode, or force-TLS on a plain account: fail instead of falling back to
+  // clear text when the server does not offer STARTTLS (RFC 3207 §4 leaves it to policy).
+  const requireTLS = !implicitTls && (settings.tlsMode === "STARTTLS" || forceTls);
+  return {
+    host: settings.host,
+    port: settings.port,
+    secure: implicitTls,
+    requireTLS,
+    ignoreTLS: settings.tlsMode === "NONE" && !forceTls,
+    auth: settings.user ? { user: settings.user, pass: settings.password ?? "" } : undefined,
+    tls: {
+      rejectUnauthorized: settings.rejectUnauthorized ?? true,
+      ...(settings.ca ? { ca: settings.ca } : {}),
+      minVersion: "TLSv1.2",
+    },
+    name: opts.clientName,
+    connectionTimeout: opts.connectionTimeoutMs ?? 30_000,
+    greetingTimeout: opts.greetingTimeoutMs ?? 30_000,
+    socketTimeout: opts.socketTimeoutMs ?? 60_000,
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+  };
+}
+
+function poolKey(settings: SmtpSettings, forceTls: boolean): string {
+  // Secrets are hashed so the key can be logged or inspected without leaking them.
+  const secret = createHash("sha256")
+    .update(`${settings.user ?? ""}\u0000${settings.password ?? ""}\u0000${settings.ca ?? ""}`)
+    .digest("hex");
+  return [
+    settings.host.toLowerCase(),
+    settings.port,
+    settings.tlsMode,
+    forceTls ? "force" : "",
+    settings.rejectUnauthorized === false ? "insecure" : "",
+    secret,
+  ].join("|");
+}
+
+function isNodemailerError(err: unknown): err is NodemailerError {
+  return err instanceof Error;
+}
+
+const NETWORK_CODES = new Set([
+  "ECONNECTION",
+  "ETIMEDOUT",
+  "ESOCKET",
+  "EDNS",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+// Node's X.509 verification error codes (OpenSSL X509_V_ERR_* names and ERR_TLS_CERT_*).
+const CERT_ERROR_RE = /CERT|SELF_SIGNED|UNABLE_TO_(?:GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
+
+/**
+ * Maps a nodemailer error to our kinds (RFC 5321 §4.2.1 reply classes):
+ * - ETLS / a refused or missing STARTTLS / a certificate that does not verify →
+ *   `tls_required` (permanent with these settings);
+ * - EAUTH/ENOAUTH → `auth` (permanent unless the server said 4xx, e.g. 454);
+ * - a 4yz reply → `transient`; a 5yz reply → `permanent`, except 503 (bad sequence of
+ *   commands), which is about the session state and can succeed on a new connection;
+ * - network errors and anything unknown → `transient` (the send job's retry limit ends it).
+ */
+export function classifySmtpError(err: unknown): SendFailure {
+  const e: NodemailerError = isNodemailerError(err) ? err : new Error(String(err));
+  const code = typeof e.code === "string" ? e.code : null;
+  const responseCode = typeof e.responseCode === "number" ? e.responseCode : null;
+  const response = typeof e.response === "string" ? e.response : null;
+  const base = { ok: false as const, code, responseCode, response, message: e.message };
+
+  if (code === "ETLS" || code === "EREQUIRETLS" || (e.command === "STARTTLS" && responseCode !== null)) {
+    return { ...base, kind: "tls_required", permanent: true };
+  }
+  if (/STARTTLS/.test(e.message) && code === "ECONNECTION") {
+    return { ...base, kind: "tls_required", permanent: true };
+  }
+  // An untrusted, expired or mismatched certificate: TLS is possible but not securely
+  // with these settings, and retrying will not change the certificate.
+  if (e.originalCode && CERT_ERROR_RE.test(e.originalCode)) {
+    return { ...base, code: e.originalCode, kind: "tls_required", permanent: true };
+  }
+  if (code === "EAUTH" || code === "ENOAUTH") {
+    return { ...base, kind: "auth", permanent: responseCode === null || responseCode >= 500 };
+  }
+  if (responseCode !== null && responseCode >= 500 && responseCode !== 503) {
+    return { ...base, kind: "permanent", permanent: true };
+  }
+  if (responseCode !== null && responseCode >= 400) {
+    return { ...base, kind: "transient", permanent: false };
+  }
+  if (code !== null && (NETWORK_CODES.has(code) || (e.originalCode && NETWORK_CODES.has(e.originalCode)))) {
+    return { ...base, kind: "transient", permanent: false };
+  }
+  return { ...base, kind: "transient", permanent: false };
+}
+
+/** Pooled SMTP sender; one instance per process, `close()` on shutdown. */
+export class SmtpSender implements MailSender {
+  private readonly pools = new Map<string, PoolEntry>();
+  private closed = false;
+
+  constructor(private readonly options: SmtpSenderOptions = {}) {}
+
+  private transporterFor(settings: SmtpSettings, forceTls: boolean): Transporter {
+    const key = poolKey(settings, forceTls);
+    let entry = this.pools.get(key);
+    if (!entry) {
+      const transporter = nodemailer.createTransport({
+        ...transportOptions(settings, forceTls, this.options),
+        pool: true,
+        maxConnections: this.options.maxConnections ?? 5,
+        maxMessages: this.options.maxMessages ?? 500,
+      });
+      entry = { transporter };
+      this.pools.set(key, entry);
+    }
+    return entry.transporter;
+  }
+
+  async send(settings: SmtpSettings, mail: ComposedMail, options: SendOptions = {}): Promise<SendResult> {
+    if (this.closed) throw new Error("SmtpSender is closed");
+    const transporter = this.transporterFor(settings, options.forceTls === true);
+    const raw = options.raw ?? (await buildRawMime(mail));
+    try {
+      const info = await transporter.sendMail({
+        raw,
+        envelope: envelopeOf(mail, options.envelopeFrom),
+        // Already in the raw bytes; given here so nodemailer does not mint one of its own.
+        messageId: mail.messageId,
+        // The pooled transport re-applies these per message; set them here too.
+        disableFileAccess: true,
+        disableUrlAccess: true,
+      });
+      return {
+        ok: true,
+        messageId: mail.messageId,
+        response: String(info.response ?? ""),
+        accepted: (info.accepted ?? []).map(String),
+        rejected: (info.rejected ?? []).map(String),
+      };
+    } catch (err) {
+      return classifySmtpError(err);
+    }
+  }
+
+  /** Closes every pooled connection; idle ones at once, busy ones after their mail. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const { transporter } of this.pools.values()) transporter.close();
+    this.pools.clear();
+  }
+}
+
+export type VerifyResult = { ok: true } | SendFailure;
+
+/**
+ * The "test connection" check (SPEC §2): connect, negotiate TLS as configured, log in.
+ * Uses its own short-lived connection so a bad setting never poisons a pool.
+ */
+export async function verifySmtp(
+  settings: SmtpSettings,
+  options: { forceTls?: boolean } & SmtpSenderOptions = {},
+): Promise<VerifyResult> {
+  const transporter = nodemailer.createTransport(
+    transportOptions(settings, options.forceTls === true, {
+      connectionTimeoutMs: 15_000,
+      greetingTimeoutMs: 15_000,
+      socketTimeoutMs: 30_000,
+      ...options,
+    }),
+  );
+  try {
+    await transporter.verify();
+    return { ok: true };
+  } catch (err) {
+    return classifySmtpError(err);
+  } finally {
+    transporter.close();
+  }
+}
