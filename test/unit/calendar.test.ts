@@ -671,3 +671,13 @@ describe.each(calendars)("properties: %s", (_name, cal) => {
     );
   });
 });
+
+describe("far-away holidays", () => {
+  it("a 24/7 calendar with one holiday decades ahead answers quickly", () => {
+    const cal: BusinessCalendar = { ...allWeek, holidays: [{ date: "2090-06-01", name: "Far away" }] };
+    const t0 = performance.now();
+    expect(iso(nextClosing(cal, d("2026-01-05T10:00:00Z")))).toBe("2090-05-31T22:00:00.000Z");
+    expect(nextClosing(cal, d("2090-06-02T10:00:00Z"))).toBeNull();
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+});
