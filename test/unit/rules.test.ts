@@ -616,3 +616,34 @@ describe("properties", () => {
     );
   });
 });
+
+describe("shared conditions", () => {
+  it("tests an identical condition once per message and reports it for each rule", () => {
+    let reads = 0;
+    const counting = { ...message };
+    Object.defineProperty(counting, "spam", {
+      get: () => {
+        reads++;
+        return false;
+      },
+    });
+    const cond: Condition = { field: "spam", value: false };
+    const header: Condition = { field: "header", header: "X-Priority", op: "EQUALS", value: "1" };
+    const set = compile([
+      rule("a", [cond], [{ type: "ADD_TAGS", tags: ["a"] }], { position: 1 }),
+      rule("b", [{ ...cond }, header], [{ type: "ADD_TAGS", tags: ["b"] }], { position: 2 }),
+      rule("c", [{ ...header, caseSensitive: true }, { ...cond }], [{ type: "ADD_TAGS", tags: ["c"] }], {
+        position: 3,
+      }),
+    ]);
+    expect(set.conditionSlots).toBe(3);
+    const result = evaluateRules(set, counting);
+    expect(result.outcome.tags).toEqual(["a", "b", "c"]);
+    expect(result.trace.map((t) => t.reason)).toEqual([
+      "matched: spam is false",
+      "all 2 conditions matched",
+      "all 2 conditions matched",
+    ]);
+    expect(reads).toBe(1);
+  });
+});

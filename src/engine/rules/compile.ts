@@ -67,6 +67,11 @@ export class MessageView {
 }
 
 export interface CompiledCondition {
+  /**
+   * Identical conditions in different rules share one compiled condition and one slot,
+   * so a message is tested against each distinct condition at most once.
+   */
+  readonly slot: number;
   /** Shown in traces: `subject CONTAINS "invoice"`. */
   readonly description: string;
   readonly test: (view: MessageView) => boolean;
@@ -76,6 +81,8 @@ export interface CompiledCondition {
 }
 
 interface ConditionSpec {
+  /** Identity for sharing: two conditions with the same key always agree. */
+  key: string;
   description: string;
   test: (view: MessageView) => boolean;
 }
@@ -97,6 +104,8 @@ export interface CompiledRule {
 /** A validated rule list in evaluation order; build it with `compileRules`. */
 export interface CompiledRuleSet {
   readonly rules: readonly CompiledRule[];
+  /** Number of distinct conditions (slots) across all rules. */
+  readonly conditionSlots: number;
 }
 
 export type CompileResult = { ok: true; ruleSet: CompiledRuleSet } | { ok: false; errors: FieldError[] };
@@ -178,7 +187,7 @@ function conditionSpec(c: unknown, path: string, errors: FieldError[]): Conditio
     if (typeof c["value"] !== "boolean") add("value", "must be true or false");
     if (errors.length > before) return null;
     const want = c["value"] as boolean;
-    return { description: `spam is ${want}`, test: (v) => v.input.spam === want };
+    return { key: `spam|${want}`, description: `spam is ${want}`, test: (v) => v.input.spam === want };
   }
   if (field === "language") {
     if (c["op"] !== "EQUALS") add("op", "must be EQUALS");
@@ -188,6 +197,7 @@ function conditionSpec(c: unknown, path: string, errors: FieldError[]): Conditio
     const want = (c["value"] as string).toLowerCase();
     const prefix = `${want}-`;
     return {
+      key: `language|${want}`,
       description: `language EQUALS ${quote(want)}`,
       test: (v) => {
         const lang = v.input.language?.toLowerCase();
@@ -207,6 +217,7 @@ function conditionSpec(c: unknown, path: string, errors: FieldError[]): Conditio
     const calendar = cal as unknown as BusinessCalendar;
     const inside = c["inside"] as boolean;
     return {
+      key: `received|${objectId(calendar)}|${inside}`,
       description: `received ${inside ? "inside" : "outside"} business hours (${calendar.timeZone})`,
       test: (v) => isOpen(calendar, v.input.receivedAt) === inside,
     };
@@ -246,19 +257,43 @@ function conditionSpec(c: unknown, path: string, errors: FieldError[]): Conditio
   const [key, get] = fieldGetter(field as string, name);
   const label = field === "header" ? `header ${name}` : isAttribute ? `contact.${name}` : (field as string);
   return {
+    key: `${field === "header" ? "h" : isAttribute ? "a" : field}|${name}|${op}|${caseSensitive}|${value}`,
     description: `${label} ${op} ${quote(value as string)}${caseSensitive ? " (case-sensitive)" : ""}`,
     test: textTest(op as TextOp, value as string, caseSensitive as boolean, key, get),
   };
 }
 
-function compileCondition(c: unknown, path: string, errors: FieldError[]): CompiledCondition | null {
+// Calendars are compared by identity: the caller resolves each calendar id to one object.
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 0;
+function objectId(o: object): number {
+  let id = objectIds.get(o);
+  if (id === undefined) {
+    id = nextObjectId++;
+    objectIds.set(o, id);
+  }
+  return id;
+}
+
+function compileCondition(
+  c: unknown,
+  path: string,
+  errors: FieldError[],
+  shared: Map<string, CompiledCondition>,
+): CompiledCondition | null {
   const spec = conditionSpec(c, path, errors);
   if (spec === null) return null;
-  return {
-    ...spec,
+  const existing = shared.get(spec.key);
+  if (existing !== undefined) return existing;
+  const compiled: CompiledCondition = {
+    slot: shared.size,
+    description: spec.description,
+    test: spec.test,
     matchedReason: `matched: ${spec.description}`,
     failedReason: `not matched: ${spec.description}`,
   };
+  shared.set(spec.key, compiled);
+  return compiled;
 }
 
 function idList(v: unknown, path: string, errors: FieldError[], allowEmpty: boolean, max: number): string[] {
@@ -362,6 +397,7 @@ export function compileRules(rules: readonly Rule[]): CompileResult {
   if (rules.length > RULE_LIMITS.rules)
     errors.push({ field: "rules", message: `at most ${RULE_LIMITS.rules} rules` });
   const ids = new Set<string>();
+  const shared = new Map<string, CompiledCondition>();
   const compiled: (CompiledRule & { index: number })[] = [];
   (rules as readonly unknown[]).forEach((r, index) => {
     const path = `rules[${index}]`;
@@ -391,7 +427,7 @@ export function compileRules(rules: readonly Rule[]): CompileResult {
       add("conditions", `at most ${RULE_LIMITS.conditionsPerRule} conditions`);
     } else {
       rawConditions.forEach((c, j) => {
-        const cc = compileCondition(c, `${path}.conditions[${j}]`, errors);
+        const cc = compileCondition(c, `${path}.conditions[${j}]`, errors, shared);
         if (cc !== null) conditions.push(cc);
       });
     }
@@ -434,5 +470,8 @@ export function compileRules(rules: readonly Rule[]): CompileResult {
   });
   if (errors.length > 0) return { ok: false, errors };
   compiled.sort((a, b) => a.position - b.position || a.index - b.index);
-  return { ok: true, ruleSet: { rules: compiled.map(({ index: _, ...rule }) => rule) } };
+  return {
+    ok: true,
+    ruleSet: { rules: compiled.map(({ index: _, ...rule }) => rule), conditionSlots: shared.size },
+  };
 }

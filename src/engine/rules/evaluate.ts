@@ -1,4 +1,4 @@
-import { type CompiledRule, type CompiledRuleSet, MessageView } from "./compile.js";
+import { type CompiledCondition, type CompiledRule, type CompiledRuleSet, MessageView } from "./compile.js";
 import type { RuleEvaluation, RuleInput, RuleMatch, RuleOutcome, RuleTraceEntry } from "./types.js";
 
 /**
@@ -12,14 +12,26 @@ import type { RuleEvaluation, RuleInput, RuleMatch, RuleOutcome, RuleTraceEntry 
  * with the reason they did not run.
  */
 
-function conditionsHold(rule: CompiledRule, view: MessageView): [boolean, string] {
+/** Per-message results of shared conditions: 0 = not tested yet, 1 = holds, 2 = fails. */
+type Memo = Uint8Array;
+
+function holds(c: CompiledCondition, view: MessageView, memo: Memo): boolean {
+  let r = memo[c.slot];
+  if (r === 0) {
+    r = c.test(view) ? 1 : 2;
+    memo[c.slot] = r;
+  }
+  return r === 1;
+}
+
+function conditionsHold(rule: CompiledRule, view: MessageView, memo: Memo): [boolean, string] {
   const conds = rule.conditions;
   if (conds.length === 0) return [true, rule.reasons.always];
   if (rule.match === "ALL") {
-    for (const c of conds) if (!c.test(view)) return [false, c.failedReason];
+    for (const c of conds) if (!holds(c, view, memo)) return [false, c.failedReason];
     return [true, rule.reasons.all];
   }
-  for (const c of conds) if (c.test(view)) return [true, c.matchedReason];
+  for (const c of conds) if (holds(c, view, memo)) return [true, c.matchedReason];
   return [false, rule.reasons.none];
 }
 
@@ -62,6 +74,7 @@ function apply(rule: CompiledRule, outcome: RuleOutcome): void {
 
 export function evaluateRules(ruleSet: CompiledRuleSet, message: RuleInput): RuleEvaluation {
   const view = new MessageView(message);
+  const memo: Memo = new Uint8Array(ruleSet.conditionSlots);
   const matched: RuleMatch[] = [];
   const trace: RuleTraceEntry[] = [];
   const outcome: RuleOutcome = { skillIds: [], tags: [], dropped: false };
@@ -75,7 +88,7 @@ export function evaluateRules(ruleSet: CompiledRuleSet, message: RuleInput): Rul
       trace.push({ ruleId: rule.id, matched: false, reason: "disabled" });
       continue;
     }
-    const [ok, reason] = conditionsHold(rule, view);
+    const [ok, reason] = conditionsHold(rule, view, memo);
     trace.push({ ruleId: rule.id, matched: ok, reason });
     if (!ok) continue;
     matched.push({ ruleId: rule.id, name: rule.name, actions: rule.actions });
