@@ -647,7 +647,7 @@ describe.each(calendars)("properties: %s", (_name, cal) => {
         for (let i = 0; i < span; i++) if (isOpen(cal, new Date(a.getTime() + i * MIN))) count++;
         expect(businessMinutesBetween(cal, a, new Date(a.getTime() + span * MIN))).toBe(count);
       }),
-      { numRuns: 50 },
+      { numRuns: 30 },
     );
   });
 
