@@ -418,21 +418,36 @@ export function nextClosing(cal: BusinessCalendar, at: Date): Date | null {
   const c = compile(cal);
   const t = instant(at, "at");
   if (c.weekMs === 0) return null;
-  let periodEnd: number | null = null;
+  let start: number | null = null;
+  walk(c, t, searchLimit(c, t), (s) => {
+    start = s;
+    return false;
+  });
+  if (start === null) return null;
+  const from: number = start;
+  // Only holidays close a 24/7 calendar, so look as far as the next one; any other
+  // calendar closes within a week (two if a DST gap hides its only closed hour).
+  let limit = (localDay(c, from) + 16) * DAY_MS;
+  let periodEnd = from;
+  if (c.alwaysOpen) {
+    const firstDay = localDay(c, from);
+    const next = c.holidays.find((h) => h >= firstDay);
+    if (next === undefined) return null;
+    limit = (next + 2) * DAY_MS;
+    // Open without a break until that holiday: start the walk just before it.
+    periodEnd = Math.max(from, (next - 2) * DAY_MS);
+  }
   let closed = false;
-  walk(c, t, searchLimit(c, t), (s, e) => {
-    if (periodEnd !== null && s > periodEnd) {
+  walk(c, periodEnd, limit, (s, e) => {
+    if (s > periodEnd) {
       closed = true;
       return false;
     }
     periodEnd = e;
     return true;
   });
-  if (periodEnd === null) return null;
-  // The walk ended on its limit while still open: for an always-open week that means
-  // no closing ahead; otherwise the period really ends where the walk saw it end.
-  if (!closed && c.alwaysOpen) return null;
-  return new Date(periodEnd);
+  // A walk that ran into its limit still open found no closing (only possible 24/7).
+  return closed || periodEnd < limit ? new Date(periodEnd) : null;
 }
 
 function checkMinutes(minutes: number): number {

@@ -24,9 +24,9 @@ import type { FieldError } from "./field-error.js";
  *
  * Edges: a pending target is breached from its due instant on; a reply at exactly the
  * due instant still meets it. A due time is only known while the clock runs and the
- * target lies ahead of the current running period; otherwise `dueAt` is null (a pause
- * has no due time, and a breach in an earlier running period was announced by the event
- * written when it happened).
+ * target's reading falls within the current running period (past or future); otherwise
+ * `dueAt` is null (a pause has no due time, and a breach in an earlier running period
+ * was announced by the event written when it happened).
  */
 
 /** Largest target: 1,000 days of round-the-clock business time. */
@@ -287,8 +287,8 @@ function targets(state: SlaClockState, policy: EffectiveSlaPolicy): Pending[] {
 }
 
 /**
- * Warning and due instants of every pending target, from one calendar walk. Keys are
- * present only for targets with a known future-or-current-period instant.
+ * Warning and due instants of the pending targets, all from one calendar walk; null
+ * where there is none (see `slaDeadlines`).
  */
 export interface SlaDeadlines {
   firstResponseDueAt: Date | null;
