@@ -1,12 +1,11 @@
 import { resolveOffsetConnection } from "@pothos/plugin-relay";
-import { and, eq } from "drizzle-orm";
-import { user } from "../db/schema/index.js";
 import { SIGNATURE_TAGS } from "../engine/config/html.js";
 import {
   archiveSignature,
   assignUserSignature,
   createSignature,
   getSignature,
+  getSignatureHolders,
   getUserSignature,
   listSignatures,
   type Signature,
@@ -40,18 +39,13 @@ builder.node(SignatureRef, {
       description:
         "HTML variant, sanitised on save (no scripts, event handlers or javascript: URLs); null = use the text.",
     }),
-    user: t.field({
+    user: t.loadable({
       type: UserRef,
       nullable: true,
       description: "The user holding it as their personal signature; null for queue signatures.",
-      resolve: async (s, _a, ctx) => {
-        if (!s.userId) return null;
-        const [row] = await ctx.engine.db
-          .select()
-          .from(user)
-          .where(and(eq(user.id, s.userId), eq(user.tenantId, s.tenantId)));
-        return row ?? null;
-      },
+      load: (ids: string[], ctx) =>
+        ctx.viewer ? getSignatureHolders(ctx.engine, ctx.viewer, ids) : Promise.resolve(ids.map(() => null)),
+      resolve: (s) => s.userId,
     }),
     archivedAt: t.expose("archivedAt", {
       type: "DateTime",
@@ -101,8 +95,9 @@ const AssignUserSignaturePayload = builder
         type: UserRef,
         description: "The user.",
         resolve: async (r, _a, ctx) => {
-          const [row] = await ctx.engine.db.select().from(user).where(eq(user.id, r.userId));
-          return row!;
+          const [row] = ctx.viewer ? await getSignatureHolders(ctx.engine, ctx.viewer, [r.userId]) : [];
+          if (!row) throw new NotFoundError("User", r.userId);
+          return row;
         },
       }),
       signature: t.field({

@@ -1,5 +1,5 @@
 import { resolveOffsetConnection } from "@pothos/plugin-relay";
-import { getCalendar } from "../engine/config/calendars.js";
+import { getCalendarsByIds } from "../engine/config/calendars.js";
 import {
   archiveSlaPolicy,
   createSlaPolicy,
@@ -90,17 +90,13 @@ builder.node(SlaPolicyRef, {
     warningPercent: t.exposeInt("warningPercent", {
       description: "Share of a target (1–99 %) after which a warning is raised.",
     }),
-    calendar: t.field({
+    calendar: t.loadable({
       type: BusinessCalendarRef,
       nullable: true,
       description: "Business hours used when the queue has no calendar; null = counted around the clock.",
-      resolve: (p, _a, ctx) =>
-        p.calendarId && ctx.viewer
-          ? getCalendar(ctx.engine, ctx.viewer, p.calendarId).catch((e) => {
-              if (e instanceof NotFoundError) return null;
-              throw e;
-            })
-          : null,
+      load: (ids: string[], ctx) =>
+        ctx.viewer ? getCalendarsByIds(ctx.engine, ctx.viewer, ids) : Promise.resolve(ids.map(() => null)),
+      resolve: (p) => p.calendarId,
     }),
     archivedAt: t.expose("archivedAt", {
       type: "DateTime",

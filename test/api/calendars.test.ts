@@ -319,6 +319,24 @@ describe("SLA policies", () => {
     });
   });
 
+  it("resolves each policy's calendar in a list (batched, in order)", async () => {
+    const cals = [];
+    for (const name of ["Batch cal A", "Batch cal B", "Batch cal C"])
+      cals.push(await createCalendar({ name }));
+    const expected: Record<string, string | null> = {};
+    for (const [i, cal] of [cals[2], cals[0], null, cals[1], cals[2]].entries()) {
+      const r = await t.ok(CREATE_SLA, {
+        input: { name: `Batch ${i}`, firstResponse: { hours: 1 }, calendarId: cal?.id ?? null },
+      });
+      expected[r.createSlaPolicy.id] = cal?.id ?? null;
+    }
+    const l = await t.ok(
+      `{ slaPolicies(search: "batch", first: 10) { edges { node { id calendar { id } } } } }`,
+    );
+    expect(l.slaPolicies.edges).toHaveLength(5);
+    for (const { node } of l.slaPolicies.edges) expect(node.calendar?.id ?? null).toBe(expected[node.id]);
+  });
+
   it("refuses to drop the last target on update", async () => {
     const c = await t.ok(CREATE_SLA, { input: { name: "Only FR", firstResponse: { hours: 4 } } });
     const r = await t.ok(UPDATE_SLA, { id: c.createSlaPolicy.id, input: { firstResponse: null } });

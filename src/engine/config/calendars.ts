@@ -1,4 +1,4 @@
-import { and, asc, eq, ilike, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, ilike, inArray, isNull, sql } from "drizzle-orm";
 import { businessCalendar } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { Holiday } from "../domain.js";
@@ -13,13 +13,10 @@ import {
 } from "./calendar-input.js";
 import { parseIcalHolidays } from "./ical.js";
 import { clampPage, type Page } from "./paging.js";
+import { inIdOrder, likePattern } from "./search.js";
 
 export type Calendar = typeof businessCalendar.$inferSelect;
 export type CalendarInput = CalendarShapeInput;
-
-export function likePattern(search: string): string {
-  return `%${search.replace(/[%_\\]/g, "\\$&")}%`;
-}
 
 function checkCalendar(input: CalendarInput, creating: boolean): void {
   const p = new Problems();
@@ -61,6 +58,20 @@ export async function getCalendar(ctx: EngineContext, viewer: Viewer, id: string
     .where(and(eq(businessCalendar.id, id), eq(businessCalendar.tenantId, viewer.tenantId)));
   if (!row) throw new NotFoundError("BusinessCalendar", id);
   return row;
+}
+
+/** Batch lookup for DataLoaders: one query for every calendar a response refers to. */
+export async function getCalendarsByIds(
+  ctx: EngineContext,
+  viewer: Viewer,
+  ids: readonly string[],
+): Promise<(Calendar | null)[]> {
+  if (ids.length === 0) return [];
+  const rows = await ctx.db
+    .select()
+    .from(businessCalendar)
+    .where(and(eq(businessCalendar.tenantId, viewer.tenantId), inArray(businessCalendar.id, [...ids])));
+  return inIdOrder(ids, rows);
 }
 
 function columns(input: CalendarInput) {

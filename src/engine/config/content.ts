@@ -3,7 +3,6 @@ import { autoReplyTemplate, brandedTemplate, cannedResponse } from "../../db/sch
 import type { EngineContext } from "../context.js";
 import { NotFoundError, Problems } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
-import { likePattern } from "./calendars.js";
 import {
   AUTO_REPLY_TAGS,
   checkAtTags,
@@ -15,6 +14,7 @@ import {
   sanitizeFragment,
 } from "./html.js";
 import { clampPage, type Page } from "./paging.js";
+import { likePattern } from "./search.js";
 import { checkName } from "./validate.js";
 
 /**

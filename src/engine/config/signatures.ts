@@ -1,11 +1,12 @@
-import { and, asc, eq, ilike, isNull, ne, sql } from "drizzle-orm";
+import { and, asc, eq, ilike, inArray, isNull, ne, sql } from "drizzle-orm";
 import { signature, user } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
-import { NotFoundError, Problems, ValidationError } from "../errors.js";
+import { ConflictError, NotFoundError, Problems, ValidationError } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
-import { likePattern } from "./calendars.js";
 import { checkBody, checkBraceTags, MAX_HTML, MAX_TEXT, SIGNATURE_TAGS, sanitizeFragment } from "./html.js";
 import { clampPage, type Page } from "./paging.js";
+import { inIdOrder, likePattern } from "./search.js";
+import { isUniqueViolation } from "./teams.js";
 import { checkName } from "./validate.js";
 
 export type Signature = typeof signature.$inferSelect;
@@ -141,6 +142,22 @@ export async function archiveSignature(ctx: EngineContext, viewer: Viewer, id: s
   return row!;
 }
 
+/** Batch lookup of the users holding signatures (DataLoader), tenant-scoped. */
+export async function getSignatureHolders(
+  ctx: EngineContext,
+  viewer: Viewer,
+  userIds: readonly string[],
+): Promise<(SignatureHolder | null)[]> {
+  if (userIds.length === 0) return [];
+  const rows = await ctx.db
+    .select()
+    .from(user)
+    .where(and(eq(user.tenantId, viewer.tenantId), inArray(user.id, [...userIds])));
+  return inIdOrder(userIds, rows);
+}
+
+export type SignatureHolder = typeof user.$inferSelect;
+
 /**
  * Gives a user their one personal signature (SPEC §2). The previous one is detached in
  * the same transaction — first, because `signature_user_uq` (a partial unique index on
@@ -154,34 +171,51 @@ export async function assignUserSignature(
   signatureId: string | null,
 ): Promise<{ userId: string; signature: Signature | null }> {
   requireRole(viewer, "ADMIN");
-  const [u] = await ctx.db
-    .select({ id: user.id })
-    .from(user)
-    .where(and(eq(user.id, userId), eq(user.tenantId, viewer.tenantId)));
-  if (!u) throw new NotFoundError("User", userId);
-  if (signatureId !== null) {
-    const sig = await getSignature(ctx, viewer, signatureId);
-    if (sig.archivedAt) {
-      throw new ValidationError({ field: "signatureId", message: "the signature is archived" });
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      // Locking the user serialises assignments to one user; locking the signature keeps
+      // a concurrent archive from slipping between the check and the assignment.
+      const [u] = await tx
+        .select({ id: user.id })
+        .from(user)
+        .where(and(eq(user.id, userId), eq(user.tenantId, viewer.tenantId)))
+        .for("update");
+      if (!u) throw new NotFoundError("User", userId);
+      if (signatureId !== null) {
+        const [sig] = await tx
+          .select({ archivedAt: signature.archivedAt })
+          .from(signature)
+          .where(and(eq(signature.id, signatureId), eq(signature.tenantId, viewer.tenantId)))
+          .for("update");
+        if (!sig) throw new NotFoundError("Signature", signatureId);
+        if (sig.archivedAt) {
+          throw new ValidationError({ field: "signatureId", message: "the signature is archived" });
+        }
+      }
+      await tx
+        .update(signature)
+        .set({ userId: null })
+        .where(
+          and(
+            eq(signature.tenantId, viewer.tenantId),
+            eq(signature.userId, userId),
+            signatureId === null ? undefined : ne(signature.id, signatureId),
+          ),
+        );
+      if (signatureId === null) return { userId, signature: null };
+      const [row] = await tx
+        .update(signature)
+        .set({ userId })
+        .where(and(eq(signature.id, signatureId), eq(signature.tenantId, viewer.tenantId)))
+        .returning();
+      return { userId, signature: row! };
+    });
+  } catch (err) {
+    // Backstop for a race the locks do not cover (the signature moving between two users
+    // at once): report a retryable conflict instead of a masked 23505.
+    if (isUniqueViolation(err, "signature_user_uq")) {
+      throw new ConflictError("The user's signature was changed at the same time; try again");
     }
+    throw err;
   }
-  return ctx.db.transaction(async (tx) => {
-    await tx
-      .update(signature)
-      .set({ userId: null })
-      .where(
-        and(
-          eq(signature.tenantId, viewer.tenantId),
-          eq(signature.userId, userId),
-          signatureId === null ? undefined : ne(signature.id, signatureId),
-        ),
-      );
-    if (signatureId === null) return { userId, signature: null };
-    const [row] = await tx
-      .update(signature)
-      .set({ userId })
-      .where(and(eq(signature.id, signatureId), eq(signature.tenantId, viewer.tenantId)))
-      .returning();
-    return { userId, signature: row! };
-  });
 }

@@ -3,8 +3,8 @@ import { businessCalendar, slaPolicy, tenant } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { ConflictError, NotFoundError, Problems } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
-import { likePattern } from "./calendars.js";
 import { clampPage, type Page } from "./paging.js";
+import { likePattern } from "./search.js";
 import { checkName } from "./validate.js";
 
 export type SlaPolicy = typeof slaPolicy.$inferSelect;
@@ -222,11 +222,20 @@ export async function setDefaultSlaPolicy(
   id: string | null,
 ): Promise<SlaPolicy | null> {
   requireRole(viewer, "ADMIN");
-  let policy: SlaPolicy | null = null;
-  if (id !== null) {
-    policy = await getSlaPolicy(ctx, viewer, id);
-    if (policy.archivedAt) throw new ConflictError("An archived SLA policy cannot be the tenant default");
-  }
-  await ctx.db.update(tenant).set({ defaultSlaPolicyId: id }).where(eq(tenant.id, viewer.tenantId));
-  return policy;
+  return ctx.db.transaction(async (tx) => {
+    let policy: SlaPolicy | null = null;
+    if (id !== null) {
+      // FOR UPDATE: a concurrent archive must not leave an archived policy as the default.
+      const [row] = await tx
+        .select()
+        .from(slaPolicy)
+        .where(and(eq(slaPolicy.id, id), eq(slaPolicy.tenantId, viewer.tenantId)))
+        .for("update");
+      if (!row) throw new NotFoundError("SlaPolicy", id);
+      if (row.archivedAt) throw new ConflictError("An archived SLA policy cannot be the tenant default");
+      policy = row;
+    }
+    await tx.update(tenant).set({ defaultSlaPolicyId: id }).where(eq(tenant.id, viewer.tenantId));
+    return policy;
+  });
 }
