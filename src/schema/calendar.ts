@@ -185,7 +185,7 @@ builder.mutationFields((t) => ({
       calendarId: t.arg.id({ required: true, description: "The calendar's global ID." }),
       ics: t.arg.string({
         required: true,
-        description: "The iCalendar text (RFC 5545); folded lines are fine.",
+        description: "The iCalendar text (RFC 5545), up to 2,000,000 characters; folded lines are fine.",
       }),
       replace: t.arg.boolean({
         description:

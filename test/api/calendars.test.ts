@@ -237,7 +237,7 @@ describe("importCalendarHolidays", () => {
     ]);
   });
 
-  it("does not throw on garbage and refuses to exceed 500 holidays", async () => {
+  it("does not throw on garbage and refuses more than 500 holidays or 2,000,000 characters", async () => {
     const cal = await createCalendar();
     const junk = await t.ok(IMPORT, {
       id: cal.id,
@@ -250,6 +250,8 @@ describe("importCalendarHolidays", () => {
     }).join("\n");
     const r = await t.ok(IMPORT, { id: cal.id, ics: many });
     expect(r.importCalendarHolidays).toMatchObject({ __typename: "ValidationError", field: "ics" });
+    const huge = await t.ok(IMPORT, { id: cal.id, ics: `BEGIN:VCALENDAR\n${"X".repeat(2_000_000)}` });
+    expect(huge.importCalendarHolidays).toMatchObject({ __typename: "ValidationError", field: "ics" });
   });
 });
 

@@ -212,6 +212,12 @@ describe("branded templates", () => {
     const b = await create(BRANDED.create, { name: "Ok", html: PAGE });
     const u = await t.ok(BRANDED.update, { id: b.id, input: { html: "<p>gone</p>" } });
     expect(u.updateBrandedTemplate).toMatchObject({ __typename: "ValidationError", field: "html" });
+    const big = await create(BRANDED.create, {
+      name: "Big",
+      html: `{{content}}${"<p>x</p>".repeat(62_500)}`,
+    });
+    expect(big).toMatchObject({ __typename: "ValidationError", field: "html" });
+    expect(big.problems![0]!.message).toContain("at most 500,000 characters");
   });
 });
 

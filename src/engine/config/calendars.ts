@@ -2,7 +2,7 @@ import { and, asc, eq, ilike, inArray, isNull, sql } from "drizzle-orm";
 import { businessCalendar } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { Holiday } from "../domain.js";
-import { NotFoundError, Problems } from "../errors.js";
+import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import {
   type CalendarShapeInput,
@@ -17,6 +17,8 @@ import { inIdOrder, likePattern } from "./search.js";
 
 export type Calendar = typeof businessCalendar.$inferSelect;
 export type CalendarInput = CalendarShapeInput;
+
+export const MAX_ICS_CHARS = 2_000_000;
 
 function checkCalendar(input: CalendarInput, creating: boolean): void {
   const p = new Problems();
@@ -156,6 +158,10 @@ export async function importCalendarHolidays(
   replace: boolean,
 ): Promise<HolidayImportResult> {
   requireRole(viewer, "ADMIN");
+  // 5,000 events of a typical feed are well under 2 MB; more is not a holiday calendar.
+  if (ics.length > MAX_ICS_CHARS) {
+    throw new ValidationError({ field: "ics", message: "at most 2,000,000 characters" });
+  }
   const parsed = parseIcalHolidays(ics);
   return ctx.db.transaction(async (tx) => {
     // FOR UPDATE: two imports at once must not each merge into the same old list.

@@ -39,6 +39,7 @@ function checkSubject(p: Problems, subject: string | null | undefined): void {
   p.check(!/[\r\n]/.test(subject), "subject", "must be a single line");
 }
 
+/** Called after validation, so an oversized body never reaches the sanitiser. */
 const optionalHtml = (html: string | null | undefined, clean: (h: string) => string) =>
   html === undefined ? {} : { html: html === null ? null : clean(html) };
 
@@ -59,7 +60,7 @@ function prepareBranded(input: BrandedTemplateInput, creating: boolean) {
   checkName(p, "name", input.name);
   checkBody(p, "html", input.html, MAX_HTML);
   let html: string | undefined;
-  if (input.html !== undefined) {
+  if (input.html !== undefined && input.html.length <= MAX_HTML) {
     html = sanitizeDocument(input.html);
     const count = html.split(CONTENT_PLACEHOLDER).length - 1;
     p.check(
