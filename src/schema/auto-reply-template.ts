@@ -7,7 +7,7 @@ import {
   listAutoReplyTemplates,
   updateAutoReplyTemplate,
 } from "../engine/config/content.js";
-import { AUTO_REPLY_TAGS } from "../engine/config/html.js";
+import { AUTO_REPLY_TAGS } from "../engine/domain.js";
 import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";

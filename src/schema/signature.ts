@@ -1,5 +1,4 @@
 import { resolveOffsetConnection } from "@pothos/plugin-relay";
-import { SIGNATURE_TAGS } from "../engine/config/html.js";
 import {
   archiveSignature,
   assignUserSignature,
@@ -11,6 +10,7 @@ import {
   type Signature,
   updateSignature,
 } from "../engine/config/signatures.js";
+import { SIGNATURE_TAGS } from "../engine/domain.js";
 import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";

@@ -1,9 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  AUTO_REPLY_TAGS,
   checkAtTags,
   checkBraceTags,
-  SIGNATURE_TAGS,
   sanitizeDocument,
   sanitizeFragment,
 } from "../../src/engine/config/html.js";
@@ -12,6 +10,7 @@ import {
   formatDuration,
   minutesToDuration,
 } from "../../src/engine/config/sla-policies.js";
+import { AUTO_REPLY_TAGS, SIGNATURE_TAGS } from "../../src/engine/domain.js";
 import { Problems } from "../../src/engine/errors.js";
 
 describe("SLA durations", () => {

@@ -1,10 +1,10 @@
 import { and, asc, eq, ilike, isNull, sql } from "drizzle-orm";
 import { autoReplyTemplate, brandedTemplate, cannedResponse } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
+import { AUTO_REPLY_TAGS } from "../domain.js";
 import { NotFoundError, Problems } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import {
-  AUTO_REPLY_TAGS,
   checkAtTags,
   checkBody,
   MAX_HTML,

@@ -58,21 +58,6 @@ export function sanitizeDocument(html: string): string {
   return sanitizeHtml(html, DOCUMENT);
 }
 
-/** Signature tags, filled in when a reply is sent (SPEC §2). */
-export const SIGNATURE_TAGS = ["agent.name", "agent.alias", "agent.email", "company"] as const;
-
-/** Auto-reply tags (SPEC §9). */
-export const AUTO_REPLY_TAGS = [
-  "consumer",
-  "agent",
-  "date",
-  "time",
-  "queue",
-  "company",
-  "next_working_date",
-  "ticket_id",
-] as const;
-
 /** Reports every `{{…}}` tag in `value` that is not one of `allowed`. */
 export function checkBraceTags(
   p: Problems,

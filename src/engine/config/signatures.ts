@@ -1,9 +1,10 @@
 import { and, asc, eq, ilike, inArray, isNull, ne, sql } from "drizzle-orm";
 import { signature, user } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
+import { SIGNATURE_TAGS } from "../domain.js";
 import { ConflictError, NotFoundError, Problems, ValidationError } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
-import { checkBody, checkBraceTags, MAX_HTML, MAX_TEXT, SIGNATURE_TAGS, sanitizeFragment } from "./html.js";
+import { checkBody, checkBraceTags, MAX_HTML, MAX_TEXT, sanitizeFragment } from "./html.js";
 import { clampPage, type Page } from "./paging.js";
 import { inIdOrder, likePattern } from "./search.js";
 import { isUniqueViolation } from "./teams.js";
