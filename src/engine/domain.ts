@@ -87,6 +87,23 @@ export type HistoryPolicy = (typeof HISTORY_POLICIES)[number];
 export const ACTOR_TYPES = ["SYSTEM", "USER", "CONTACT"] as const;
 export type ActorType = (typeof ACTOR_TYPES)[number];
 
+/** Signature tags (SPEC §2), written `{{agent.name}}`; filled in when a reply is sent. */
+export const SIGNATURE_TAGS = ["agent.name", "agent.alias", "agent.email", "company"] as const;
+export type SignatureTag = (typeof SIGNATURE_TAGS)[number];
+
+/** Auto-reply tags (SPEC §9), written `@{consumer}`; any other `@{…}` is rejected on save. */
+export const AUTO_REPLY_TAGS = [
+  "consumer",
+  "agent",
+  "date",
+  "time",
+  "queue",
+  "company",
+  "next_working_date",
+  "ticket_id",
+] as const;
+export type AutoReplyTag = (typeof AUTO_REPLY_TAGS)[number];
+
 /** Weekday numbers as ISO 8601: 1 = Monday … 7 = Sunday. */
 export type IsoWeekday = 1 | 2 | 3 | 4 | 5 | 6 | 7;
 

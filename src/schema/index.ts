@@ -3,6 +3,12 @@ import "./scalars.js";
 import "./errors.js";
 import "./viewer.js";
 import "./team.js";
+import "./calendar.js";
+import "./sla-policy.js";
+import "./signature.js";
+import "./branded-template.js";
+import "./canned-response.js";
+import "./auto-reply-template.js";
 import "./event.js";
 import "./conversation.js";
 
