@@ -3,6 +3,11 @@ import "./scalars.js";
 import "./errors.js";
 import "./viewer.js";
 import "./team.js";
+import "./skill.js";
+import "./access-profile.js";
+import "./user.js";
+import "./api-key.js";
+import "./tenant-settings.js";
 import "./event.js";
 
 /** The whole schema: this file only imports the type files and builds it (STYLE, Pothos app layout). */
