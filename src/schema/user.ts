@@ -8,6 +8,7 @@ import {
   createUser,
   getUser,
   listUsers,
+  restoreUser,
   setAgentSkills,
   teamsByIds,
   updateUser,
@@ -271,10 +272,18 @@ builder.mutationFields((t) => ({
   archiveUser: t.withAuth({ admin: true }).field({
     type: UserRef,
     description:
-      "Archives a user: its API keys stop working at once, it is logged out, history keeps referring to it. The last active ADMIN cannot be archived. Idempotent. ADMIN only.",
+      "Archives a user: its API keys are revoked at once, it is logged out, history keeps referring to it. The last active ADMIN cannot be archived. Idempotent. ADMIN only.",
     errors: { types: standardErrors },
     args: { id: t.arg.id({ required: true, description: "The user's global ID." }) },
     resolve: (_root, { id }, ctx) => archiveUser(ctx.engine, ctx.viewer, decodeId(String(id), "User")),
+  }),
+  restoreUser: t.withAuth({ admin: true }).field({
+    type: UserRef,
+    description:
+      "Un-archives a user (its email stays reserved while archived). Its old API keys stay revoked: issue a new one. Idempotent. ADMIN only.",
+    errors: { types: standardErrors },
+    args: { id: t.arg.id({ required: true, description: "The user's global ID." }) },
+    resolve: (_root, { id }, ctx) => restoreUser(ctx.engine, ctx.viewer, decodeId(String(id), "User")),
   }),
   setAgentSkills: t.withAuth({ admin: true }).field({
     type: UserRef,

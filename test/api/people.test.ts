@@ -220,6 +220,19 @@ describe("users", () => {
     // No new key for an archived user.
     const again = await t.ok(CREATE_KEY, { userId: u.id, name: "again" });
     expect(again.createApiKey).toMatchObject({ __typename: "NotFoundError", entity: "User" });
+    // Its keys were revoked, so restoring the user does not revive them.
+    const keys = await t.ok(`query($u: ID) { apiKeys(userId: $u) { revokedAt } }`, { u: u.id });
+    expect(keys.apiKeys[0].revokedAt).toBeTruthy();
+    const restored = await t.ok(
+      `mutation($id: ID!) { restoreUser(id: $id) { __typename ... on User { archivedAt } } }`,
+      { id: u.id },
+    );
+    expect(restored.restoreUser).toEqual({ __typename: "User", archivedAt: null });
+    expect((await t.gql(`{ viewer { role } }`, {}, key)).errors?.[0]?.extensions?.code).toBe(
+      "UNAUTHENTICATED",
+    );
+    const fresh = await t.ok(CREATE_KEY, { userId: u.id, name: "new desk" });
+    expect((await t.ok(`{ viewer { user { id } } }`, {}, fresh.createApiKey.key)).viewer.user.id).toBe(u.id);
   });
 
   it("never lets the tenant lose its last active ADMIN", async () => {
@@ -317,6 +330,7 @@ describe("user authorization", () => {
       [UPDATE_USER, { id: target.id, input: { name: "Hacked" } }],
       [UPDATE_USER, { id: gid("User", u.id), input: { role: "ADMIN" } }],
       [ARCHIVE_USER, { id: target.id }],
+      [`mutation($id: ID!) { restoreUser(id: $id) { __typename } }`, { id: target.id }],
       [SET_SKILLS, { userId: gid("User", u.id), skills: [{ skillId, proficiency: 10 }] }],
       [CREATE_SKILL, { input: { name: `by-${role}` } }],
       [

@@ -1,5 +1,5 @@
 import { and, asc, count, eq, ilike, inArray, isNull, ne, or, sql } from "drizzle-orm";
-import { accessProfile, agentSkill, skill, team, user } from "../../db/schema/index.js";
+import { accessProfile, agentSkill, apiKey, skill, team, user } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { Role } from "../domain.js";
 import { ROLES } from "../domain.js";
@@ -237,8 +237,9 @@ export async function updateUser(
 }
 
 /**
- * Archived users can no longer authenticate (loadViewer ignores them) and are logged out;
- * their conversations and history keep referring to them.
+ * Archived users can no longer authenticate: loadViewer ignores them, and their keys are
+ * revoked in the same transaction so restoring a user never revives an old key (a leaver's
+ * laptop key must stay dead). They are logged out; history keeps referring to them.
  */
 export async function archiveUser(ctx: EngineContext, viewer: Viewer, id: string): Promise<User> {
   requireRole(viewer, "ADMIN");
@@ -246,9 +247,28 @@ export async function archiveUser(ctx: EngineContext, viewer: Viewer, id: string
   if (current.archivedAt) return current;
   if (current.role === "ADMIN") await assertOtherActiveAdmin(ctx, viewer, id);
   const now = ctx.clock.now();
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(user)
+      .set({ archivedAt: now, loggedIn: false, presence: "OFFLINE", presenceChangedAt: now })
+      .where(and(eq(user.id, id), eq(user.tenantId, viewer.tenantId)))
+      .returning();
+    await tx
+      .update(apiKey)
+      .set({ revokedAt: now })
+      .where(and(eq(apiKey.userId, id), eq(apiKey.tenantId, viewer.tenantId), isNull(apiKey.revokedAt)));
+    return row!;
+  });
+}
+
+/** Brings an archived user back (its email is still reserved for it); it needs a new API key. */
+export async function restoreUser(ctx: EngineContext, viewer: Viewer, id: string): Promise<User> {
+  requireRole(viewer, "ADMIN");
+  const current = await getUser(ctx, viewer, id);
+  if (!current.archivedAt) return current;
   const [row] = await ctx.db
     .update(user)
-    .set({ archivedAt: now, loggedIn: false, presence: "OFFLINE", presenceChangedAt: now })
+    .set({ archivedAt: null, updatedAt: ctx.clock.now() })
     .where(and(eq(user.id, id), eq(user.tenantId, viewer.tenantId)))
     .returning();
   return row!;
