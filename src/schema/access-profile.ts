@@ -18,7 +18,7 @@ export const AccessProfileRef = builder.objectRef<AccessProfile>("AccessProfile"
 builder.node(AccessProfileRef, {
   description:
     "Which queues its users may see: every queue, or a chosen set. Conversations outside them are not found for those users. ADMINs always see everything.",
-  id: { resolve: (a) => a.id },
+  id: { resolve: (a) => a.id, description: "Global ID (opaque)." },
   loadOne: async (id, ctx) => {
     if (!ctx.viewer) return null;
     return getAccessProfile(ctx.engine, ctx.viewer, id).catch((e) => {

@@ -17,7 +17,7 @@ export const ApiKeyRef = builder.objectRef<ApiKeyInfo>("ApiKey");
 builder.node(ApiKeyRef, {
   description:
     "An API key of a user (metadata only: the secret is shown once, by createApiKey, and never stored in clear).",
-  id: { resolve: (k) => k.id },
+  id: { resolve: (k) => k.id, description: "Global ID (opaque); pass it to revokeApiKey." },
   loadOne: async (id, ctx) => {
     if (!ctx.viewer) return null;
     return getApiKey(ctx.engine, ctx.viewer, id).catch((e) => {

@@ -18,7 +18,7 @@ export const SkillRef = builder.objectRef<Skill>("Skill");
 builder.node(SkillRef, {
   description:
     "Something an agent can be good at (a language, a product). Routing can require skills and prefer higher proficiency.",
-  id: { resolve: (s) => s.id },
+  id: { resolve: (s) => s.id, description: "Global ID (opaque)." },
   loadOne: async (id, ctx) => {
     if (!ctx.viewer) return null;
     return getSkill(ctx.engine, ctx.viewer, id).catch((e) => {

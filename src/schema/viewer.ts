@@ -27,7 +27,7 @@ export const TenantRef = builder.objectRef<TenantRow>("Tenant");
 
 builder.node(UserRef, {
   description: "A person who uses Switchboard: admin, supervisor or agent.",
-  id: { resolve: (u) => u.id },
+  id: { resolve: (u) => u.id, description: "Global ID (opaque)." },
   // Same visibility as the `user` query: agents load only themselves.
   loadOne: async (id, ctx) => {
     if (!ctx.viewer) return null;
