@@ -1,4 +1,6 @@
+import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { user } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createUserWithKey } from "../helpers/fixtures.js";
@@ -252,6 +254,23 @@ describe("users", () => {
     expect(ok.updateUser.role).toBe("AGENT");
     const ok2 = await t.ok(UPDATE_USER, { id: me, input: { name: "Still admin" } }, tenant.apiKey);
     expect(ok2.updateUser.__typename).toBe("User");
+  });
+
+  it("keeps one ADMIN when two admins demote each other at the same time", async () => {
+    const tenant = await createTenantWithAdmin(t.db.db, { tenantName: "Duo", adminEmail: "one@duo.test" });
+    const two = await createUserWithKey(t.db.db, tenant.tenantId, "ADMIN");
+    const q = `mutation($id: ID!) { updateUser(id: $id, input: { role: AGENT }) { __typename ... on ConflictError { code } } }`;
+    const results = await Promise.all([
+      t.ok(q, { id: gid("User", two.id) }, tenant.apiKey),
+      t.ok(q, { id: gid("User", tenant.userId) }, two.key),
+    ]);
+    const kinds = results.map((r) => r.updateUser.__typename).sort();
+    expect(kinds).toEqual(["ConflictError", "User"]);
+    const admins = await t.db.db
+      .select({ id: user.id })
+      .from(user)
+      .where(and(eq(user.tenantId, tenant.tenantId), eq(user.role, "ADMIN")));
+    expect(admins).toHaveLength(1);
   });
 
   it("computes the effective inbox limit from agent, team and system default", async () => {

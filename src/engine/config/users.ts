@@ -1,5 +1,6 @@
 import { and, asc, count, eq, ilike, inArray, isNull, ne, or, sql } from "drizzle-orm";
-import { accessProfile, agentSkill, apiKey, skill, team, user } from "../../db/schema/index.js";
+import type { Tx } from "../../db/client.js";
+import { accessProfile, agentSkill, apiKey, skill, team, tenant, user } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { Role } from "../domain.js";
 import { ROLES } from "../domain.js";
@@ -184,9 +185,14 @@ export async function createUser(ctx: EngineContext, viewer: Viewer, input: User
   }
 }
 
-/** The tenant must keep one active ADMIN, or nobody could configure it again. */
-async function assertOtherActiveAdmin(ctx: EngineContext, viewer: Viewer, id: string) {
-  const [others] = await ctx.db
+/**
+ * The tenant must keep one active ADMIN, or nobody could configure it again. Runs inside
+ * the caller's transaction with the tenant row locked, so two admins demoting each other
+ * at the same time cannot both pass the count (the second waits and then sees one admin).
+ */
+async function assertOtherActiveAdmin(tx: Tx, viewer: Viewer, id: string) {
+  await tx.select({ id: tenant.id }).from(tenant).where(eq(tenant.id, viewer.tenantId)).for("update");
+  const [others] = await tx
     .select({ n: count() })
     .from(user)
     .where(
@@ -211,25 +217,27 @@ export async function updateUser(
   requireRole(viewer, "ADMIN");
   const current = await getUser(ctx, viewer, id);
   await checkUser(ctx, viewer, input, false);
-  if (current.role === "ADMIN" && input.role !== undefined && input.role !== "ADMIN" && !current.archivedAt) {
-    await assertOtherActiveAdmin(ctx, viewer, id);
-  }
+  const demotesAdmin =
+    current.role === "ADMIN" && input.role !== undefined && input.role !== "ADMIN" && !current.archivedAt;
   try {
-    const [row] = await ctx.db
-      .update(user)
-      .set({
-        ...(input.email !== undefined ? { email: input.email.trim().toLowerCase() } : {}),
-        ...(input.name !== undefined ? { name: input.name.trim() } : {}),
-        ...(input.alias !== undefined ? { alias: input.alias?.trim() || null } : {}),
-        ...(input.role !== undefined ? { role: input.role } : {}),
-        ...(input.teamId !== undefined ? { teamId: input.teamId } : {}),
-        ...(input.accessProfileId !== undefined ? { accessProfileId: input.accessProfileId } : {}),
-        ...inboxColumns(input.inboxLimit),
-        updatedAt: ctx.clock.now(),
-      })
-      .where(and(eq(user.id, id), eq(user.tenantId, viewer.tenantId)))
-      .returning();
-    return row!;
+    return await ctx.db.transaction(async (tx) => {
+      if (demotesAdmin) await assertOtherActiveAdmin(tx, viewer, id);
+      const [row] = await tx
+        .update(user)
+        .set({
+          ...(input.email !== undefined ? { email: input.email.trim().toLowerCase() } : {}),
+          ...(input.name !== undefined ? { name: input.name.trim() } : {}),
+          ...(input.alias !== undefined ? { alias: input.alias?.trim() || null } : {}),
+          ...(input.role !== undefined ? { role: input.role } : {}),
+          ...(input.teamId !== undefined ? { teamId: input.teamId } : {}),
+          ...(input.accessProfileId !== undefined ? { accessProfileId: input.accessProfileId } : {}),
+          ...inboxColumns(input.inboxLimit),
+          updatedAt: ctx.clock.now(),
+        })
+        .where(and(eq(user.id, id), eq(user.tenantId, viewer.tenantId)))
+        .returning();
+      return row!;
+    });
   } catch (err) {
     if (isUniqueViolation(err, "user_tenant_email_uq")) throw new ValidationError(DUPLICATE);
     throw err;
@@ -245,9 +253,9 @@ export async function archiveUser(ctx: EngineContext, viewer: Viewer, id: string
   requireRole(viewer, "ADMIN");
   const current = await getUser(ctx, viewer, id);
   if (current.archivedAt) return current;
-  if (current.role === "ADMIN") await assertOtherActiveAdmin(ctx, viewer, id);
   const now = ctx.clock.now();
   return ctx.db.transaction(async (tx) => {
+    if (current.role === "ADMIN") await assertOtherActiveAdmin(tx, viewer, id);
     const [row] = await tx
       .update(user)
       .set({ archivedAt: now, loggedIn: false, presence: "OFFLINE", presenceChangedAt: now })
