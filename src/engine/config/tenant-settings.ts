@@ -148,14 +148,30 @@ export async function updateTenantSettings(
     // Stored in the canonical order so reads are stable whatever order the client sent.
     rolePermissions[rp.role] = PERMISSIONS.filter((perm) => rp.permissions.includes(perm));
   }
-  const { rolePermissions: _ignored, ...scalars } = input;
+  // Settings copied as given (undefined = unchanged, drizzle skips undefined values).
+  const plain = {
+    timeZone: input.timeZone,
+    emailEnabled: input.emailEnabled,
+    processingLimit: input.processingLimit,
+    appendTicketOnFirstReply: input.appendTicketOnFirstReply,
+    agentsMayEditSubject: input.agentsMayEditSubject,
+    activeToPausedDays: input.activeToPausedDays,
+    pausedToClosedDays: input.pausedToClosedDays,
+    resolvedToClosedDays: input.resolvedToClosedDays,
+    reopenEnabled: input.reopenEnabled,
+    reopenWindowDays: input.reopenWindowDays,
+    retentionDays: input.retentionDays,
+    autoReplyLimitPerSender: input.autoReplyLimitPerSender,
+    autoReplyLimitWindowMinutes: input.autoReplyLimitWindowMinutes,
+  } satisfies Partial<typeof tenant.$inferInsert>;
   const [row] = await ctx.db
     .update(tenant)
     .set({
-      ...Object.fromEntries(Object.entries(scalars).filter(([, v]) => v !== undefined)),
-      ...(input.name !== undefined ? { name: input.name.trim() } : {}),
-      ...(input.company !== undefined ? { company: input.company.trim() } : {}),
-      ...(input.messageIdDomain ? { messageIdDomain: input.messageIdDomain.toLowerCase() } : {}),
+      ...plain,
+      name: input.name?.trim(),
+      company: input.company?.trim(),
+      messageIdDomain:
+        input.messageIdDomain === undefined ? undefined : (input.messageIdDomain?.toLowerCase() ?? null),
       rolePermissions,
       updatedAt: ctx.clock.now(),
     })
