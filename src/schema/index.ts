@@ -9,6 +9,11 @@ import "./signature.js";
 import "./branded-template.js";
 import "./canned-response.js";
 import "./auto-reply-template.js";
+import "./skill.js";
+import "./access-profile.js";
+import "./user.js";
+import "./api-key.js";
+import "./tenant-settings.js";
 import "./event.js";
 import "./conversation.js";
 
