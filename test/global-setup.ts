@@ -60,9 +60,16 @@ export default async function setup(project: TestProject) {
   templateUrl.pathname = `/${template}`;
   await runMigrations(templateUrl.toString());
   // pg-boss installs its schema on first start; doing it once here spares every test file.
-  const boss = new PgBoss({ connectionString: templateUrl.toString(), schema: "pgboss", max: 1 });
+  // Only the schema migration: no supervisor or scheduler timers left behind to keep the run alive.
+  const boss = new PgBoss({
+    connectionString: templateUrl.toString(),
+    schema: "pgboss",
+    max: 1,
+    supervise: false,
+    schedule: false,
+  });
   await boss.start();
-  await boss.stop({ graceful: false, wait: true });
+  await boss.stop({ graceful: false, wait: true, timeout: 1000 });
   await admin.end();
 
   project.provide("pgAdminUrl", adminUrl);
