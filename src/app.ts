@@ -1,4 +1,6 @@
 import type { Config } from "./config.js";
+import { checkImap } from "./connectors/imap-check.js";
+import { checkSmtp } from "./connectors/smtp-check.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
@@ -59,6 +61,8 @@ export async function startSwitchboard(
       log,
       signals,
       hub,
+      // The engine declares the interface; the real IMAP/SMTP connectors are plugged in here.
+      accountChecker: { checkImap, checkSmtp },
     };
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();

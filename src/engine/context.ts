@@ -1,5 +1,6 @@
 import type { Db } from "../db/client.js";
 import type { Clock } from "./clock.js";
+import type { AccountChecker } from "./connectivity.js";
 import type { SecretBox } from "./crypto.js";
 import type { EventHub } from "./event-hub.js";
 
@@ -30,6 +31,8 @@ export interface EngineContext {
   signals: Signals;
   /** Committed events, live and replayable, for subscriptions and other consumers. */
   hub: EventHub;
+  /** IMAP/SMTP connection checks (src/connectors); absent where no network access is wanted. */
+  accountChecker?: AccountChecker;
 }
 
 export const noSignals: Signals = { routeQueue: () => {} };

@@ -3,6 +3,7 @@ import "./scalars.js";
 import "./errors.js";
 import "./viewer.js";
 import "./team.js";
+import "./mail-account.js";
 import "./event.js";
 
 /** The whole schema: this file only imports the type files and builds it (STYLE, Pothos app layout). */
