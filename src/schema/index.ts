@@ -4,6 +4,8 @@ import "./errors.js";
 import "./viewer.js";
 import "./team.js";
 import "./mail-account.js";
+import "./email-address.js";
+import "./queue.js";
 import "./event.js";
 
 /** The whole schema: this file only imports the type files and builds it (STYLE, Pothos app layout). */
