@@ -135,7 +135,10 @@ async function checkReferences(tx: Tx, viewer: Viewer, input: QueueInput, p: Pro
       .select({ kind: mailAccount.kind })
       .from(emailAddress)
       .innerJoin(mailAccount, eq(mailAccount.id, emailAddress.accountId))
-      .where(and(eq(emailAddress.id, input.defaultAddressId), eq(emailAddress.tenantId, viewer.tenantId)));
+      .where(and(eq(emailAddress.id, input.defaultAddressId), eq(emailAddress.tenantId, viewer.tenantId)))
+      // FOR SHARE pairs with the FOR UPDATE in updateMailAccount/updateEmailAddress: a concurrent
+      // switch to outbound-only either waits for this commit (and then sees the queue) or is seen here.
+      .for("share");
     if (acc?.kind === "OUTBOUND_ONLY")
       p.add(
         "defaultAddressId",
