@@ -7,7 +7,7 @@ import {
   listEmailAddresses,
   updateEmailAddress,
 } from "../engine/config/email-addresses.js";
-import { getMailAccount } from "../engine/config/mail-accounts.js";
+import { loadMailAccounts } from "../engine/config/mail-accounts.js";
 import { loadQueues } from "../engine/config/queues.js";
 import {
   HISTORY_POLICIES,
@@ -20,7 +20,6 @@ import {
 import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { EmailAddressRef, QueueRef } from "./channel-refs.js";
-import type { GraphQLContext } from "./context.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, decodeRefId, encodeId } from "./ids.js";
 import { MailAccountRef } from "./mail-account.js";
@@ -54,13 +53,6 @@ export const HistoryPolicyEnum = builder.enumType("HistoryPolicy", {
 });
 
 const idOrNull = (type: string, id: string | null) => (id ? encodeId(type, id) : null);
-
-/** Resolves a queue reference the caller may see; hidden queues read as null. */
-async function visibleQueue(ctx: GraphQLContext, id: string | null) {
-  if (!id || !ctx.viewer) return null;
-  const [q] = await loadQueues(ctx.engine, ctx.viewer, [id]);
-  return q ?? null;
-}
 
 builder.node(EmailAddressRef, {
   description:
@@ -97,22 +89,21 @@ builder.node(EmailAddressRef, {
       resolve: (a, _args, ctx) =>
         ctx.viewer && (ctx.viewer.role === "ADMIN" || ctx.viewer.permissions.has("SEE_BCC")) ? a.bcc : null,
     }),
-    account: t.field({
+    account: t.loadable({
       type: MailAccountRef,
       nullable: true,
       description:
         "The mail account it receives and sends through. Null when none is set or the caller is not ADMIN.",
-      resolve: async (a, _args, ctx) => {
-        if (!a.accountId || ctx.viewer?.role !== "ADMIN") return null;
-        return getMailAccount(ctx.engine, ctx.viewer, a.accountId).catch(() => null);
-      },
+      load: (ids: string[], ctx) => loadMailAccounts(ctx.engine, ctx.viewer!, ids),
+      resolve: (a) => a.accountId,
     }),
-    queue: t.field({
+    queue: t.loadable({
       type: QueueRef,
       nullable: true,
       description:
         "Routing target: the queue new conversations go to. Null when unset or outside the caller's queues.",
-      resolve: (a, _args, ctx) => visibleQueue(ctx, a.queueId),
+      load: (ids: string[], ctx) => loadQueues(ctx.engine, ctx.viewer!, ids),
+      resolve: (a) => a.queueId,
     }),
     requiredSkillIds: t.idList({
       description: "Global IDs (type Skill) of skills agents need for conversations from this address.",
@@ -131,12 +122,13 @@ builder.node(EmailAddressRef, {
       description: "What happens to spam.",
       resolve: (a) => a.spamRouting,
     }),
-    spamQueue: t.field({
+    spamQueue: t.loadable({
       type: QueueRef,
       nullable: true,
       description:
         "Queue for spam when spamRouting is QUEUE. Null when unset or outside the caller's queues.",
-      resolve: (a, _args, ctx) => visibleQueue(ctx, a.spamQueueId),
+      load: (ids: string[], ctx) => loadQueues(ctx.engine, ctx.viewer!, ids),
+      resolve: (a) => a.spamQueueId,
     }),
     outboundAllowed: t.exposeBoolean("outboundAllowed", {
       description: "Whether agents may start new outbound conversations from it.",

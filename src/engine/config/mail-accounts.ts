@@ -1,4 +1,4 @@
-import { and, asc, eq, ilike, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, ilike, inArray, isNull, sql } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
 import { emailAddress, mailAccount, queue } from "../../db/schema/index.js";
 import { type AccountChecker, type CheckResult, withDeadline } from "../connectivity.js";
@@ -363,4 +363,19 @@ export async function testMailAccount(
     .where(and(eq(mailAccount.id, id), eq(mailAccount.tenantId, viewer.tenantId)))
     .returning();
   return { account: row!, imap, smtp };
+}
+
+/** Batch load for DataLoaders, aligned with `ids`; all null for non-admins (accounts are ADMIN-only). */
+export async function loadMailAccounts(
+  ctx: EngineContext,
+  viewer: Viewer,
+  ids: readonly string[],
+): Promise<(MailAccount | null)[]> {
+  if (viewer.role !== "ADMIN" || ids.length === 0) return ids.map(() => null);
+  const rows = await ctx.db
+    .select()
+    .from(mailAccount)
+    .where(and(eq(mailAccount.tenantId, viewer.tenantId), inArray(mailAccount.id, [...ids])));
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return ids.map((id) => byId.get(id) ?? null);
 }
