@@ -58,7 +58,7 @@ builder.node(EmailAddressRef, {
   description:
     "A point of contact: an address customers write to, with its sender identity, the account it belongs to, " +
     "where its mail is routed, and how outbound mail from it looks. Readable by every user of the tenant; changed by ADMIN.",
-  id: { resolve: (a) => a.id },
+  id: { resolve: (a) => a.id, description: "Global ID." },
   loadOne: async (id, ctx) => {
     if (!ctx.viewer) return null;
     return getEmailAddress(ctx.engine, ctx.viewer, id).catch((e) => {

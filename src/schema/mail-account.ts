@@ -50,7 +50,7 @@ builder.node(MailAccountRef, {
   description:
     "A mailbox Switchboard reads (IMAP) and sends through (SMTP). ADMIN only. Passwords are write-only: " +
     "stored encrypted and never returned; `hasImapPassword`/`hasSmtpPassword` tell whether one is set.",
-  id: { resolve: (a) => a.id },
+  id: { resolve: (a) => a.id, description: "Global ID." },
   loadOne: async (id, ctx) => {
     if (!ctx.viewer) return null;
     // getMailAccount refuses non-admins; to them the node simply does not exist.

@@ -63,7 +63,7 @@ builder.node(QueueRef, {
   description:
     "A queue: where conversations wait and how they are routed to its members. Supervisors and agents see only the queues " +
     "of their access profile (or, without one, agents the queues they are members of); only ADMIN changes them.",
-  id: { resolve: (q) => q.id },
+  id: { resolve: (q) => q.id, description: "Global ID." },
   loadOne: async (id, ctx) => {
     if (!ctx.viewer) return null;
     return getQueue(ctx.engine, ctx.viewer, id).catch((e) => {
