@@ -362,6 +362,17 @@ export async function testMailAccount(
     })
     .where(and(eq(mailAccount.id, id), eq(mailAccount.tenantId, viewer.tenantId)))
     .returning();
+  // Outcome only: never the settings, which include the user name and (decrypted) password.
+  ctx.log.info(
+    {
+      tenantId: viewer.tenantId,
+      accountId: id,
+      status: row!.status,
+      imap: imap?.kind ?? imap?.ok,
+      smtp: smtp.kind ?? smtp.ok,
+    },
+    "mail account tested",
+  );
   return { account: row!, imap, smtp };
 }
 

@@ -244,8 +244,9 @@ export async function updateQueue(
   input: QueueInput,
 ): Promise<Queue> {
   requireRole(viewer, "ADMIN");
+  let updated: Queue;
   try {
-    return await ctx.db.transaction(async (tx) => {
+    updated = await ctx.db.transaction(async (tx) => {
       const current = await findQueue(tx, viewer, id, true);
       const p = checkShape(input, current);
       await checkReferences(tx, viewer, input, p);
@@ -260,6 +261,9 @@ export async function updateQueue(
   } catch (err) {
     return nameTaken(err);
   }
+  // Settings such as autoAssign, presences or the daily limit change who is eligible: re-route after commit.
+  ctx.signals.routeQueue(viewer.tenantId, id);
+  return updated;
 }
 
 /** Archived, not deleted: conversations and history keep their queue; the name becomes free again. */
