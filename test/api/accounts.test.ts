@@ -3,6 +3,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mailAccount } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
+import { testMailAccount } from "../../src/engine/config/mail-accounts.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createUserWithKey } from "../helpers/fixtures.js";
 import { startSmtpPeer } from "../helpers/smtp-peer.js";
@@ -268,5 +269,58 @@ describe("testMailAccount", () => {
     const u = await createUserWithKey(t.db.db, t.tenantId, "SUPERVISOR");
     const r = await t.gql(TEST, { id: a.id }, u.key);
     expect(r.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+  });
+});
+
+describe("testMailAccount in the engine", () => {
+  const admin = () => ({
+    tenantId: t.tenantId,
+    userId: t.adminId,
+    role: "ADMIN" as const,
+    permissions: new Set<never>(),
+    queueIds: null,
+  });
+
+  it("bounds a checker that never answers by the timeout and records INVALID", async () => {
+    const a = await create({ ...valid, name: "Hanging" });
+    const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
+    const never = () => new Promise<never>(() => {});
+    const r = await testMailAccount(t.app.engine, admin(), id, {
+      checker: { checkImap: never, checkSmtp: never },
+      timeoutMs: 50,
+    });
+    expect(r.imap).toMatchObject({ ok: false, kind: "TIMEOUT" });
+    expect(r.smtp).toMatchObject({ ok: false, kind: "TIMEOUT" });
+    expect(r.account.status).toBe("INVALID");
+    expect(r.account.lastError).toMatch(/^IMAP: .*; SMTP: /);
+  });
+
+  it("hands the checker the decrypted passwords", async () => {
+    const a = await create({ ...valid, name: "Decrypts" });
+    const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
+    const seen: (string | null)[] = [];
+    const ok = { ok: true, error: null, kind: null };
+    const r = await testMailAccount(t.app.engine, admin(), id, {
+      checker: {
+        checkImap: async (s) => {
+          seen.push(s.password);
+          return ok;
+        },
+        checkSmtp: async (s) => {
+          seen.push(s.password);
+          return ok;
+        },
+      },
+    });
+    expect(seen.sort()).toEqual([IMAP_PASSWORD, SMTP_PASSWORD].sort());
+    expect(r.account.status).toBe("VALID");
+  });
+
+  it("reports UNAVAILABLE where no checker is configured", async () => {
+    const a = await create({ ...valid, name: "No checker" });
+    const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
+    await expect(
+      testMailAccount({ ...t.app.engine, accountChecker: undefined }, admin(), id),
+    ).rejects.toMatchObject({ code: "UNAVAILABLE" });
   });
 });
