@@ -1,7 +1,13 @@
 import { eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/postgres-js";
+import { execute, parse } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as dbSchema from "../../src/db/schema/index.js";
 import { accessProfile, accessProfileQueue, user } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
+import { PERMISSIONS } from "../../src/engine/domain.js";
+import { loadViewer } from "../../src/engine/viewer.js";
+import { schema } from "../../src/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createReferencedObjects, globalId } from "../helpers/channel-fixtures.js";
 import { createUserWithKey } from "../helpers/fixtures.js";
@@ -434,5 +440,65 @@ describe("visibility and authorization", () => {
     expect(node.node).toBeNull();
     const list = await t.ok(`{ queues(first: 100) { edges { node { name } } } }`);
     expect(list.queues.edges.map((e: { node: { name: string } }) => e.node.name)).not.toContain("Theirs");
+  });
+});
+
+describe("batching", () => {
+  /** Runs a query with an engine whose drizzle instance counts statements. */
+  async function countQueries(source: string): Promise<number> {
+    let count = 0;
+    const db = drizzle(t.db.sql, {
+      schema: dbSchema,
+      casing: "snake_case",
+      logger: { logQuery: () => void count++ },
+    });
+    const viewer = await loadViewer(t.db.db, t.adminId, {
+      ADMIN: [...PERMISSIONS],
+      SUPERVISOR: [],
+      AGENT: [],
+    });
+    const r = await execute({
+      schema,
+      document: parse(source),
+      contextValue: { engine: { ...t.app.engine, db }, viewer, loaders: new Map() },
+    });
+    expect(r.errors).toBeUndefined();
+    return count;
+  }
+
+  it("loads members, addresses and address references without one query per queue", async () => {
+    const source = `{ queues(first: 100) { edges { node {
+      name members { agents { id } teams { id } } addresses { address queue { name } account { name } }
+      defaultAddress { address } autoReplyAddress { address }
+    } } } }`;
+    const agent = await createUserWithKey(t.db.db, t.tenantId, "AGENT");
+    const addQueue = async () => {
+      const q = await create({
+        name: uniqueName(),
+        defaultAddressId: inboundAddressId,
+        autoReplyAddressId: outboundAddressId,
+      });
+      await t.ok(
+        `mutation($q: ID!, $u: [ID!]) { addQueueMembers(queueId: $q, userIds: $u) { __typename } }`,
+        {
+          q: q.id,
+          u: [globalId("User", agent.id)],
+        },
+      );
+      await t.ok(
+        `mutation($q: ID!, $a: [ID!]!) { setQueueAddresses(queueId: $q, addressIds: $a) { __typename } }`,
+        {
+          q: q.id,
+          a: [inboundAddressId, outboundAddressId],
+        },
+      );
+    };
+    await addQueue();
+    const few = await countQueries(source);
+    for (let i = 0; i < 4; i++) await addQueue();
+    const many = await countQueries(source);
+    // The list, members (2), addresses, their queues and accounts, default/auto-reply addresses.
+    expect(few).toBeGreaterThanOrEqual(5);
+    expect(many).toBe(few);
   });
 });
