@@ -1,5 +1,7 @@
 import type { Config } from "./config.js";
+import { checkImap } from "./connectors/imap-check.js";
 import { createMimeParser } from "./connectors/mime/parse.js";
+import { checkSmtp } from "./connectors/smtp-check.js";
 import { type SmtpListener, startSmtpListener } from "./connectors/smtp-in.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
@@ -75,6 +77,8 @@ export async function startSwitchboard(
       hub,
       jobs,
       mime,
+      // The engine declares the interface; the real IMAP/SMTP connectors are plugged in here.
+      accountChecker: { checkImap, checkSmtp },
     };
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();

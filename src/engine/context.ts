@@ -1,5 +1,6 @@
 import type { Db } from "../db/client.js";
 import type { Clock } from "./clock.js";
+import type { AccountChecker } from "./connectivity.js";
 import type { SecretBox } from "./crypto.js";
 import type { EventHub } from "./event-hub.js";
 import type { MimeParser } from "./ingest/parsed-mail.js";
@@ -36,6 +37,8 @@ export interface EngineContext {
   jobs: JobScheduler;
   /** Raw RFC 822 → ParsedMail, off the main thread (connectors/mime behind the interface). */
   mime: MimeParser;
+  /** IMAP/SMTP connection checks (src/connectors); absent where no network access is wanted. */
+  accountChecker?: AccountChecker;
 }
 
 export const noSignals: Signals = { routeQueue: () => {} };

@@ -14,6 +14,9 @@ import "./access-profile.js";
 import "./user.js";
 import "./api-key.js";
 import "./tenant-settings.js";
+import "./mail-account.js";
+import "./email-address.js";
+import "./queue.js";
 import "./event.js";
 import "./conversation.js";
 
