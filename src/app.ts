@@ -38,7 +38,7 @@ export interface Switchboard {
  */
 export async function startSwitchboard(
   config: Config,
-  opts: { clock?: Clock; log?: Logger } = {},
+  opts: { clock?: Clock; log?: Logger; onQuery?: (query: string) => void } = {},
 ): Promise<Switchboard> {
   const log = opts.log ?? createLogger(config.logLevel);
   const stops: (() => Promise<void>)[] = [];
@@ -57,7 +57,7 @@ export async function startSwitchboard(
       log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, "embedded PostgreSQL started");
     }
     await runMigrations(url);
-    const database = connect(url);
+    const database = connect(url, { onQuery: opts.onQuery });
     stops.push(() => database.close());
 
     const jobs = await startJobRunner(url, log);
