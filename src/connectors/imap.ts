@@ -127,6 +127,9 @@ export function imapClient(
     auth: { user: account.user, pass: account.password },
     logger: false,
     disableAutoIdle: !settings.idle,
+    // imapflow waits 15 s of silence before IDLE by default: new mail would wait that long.
+    // A sync's commands come back to back, so a short delay costs nothing extra there.
+    autoIdleDelay: 500,
     maxIdleTime: settings.idleRestartSeconds * 1000,
     connectionTimeout: 30_000,
     greetingTimeout: 15_000,
@@ -512,6 +515,7 @@ export function createImapConnector(
         client.on("error", () => {});
         try {
           await client.connect();
+          await recordAccountStatus(ctx, accountId, "VALID", null);
           await syncMailbox(ctx, client, account, {
             batchSize: settings.batchSize,
             log: log.child({ accountId }),
