@@ -82,7 +82,8 @@ export class MailboxLock {
       idle_timeout: 0,
       max_lifetime: null,
       onnotice: () => {},
-      connection: { application_name: "switchboard-imap-lock" },
+      // The pid tells an operator (and the two-process test) which instance owns a mailbox.
+      connection: { application_name: `switchboard-imap-lock:${process.pid}` },
     });
     const [row] = await this.sql<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${this.key}::bigint) AS ok`;
     this.held = row?.ok === true;
@@ -361,7 +362,9 @@ export class MailboxWorker {
           if (outcome === "lock-lost" || outcome === "stopped") break;
           if (outcome === "parked") return;
           if (outcome === "ok") backoffMs = 1000;
-          await sleep(outcome === "permanent" ? Math.max(backoffMs, 300_000) : backoffMs, this.abort.signal);
+          // A permanent error (missing folder, TLS mismatch) waits the longest backoff: it
+          // may be fixed on the server without an edit here, so it is retried, slowly.
+          await sleep(outcome === "permanent" ? 60_000 : backoffMs, this.abort.signal);
           backoffMs = Math.min(backoffMs * 2, 60_000);
         }
       } finally {

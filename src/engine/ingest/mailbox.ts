@@ -57,9 +57,17 @@ export async function listImapAccounts(ctx: EngineContext): Promise<ImapAccount[
   return rows.filter((r) => !parkedAsInvalid(r)).map((r) => toImapAccount(ctx, r));
 }
 
-/** INVALID and not edited since that verdict: wait for an admin (status writes keep updatedAt). */
+/**
+ * Rejected credentials, not edited since that verdict: wait for an admin (status writes
+ * keep updatedAt). Other INVALID verdicts (a missing folder) keep being retried slowly.
+ */
 function parkedAsInvalid(r: AccountRow): boolean {
-  return r.status === "INVALID" && r.lastCheckedAt !== null && r.lastCheckedAt >= r.updatedAt;
+  return (
+    r.status === "INVALID" &&
+    (r.lastError ?? "").startsWith("auth:") &&
+    r.lastCheckedAt !== null &&
+    r.lastCheckedAt >= r.updatedAt
+  );
 }
 
 export async function getImapAccount(ctx: EngineContext, accountId: string): Promise<ImapAccount | null> {
