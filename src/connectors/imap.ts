@@ -2,14 +2,16 @@ import { createHash } from "node:crypto";
 import { ImapFlow } from "imapflow";
 import postgres from "postgres";
 import type { EngineContext, Logger } from "../engine/context.js";
-import { ingestMessage, overProcessingLimit, resolveAccountAddress } from "../engine/ingest/ingest.js";
+import { ingestMessage, overProcessingLimit } from "../engine/ingest/ingest.js";
 import {
+  accountAddressResolver,
   getCheckpoint,
   getImapAccount,
   type ImapAccount,
   listImapAccounts,
   recordAccountStatus,
 } from "../engine/ingest/mailbox.js";
+import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
 import { describeImapError, ImapConnectorError } from "./imap-errors.js";
 
 export interface ImapSettings {
@@ -173,11 +175,23 @@ export async function syncMailbox(
       const found = (await client.search({ uid: `${from}:*` }, { uid: true })) || [];
       const todo = found.filter((u) => u >= from).sort((a, b) => a - b);
       if (todo.length === 0) return { processed, paused: false };
-      for (let i = 0; i < todo.length; i += opts.batchSize) {
+      const resolve = await accountAddressResolver(ctx, account.id);
+      const chunks: number[][] = [];
+      for (let i = 0; i < todo.length; i += opts.batchSize) chunks.push(todo.slice(i, i + opts.batchSize));
+      // Fetch and parse the next batch while this one is ingested: ingest is serial (UID
+      // order keeps threading and the checkpoint right), the rest overlaps with it.
+      let next: Promise<Prepared[]> | null = prepareBatch(ctx, client, chunks[0]!);
+      for (let i = 0; i < chunks.length; i++) {
+        const batch = await next!;
+        next = null;
         if (opts.isStopped?.()) return { processed, paused: false };
         if (i > 0 && (await overProcessingLimit(ctx, account.tenantId))) return { processed, paused: true };
-        const chunk = todo.slice(i, i + opts.batchSize);
-        const done = await ingestBatch(ctx, client, account, uidValidity, chunk, log);
+        if (i + 1 < chunks.length) {
+          next = prepareBatch(ctx, client, chunks[i + 1]!);
+          // Not awaited if we stop early; its failure must not become an unhandled rejection.
+          next.catch(() => {});
+        }
+        const done = await ingestBatch(ctx, account, uidValidity, batch, resolve);
         processed += done.length;
         await afterProcess(client, account, done, log);
       }
@@ -187,41 +201,56 @@ export async function syncMailbox(
   }
 }
 
-async function ingestBatch(
-  ctx: EngineContext,
-  client: ImapFlow,
-  account: ImapAccount,
-  uidValidity: number,
-  uids: number[],
-  log: Logger,
-): Promise<number[]> {
+interface Prepared {
+  uid: number;
+  raw: Buffer;
+  internalDate: Date | null;
+  parsed: ParseOutcome;
+}
+
+async function prepareBatch(ctx: EngineContext, client: ImapFlow, uids: number[]): Promise<Prepared[]> {
+  // UIDs expunged between SEARCH and FETCH simply do not come back; the next search skips them.
   const fetched = await client.fetchAll(uids, { uid: true, source: true, internalDate: true }, { uid: true });
   fetched.sort((a, b) => a.uid - b.uid);
-  // Parsing runs in the worker pool, so a batch is parsed in parallel; ingest stays in
-  // UID order because the checkpoint only moves forward.
-  const parsed = await Promise.all(fetched.map((m) => ctx.mime.parse(m.source ?? Buffer.alloc(0))));
+  // The worker pool parses a batch in parallel.
+  return Promise.all(
+    fetched.map(async (m) => {
+      const raw = m.source ?? Buffer.alloc(0);
+      const internal = m.internalDate ? new Date(m.internalDate) : null;
+      return {
+        uid: m.uid,
+        raw,
+        internalDate: internal && !Number.isNaN(internal.getTime()) ? internal : null,
+        parsed: await ctx.mime.parse(raw),
+      };
+    }),
+  );
+}
+
+async function ingestBatch(
+  ctx: EngineContext,
+  account: ImapAccount,
+  uidValidity: number,
+  batch: Prepared[],
+  resolve: (recipients: string[]) => { tenantId: string; addressId: string } | null,
+): Promise<number[]> {
   const done: number[] = [];
-  for (const [i, m] of fetched.entries()) {
-    const outcome = parsed[i]!;
+  for (const m of batch) {
+    const outcome = m.parsed;
     const recipients = outcome.ok ? [...outcome.mail.to, ...outcome.mail.cc].map((a) => a.address) : [];
-    const target = await resolveAccountAddress(ctx, account.id, recipients);
+    const target = resolve(recipients);
     if (!target)
       throw new ImapConnectorError({ kind: "permanent", code: null, message: "account has no address" });
-    const internal = m.internalDate ? new Date(m.internalDate) : null;
     await ingestMessage(ctx, {
       tenantId: target.tenantId,
       addressId: target.addressId,
-      raw: m.source ?? Buffer.alloc(0),
+      raw: m.raw,
       parsed: outcome,
       // The server's INTERNALDATE is when the mail arrived: a backlog must not change routing.
-      receivedAt: internal && !Number.isNaN(internal.getTime()) ? internal : ctx.clock.now(),
+      receivedAt: m.internalDate ?? ctx.clock.now(),
       source: { kind: "imap", accountId: account.id, mailbox: account.mailbox, uidValidity, uid: m.uid },
     });
     done.push(m.uid);
-  }
-  if (fetched.length < uids.length) {
-    // Expunged between SEARCH and FETCH: nothing to ingest, and the next search skips them.
-    log.debug({ missing: uids.length - fetched.length }, "messages vanished before fetch");
   }
   return done;
 }

@@ -1,5 +1,5 @@
 import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
-import { mailAccount, mailboxCheckpoint } from "../../db/schema/index.js";
+import { emailAddress, mailAccount, mailboxCheckpoint } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { AccountStatus, ImapAfterProcess } from "../domain.js";
 
@@ -109,4 +109,25 @@ export async function recordAccountStatus(
       updatedAt: sql`${mailAccount.updatedAt}`,
     })
     .where(eq(mailAccount.id, accountId));
+}
+
+/**
+ * `resolveAccountAddress` for a whole batch: the account's addresses are read once and
+ * each message picks the first To/Cc recipient among them, else the first address.
+ */
+export async function accountAddressResolver(
+  ctx: EngineContext,
+  accountId: string,
+): Promise<(recipients: string[]) => { tenantId: string; addressId: string } | null> {
+  const rows = await ctx.db
+    .select({ id: emailAddress.id, tenantId: emailAddress.tenantId, address: emailAddress.address })
+    .from(emailAddress)
+    .where(and(eq(emailAddress.accountId, accountId), isNull(emailAddress.archivedAt)))
+    .orderBy(emailAddress.createdAt);
+  const byAddress = new Map(rows.map((r) => [r.address.toLowerCase(), r]));
+  return (recipients) => {
+    if (rows.length === 0) return null;
+    const hit = recipients.map((r) => byAddress.get(r.toLowerCase())).find((r) => r) ?? rows[0]!;
+    return { tenantId: hit.tenantId, addressId: hit.id };
+  };
 }
