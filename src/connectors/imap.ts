@@ -151,7 +151,7 @@ export async function syncMailbox(
   ctx: EngineContext,
   client: ImapFlow,
   account: ImapAccount,
-  opts: { batchSize: number; log: Logger; isStopped?: () => boolean },
+  opts: { batchSize: number; log: Logger; isStopped?: () => boolean; repair?: boolean },
 ): Promise<SyncResult> {
   const { log } = opts;
   let processed = 0;
@@ -160,6 +160,7 @@ export async function syncMailbox(
     const mailbox = client.mailbox;
     if (!mailbox) throw new Error(`mailbox ${account.mailbox} not selected`);
     const uidValidity = Number(mailbox.uidValidity);
+    if (opts.repair) await repairAfterProcess(ctx, client, account, uidValidity, opts.batchSize, log);
     for (;;) {
       if (opts.isStopped?.()) return { processed, paused: false };
       if (await overProcessingLimit(ctx, account.tenantId)) return { processed, paused: true };
@@ -253,6 +254,43 @@ async function ingestBatch(
     done.push(m.uid);
   }
   return done;
+}
+
+/**
+ * A crash between a batch's commits and its server action leaves that batch unflagged
+ * (or unmoved). On a fresh session, re-apply the action to what the checkpoint says is
+ * committed: MOVE moves everything at or below it that is still here; SEEN re-flags only
+ * the last batch's worth of UIDs, so a mail a human marked unread long ago stays unread.
+ */
+async function repairAfterProcess(
+  ctx: EngineContext,
+  client: ImapFlow,
+  account: ImapAccount,
+  uidValidity: number,
+  batchSize: number,
+  log: Logger,
+): Promise<void> {
+  if (account.afterProcess === "LEAVE") return;
+  const cp = await getCheckpoint(ctx, account.id, account.mailbox);
+  if (!cp || cp.uidValidity !== uidValidity || cp.lastUid < 1) return;
+  const query =
+    account.afterProcess === "SEEN" ? { uid: `1:${cp.lastUid}`, seen: false } : { uid: `1:${cp.lastUid}` };
+  const found = ((await client.search(query, { uid: true })) || []).filter((u) => u <= cp.lastUid);
+  const uids =
+    account.afterProcess === "SEEN"
+      ? found.filter((u) => u > cp.lastUid - batchSize * 4).slice(-batchSize)
+      : found;
+  if (uids.length === 0) return;
+  log.info(
+    { count: uids.length, action: account.afterProcess },
+    "re-applying the server action of committed mail",
+  );
+  await afterProcess(
+    client,
+    account,
+    uids.sort((a, b) => a - b),
+    log,
+  );
 }
 
 /** After commit only. A failure here loses nothing: the message is stored, only the flag/move is missing. */
@@ -420,6 +458,7 @@ export class MailboxWorker {
       this.client = client;
       await recordAccountStatus(this.ctx, this.account.id, "VALID", null);
       let paused = false;
+      let firstSync = true;
       while (!this.stopped && !closed) {
         if (!(await this.lock.alive())) {
           this.log.warn({}, "lost the mailbox lock (database session ended); re-acquiring");
@@ -432,7 +471,9 @@ export class MailboxWorker {
             batchSize: this.settings.batchSize,
             log: this.log,
             isStopped: () => this.stopped,
+            repair: firstSync,
           });
+          firstSync = false;
           if (r.paused && !paused) this.log.info({}, "tenant over its processing limit: fetching paused");
           if (!r.paused && paused) this.log.info({}, "below the processing limit again: fetching resumed");
           paused = r.paused;
@@ -551,6 +592,7 @@ export function createImapConnector(
           await syncMailbox(ctx, client, account, {
             batchSize: settings.batchSize,
             log: log.child({ accountId }),
+            repair: true,
           });
         } catch (err) {
           const info = describeImapError(err);

@@ -8,7 +8,7 @@ import { createSecretBox } from "../../src/engine/crypto.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
-import { appendMany, createDovecotAccount, customerMail, waitFor } from "./imap-fixtures.js";
+import { appendMany, createDovecotAccount, customerMail, serverState, waitFor } from "./imap-fixtures.js";
 
 const enabled = requireDovecot();
 const SECRET = "22".repeat(32);
@@ -145,6 +145,10 @@ describe.skipIf(!enabled)("IMAP across server processes (real Dovecot, real chil
       .from(message)
       .where(eq(message.accountId, accountId));
     expect(cp?.lastUid).toBe(max);
+    // The batch whose \Seen was lost with the crash was re-flagged by the restarted worker.
+    const state = await serverState(dovecot, mailbox);
+    expect(state).toHaveLength(500);
+    expect(state.filter((m) => !m.seen)).toEqual([]);
   }, 120_000);
 
   it("two server processes on one mailbox: one holds the lock, each message is stored once, the other takes over", async () => {

@@ -117,6 +117,23 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     expect(await serverState(dovecot, `Done${seq}`)).toHaveLength(3);
   });
 
+  it("a server action lost in a crash (committed, not flagged) is re-applied by the next session", async () => {
+    const s = await setup();
+    const a = await dovecot.appendMessage(customerMail(s.address, "lost-1@customer.example", "Lost"), s.mailbox);
+    await t.app.imap.pollAccount(s.accountId);
+    // What a crash right after the commit looks like on the server: no \Seen.
+    const c = dovecot.client();
+    await c.connect();
+    await c.mailboxOpen(s.mailbox);
+    await c.messageFlagsRemove(String(a.uid), ["\\Seen"], { uid: true });
+    await c.logout();
+    expect(await serverState(dovecot, s.mailbox)).toEqual([{ uid: a.uid, seen: false }]);
+
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await serverState(dovecot, s.mailbox)).toEqual([{ uid: a.uid, seen: true }]);
+    expect(await messagesOf(s.accountId)).toHaveLength(1);
+  });
+
   it("UIDVALIDITY change: resync re-reads the mailbox and stores no duplicates", async () => {
     const s = await setup({ afterProcess: "LEAVE" });
     await dovecot.appendMessage(customerMail(s.address, "uv-1@customer.example", "One"), s.mailbox);
