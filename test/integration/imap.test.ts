@@ -119,7 +119,10 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
 
   it("a server action lost in a crash (committed, not flagged) is re-applied by the next session", async () => {
     const s = await setup();
-    const a = await dovecot.appendMessage(customerMail(s.address, "lost-1@customer.example", "Lost"), s.mailbox);
+    const a = await dovecot.appendMessage(
+      customerMail(s.address, "lost-1@customer.example", "Lost"),
+      s.mailbox,
+    );
     await t.app.imap.pollAccount(s.accountId);
     // What a crash right after the commit looks like on the server: no \Seen.
     const c = dovecot.client();
