@@ -1,5 +1,6 @@
 import type { Config } from "./config.js";
 import { checkImap } from "./connectors/imap-check.js";
+import { createImapConnector, type ImapConnector } from "./connectors/imap.js";
 import { createMimeParser } from "./connectors/mime/parse.js";
 import { checkSmtp } from "./connectors/smtp-check.js";
 import { type SmtpListener, startSmtpListener } from "./connectors/smtp-in.js";
@@ -14,6 +15,7 @@ import { createSecretBox } from "./engine/crypto.js";
 import { NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
+import { registerImapPoll, scheduleImapPolls } from "./jobs/imap-poll.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -27,6 +29,8 @@ export interface Switchboard {
   http: HttpApp;
   /** Inbound SMTP listener, when enabled. */
   smtp: SmtpListener | null;
+  /** IMAP fetchers; always present (its poll can be run by hand), started when IMAP_ENABLED. */
+  imap: ImapConnector;
   /** Printed once when the database was empty and a tenant and admin were created. */
   bootstrap: { tenantId: string; userId: string; apiKey: string } | null;
   stop(): Promise<void>;
@@ -126,9 +130,24 @@ export async function startSwitchboard(
       ? await startSmtpListener(engine, { ...config.smtpListen, maxMessageBytes: config.maxMessageBytes })
       : null;
     if (smtp) stops.push(() => smtp.close());
+
+    const imapSettings = {
+      ...config.imap,
+      databaseUrl: url,
+      pauseRecheckSeconds: Math.min(15, config.imap.pollSeconds),
+    };
+    const imap = createImapConnector(engine, imapSettings, (ids) =>
+      scheduleImapPolls(jobs, ids, config.imap.pollSeconds),
+    );
+    // Stopped before the job runner and the database (stops run in reverse): logout, unlock.
+    stops.push(() => imap.stop());
+    if (config.imap.enabled) {
+      await registerImapPoll(jobs, imap);
+      imap.start();
+    }
     log.info({ url: http.url }, "Switchboard is listening");
 
-    return { config, engine, database, hub, jobs, http, smtp, bootstrap, stop: stopAll };
+    return { config, engine, database, hub, jobs, http, smtp, imap, bootstrap, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

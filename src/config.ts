@@ -25,6 +25,17 @@ export interface Config {
     tlsCertFile: string | null;
   };
   maxMessageBytes: number;
+  /** IMAP fetchers (connectors/imap): one worker per account, lock per mailbox. */
+  imap: {
+    enabled: boolean;
+    /** Reconciliation poll and account reload interval. */
+    pollSeconds: number;
+    /** IDLE is restarted this often (≤ 25 min: RFC 2177 servers may end it after 30). */
+    idleRestartSeconds: number;
+    lockRetrySeconds: number;
+    batchSize: number;
+    idle: boolean;
+  };
   graphql: {
     introspection: boolean;
     maxDepth: number;
@@ -121,6 +132,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       tlsCertFile: env.SMTP_TLS_CERT_FILE || null,
     },
     maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    imap: {
+      enabled: bool("IMAP_ENABLED", true),
+      pollSeconds: int("IMAP_POLL_SECONDS", 60, 1, 86400),
+      idleRestartSeconds: int("IMAP_IDLE_RESTART_SECONDS", 25 * 60, 5, 25 * 60),
+      lockRetrySeconds: int("IMAP_LOCK_RETRY_SECONDS", 5, 1, 3600),
+      batchSize: int("IMAP_BATCH_SIZE", 50, 1, 1000),
+      idle: bool("IMAP_IDLE", true),
+    },
     graphql: {
       introspection: bool("GRAPHQL_INTROSPECTION", !production),
       maxDepth: int("GRAPHQL_MAX_DEPTH", 12, 2, 100),

@@ -47,6 +47,7 @@ export async function startTestApp(
     PORT: "0",
     HOST: "127.0.0.1",
     SMTP_ENABLED: "false",
+    IMAP_ENABLED: "false",
     BOOTSTRAP: "false",
     SECRET_KEY: "11".repeat(32),
     LOG_LEVEL: "silent",

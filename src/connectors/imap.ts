@@ -1,0 +1,622 @@
+import { createHash } from "node:crypto";
+import { ImapFlow } from "imapflow";
+import postgres from "postgres";
+import type { EngineContext, Logger } from "../engine/context.js";
+import { ingestMessage, overProcessingLimit } from "../engine/ingest/ingest.js";
+import {
+  accountAddressResolver,
+  getCheckpoint,
+  getImapAccount,
+  type ImapAccount,
+  listImapAccounts,
+  recordAccountStatus,
+} from "../engine/ingest/mailbox.js";
+import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
+import { describeImapError, ImapConnectorError } from "./imap-errors.js";
+
+export interface ImapSettings {
+  /** The database the advisory locks live in (each lock holds one dedicated session). */
+  databaseUrl: string;
+  /** Reconciliation poll and account reload interval. */
+  pollSeconds: number;
+  /** IDLE is broken and restarted this often (RFC 2177: servers may drop it after 30 min). */
+  idleRestartSeconds: number;
+  /** How often a worker that does not hold its mailbox's lock tries again. */
+  lockRetrySeconds: number;
+  /** While over the processing limit, how often a worker re-checks. */
+  pauseRecheckSeconds: number;
+  /** UIDs fetched (and parsed in parallel) per round trip. */
+  batchSize: number;
+  /** false: no IDLE, new mail arrives with the poll only (servers without IDLE, tests). */
+  idle: boolean;
+}
+
+export const defaultImapSettings = (databaseUrl: string): ImapSettings => ({
+  databaseUrl,
+  pollSeconds: 60,
+  idleRestartSeconds: 25 * 60,
+  lockRetrySeconds: 5,
+  pauseRecheckSeconds: 15,
+  batchSize: 50,
+  idle: true,
+});
+
+export interface SyncResult {
+  /** UIDs ingested (stored, duplicate or rejected) in this run. */
+  processed: number;
+  /** Stopped because the tenant is over its processing limit; the mail stays on the server. */
+  paused: boolean;
+}
+
+/**
+ * A stable 64-bit advisory-lock key per account. Derived in JS (not `hashtext`) so it
+ * cannot change with a PostgreSQL upgrade while old and new processes overlap.
+ */
+export function mailboxLockKey(accountId: string): string {
+  const h = createHash("sha256").update(`switchboard:imap:${accountId}`).digest();
+  return h.readBigInt64BE(0).toString();
+}
+
+/**
+ * "Exactly one instance per mailbox": a session-level advisory lock on a connection of
+ * its own, held as long as the worker runs. When the process dies, PostgreSQL ends the
+ * session and the lock with it, so another instance takes over on its next try.
+ */
+export class MailboxLock {
+  private sql: postgres.Sql | null = null;
+  private held = false;
+  private readonly key: string;
+
+  constructor(
+    private readonly url: string,
+    accountId: string,
+  ) {
+    this.key = mailboxLockKey(accountId);
+  }
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  async tryAcquire(): Promise<boolean> {
+    this.sql ??= postgres(this.url, {
+      max: 1,
+      idle_timeout: 0,
+      max_lifetime: null,
+      onnotice: () => {},
+      // The pid tells an operator (and the two-process test) which instance owns a mailbox.
+      connection: { application_name: `switchboard-imap-lock:${process.pid}` },
+    });
+    const [row] = await this.sql<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${this.key}::bigint) AS ok`;
+    this.held = row?.ok === true;
+    return this.held;
+  }
+
+  /** The lock lives only as long as its session: a dropped connection means it is gone. */
+  async alive(): Promise<boolean> {
+    if (!this.sql || !this.held) return false;
+    try {
+      await this.sql`SELECT 1`;
+      return true;
+    } catch {
+      this.held = false;
+      return false;
+    }
+  }
+
+  async release(): Promise<void> {
+    const sql = this.sql;
+    this.sql = null;
+    if (!sql) return;
+    try {
+      if (this.held) await sql`SELECT pg_advisory_unlock(${this.key}::bigint)`;
+    } catch {
+      // Ending the session below releases it anyway.
+    } finally {
+      this.held = false;
+      await sql.end({ timeout: 2 }).catch(() => {});
+    }
+  }
+}
+
+export function imapClient(
+  account: ImapAccount,
+  settings: Pick<ImapSettings, "idle" | "idleRestartSeconds">,
+) {
+  return new ImapFlow({
+    host: account.host,
+    port: account.port,
+    secure: account.tls,
+    auth: { user: account.user, pass: account.password },
+    logger: false,
+    disableAutoIdle: !settings.idle,
+    // imapflow waits 15 s of silence before IDLE by default: new mail would wait that long.
+    // A sync's commands come back to back, so a short delay costs nothing extra there.
+    autoIdleDelay: 500,
+    maxIdleTime: settings.idleRestartSeconds * 1000,
+    connectionTimeout: 30_000,
+    greetingTimeout: 15_000,
+    socketTimeout: 5 * 60_000,
+  });
+}
+
+/**
+ * Ingests every message above the committed checkpoint, in UID order, under the IMAP
+ * mailbox lock (released in `finally`). Each message is its own transaction that also
+ * advances the checkpoint; the server-side action for a batch runs only after those
+ * commits. A crash in between re-fetches nothing (the checkpoint moved) and at worst
+ * leaves the last batch unflagged — \Seen is never read back as state.
+ */
+export async function syncMailbox(
+  ctx: EngineContext,
+  client: ImapFlow,
+  account: ImapAccount,
+  opts: { batchSize: number; log: Logger; isStopped?: () => boolean; repair?: boolean },
+): Promise<SyncResult> {
+  const { log } = opts;
+  let processed = 0;
+  const lock = await client.getMailboxLock(account.mailbox);
+  try {
+    const mailbox = client.mailbox;
+    if (!mailbox) throw new Error(`mailbox ${account.mailbox} not selected`);
+    const uidValidity = Number(mailbox.uidValidity);
+    if (opts.repair) await repairAfterProcess(ctx, client, account, uidValidity, opts.batchSize, log);
+    for (;;) {
+      if (opts.isStopped?.()) return { processed, paused: false };
+      if (await overProcessingLimit(ctx, account.tenantId)) return { processed, paused: true };
+      const cp = await getCheckpoint(ctx, account.id, account.mailbox);
+      // A new UIDVALIDITY invalidates every stored UID: fetch the whole mailbox again and
+      // let the Message-ID + content-hash dedupe in ingestMessage drop what we already have.
+      const resync = cp !== null && cp.uidValidity !== uidValidity;
+      if (resync) {
+        log.warn({ from: cp.uidValidity, to: uidValidity }, "UIDVALIDITY changed: resynchronising mailbox");
+      }
+      const from = cp && !resync ? cp.lastUid + 1 : 1;
+      // `n:*` always matches the highest UID even when it is below n (RFC 3501 §6.4.8).
+      const found = (await client.search({ uid: `${from}:*` }, { uid: true })) || [];
+      const todo = found.filter((u) => u >= from).sort((a, b) => a - b);
+      if (todo.length === 0) return { processed, paused: false };
+      const resolve = await accountAddressResolver(ctx, account.id);
+      const chunks: number[][] = [];
+      for (let i = 0; i < todo.length; i += opts.batchSize) chunks.push(todo.slice(i, i + opts.batchSize));
+      // Fetch and parse the next batch while this one is ingested: ingest is serial (UID
+      // order keeps threading and the checkpoint right), the rest overlaps with it.
+      let next: Promise<Prepared[]> | null = prepareBatch(ctx, client, chunks[0]!);
+      for (let i = 0; i < chunks.length; i++) {
+        const batch = await next!;
+        next = null;
+        if (opts.isStopped?.()) return { processed, paused: false };
+        if (i > 0 && (await overProcessingLimit(ctx, account.tenantId))) return { processed, paused: true };
+        if (i + 1 < chunks.length) {
+          next = prepareBatch(ctx, client, chunks[i + 1]!);
+          // Not awaited if we stop early; its failure must not become an unhandled rejection.
+          next.catch(() => {});
+        }
+        const done = await ingestBatch(ctx, account, uidValidity, batch, resolve);
+        processed += done.length;
+        await afterProcess(client, account, done, log);
+      }
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+interface Prepared {
+  uid: number;
+  raw: Buffer;
+  internalDate: Date | null;
+  parsed: ParseOutcome;
+}
+
+async function prepareBatch(ctx: EngineContext, client: ImapFlow, uids: number[]): Promise<Prepared[]> {
+  // UIDs expunged between SEARCH and FETCH simply do not come back; the next search skips them.
+  const fetched = await client.fetchAll(uids, { uid: true, source: true, internalDate: true }, { uid: true });
+  fetched.sort((a, b) => a.uid - b.uid);
+  // The worker pool parses a batch in parallel.
+  return Promise.all(
+    fetched.map(async (m) => {
+      const raw = m.source ?? Buffer.alloc(0);
+      const internal = m.internalDate ? new Date(m.internalDate) : null;
+      return {
+        uid: m.uid,
+        raw,
+        internalDate: internal && !Number.isNaN(internal.getTime()) ? internal : null,
+        parsed: await ctx.mime.parse(raw),
+      };
+    }),
+  );
+}
+
+async function ingestBatch(
+  ctx: EngineContext,
+  account: ImapAccount,
+  uidValidity: number,
+  batch: Prepared[],
+  resolve: (recipients: string[]) => { tenantId: string; addressId: string } | null,
+): Promise<number[]> {
+  const done: number[] = [];
+  for (const m of batch) {
+    const outcome = m.parsed;
+    const recipients = outcome.ok ? [...outcome.mail.to, ...outcome.mail.cc].map((a) => a.address) : [];
+    const target = resolve(recipients);
+    if (!target)
+      throw new ImapConnectorError({ kind: "permanent", code: null, message: "account has no address" });
+    await ingestMessage(ctx, {
+      tenantId: target.tenantId,
+      addressId: target.addressId,
+      raw: m.raw,
+      parsed: outcome,
+      // The server's INTERNALDATE is when the mail arrived: a backlog must not change routing.
+      receivedAt: m.internalDate ?? ctx.clock.now(),
+      source: { kind: "imap", accountId: account.id, mailbox: account.mailbox, uidValidity, uid: m.uid },
+    });
+    done.push(m.uid);
+  }
+  return done;
+}
+
+/**
+ * A crash between a batch's commits and its server action leaves that batch unflagged
+ * (or unmoved). On a fresh session, re-apply the action to what the checkpoint says is
+ * committed: MOVE moves everything at or below it that is still here; SEEN re-flags only
+ * the last batch's worth of UIDs, so a mail a human marked unread long ago stays unread.
+ */
+async function repairAfterProcess(
+  ctx: EngineContext,
+  client: ImapFlow,
+  account: ImapAccount,
+  uidValidity: number,
+  batchSize: number,
+  log: Logger,
+): Promise<void> {
+  if (account.afterProcess === "LEAVE") return;
+  const cp = await getCheckpoint(ctx, account.id, account.mailbox);
+  if (!cp || cp.uidValidity !== uidValidity || cp.lastUid < 1) return;
+  const query =
+    account.afterProcess === "SEEN" ? { uid: `1:${cp.lastUid}`, seen: false } : { uid: `1:${cp.lastUid}` };
+  const found = ((await client.search(query, { uid: true })) || []).filter((u) => u <= cp.lastUid);
+  const uids =
+    account.afterProcess === "SEEN"
+      ? found.filter((u) => u > cp.lastUid - batchSize * 4).slice(-batchSize)
+      : found;
+  if (uids.length === 0) return;
+  log.info(
+    { count: uids.length, action: account.afterProcess },
+    "re-applying the server action of committed mail",
+  );
+  await afterProcess(
+    client,
+    account,
+    uids.sort((a, b) => a - b),
+    log,
+  );
+}
+
+/** After commit only. A failure here loses nothing: the message is stored, only the flag/move is missing. */
+async function afterProcess(
+  client: ImapFlow,
+  account: ImapAccount,
+  uids: number[],
+  log: Logger,
+): Promise<void> {
+  if (uids.length === 0) return;
+  if (account.afterProcess === "SEEN") {
+    await client.messageFlagsAdd(uids, ["\\Seen"], { uid: true });
+  } else if (account.afterProcess === "MOVE") {
+    if (!account.moveTo) {
+      log.warn({}, "imap_after_process is MOVE but no folder is set; leaving messages");
+      return;
+    }
+    const moved = await client.messageMove(uids, account.moveTo, { uid: true }).catch(() => false as const);
+    if (moved === false) {
+      // Most likely the folder does not exist yet (TRYCREATE): create it once and retry.
+      await client.mailboxCreate(account.moveTo).catch(() => {});
+      await client.messageMove(uids, account.moveTo, { uid: true });
+    }
+  }
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+
+/**
+ * One long-running fetcher per mailbox: take the advisory lock (retrying while another
+ * instance has it), connect, sync, then wait for IDLE's EXISTS, the poll interval or a
+ * poll request, and sync again. Errors are mapped to our kinds and written to the
+ * account; transient ones reconnect with exponential backoff, bad credentials park the
+ * account until an admin edits it.
+ */
+export class MailboxWorker {
+  private readonly abort = new AbortController();
+  private wakeUp: (() => void) | null = null;
+  private woken = false;
+  private waiters: (() => void)[] = [];
+  private lock: MailboxLock;
+  private client: ImapFlow | null = null;
+  private running: Promise<void> | null = null;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    readonly account: ImapAccount,
+    private readonly settings: ImapSettings,
+  ) {
+    this.lock = new MailboxLock(settings.databaseUrl, account.id);
+    this.log = ctx.log.child({ component: "imap", accountId: account.id });
+  }
+
+  get holdsLock(): boolean {
+    return this.lock.isHeld && this.client !== null;
+  }
+
+  start(): void {
+    this.running ??= this.run().catch((err) => this.log.error({ err }, "IMAP worker crashed"));
+  }
+
+  /** Sync now (used by the poll job when this process owns the mailbox); resolves after the next sync attempt. */
+  requestSync(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      this.wake();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.wake();
+    const c = this.client;
+    if (c) await c.logout().catch(() => c.close());
+    await this.running;
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  private waitForWake(ms: number): Promise<void> {
+    if (this.woken || this.abort.signal.aborted) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        self.wakeUp = null;
+        self.woken = false;
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+
+  private get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    const s = this.settings;
+    let backoffMs = 1000;
+    while (!this.stopped) {
+      try {
+        if (!(await this.lock.tryAcquire())) {
+          await sleep(s.lockRetrySeconds * 1000, this.abort.signal);
+          continue;
+        }
+      } catch (err) {
+        this.log.warn({ err }, "advisory lock unavailable; retrying");
+        await this.lock.release();
+        await sleep(s.lockRetrySeconds * 1000, this.abort.signal);
+        continue;
+      }
+      this.log.info({}, "mailbox lock acquired");
+      try {
+        while (!this.stopped) {
+          const outcome = await this.session();
+          if (outcome === "lock-lost" || outcome === "stopped") break;
+          if (outcome === "parked") return;
+          if (outcome === "ok") backoffMs = 1000;
+          // A permanent error (missing folder, TLS mismatch) waits the longest backoff: it
+          // may be fixed on the server without an edit here, so it is retried, slowly.
+          await sleep(outcome === "permanent" ? 60_000 : backoffMs, this.abort.signal);
+          backoffMs = Math.min(backoffMs * 2, 60_000);
+        }
+      } finally {
+        await this.lock.release();
+      }
+    }
+  }
+
+  /** One connection's life: connect, sync/wait until it closes or fails. */
+  private async session(): Promise<"ok" | "transient" | "permanent" | "parked" | "lock-lost" | "stopped"> {
+    const client = imapClient(this.account, this.settings);
+    let closed = false;
+    client.on("exists", () => this.wake());
+    client.on("close", () => {
+      closed = true;
+      this.wake();
+    });
+    // Socket errors also surface as a rejected command or a close; logging is enough here.
+    client.on("error", (err: unknown) =>
+      this.log.warn({ err: describeImapError(err) }, "IMAP connection error"),
+    );
+    try {
+      await client.connect();
+      this.client = client;
+      await recordAccountStatus(this.ctx, this.account.id, "VALID", null);
+      let paused = false;
+      let firstSync = true;
+      while (!this.stopped && !closed) {
+        if (!(await this.lock.alive())) {
+          this.log.warn({}, "lost the mailbox lock (database session ended); re-acquiring");
+          return "lock-lost";
+        }
+        const waiters = this.waiters.splice(0);
+        this.woken = false;
+        try {
+          const r = await syncMailbox(this.ctx, client, this.account, {
+            batchSize: this.settings.batchSize,
+            log: this.log,
+            isStopped: () => this.stopped,
+            repair: firstSync,
+          });
+          firstSync = false;
+          if (r.paused && !paused) this.log.info({}, "tenant over its processing limit: fetching paused");
+          if (!r.paused && paused) this.log.info({}, "below the processing limit again: fetching resumed");
+          paused = r.paused;
+        } finally {
+          for (const w of waiters) w();
+        }
+        await this.waitForWake(
+          (paused ? this.settings.pauseRecheckSeconds : this.settings.pollSeconds) * 1000,
+        );
+      }
+      return this.stopped ? "stopped" : "ok";
+    } catch (err) {
+      if (this.stopped) return "stopped";
+      const info = describeImapError(err);
+      this.log.warn({ kind: info.kind, code: info.code, msg: info.message }, "IMAP session failed");
+      await recordAccountStatus(
+        this.ctx,
+        this.account.id,
+        info.kind === "transient" ? "VALID" : "INVALID",
+        `${info.kind}: ${info.message}`,
+      ).catch(() => {});
+      if (info.kind === "auth") return "parked";
+      return info.kind;
+    } finally {
+      this.client = null;
+      for (const w of this.waiters.splice(0)) w();
+      if (!closed) await client.logout().catch(() => client.close());
+    }
+  }
+}
+
+export interface ImapConnector {
+  /** Starts the supervisor: workers for every account now and for new ones each poll interval. */
+  start(): void;
+  /** The reconciliation poll for one account (the pg-boss job's handler). */
+  pollAccount(accountId: string): Promise<"synced" | "skipped" | "gone">;
+  /** Accounts this process currently runs a worker for. */
+  workers(): ReadonlyMap<string, MailboxWorker>;
+  /** Reloads the account list now (also done every poll interval). */
+  reconcile(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The supervisor: one MailboxWorker per fetchable account, restarted when an admin edits
+ * the account, stopped when it is disabled or archived. `onTick` runs each interval with
+ * the accounts it saw (the job layer schedules their reconciliation polls from it).
+ */
+export function createImapConnector(
+  ctx: EngineContext,
+  settings: ImapSettings,
+  onTick: (accountIds: string[]) => Promise<void> = async () => {},
+): ImapConnector {
+  const log = ctx.log.child({ component: "imap-supervisor" });
+  const workers = new Map<string, MailboxWorker>();
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  let reconciling: Promise<void> | null = null;
+
+  const reconcileOnce = async () => {
+    const accounts = await listImapAccounts(ctx);
+    const wanted = new Map(accounts.map((a) => [a.id, a]));
+    for (const [id, w] of workers) {
+      const a = wanted.get(id);
+      if (!a || a.version !== w.account.version) {
+        workers.delete(id);
+        await w.stop();
+      }
+    }
+    for (const a of accounts) {
+      if (stopped || workers.has(a.id)) continue;
+      const w = new MailboxWorker(ctx, a, settings);
+      workers.set(a.id, w);
+      w.start();
+    }
+    await onTick(accounts.map((a) => a.id));
+  };
+  const reconcile = async () => {
+    reconciling ??= reconcileOnce().finally(() => {
+      reconciling = null;
+    });
+    return reconciling;
+  };
+
+  return {
+    start() {
+      const tick = () => {
+        if (stopped) return;
+        reconcile()
+          .catch((err) => log.error({ err }, "IMAP account reload failed"))
+          .finally(() => {
+            if (!stopped) timer = setTimeout(tick, settings.pollSeconds * 1000);
+          });
+      };
+      tick();
+    },
+    reconcile,
+    workers: () => workers,
+    async pollAccount(accountId) {
+      const local = workers.get(accountId);
+      if (local?.holdsLock) {
+        await local.requestSync();
+        return "synced";
+      }
+      const account = await getImapAccount(ctx, accountId);
+      if (!account) return "gone";
+      const lock = new MailboxLock(settings.databaseUrl, accountId);
+      try {
+        // Held by a worker (ours while connecting, or another instance's): its loop polls.
+        if (!(await lock.tryAcquire())) return "skipped";
+        const client = imapClient(account, { ...settings, idle: false });
+        client.on("error", () => {});
+        try {
+          await client.connect();
+          await recordAccountStatus(ctx, accountId, "VALID", null);
+          await syncMailbox(ctx, client, account, {
+            batchSize: settings.batchSize,
+            log: log.child({ accountId }),
+            repair: true,
+          });
+        } catch (err) {
+          const info = describeImapError(err);
+          await recordAccountStatus(
+            ctx,
+            accountId,
+            info.kind === "transient" ? "VALID" : "INVALID",
+            `${info.kind}: ${info.message}`,
+          ).catch(() => {});
+          throw ImapConnectorError.from(err);
+        } finally {
+          await client.logout().catch(() => client.close());
+        }
+        return "synced";
+      } finally {
+        await lock.release();
+      }
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await reconciling?.catch(() => {});
+      await Promise.all([...workers.values()].map((w) => w.stop()));
+      workers.clear();
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
+import { emailAddress, mailAccount, mailboxCheckpoint } from "../../db/schema/index.js";
+import type { EngineContext } from "../context.js";
+import type { AccountStatus, ImapAfterProcess } from "../domain.js";
+
+/** What an IMAP worker needs of a mail account; the password is decrypted only here. */
+export interface ImapAccount {
+  id: string;
+  tenantId: string;
+  host: string;
+  port: number;
+  tls: boolean;
+  user: string;
+  password: string;
+  mailbox: string;
+  afterProcess: ImapAfterProcess;
+  moveTo: string | null;
+  /** Changes whenever an admin edits the account: a running worker restarts with the new settings. */
+  version: string;
+}
+
+type AccountRow = typeof mailAccount.$inferSelect;
+
+function toImapAccount(ctx: EngineContext, row: AccountRow): ImapAccount {
+  return {
+    id: row.id,
+    tenantId: row.tenantId,
+    host: row.imapHost!,
+    port: row.imapPort ?? (row.imapTls ? 993 : 143),
+    tls: row.imapTls,
+    user: row.imapUser ?? "",
+    password: row.imapPasswordEnc ? ctx.secrets.decrypt(row.imapPasswordEnc) : "",
+    mailbox: row.imapMailbox,
+    afterProcess: row.imapAfterProcess,
+    moveTo: row.imapMoveTo,
+    version: row.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * Enabled, not archived INBOUND_OUTBOUND accounts with IMAP settings: the ones a worker
+ * fetches from. An account marked INVALID (bad credentials) is left alone until an admin
+ * edits it, because retrying a wrong password only gets the mailbox locked.
+ */
+export async function listImapAccounts(ctx: EngineContext): Promise<ImapAccount[]> {
+  const rows = await ctx.db
+    .select()
+    .from(mailAccount)
+    .where(
+      and(
+        eq(mailAccount.enabled, true),
+        isNull(mailAccount.archivedAt),
+        eq(mailAccount.kind, "INBOUND_OUTBOUND"),
+        isNotNull(mailAccount.imapHost),
+      ),
+    );
+  return rows.filter((r) => !parkedAsInvalid(r)).map((r) => toImapAccount(ctx, r));
+}
+
+/**
+ * Rejected credentials, not edited since that verdict: wait for an admin (status writes
+ * keep updatedAt). Other INVALID verdicts (a missing folder) keep being retried slowly.
+ */
+function parkedAsInvalid(r: AccountRow): boolean {
+  return (
+    r.status === "INVALID" &&
+    (r.lastError ?? "").startsWith("auth:") &&
+    r.lastCheckedAt !== null &&
+    r.lastCheckedAt >= r.updatedAt
+  );
+}
+
+export async function getImapAccount(ctx: EngineContext, accountId: string): Promise<ImapAccount | null> {
+  const [row] = await ctx.db.select().from(mailAccount).where(eq(mailAccount.id, accountId));
+  if (!row?.enabled || row.archivedAt || row.kind !== "INBOUND_OUTBOUND" || !row.imapHost) return null;
+  if (parkedAsInvalid(row)) return null;
+  return toImapAccount(ctx, row);
+}
+
+/** The committed position in a mailbox; null before the first message. */
+export async function getCheckpoint(
+  ctx: EngineContext,
+  accountId: string,
+  mailbox: string,
+): Promise<{ uidValidity: number; lastUid: number } | null> {
+  const [row] = await ctx.db
+    .select({ uidValidity: mailboxCheckpoint.uidValidity, lastUid: mailboxCheckpoint.lastUid })
+    .from(mailboxCheckpoint)
+    .where(and(eq(mailboxCheckpoint.accountId, accountId), eq(mailboxCheckpoint.mailbox, mailbox)));
+  return row ?? null;
+}
+
+/**
+ * The connector's verdict on an account. `updatedAt` is deliberately left alone: it is the
+ * admin's edit marker that restarts a worker, and a status write must not look like one.
+ */
+export async function recordAccountStatus(
+  ctx: EngineContext,
+  accountId: string,
+  status: AccountStatus,
+  lastError: string | null,
+): Promise<void> {
+  await ctx.db
+    .update(mailAccount)
+    .set({
+      status,
+      lastError: lastError?.slice(0, 1000) ?? null,
+      lastCheckedAt: ctx.clock.now(),
+      updatedAt: sql`${mailAccount.updatedAt}`,
+    })
+    .where(eq(mailAccount.id, accountId));
+}
+
+/**
+ * `resolveAccountAddress` for a whole batch: the account's addresses are read once and
+ * each message picks the first To/Cc recipient among them, else the first address.
+ */
+export async function accountAddressResolver(
+  ctx: EngineContext,
+  accountId: string,
+): Promise<(recipients: string[]) => { tenantId: string; addressId: string } | null> {
+  const rows = await ctx.db
+    .select({ id: emailAddress.id, tenantId: emailAddress.tenantId, address: emailAddress.address })
+    .from(emailAddress)
+    .where(and(eq(emailAddress.accountId, accountId), isNull(emailAddress.archivedAt)))
+    .orderBy(emailAddress.createdAt);
+  const byAddress = new Map(rows.map((r) => [r.address.toLowerCase(), r]));
+  return (recipients) => {
+    if (rows.length === 0) return null;
+    const hit = recipients.map((r) => byAddress.get(r.toLowerCase())).find((r) => r) ?? rows[0]!;
+    return { tenantId: hit.tenantId, addressId: hit.id };
+  };
+}

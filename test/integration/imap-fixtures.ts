@@ -1,0 +1,99 @@
+import type { Db } from "../../src/db/client.js";
+import { emailAddress, mailAccount } from "../../src/db/schema/index.js";
+import type { SecretBox } from "../../src/engine/crypto.js";
+import type { ImapAfterProcess } from "../../src/engine/domain.js";
+import type { DovecotInstance } from "../helpers/dovecot.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
+
+/** A mail account pointing at the test Dovecot, with one address in a fresh queue (test setup). */
+export async function createDovecotAccount(
+  db: Db,
+  secrets: SecretBox,
+  tenantId: string,
+  dovecot: DovecotInstance,
+  opts: {
+    address: string;
+    queueId: string;
+    afterProcess?: ImapAfterProcess;
+    moveTo?: string;
+    password?: string;
+    enabled?: boolean;
+    mailbox?: string;
+  },
+): Promise<{ accountId: string; addressId: string }> {
+  const [acc] = await db
+    .insert(mailAccount)
+    .values({
+      tenantId,
+      name: `Dovecot ${opts.address}`,
+      imapHost: dovecot.host,
+      imapPort: dovecot.port,
+      imapTls: false,
+      imapUser: dovecot.user,
+      imapPasswordEnc: secrets.encrypt(opts.password ?? dovecot.password),
+      imapAfterProcess: opts.afterProcess ?? "SEEN",
+      imapMoveTo: opts.moveTo ?? null,
+      enabled: opts.enabled ?? true,
+      imapMailbox: opts.mailbox ?? "INBOX",
+    })
+    .returning({ id: mailAccount.id });
+  const [a] = await db
+    .insert(emailAddress)
+    .values({ tenantId, address: opts.address, name: "Support", queueId: opts.queueId, accountId: acc!.id })
+    .returning({ id: emailAddress.id });
+  return { accountId: acc!.id, addressId: a!.id };
+}
+
+/** A customer mail; `replyTo` makes it a reply (In-Reply-To/References) to that Message-ID. */
+export function customerMail(to: string, id: string, subject: string, replyTo?: string): Buffer {
+  return buildRawMail({
+    to,
+    subject: replyTo ? `Re: ${subject}` : subject,
+    messageId: id,
+    text: `Message ${id}`,
+    headers: replyTo ? { "In-Reply-To": `<${replyTo}>`, References: `<${replyTo}>` } : {},
+  });
+}
+
+/** APPENDs many messages over one connection (the helper's appendMessage reconnects each time). */
+export async function appendMany(dovecot: DovecotInstance, raws: Buffer[], mailbox = "INBOX"): Promise<void> {
+  const c = dovecot.client();
+  await c.connect();
+  try {
+    for (const raw of raws) await c.append(mailbox, raw);
+  } finally {
+    await c.logout().catch(() => c.close());
+  }
+}
+
+/** UIDs and flags of a mailbox as the server sees them. */
+export async function serverState(
+  dovecot: DovecotInstance,
+  mailbox = "INBOX",
+): Promise<{ uid: number; seen: boolean }[]> {
+  const c = dovecot.client();
+  await c.connect();
+  try {
+    const box = await c.mailboxOpen(mailbox, { readOnly: true });
+    if (box.exists === 0) return [];
+    const msgs = await c.fetchAll("1:*", { uid: true, flags: true });
+    return msgs.map((m) => ({ uid: m.uid, seen: m.flags?.has("\\Seen") ?? false }));
+  } finally {
+    await c.logout().catch(() => c.close());
+  }
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs = 10_000,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

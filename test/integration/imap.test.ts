@@ -1,0 +1,289 @@
+import { and, count, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
+import { ImapConnectorError } from "../../src/connectors/imap-errors.js";
+import { conversation, mailAccount, mailboxCheckpoint, message, tenant } from "../../src/db/schema/index.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
+import { createQueueWithAddress } from "../helpers/fixtures.js";
+import { appendMany, createDovecotAccount, customerMail, serverState, waitFor } from "./imap-fixtures.js";
+
+const enabled = requireDovecot();
+
+let t: TestApp;
+let dovecot: DovecotInstance;
+let seq = 0;
+
+async function setup(
+  opts: Parameters<typeof createDovecotAccount>[4] extends infer O ? Partial<O> : never = {},
+) {
+  seq += 1;
+  const mailbox = `Box${seq}`;
+  const { queueId } = await createQueueWithAddress(t.db.db, t.tenantId, { address: `q${seq}@unused.test` });
+  const address = `imap${seq}@acme.test`;
+  const acc = await createDovecotAccount(t.db.db, t.app.engine.secrets, t.tenantId, dovecot, {
+    address,
+    queueId,
+    mailbox,
+    ...opts,
+  });
+  return { ...acc, mailbox, address, queueId };
+}
+
+async function messagesOf(accountId: string) {
+  return t.db.db.select().from(message).where(eq(message.accountId, accountId)).orderBy(message.uid);
+}
+
+async function checkpointOf(accountId: string) {
+  const [cp] = await t.db.db
+    .select()
+    .from(mailboxCheckpoint)
+    .where(eq(mailboxCheckpoint.accountId, accountId));
+  return cp ?? null;
+}
+
+describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
+  beforeAll(async () => {
+    dovecot = await startDovecot();
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await dovecot?.stop();
+  });
+
+  it("poll: ingests what arrived while nobody listened, commits the checkpoint with it, then sets \\Seen", async () => {
+    const s = await setup();
+    const a = await dovecot.appendMessage(
+      customerMail(s.address, "poll-1@customer.example", "Printer"),
+      s.mailbox,
+    );
+    const b = await dovecot.appendMessage(
+      customerMail(s.address, "poll-2@customer.example", "Invoice"),
+      s.mailbox,
+    );
+    expect((await serverState(dovecot, s.mailbox)).every((m) => !m.seen)).toBe(true);
+
+    expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
+
+    const msgs = await messagesOf(s.accountId);
+    expect(msgs.map((m) => [m.messageIdHeader, m.uid, m.uidValidity])).toEqual([
+      ["poll-1@customer.example", a.uid, a.uidValidity],
+      ["poll-2@customer.example", b.uid, b.uidValidity],
+    ]);
+    const convs = await t.db.db.select().from(conversation).where(eq(conversation.queueId, s.queueId));
+    expect(convs.map((c) => c.subject).sort()).toEqual(["Invoice", "Printer"]);
+    expect(await checkpointOf(s.accountId)).toMatchObject({ uidValidity: b.uidValidity, lastUid: b.uid });
+    expect(await serverState(dovecot, s.mailbox)).toEqual([
+      { uid: a.uid, seen: true },
+      { uid: b.uid, seen: true },
+    ]);
+    const [acc] = await t.db.db.select().from(mailAccount).where(eq(mailAccount.id, s.accountId));
+    expect(acc?.status).toBe("VALID");
+  });
+
+  it("never reads \\Seen as state: a message read by a human before we fetched it is still ingested", async () => {
+    const s = await setup({ afterProcess: "LEAVE" });
+    const a = await dovecot.appendMessage(
+      customerMail(s.address, "seen-1@customer.example", "Read"),
+      s.mailbox,
+    );
+    const c = dovecot.client();
+    await c.connect();
+    await c.mailboxOpen(s.mailbox);
+    await c.messageFlagsAdd(String(a.uid), ["\\Seen"], { uid: true });
+    await c.logout();
+
+    await t.app.imap.pollAccount(s.accountId);
+    expect((await messagesOf(s.accountId)).map((m) => m.uid)).toEqual([a.uid]);
+    // LEAVE: nothing changed on the server, and a second poll stores nothing new.
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await messagesOf(s.accountId)).toHaveLength(1);
+    expect(await checkpointOf(s.accountId)).toMatchObject({ lastUid: a.uid });
+  });
+
+  it("MOVE: committed mail is moved to the configured folder (created when missing)", async () => {
+    const s = await setup({ afterProcess: "MOVE", moveTo: `Done${seq + 1}` });
+    // The first APPEND creates the mailbox; appendMany needs it to exist.
+    await dovecot.appendMessage(customerMail(s.address, "move-1@customer.example", "Move 1"), s.mailbox);
+    await appendMany(
+      dovecot,
+      [2, 3].map((i) => customerMail(s.address, `move-${i}@customer.example`, `Move ${i}`)),
+      s.mailbox,
+    );
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await messagesOf(s.accountId)).toHaveLength(3);
+    expect(await serverState(dovecot, s.mailbox)).toEqual([]);
+    expect(await serverState(dovecot, `Done${seq}`)).toHaveLength(3);
+  });
+
+  it("a server action lost in a crash (committed, not flagged) is re-applied by the next session", async () => {
+    const s = await setup();
+    const a = await dovecot.appendMessage(
+      customerMail(s.address, "lost-1@customer.example", "Lost"),
+      s.mailbox,
+    );
+    await t.app.imap.pollAccount(s.accountId);
+    // What a crash right after the commit looks like on the server: no \Seen.
+    const c = dovecot.client();
+    await c.connect();
+    await c.mailboxOpen(s.mailbox);
+    await c.messageFlagsRemove(String(a.uid), ["\\Seen"], { uid: true });
+    await c.logout();
+    expect(await serverState(dovecot, s.mailbox)).toEqual([{ uid: a.uid, seen: false }]);
+
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await serverState(dovecot, s.mailbox)).toEqual([{ uid: a.uid, seen: true }]);
+    expect(await messagesOf(s.accountId)).toHaveLength(1);
+  });
+
+  it("UIDVALIDITY change: resync re-reads the mailbox and stores no duplicates", async () => {
+    const s = await setup({ afterProcess: "LEAVE" });
+    await dovecot.appendMessage(customerMail(s.address, "uv-1@customer.example", "One"), s.mailbox);
+    await appendMany(
+      dovecot,
+      [2, 3].map((i) => customerMail(s.address, `uv-${i}@customer.example`, `Uv ${i}`)),
+      s.mailbox,
+    );
+    await t.app.imap.pollAccount(s.accountId);
+    const before = await checkpointOf(s.accountId);
+    expect(await messagesOf(s.accountId)).toHaveLength(3);
+
+    await dovecot.setUidValidity(s.mailbox, before!.uidValidity + 1000);
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await messagesOf(s.accountId)).toHaveLength(3);
+    const after = await checkpointOf(s.accountId);
+    expect(after).toMatchObject({ uidValidity: before!.uidValidity + 1000, lastUid: before!.lastUid });
+
+    // A lost index renumbers from 1 under yet another UIDVALIDITY: still no duplicates,
+    // and new mail after the resync is fetched normally.
+    await dovecot.recreateMailbox(s.mailbox);
+    const d = await dovecot.appendMessage(
+      customerMail(s.address, "uv-4@customer.example", "Four"),
+      s.mailbox,
+    );
+    expect(d.uidValidity).not.toBe(after!.uidValidity);
+    await t.app.imap.pollAccount(s.accountId);
+    const msgs = await messagesOf(s.accountId);
+    expect(msgs.map((m) => m.messageIdHeader).sort()).toEqual([
+      "uv-1@customer.example",
+      "uv-2@customer.example",
+      "uv-3@customer.example",
+      "uv-4@customer.example",
+    ]);
+    expect(await checkpointOf(s.accountId)).toMatchObject({ uidValidity: d.uidValidity, lastUid: d.uid });
+  });
+
+  it("processing limit: fetching pauses (mail stays on the server) and resumes below the limit", async () => {
+    const s = await setup();
+    await dovecot.appendMessage(customerMail(s.address, "lim-1@customer.example", "First"), s.mailbox);
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await messagesOf(s.accountId)).toHaveLength(1);
+    const [{ open } = { open: 0 }] = await t.db.db
+      .select({ open: count() })
+      .from(conversation)
+      .where(and(eq(conversation.tenantId, t.tenantId)));
+    // Exactly at the limit is fine, above it pauses: the limit is the open count minus one.
+    await t.db.db
+      .update(tenant)
+      .set({ processingLimit: open - 1 })
+      .where(eq(tenant.id, t.tenantId));
+    try {
+      await appendMany(
+        dovecot,
+        [2, 3].map((i) => customerMail(s.address, `lim-${i}@customer.example`, `Lim ${i}`)),
+        s.mailbox,
+      );
+      await t.app.imap.pollAccount(s.accountId);
+      expect(await messagesOf(s.accountId)).toHaveLength(1);
+      const state = await serverState(dovecot, s.mailbox);
+      expect(state).toHaveLength(3);
+      expect(state.filter((m) => !m.seen)).toHaveLength(2);
+
+      await t.db.db
+        .update(tenant)
+        .set({ processingLimit: open + 10 })
+        .where(eq(tenant.id, t.tenantId));
+      await t.app.imap.pollAccount(s.accountId);
+      expect(await messagesOf(s.accountId)).toHaveLength(3);
+      expect((await serverState(dovecot, s.mailbox)).every((m) => m.seen)).toBe(true);
+    } finally {
+      await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+    }
+  });
+
+  it("processing limit: a running worker pauses and resumes by itself", async () => {
+    const s = await setup();
+    await dovecot.appendMessage(customerMail(s.address, "wlim-0@customer.example", "Zero"), s.mailbox);
+    const imap = createImapConnector(t.app.engine, {
+      ...defaultImapSettings(t.db.url),
+      pollSeconds: 3600,
+      pauseRecheckSeconds: 1,
+    });
+    try {
+      await t.db.db.update(tenant).set({ processingLimit: 0 }).where(eq(tenant.id, t.tenantId));
+      imap.start();
+      await waitFor("worker lock", async () => imap.workers().get(s.accountId)?.holdsLock);
+      await imap.workers().get(s.accountId)!.requestSync();
+      expect(await messagesOf(s.accountId)).toHaveLength(0);
+      await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+      await waitFor("resume", async () => (await messagesOf(s.accountId)).length === 1, 5000);
+    } finally {
+      await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+      await imap.stop();
+    }
+  });
+
+  it("IDLE: a new message becomes a conversation within seconds, without the poll", async () => {
+    const s = await setup();
+    // The poll interval is an hour: only IDLE's EXISTS can bring the message in.
+    const imap: ImapConnector = createImapConnector(t.app.engine, {
+      ...defaultImapSettings(t.db.url),
+      pollSeconds: 3600,
+    });
+    try {
+      await dovecot.appendMessage(customerMail(s.address, "idle-0@customer.example", "Before"), s.mailbox);
+      imap.start();
+      await waitFor("initial sync", async () => (await messagesOf(s.accountId)).length === 1);
+      const started = Date.now();
+      const r = await dovecot.appendMessage(
+        customerMail(s.address, "idle-1@customer.example", "Live"),
+        s.mailbox,
+      );
+      const m = await waitFor(
+        "IDLE delivery",
+        async () => (await messagesOf(s.accountId)).find((x) => x.uid === r.uid),
+        5000,
+      );
+      expect(Date.now() - started).toBeLessThan(5000);
+      const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, m.conversationId));
+      expect(c).toMatchObject({ subject: "Live", queueId: s.queueId });
+      expect(await checkpointOf(s.accountId)).toMatchObject({ lastUid: r.uid });
+      await waitFor("\\Seen after commit", async () =>
+        (await serverState(dovecot, s.mailbox)).every((x) => x.seen),
+      );
+      // While the worker holds the mailbox, a poll in this process asks it to sync…
+      expect(await imap.pollAccount(s.accountId)).toBe("synced");
+      // …and another instance's poll (t.app's connector runs no worker) skips it.
+      expect(await t.app.imap.pollAccount(s.accountId)).toBe("skipped");
+    } finally {
+      await imap.stop();
+    }
+    // Stopped cleanly: the lock is free again.
+    expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
+  });
+
+  it("bad credentials: mapped to auth, the account is marked INVALID with the reason", async () => {
+    const s = await setup({ password: "wrong" });
+    await dovecot.appendMessage(customerMail(s.address, "auth-1@customer.example", "Auth"), s.mailbox);
+    const err = await t.app.imap.pollAccount(s.accountId).catch((e) => e);
+    expect(err).toBeInstanceOf(ImapConnectorError);
+    expect(err.kind).toBe("auth");
+    const [acc] = await t.db.db.select().from(mailAccount).where(eq(mailAccount.id, s.accountId));
+    expect(acc?.status).toBe("INVALID");
+    expect(acc?.lastError).toMatch(/^auth:/);
+    expect(await messagesOf(s.accountId)).toHaveLength(0);
+    // Parked until an admin edits it: no worker, no poll.
+    expect(await t.app.imap.pollAccount(s.accountId)).toBe("gone");
+  });
+});
