@@ -10,7 +10,9 @@ import { downloadAttachment } from "./engine/conversations.js";
 import { createSecretBox } from "./engine/crypto.js";
 import { NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
+import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trigger.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
+import { registerRoutingJobs } from "./jobs/routing.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -21,6 +23,8 @@ export interface Switchboard {
   database: Database;
   hub: EventHub;
   jobs: JobRunner;
+  /** After-commit routing (engine.signals): coalesced passes per queue; `idle()` for tests. */
+  routing: RoutingTrigger;
   http: HttpApp;
   /** Printed once when the database was empty and a tenant and admin were created. */
   bootstrap: { tenantId: string; userId: string; apiKey: string } | null;
@@ -62,7 +66,9 @@ export async function startSwitchboard(
     stops.push(() => mime.close());
 
     const hub = new EventHub(database.sql, log);
-    const signals: Signals = { routeQueue: () => {} };
+    const routing = createRoutingTrigger(() => engine);
+    stops.push(() => routing.stop());
+    const signals: Signals = routing;
     const engine: EngineContext = {
       db: database.db,
       clock: opts.clock ?? systemClock,
@@ -76,6 +82,7 @@ export async function startSwitchboard(
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
     stops.push(() => hub.stop());
+    await registerRoutingJobs(jobs, engine);
 
     const http = createHttpApp({
       config,
@@ -116,7 +123,7 @@ export async function startSwitchboard(
     stops.push(() => http.stop());
     log.info({ url: http.url }, "Switchboard is listening");
 
-    return { config, engine, database, hub, jobs, http, bootstrap, stop: stopAll };
+    return { config, engine, database, hub, jobs, routing, http, bootstrap, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
