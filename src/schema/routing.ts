@@ -1,7 +1,9 @@
 import { and, eq } from "drizzle-orm";
+import { GraphQLError } from "graphql";
 import { user } from "../db/schema/index.js";
 import { type Conversation, getConversation } from "../engine/conversations.js";
 import type { Presence } from "../engine/domain.js";
+import { NotFoundError } from "../engine/errors.js";
 import { decodeCursor, type EventRow } from "../engine/event-hub.js";
 import {
   acceptOffer,
@@ -267,7 +269,7 @@ builder.subscriptionFields((t) => ({
       const queueId = decodeId(String(args.queueId), "Queue");
       const engine = ctx.engine;
       return (async function* () {
-        yield await queueStats(engine, viewer, queueId);
+        yield await notFoundAsGraphQLError(queueStats(engine, viewer, queueId));
         const from = await engine.hub.head(viewer.tenantId);
         const events = engine.hub.subscribe(
           viewer.tenantId,
@@ -322,7 +324,7 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, args, ctx) => {
       const viewer = ctx.viewer;
       const id = decodeId(String(args.conversationId), "Conversation");
-      await getConversation(ctx.engine, viewer, id);
+      await notFoundAsGraphQLError(getConversation(ctx.engine, viewer, id));
       const from = args.after ? decodeCursor(args.after) : await ctx.engine.hub.head(viewer.tenantId);
       if (!from) throw new Error("after is not a valid cursor");
       return ctx.engine.hub.subscribe(viewer.tenantId, (e) => e.conversationId === id && canSee(viewer, e), {
@@ -332,6 +334,22 @@ builder.subscriptionFields((t) => ({
     resolve: (e) => e,
   }),
 }));
+
+/**
+ * A subscription has no result union to carry a typed error, and a plain throw is masked
+ * as "Unexpected error": an unknown or invisible object is reported as a GraphQL error
+ * with code NOT_FOUND (same answer for "does not exist" and "not yours").
+ */
+async function notFoundAsGraphQLError<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof NotFoundError) {
+      throw new GraphQLError(err.message, { extensions: { code: "NOT_FOUND" } });
+    }
+    throw err;
+  }
+}
 
 function canSee(viewer: Viewer, e: EventRow): boolean {
   return canSeeQueue(viewer, e.queueId) || e.agentId === viewer.userId;

@@ -82,7 +82,7 @@ describe("auto-assignment", () => {
 
   it("without auto-parking gives one ACTIVE per agent and no spacing; parking frees the agent", async () => {
     const s = await routingSetup(t, { agents: 1 });
-    const a = await addConversation(t, s.queueId);
+    const a = await addConversation(t, s.queueId, { enqueuedAt: new Date(clock.now().getTime() - MINUTE) });
     const b = await addConversation(t, s.queueId);
     await route(t, s.queueId);
     expect((await conv(t.db.db, a.id)).workState).toBe("ACTIVE");
@@ -97,7 +97,7 @@ describe("auto-assignment", () => {
   it("auto-park spacing: at most one delivery per agent per 30 s, then a wake-up delivers the next", async () => {
     const s = await routingSetup(t, { agents: 1 });
     await t.db.db.update(queue).set({ autoParking: true }).where(eq(queue.id, s.queueId));
-    const a = await addConversation(t, s.queueId);
+    const a = await addConversation(t, s.queueId, { enqueuedAt: new Date(clock.now().getTime() - MINUTE) });
     const b = await addConversation(t, s.queueId);
     await route(t, s.queueId);
     expect((await conv(t.db.db, a.id)).assigneeId).toBe(s.agents[0]!.id);
