@@ -1,5 +1,5 @@
 import type { EngineContext } from "../engine/context.js";
-import { expireCountdown, expireOffer } from "../engine/routing/actions.js";
+import { expireCountdown, expireOffers } from "../engine/routing/actions.js";
 import { ROUTING_JOBS } from "../engine/routing/service.js";
 import { sweepRouting } from "../engine/routing/sweep.js";
 import type { JobRunner } from "./boss.js";
@@ -9,8 +9,7 @@ export const SWEEP_INTERVAL_S = 30;
 
 export interface OfferTimeoutJob {
   tenantId: string;
-  conversationId: string;
-  agentId: string;
+  queueId: string;
   expiresAt: string;
 }
 export interface WakeJob {
@@ -25,7 +24,7 @@ export interface CountdownJob {
 
 /** Exported so tests drive timers directly after moving a ManualClock (no sleeping). */
 export const routingJobHandlers = {
-  offerTimeout: (ctx: EngineContext, data: OfferTimeoutJob) => expireOffer(ctx, data),
+  offerTimeout: (ctx: EngineContext, data: OfferTimeoutJob) => expireOffers(ctx, data),
   wake: async (ctx: EngineContext, data: WakeJob) => ctx.signals.routeQueue(data.tenantId, data.queueId),
   countdown: (ctx: EngineContext, data: CountdownJob) => expireCountdown(ctx, data),
   sweep: (ctx: EngineContext) => sweepRouting(ctx),

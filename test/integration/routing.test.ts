@@ -241,19 +241,20 @@ describe("offers", () => {
     const a = await addConversation(t, s.queueId);
     await route(t, s.queueId);
     const c = await conv(t.db.db, a.id);
-    const job = { tenantId: t.tenantId, conversationId: a.id, agentId: c.offeredToId!, expiresAt: "" };
+    expect(c.offeredToId).toBe(s.agents[0]!.id);
+    const job = { tenantId: t.tenantId, queueId: s.queueId, expiresAt: "" };
     // Before the deadline the timer is stale.
     clock.advance(59_000);
-    expect(await routingJobHandlers.offerTimeout(t.app.engine, job)).toBe(false);
+    expect(await routingJobHandlers.offerTimeout(t.app.engine, job)).toBe(0);
     expect((await conv(t.db.db, a.id)).workState).toBe("OFFERED");
     clock.advance(1_000);
-    expect(await routingJobHandlers.offerTimeout(t.app.engine, job)).toBe(true);
+    expect(await routingJobHandlers.offerTimeout(t.app.engine, job)).toBe(1);
     await t.app.routing.idle();
     const after = await conv(t.db.db, a.id);
     // The only agent timed out: it is excluded, so the conversation waits.
     expect(after.workState).toBe("WAITING");
     expect(after.offerExcludedIds).toEqual([s.agents[0]!.id]);
-    expect(await routingJobHandlers.offerTimeout(t.app.engine, job)).toBe(false);
+    expect(await routingJobHandlers.offerTimeout(t.app.engine, job)).toBe(0);
     expect((await eventsOf(t.db.db, a.id)).map((e) => e.type)).toContain("routing.offer_expired");
   });
 });

@@ -12,7 +12,9 @@ import { lockTenantRouting, ROUTING_JOBS } from "./service.js";
 /**
  * Agent and supervisor actions around routing (SPEC §8 working set, offers, moves).
  *
- * Locking: every action locks the conversation row first (`FOR UPDATE`) and checks its
+ * Locking: every action locks the conversation row first (`FOR NO KEY UPDATE`: strong
+ * enough against every other writer of the row, yet it does not block the KEY SHARE locks
+ * foreign-key checks take, e.g. a message inserted for the conversation) and checks its
  * state, then, when it may make a conversation ACTIVE, the agent's `agent_state` row, so
  * two actions cannot give one agent two ACTIVE conversations. Actions that add load to an
  * agent or take a WAITING conversation (pick, assign) first take the tenant routing lock,
@@ -46,7 +48,7 @@ async function lockConversation(tx: DbOrTx, tenantId: string, id: string): Promi
     .select()
     .from(conversation)
     .where(and(eq(conversation.id, id), eq(conversation.tenantId, tenantId)))
-    .for("update");
+    .for("no key update");
   if (!row) throw new NotFoundError("Conversation", id);
   return row;
 }
@@ -59,7 +61,7 @@ function checkVisible(viewer: Viewer, c: Row): void {
 
 async function lockAgent(tx: DbOrTx, tenantId: string, agentId: string) {
   await tx.insert(agentState).values({ userId: agentId, tenantId }).onConflictDoNothing();
-  const [row] = await tx.select().from(agentState).where(eq(agentState.userId, agentId)).for("update");
+  const [row] = await tx.select().from(agentState).where(eq(agentState.userId, agentId)).for("no key update");
   return row!;
 }
 
@@ -68,7 +70,7 @@ async function activeOf(tx: DbOrTx, agentId: string): Promise<Row | undefined> {
     .select()
     .from(conversation)
     .where(and(eq(conversation.assigneeId, agentId), eq(conversation.workState, "ACTIVE")))
-    .for("update");
+    .for("no key update");
   return row;
 }
 
@@ -231,12 +233,53 @@ export async function expireOffer(
       .select()
       .from(conversation)
       .where(and(eq(conversation.id, data.conversationId), eq(conversation.tenantId, data.tenantId)))
-      .for("update");
+      .for("no key update");
     if (c?.workState !== "OFFERED" || c.offeredToId !== data.agentId) return false;
     if (!c.offerExpiresAt || c.offerExpiresAt > now) return false;
     await returnOffer(tx, c, data.agentId, now, "routing.offer_expired", null);
     if (c.queueId) after.queues.add(c.queueId);
     return true;
+  });
+}
+
+/**
+ * Offer-timeout job for one routing pass: every offer a pass makes shares one deadline,
+ * so one job per (queue, deadline) expires them with one set-based UPDATE. Re-checked
+ * against the rows: offers accepted, rejected or re-offered since are untouched.
+ */
+export async function expireOffers(
+  ctx: EngineContext,
+  data: { tenantId: string; queueId: string },
+): Promise<number> {
+  return run(ctx, data.tenantId, async (tx, after) => {
+    const now = ctx.clock.now();
+    const sql = rawClient(tx);
+    const rows = await sql<{ id: string; agent_id: string }[]>`
+      WITH due AS (
+        SELECT id, offered_to_id FROM conversation
+        WHERE tenant_id = ${data.tenantId} AND queue_id = ${data.queueId} AND work_state = 'OFFERED'
+          AND offer_expires_at <= ${now.toISOString()}::timestamptz
+        FOR NO KEY UPDATE
+      )
+      UPDATE conversation c SET work_state = 'WAITING', offered_to_id = NULL, offer_expires_at = NULL,
+        offer_excluded_ids = array_append(array_remove(c.offer_excluded_ids, due.offered_to_id), due.offered_to_id),
+        updated_at = ${now.toISOString()}::timestamptz
+      FROM due WHERE c.id = due.id AND c.work_state = 'OFFERED'
+      RETURNING c.id, due.offered_to_id AS agent_id`;
+    await appendEvents(
+      tx,
+      rows.map((r) => ({
+        tenantId: data.tenantId,
+        type: "routing.offer_expired",
+        conversationId: r.id,
+        queueId: data.queueId,
+        agentId: r.agent_id,
+        occurredAt: now,
+        payload: {},
+      })),
+    );
+    if (rows.length > 0) after.queues.add(data.queueId);
+    return rows.length;
   });
 }
 
@@ -567,7 +610,7 @@ export async function setPresence(
   }
   return run(ctx, viewer.tenantId, async (tx, after) => {
     const now = ctx.clock.now();
-    const [before] = await tx.select().from(user).where(eq(user.id, viewer.userId)).for("update");
+    const [before] = await tx.select().from(user).where(eq(user.id, viewer.userId)).for("no key update");
     if (!before) throw new NotFoundError("User", viewer.userId);
     const loggedIn = input.loggedIn ?? (input.presence === "OFFLINE" ? false : before.loggedIn || true);
     const [row] = await tx
@@ -728,7 +771,11 @@ export async function releaseConversation(
   reason: string,
 ): Promise<{ queueIds: string[]; agentId: string | null }> {
   const now = ctx.clock.now();
-  const [c] = await tx.select().from(conversation).where(eq(conversation.id, conversationId)).for("update");
+  const [c] = await tx
+    .select()
+    .from(conversation)
+    .where(eq(conversation.id, conversationId))
+    .for("no key update");
   if (!c) throw new NotFoundError("Conversation", conversationId);
   if (c.workState === "DONE") return { queueIds: [], agentId: null };
   const agentId = c.assigneeId ?? c.offeredToId;
@@ -776,7 +823,7 @@ async function presentNext(
     WHERE assignee_id = ${agentId} AND work_state = 'PARKED'
     ORDER BY CASE WHEN first_responded_at IS NULL THEN first_response_due_at ELSE next_response_due_at END NULLS LAST,
              priority DESC, updated_at, id
-    LIMIT 1 FOR UPDATE`;
+    LIMIT 1 FOR NO KEY UPDATE`;
   if (!next) return;
   await tx
     .update(conversation)
@@ -836,7 +883,7 @@ export async function expireCountdown(
       .select()
       .from(conversation)
       .where(and(eq(conversation.id, data.conversationId), eq(conversation.tenantId, data.tenantId)))
-      .for("update");
+      .for("no key update");
     if (!c || (c.workState !== "ACTIVE" && c.workState !== "PARKED") || !c.assigneeId) return false;
     if (c.lastInboundAt && c.lastInboundAt >= startedAt) return false;
     if (c.lastOutboundAt && c.lastOutboundAt > startedAt) return false;

@@ -3,7 +3,7 @@ import { type DbOrTx, rawClient } from "../../db/client.js";
 import type { EngineContext } from "../context.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import { planAssignments, type RoutingDecision, type RoutingPlan } from "./assign.js";
-import { type LoadedQueue, loadQueue, loadSnapshot, WAITING_PAGE } from "./snapshot.js";
+import { type LoadedQueue, loadQueue, loadSnapshot } from "./snapshot.js";
 import { iso } from "./sql-time.js";
 
 /**
@@ -26,7 +26,7 @@ import { iso } from "./sql-time.js";
  */
 
 export const ROUTING_JOBS = {
-  /** An offer's timeout: { tenantId, conversationId, agentId, expiresAt }. */
+  /** The offers of one pass time out: { tenantId, queueId, expiresAt }. */
   offerTimeout: "routing-offer-timeout",
   /** Re-route a queue later (preferred-agent wait end, spacing window end): { tenantId, queueId }. */
   wake: "routing-wake",
@@ -92,7 +92,10 @@ export async function routeQueueOnce(
       ...applied,
       queueId,
       decisionMs: applied.delivered + applied.offered > 0 ? ms / (applied.delivered + applied.offered) : 0,
-      more: snapshot.waiting.length === WAITING_PAGE && applied.delivered + applied.offered > 0,
+      more:
+        snapshot.pageLimit > 0 &&
+        snapshot.waiting.length === snapshot.pageLimit &&
+        applied.delivered + applied.offered > 0,
       stopReason: plan.stopReason,
     };
   });
@@ -139,7 +142,7 @@ async function applyPlan(
     ON CONFLICT (user_id) DO NOTHING`;
   const states = await sql<{ user_id: string; interrupted: boolean }[]>`
     SELECT user_id, interrupted_at IS NOT NULL AS interrupted FROM agent_state
-    WHERE user_id = ANY(${agentIds}::uuid[]) ORDER BY user_id FOR UPDATE`;
+    WHERE user_id = ANY(${agentIds}::uuid[]) ORDER BY user_id FOR NO KEY UPDATE`;
   const busy = new Set(states.filter((s) => s.interrupted).map((s) => s.user_id));
   const actives = await sql<{ assignee_id: string }[]>`
     SELECT assignee_id FROM conversation
@@ -191,16 +194,11 @@ async function applyPlan(
       WHERE c.id = d.id AND c.work_state = 'WAITING' AND c.queue_id = ${queue.id}
       RETURNING c.id`;
     for (const r of rows) done.add(r.id);
-    for (const x of offers) {
-      if (!done.has(x.d.conversationId)) continue;
+    if (rows.length > 0) {
+      // One timer for the whole pass: every offer made here shares this deadline.
       await ctx.jobs.schedule(
         ROUTING_JOBS.offerTimeout,
-        {
-          tenantId,
-          conversationId: x.d.conversationId,
-          agentId: x.agentId,
-          expiresAt: expires.toISOString(),
-        },
+        { tenantId, queueId: queue.id, expiresAt: expires.toISOString() },
         { db: tx, startAfter: expires },
       );
     }

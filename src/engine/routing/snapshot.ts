@@ -1,6 +1,7 @@
 import type postgres from "postgres";
 import type { BusinessCalendar, Presence } from "../domain.js";
 import { isOpen } from "../time/calendar.js";
+import { effectiveInboxLimit } from "./eligibility.js";
 import { toDate } from "./sql-time.js";
 import {
   DEFAULT_INBOX_LIMIT,
@@ -234,24 +235,56 @@ export async function loadAgents(
   }));
 }
 
+/**
+ * Upper bound on the deliveries one pass can make: per agent that could receive at all,
+ * its free inbox room, or 1 when offers, spacing or the one-active rule allow only one.
+ * Used to size the page of waiting conversations (skills and exclusions may leave some
+ * unplaceable, hence the slack in `loadSnapshot`).
+ */
+export function deliverableBound(queue: RoutingQueue, agents: readonly RoutingAgent[]): number {
+  let free = 0;
+  for (const a of agents) {
+    if (!queue.routablePresences.includes(a.presence)) continue;
+    if (queue.onlyLoggedIn && !a.loggedIn) continue;
+    const limit = effectiveInboxLimit(a.inboxLimit, a.teamInboxLimit);
+    if (limit === "OFF") continue;
+    const room = limit - (a.activeCount + a.parkedCount + a.offeredCount);
+    if (room <= 0) continue;
+    if (queue.offerRequired) free += a.offeredCount === 0 ? 1 : 0;
+    else if (!queue.autoParking) free += a.activeCount === 0 ? 1 : 0;
+    else if (queue.autoParkSpacingS > 0) free += 1;
+    else free += room;
+  }
+  return free;
+}
+
 export async function loadSnapshot(
   sql: postgres.Sql,
   loaded: LoadedQueue,
   limit: number = WAITING_PAGE,
-): Promise<RoutingSnapshot> {
+): Promise<RoutingSnapshot & { pageLimit: number }> {
   const { queue } = loaded;
-  const waiting = await loadWaiting(sql, queue.tenantId, queue.id, limit);
-  const preferred =
-    queue.strategy === "PREFERRED_AGENT"
-      ? [...new Set(waiting.map((w) => w.preferredAgentId).filter((x): x is string => x !== null))]
-      : [];
-  const agents = waiting.length === 0 ? [] : await loadAgents(sql, queue.tenantId, queue, preferred);
-  return {
+  const base = {
     queue,
-    agents,
-    waiting,
     timeZone: loaded.timeZone,
     businessOpen: loaded.businessOpen,
     defaultInboxLimit: DEFAULT_INBOX_LIMIT,
   };
+  if (queue.strategy === "PREFERRED_AGENT") {
+    // The preferred agents are named by the waiting rows, so those load first.
+    const waiting = await loadWaiting(sql, queue.tenantId, queue.id, limit);
+    const preferred = [
+      ...new Set(waiting.map((w) => w.preferredAgentId).filter((x): x is string => x !== null)),
+    ];
+    const agents = waiting.length === 0 ? [] : await loadAgents(sql, queue.tenantId, queue, preferred);
+    return { ...base, agents, waiting, pageLimit: limit };
+  }
+  // Agents first: a pass never needs more waiting rows than it can deliver (plus slack
+  // for rows no open agent qualifies for), which keeps a 20,000-deep queue cheap.
+  const agents = await loadAgents(sql, queue.tenantId, queue, []);
+  const bound = deliverableBound(queue, agents);
+  if (bound === 0 || !queue.autoAssign) return { ...base, agents, waiting: [], pageLimit: 0 };
+  const pageLimit = Math.min(limit, Math.max(50, bound * 3));
+  const waiting = await loadWaiting(sql, queue.tenantId, queue.id, pageLimit);
+  return { ...base, agents, waiting, pageLimit };
 }
