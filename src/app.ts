@@ -14,8 +14,10 @@ import { downloadAttachment } from "./engine/conversations.js";
 import { createSecretBox } from "./engine/crypto.js";
 import { NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
+import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trigger.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
 import { registerImapPoll, scheduleImapPolls } from "./jobs/imap-poll.js";
+import { registerRoutingJobs } from "./jobs/routing.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -26,6 +28,8 @@ export interface Switchboard {
   database: Database;
   hub: EventHub;
   jobs: JobRunner;
+  /** After-commit routing (engine.signals): coalesced passes per queue; `idle()` for tests. */
+  routing: RoutingTrigger;
   http: HttpApp;
   /** Inbound SMTP listener, when enabled. */
   smtp: SmtpListener | null;
@@ -71,7 +75,9 @@ export async function startSwitchboard(
     stops.push(() => mime.close());
 
     const hub = new EventHub(database.sql, log);
-    const signals: Signals = { routeQueue: () => {} };
+    const routing = createRoutingTrigger(() => engine);
+    stops.push(() => routing.stop());
+    const signals: Signals = routing;
     const engine: EngineContext = {
       db: database.db,
       clock: opts.clock ?? systemClock,
@@ -87,6 +93,7 @@ export async function startSwitchboard(
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
     stops.push(() => hub.stop());
+    await registerRoutingJobs(jobs, engine);
 
     const http = createHttpApp({
       config,
@@ -147,7 +154,7 @@ export async function startSwitchboard(
     }
     log.info({ url: http.url }, "Switchboard is listening");
 
-    return { config, engine, database, hub, jobs, http, smtp, imap, bootstrap, stop: stopAll };
+    return { config, engine, database, hub, jobs, routing, http, smtp, imap, bootstrap, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -60,17 +60,32 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     boss,
     async schedule(name, data, opts = {}) {
       await ensure({ name });
+      // pg-boss validates keys that are present, even when undefined ("retryDelay must be
+      // an integer"), so only the options actually given are passed.
+      const defined = Object.fromEntries(
+        Object.entries({
+          startAfter: opts.startAfter,
+          singletonKey: opts.singletonKey,
+          retryLimit: opts.retryLimit,
+          retryDelay: opts.retryDelaySeconds,
+          retryBackoff: opts.retryBackoff,
+        }).filter(([, v]) => v !== undefined),
+      );
       return boss.send(name, data, {
-        startAfter: opts.startAfter,
-        singletonKey: opts.singletonKey,
-        retryLimit: opts.retryLimit,
-        retryDelay: opts.retryDelaySeconds,
-        retryBackoff: opts.retryBackoff,
+        ...defined,
         ...(opts.db
           ? {
               db: {
                 executeSql: async (text: string, values: unknown[]) => {
-                  const rows = await rawClient(opts.db!).unsafe(text, values as never[]);
+                  // pg-boss writes for node-postgres, which sends undefined as NULL, objects as
+                  // JSON and Dates as timestamps; postgres.js (unsafe, untyped) needs them as text.
+                  const params = values.map((v) => {
+                    if (v === undefined || v === null) return null;
+                    if (v instanceof Date) return v.toISOString();
+                    if (typeof v === "object" && !Buffer.isBuffer(v)) return JSON.stringify(v);
+                    return v;
+                  });
+                  const rows = await rawClient(opts.db!).unsafe(text, params as never[]);
                   return { rows: [...rows] };
                 },
               },

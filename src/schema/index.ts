@@ -19,6 +19,7 @@ import "./email-address.js";
 import "./queue.js";
 import "./event.js";
 import "./conversation.js";
+import "./routing.js";
 
 /** The whole schema: this file only imports the type files and builds it (STYLE, Pothos app layout). */
 export const schema = builder.toSchema({ sortSchema: true });
