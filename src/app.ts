@@ -1,6 +1,7 @@
 import type { Config } from "./config.js";
 import { createMimeParser } from "./connectors/mime/parse.js";
 import { type SmtpListener, startSmtpListener } from "./connectors/smtp-in.js";
+import { buildRawMime, SmtpSender } from "./connectors/smtp-out.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
@@ -12,6 +13,7 @@ import { createSecretBox } from "./engine/crypto.js";
 import { NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
+import { registerSendJobs } from "./jobs/send-message.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -58,6 +60,9 @@ export async function startSwitchboard(
     const database = connect(url);
     stops.push(() => database.close());
 
+    // Closed after the job runner stopped (stops run in reverse), so no send is cut off.
+    const sender = new SmtpSender({ maxConnections: config.send.maxConnections });
+    stops.push(() => sender.close());
     const jobs = await startJobRunner(url, log);
     stops.push(() => jobs.stop());
 
@@ -75,7 +80,17 @@ export async function startSwitchboard(
       hub,
       jobs,
       mime,
+      mail: {
+        sender,
+        buildMime: buildRawMime,
+        retry: {
+          limit: config.send.retryLimit,
+          delaySeconds: config.send.retryDelaySeconds,
+          backoff: config.send.retryBackoff,
+        },
+      },
     };
+    await registerSendJobs(jobs, engine, config.send);
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
     stops.push(() => hub.stop());

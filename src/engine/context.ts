@@ -4,6 +4,7 @@ import type { SecretBox } from "./crypto.js";
 import type { EventHub } from "./event-hub.js";
 import type { MimeParser } from "./ingest/parsed-mail.js";
 import type { JobScheduler } from "./jobs.js";
+import type { OutboundMail } from "./outbound/sender.js";
 
 /** The subset of pino the engine uses, so the engine does not depend on a logger library. */
 export interface Logger {
@@ -36,6 +37,8 @@ export interface EngineContext {
   jobs: JobScheduler;
   /** Raw RFC 822 → ParsedMail, off the main thread (connectors/mime behind the interface). */
   mime: MimeParser;
+  /** Outbound transport (SMTP behind an interface); absent in contexts that never send. */
+  mail?: OutboundMail;
 }
 
 export const noSignals: Signals = { routeQueue: () => {} };

@@ -11,6 +11,7 @@ import "./canned-response.js";
 import "./auto-reply-template.js";
 import "./event.js";
 import "./conversation.js";
+import "./outbound.js";
 
 /** The whole schema: this file only imports the type files and builds it (STYLE, Pothos app layout). */
 export const schema = builder.toSchema({ sortSchema: true });

@@ -18,6 +18,7 @@ import type { EngineContext } from "../context.js";
 import type { ConversationStatus } from "../domain.js";
 import { NotFoundError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
+import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
 import { type Classification, classify } from "./classify.js";
 import { normalizeEmailAddress, senderContact } from "./contact.js";
@@ -251,6 +252,8 @@ async function ingestInTx(
   let conv: typeof conversation.$inferSelect | undefined;
   let created = false;
   let previousConversationId: string | null = null;
+  // The conversation's state before this mail: what the auto-reply trigger is decided on.
+  let before: { status: ConversationStatus; lastActivityAt: Date } | null = null;
 
   if (decision.kind === "existing") {
     [conv] = await tx
@@ -260,6 +263,7 @@ async function ingestInTx(
       .for("update");
   }
   if (conv) {
+    before = { status: conv.status, lastActivityAt: conv.lastActivityAt };
     const effect = onInboundMail(conv.status, conv.closedAt, receivedAt, {
       reopenEnabled: t.reopenEnabled,
       reopenWindowDays: t.reopenWindowDays,
@@ -459,6 +463,15 @@ async function ingestInTx(
     },
   });
   await appendEvents(tx, events);
+  await scheduleAutoReply(tx, ctx, {
+    tenantId: t.id,
+    queueId: c.queueId,
+    messageId: m!.id,
+    created,
+    previousStatus: created ? null : (before?.status ?? null),
+    previousActivityAt: created ? null : (before?.lastActivityAt ?? null),
+    receivedAt,
+  });
   return {
     status: "stored",
     conversationId: c.id,
