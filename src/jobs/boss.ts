@@ -70,7 +70,20 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
           ? {
               db: {
                 executeSql: async (text: string, values: unknown[]) => {
-                  const rows = await rawClient(opts.db!).unsafe(text, values as never[]);
+                  // pg-boss is written for node-postgres, which turns undefined into NULL and
+                  // plain objects (the job data) into JSON; postgres.js does neither on its own.
+                  const params = values.map((v) =>
+                    v === undefined
+                      ? null
+                      : v !== null &&
+                          typeof v === "object" &&
+                          !(v instanceof Date) &&
+                          !Array.isArray(v) &&
+                          !Buffer.isBuffer(v)
+                        ? JSON.stringify(v)
+                        : v,
+                  );
+                  const rows = await rawClient(opts.db!).unsafe(text, params as never[]);
                   return { rows: [...rows] };
                 },
               },

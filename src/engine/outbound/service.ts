@@ -1,13 +1,28 @@
 import { and, asc, eq, inArray, isNull, ne, sql } from "drizzle-orm";
 import type { Tx } from "../../db/client.js";
-import { contact, conversation, message, queue, signature, tenant, user } from "../../db/schema/index.js";
+import {
+  contact,
+  conversation,
+  emailAddress,
+  message,
+  queue,
+  signature,
+  tenant,
+  user,
+} from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { getConversation } from "../conversations.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents } from "../events.js";
 import { requirePermission, requireRole, type Viewer } from "../viewer.js";
 import type { MailAddressInput } from "./address.js";
-import { type AttachmentInput, type ComposeKind, compose, type PreviousMessage } from "./compose.js";
+import {
+  type AttachmentInput,
+  type ComposeKind,
+  compose,
+  defaultRecipients,
+  type PreviousMessage,
+} from "./compose.js";
 import { htmlToText, sanitizeContentHtml } from "./html.js";
 import {
   asValidationError,
@@ -84,6 +99,9 @@ function decodeAttachments(list: readonly OutboundAttachmentInput[] | null | und
   }));
 }
 
+/** PostgreSQL text cannot hold NUL, and no mail body needs one. */
+const noNul = (s: string | null | undefined) => (s == null ? s : s.replace(/\u0000/g, ""));
+
 function toPrevious(m: Message): PreviousMessage {
   return {
     messageId: m.messageIdHeader,
@@ -97,6 +115,22 @@ function toPrevious(m: Message): PreviousMessage {
     text: m.text,
     html: m.html,
   };
+}
+
+async function tenantAddresses(tx: Tx, tenantId: string): Promise<string[]> {
+  const rows = await tx
+    .select({
+      address: emailAddress.address,
+      fromAddress: emailAddress.fromAddress,
+      replyTo: emailAddress.replyTo,
+    })
+    .from(emailAddress)
+    .where(eq(emailAddress.tenantId, tenantId));
+  return rows.flatMap((r) =>
+    [r.address, r.fromAddress, ...(r.replyTo ?? "").split(",")]
+      .filter((a): a is string => !!a?.trim())
+      .map((a) => a.trim()),
+  );
 }
 
 async function loadTenant(tx: Tx, tenantId: string) {
@@ -209,6 +243,9 @@ async function composeOnConversation(
 ): Promise<Message> {
   const attachments = decodeAttachments(input.attachments);
   const result = await ctx.db.transaction(async (tx) => {
+    return inner(tx);
+  });
+  async function inner(tx: Tx) {
     const c = await lockConversation(tx, conversationId);
     const t = await loadTenant(tx, viewer.tenantId);
     let defaultAddressId = c.addressId;
@@ -235,6 +272,13 @@ async function composeOnConversation(
       upTo = idx + 1;
     }
     const { agent, signature: sig } = await agentAndSignature(tx, viewer, c.queueId);
+    const previous = all.slice(0, upTo).map(toPrevious);
+    const explicit = (input.to?.length ?? 0) + (input.cc?.length ?? 0) + (input.bcc?.length ?? 0) > 0;
+    // Defaults leave out every address of the tenant, not only this one's From/Reply-To:
+    // the customer wrote to support@ while we answer from help@.
+    const recipients = explicit
+      ? { to: input.to ?? [], cc: input.cc ?? [], bcc: input.bcc ?? [] }
+      : defaultRecipients(kind, previous.at(-1) ?? null, await tenantAddresses(tx, t.id));
     const now = ctx.clock.now();
     let mail: ReturnType<typeof compose>;
     try {
@@ -249,13 +293,13 @@ async function composeOnConversation(
           ticketNumber: c.ticketNumber,
           subject: c.subject,
           isFirstReply: !(await hasAgentOutbound(tx, c.id)),
-          messages: all.slice(0, upTo).map(toPrevious),
+          messages: previous,
         },
         agent,
         companyName: t.company || t.name,
         signature: sig,
-        body: { html: input.html, text: input.text },
-        recipients: { to: input.to ?? [], cc: input.cc ?? [], bcc: input.bcc ?? [] },
+        body: { html: noNul(input.html), text: noNul(input.text) },
+        recipients,
         attachments,
         subjectOverride: input.subject,
         includeHistory: input.includeHistory ?? false,
@@ -279,7 +323,7 @@ async function composeOnConversation(
     });
     await markResponded(tx, c, now);
     return m;
-  });
+  }
   ctx.hub.wake();
   return result;
 }
@@ -332,7 +376,7 @@ export async function startConversation(
         agent,
         companyName: t.company || t.name,
         signature: sig,
-        body: { html: input.html, text: input.text },
+        body: { html: noNul(input.html), text: noNul(input.text) },
         recipients: { to: input.to, cc: input.cc ?? [], bcc: input.bcc ?? [] },
         attachments,
         messageIdDomain: messageIdDomainOf(t),
@@ -406,8 +450,8 @@ export async function addNote(
   input: { text?: string | null; html?: string | null },
 ): Promise<Message> {
   const visible = await getConversation(ctx, viewer, conversationId);
-  const html = input.html?.trim() ? sanitizeContentHtml(input.html) : null;
-  const text = input.text?.trim() ? input.text : html ? htmlToText(html) : "";
+  const html = input.html?.trim() ? sanitizeContentHtml(noNul(input.html)!) : null;
+  const text = input.text?.trim() ? noNul(input.text)! : html ? htmlToText(html) : "";
   if (text.trim() === "") throw new ValidationError({ field: "text", message: "a note needs content" });
   const result = await ctx.db.transaction(async (tx) => {
     const now = ctx.clock.now();
