@@ -86,7 +86,7 @@ export async function registerSendJobs(
   });
   await boss.work<AutoReplyJobData>(
     AUTO_REPLY_QUEUE,
-    { batchSize: 20, pollingIntervalSeconds: 1 },
+    { batchSize: 20, pollingIntervalSeconds: opts.pollingIntervalMs / 1000 },
     async (jobs) => {
       // One at a time: decisions for the same sender serialise on an advisory lock anyway.
       for (const job of jobs) await runAutoReply(ctx, job.data);

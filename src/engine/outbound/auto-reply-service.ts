@@ -80,7 +80,17 @@ export async function scheduleAutoReply(
     messageId: args.messageId,
     trigger: trigger.kind,
   };
-  await ctx.jobs.schedule(AUTO_REPLY_QUEUE, { ...data }, { db: tx, retryLimit: 3, retryDelaySeconds: 30 });
+  await ctx.jobs.schedule(
+    AUTO_REPLY_QUEUE,
+    { ...data },
+    {
+      db: tx,
+      retryLimit: 3,
+      retryDelaySeconds: 30,
+      // pg-boss asserts a boolean whenever the key is present, and the runner always passes it.
+      retryBackoff: true,
+    },
+  );
   return true;
 }
 
