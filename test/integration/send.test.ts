@@ -489,6 +489,38 @@ describe("delivery outcomes", () => {
     expect((await t.db.db.select({ id: conversation.id }).from(conversation)).length).toBe(convCount);
     expect(await eventsOf(t, decodeId(conv.id, "Conversation"), "message.bounced")).toHaveLength(1);
   });
+  it("a plain-text (non RFC 3464) bounce is matched by the heuristic fallback", async () => {
+    const conv = await inbound(addr, { from: "Old <old@legacy.example>", subject: "Legacy" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "hello" } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const sent = await waitForStatus(t, id, ["SENT"]);
+    const bounce = [
+      "From: MAILER-DAEMON@legacy.example",
+      "To: help@acme.test",
+      "Subject: failure notice",
+      "MIME-Version: 1.0",
+      "Content-Type: text/plain",
+      "",
+      "Hi. This is the qmail-send program at legacy.example.",
+      "I'm afraid I wasn't able to deliver your message to the following addresses.",
+      "",
+      "<old@legacy.example>:",
+      "Sorry, no mailbox here by that name. (#5.1.1) 550 5.1.1 user unknown",
+      "",
+      "--- Below this line is a copy of the message.",
+      "",
+      "Return-Path: <help@acme.test>",
+      `Message-ID: <${sent.messageIdHeader}>`,
+      "Subject: Re: Legacy",
+      "",
+    ].join("\r\n");
+    const out = await ingestAt(t, addr.addressId, Buffer.from(bounce));
+    expect(out.status).toBe("report");
+    const [m] = await t.db.db.select().from(message).where(eq(message.id, id));
+    expect(m!.outboundStatus).toBe("BOUNCED");
+    const [ct] = await t.db.db.select().from(contact).where(eq(contact.email, "old@legacy.example"));
+    expect(ct!.undeliverable).toBe(true);
+  });
 });
 
 describe("header injection", () => {
