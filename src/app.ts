@@ -4,6 +4,7 @@ import { createImapConnector, type ImapConnector } from "./connectors/imap.js";
 import { createMimeParser } from "./connectors/mime/parse.js";
 import { checkSmtp } from "./connectors/smtp-check.js";
 import { type SmtpListener, startSmtpListener } from "./connectors/smtp-in.js";
+import { buildRawMime, SmtpSender } from "./connectors/smtp-out.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
@@ -18,6 +19,7 @@ import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trig
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
 import { registerImapPoll, scheduleImapPolls } from "./jobs/imap-poll.js";
 import { registerRoutingJobs } from "./jobs/routing.js";
+import { registerSendJobs } from "./jobs/send-message.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -68,6 +70,9 @@ export async function startSwitchboard(
     const database = connect(url, { onQuery: opts.onQuery });
     stops.push(() => database.close());
 
+    // Closed after the job runner stopped (stops run in reverse), so no send is cut off.
+    const sender = new SmtpSender({ maxConnections: config.send.maxConnections });
+    stops.push(() => sender.close());
     const jobs = await startJobRunner(url, log);
     stops.push(() => jobs.stop());
 
@@ -89,7 +94,17 @@ export async function startSwitchboard(
       mime,
       // The engine declares the interface; the real IMAP/SMTP connectors are plugged in here.
       accountChecker: { checkImap, checkSmtp },
+      mail: {
+        sender,
+        buildMime: buildRawMime,
+        retry: {
+          limit: config.send.retryLimit,
+          delaySeconds: config.send.retryDelaySeconds,
+          backoff: config.send.retryBackoff,
+        },
+      },
     };
+    await registerSendJobs(jobs, engine, config.send);
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
     stops.push(() => hub.stop());

@@ -20,6 +20,7 @@ import "./queue.js";
 import "./event.js";
 import "./conversation.js";
 import "./routing.js";
+import "./outbound.js";
 
 /** The whole schema: this file only imports the type files and builds it (STYLE, Pothos app layout). */
 export const schema = builder.toSchema({ sortSchema: true });

@@ -18,10 +18,12 @@ import type { EngineContext } from "../context.js";
 import type { ConversationStatus } from "../domain.js";
 import { NotFoundError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
+import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
+import { heuristicBounce } from "../outbound/dsn.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
 import { type Classification, classify } from "./classify.js";
 import { normalizeEmailAddress, senderContact } from "./contact.js";
-import type { ParsedMail, ParseOutcome } from "./parsed-mail.js";
+import type { DeliveryStatus, ParsedMail, ParseOutcome } from "./parsed-mail.js";
 import {
   decideThread,
   type MessageIdCandidate,
@@ -264,6 +266,8 @@ async function ingestInTx(
   let conv: typeof conversation.$inferSelect | undefined;
   let created = false;
   let previousConversationId: string | null = null;
+  // The conversation's state before this mail: what the auto-reply trigger is decided on.
+  let before: { status: ConversationStatus; lastActivityAt: Date } | null = null;
 
   if (decision.kind === "existing") {
     [conv] = await tx
@@ -273,6 +277,7 @@ async function ingestInTx(
       .for("update");
   }
   if (conv) {
+    before = { status: conv.status, lastActivityAt: conv.lastActivityAt };
     const effect = onInboundMail(conv.status, conv.closedAt, receivedAt, {
       reopenEnabled: t.reopenEnabled,
       reopenWindowDays: t.reopenWindowDays,
@@ -478,6 +483,15 @@ async function ingestInTx(
     },
   });
   await Promise.all([insertAttachments(), appendEvents(tx, events)]);
+  await scheduleAutoReply(tx, ctx, {
+    tenantId: t.id,
+    queueId: c.queueId,
+    messageId: m!.id,
+    created,
+    previousStatus: created ? null : (before?.status ?? null),
+    previousActivityAt: created ? null : (before?.lastActivityAt ?? null),
+    receivedAt,
+  });
   return {
     status: "stored",
     conversationId: c.id,
@@ -670,7 +684,7 @@ async function recordDeliveryReport(
   cls: Classification,
   imapPos: { uidValidity: number | null; uid: number | null },
 ): Promise<IngestResult> {
-  const ds = mail.deliveryStatus;
+  const ds = mail.deliveryStatus ?? heuristicDeliveryStatus(mail);
   const failed = (ds?.recipients ?? []).filter(
     (r) => (r.action ?? "").toLowerCase() === "failed" || /^5\./.test(r.status ?? ""),
   );
@@ -747,6 +761,33 @@ async function recordDeliveryReport(
     status: "report",
     rejectedId: res.status === "rejected" ? res.rejectedId : "",
     bouncedMessageIds: bounced,
+  };
+}
+
+/**
+ * A bounce that is no RFC 3464 report (qmail, old Exchange, plain "Undelivered Mail"
+ * notices): `heuristicBounce` reads the notice; null when it is not convincing, so nothing
+ * gets marked.
+ */
+function heuristicDeliveryStatus(mail: ParsedMail): DeliveryStatus | null {
+  const outcome = heuristicBounce({
+    subject: mail.subject,
+    from: mail.from?.address ?? null,
+    text: mail.text,
+  });
+  if (!outcome) return null;
+  return {
+    reportingMta: null,
+    originalEnvelopeId: null,
+    originalMessageId: outcome.originalMessageId,
+    recipients: outcome.recipients.map((r) => ({
+      finalRecipient: r.address,
+      originalRecipient: null,
+      action: r.action,
+      status: r.status,
+      diagnosticCode: r.diagnostic,
+      remoteMta: null,
+    })),
   };
 }
 
