@@ -12,6 +12,8 @@ import { createSecretBox } from "./engine/crypto.js";
 import { NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
+import { registerSlaTimers } from "./jobs/sla-timers.js";
+import { registerStatusTimers } from "./jobs/status-timers.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -76,6 +78,8 @@ export async function startSwitchboard(
       jobs,
       mime,
     };
+    await registerStatusTimers(jobs, engine);
+    await registerSlaTimers(jobs, engine);
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
     stops.push(() => hub.stop());

@@ -1,5 +1,5 @@
 import type { BusinessCalendar, Holiday, IsoWeekday } from "../domain.js";
-import type { FieldError } from "./field-error.js";
+import type { FieldProblem } from "../errors.js";
 import {
   assertInstant,
   DAY_MS,
@@ -47,8 +47,8 @@ export class CalendarNeverOpenError extends Error {
 }
 
 export class InvalidCalendarError extends Error {
-  readonly problems: FieldError[];
-  constructor(problems: FieldError[]) {
+  readonly problems: FieldProblem[];
+  constructor(problems: FieldProblem[]) {
     super(`Invalid business-hours calendar: ${problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`);
     this.name = "InvalidCalendarError";
     this.problems = problems;
@@ -116,8 +116,8 @@ export interface CalendarInput {
 }
 
 /** Every problem with a calendar, with field paths such as `intervals[2].start`. */
-export function validateCalendar(input: CalendarInput): FieldError[] {
-  const problems: FieldError[] = [];
+export function validateCalendar(input: CalendarInput): FieldProblem[] {
+  const problems: FieldProblem[] = [];
   const add = (field: string, message: string) => problems.push({ field, message });
   if (typeof input.timeZone !== "string" || !isValidTimeZone(input.timeZone)) {
     add("timeZone", "must be an IANA time zone such as Europe/Berlin");
