@@ -10,6 +10,7 @@ import {
 } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
 import type { BusinessCalendar, ConversationStatus, IsoWeekday } from "./domain.js";
+import { NotFoundError } from "./errors.js";
 import { appendEvents, type NewEvent } from "./events.js";
 import {
   applyStatusToSlaClock,
@@ -25,6 +26,7 @@ import {
   slaState,
   startSlaClock,
 } from "./time/sla.js";
+import { canSeeQueue, type Viewer } from "./viewer.js";
 
 /**
  * The SLA service: the pure clock of engine/time/sla.ts applied to stored
@@ -396,4 +398,18 @@ export async function slaCountsForQueue(
     else if (pending.some((t) => t?.warned)) atRisk++;
   }
   return { atRisk, breached };
+}
+
+/** `slaCountsForQueue` for an API caller: a queue outside the caller's tenant or queues is not found. */
+export async function queueSlaStats(
+  ctx: EngineContext,
+  viewer: Viewer,
+  queueId: string,
+): Promise<QueueSlaCounts> {
+  const [q] = await ctx.db
+    .select({ id: queue.id })
+    .from(queue)
+    .where(and(eq(queue.id, queueId), eq(queue.tenantId, viewer.tenantId)));
+  if (!q || !canSeeQueue(viewer, q.id)) throw new NotFoundError("Queue", queueId);
+  return slaCountsForQueue(ctx, viewer.tenantId, queueId);
 }
