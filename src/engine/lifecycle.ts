@@ -6,7 +6,7 @@ import { getConversation } from "./conversations.js";
 import type { ConversationStatus } from "./domain.js";
 import { ConflictError, NotFoundError } from "./errors.js";
 import { appendEvents, type NewEvent } from "./events.js";
-import { applyStatusToSla } from "./sla.js";
+import { applyStatusToSla, TIMER_RETRY } from "./sla.js";
 import {
   canTransition,
   nextTimer,
@@ -69,7 +69,7 @@ export async function scheduleStatusTimer(
   await ctx.jobs.schedule(
     STATUS_TIMER_JOB,
     { conversationId: conv.id, dueAt: timer.dueAt.toISOString(), attempt } satisfies StatusTimerJob,
-    { db: tx, startAfter: timer.dueAt },
+    { db: tx, startAfter: timer.dueAt, ...TIMER_RETRY },
   );
 }
 

@@ -59,6 +59,12 @@ export const ALWAYS_OPEN: BusinessCalendar = Object.freeze({
 
 const EARLY_FIRE_LIMIT = 3;
 
+/**
+ * Passed explicitly: pg-boss 10 rejects a send whose retry options are present but
+ * undefined ("retryDelay must be an integer"), which is how the scheduler forwards unset ones.
+ */
+export const TIMER_RETRY = { retryLimit: 5, retryDelaySeconds: 30, retryBackoff: true } as const;
+
 /** What `conversation.sla_state` holds. */
 interface StoredSla {
   clock: Record<keyof SlaClockState, string | number | null>;
@@ -195,6 +201,7 @@ async function save(
   await ctx.jobs.schedule(SLA_CHECK_JOB, { conversationId: conv.id, attempt } satisfies SlaCheckJob, {
     db: tx,
     startAfter: next,
+    ...TIMER_RETRY,
   });
 }
 

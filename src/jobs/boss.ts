@@ -70,7 +70,16 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
           ? {
               db: {
                 executeSql: async (text: string, values: unknown[]) => {
-                  const rows = await rawClient(opts.db!).unsafe(text, values as never[]);
+                  // pg-boss writes its parameters for node-postgres, which turns undefined into
+                  // NULL and objects into JSON; postgres.js does neither on an untyped parameter.
+                  const params = values.map((v) =>
+                    v === undefined
+                      ? null
+                      : v !== null && typeof v === "object" && !(v instanceof Date) && !Buffer.isBuffer(v)
+                        ? JSON.stringify(v)
+                        : v,
+                  );
+                  const rows = await rawClient(opts.db!).unsafe(text, params as never[]);
                   return { rows: [...rows] };
                 },
               },
