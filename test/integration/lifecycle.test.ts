@@ -168,10 +168,10 @@ describe("status timers", () => {
     const id = await newConversation();
     await setStatus(id, "ACTIVE");
     // The timer is a pg-boss job written in the transaction that changed the status.
-    const jobs = await t.db.sql<{ start_after: Date }[]>`
+    const jobs = await t.db.sql<{ start_after: string }[]>`
       SELECT start_after FROM pgboss.job
       WHERE name = 'status-timer' AND data->>'conversationId' = ${id}`;
-    expect(jobs.map((j) => j.start_after)).toEqual([new Date(clock.now().getTime() + 30 * DAY)]);
+    expect(jobs.map((j) => new Date(j.start_after))).toEqual([new Date(clock.now().getTime() + 30 * DAY)]);
     clock.advance(29 * DAY);
     expect(await fireTimer(id)).toEqual({ outcome: "not-due" });
     expect((await row(id)).status).toBe("ACTIVE");
