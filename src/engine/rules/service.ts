@@ -35,6 +35,8 @@ import type { RuleEvaluation, RuleInput, RuleMatchMode } from "./types.js";
 
 export type RuleRow = typeof rule.$inferSelect;
 
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export interface RuleFields {
   name: string;
   position: number;
@@ -170,15 +172,21 @@ async function requireAddress(db: DbOrTx, tenantId: string, addressId: string): 
  */
 async function validateRule(db: DbOrTx, tenantId: string, fields: RuleFields): Promise<void> {
   const p = new Problems();
-  const calendars = await calendarsById(db, tenantId, calendarIdsOf([{ id: "x", ...fields }]));
+  const calendars = await calendarsById(
+    db,
+    tenantId,
+    calendarIdsOf([{ id: "x", ...fields }]).filter((i) => UUID_RE.test(i)),
+  );
   fields.conditions.forEach((c, i) => {
-    if (c.field === "receivedTime" && !calendars.has(c.calendarId))
+    if (c.field === "receivedTime" && !calendars.has(c.calendarId ?? ""))
       p.add(`conditions[${i}].calendarId`, "no such business-hours calendar");
   });
   const compiled = compileRules(toEngineRules([{ id: "x", ...fields }], calendars));
   if (!compiled.ok)
     for (const e of compiled.errors) p.add(e.field.replace(/^rules\[0\]\.?/, "") || "rule", e.message);
   const exists = async (table: typeof queue | typeof skill | typeof autoReplyTemplate, ids: string[]) => {
+    // Not-a-UUID is simply "no such object" (and would be a Postgres cast error).
+    ids = ids.filter((i) => typeof i === "string" && UUID_RE.test(i));
     if (ids.length === 0) return new Set<string>();
     const rows = await db
       .select({ id: table.id })
