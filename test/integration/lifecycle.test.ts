@@ -87,6 +87,10 @@ async function fireTimer(id: string) {
 
 beforeAll(async () => {
   t = await startTestApp({ clock });
+  // Tests drive timers by moving the clock and calling the handlers; the app's own workers
+  // would race them (jobs scheduled on a manual clock look overdue to PostgreSQL).
+  await t.app.jobs.boss.offWork("status-timer");
+  await t.app.jobs.boss.offWork("sla-check");
   addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "life@acme.test" });
   agent = await createUserWithKey(t.db.db, t.tenantId, "AGENT");
   supervisor = await createUserWithKey(t.db.db, t.tenantId, "SUPERVISOR");

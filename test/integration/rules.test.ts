@@ -60,6 +60,10 @@ async function conv(r: IngestResult) {
 
 beforeAll(async () => {
   t = await startTestApp({ clock });
+  // Tests drive timers by moving the clock and calling the handlers; the app's own workers
+  // would race them (jobs scheduled on a manual clock look overdue to PostgreSQL).
+  await t.app.jobs.boss.offWork("status-timer");
+  await t.app.jobs.boss.offWork("sla-check");
   // Open Mon–Fri 09:00–17:30 UTC.
   const [cal] = await t.db.db
     .insert(businessCalendar)
