@@ -99,13 +99,19 @@ describe("timeline", () => {
     await runStatusTimer(ctx, { conversationId: id, dueAt: clock.now().toISOString() });
 
     // Read it back in pages of 5.
-    const all: { type: string; occurredAt: string; actorType: string; actor: unknown; payload: any }[] = [];
+    type Entry = { type: string; occurredAt: string; actorType: string; actor: unknown; payload: any };
+    type Page = { pageInfo: { hasNextPage: boolean; endCursor: string }; edges: { node: Entry }[] };
+    const all: Entry[] = [];
     let after: string | null = null;
     let pages = 0;
     for (;;) {
-      const d = await t.ok(TIMELINE, { id: encodeId("Conversation", id), first: 5, after });
-      const tl = d.node.timeline;
-      all.push(...tl.edges.map((e: { node: (typeof all)[number] }) => e.node));
+      const d: { node: { timeline: Page } } = await t.ok(TIMELINE, {
+        id: encodeId("Conversation", id),
+        first: 5,
+        after,
+      });
+      const tl: Page = d.node.timeline;
+      all.push(...tl.edges.map((e) => e.node));
       pages += 1;
       if (!tl.pageInfo.hasNextPage) break;
       after = tl.pageInfo.endCursor;
