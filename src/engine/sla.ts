@@ -297,7 +297,7 @@ export async function runSlaCheck(ctx: EngineContext, job: SlaCheckJob): Promise
     const notified = [...stored.notified];
     let breached = false;
     for (const s of [status.firstResponse, status.nextResponse, status.resolution]) {
-      if (!s || s.phase !== "RUNNING") continue;
+      if (s?.phase !== "RUNNING") continue;
       const base = `${s.target}:${cycleOf(s.target, clock)}`;
       const payload = {
         target: s.target,

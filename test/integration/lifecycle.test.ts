@@ -76,11 +76,6 @@ async function row(id: string) {
   return r!;
 }
 
-async function types(id: string): Promise<string[]> {
-  const rows = await t.db.db.select().from(event).where(eq(event.conversationId, id)).orderBy(event.id);
-  return rows.map((r) => r.type);
-}
-
 async function fireTimer(id: string) {
   return runStatusTimer(t.app.engine, { conversationId: id, dueAt: clock.now().toISOString() });
 }
