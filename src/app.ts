@@ -1,6 +1,6 @@
 import type { Config } from "./config.js";
-import { checkImap } from "./connectors/imap-check.js";
 import { createImapConnector, type ImapConnector } from "./connectors/imap.js";
+import { checkImap } from "./connectors/imap-check.js";
 import { createMimeParser } from "./connectors/mime/parse.js";
 import { checkSmtp } from "./connectors/smtp-check.js";
 import { type SmtpListener, startSmtpListener } from "./connectors/smtp-in.js";
@@ -20,6 +20,8 @@ import { type JobRunner, startJobRunner } from "./jobs/boss.js";
 import { registerImapPoll, scheduleImapPolls } from "./jobs/imap-poll.js";
 import { registerRoutingJobs } from "./jobs/routing.js";
 import { registerSendJobs } from "./jobs/send-message.js";
+import { registerSlaTimers } from "./jobs/sla-timers.js";
+import { registerStatusTimers } from "./jobs/status-timers.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -105,6 +107,8 @@ export async function startSwitchboard(
       },
     };
     await registerSendJobs(jobs, engine, config.send);
+    await registerStatusTimers(jobs, engine);
+    await registerSlaTimers(jobs, engine);
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
     stops.push(() => hub.stop());

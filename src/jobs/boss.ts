@@ -24,6 +24,15 @@ export interface JobRunner extends JobScheduler {
 }
 
 /**
+ * pg-boss validates an option that is present even when it is undefined ("retryDelay must
+ * be an integer"), and a failed createQueue is swallowed below — then every send to that
+ * queue inserts nothing. So unset options are left out, not passed as undefined.
+ */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+/**
  * pg-boss in its own schema of the same database. Handlers must re-check state against
  * the database: a timer that fires late or twice must do nothing harmful (ARCHITECTURE
  * "Time"). pg-boss polls (≥ 0.5 s), so it is never on the latency path of an assignment.
@@ -46,13 +55,16 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     }
     // createQueue fails on an existing queue on some versions; existence is what we need.
     await boss
-      .createQueue(spec.name, {
-        name: spec.name,
-        retryLimit: spec.retryLimit,
-        retryDelay: spec.retryDelay,
-        retryBackoff: spec.retryBackoff,
-        deadLetter: spec.deadLetter,
-      })
+      .createQueue(
+        spec.name,
+        defined({
+          name: spec.name,
+          retryLimit: spec.retryLimit,
+          retryDelay: spec.retryDelay,
+          retryBackoff: spec.retryBackoff,
+          deadLetter: spec.deadLetter,
+        }),
+      )
       .catch(() => {});
     created.add(spec.name);
   };

@@ -21,6 +21,10 @@ import "./event.js";
 import "./conversation.js";
 import "./routing.js";
 import "./outbound.js";
+import "./status.js";
+import "./sla.js";
+import "./rule.js";
+import "./timeline.js";
 
 /** The whole schema: this file only imports the type files and builds it (STYLE, Pothos app layout). */
 export const schema = builder.toSchema({ sortSchema: true });
