@@ -72,19 +72,14 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     boss,
     async schedule(name, data, opts = {}) {
       await ensure({ name });
-      // pg-boss validates keys that are present, even when undefined ("retryDelay must be
-      // an integer"), so only the options actually given are passed.
-      const defined = Object.fromEntries(
-        Object.entries({
+      return boss.send(name, data, {
+        ...defined({
           startAfter: opts.startAfter,
           singletonKey: opts.singletonKey,
           retryLimit: opts.retryLimit,
           retryDelay: opts.retryDelaySeconds,
           retryBackoff: opts.retryBackoff,
-        }).filter(([, v]) => v !== undefined),
-      );
-      return boss.send(name, data, {
-        ...defined,
+        }),
         ...(opts.db
           ? {
               db: {
