@@ -45,15 +45,17 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
       created.add(spec.deadLetter);
     }
     // createQueue fails on an existing queue on some versions; existence is what we need.
-    await boss
-      .createQueue(spec.name, {
-        name: spec.name,
+    // Only the options given: pg-boss rejects present-but-undefined keys, and a queue that
+    // was never created makes send() return null without inserting anything.
+    const options = Object.fromEntries(
+      Object.entries({
         retryLimit: spec.retryLimit,
         retryDelay: spec.retryDelay,
         retryBackoff: spec.retryBackoff,
         deadLetter: spec.deadLetter,
-      })
-      .catch(() => {});
+      }).filter(([, v]) => v !== undefined),
+    );
+    await boss.createQueue(spec.name, { name: spec.name, ...options }).catch(() => {});
     created.add(spec.name);
   };
   const runner: JobRunner = {
