@@ -47,6 +47,8 @@ export interface PassResult {
   /** A full page was planned and delivered: run again for the rest. */
   more: boolean;
   stopReason: RoutingPlan["stopReason"];
+  /** Wall-clock ms when the pass committed (for commit-to-subscriber measurements). */
+  committedAt: number;
 }
 
 /** Postgres advisory-lock key for a tenant's routing (one namespace, hashed uuid). */
@@ -80,6 +82,7 @@ export async function routeQueueOnce(
       decisionMs: 0,
       more: false,
       stopReason: null,
+      committedAt: 0,
     };
     if (!loaded || loaded.archived) return empty;
     const t0 = performance.now();
@@ -97,8 +100,10 @@ export async function routeQueueOnce(
         snapshot.waiting.length === snapshot.pageLimit &&
         applied.delivered + applied.offered > 0,
       stopReason: plan.stopReason,
+      committedAt: 0,
     };
   });
+  result.committedAt = Date.now();
   ctx.hub.wake();
   return result;
 }
@@ -199,7 +204,8 @@ async function applyPlan(
       await ctx.jobs.schedule(
         ROUTING_JOBS.offerTimeout,
         { tenantId, queueId: queue.id, expiresAt: expires.toISOString() },
-        { db: tx, startAfter: expires },
+        // One job per queue and second: passes within the same second share it.
+        { db: tx, startAfter: expires, singletonKey: `${queue.id}:${Math.floor(expires.getTime() / 1000)}` },
       );
     }
   }
