@@ -246,7 +246,6 @@ async function runService(run: number, n: number): Promise<RunResult> {
       .where(inArray(message.id, queued));
     if (row!.failed > 0) throw new Error(`${row!.failed} messages FAILED`);
     if (row!.sent === n) break;
-    if (process.env.BENCH_DEBUG) console.log("progress", row);
     await new Promise((r) => setTimeout(r, 50));
   }
   const elapsed = (performance.now() - started) / 1000;
