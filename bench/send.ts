@@ -45,7 +45,7 @@ import { loadViewer } from "../src/engine/viewer.js";
 const MESSAGES = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
 /** Agents replying at once (API requests in flight). */
-const CLIENTS = 16;
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
