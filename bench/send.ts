@@ -45,7 +45,7 @@ import { loadViewer } from "../src/engine/viewer.js";
 const MESSAGES = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
 /** Agents replying at once (API requests in flight). */
-const CLIENTS = 16;
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -246,7 +246,6 @@ async function runService(run: number, n: number): Promise<RunResult> {
       .where(inArray(message.id, queued));
     if (row!.failed > 0) throw new Error(`${row!.failed} messages FAILED`);
     if (row!.sent === n) break;
-    if (process.env.BENCH_DEBUG) console.log("progress", row);
     await new Promise((r) => setTimeout(r, 50));
   }
   const elapsed = (performance.now() - started) / 1000;

@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   brandedTemplate,
@@ -419,6 +419,25 @@ describe("delivery outcomes", () => {
     expect(again.outcome).toBe("skipped");
     expect(flaky.messages).toHaveLength(1);
     expect(await eventsOf(t, decodeId(conv.id, "Conversation"), "message.sent")).toHaveLength(1);
+  });
+
+  it("a fresh SENDING claim is never taken twice; a stale one (crashed worker) is re-sent", async () => {
+    const conv = await inbound(addr, { subject: "Claim" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "claim" } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const sent = await waitForStatus(t, id, ["SENT"]);
+    const count = () =>
+      sink.messages.filter((m) => headerLines(m.raw).includes(`Message-ID: <${sent.messageIdHeader}>`))
+        .length;
+    expect(count()).toBe(1);
+    const job = { tenantId: t.tenantId, messageId: id };
+    await t.db.db.update(message).set({ outboundStatus: "SENDING" }).where(eq(message.id, id));
+    expect((await deliverMessage(t.app.engine, job, { finalAttempt: false })).outcome).toBe("skipped");
+    await t.db.db.execute(
+      sql`UPDATE message SET updated_at = now() - interval '11 minutes' WHERE id = ${id}`,
+    );
+    expect((await deliverMessage(t.app.engine, job, { finalAttempt: false })).outcome).toBe("sent");
+    expect(count()).toBe(2);
   });
 
   it("a permanent 5xx fails the message with the reason; a supervisor can retry it", async () => {
