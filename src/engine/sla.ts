@@ -12,6 +12,7 @@ import type { EngineContext } from "./context.js";
 import type { BusinessCalendar, ConversationStatus, IsoWeekday } from "./domain.js";
 import { NotFoundError } from "./errors.js";
 import { appendEvents, type NewEvent } from "./events.js";
+import { validateCalendar } from "./time/calendar.js";
 import {
   applyStatusToSlaClock,
   type EffectiveSlaPolicy,
@@ -108,7 +109,9 @@ async function loadCalendar(
     })
     .from(businessCalendar)
     .where(and(eq(businessCalendar.id, id), eq(businessCalendar.tenantId, tenantId)));
-  return row && row.intervals.length > 0 ? row : null;
+  // A calendar that never opens, or was stored before today's validation rules, would make
+  // every deadline computation throw (and so stall ingest): count around the clock instead.
+  return row && row.intervals.length > 0 && validateCalendar(row).length === 0 ? row : null;
 }
 
 /** The policy and calendar a conversation's SLA is measured with (queue calendar, else policy's). */

@@ -14,6 +14,7 @@ import type { BusinessCalendar } from "../domain.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { senderContact } from "../ingest/contact.js";
 import type { ParsedMail } from "../ingest/parsed-mail.js";
+import { validateCalendar } from "../time/calendar.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { type CompiledRuleSet, compileRules } from "./compile.js";
 import { evaluateRules } from "./evaluate.js";
@@ -67,7 +68,12 @@ async function calendarsById(
     .select()
     .from(businessCalendar)
     .where(and(eq(businessCalendar.tenantId, tenantId), inArray(businessCalendar.id, ids)));
-  for (const r of rows) out.set(r.id, { timeZone: r.timeZone, intervals: r.intervals, holidays: r.holidays });
+  for (const r of rows) {
+    const cal = { timeZone: r.timeZone, intervals: r.intervals, holidays: r.holidays };
+    // A calendar stored before today's validation rules must not stop ingest: it counts
+    // as missing (never open), like a deleted one.
+    if (validateCalendar(cal).length === 0) out.set(r.id, cal);
+  }
   return out;
 }
 
