@@ -1,6 +1,11 @@
 import { and, count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
+import {
+  checkImapConnection,
+  createImapConnector,
+  defaultImapSettings,
+  type ImapConnector,
+} from "../../src/connectors/imap.js";
 import { ImapConnectorError } from "../../src/connectors/imap-errors.js";
 import { conversation, mailAccount, mailboxCheckpoint, message, tenant } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -285,5 +290,37 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     expect(await messagesOf(s.accountId)).toHaveLength(0);
     // Parked until an admin edits it: no worker, no poll.
     expect(await t.app.imap.pollAccount(s.accountId)).toBe("gone");
+  });
+
+  it("test connection: OK with the message count, or the mapped error; nothing changes on the server", async () => {
+    const s = await setup();
+    await dovecot.appendMessage(customerMail(s.address, "chk-1@customer.example", "Check"), s.mailbox);
+    const account = {
+      id: s.accountId,
+      tenantId: t.tenantId,
+      host: dovecot.host,
+      port: dovecot.port,
+      tls: false,
+      user: dovecot.user,
+      password: dovecot.password,
+      mailbox: s.mailbox,
+      afterProcess: "SEEN" as const,
+      moveTo: null,
+      version: "",
+    };
+    expect(await checkImapConnection(account)).toMatchObject({ ok: true, messages: 1 });
+    expect(await serverState(dovecot, s.mailbox)).toEqual([expect.objectContaining({ seen: false })]);
+    expect(await checkImapConnection({ ...account, password: "nope" })).toMatchObject({
+      ok: false,
+      kind: "auth",
+    });
+    expect(await checkImapConnection({ ...account, mailbox: "NoSuchFolder" })).toMatchObject({
+      ok: false,
+      kind: "permanent",
+    });
+    expect(await checkImapConnection({ ...account, port: 1 })).toMatchObject({
+      ok: false,
+      kind: "transient",
+    });
   });
 });
