@@ -263,7 +263,10 @@ export async function run(): Promise<Record<string, number>> {
   };
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// Run when started directly (`tsx bench/rules.ts`) or through the runner (`npm run bench -- rules`,
+// where argv[1] is bench/run.ts); importing the module for its generators runs nothing.
+const entry = process.argv[1] === undefined ? "" : pathToFileURL(process.argv[1]).href;
+if (entry === import.meta.url || entry === new URL("./run.ts", import.meta.url).href) {
   const m = await run();
   const line = (label: string, wall: string, cpu: string | null, note = "") =>
     console.log(`${label}: ${m[wall]} /s wall${cpu === null ? "" : `, ${m[cpu]} /s CPU`}${note}`);

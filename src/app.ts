@@ -1,7 +1,10 @@
 import type { Config } from "./config.js";
 import { createImapConnector, type ImapConnector } from "./connectors/imap.js";
+import { checkImap } from "./connectors/imap-check.js";
 import { createMimeParser } from "./connectors/mime/parse.js";
+import { checkSmtp } from "./connectors/smtp-check.js";
 import { type SmtpListener, startSmtpListener } from "./connectors/smtp-in.js";
+import { buildRawMime, SmtpSender } from "./connectors/smtp-out.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
@@ -12,8 +15,13 @@ import { downloadAttachment } from "./engine/conversations.js";
 import { createSecretBox } from "./engine/crypto.js";
 import { NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
+import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trigger.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
 import { registerImapPoll, scheduleImapPolls } from "./jobs/imap-poll.js";
+import { registerRoutingJobs } from "./jobs/routing.js";
+import { registerSendJobs } from "./jobs/send-message.js";
+import { registerSlaTimers } from "./jobs/sla-timers.js";
+import { registerStatusTimers } from "./jobs/status-timers.js";
 import { createLogger } from "./logger.js";
 import { schema } from "./schema/index.js";
 import { createHttpApp, type HttpApp } from "./server.js";
@@ -24,6 +32,8 @@ export interface Switchboard {
   database: Database;
   hub: EventHub;
   jobs: JobRunner;
+  /** After-commit routing (engine.signals): coalesced passes per queue; `idle()` for tests. */
+  routing: RoutingTrigger;
   http: HttpApp;
   /** Inbound SMTP listener, when enabled. */
   smtp: SmtpListener | null;
@@ -40,7 +50,7 @@ export interface Switchboard {
  */
 export async function startSwitchboard(
   config: Config,
-  opts: { clock?: Clock; log?: Logger } = {},
+  opts: { clock?: Clock; log?: Logger; onQuery?: (query: string) => void } = {},
 ): Promise<Switchboard> {
   const log = opts.log ?? createLogger(config.logLevel);
   const stops: (() => Promise<void>)[] = [];
@@ -59,9 +69,12 @@ export async function startSwitchboard(
       log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, "embedded PostgreSQL started");
     }
     await runMigrations(url);
-    const database = connect(url);
+    const database = connect(url, { onQuery: opts.onQuery });
     stops.push(() => database.close());
 
+    // Closed after the job runner stopped (stops run in reverse), so no send is cut off.
+    const sender = new SmtpSender({ maxConnections: config.send.maxConnections });
+    stops.push(() => sender.close());
     const jobs = await startJobRunner(url, log);
     stops.push(() => jobs.stop());
 
@@ -69,7 +82,9 @@ export async function startSwitchboard(
     stops.push(() => mime.close());
 
     const hub = new EventHub(database.sql, log);
-    const signals: Signals = { routeQueue: () => {} };
+    const routing = createRoutingTrigger(() => engine);
+    stops.push(() => routing.stop());
+    const signals: Signals = routing;
     const engine: EngineContext = {
       db: database.db,
       clock: opts.clock ?? systemClock,
@@ -79,10 +94,25 @@ export async function startSwitchboard(
       hub,
       jobs,
       mime,
+      // The engine declares the interface; the real IMAP/SMTP connectors are plugged in here.
+      accountChecker: { checkImap, checkSmtp },
+      mail: {
+        sender,
+        buildMime: buildRawMime,
+        retry: {
+          limit: config.send.retryLimit,
+          delaySeconds: config.send.retryDelaySeconds,
+          backoff: config.send.retryBackoff,
+        },
+      },
     };
+    await registerSendJobs(jobs, engine, config.send);
+    await registerStatusTimers(jobs, engine);
+    await registerSlaTimers(jobs, engine);
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
     stops.push(() => hub.stop());
+    await registerRoutingJobs(jobs, engine);
 
     const http = createHttpApp({
       config,
@@ -143,7 +173,7 @@ export async function startSwitchboard(
     }
     log.info({ url: http.url }, "Switchboard is listening");
 
-    return { config, engine, database, hub, jobs, http, smtp, imap, bootstrap, stop: stopAll };
+    return { config, engine, database, hub, jobs, routing, http, smtp, imap, bootstrap, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

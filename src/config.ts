@@ -45,6 +45,18 @@ export interface Config {
   };
   /** Create a tenant and admin on an empty database and print the key once. */
   bootstrap: boolean;
+  /** The outbound send job (pg-boss queue `send-message`). */
+  send: {
+    retryLimit: number;
+    retryDelaySeconds: number;
+    retryBackoff: boolean;
+    /** Parallel pg-boss workers, each fetching up to `batchSize` jobs per poll. */
+    workers: number;
+    batchSize: number;
+    pollingIntervalMs: number;
+    /** Pooled SMTP connections per account configuration. */
+    maxConnections: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -148,6 +160,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxCost: int("GRAPHQL_MAX_COST", 20000, 100, 10000000),
     },
     bootstrap: bool("BOOTSTRAP", true),
+    send: {
+      retryLimit: int("SEND_RETRY_LIMIT", 5, 0, 100),
+      retryDelaySeconds: int("SEND_RETRY_DELAY_SECONDS", 60, 1, 86_400),
+      retryBackoff: bool("SEND_RETRY_BACKOFF", true),
+      workers: int("SEND_WORKERS", 2, 1, 64),
+      batchSize: int("SEND_BATCH_SIZE", 50, 1, 1000),
+      pollingIntervalMs: int("SEND_POLL_MS", 1000, 500, 60_000),
+      maxConnections: int("SEND_SMTP_CONNECTIONS", 5, 1, 100),
+    },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

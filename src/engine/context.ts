@@ -1,9 +1,11 @@
 import type { Db } from "../db/client.js";
 import type { Clock } from "./clock.js";
+import type { AccountChecker } from "./connectivity.js";
 import type { SecretBox } from "./crypto.js";
 import type { EventHub } from "./event-hub.js";
 import type { MimeParser } from "./ingest/parsed-mail.js";
 import type { JobScheduler } from "./jobs.js";
+import type { OutboundMail } from "./outbound/sender.js";
 
 /** The subset of pino the engine uses, so the engine does not depend on a logger library. */
 export interface Logger {
@@ -36,6 +38,10 @@ export interface EngineContext {
   jobs: JobScheduler;
   /** Raw RFC 822 → ParsedMail, off the main thread (connectors/mime behind the interface). */
   mime: MimeParser;
+  /** IMAP/SMTP connection checks (src/connectors); absent where no network access is wanted. */
+  accountChecker?: AccountChecker;
+  /** Outbound transport (SMTP behind an interface); absent in contexts that never send. */
+  mail?: OutboundMail;
 }
 
 export const noSignals: Signals = { routeQueue: () => {} };

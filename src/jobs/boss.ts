@@ -24,6 +24,15 @@ export interface JobRunner extends JobScheduler {
 }
 
 /**
+ * pg-boss validates an option that is present even when it is undefined ("retryDelay must
+ * be an integer"), and a failed createQueue is swallowed below — then every send to that
+ * queue inserts nothing. So unset options are left out, not passed as undefined.
+ */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+/**
  * pg-boss in its own schema of the same database. Handlers must re-check state against
  * the database: a timer that fires late or twice must do nothing harmful (ARCHITECTURE
  * "Time"). pg-boss polls (≥ 0.5 s), so it is never on the latency path of an assignment.
@@ -46,13 +55,16 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     }
     // createQueue fails on an existing queue on some versions; existence is what we need.
     await boss
-      .createQueue(spec.name, {
-        name: spec.name,
-        retryLimit: spec.retryLimit,
-        retryDelay: spec.retryDelay,
-        retryBackoff: spec.retryBackoff,
-        deadLetter: spec.deadLetter,
-      })
+      .createQueue(
+        spec.name,
+        defined({
+          name: spec.name,
+          retryLimit: spec.retryLimit,
+          retryDelay: spec.retryDelay,
+          retryBackoff: spec.retryBackoff,
+          deadLetter: spec.deadLetter,
+        }),
+      )
       .catch(() => {});
     created.add(spec.name);
   };
@@ -61,16 +73,26 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     async schedule(name, data, opts = {}) {
       await ensure({ name });
       return boss.send(name, data, {
-        startAfter: opts.startAfter,
-        singletonKey: opts.singletonKey,
-        retryLimit: opts.retryLimit,
-        retryDelay: opts.retryDelaySeconds,
-        retryBackoff: opts.retryBackoff,
+        ...defined({
+          startAfter: opts.startAfter,
+          singletonKey: opts.singletonKey,
+          retryLimit: opts.retryLimit,
+          retryDelay: opts.retryDelaySeconds,
+          retryBackoff: opts.retryBackoff,
+        }),
         ...(opts.db
           ? {
               db: {
                 executeSql: async (text: string, values: unknown[]) => {
-                  const rows = await rawClient(opts.db!).unsafe(text, values as never[]);
+                  // pg-boss writes for node-postgres, which sends undefined as NULL, objects as
+                  // JSON and Dates as timestamps; postgres.js (unsafe, untyped) needs them as text.
+                  const params = values.map((v) => {
+                    if (v === undefined || v === null) return null;
+                    if (v instanceof Date) return v.toISOString();
+                    if (typeof v === "object" && !Buffer.isBuffer(v)) return JSON.stringify(v);
+                    return v;
+                  });
+                  const rows = await rawClient(opts.db!).unsafe(text, params as never[]);
                   return { rows: [...rows] };
                 },
               },

@@ -54,8 +54,21 @@ export const builder = new SchemaBuilder<{
     cursorType: "String",
     edgesFieldOptions: { nullable: false },
     nodeFieldOptions: { nullable: false },
-    nodeQueryOptions: { authScopes: { authenticated: true } },
-    nodesQueryOptions: { authScopes: { authenticated: true } },
+    nodeQueryOptions: {
+      authScopes: { authenticated: true },
+      description:
+        "Any object by global ID, if the caller may see it; null for unknown, foreign or hidden IDs.",
+      args: { id: { description: "The global ID." } },
+    },
+    nodesQueryOptions: {
+      authScopes: { authenticated: true },
+      description: "Several objects by global ID; null entries for IDs the caller may not see.",
+      args: { ids: { description: "The global IDs." } },
+    },
+    firstArgOptions: { description: "Page size from the start (default depends on the list; at most 200)." },
+    afterArgOptions: { description: "Return items after this cursor (from pageInfo.endCursor)." },
+    lastArgOptions: { description: "Page size from the end." },
+    beforeArgOptions: { description: "Return items before this cursor." },
   },
   errors: {
     defaultTypes: [],

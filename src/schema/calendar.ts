@@ -92,7 +92,7 @@ const BusinessCalendarInput = builder.inputType("BusinessCalendarInput", {
     name: t.string({ description: "1–100 characters; required on create." }),
     timeZone: t.string({ description: "IANA time zone; required on create." }),
     intervals: t.field({ type: [OpeningIntervalInput], description: "At most 50 intervals." }),
-    holidays: t.field({ type: [HolidayInput], description: "At most 500 holidays." }),
+    holidays: t.field({ type: [HolidayInput], description: "At most 200 holidays." }),
   }),
 });
 

@@ -1,5 +1,5 @@
 import { resolveOffsetConnection } from "@pothos/plugin-relay";
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { type MailboxAddress, user } from "../db/schema/index.js";
 import {
   type Attachment,
@@ -135,27 +135,25 @@ builder.node(ConversationRef, {
       description: "Global IDs of the skills an agent needs to get it.",
       resolve: (c) => c.requiredSkillIds.map((id) => encodeId("Skill", id)),
     }),
-    contact: t.field({
+    contact: t.loadable({
       type: ContactRef,
       description: "The customer.",
-      resolve: async (c, _a, ctx) => {
-        const [row] = await contactsByIds(ctx.engine, c.tenantId, [c.contactId]);
-        if (!row || row instanceof Error) throw new Error("contact missing");
-        return row;
-      },
+      // Batched per request: a page of conversations costs one contact query, not one each.
+      load: (ids: string[], ctx) => contactsByIds(ctx.engine, ctx.viewer!.tenantId, ids),
+      resolve: (c) => c.contactId,
     }),
-    assignee: t.field({
+    assignee: t.loadable({
       type: UserRef,
       nullable: true,
       description: "The agent who owns it, if any.",
-      resolve: async (c, _a, ctx) => {
-        if (!c.assigneeId) return null;
-        const [u] = await ctx.engine.db
+      load: async (ids: string[], ctx) => {
+        const rows = await ctx.engine.db
           .select()
           .from(user)
-          .where(and(eq(user.id, c.assigneeId), eq(user.tenantId, c.tenantId)));
-        return u ?? null;
+          .where(and(inArray(user.id, ids), eq(user.tenantId, ctx.viewer!.tenantId)));
+        return ids.map((id) => rows.find((r) => r.id === id) ?? null);
       },
+      resolve: (c) => c.assigneeId,
     }),
     enqueuedAt: t.expose("enqueuedAt", {
       type: "DateTime",

@@ -31,3 +31,24 @@ export function decodeOptionalId(
 }
 
 export const encodeId = encodeGlobalID;
+
+/** Never stored: an ID that cannot exist, so reference checks report it as "no such …". */
+const NIL_UUID = "00000000-0000-0000-0000-000000000000";
+
+/**
+ * Decodes an ID that an input *refers to* (a queue's calendar, an address's account). A
+ * malformed or wrong-type ID becomes an ID that cannot exist, so the engine reports it as a
+ * field error on that input, like an unknown or foreign one; the object being changed itself
+ * uses `decodeId` and is NotFound.
+ */
+export function decodeRefId(
+  globalId: string | null | undefined,
+  typename: string,
+): string | null | undefined {
+  if (globalId === undefined || globalId === null) return globalId;
+  try {
+    return decodeId(globalId, typename);
+  } catch {
+    return NIL_UUID;
+  }
+}

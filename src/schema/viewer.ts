@@ -1,6 +1,8 @@
-import { and, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { tenant, user } from "../db/schema/index.js";
+import { getUser } from "../engine/config/users.js";
 import { PERMISSIONS, PRESENCES, ROLES } from "../engine/domain.js";
+import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { InboxLimit } from "./common.js";
 
@@ -25,14 +27,14 @@ export const TenantRef = builder.objectRef<TenantRow>("Tenant");
 
 builder.node(UserRef, {
   description: "A person who uses Switchboard: admin, supervisor or agent.",
-  id: { resolve: (u) => u.id },
+  id: { resolve: (u) => u.id, description: "Global ID (opaque)." },
+  // Same visibility as the `user` query: agents load only themselves.
   loadOne: async (id, ctx) => {
     if (!ctx.viewer) return null;
-    const [row] = await ctx.engine.db
-      .select()
-      .from(user)
-      .where(and(eq(user.id, id), eq(user.tenantId, ctx.viewer.tenantId)));
-    return row ?? null;
+    return getUser(ctx.engine, ctx.viewer, id).catch((e) => {
+      if (e instanceof NotFoundError) return null;
+      throw e;
+    });
   },
   fields: (t) => ({
     email: t.exposeString("email", { description: "Login and contact address; unique per tenant." }),
@@ -74,7 +76,7 @@ TenantRef.implement({
   }),
 });
 
-const ViewerRef = builder.objectRef<{ userId: string; tenantId: string }>("Viewer").implement({
+export const ViewerRef = builder.objectRef<{ userId: string; tenantId: string }>("Viewer").implement({
   description: "The caller, as identified by its API key.",
   fields: (t) => ({
     user: t.field({

@@ -1,4 +1,6 @@
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiKey } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { appendEvents } from "../../src/engine/events.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -125,6 +127,31 @@ describe("graphql-ws", () => {
       );
     });
     expect((err as { code?: number }).code).toBe(4403);
+  });
+
+  it("re-checks the key on every subscribe: a revoked key cannot start new subscriptions", async () => {
+    const sup = await createUserWithKey(t.db.db, t.tenantId, "SUPERVISOR");
+    const client = t.ws(sup.key);
+    const first = await new Promise<unknown>((resolve) => {
+      const stop = client.subscribe(
+        { query: "subscription { tenantEvents { type } }" },
+        { next: () => {}, error: resolve, complete: () => resolve("complete") },
+      );
+      setTimeout(() => {
+        stop();
+        resolve("ok");
+      }, 300);
+    });
+    expect(first).toBe("ok");
+    await t.db.db.update(apiKey).set({ revokedAt: new Date() }).where(eq(apiKey.userId, sup.id));
+    const second = await new Promise<unknown>((resolve) => {
+      client.subscribe(
+        { query: "subscription { tenantEvents { type } }" },
+        { next: resolve, error: resolve, complete: () => resolve(null) },
+      );
+    });
+    // Either the connection is refused at init or the subscribe is: both are 4403 Forbidden.
+    expect((second as { code?: number }).code).toBe(4403);
   });
 
   it("forbids the tenant stream to agents", async () => {

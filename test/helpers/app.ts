@@ -38,7 +38,7 @@ export interface TestApp {
 
 /** A real server (HTTP + graphql-ws) on an ephemeral loopback port over a fresh database. */
 export async function startTestApp(
-  opts: { clock?: Clock; env?: Record<string, string> } = {},
+  opts: { clock?: Clock; env?: Record<string, string>; onQuery?: (query: string) => void } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const config = loadConfig({
@@ -53,7 +53,7 @@ export async function startTestApp(
     LOG_LEVEL: "silent",
     ...opts.env,
   });
-  const app = await startSwitchboard(config, { clock: opts.clock, log: silentLogger });
+  const app = await startSwitchboard(config, { clock: opts.clock, log: silentLogger, onQuery: opts.onQuery });
   const admin = await createTenantWithAdmin(db.db, { tenantName: "Acme", adminEmail: "admin@acme.test" });
   const clients: Client[] = [];
   const gql: TestApp["gql"] = async (query, variables, key) => {

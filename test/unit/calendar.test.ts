@@ -6,6 +6,7 @@ import {
   addBusinessMinutesMany,
   businessMinutesBetween,
   CalendarNeverOpenError,
+  ICAL_MAX_EVENT_DAYS,
   ICAL_MAX_EVENTS,
   InvalidCalendarError,
   isOpen,
@@ -509,9 +510,11 @@ describe("parseIcalHolidays", () => {
     expect(parseIcalHolidays(cut)).toEqual([{ date: "2026-01-02", name: "Holiday" }]);
   });
 
-  it("caps a runaway DTEND at 366 dates", () => {
+  it(`skips an event longer than ${ICAL_MAX_EVENT_DAYS} days (a runaway DTEND is not a holiday)`, () => {
     const far = "BEGIN:VEVENT\nDTSTART;VALUE=DATE:20260101\nDTEND;VALUE=DATE:99991231\nEND:VEVENT";
-    expect(parseIcalHolidays(far)).toHaveLength(366);
+    expect(parseIcalHolidays(far)).toEqual([]);
+    const month = "BEGIN:VEVENT\nDTSTART;VALUE=DATE:20260101\nDTEND;VALUE=DATE:20260201\nEND:VEVENT";
+    expect(parseIcalHolidays(month)).toHaveLength(31);
   });
 
   it(`reads at most ${ICAL_MAX_EVENTS} events`, () => {

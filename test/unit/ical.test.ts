@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { parseIcalHolidays, unfoldLines } from "../../src/engine/config/ical.js";
+import { parseIcalFeed as parseIcalHolidays } from "../../src/engine/time/calendar.js";
+
+// The import report of the one iCalendar reader (engine/time/calendar.ts): holidays plus
+// the count of events it could not use.
 
 /** Shaped like a public-holiday export (Google/Outlook): CRLF, folded lines, a VALARM, noise. */
 const FEED = [
@@ -71,7 +74,10 @@ describe("parseIcalHolidays", () => {
   });
 
   it("unfolds continuation lines (RFC 5545 §3.1)", () => {
-    expect(unfoldLines("SUMMARY:a\r\n b\r\n\tc\nX:y")).toEqual(["SUMMARY:abc", "X:y"]);
+    const r = parseIcalHolidays(
+      "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20260101\r\nSUMMARY:a\r\n b\r\n\tc\r\nEND:VEVENT",
+    );
+    expect(r.holidays).toEqual([{ date: "2026-01-01", name: "abc" }]);
   });
 
   it("never throws on garbage", () => {

@@ -230,7 +230,7 @@ describe("planAssignments properties", () => {
           const limit = effectiveInboxLimit(a.inboxLimit, a.teamInboxLimit, snap.defaultInboxLimit);
           expect(limit).not.toBe("OFF");
           expect(agentLoad(a) + count).toBeLessThanOrEqual(limit as number);
-          if (q.autoParkSpacingS > 0) expect(count).toBe(1);
+          if (q.autoParking && q.autoParkSpacingS > 0) expect(count).toBe(1);
           if (q.offerRequired) expect(a.offeredCount + count).toBe(1);
         }
       }),

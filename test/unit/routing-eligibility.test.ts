@@ -205,6 +205,12 @@ describe("eligibility: one rule per row", () => {
       expected: null,
     },
     {
+      name: "spacing ignored without auto-parking (idle agent)",
+      agent: agent("a", { lastAutoDeliveredAt: secondsAgo(0) }),
+      queue: queue({ autoParking: false }),
+      expected: null,
+    },
+    {
       name: "configured spacing of 120 s",
       agent: agent("a", { lastAutoDeliveredAt: secondsAgo(60) }),
       queue: queue({ autoParkSpacingS: 120 }),

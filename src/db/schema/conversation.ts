@@ -123,6 +123,10 @@ export const conversation = pgTable(
       .on(t.tenantId, t.queueId, t.enqueuedAt)
       .where(sql`work_state = 'WAITING'`),
     index("conversation_assignee_idx").on(t.assigneeId).where(sql`assignee_id IS NOT NULL`),
+    index("conversation_offered_to_idx").on(t.offeredToId).where(sql`offered_to_id IS NOT NULL`),
+    // SPEC §8 "at most one active conversation per agent", enforced by the database as the
+    // last line behind the routing locks.
+    uniqueIndex("conversation_one_active_uq").on(t.assigneeId).where(sql`work_state = 'ACTIVE'`),
     index("conversation_contact_idx").on(t.contactId),
     index("conversation_tenant_status_idx").on(t.tenantId, t.status),
     index("conversation_tenant_activity_idx").on(t.tenantId, t.lastActivityAt),

@@ -1,3 +1,4 @@
 export * from "./channel.js";
 export * from "./conversation.js";
+export * from "./rules.js";
 export * from "./tenancy.js";

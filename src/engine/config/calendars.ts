@@ -1,33 +1,70 @@
 import { and, asc, eq, ilike, inArray, isNull, sql } from "drizzle-orm";
 import { businessCalendar } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
-import type { Holiday } from "../domain.js";
-import { NotFoundError, Problems, ValidationError } from "../errors.js";
+import type { Holiday, OpeningInterval } from "../domain.js";
+import { type FieldProblem, NotFoundError, Problems, ValidationError } from "../errors.js";
+import { CALENDAR_LIMITS, parseIcalFeed, validateCalendar } from "../time/calendar.js";
 import { requireRole, type Viewer } from "../viewer.js";
-import {
-  type CalendarShapeInput,
-  MAX_HOLIDAYS,
-  normaliseHolidays,
-  normaliseIntervals,
-  validateCalendarInput,
-} from "./calendar-input.js";
-import { parseIcalHolidays } from "./ical.js";
 import { clampPage, type Page } from "./paging.js";
 import { inIdOrder, likePattern } from "./search.js";
+import { checkName } from "./validate.js";
 
 export type Calendar = typeof businessCalendar.$inferSelect;
-export type CalendarInput = CalendarShapeInput;
+
+/** A calendar as the API sends it; on update only the fields present change. */
+export interface CalendarInput {
+  name?: string;
+  timeZone?: string;
+  intervals?: readonly { weekday: number; start: string; end: string }[];
+  holidays?: readonly { date: string; name: string }[];
+}
 
 export const MAX_ICS_CHARS = 2_000_000;
+export const MAX_HOLIDAYS = CALENDAR_LIMITS.holidays;
 
-function checkCalendar(input: CalendarInput, creating: boolean): void {
+/**
+ * Every problem with a calendar as it would be stored: the name here, the rest by the
+ * time module's `validateCalendar` — the one definition the business-hours math relies
+ * on, so a calendar the API accepts can always be computed with. On update, `current`
+ * fills the fields not sent.
+ */
+export function calendarProblems(input: CalendarInput, current?: Calendar): FieldProblem[] {
   const p = new Problems();
-  if (creating) {
+  if (!current) {
     p.check(input.name !== undefined, "name", "is required");
     p.check(input.timeZone !== undefined, "timeZone", "is required");
   }
-  validateCalendarInput(p, input);
-  p.throwIfAny();
+  checkName(p, "name", input.name, 100);
+  const whole = {
+    timeZone: input.timeZone ?? current?.timeZone ?? "UTC",
+    intervals: input.intervals ?? current?.intervals ?? [],
+    holidays: input.holidays ?? current?.holidays ?? [],
+  };
+  const fields = new Set(Object.keys(input));
+  for (const problem of validateCalendar(whole)) {
+    // Report stored fields only when they were sent (an old row is not the caller's mistake).
+    const top = problem.field.replace(/[[.].*$/, "");
+    if (!current || fields.has(top)) p.add(problem.field, problem.message);
+  }
+  return p.list;
+}
+
+function checkCalendar(input: CalendarInput, current?: Calendar): void {
+  const list = calendarProblems(input, current);
+  if (list.length > 0) throw new ValidationError(list);
+}
+
+/** Canonical stored order: by weekday then start; holidays by date. Validated input only. */
+function normaliseIntervals(intervals: readonly { weekday: number; start: string; end: string }[]) {
+  return intervals
+    .map((iv) => ({ weekday: iv.weekday, start: iv.start, end: iv.end }) as OpeningInterval)
+    .sort((a, b) => a.weekday - b.weekday || a.start.localeCompare(b.start) || a.end.localeCompare(b.end));
+}
+
+function normaliseHolidays(holidays: readonly { date: string; name: string }[]): Holiday[] {
+  return holidays
+    .map((h) => ({ date: h.date, name: h.name.trim() }))
+    .sort((a, b) => a.date.localeCompare(b.date));
 }
 
 /** Readable by every user of the tenant: agents see opening hours and next working dates. */
@@ -91,7 +128,7 @@ export async function createCalendar(
   input: CalendarInput,
 ): Promise<Calendar> {
   requireRole(viewer, "ADMIN");
-  checkCalendar(input, true);
+  checkCalendar(input);
   const [row] = await ctx.db
     .insert(businessCalendar)
     .values({
@@ -113,8 +150,7 @@ export async function updateCalendar(
   input: CalendarInput,
 ): Promise<Calendar> {
   requireRole(viewer, "ADMIN");
-  checkCalendar(input, false);
-  await getCalendar(ctx, viewer, id);
+  checkCalendar(input, await getCalendar(ctx, viewer, id));
   const set = columns(input);
   if (Object.keys(set).length === 0) return getCalendar(ctx, viewer, id);
   const [row] = await ctx.db
@@ -162,7 +198,7 @@ export async function importCalendarHolidays(
   if (ics.length > MAX_ICS_CHARS) {
     throw new ValidationError({ field: "ics", message: "at most 2,000,000 characters" });
   }
-  const parsed = parseIcalHolidays(ics);
+  const parsed = parseIcalFeed(ics);
   return ctx.db.transaction(async (tx) => {
     // FOR UPDATE: two imports at once must not each merge into the same old list.
     const [cal] = await tx

@@ -62,3 +62,26 @@ export function isValidTimeZone(tz: string): boolean {
     return false;
   }
 }
+
+/** Any C0 control character or DEL: CR/LF would let a value inject mail or protocol headers. */
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+
+/** Free text that ends up in a mail header or an IMAP/SMTP command: bounded, no control characters. */
+export function checkHeaderText(
+  p: Problems,
+  field: string,
+  value: string | null | undefined,
+  max: number,
+): void {
+  if (value === null || value === undefined) return;
+  p.check(value.length <= max, field, `at most ${max} characters`);
+  p.check(!CONTROL_RE.test(value), field, "must not contain line breaks or control characters");
+}
+
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** A DNS name, IPv4 literal or bracket-free IPv6 literal. */
+export function isHostname(value: string): boolean {
+  return HOSTNAME_RE.test(value) || /^[0-9a-fA-F.]*:[0-9a-fA-F:.]*$/.test(value);
+}

@@ -18,10 +18,17 @@ import type { EngineContext } from "../context.js";
 import type { ConversationStatus } from "../domain.js";
 import { NotFoundError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
+import { scheduleStatusTimer } from "../lifecycle.js";
+import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
+import { heuristicBounce } from "../outbound/dsn.js";
+import { evaluateRules } from "../rules/evaluate.js";
+import { compiledRulesForAddress, ruleInputOf } from "../rules/service.js";
+import type { RuleEvaluation } from "../rules/types.js";
+import { applyStatusToSla, recordInboundSla, startConversationSla } from "../sla.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
 import { type Classification, classify } from "./classify.js";
 import { normalizeEmailAddress, senderContact } from "./contact.js";
-import type { ParsedMail, ParseOutcome } from "./parsed-mail.js";
+import type { DeliveryStatus, ParsedMail, ParseOutcome } from "./parsed-mail.js";
 import {
   decideThread,
   type MessageIdCandidate,
@@ -55,6 +62,8 @@ export type IngestResult =
       ticketNumber: number;
       created: boolean;
       queueId: string | null;
+      /** An auto-reply template chosen by a rule, for the auto-reply step. */
+      autoReplyTemplateId?: string | null;
     }
   | { status: "duplicate"; messageId: string | null }
   | { status: "rejected"; rejectedId: string; reason: string }
@@ -264,6 +273,8 @@ async function ingestInTx(
   let conv: typeof conversation.$inferSelect | undefined;
   let created = false;
   let previousConversationId: string | null = null;
+  // The conversation's state before this mail: what the auto-reply trigger is decided on.
+  let before: { status: ConversationStatus; lastActivityAt: Date } | null = null;
 
   if (decision.kind === "existing") {
     [conv] = await tx
@@ -273,6 +284,7 @@ async function ingestInTx(
       .for("update");
   }
   if (conv) {
+    before = { status: conv.status, lastActivityAt: conv.lastActivityAt };
     const effect = onInboundMail(conv.status, conv.closedAt, receivedAt, {
       reopenEnabled: t.reopenEnabled,
       reopenWindowDays: t.reopenWindowDays,
@@ -333,7 +345,57 @@ async function ingestInTx(
           payload: { reason: "customer-reply" },
         });
       }
+      const statusChanged = next !== conv.status;
       conv = updated!;
+      // SLA: a reactivated conversation's clock runs again; the message may start a next-response target.
+      if (statusChanged) await applyStatusToSla(tx, ctx, conv.id, next, now);
+      await recordInboundSla(tx, ctx, conv.id, receivedAt);
+      await scheduleStatusTimer(tx, ctx, conv, {
+        activeToPausedDays: t.activeToPausedDays,
+        pausedToClosedDays: t.pausedToClosedDays,
+        resolvedToClosedDays: t.resolvedToClosedDays,
+      });
+    }
+  }
+
+  // 8. Rules (SPEC §7) decide the route of mail that opens a conversation, evaluated at
+  //    the time it was *received* so a backlog never changes where it goes. Replies keep
+  //    their conversation's route.
+  let ruling: RuleEvaluation | null = null;
+  if (!conv) {
+    const compiled = await compiledRulesForAddress(tx, t.id, address.id);
+    if (compiled) {
+      const [ct] = await tx
+        .select({ attributes: contact.attributes })
+        .from(contact)
+        .where(eq(contact.id, contactId));
+      ruling = evaluateRules(
+        compiled,
+        ruleInputOf(mail, {
+          spam: cls.spam,
+          language: address.language,
+          contactAttributes: ct?.attributes ?? {},
+          receivedAt,
+        }),
+      );
+      if (ruling.outcome.dropped) {
+        const by = ruling.matched.at(-1);
+        const res = await recordRejection(
+          tx,
+          ctx,
+          t.id,
+          address,
+          input,
+          mail,
+          "rule_dropped",
+          `dropped by rule ${JSON.stringify(by?.name ?? "")}`,
+          imapPos,
+        );
+        await appendEvents(tx, ruleEvents(t.id, null, null, ruling, receivedAt, now));
+        return res;
+      }
+      if (ruling.outcome.queueId) queueId = ruling.outcome.queueId;
+      for (const tag of ruling.outcome.tags) if (!tags.includes(tag)) tags.push(tag);
     }
   }
 
@@ -361,9 +423,9 @@ async function ingestInTx(
         contactId,
         addressId: address.id,
         queueId,
-        requiredSkillIds: address.requiredSkillIds,
-        language: address.language,
-        priority: address.priority ?? q?.defaultPriority ?? 0,
+        requiredSkillIds: ruledSkills(address.requiredSkillIds, ruling),
+        language: ruling?.outcome.language ?? address.language,
+        priority: ruling?.outcome.priority ?? address.priority ?? q?.defaultPriority ?? 0,
         tags,
         spam: cls.spam,
         workState: "WAITING",
@@ -389,6 +451,7 @@ async function ingestInTx(
         rejectedThreadMatches: decision.rejected,
       },
     });
+    if (ruling) events.push(...ruleEvents(t.id, conv!.id, queueId, ruling, receivedAt, now));
     if (queueId) {
       events.push({
         tenantId: t.id,
@@ -478,6 +541,16 @@ async function ingestInTx(
     },
   });
   await Promise.all([insertAttachments(), appendEvents(tx, events)]);
+  await scheduleAutoReply(tx, ctx, {
+    tenantId: t.id,
+    queueId: c.queueId,
+    messageId: m!.id,
+    created,
+    previousStatus: created ? null : (before?.status ?? null),
+    previousActivityAt: created ? null : (before?.lastActivityAt ?? null),
+    receivedAt,
+  });
+  if (created) await startConversationSla(tx, ctx, c.id);
   return {
     status: "stored",
     conversationId: c.id,
@@ -485,7 +558,42 @@ async function ingestInTx(
     ticketNumber: c.ticketNumber,
     created,
     queueId: c.queueId,
+    autoReplyTemplateId: ruling?.outcome.autoReplyTemplateId ?? null,
   };
+}
+
+/** SET_SKILLS replaces the address's skills; ADD_SKILLS adds to them. */
+function ruledSkills(base: string[], ruling: RuleEvaluation | null): string[] {
+  if (!ruling) return base;
+  const replaces = ruling.matched.some((m) => m.actions.some((a) => a.type === "SET_SKILLS"));
+  return [...new Set([...(replaces ? [] : base), ...ruling.outcome.skillIds])];
+}
+
+/** One `rule.matched` event per matched rule, each with the whole trace (SPEC §7: every decision on the timeline). */
+function ruleEvents(
+  tenantId: string,
+  conversationId: string | null,
+  queueId: string | null,
+  ruling: RuleEvaluation,
+  receivedAt: Date,
+  now: Date,
+): NewEvent[] {
+  const trace = ruling.trace.slice(0, 100);
+  return ruling.matched.map((m) => ({
+    tenantId,
+    type: "rule.matched",
+    conversationId,
+    queueId,
+    occurredAt: now,
+    payload: {
+      ruleId: m.ruleId,
+      name: m.name,
+      reason: ruling.trace.find((e) => e.ruleId === m.ruleId)?.reason ?? "",
+      actions: m.actions,
+      receivedAt: receivedAt.toISOString(),
+      trace,
+    },
+  }));
 }
 
 function statusEvent(
@@ -670,7 +778,7 @@ async function recordDeliveryReport(
   cls: Classification,
   imapPos: { uidValidity: number | null; uid: number | null },
 ): Promise<IngestResult> {
-  const ds = mail.deliveryStatus;
+  const ds = mail.deliveryStatus ?? heuristicDeliveryStatus(mail);
   const failed = (ds?.recipients ?? []).filter(
     (r) => (r.action ?? "").toLowerCase() === "failed" || /^5\./.test(r.status ?? ""),
   );
@@ -747,6 +855,33 @@ async function recordDeliveryReport(
     status: "report",
     rejectedId: res.status === "rejected" ? res.rejectedId : "",
     bouncedMessageIds: bounced,
+  };
+}
+
+/**
+ * A bounce that is no RFC 3464 report (qmail, old Exchange, plain "Undelivered Mail"
+ * notices): `heuristicBounce` reads the notice; null when it is not convincing, so nothing
+ * gets marked.
+ */
+function heuristicDeliveryStatus(mail: ParsedMail): DeliveryStatus | null {
+  const outcome = heuristicBounce({
+    subject: mail.subject,
+    from: mail.from?.address ?? null,
+    text: mail.text,
+  });
+  if (!outcome) return null;
+  return {
+    reportingMta: null,
+    originalEnvelopeId: null,
+    originalMessageId: outcome.originalMessageId,
+    recipients: outcome.recipients.map((r) => ({
+      finalRecipient: r.address,
+      originalRecipient: null,
+      action: r.action,
+      status: r.status,
+      diagnosticCode: r.diagnostic,
+      remoteMta: null,
+    })),
   };
 }
 

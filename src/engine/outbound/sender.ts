@@ -59,3 +59,22 @@ export interface MailSender {
   send(settings: SmtpSettings, mail: ComposedMail, options?: SendOptions): Promise<SendResult>;
   close(): Promise<void>;
 }
+
+/** Retry policy of the send job (pg-boss retryLimit / retryDelay / retryBackoff). */
+export interface SendRetryPolicy {
+  /** Retries after the first attempt. */
+  limit: number;
+  delaySeconds: number;
+  backoff: boolean;
+}
+
+/**
+ * What the outbound service needs from the outside: a transport, the MIME builder (so the
+ * exact bytes are stored when the message is queued and every retry sends the same
+ * bytes), and the retry policy the send job is scheduled with.
+ */
+export interface OutboundMail {
+  sender: MailSender;
+  buildMime(mail: ComposedMail): Promise<Buffer>;
+  retry: SendRetryPolicy;
+}

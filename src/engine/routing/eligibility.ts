@@ -129,6 +129,20 @@ export function prepareAgent(
   };
 }
 
+/**
+ * Auto-park spacing (SPEC §8 "Auto-parking: … at most one per agent every 30 s") paces
+ * deliveries into an inbox that already holds active work. Without auto-parking an agent
+ * only receives with nothing ACTIVE, so capacity and the one-active rule are the limit
+ * and spacing does not apply.
+ */
+function spaced(queue: RoutingQueue, p: PreparedAgent, nowMs: number): boolean {
+  return (
+    queue.autoParking &&
+    queue.autoParkSpacingS > 0 &&
+    nowMs - p.lastAutoDeliveredMs < queue.autoParkSpacingS * 1000
+  );
+}
+
 /** Agent-level reason: holds for every conversation of the queue at this moment. */
 export function agentExclusion(p: PreparedAgent, queue: RoutingQueue, nowMs: number): ExclusionReason | null {
   if (p.staticReason !== null) return p.staticReason;
@@ -138,9 +152,7 @@ export function agentExclusion(p: PreparedAgent, queue: RoutingQueue, nowMs: num
   if (queue.offerRequired && p.offered > 0) return "PENDING_OFFER";
   if (!queue.autoParking && p.active > 0) return "HAS_ACTIVE";
   if (queue.dailyLimit !== null && p.dailyToday >= queue.dailyLimit) return "DAILY_LIMIT";
-  if (queue.autoParkSpacingS > 0 && nowMs - p.lastAutoDeliveredMs < queue.autoParkSpacingS * 1000) {
-    return "AUTO_PARK_SPACING";
-  }
+  if (spaced(queue, p, nowMs)) return "AUTO_PARK_SPACING";
   return null;
 }
 
@@ -204,9 +216,7 @@ export function allExclusions(
   if (queue.offerRequired && p.offered > 0) reasons.push("PENDING_OFFER");
   if (!queue.autoParking && p.active > 0) reasons.push("HAS_ACTIVE");
   if (queue.dailyLimit !== null && p.dailyToday >= queue.dailyLimit) reasons.push("DAILY_LIMIT");
-  if (queue.autoParkSpacingS > 0 && nowMs - p.lastAutoDeliveredMs < queue.autoParkSpacingS * 1000) {
-    reasons.push("AUTO_PARK_SPACING");
-  }
+  if (spaced(queue, p, nowMs)) reasons.push("AUTO_PARK_SPACING");
   if (conversation.excludedAgentIds.includes(a.id)) reasons.push("OFFER_DECLINED");
   const skillReason = skillMatchReason(skillMatch(p.skills, conversation.requiredSkills));
   if (skillReason !== null) reasons.push(skillReason);

@@ -1,6 +1,6 @@
 import type { BusinessCalendar } from "../domain.js";
+import type { FieldProblem } from "../errors.js";
 import { isOpen, validateCalendar } from "../time/calendar.js";
-import type { FieldError } from "../time/field-error.js";
 import { regexProblem } from "./regex-guard.js";
 import {
   ACTION_TYPES,
@@ -108,7 +108,7 @@ export interface CompiledRuleSet {
   readonly conditionSlots: number;
 }
 
-export type CompileResult = { ok: true; ruleSet: CompiledRuleSet } | { ok: false; errors: FieldError[] };
+export type CompileResult = { ok: true; ruleSet: CompiledRuleSet } | { ok: false; errors: FieldProblem[] };
 
 const EMPTY: readonly string[] = [];
 
@@ -175,7 +175,7 @@ function textTest(
 }
 
 /** Validates one condition and, when valid, compiles it. */
-function conditionSpec(c: unknown, path: string, errors: FieldError[]): ConditionSpec | null {
+function conditionSpec(c: unknown, path: string, errors: FieldProblem[]): ConditionSpec | null {
   const before = errors.length;
   const add = (field: string, message: string) => errors.push({ field: `${path}.${field}`, message });
   if (!isRecord(c)) {
@@ -278,7 +278,7 @@ function objectId(o: object): number {
 function compileCondition(
   c: unknown,
   path: string,
-  errors: FieldError[],
+  errors: FieldProblem[],
   shared: Map<string, CompiledCondition>,
 ): CompiledCondition | null {
   const spec = conditionSpec(c, path, errors);
@@ -296,7 +296,13 @@ function compileCondition(
   return compiled;
 }
 
-function idList(v: unknown, path: string, errors: FieldError[], allowEmpty: boolean, max: number): string[] {
+function idList(
+  v: unknown,
+  path: string,
+  errors: FieldProblem[],
+  allowEmpty: boolean,
+  max: number,
+): string[] {
   if (!Array.isArray(v) || (!allowEmpty && v.length === 0) || v.length > RULE_LIMITS.listItems) {
     errors.push({
       field: path,
@@ -314,7 +320,7 @@ function idList(v: unknown, path: string, errors: FieldError[], allowEmpty: bool
 }
 
 /** Validates one action and returns a normalised copy. */
-function compileAction(a: unknown, path: string, errors: FieldError[]): Action | null {
+function compileAction(a: unknown, path: string, errors: FieldProblem[]): Action | null {
   const before = errors.length;
   if (!isRecord(a) || !(ACTION_TYPES as readonly unknown[]).includes(a["type"])) {
     errors.push({ field: `${path}.type`, message: `must be one of ${ACTION_TYPES.join(", ")}` });
@@ -392,7 +398,7 @@ function compileAction(a: unknown, path: string, errors: FieldError[]): Action |
  * the whole list is valid, so a stored rule set is always runnable.
  */
 export function compileRules(rules: readonly Rule[]): CompileResult {
-  const errors: FieldError[] = [];
+  const errors: FieldProblem[] = [];
   if (!Array.isArray(rules)) return { ok: false, errors: [{ field: "rules", message: "must be a list" }] };
   if (rules.length > RULE_LIMITS.rules)
     errors.push({ field: "rules", message: `at most ${RULE_LIMITS.rules} rules` });

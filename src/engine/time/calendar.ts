@@ -1,5 +1,5 @@
 import type { BusinessCalendar, Holiday, IsoWeekday } from "../domain.js";
-import type { FieldError } from "./field-error.js";
+import type { FieldProblem } from "../errors.js";
 import {
   assertInstant,
   DAY_MS,
@@ -47,8 +47,8 @@ export class CalendarNeverOpenError extends Error {
 }
 
 export class InvalidCalendarError extends Error {
-  readonly problems: FieldError[];
-  constructor(problems: FieldError[]) {
+  readonly problems: FieldProblem[];
+  constructor(problems: FieldProblem[]) {
     super(`Invalid business-hours calendar: ${problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`);
     this.name = "InvalidCalendarError";
     this.problems = problems;
@@ -116,8 +116,8 @@ export interface CalendarInput {
 }
 
 /** Every problem with a calendar, with field paths such as `intervals[2].start`. */
-export function validateCalendar(input: CalendarInput): FieldError[] {
-  const problems: FieldError[] = [];
+export function validateCalendar(input: CalendarInput): FieldProblem[] {
+  const problems: FieldProblem[] = [];
   const add = (field: string, message: string) => problems.push({ field, message });
   if (typeof input.timeZone !== "string" || !isValidTimeZone(input.timeZone)) {
     add("timeZone", "must be an IANA time zone such as Europe/Berlin");
@@ -155,6 +155,8 @@ export function validateCalendar(input: CalendarInput): FieldError[] {
         add(`holidays[${i}].name`, "must not be empty");
       } else if (h.name.length > CALENDAR_LIMITS.holidayName) {
         add(`holidays[${i}].name`, `at most ${CALENDAR_LIMITS.holidayName} characters`);
+      } else if (/[\u0000-\u001f\u007f]/.test(h.name)) {
+        add(`holidays[${i}].name`, "must not contain control characters");
       }
     });
   }
@@ -531,8 +533,18 @@ export function nextWorkingDate(cal: BusinessCalendar, at: Date): string {
 
 /** At most this many VEVENTs are read from one file; the rest are ignored. */
 export const ICAL_MAX_EVENTS = 5_000;
-/** A multi-day event contributes at most this many dates (guards against a bogus DTEND). */
-export const ICAL_MAX_EVENT_DAYS = 366;
+/**
+ * A longer event is skipped: it is almost certainly not a holiday ("whole year" markers,
+ * a bogus DTEND), and importing it would close the calendar for months.
+ */
+export const ICAL_MAX_EVENT_DAYS = 31;
+
+/** What an import made of a file: the holidays, and how many events it could not use. */
+export interface IcalImport {
+  holidays: Holiday[];
+  /** Events without a readable date, cancelled, too long, cut off, or beyond the event cap. */
+  skipped: number;
+}
 
 interface IcalProp {
   name: string;
@@ -587,13 +599,19 @@ function unescapeText(value: string): string {
  * Result: ascending by date, one entry per date (the first event's name wins).
  */
 export function parseIcalHolidays(ics: string): Holiday[] {
-  if (typeof ics !== "string") return [];
+  return parseIcalFeed(ics).holidays;
+}
+
+/** `parseIcalHolidays` with the count of events it skipped (for import reports). */
+export function parseIcalFeed(ics: string, maxEvents: number = ICAL_MAX_EVENTS): IcalImport {
+  if (typeof ics !== "string") return { holidays: [], skipped: 0 };
   const lines = ics
     .replace(/\r\n?/g, "\n")
     .replace(/\n[ \t]/g, "")
     .split("\n");
   const byDay = new Map<number, string>();
   let events = 0;
+  let skipped = 0;
   let inEvent = false;
   let depth = 0;
   let props: IcalProp[] = [];
@@ -603,6 +621,7 @@ export function parseIcalHolidays(ics: string): Holiday[] {
       // A VEVENT never nests: a new one while one is open means the open one was cut
       // off (no END), so it is dropped rather than swallowing every later event.
       if (upper === "BEGIN:VEVENT") {
+        if (inEvent) skipped++;
         inEvent = true;
         depth = 0;
         props = [];
@@ -617,8 +636,8 @@ export function parseIcalHolidays(ics: string): Holiday[] {
       }
       if (upper !== "END:VEVENT") continue;
       inEvent = false;
-      if (++events > ICAL_MAX_EVENTS) break;
-      addEvent(props, byDay);
+      if (++events > maxEvents) skipped++;
+      else if (!addEvent(props, byDay)) skipped++;
       continue;
     }
     // Properties of nested components (VALARM) are not the event's own.
@@ -627,25 +646,28 @@ export function parseIcalHolidays(ics: string): Holiday[] {
       if (prop !== null) props.push(prop);
     }
   }
-  return [...byDay.entries()]
+  if (inEvent) skipped++;
+  const holidays = [...byDay.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([day, name]) => ({ date: dateOfDay(day), name }));
+  return { holidays, skipped };
 }
 
-function addEvent(props: IcalProp[], byDay: Map<number, string>): void {
+/** Adds one VEVENT's dates; false when it is unusable (and so skipped). */
+function addEvent(props: IcalProp[], byDay: Map<number, string>): boolean {
   const get = (name: string) => props.find((p) => p.name === name);
   const startProp = get("DTSTART");
-  if (startProp === undefined) return;
+  if (startProp === undefined) return false;
   const status = get("STATUS");
-  if (status !== undefined && status.value.trim().toUpperCase() === "CANCELLED") return;
+  if (status !== undefined && status.value.trim().toUpperCase() === "CANCELLED") return false;
   const start = icalDay(startProp.value);
-  if (start === null) return;
+  if (start === null) return false;
   let days = 1;
   const endProp = get("DTEND");
   const durationProp = get("DURATION");
   if (endProp !== undefined) {
     const end = icalDay(endProp.value);
-    if (end === null) return;
+    if (end === null) return false;
     // DTEND is exclusive: a date, or a date-time at midnight, ends the day before.
     days = end.midnight ? end.day - start.day : end.day - start.day + 1;
     if (days < 1) days = 1;
@@ -653,7 +675,7 @@ function addEvent(props: IcalProp[], byDay: Map<number, string>): void {
     const m = /^P(?:(\d{1,4})W|(\d{1,4})D)/.exec(durationProp.value.trim().toUpperCase());
     if (m !== null) days = Math.max(1, m[1] !== undefined ? Number(m[1]) * 7 : Number(m[2]));
   }
-  days = Math.min(days, ICAL_MAX_EVENT_DAYS);
+  if (days > ICAL_MAX_EVENT_DAYS) return false;
   const summary = get("SUMMARY");
   const name = (summary !== undefined ? unescapeText(summary.value) : "").slice(
     0,
@@ -662,4 +684,5 @@ function addEvent(props: IcalProp[], byDay: Map<number, string>): void {
   for (let d = 0; d < days; d++) {
     if (!byDay.has(start.day + d)) byDay.set(start.day + d, name.length > 0 ? name : "Holiday");
   }
+  return true;
 }

@@ -1,5 +1,5 @@
 import type { ConversationStatus, Role } from "../domain.js";
-import type { FieldError } from "./field-error.js";
+import type { FieldProblem } from "../errors.js";
 
 /**
  * The conversation status machine (SPEC §4): who may move a conversation from which
@@ -112,8 +112,10 @@ export const DEFAULT_REOPEN: Readonly<ReopenSettings> = { reopenEnabled: true, r
 export const STATUS_TIMER_MAX_DAYS = 1_000;
 
 /** Every problem with timer/reopen settings; only the fields present are checked. */
-export function validateStatusTimers(settings: Partial<StatusTimerSettings & ReopenSettings>): FieldError[] {
-  const problems: FieldError[] = [];
+export function validateStatusTimers(
+  settings: Partial<StatusTimerSettings & ReopenSettings>,
+): FieldProblem[] {
+  const problems: FieldProblem[] = [];
   const days = (v: unknown) =>
     Number.isInteger(v) && (v as number) >= 1 && (v as number) <= STATUS_TIMER_MAX_DAYS;
   for (const field of ["activeToPausedDays", "pausedToClosedDays", "resolvedToClosedDays"] as const) {

@@ -1,6 +1,6 @@
 import type { BusinessCalendar, ConversationStatus } from "../domain.js";
+import type { FieldProblem } from "../errors.js";
 import { addBusinessMinutesMany, businessMinutesBetween } from "./calendar.js";
-import type { FieldError } from "./field-error.js";
 
 /**
  * SLA policies and the SLA clock (SPEC §2 "SLA policies", §11 "SLA warning or breach").
@@ -92,8 +92,8 @@ export function resolveSlaPolicy(input: {
 }
 
 /** Every problem with a policy: targets whole minutes 1–1,440,000 or null, warning 1–99. */
-export function validateSlaPolicy(policy: SlaPolicy): FieldError[] {
-  const problems: FieldError[] = [];
+export function validateSlaPolicy(policy: SlaPolicy): FieldProblem[] {
+  const problems: FieldProblem[] = [];
   for (const field of ["firstResponseMinutes", "nextResponseMinutes", "resolutionMinutes"] as const) {
     const v = policy[field];
     if (v == null) continue;

@@ -1,0 +1,366 @@
+/**
+ * send: the whole outbound path. N replies are composed through the engine service
+ * (`replyToConversation`: one transaction each — compose, raw MIME stored, message row,
+ * events, pg-boss job enqueued on the same connection) and delivered by the pg-boss send
+ * workers over the pooled SMTP transport to the capturing sink in a child process.
+ *
+ *   npm run bench -- send [messages=5000] [runs=3]
+ *
+ * Reports msgs/s (first enqueue → last SENT) and queued-to-sent latency (message row
+ * created → SENT recorded, from the database); baseline: the raw compose+SMTP rate of
+ * send-core in the same process against the same sink, and the ratio. PostgreSQL is the
+ * embedded one in a temp dir unless DATABASE_URL is set (then a scratch database on it).
+ * The last line is the JSON result.
+ */
+import type { ChildProcess } from "node:child_process";
+import { fork } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { and, eq, inArray, sql } from "drizzle-orm";
+import postgres from "postgres";
+import { startSwitchboard } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
+import { SmtpSender } from "../src/connectors/smtp-out.js";
+import { startEmbeddedPostgres } from "../src/db/embedded.js";
+import { runMigrations } from "../src/db/migrate.js";
+import {
+  contact,
+  conversation,
+  emailAddress,
+  mailAccount,
+  message,
+  queue,
+  tenant,
+} from "../src/db/schema/index.js";
+import { createTenantWithAdmin } from "../src/engine/auth.js";
+import { silentLogger } from "../src/engine/context.js";
+import { compose } from "../src/engine/outbound/compose.js";
+import { replyToConversation } from "../src/engine/outbound/service.js";
+import { loadViewer } from "../src/engine/viewer.js";
+
+const MESSAGES = Number(process.argv[2] ?? 5000);
+const RUNS = Number(process.argv[3] ?? 3);
+/** Agents replying at once (API requests in flight). */
+const CLIENTS = 16;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx] as number;
+}
+
+async function startSinkProcess(): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(fileURLToPath(new URL("./sink-process.ts", import.meta.url)), {
+    execArgv: ["--import", "tsx"],
+  });
+  const [msg] = (await once(child, "message")) as [{ port: number }];
+  return { child, port: msg.port };
+}
+
+async function ask<T>(child: ChildProcess, question: string): Promise<T> {
+  const answer = once(child, "message");
+  child.send(question);
+  return (await answer)[0] as T;
+}
+
+// ---------------------------------------------------------------------------------------
+// Database: embedded in a temp dir, or a scratch database on DATABASE_URL's server.
+
+let dbUrl: string;
+const cleanups: (() => Promise<void>)[] = [];
+if (process.env.DATABASE_URL) {
+  const admin = new URL(process.env.DATABASE_URL);
+  admin.pathname = "/postgres";
+  const name = `sb_bench_send_${process.pid}`;
+  const a = postgres(admin.toString(), { max: 1, onnotice: () => {} });
+  await a.unsafe(`CREATE DATABASE ${name}`);
+  await a.end();
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  dbUrl = u.toString();
+  cleanups.push(async () => {
+    const b = postgres(admin.toString(), { max: 1, onnotice: () => {} });
+    await b.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await b.end();
+  });
+} else {
+  const dir = mkdtempSync(join(tmpdir(), "sb-bench-send-"));
+  const pg = await startEmbeddedPostgres({ dataDir: dir, port: await freePort(), persistent: false });
+  dbUrl = pg.url;
+  cleanups.push(async () => {
+    await pg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+}
+await runMigrations(dbUrl);
+
+const sink = await startSinkProcess();
+const app = await startSwitchboard(
+  loadConfig({
+    NODE_ENV: "test",
+    DATABASE_URL: dbUrl,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    SMTP_ENABLED: "false",
+    BOOTSTRAP: "false",
+    SECRET_KEY: "22".repeat(32),
+    LOG_LEVEL: "silent",
+    SEND_WORKERS: process.env.SEND_WORKERS ?? "4",
+    SEND_BATCH_SIZE: process.env.SEND_BATCH_SIZE ?? "100",
+    SEND_POLL_MS: process.env.SEND_POLL_MS ?? "500",
+    SEND_SMTP_CONNECTIONS: process.env.SEND_SMTP_CONNECTIONS ?? "8",
+  }),
+  { log: silentLogger },
+);
+const { engine } = app;
+const db = app.database.db;
+
+const owner = await createTenantWithAdmin(db, { tenantName: "Bench", adminEmail: "admin@bench.example" });
+await db
+  .update(tenant)
+  .set({ company: "ACME Corp", timeZone: "Europe/Berlin", messageIdDomain: "mail.bench.example" })
+  .where(eq(tenant.id, owner.tenantId));
+const [acct] = await db
+  .insert(mailAccount)
+  .values({
+    tenantId: owner.tenantId,
+    name: "sink",
+    smtpHost: "127.0.0.1",
+    smtpPort: sink.port,
+    smtpTlsMode: "NONE",
+  })
+  .returning();
+const [q] = await db.insert(queue).values({ tenantId: owner.tenantId, name: "Support" }).returning();
+const [addr] = await db
+  .insert(emailAddress)
+  .values({
+    tenantId: owner.tenantId,
+    address: "support@bench.example",
+    name: "Support",
+    displayName: "ACME Support",
+    replyTo: "desk@bench.example",
+    bcc: ["audit@bench.example"],
+    accountId: acct!.id,
+    queueId: q!.id,
+  })
+  .returning();
+const [tn] = await db.select().from(tenant).where(eq(tenant.id, owner.tenantId));
+const viewer = (await loadViewer(db, owner.userId, tn!.rolePermissions))!;
+
+/** N conversations with one inbound message each, written in bulk (setup, not measured). */
+async function seedConversations(n: number, run: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let start = 0; start < n; start += 500) {
+    const size = Math.min(500, n - start);
+    const contacts = await db
+      .insert(contact)
+      .values(
+        Array.from({ length: size }, (_, i) => ({
+          tenantId: owner.tenantId,
+          email: `c${run}-${start + i}@customer.example`,
+          name: `Carla ${start + i}`,
+        })),
+      )
+      .returning({ id: contact.id, email: contact.email });
+    const now = new Date();
+    const convs = await db
+      .insert(conversation)
+      .values(
+        contacts.map((c, i) => ({
+          tenantId: owner.tenantId,
+          ticketNumber: run * 1_000_000 + start + i + 1,
+          subject: "My order has not arrived",
+          status: "ACTIVE" as const,
+          contactId: c.id,
+          addressId: addr!.id,
+          queueId: q!.id,
+          receivedAt: now,
+          lastActivityAt: now,
+          statusChangedAt: now,
+        })),
+      )
+      .returning({ id: conversation.id });
+    await db.insert(message).values(
+      convs.map((c, i) => ({
+        tenantId: owner.tenantId,
+        conversationId: c.id,
+        direction: "INBOUND" as const,
+        messageIdHeader: `in-${run}-${start + i}@customer.example`,
+        from: { address: contacts[i]!.email, name: `Carla ${start + i}` },
+        to: [{ address: "support@bench.example", name: "" }],
+        subject: "My order has not arrived",
+        text: "Hello,\nmy order #4711 has not arrived yet. Can you check?\nCarla",
+        html: "<p>Hello,</p><p>my order <b>#4711</b> has not arrived yet. Can you check?</p><p>Carla</p>",
+        receivedAt: now,
+      })),
+    );
+    ids.push(...convs.map((c) => c.id));
+  }
+  return ids;
+}
+
+interface RunResult {
+  msgsPerS: number;
+  enqueuePerS: number;
+  p50: number;
+  p99: number;
+}
+
+async function runService(run: number, n: number): Promise<RunResult> {
+  const convIds = await seedConversations(n, run);
+  let next = 0;
+  const started = performance.now();
+  const queued: string[] = [];
+  async function client() {
+    while (next < convIds.length) {
+      const id = convIds[next++]!;
+      const m = await replyToConversation(engine, viewer, id, {
+        html: `<p>Hi Carla,</p><p>your parcel left our warehouse today (reply ${next}).</p>`,
+      });
+      queued.push(m.id);
+    }
+  }
+  await Promise.all(Array.from({ length: CLIENTS }, client));
+  const enqueueS = (performance.now() - started) / 1000;
+  for (;;) {
+    const [row] = await db
+      .select({
+        sent: sql<number>`count(*) FILTER (WHERE ${message.outboundStatus} = 'SENT')::int`,
+        failed: sql<number>`count(*) FILTER (WHERE ${message.outboundStatus} = 'FAILED')::int`,
+      })
+      .from(message)
+      .where(inArray(message.id, queued));
+    if (row!.failed > 0) throw new Error(`${row!.failed} messages FAILED`);
+    if (row!.sent === n) break;
+    if (process.env.BENCH_DEBUG) console.log("progress", row);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  const lat = await db
+    .select({ ms: sql<number>`extract(epoch from (${message.sentAt} - ${message.createdAt})) * 1000` })
+    .from(message)
+    .where(and(inArray(message.id, queued), eq(message.outboundStatus, "SENT")));
+  const sorted = lat.map((r) => Number(r.ms)).sort((a, b) => a - b);
+  return {
+    msgsPerS: n / elapsed,
+    enqueuePerS: n / enqueueS,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+  };
+}
+
+/** Baseline in the same process: compose + SMTP only (send-core), 32 in flight. */
+async function runBaseline(n: number): Promise<number> {
+  const sender = new SmtpSender({ maxConnections: 8, maxMessages: 1000 });
+  const settings = { host: "127.0.0.1", port: sink.port, tlsMode: "NONE" as const };
+  let next = 0;
+  const started = performance.now();
+  async function worker() {
+    while (next < n) {
+      const i = next++;
+      const r = await sender.send(
+        settings,
+        compose({
+          kind: "REPLY",
+          address: {
+            displayName: "ACME Support",
+            fromAddress: "support@bench.example",
+            replyTo: ["desk@bench.example"],
+            bcc: ["audit@bench.example"],
+            ticketFormat: { placement: "END", delimiter: "SQUARE" },
+            signaturePolicy: "ALL",
+            historyPolicy: "ALWAYS",
+            templateHtml: null,
+          },
+          subjectOptions: { appendTicketOnFirstReply: false, agentsMayEditSubject: false },
+          conversation: {
+            ticketNumber: 100000 + i,
+            subject: "My order has not arrived",
+            isFirstReply: true,
+            messages: [
+              {
+                messageId: `<b${i}@customer.example>`,
+                from: { name: "Carla", address: `b${i}@customer.example` },
+                date: new Date(),
+                text: "Hello,\nmy order #4711 has not arrived yet. Can you check?\nCarla",
+                html: "<p>Hello,</p><p>my order <b>#4711</b> has not arrived yet. Can you check?</p><p>Carla</p>",
+              },
+            ],
+          },
+          agent: { name: "Admin", alias: null, email: "admin@bench.example" },
+          companyName: "ACME Corp",
+          signature: null,
+          body: { html: `<p>Hi Carla,</p><p>your parcel left our warehouse today (reply ${i}).</p>` },
+          messageIdDomain: "mail.bench.example",
+          now: new Date(),
+          timeZone: "Europe/Berlin",
+        }),
+      );
+      if (!r.ok) throw new Error(`baseline send failed: ${r.message}`);
+    }
+  }
+  await Promise.all(Array.from({ length: 32 }, worker));
+  const rate = n / ((performance.now() - started) / 1000);
+  await sender.close();
+  return rate;
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;
+try {
+  // Warm-up (JIT, pools, pg-boss queues), not measured.
+  await runService(0, 300);
+  await runBaseline(300);
+  const results: RunResult[] = [];
+  const baselines: number[] = [];
+  for (let r = 1; r <= RUNS; r++) {
+    const res = await runService(r, MESSAGES);
+    const base = await runBaseline(MESSAGES);
+    results.push(res);
+    baselines.push(base);
+    console.log(
+      `run ${r}: ${res.msgsPerS.toFixed(0)} msgs/s end-to-end (enqueue ${res.enqueuePerS.toFixed(0)}/s), ` +
+        `queued→sent p50 ${res.p50.toFixed(0)} ms, p99 ${res.p99.toFixed(0)} ms; ` +
+        `baseline compose+SMTP ${base.toFixed(0)} msgs/s, ratio ${(res.msgsPerS / base).toFixed(2)}`,
+    );
+  }
+  const median = [...results].sort((a, b) => a.msgsPerS - b.msgsPerS)[Math.floor(RUNS / 2)]!;
+  const baseline = [...baselines].sort((a, b) => a - b)[Math.floor(RUNS / 2)]!;
+  console.log(
+    `median: ${median.msgsPerS.toFixed(0)} msgs/s, p50 ${median.p50.toFixed(0)} ms, p99 ${median.p99.toFixed(0)} ms; ` +
+      `baseline ${baseline.toFixed(0)} msgs/s; ratio ${(median.msgsPerS / baseline).toFixed(2)}`,
+  );
+  const { count } = await ask<{ count: number }>(sink.child, "count");
+  console.log(`sink received ${count} messages`);
+  console.log(
+    JSON.stringify({
+      bench: "send",
+      metrics: {
+        msgs_per_s: round(median.msgsPerS),
+        queued_to_sent_p50_ms: round(median.p50),
+        queued_to_sent_p99_ms: round(median.p99),
+        baseline_msgs_per_s: round(baseline),
+        ratio: round(median.msgsPerS / baseline),
+      },
+    }),
+  );
+} finally {
+  await app.stop();
+  const exited = once(sink.child, "exit");
+  sink.child.send("close");
+  await exited;
+  for (const c of cleanups) await c();
+}

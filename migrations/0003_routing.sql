@@ -1,0 +1,2 @@
+CREATE INDEX "conversation_offered_to_idx" ON "conversation" USING btree ("offered_to_id") WHERE offered_to_id IS NOT NULL;--> statement-breakpoint
+CREATE UNIQUE INDEX "conversation_one_active_uq" ON "conversation" USING btree ("assignee_id") WHERE work_state = 'ACTIVE';

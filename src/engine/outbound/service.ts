@@ -1,0 +1,523 @@
+import { and, asc, eq, inArray, isNull, ne, sql } from "drizzle-orm";
+import type { Tx } from "../../db/client.js";
+import {
+  contact,
+  conversation,
+  emailAddress,
+  message,
+  queue,
+  signature,
+  tenant,
+  user,
+} from "../../db/schema/index.js";
+import type { EngineContext } from "../context.js";
+import { getConversation } from "../conversations.js";
+import { NotFoundError, Problems, ValidationError } from "../errors.js";
+import { appendEvents } from "../events.js";
+import { requirePermission, requireRole, type Viewer } from "../viewer.js";
+import type { MailAddressInput } from "./address.js";
+import {
+  type AttachmentInput,
+  type ComposeKind,
+  compose,
+  defaultRecipients,
+  type PreviousMessage,
+} from "./compose.js";
+import { htmlToText, sanitizeContentHtml } from "./html.js";
+import {
+  asValidationError,
+  hasAgentOutbound,
+  loadSendingAddress,
+  messageIdDomainOf,
+  queueOutbound,
+  scheduleSend,
+} from "./store.js";
+
+/**
+ * Agent actions on outbound mail (SPEC §10, issue #5): reply, reply-all, forward, a new
+ * outbound conversation, internal notes, and a supervisor's retry of a failed send. Each
+ * is one transaction: composed, stored QUEUED with its raw MIME, events written and the
+ * send job enqueued on the same connection — the SMTP exchange happens later in the job,
+ * never inside the transaction (STYLE 11).
+ */
+
+type Message = typeof message.$inferSelect;
+type ConversationRow = typeof conversation.$inferSelect;
+
+export interface OutboundAttachmentInput {
+  filename: string;
+  contentType: string;
+  /** The bytes, base64 (as GraphQL carries them). */
+  contentBase64: string;
+  contentId?: string | null;
+  inline?: boolean | null;
+}
+
+export interface OutboundInput {
+  html?: string | null;
+  text?: string | null;
+  attachments?: readonly OutboundAttachmentInput[] | null;
+  /** A new subject: needs the tenant option and the EDIT_SUBJECT permission. */
+  subject?: string | null;
+  /** Another of the tenant's addresses to send from: needs CHANGE_FROM. */
+  fromAddressId?: string | null;
+  to?: readonly MailAddressInput[] | null;
+  cc?: readonly MailAddressInput[] | null;
+  bcc?: readonly MailAddressInput[] | null;
+  /** Quote the history; used when the address's policy is AGENT_DECIDES. */
+  includeHistory?: boolean | null;
+  /** The message being answered (default: the newest of the conversation). */
+  inReplyToMessageId?: string | null;
+}
+
+export interface StartConversationInput extends OutboundInput {
+  fromAddressId: string;
+  to: readonly MailAddressInput[];
+  subject: string;
+  /** Queue the new conversation belongs to; default the address's queue. */
+  queueId?: string | null;
+}
+
+/** Attachments arrive base64 in JSON; decoded size per file is capped before composing. */
+export const MAX_ATTACHMENTS = 20;
+const BASE64_RE = /^[A-Za-z0-9+/\r\n]*={0,2}\s*$/;
+
+function decodeAttachments(list: readonly OutboundAttachmentInput[] | null | undefined): AttachmentInput[] {
+  const items = list ?? [];
+  const p = new Problems();
+  p.check(items.length <= MAX_ATTACHMENTS, "attachments", `at most ${MAX_ATTACHMENTS} attachments`);
+  for (const [i, a] of items.entries()) {
+    p.check(BASE64_RE.test(a.contentBase64), `attachments[${i}].contentBase64`, "must be base64");
+  }
+  p.throwIfAny();
+  return items.map((a) => ({
+    filename: a.filename,
+    contentType: a.contentType,
+    content: Buffer.from(a.contentBase64, "base64"),
+    contentId: a.contentId ?? null,
+    inline: a.inline === true,
+  }));
+}
+
+/** PostgreSQL text cannot hold NUL, and no mail body needs one. */
+const noNul = (s: string | null | undefined) => (s == null ? s : s.replace(/\u0000/g, ""));
+
+function toPrevious(m: Message): PreviousMessage {
+  return {
+    messageId: m.messageIdHeader,
+    references: m.references,
+    from: m.from ?? { address: "" },
+    replyTo: m.replyTo,
+    to: m.to,
+    cc: m.cc,
+    date: m.dateHeader ?? m.receivedAt,
+    subject: m.subject,
+    text: m.text,
+    html: m.html,
+  };
+}
+
+async function tenantAddresses(tx: Tx, tenantId: string): Promise<string[]> {
+  const rows = await tx
+    .select({
+      address: emailAddress.address,
+      fromAddress: emailAddress.fromAddress,
+      replyTo: emailAddress.replyTo,
+    })
+    .from(emailAddress)
+    .where(eq(emailAddress.tenantId, tenantId));
+  return rows.flatMap((r) =>
+    [r.address, r.fromAddress, ...(r.replyTo ?? "").split(",")]
+      .filter((a): a is string => !!a?.trim())
+      .map((a) => a.trim()),
+  );
+}
+
+async function loadTenant(tx: Tx, tenantId: string) {
+  const [t] = await tx.select().from(tenant).where(eq(tenant.id, tenantId));
+  if (!t) throw new NotFoundError("Tenant", tenantId);
+  return t;
+}
+
+/** The agent's user row and the signature that applies: the user's own, else the queue's. */
+async function agentAndSignature(tx: Tx, viewer: Viewer, queueId: string | null) {
+  const [u] = await tx.select().from(user).where(eq(user.id, viewer.userId));
+  if (!u) throw new NotFoundError("User", viewer.userId);
+  const [own] = await tx
+    .select()
+    .from(signature)
+    .where(and(eq(signature.userId, u.id), isNull(signature.archivedAt)));
+  let sig = own ?? null;
+  if (!sig && queueId) {
+    const [q] = await tx
+      .select({ s: signature })
+      .from(queue)
+      .innerJoin(signature, eq(signature.id, queue.signatureId))
+      .where(and(eq(queue.id, queueId), isNull(signature.archivedAt)));
+    sig = q?.s ?? null;
+  }
+  return {
+    agent: { name: u.name, alias: u.alias, email: u.email },
+    signature: sig ? { html: sig.html, text: sig.text } : null,
+  };
+}
+
+function checkFromAndSubject(
+  viewer: Viewer,
+  input: OutboundInput,
+  defaultAddressId: string | null,
+  kind: ComposeKind,
+): void {
+  if (input.fromAddressId && input.fromAddressId !== defaultAddressId) {
+    requirePermission(viewer, "CHANGE_FROM");
+  }
+  if (kind !== "NEW" && input.subject != null && input.subject.trim() !== "") {
+    requirePermission(viewer, "EDIT_SUBJECT");
+  }
+}
+
+async function lockConversation(tx: Tx, id: string): Promise<ConversationRow> {
+  const [c] = await tx.select().from(conversation).where(eq(conversation.id, id)).for("update");
+  if (!c) throw new NotFoundError("Conversation", id);
+  return c;
+}
+
+async function markResponded(tx: Tx, c: ConversationRow, now: Date): Promise<void> {
+  await tx
+    .update(conversation)
+    .set({
+      lastOutboundAt: now,
+      lastActivityAt: now,
+      firstRespondedAt: c.firstRespondedAt ?? now,
+    })
+    .where(eq(conversation.id, c.id));
+}
+
+/**
+ * Reply or reply-all on a conversation the viewer can see (REPLY_INBOUND). Recipients
+ * default to the answered message's Reply-To/From (and its To/Cc for reply-all).
+ */
+export async function replyToConversation(
+  ctx: EngineContext,
+  viewer: Viewer,
+  conversationId: string,
+  input: OutboundInput,
+  opts: { replyAll?: boolean } = {},
+): Promise<Message> {
+  requirePermission(viewer, "REPLY_INBOUND");
+  const visible = await getConversation(ctx, viewer, conversationId);
+  const kind: ComposeKind = opts.replyAll ? "REPLY_ALL" : "REPLY";
+  return composeOnConversation(ctx, viewer, visible.id, input, kind);
+}
+
+/** Forwards one message of a visible conversation to new recipients (FORWARD permission). */
+export async function forwardMessage(
+  ctx: EngineContext,
+  viewer: Viewer,
+  messageId: string,
+  input: OutboundInput,
+): Promise<Message> {
+  requirePermission(viewer, "FORWARD");
+  const [m] = await ctx.db
+    .select({ conversationId: message.conversationId, direction: message.direction })
+    .from(message)
+    .where(and(eq(message.id, messageId), eq(message.tenantId, viewer.tenantId)));
+  if (!m || m.direction === "NOTE") throw new NotFoundError("Message", messageId);
+  await getConversation(ctx, viewer, m.conversationId);
+  if (!input.to?.length) throw new ValidationError({ field: "to", message: "a forward needs a recipient" });
+  return composeOnConversation(
+    ctx,
+    viewer,
+    m.conversationId,
+    { ...input, inReplyToMessageId: messageId },
+    "FORWARD",
+  );
+}
+
+async function composeOnConversation(
+  ctx: EngineContext,
+  viewer: Viewer,
+  conversationId: string,
+  input: OutboundInput,
+  kind: ComposeKind,
+): Promise<Message> {
+  const attachments = decodeAttachments(input.attachments);
+  const result = await ctx.db.transaction(async (tx) => {
+    return inner(tx);
+  });
+  async function inner(tx: Tx) {
+    const c = await lockConversation(tx, conversationId);
+    const t = await loadTenant(tx, viewer.tenantId);
+    let defaultAddressId = c.addressId;
+    if (!defaultAddressId && c.queueId) {
+      const [q] = await tx.select({ id: queue.defaultAddressId }).from(queue).where(eq(queue.id, c.queueId));
+      defaultAddressId = q?.id ?? null;
+    }
+    checkFromAndSubject(viewer, input, defaultAddressId, kind);
+    const sending = await loadSendingAddress(
+      tx,
+      t.id,
+      input.fromAddressId ?? defaultAddressId,
+      input.fromAddressId ? "fromAddressId" : "conversation.address",
+    );
+    const all = await tx
+      .select()
+      .from(message)
+      .where(and(eq(message.conversationId, c.id), ne(message.direction, "NOTE")))
+      .orderBy(asc(message.receivedAt), asc(message.createdAt));
+    let upTo = all.length;
+    if (input.inReplyToMessageId) {
+      const idx = all.findIndex((m) => m.id === input.inReplyToMessageId);
+      if (idx < 0) throw new NotFoundError("Message", input.inReplyToMessageId);
+      upTo = idx + 1;
+    }
+    const { agent, signature: sig } = await agentAndSignature(tx, viewer, c.queueId);
+    const previous = all.slice(0, upTo).map(toPrevious);
+    const explicit = (input.to?.length ?? 0) + (input.cc?.length ?? 0) + (input.bcc?.length ?? 0) > 0;
+    // Defaults leave out every address of the tenant, not only this one's From/Reply-To:
+    // the customer wrote to support@ while we answer from help@.
+    const recipients = explicit
+      ? { to: input.to ?? [], cc: input.cc ?? [], bcc: input.bcc ?? [] }
+      : defaultRecipients(kind, previous.at(-1) ?? null, await tenantAddresses(tx, t.id));
+    const now = ctx.clock.now();
+    let mail: ReturnType<typeof compose>;
+    try {
+      mail = compose({
+        kind,
+        address: sending.settings,
+        subjectOptions: {
+          appendTicketOnFirstReply: t.appendTicketOnFirstReply,
+          agentsMayEditSubject: t.agentsMayEditSubject,
+        },
+        conversation: {
+          ticketNumber: c.ticketNumber,
+          subject: c.subject,
+          isFirstReply: !(await hasAgentOutbound(tx, c.id)),
+          messages: previous,
+        },
+        agent,
+        companyName: t.company || t.name,
+        signature: sig,
+        body: { html: noNul(input.html), text: noNul(input.text) },
+        recipients,
+        attachments,
+        subjectOverride: input.subject,
+        includeHistory: input.includeHistory ?? false,
+        messageIdDomain: messageIdDomainOf(t),
+        now,
+        timeZone: t.timeZone,
+      });
+    } catch (err) {
+      asValidationError(err);
+    }
+    const m = await queueOutbound(tx, ctx, {
+      tenantId: t.id,
+      conversationId: c.id,
+      queueId: c.queueId,
+      address: sending.address,
+      account: sending.account,
+      mail,
+      kind,
+      authorId: viewer.userId,
+      isAutoReply: false,
+    });
+    await markResponded(tx, c, now);
+    return m;
+  }
+  ctx.hub.wake();
+  return result;
+}
+
+/**
+ * A new outbound conversation (START_OUTBOUND): a contact for the first To recipient, a
+ * conversation with a fresh ticket number in the address's queue (or the one given,
+ * if the viewer can see it), and its first message queued for sending.
+ */
+export async function startConversation(
+  ctx: EngineContext,
+  viewer: Viewer,
+  input: StartConversationInput,
+): Promise<Message> {
+  requirePermission(viewer, "START_OUTBOUND");
+  const attachments = decodeAttachments(input.attachments);
+  new Problems()
+    .check(input.to.length > 0, "to", "at least one recipient")
+    .check(input.subject.trim() !== "", "subject", "must not be empty")
+    .throwIfAny();
+  const result = await ctx.db.transaction(async (tx) => {
+    const t = await loadTenant(tx, viewer.tenantId);
+    const sending = await loadSendingAddress(tx, t.id, input.fromAddressId, "fromAddressId");
+    const queueId = input.queueId ?? sending.address.queueId;
+    if (queueId) {
+      const [q] = await tx
+        .select({ id: queue.id })
+        .from(queue)
+        .where(and(eq(queue.id, queueId), eq(queue.tenantId, t.id), isNull(queue.archivedAt)));
+      if (!q || (viewer.queueIds !== null && !viewer.queueIds.has(queueId))) {
+        throw new NotFoundError("Queue", queueId);
+      }
+    }
+    const { agent, signature: sig } = await agentAndSignature(tx, viewer, queueId);
+    const now = ctx.clock.now();
+    const [{ n }] = (await tx.execute<{ n: string }>(
+      sql`SELECT nextval('ticket_number_seq')::text AS n`,
+    )) as unknown as [{ n: string }];
+    const ticketNumber = Number(n);
+    let mail: ReturnType<typeof compose>;
+    try {
+      mail = compose({
+        kind: "NEW",
+        address: sending.settings,
+        subjectOptions: {
+          appendTicketOnFirstReply: t.appendTicketOnFirstReply,
+          agentsMayEditSubject: t.agentsMayEditSubject,
+        },
+        conversation: { ticketNumber, subject: input.subject, isFirstReply: true, messages: [] },
+        agent,
+        companyName: t.company || t.name,
+        signature: sig,
+        body: { html: noNul(input.html), text: noNul(input.text) },
+        recipients: { to: input.to, cc: input.cc ?? [], bcc: input.bcc ?? [] },
+        attachments,
+        messageIdDomain: messageIdDomainOf(t),
+        now,
+        timeZone: t.timeZone,
+      });
+    } catch (err) {
+      asValidationError(err);
+    }
+    const first = mail.to[0]!;
+    const [ct] = await tx
+      .insert(contact)
+      .values({ tenantId: t.id, email: first.address.toLowerCase(), name: first.name })
+      .onConflictDoUpdate({
+        target: [contact.tenantId, contact.email],
+        set: { name: sql`CASE WHEN ${contact.name} = '' THEN excluded.name ELSE ${contact.name} END` },
+      })
+      .returning({ id: contact.id });
+    const [c] = await tx
+      .insert(conversation)
+      .values({
+        tenantId: t.id,
+        ticketNumber,
+        subject: input.subject.replace(/[\p{Cc}\u2028\u2029]/gu, " ").slice(0, 998),
+        // The agent who writes it works it: no queue wait for their own outbound.
+        status: "ACTIVE",
+        contactId: ct!.id,
+        addressId: sending.address.id,
+        queueId,
+        workState: "DONE",
+        receivedAt: now,
+        lastActivityAt: now,
+        lastOutboundAt: now,
+        firstRespondedAt: now,
+        statusChangedAt: now,
+      })
+      .returning();
+    await appendEvents(tx, [
+      {
+        tenantId: t.id,
+        type: "conversation.created",
+        conversationId: c!.id,
+        queueId,
+        actorType: "USER",
+        actorId: viewer.userId,
+        occurredAt: now,
+        payload: { ticketNumber, addressId: sending.address.id, outbound: true },
+      },
+    ]);
+    return queueOutbound(tx, ctx, {
+      tenantId: t.id,
+      conversationId: c!.id,
+      queueId,
+      address: sending.address,
+      account: sending.account,
+      mail,
+      kind: "NEW",
+      authorId: viewer.userId,
+      isAutoReply: false,
+    });
+  });
+  ctx.hub.wake();
+  return result;
+}
+
+/** An internal note: stored on the conversation, never sent, visible to whoever sees it. */
+export async function addNote(
+  ctx: EngineContext,
+  viewer: Viewer,
+  conversationId: string,
+  input: { text?: string | null; html?: string | null },
+): Promise<Message> {
+  const visible = await getConversation(ctx, viewer, conversationId);
+  const html = input.html?.trim() ? sanitizeContentHtml(noNul(input.html)!) : null;
+  const text = input.text?.trim() ? noNul(input.text)! : html ? htmlToText(html) : "";
+  if (text.trim() === "") throw new ValidationError({ field: "text", message: "a note needs content" });
+  const result = await ctx.db.transaction(async (tx) => {
+    const now = ctx.clock.now();
+    const [m] = await tx
+      .insert(message)
+      .values({
+        tenantId: viewer.tenantId,
+        conversationId: visible.id,
+        direction: "NOTE",
+        text,
+        html,
+        receivedAt: now,
+        authorId: viewer.userId,
+      })
+      .returning();
+    await tx.update(conversation).set({ lastActivityAt: now }).where(eq(conversation.id, visible.id));
+    await appendEvents(tx, [
+      {
+        tenantId: viewer.tenantId,
+        type: "note.added",
+        conversationId: visible.id,
+        queueId: visible.queueId,
+        actorType: "USER",
+        actorId: viewer.userId,
+        occurredAt: now,
+        payload: { messageId: m!.id },
+      },
+    ]);
+    return m!;
+  });
+  ctx.hub.wake();
+  return result;
+}
+
+/** Puts a FAILED outbound message back in the send queue (SUPERVISOR or ADMIN). Same bytes. */
+export async function retryMessage(ctx: EngineContext, viewer: Viewer, messageId: string): Promise<Message> {
+  requireRole(viewer, "SUPERVISOR", "ADMIN");
+  const [m] = await ctx.db
+    .select({ conversationId: message.conversationId })
+    .from(message)
+    .where(and(eq(message.id, messageId), eq(message.tenantId, viewer.tenantId)));
+  if (!m) throw new NotFoundError("Message", messageId);
+  const visible = await getConversation(ctx, viewer, m.conversationId);
+  const result = await ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(message)
+      .set({ outboundStatus: "QUEUED", outboundError: null })
+      .where(and(eq(message.id, messageId), inArray(message.outboundStatus, ["FAILED"])))
+      .returning();
+    if (!row)
+      throw new ValidationError({ field: "messageId", message: "only a FAILED message can be retried" });
+    await appendEvents(tx, [
+      {
+        tenantId: viewer.tenantId,
+        type: "message.queued",
+        conversationId: visible.id,
+        queueId: visible.queueId,
+        actorType: "USER",
+        actorId: viewer.userId,
+        occurredAt: ctx.clock.now(),
+        payload: { messageId, retry: true },
+      },
+    ]);
+    await scheduleSend(tx, ctx, { tenantId: viewer.tenantId, messageId });
+    return row;
+  });
+  ctx.hub.wake();
+  return result;
+}

@@ -1,0 +1,95 @@
+import type PgBoss from "pg-boss";
+import type { EngineContext } from "../engine/context.js";
+import { type AutoReplyJobData, runAutoReply } from "../engine/outbound/auto-reply-service.js";
+import { deliverMessage, markGivenUp } from "../engine/outbound/delivery.js";
+import {
+  AUTO_REPLY_QUEUE,
+  SEND_MESSAGE_DEAD_LETTER,
+  SEND_MESSAGE_QUEUE,
+  type SendJobData,
+} from "../engine/outbound/store.js";
+import type { JobRunner } from "./boss.js";
+
+/**
+ * Queues `send-message` (one outbound message per job, retried with backoff, dead-lettered
+ * to `send-message-dead`) and `auto-reply` (decide and queue one auto-reply).
+ *
+ * Throughput: pg-boss polls, so each worker fetches a batch and sends it concurrently
+ * over the pooled SMTP transport; several workers overlap their polling gaps. Each job's
+ * outcome is reported on its own — a transient failure fails (→ retry) only that job,
+ * the rest of the batch completes.
+ */
+
+export interface SendJobOptions {
+  workers: number;
+  batchSize: number;
+  pollingIntervalMs: number;
+  retryLimit: number;
+  retryDelaySeconds: number;
+  retryBackoff: boolean;
+}
+
+async function ensureQueue(boss: PgBoss, name: string, options: Omit<PgBoss.Queue, "name"> = {}) {
+  // createQueue throws on an existing queue in some pg-boss versions; existing is what we need.
+  await boss.createQueue(name, { name, ...options } as PgBoss.Queue).catch(() => {});
+}
+
+export async function registerSendJobs(
+  runner: JobRunner,
+  ctx: EngineContext,
+  opts: SendJobOptions,
+): Promise<void> {
+  const { boss } = runner;
+  await ensureQueue(boss, SEND_MESSAGE_DEAD_LETTER);
+  await ensureQueue(boss, SEND_MESSAGE_QUEUE, {
+    retryLimit: opts.retryLimit,
+    retryDelay: opts.retryDelaySeconds,
+    retryBackoff: opts.retryBackoff,
+    deadLetter: SEND_MESSAGE_DEAD_LETTER,
+  });
+  await ensureQueue(boss, AUTO_REPLY_QUEUE, { retryLimit: 3, retryDelay: 30, retryBackoff: true });
+  const log = ctx.log.child({ queue: SEND_MESSAGE_QUEUE });
+
+  const handleBatch = async (jobs: PgBoss.JobWithMetadata<SendJobData>[]) => {
+    const failed: { id: string; error: string }[] = [];
+    await Promise.all(
+      jobs.map(async (job) => {
+        try {
+          const r = await deliverMessage(ctx, job.data, { finalAttempt: job.retryCount >= job.retryLimit });
+          if (r.outcome === "retry") failed.push({ id: job.id, error: r.error ?? "transient" });
+          else if (r.outcome === "failed")
+            log.warn({ messageId: job.data.messageId, error: r.error }, "send failed");
+        } catch (err) {
+          log.error({ err, messageId: job.data.messageId }, "send job crashed");
+          failed.push({ id: job.id, error: err instanceof Error ? err.message : String(err) });
+        }
+      }),
+    );
+    // Failing a job moves it out of `active`; pg-boss then completes only the others.
+    for (const f of failed) await boss.fail(SEND_MESSAGE_QUEUE, f.id, { error: f.error });
+  };
+  for (let i = 0; i < opts.workers; i++) {
+    await boss.work<SendJobData>(
+      SEND_MESSAGE_QUEUE,
+      {
+        batchSize: opts.batchSize,
+        pollingIntervalSeconds: opts.pollingIntervalMs / 1000,
+        includeMetadata: true,
+      },
+      handleBatch,
+    );
+  }
+  await boss.work<SendJobData>(SEND_MESSAGE_DEAD_LETTER, { pollingIntervalSeconds: 5 }, async (jobs) => {
+    for (const job of jobs) {
+      if (await markGivenUp(ctx, job.data)) log.warn({ messageId: job.data.messageId }, "send given up");
+    }
+  });
+  await boss.work<AutoReplyJobData>(
+    AUTO_REPLY_QUEUE,
+    { batchSize: 20, pollingIntervalSeconds: opts.pollingIntervalMs / 1000 },
+    async (jobs) => {
+      // One at a time: decisions for the same sender serialise on an advisory lock anyway.
+      for (const job of jobs) await runAutoReply(ctx, job.data);
+    },
+  );
+}

@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { encodeId } from "../../src/schema/ids.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress } from "../helpers/fixtures.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
+
+// STYLE 9: DataLoaders per request, no N+1. A page of 5 or of 20 conversations with their
+// contacts, assignees, messages and attachments costs the same number of statements.
+let counting = false;
+let count = 0;
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startTestApp({
+    onQuery: () => {
+      if (counting) count++;
+    },
+  });
+  const addr = await createQueueWithAddress(t.db.db, t.tenantId);
+  for (let i = 0; i < 20; i++) {
+    const raw = buildRawMail({
+      from: `c${i}@customer.example`,
+      subject: `Case ${i}`,
+      attachments: [{ filename: "a.txt", contentType: "text/plain", content: Buffer.from("x") }],
+    });
+    await t.ok(
+      `mutation($a: ID!, $r: String!) { ingestRawMessage(addressId: $a, raw: $r, base64: true) { __typename } }`,
+      {
+        a: encodeId("EmailAddress", addr.addressId),
+        r: raw.toString("base64"),
+      },
+    );
+  }
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function statementsFor(first: number): Promise<number> {
+  // Authenticate once outside the count (key lookup is per request, not per row).
+  await t.ok("{ viewer { role } }");
+  count = 0;
+  counting = true;
+  const d = await t.ok(
+    `query($n: Int!) { conversations(first: $n) { edges { node { id contact { email } assignee { name }
+      messages { subject attachments { filename } } } } } }`,
+    { n: first },
+  );
+  counting = false;
+  expect(d.conversations.edges).toHaveLength(first);
+  return count;
+}
+
+it("costs the same statements for 5 or 20 conversations", async () => {
+  const small = await statementsFor(5);
+  const large = await statementsFor(20);
+  expect(large).toBe(small);
+  expect(large).toBeLessThan(12);
+});

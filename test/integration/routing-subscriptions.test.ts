@@ -1,0 +1,169 @@
+import { eq } from "drizzle-orm";
+import type { Client } from "graphql-ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queue } from "../../src/db/schema/index.js";
+import { ManualClock } from "../../src/engine/clock.js";
+import { encodeId } from "../../src/schema/ids.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createUserWithKey } from "../helpers/fixtures.js";
+import { addConversation, route, routingSetup } from "./routing-helpers.js";
+
+const clock = new ManualClock("2031-03-03T09:00:00Z");
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startTestApp({ clock });
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+interface Stream<T> {
+  /** Resolves with the first `n` messages received (from the start of the stream). */
+  take(n: number): Promise<T[]>;
+  stop(): void;
+  errors: unknown[];
+}
+
+function stream<T>(client: Client, query: string, variables: Record<string, unknown> = {}): Stream<T> {
+  const got: T[] = [];
+  const errors: unknown[] = [];
+  const waiters: { n: number; resolve: (v: T[]) => void }[] = [];
+  const flush = () => {
+    for (const w of [...waiters]) {
+      if (got.length >= w.n) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(got.slice(0, w.n));
+      }
+    }
+  };
+  const stop = client.subscribe<T>(
+    { query, variables },
+    {
+      next: (m) => {
+        if (m.errors) errors.push(m.errors);
+        if (m.data) got.push(m.data as T);
+        flush();
+      },
+      error: (e) => errors.push(e),
+      complete: () => {},
+    },
+  );
+  return {
+    errors,
+    stop,
+    take: (n) =>
+      new Promise<T[]>((resolve, reject) => {
+        waiters.push({ n, resolve });
+        flush();
+        setTimeout(
+          () => reject(new Error(`timed out with ${got.length}/${n}: ${JSON.stringify(errors)}`)),
+          10_000,
+        );
+      }),
+  };
+}
+
+const INBOX = `subscription($after: String) { myInbox(after: $after) {
+  event { type cursor agentId } conversation { id workState } } }`;
+
+describe("subscriptions over graphql-ws", () => {
+  it("myInbox pushes the viewer's offers and nothing of other agents", async () => {
+    const s = await routingSetup(t, { agents: 1 });
+    await t.db.db.update(queue).set({ offerRequired: true }).where(eq(queue.id, s.queueId));
+    const agent = s.agents[0]!;
+    const bystander = await createUserWithKey(t.db.db, t.tenantId, "AGENT", {
+      presence: "AVAILABLE",
+      loggedIn: true,
+    });
+    // "0.0": a fresh agent has no events, so replay-then-live starts with no race.
+    const mine = stream<{
+      myInbox: { event: { type: string; agentId: string }; conversation: { id: string; workState: string } };
+    }>(t.ws(agent.key), INBOX, { after: "0.0" });
+    const theirs = stream<unknown>(t.ws(bystander.key), INBOX, { after: "0.0" });
+    const c = await addConversation(t, s.queueId);
+    await route(t, s.queueId);
+    const [first] = await mine.take(1);
+    expect(first!.myInbox.event).toMatchObject({
+      type: "routing.offered",
+      agentId: encodeId("User", agent.id),
+    });
+    expect(first!.myInbox.conversation).toEqual({ id: encodeId("Conversation", c.id), workState: "OFFERED" });
+    await t.ok(
+      `mutation($id: ID!) { acceptOffer(conversationId: $id) { __typename } }`,
+      { id: encodeId("Conversation", c.id) },
+      agent.key,
+    );
+    const two = await mine.take(2);
+    expect(two[1]!.myInbox.event.type).toBe("routing.accepted");
+    expect(two[1]!.myInbox.conversation.workState).toBe("ACTIVE");
+    mine.stop();
+    theirs.stop();
+    expect(theirs.errors).toEqual([]);
+  });
+
+  it("conversationEvents resumes after a reconnect without gaps or repeats; hidden conversations are not found", async () => {
+    const s = await routingSetup(t, { agents: 1 });
+    const outsider = await createUserWithKey(t.db.db, t.tenantId, "AGENT");
+    const c = await addConversation(t, s.queueId);
+    const id = encodeId("Conversation", c.id);
+    const Q = `subscription($id: ID!, $after: String) { conversationEvents(conversationId: $id, after: $after) { type cursor } }`;
+    const key = s.agents[0]!.key;
+    const first = stream<{ conversationEvents: { type: string; cursor: string } }>(t.ws(t.adminKey), Q, {
+      id,
+      after: "0.0",
+    });
+    await route(t, s.queueId);
+    const [assigned] = await first.take(1);
+    expect(assigned!.conversationEvents.type).toBe("routing.assigned");
+    first.stop();
+    // While disconnected: park, activate, park.
+    for (const m of ["parkConversation", "activateConversation", "parkConversation"]) {
+      await t.ok(`mutation($id: ID!) { ${m}(conversationId: $id) { __typename } }`, { id }, key);
+    }
+    const resumed = stream<{ conversationEvents: { type: string; cursor: string } }>(t.ws(t.adminKey), Q, {
+      id,
+      after: assigned!.conversationEvents.cursor,
+    });
+    const got = await resumed.take(3);
+    expect(got.map((g) => g.conversationEvents.type)).toEqual([
+      "routing.parked",
+      "routing.activated",
+      "routing.parked",
+    ]);
+    resumed.stop();
+
+    const hidden = stream<unknown>(t.ws(outsider.key), Q, { id, after: "0.0" });
+    await new Promise<void>((resolve) => {
+      const check = () => (hidden.errors.length > 0 ? resolve() : setTimeout(check, 20));
+      check();
+    });
+    expect(JSON.stringify(hidden.errors)).toMatch(/not found/i);
+  });
+
+  it("queueStats emits at once and after every change in the queue; queues outside the caller's access are not found", async () => {
+    const s = await routingSetup(t, { agents: 1 });
+    const q = encodeId("Queue", s.queueId);
+    const Q = `subscription($q: ID!) { queueStats(queueId: $q) { waiting assigned agentsAvailable agentsBusy } }`;
+    const stats = stream<{ queueStats: { waiting: number; assigned: number; agentsAvailable: number } }>(
+      t.ws(t.adminKey),
+      Q,
+      { q },
+    );
+    const [initial] = await stats.take(1);
+    expect(initial!.queueStats).toMatchObject({ waiting: 0, assigned: 0, agentsAvailable: 1 });
+    await addConversation(t, s.queueId);
+    await route(t, s.queueId);
+    // The assignment event triggers a recomputation: one assigned, nobody waiting.
+    const all = await stats.take(2);
+    expect(all[1]!.queueStats).toMatchObject({ waiting: 0, assigned: 1 });
+    stats.stop();
+    const agentElsewhere = await createUserWithKey(t.db.db, t.tenantId, "AGENT");
+    const denied = stream<unknown>(t.ws(agentElsewhere.key), Q, { q });
+    await new Promise<void>((resolve) => {
+      const check = () => (denied.errors.length > 0 ? resolve() : setTimeout(check, 20));
+      check();
+    });
+    expect(JSON.stringify(denied.errors)).toMatch(/not found/i);
+  });
+});

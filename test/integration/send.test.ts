@@ -1,0 +1,610 @@
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  brandedTemplate,
+  contact,
+  conversation,
+  message,
+  queueMember,
+  signature,
+  tenant,
+  user,
+} from "../../src/db/schema/index.js";
+import { ManualClock } from "../../src/engine/clock.js";
+import { deliverMessage } from "../../src/engine/outbound/delivery.js";
+import { decodeId, encodeId } from "../../src/schema/ids.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+import {
+  capturedWith,
+  createSinkAccount,
+  eventsOf,
+  headerLines,
+  ingestAt,
+  parseCaptured,
+  waitFor,
+  waitForStatus,
+} from "../helpers/outbound.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
+import {
+  type SmtpSink,
+  startCapturingSink,
+  startNoTlsSink,
+  startRejectingSink,
+  startTempFailSink,
+} from "../helpers/smtp-sinks.js";
+
+const clock = new ManualClock("2026-03-02T09:00:00Z");
+let t: TestApp;
+let sink: SmtpSink;
+let addr: { queueId: string; addressId: string; address: string };
+let other: { queueId: string; addressId: string; address: string };
+let supervisor: { id: string; key: string };
+let agent: { id: string; key: string };
+const sinks: SmtpSink[] = [];
+
+const RESULT = `__typename
+  ... on Message { id direction outboundStatus subject messageIdHeader inReplyTo references
+    to { address name } cc { address } bcc { address } }
+  ... on Error { code message }
+  ... on ValidationError { field }
+  ... on ForbiddenError { permission }`;
+const REPLY = `mutation($c: ID!, $i: OutboundMessageInput!, $all: Boolean) {
+  replyToConversation(conversationId: $c, input: $i, replyAll: $all) { ${RESULT} } }`;
+const FORWARD = `mutation($m: ID!, $i: OutboundMessageInput!) { forwardMessage(messageId: $m, input: $i) { ${RESULT} } }`;
+const START = `mutation($i: StartConversationInput!) { startConversation(input: $i) { ${RESULT} } }`;
+const NOTE = `mutation($c: ID!, $i: NoteInput!) { addNote(conversationId: $c, input: $i) { ${RESULT} } }`;
+const RETRY = `mutation($m: ID!) { retryMessage(messageId: $m) { ${RESULT} } }`;
+
+async function newAddress(s: SmtpSink, fields: Record<string, unknown> = {}, queueFields = {}) {
+  const accountId = await createSinkAccount(t, s);
+  return createQueueWithAddress(t.db.db, t.tenantId, {
+    queue: queueFields,
+    addressFields: { accountId, ...fields },
+  });
+}
+
+async function inbound(address: { addressId: string }, spec: Parameters<typeof buildRawMail>[0] = {}) {
+  const r = await ingestAt(t, address.addressId, buildRawMail(spec));
+  expect(r.status).toBe("stored");
+  return r.conversation!;
+}
+
+beforeAll(async () => {
+  t = await startTestApp({
+    clock,
+    env: {
+      SEND_RETRY_DELAY_SECONDS: "1",
+      SEND_RETRY_BACKOFF: "false",
+      SEND_RETRY_LIMIT: "3",
+      SEND_POLL_MS: "500",
+      SEND_WORKERS: "1",
+    },
+  });
+  sink = await startCapturingSink({ starttls: false });
+  sinks.push(sink);
+  const [tpl] = await t.db.db
+    .insert(brandedTemplate)
+    .values({
+      tenantId: t.tenantId,
+      name: "Brand",
+      html: '<html><body><div class="brand-frame">{{content}}</div><p>ACME footer</p></body></html>',
+    })
+    .returning();
+  const [sig] = await t.db.db
+    .insert(signature)
+    .values({ tenantId: t.tenantId, name: "Q", text: "Cheers, {{agent.name}} ({{company}})" })
+    .returning();
+  await t.db.db
+    .update(tenant)
+    .set({ company: "ACME Corp", timeZone: "Europe/Berlin" })
+    .where(eq(tenant.id, t.tenantId));
+  addr = await newAddress(
+    sink,
+    {
+      address: "support@acme.test",
+      displayName: "ACME Support",
+      fromAddress: "help@acme.test",
+      replyTo: "desk@acme.test",
+      bcc: ["audit@acme.test"],
+      ticketPlacement: "END",
+      ticketDelimiter: "SQUARE",
+      signaturePolicy: "FIRST_REPLY",
+      historyPolicy: "ALWAYS",
+      brandedTemplateId: tpl!.id,
+    },
+    { signatureId: sig!.id },
+  );
+  other = await newAddress(sink, {
+    address: "sales@acme.test",
+    ticketPlacement: "START",
+    ticketDelimiter: "CURLY",
+  });
+  supervisor = await createUserWithKey(t.db.db, t.tenantId, "SUPERVISOR", { name: "Sue Supervisor" });
+  agent = await createUserWithKey(t.db.db, t.tenantId, "AGENT", { name: "Ann Agent" });
+  await t.db.db.insert(queueMember).values([
+    { tenantId: t.tenantId, queueId: addr.queueId, userId: agent.id },
+    { tenantId: t.tenantId, queueId: other.queueId, userId: agent.id },
+  ]);
+});
+
+afterAll(async () => {
+  await t?.stop();
+  for (const s of sinks) await s.close();
+});
+
+describe("reply end-to-end", () => {
+  it("sends a threaded, branded reply with signature, history, From/Reply-To/BCC from the address", async () => {
+    const conv = await inbound(addr, {
+      subject: "Printer broken",
+      messageId: "in-1@customer.example",
+      headers: { References: "<root@customer.example>" },
+      text: "The printer shows error 42.",
+    });
+    const before = sink.messages.length;
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "We are on it." } }, agent.key);
+    const m = r.replyToConversation;
+    expect(m).toMatchObject({ __typename: "Message", direction: "OUTBOUND", outboundStatus: "QUEUED" });
+    expect(m.subject).toBe(`Re: Printer broken [#${conv.ticketNumber}]`);
+    expect(m.inReplyTo).toBe("in-1@customer.example");
+    expect(m.references).toEqual(["root@customer.example", "in-1@customer.example"]);
+    // An agent without SEE_BCC does not see the hidden BCC.
+    expect(m.bcc).toEqual([]);
+
+    const id = decodeId(m.id, "Message");
+    const sent = await waitForStatus(t, id, ["SENT", "FAILED"]);
+    expect(sent.outboundStatus).toBe("SENT");
+    expect(sink.messages.length).toBe(before + 1);
+    const captured = capturedWith(sink, sent.messageIdHeader);
+    expect(captured.rcptTo.sort()).toEqual(["alice@customer.example", "audit@acme.test"]);
+    expect(captured.mailFrom).toBe("help@acme.test");
+    const stored = await t.db.db.select().from(message).where(eq(message.id, id));
+    const mail = await parseCaptured(captured.raw);
+    expect(mail.messageId).toBe(`<${stored[0]!.messageIdHeader}>`);
+    expect(mail.messageId).toMatch(/@[0-9a-f-]{36}\.switchboard\.invalid>$/);
+    expect(mail.inReplyTo).toBe("<in-1@customer.example>");
+    expect(mail.references).toEqual(["<root@customer.example>", "<in-1@customer.example>"]);
+    expect(mail.subject).toBe(`Re: Printer broken [#${conv.ticketNumber}]`);
+    expect(mail.from?.value).toEqual([{ name: "ACME Support", address: "help@acme.test" }]);
+    expect(mail.replyTo?.value.map((a) => a.address)).toEqual(["desk@acme.test"]);
+    expect(headerLines(captured.raw).some((l) => /^bcc:/i.test(l))).toBe(false);
+    expect(mail.text).toContain("We are on it.");
+    expect(mail.text).toContain("-- \nCheers, Ann Agent (ACME Corp)");
+    expect(mail.text).toMatch(
+      /On 2024-05-01 12:00, Alice <alice@customer.example> wrote:\n> The printer shows error 42\./,
+    );
+    expect(mail.html).toContain('<div class="brand-frame">');
+    expect(mail.html).toContain("ACME footer");
+    expect(mail.html).toContain('<blockquote type="cite"');
+
+    // A supervisor (SEE_BCC) sees the hidden BCC on the stored message.
+    const seen = await t.ok(
+      `query($id: ID!) { node(id: $id) { ... on Conversation { lastOutboundAt messages { direction bcc { address } sentAt } } } }`,
+      { id: conv.id },
+      supervisor.key,
+    );
+    const out = seen.node.messages.find((x: any) => x.direction === "OUTBOUND");
+    expect(out.bcc).toEqual([{ address: "audit@acme.test" }]);
+    expect(out.sentAt).not.toBeNull();
+    expect(seen.node.lastOutboundAt).not.toBeNull();
+    const types = (await eventsOf(t, decodeId(conv.id, "Conversation"))).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(["message.queued", "message.sent"]));
+
+    // Second reply: one Re:, no signature (FIRST_REPLY), still threaded on the newest message.
+    const r2 = await t.ok(
+      REPLY,
+      { c: conv.id, i: { html: "<p>Fixed now.</p><script>x()</script>" } },
+      agent.key,
+    );
+    const id2 = decodeId(r2.replyToConversation.id, "Message");
+    const sent2 = await waitForStatus(t, id2, ["SENT"]);
+    const mail2 = await parseCaptured(capturedWith(sink, sent2.messageIdHeader).raw);
+    expect(mail2.subject).toBe(`Re: Printer broken [#${conv.ticketNumber}]`);
+    // The signature is not added again (the quoted first reply still carries its own).
+    expect(mail2.text!.split(" wrote:")[0]).not.toContain("Cheers,");
+    expect(mail2.html).not.toContain("<script");
+    expect(mail2.text).toContain("Fixed now.");
+  });
+
+  it("reply-all copies To/Cc minus our own addresses; forward goes to new recipients", async () => {
+    const conv = await inbound(addr, {
+      to: "support@acme.test, bob@customer.example",
+      headers: { Cc: "carol@customer.example" },
+      subject: "Team question",
+    });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "Answer for all." }, all: true }, agent.key);
+    expect(r.replyToConversation.to.map((a: any) => a.address)).toEqual(["alice@customer.example"]);
+    expect(r.replyToConversation.cc.map((a: any) => a.address).sort()).toEqual([
+      "bob@customer.example",
+      "carol@customer.example",
+    ]);
+    const msgs = await t.db.db
+      .select()
+      .from(message)
+      .where(
+        and(eq(message.conversationId, decodeId(conv.id, "Conversation")), eq(message.direction, "INBOUND")),
+      );
+    const f = await t.ok(
+      FORWARD,
+      {
+        m: encodeId("Message", msgs[0]!.id),
+        i: { to: [{ address: "vendor@partner.example", name: "Vendor" }], text: "FYI" },
+      },
+      agent.key,
+    );
+    expect(f.forwardMessage.subject).toBe(`Fwd: Team question [#${conv.ticketNumber}]`);
+    expect(f.forwardMessage.inReplyTo).toBeNull();
+    const id = decodeId(f.forwardMessage.id, "Message");
+    await waitForStatus(t, id, ["SENT"]);
+    const fwd = sink.messages.find((x) => x.rcptTo.includes("vendor@partner.example"))!;
+    const mail = await parseCaptured(fwd.raw);
+    expect(mail.text).toContain("---------- Forwarded message ----------");
+    expect(mail.to && !Array.isArray(mail.to) ? mail.to.value[0]!.address : null).toBe(
+      "vendor@partner.example",
+    );
+  });
+
+  it("starts a new outbound conversation with a ticket number; notes are never sent", async () => {
+    const toNew = () => sink.messages.filter((x) => x.rcptTo.includes("newcustomer@example.org")).length;
+    const r = await t.ok(
+      START,
+      {
+        i: {
+          fromAddressId: encodeId("EmailAddress", other.addressId),
+          to: [{ address: "newcustomer@example.org", name: "New Customer" }],
+          subject: "Your quote",
+          text: "Here is the quote.",
+          attachments: [
+            {
+              filename: "quote.pdf",
+              contentType: "application/pdf",
+              contentBase64: Buffer.from("%PDF-1.4").toString("base64"),
+            },
+          ],
+        },
+      },
+      agent.key,
+    );
+    const m = r.startConversation;
+    expect(m.subject).toMatch(/^\{#\d+\} Your quote$/);
+    const id = decodeId(m.id, "Message");
+    await waitForStatus(t, id, ["SENT"]);
+    const [row] = await t.db.db.select().from(message).where(eq(message.id, id));
+    const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, row!.conversationId));
+    expect(m.subject).toBe(`{#${c!.ticketNumber}} Your quote`);
+    const [ct] = await t.db.db.select().from(contact).where(eq(contact.id, c!.contactId));
+    expect(ct!.email).toBe("newcustomer@example.org");
+    const mail = await parseCaptured(
+      sink.messages.find((x) => x.rcptTo.includes("newcustomer@example.org"))!.raw,
+    );
+    expect(mail.attachments.map((a) => [a.filename, a.contentType, a.content.toString()])).toEqual([
+      ["quote.pdf", "application/pdf", "%PDF-1.4"],
+    ]);
+
+    const n = await t.ok(
+      NOTE,
+      { c: encodeId("Conversation", c!.id), i: { text: "Customer is VIP" } },
+      agent.key,
+    );
+    expect(n.addNote).toMatchObject({ direction: "NOTE", outboundStatus: null });
+    // Give the send worker a poll cycle: still exactly one mail for this conversation.
+    await new Promise((res) => setTimeout(res, 700));
+    expect(toNew()).toBe(1);
+    const types = (await eventsOf(t, c!.id)).map((e) => e.type);
+    expect(types).toContain("note.added");
+  });
+});
+
+describe("permissions", () => {
+  it("refuses a new outbound conversation without START_OUTBOUND", async () => {
+    const [tn] = await t.db.db.select().from(tenant).where(eq(tenant.id, t.tenantId));
+    const perms = tn!.rolePermissions;
+    await t.db.db
+      .update(tenant)
+      .set({ rolePermissions: { ...perms, AGENT: perms.AGENT.filter((p) => p !== "START_OUTBOUND") } })
+      .where(eq(tenant.id, t.tenantId));
+    try {
+      const r = await t.ok(
+        START,
+        {
+          i: {
+            fromAddressId: encodeId("EmailAddress", other.addressId),
+            to: [{ address: "x@example.org" }],
+            subject: "Hi",
+            text: "Hi",
+          },
+        },
+        agent.key,
+      );
+      expect(r.startConversation).toMatchObject({
+        __typename: "ForbiddenError",
+        permission: "START_OUTBOUND",
+      });
+    } finally {
+      await t.db.db.update(tenant).set({ rolePermissions: perms }).where(eq(tenant.id, t.tenantId));
+    }
+  });
+
+  it("refuses a subject edit unless the tenant allows it and the viewer has EDIT_SUBJECT", async () => {
+    const conv = await inbound(addr, { subject: "Original" });
+    const notAllowed = await t.ok(
+      REPLY,
+      { c: conv.id, i: { text: "x", subject: "New subject" } },
+      supervisor.key,
+    );
+    expect(notAllowed.replyToConversation).toMatchObject({
+      __typename: "ValidationError",
+      field: "subjectOverride",
+    });
+    await t.db.db.update(tenant).set({ agentsMayEditSubject: true }).where(eq(tenant.id, t.tenantId));
+    try {
+      const noPerm = await t.ok(REPLY, { c: conv.id, i: { text: "x", subject: "New subject" } }, agent.key);
+      expect(noPerm.replyToConversation).toMatchObject({
+        __typename: "ForbiddenError",
+        permission: "EDIT_SUBJECT",
+      });
+      const ok = await t.ok(REPLY, { c: conv.id, i: { text: "x", subject: "New subject" } }, supervisor.key);
+      expect(ok.replyToConversation.subject).toBe(`New subject [#${conv.ticketNumber}]`);
+    } finally {
+      await t.db.db.update(tenant).set({ agentsMayEditSubject: false }).where(eq(tenant.id, t.tenantId));
+    }
+  });
+
+  it("refuses another From address without CHANGE_FROM, and addresses that may not send", async () => {
+    const conv = await inbound(addr, { subject: "From test" });
+    const r = await t.ok(
+      REPLY,
+      { c: conv.id, i: { text: "x", fromAddressId: encodeId("EmailAddress", other.addressId) } },
+      agent.key,
+    );
+    expect(r.replyToConversation).toMatchObject({ __typename: "ForbiddenError", permission: "CHANGE_FROM" });
+    const ok = await t.ok(
+      REPLY,
+      { c: conv.id, i: { text: "x", fromAddressId: encodeId("EmailAddress", other.addressId) } },
+      supervisor.key,
+    );
+    expect(ok.replyToConversation.__typename).toBe("Message");
+    const blocked = await newAddress(sink, { outboundAllowed: false });
+    const no = await t.ok(
+      REPLY,
+      { c: conv.id, i: { text: "x", fromAddressId: encodeId("EmailAddress", blocked.addressId) } },
+      supervisor.key,
+    );
+    expect(no.replyToConversation).toMatchObject({ __typename: "ValidationError", field: "fromAddressId" });
+  });
+
+  it("hides conversations outside the agent's queues", async () => {
+    const hidden = await createQueueWithAddress(t.db.db, t.tenantId, {});
+    const conv = await inbound(hidden, { subject: "Secret" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "x" } }, agent.key);
+    expect(r.replyToConversation.__typename).toBe("NotFoundError");
+  });
+});
+
+describe("delivery outcomes", () => {
+  it("force-TLS against a server without TLS: FAILED, recipient undeliverable, event", async () => {
+    const noTls = await startNoTlsSink();
+    sinks.push(noTls);
+    const a = await newAddress(noTls, { forceTls: true });
+    const conv = await inbound(a, { from: "Tess <tess@plain.example>", subject: "TLS?" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "secret" } }, supervisor.key);
+    const m = await waitForStatus(t, decodeId(r.replyToConversation.id, "Message"), ["FAILED", "SENT"]);
+    expect(m.outboundStatus).toBe("FAILED");
+    expect(m.outboundError).toMatch(/^tls_required/);
+    expect(noTls.messages).toHaveLength(0);
+    const [ct] = await t.db.db.select().from(contact).where(eq(contact.email, "tess@plain.example"));
+    expect(ct!.undeliverable).toBe(true);
+    const failed = await eventsOf(t, decodeId(conv.id, "Conversation"), "message.failed");
+    expect(failed[0]!.payload).toMatchObject({ kind: "tls_required" });
+  });
+
+  it("temporary failures are retried by pg-boss and the mail is sent exactly once", async () => {
+    const flaky = await startTempFailSink(2);
+    sinks.push(flaky);
+    const a = await newAddress(flaky);
+    const conv = await inbound(a, { subject: "Flaky" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "retry me" } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const m = await waitForStatus(t, id, ["SENT", "FAILED"], 25_000);
+    expect(m.outboundStatus).toBe("SENT");
+    expect(m.sendAttempts).toBe(3);
+    expect(flaky.attempts).toBe(3);
+    expect(flaky.messages).toHaveLength(1);
+    // A duplicate job after the recorded success sends nothing.
+    const again = await deliverMessage(
+      t.app.engine,
+      { tenantId: t.tenantId, messageId: id },
+      { finalAttempt: true },
+    );
+    expect(again.outcome).toBe("skipped");
+    expect(flaky.messages).toHaveLength(1);
+    expect(await eventsOf(t, decodeId(conv.id, "Conversation"), "message.sent")).toHaveLength(1);
+  });
+
+  it("a permanent 5xx fails the message with the reason; a supervisor can retry it", async () => {
+    const rejecting = await startRejectingSink("RCPT");
+    sinks.push(rejecting);
+    const a = await newAddress(rejecting);
+    const conv = await inbound(a, { subject: "Nope" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "x" } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const m = await waitForStatus(t, id, ["FAILED", "SENT"]);
+    expect(m.outboundStatus).toBe("FAILED");
+    expect(m.outboundError).toMatch(/^permanent: 550/);
+    expect(m.sendAttempts).toBe(1);
+    const denied = await t.ok(RETRY, { m: encodeId("Message", id) }, agent.key).catch((e) => String(e));
+    expect(String(JSON.stringify(denied))).toMatch(/Forbidden|FORBIDDEN/);
+    const retried = await t.ok(RETRY, { m: encodeId("Message", id) }, supervisor.key);
+    expect(retried.retryMessage.outboundStatus).toBe("QUEUED");
+    const again = await waitFor(async () => {
+      const [x] = await t.db.db.select().from(message).where(eq(message.id, id));
+      return x!.sendAttempts === 2 && x!.outboundStatus === "FAILED" ? x : null;
+    }, "second failure");
+    expect(again.outboundStatus).toBe("FAILED");
+  });
+
+  it("a delivery report marks the reply BOUNCED and a 5.x.x contact undeliverable, without a conversation", async () => {
+    const conv = await inbound(addr, { from: "Gone <gone@customer.example>", subject: "Bounce me" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "hello" } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const sent = await waitForStatus(t, id, ["SENT"]);
+    const convCount = (await t.db.db.select({ id: conversation.id }).from(conversation)).length;
+    const report = [
+      "From: MAILER-DAEMON@mx.customer.example",
+      "To: help@acme.test",
+      "Subject: Undelivered Mail Returned to Sender",
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
+      "",
+      "--b",
+      "Content-Type: text/plain",
+      "",
+      "Delivery failed.",
+      "--b",
+      "Content-Type: message/delivery-status",
+      "",
+      "Reporting-MTA: dns; mx.customer.example",
+      "",
+      "Final-Recipient: rfc822; gone@customer.example",
+      "Action: failed",
+      "Status: 5.1.1",
+      "Diagnostic-Code: smtp; 550 5.1.1 no such user",
+      "",
+      "--b",
+      "Content-Type: text/rfc822-headers",
+      "",
+      `Message-ID: <${sent.messageIdHeader}>`,
+      "Subject: Re: Bounce me",
+      "",
+      "--b--",
+      "",
+    ].join("\r\n");
+    const out = await ingestAt(t, addr.addressId, Buffer.from(report));
+    expect(out.status).toBe("report");
+    const [m] = await t.db.db.select().from(message).where(eq(message.id, id));
+    expect(m!.outboundStatus).toBe("BOUNCED");
+    expect(m!.outboundError).toContain("5.1.1");
+    const [ct] = await t.db.db.select().from(contact).where(eq(contact.email, "gone@customer.example"));
+    expect(ct!.undeliverable).toBe(true);
+    expect((await t.db.db.select({ id: conversation.id }).from(conversation)).length).toBe(convCount);
+    expect(await eventsOf(t, decodeId(conv.id, "Conversation"), "message.bounced")).toHaveLength(1);
+  });
+  it("a plain-text (non RFC 3464) bounce is matched by the heuristic fallback", async () => {
+    const conv = await inbound(addr, { from: "Old <old@legacy.example>", subject: "Legacy" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "hello" } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const sent = await waitForStatus(t, id, ["SENT"]);
+    const bounce = [
+      "From: MAILER-DAEMON@legacy.example",
+      "To: help@acme.test",
+      "Subject: failure notice",
+      "MIME-Version: 1.0",
+      "Content-Type: text/plain",
+      "",
+      "Hi. This is the qmail-send program at legacy.example.",
+      "I'm afraid I wasn't able to deliver your message to the following addresses.",
+      "",
+      "<old@legacy.example>:",
+      "Sorry, no mailbox here by that name. (#5.1.1) 550 5.1.1 user unknown",
+      "",
+      "--- Below this line is a copy of the message.",
+      "",
+      "Return-Path: <help@acme.test>",
+      `Message-ID: <${sent.messageIdHeader}>`,
+      "Subject: Re: Legacy",
+      "",
+    ].join("\r\n");
+    const out = await ingestAt(t, addr.addressId, Buffer.from(bounce));
+    expect(out.status).toBe("report");
+    const [m] = await t.db.db.select().from(message).where(eq(message.id, id));
+    expect(m!.outboundStatus).toBe("BOUNCED");
+    const [ct] = await t.db.db.select().from(contact).where(eq(contact.email, "old@legacy.example"));
+    expect(ct!.undeliverable).toBe(true);
+  });
+});
+
+describe("header injection", () => {
+  it("no CR/LF/NUL from any field reaches a header of the sent mail", async () => {
+    const evil = "x\r\nBcc: victim@evil.example\r\nX-Injected: yes\u0000";
+    // PostgreSQL text cannot hold NUL: what is stored (address, user, inbound ids) gets CR/LF only.
+    const evilDb = evil.replace("\u0000", "");
+    const a = await newAddress(sink, { displayName: `Brand${evilDb}` });
+    await t.db.db.update(tenant).set({ agentsMayEditSubject: true }).where(eq(tenant.id, t.tenantId));
+    await t.db.db
+      .update(user)
+      .set({ name: `Ann${evilDb}` })
+      .where(eq(user.id, supervisor.id));
+    try {
+      const conv = await inbound(a, { subject: "Inject" });
+      // In-Reply-To/References from inbound mail: make the stored ids hostile, as a parser bug might.
+      await t.db.db
+        .update(message)
+        .set({ messageIdHeader: `evil@x>${evilDb}`, references: [`<r@x>${evilDb}`, "ok@customer.example"] })
+        .where(eq(message.conversationId, decodeId(conv.id, "Conversation")));
+      // Addresses with control characters are refused, naming the field.
+      for (const field of ["to", "cc", "bcc"]) {
+        const bad = await t.ok(
+          REPLY,
+          { c: conv.id, i: { text: "x", [field]: [{ address: `a@b.example${evil}` }] } },
+          supervisor.key,
+        );
+        expect(bad.replyToConversation).toMatchObject({
+          __typename: "ValidationError",
+          field: `recipients.${field}[0]`,
+        });
+      }
+      const badType = await t.ok(
+        REPLY,
+        {
+          c: conv.id,
+          i: {
+            text: "x",
+            attachments: [{ filename: "a.txt", contentType: `text/plain${evil}`, contentBase64: "eA==" }],
+          },
+        },
+        supervisor.key,
+      );
+      expect(badType.replyToConversation).toMatchObject({ field: "attachments[0].contentType" });
+      const r = await t.ok(
+        REPLY,
+        {
+          c: conv.id,
+          i: {
+            text: `body${evil}`,
+            subject: `Subject${evil}`,
+            to: [{ address: "alice@customer.example", name: `Alice${evil}` }],
+            cc: [{ address: "carl@customer.example", name: `Carl${evil}` }],
+            attachments: [
+              {
+                filename: `f${evil}.txt`,
+                contentType: "text/plain",
+                contentBase64: "eA==",
+                contentId: "c1@x",
+              },
+            ],
+          },
+        },
+        supervisor.key,
+      );
+      expect(r.replyToConversation.__typename).toBe("Message");
+      const id = decodeId(r.replyToConversation.id, "Message");
+      const sent = await waitForStatus(t, id, ["SENT"]);
+      const captured = capturedWith(sink, sent.messageIdHeader);
+      expect(captured.rcptTo).not.toContain("victim@evil.example");
+      const lines = headerLines(captured.raw);
+      expect(lines.filter((l) => /^(bcc|x-injected):/i.test(l))).toEqual([]);
+      expect(captured.raw.includes(0)).toBe(false);
+      const mail = await parseCaptured(captured.raw);
+      expect(mail.headers.has("x-injected")).toBe(false);
+      expect(mail.headers.has("bcc")).toBe(false);
+      expect(mail.inReplyTo).toBeUndefined();
+      // The valid id inside the hostile value is kept; the rest never reaches the header.
+      expect(mail.references).toEqual(["<r@x>", "<ok@customer.example>"]);
+      expect(mail.subject).not.toMatch(/[\r\n\0]/);
+      expect(mail.from?.value[0]?.name).not.toMatch(/[\r\n\0]/);
+      expect(mail.attachments[0]!.filename).not.toMatch(/[\r\n\0]/);
+    } finally {
+      await t.db.db.update(tenant).set({ agentsMayEditSubject: false }).where(eq(tenant.id, t.tenantId));
+    }
+  });
+});
