@@ -64,8 +64,9 @@ async function kill9(proc: ChildProcess): Promise<void> {
 /** Waits until `n` messages of the account are stored; on timeout says how far it got. */
 async function waitStored(accountId: string, n: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let have = 0;
-  while ((have = await stored(accountId)) < n) {
+  for (;;) {
+    const have = await stored(accountId);
+    if (have >= n) return;
     if (Date.now() > deadline) throw new Error(`timed out with ${have} of ${n} messages stored`);
     await new Promise((r) => setTimeout(r, 100));
   }
