@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentState, contact, queue, queueMember, user } from "../../src/db/schema/index.js";
+import { agentState, contact, conversation, queue, queueMember, user } from "../../src/db/schema/index.js";
 import { ManualClock, MINUTE } from "../../src/engine/clock.js";
 import { releaseConversation, startCustomerResponseCountdown } from "../../src/engine/routing/actions.js";
 import { routingJobHandlers } from "../../src/jobs/routing.js";
@@ -78,6 +78,27 @@ describe("auto-assignment", () => {
     // Contact continuity: the assignee becomes preferred.
     const [ct] = await t.db.db.select().from(contact).where(eq(contact.id, b.contactId));
     expect(ct!.preferredAgentId).toBe(rb!.assigneeId);
+  });
+
+  it("a queue ordered by SLA_REMAINING serves the least SLA time left first, whatever the priority", async () => {
+    const s = await routingSetup(t, { queue: { order: "SLA_REMAINING" }, agents: 1 });
+    const now = clock.now();
+    const noSla = await addConversation(t, s.queueId, { priority: 50 });
+    const late = await addConversation(t, s.queueId, { priority: 10 });
+    const soon = await addConversation(t, s.queueId);
+    await t.db.db
+      .update(conversation)
+      .set({ firstResponseDueAt: new Date(now.getTime() + 90 * MINUTE) })
+      .where(eq(conversation.id, late.id));
+    await t.db.db
+      .update(conversation)
+      .set({ firstResponseDueAt: new Date(now.getTime() + 5 * MINUTE) })
+      .where(eq(conversation.id, soon.id));
+    await route(t, s.queueId);
+    // One agent without auto-parking takes exactly one: the one due soonest.
+    expect((await conv(t.db.db, soon.id)).assigneeId).toBe(s.agents[0]!.id);
+    expect((await conv(t.db.db, late.id)).workState).toBe("WAITING");
+    expect((await conv(t.db.db, noSla.id)).workState).toBe("WAITING");
   });
 
   it("without auto-parking gives one ACTIVE per agent and no spacing; parking frees the agent", async () => {

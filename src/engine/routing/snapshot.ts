@@ -135,18 +135,25 @@ export async function loadWaiting(
   tenantId: string,
   queueId: string,
   limit: number,
+  order: RoutingQueue["order"] = "PRIORITY_SCORE",
 ): Promise<WaitingConversation[]> {
-  // The PRIORITY_SCORE order (priority + minutes waiting) as a SQL expression, so the
-  // LIMIT keeps the conversations the planner would walk first (docs/routing-core.md).
+  // The queue's order as SQL, so the LIMIT keeps the conversations the planner would walk
+  // first (docs/routing-core.md): priority + minutes waiting, or the least SLA time left
+  // (conversations without an SLA after those with one).
+  const dueAt = sql`CASE WHEN c.first_responded_at IS NULL THEN c.first_response_due_at ELSE c.next_response_due_at END`;
+  const orderBy =
+    order === "SLA_REMAINING"
+      ? sql`${dueAt} ASC NULLS LAST, c.enqueued_at, c.id`
+      : sql`c.priority::float8 * 60000 - extract(epoch FROM coalesce(c.enqueued_at, c.created_at)) * 1000 DESC,
+             c.enqueued_at, c.id`;
   const rows = await sql<RawWaiting[]>`
     SELECT c.id, c.priority, coalesce(c.enqueued_at, c.created_at) AS enqueued_at,
-           CASE WHEN c.first_responded_at IS NULL THEN c.first_response_due_at ELSE c.next_response_due_at END AS sla_due_at,
+           ${dueAt} AS sla_due_at,
            c.required_skill_ids, ct.preferred_agent_id, c.offer_excluded_ids
     FROM conversation c
     JOIN contact ct ON ct.id = c.contact_id
     WHERE c.tenant_id = ${tenantId} AND c.queue_id = ${queueId} AND c.work_state = 'WAITING'
-    ORDER BY c.priority::float8 * 60000 - extract(epoch FROM coalesce(c.enqueued_at, c.created_at)) * 1000 DESC,
-             c.enqueued_at, c.id
+    ORDER BY ${orderBy}
     LIMIT ${limit}`;
   return rows.map((r) => ({
     id: r.id,
@@ -272,7 +279,7 @@ export async function loadSnapshot(
   };
   if (queue.strategy === "PREFERRED_AGENT") {
     // The preferred agents are named by the waiting rows, so those load first.
-    const waiting = await loadWaiting(sql, queue.tenantId, queue.id, limit);
+    const waiting = await loadWaiting(sql, queue.tenantId, queue.id, limit, queue.order);
     const preferred = [
       ...new Set(waiting.map((w) => w.preferredAgentId).filter((x): x is string => x !== null)),
     ];
@@ -285,6 +292,6 @@ export async function loadSnapshot(
   const bound = deliverableBound(queue, agents);
   if (bound === 0 || !queue.autoAssign) return { ...base, agents, waiting: [], pageLimit: 0 };
   const pageLimit = Math.min(limit, Math.max(50, bound * 3));
-  const waiting = await loadWaiting(sql, queue.tenantId, queue.id, pageLimit);
+  const waiting = await loadWaiting(sql, queue.tenantId, queue.id, pageLimit, queue.order);
   return { ...base, agents, waiting, pageLimit };
 }
