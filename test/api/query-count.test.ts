@@ -52,8 +52,11 @@ async function statementsFor(first: number): Promise<number> {
 }
 
 it("costs the same statements for 5 or 20 conversations", async () => {
-  const small = await statementsFor(5);
-  const large = await statementsFor(20);
+  // Background work (routing passes, the sweep) shares the pool and can only add
+  // statements to a sample, so the minimum of a few samples is the request's own cost.
+  await t.app.routing.idle();
+  const small = Math.min(await statementsFor(5), await statementsFor(5), await statementsFor(5));
+  const large = Math.min(await statementsFor(20), await statementsFor(20), await statementsFor(20));
   expect(large).toBe(small);
   expect(large).toBeLessThan(12);
 });
