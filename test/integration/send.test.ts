@@ -7,6 +7,7 @@ import {
   message,
   queueMember,
   signature,
+  slaPolicy,
   tenant,
   user,
 } from "../../src/db/schema/index.js";
@@ -134,6 +135,29 @@ afterAll(async () => {
 });
 
 describe("reply end-to-end", () => {
+  it("a reply meets the first-response SLA and starts the customer-response countdown", async () => {
+    const [policy] = await t.db.db
+      .insert(slaPolicy)
+      .values({ tenantId: t.tenantId, name: "Reply SLA", firstResponseMinutes: 60 })
+      .returning();
+    const a = await newAddress(
+      sink,
+      { address: "sla-desk@acme.test" },
+      { slaPolicyId: policy!.id, customerResponseCountdownMinutes: 60 },
+    );
+    await t.db.db.insert(queueMember).values({ tenantId: t.tenantId, queueId: a.queueId, userId: agent.id });
+    const conv = await inbound(a, { subject: "SLA please", messageId: "sla-reply@customer.example" });
+    const SLA = `query($id: ID!) { node(id: $id) { ... on Conversation { sla { firstResponse { phase } } } } }`;
+    expect((await t.ok(SLA, { id: conv.id })).node.sla.firstResponse.phase).toBe("RUNNING");
+    await t.ok(REPLY, { c: conv.id, i: { text: "Looking into it." } }, agent.key);
+    expect((await t.ok(SLA, { id: conv.id })).node.sla.firstResponse.phase).toBe("MET");
+    const jobs = await t.db.db.execute<{ n: number }>(
+      sql`SELECT count(*)::int AS n FROM pgboss.job WHERE data->>'conversationId' = ${decodeId(conv.id, "Conversation")}
+          AND name LIKE '%countdown%'`,
+    );
+    expect(jobs[0]!.n).toBe(1);
+  });
+
   it("sends a threaded, branded reply with signature, history, From/Reply-To/BCC from the address", async () => {
     const conv = await inbound(addr, {
       subject: "Printer broken",

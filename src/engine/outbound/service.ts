@@ -14,6 +14,8 @@ import type { EngineContext } from "../context.js";
 import { getConversation } from "../conversations.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents } from "../events.js";
+import { startCustomerResponseCountdown } from "../routing/actions.js";
+import { recordAgentReplySla } from "../sla.js";
 import { requirePermission, requireRole, type Viewer } from "../viewer.js";
 import type { MailAddressInput } from "./address.js";
 import {
@@ -182,7 +184,11 @@ async function lockConversation(tx: Tx, id: string): Promise<ConversationRow> {
   return c;
 }
 
-async function markResponded(tx: Tx, c: ConversationRow, now: Date): Promise<void> {
+/**
+ * An agent's reply was queued: it meets the first or the pending next response of the SLA
+ * and starts the queue's customer-response countdown, in the reply's own transaction.
+ */
+async function markResponded(tx: Tx, ctx: EngineContext, c: ConversationRow, now: Date): Promise<void> {
   await tx
     .update(conversation)
     .set({
@@ -191,6 +197,8 @@ async function markResponded(tx: Tx, c: ConversationRow, now: Date): Promise<voi
       firstRespondedAt: c.firstRespondedAt ?? now,
     })
     .where(eq(conversation.id, c.id));
+  await recordAgentReplySla(tx, ctx, c.id, now);
+  await startCustomerResponseCountdown(tx, ctx, c.id);
 }
 
 /**
@@ -321,7 +329,7 @@ async function composeOnConversation(
       authorId: viewer.userId,
       isAutoReply: false,
     });
-    await markResponded(tx, c, now);
+    await markResponded(tx, ctx, c, now);
     return m;
   }
   ctx.hub.wake();
