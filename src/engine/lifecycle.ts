@@ -1,11 +1,12 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.js";
-import { agentState, conversation, tenant } from "../db/schema/index.js";
+import { conversation, tenant } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
 import { getConversation } from "./conversations.js";
 import type { ConversationStatus } from "./domain.js";
 import { ConflictError, NotFoundError } from "./errors.js";
 import { appendEvents, type NewEvent } from "./events.js";
+import { releaseConversation } from "./routing/actions.js";
 import { applyStatusToSla, TIMER_RETRY } from "./sla.js";
 import {
   canTransition,
@@ -78,7 +79,7 @@ const FINISHED: readonly ConversationStatus[] = ["RESOLVED", "CLOSED"];
 /**
  * Moves a locked conversation to `to` and writes the event; shared by people and timers.
  * Finishing releases routing (work state DONE, the agent's capacity freed); reopening a
- * finished one puts it back in its queue. Returns whether routing should run.
+ * finished one puts it back in its queue. Returns the queues to route after commit.
  */
 async function applyTransition(
   tx: Tx,
@@ -88,12 +89,18 @@ async function applyTransition(
   to: ConversationStatus,
   actor: { type: "USER"; id: string } | { type: "SYSTEM" },
   reason: string,
-): Promise<boolean> {
+): Promise<string[]> {
   const now = ctx.clock.now();
   const finishing = FINISHED.includes(to);
   const reviving = !finishing && conv.workState === "DONE";
-  const handle = finishing && conv.activeSince ? Math.max(0, now.getTime() - conv.activeSince.getTime()) : 0;
-  // TODO(routing): replace the release below with routing's releaseConversation(tx, ctx, id, reason).
+  // Finishing hands the conversation back through routing: work state DONE, the running
+  // handle-time segment folded in, the owner's capacity freed and — where the queue says
+  // so — the agent's next parked conversation presented. Every queue of that agent gains
+  // capacity, so all of them are routed after commit.
+  const released =
+    finishing && conv.workState !== "DONE"
+      ? await releaseConversation(tx, ctx, conv.id, `status:${to.toLowerCase()}`)
+      : { queueIds: [] as string[] };
   const [updated] = await tx
     .update(conversation)
     .set({
@@ -102,27 +109,12 @@ async function applyTransition(
       lastActivityAt: actor.type === "USER" ? now : conv.lastActivityAt,
       resolvedAt: to === "RESOLVED" ? now : finishing ? conv.resolvedAt : null,
       closedAt: to === "CLOSED" ? now : null,
-      ...(finishing
-        ? {
-            workState: "DONE" as const,
-            offeredToId: null,
-            offerExpiresAt: null,
-            activeSince: null,
-            handleTimeMs: conv.handleTimeMs + handle,
-          }
-        : {}),
       ...(reviving
         ? { workState: "WAITING" as const, enqueuedAt: now, assigneeId: null, offerExcludedIds: [] }
         : {}),
     })
     .where(eq(conversation.id, conv.id))
     .returning();
-  if (finishing) {
-    await tx
-      .update(agentState)
-      .set({ activeConversationId: null })
-      .where(and(eq(agentState.tenantId, conv.tenantId), eq(agentState.activeConversationId, conv.id)));
-  }
   const events: NewEvent[] = [
     {
       tenantId: conv.tenantId,
@@ -151,7 +143,9 @@ async function applyTransition(
   await appendEvents(tx, events);
   await applyStatusToSla(tx, ctx, conv.id, to, now);
   await scheduleStatusTimer(tx, ctx, updated!, timerSettings(t));
-  return (finishing && conv.workState !== "DONE") || reviving;
+  const toRoute = new Set(released.queueIds);
+  if ((released.queueIds.length > 0 || reviving) && conv.queueId) toRoute.add(conv.queueId);
+  return [...toRoute];
 }
 
 /**
@@ -180,7 +174,7 @@ export async function setConversationStatus(
     const [row] = await tx.select().from(conversation).where(eq(conversation.id, conversationId));
     return { row: row!, route };
   });
-  if (route && row.queueId) ctx.signals.routeQueue(row.tenantId, row.queueId);
+  for (const queueId of route) ctx.signals.routeQueue(row.tenantId, queueId);
   ctx.hub.wake();
   return row;
 }
@@ -202,19 +196,19 @@ export async function runStatusTimer(
       .from(conversation)
       .where(eq(conversation.id, job.conversationId))
       .for("update");
-    if (!conv) return { outcome: "none" as const, route: false };
+    if (!conv) return { outcome: "none" as const, route: [] as string[] };
     const [t] = await tx.select().from(tenant).where(eq(tenant.id, conv.tenantId));
-    if (!t) return { outcome: "none" as const, route: false };
+    if (!t) return { outcome: "none" as const, route: [] as string[] };
     const settings = timerSettings(t);
     const timer = nextTimer(conv, settings);
     if (!timer || !canTransition(conv.status, timer.to, "SYSTEM"))
-      return { outcome: "none" as const, route: false };
+      return { outcome: "none" as const, route: [] as string[] };
     if (timer.dueAt.getTime() > ctx.clock.now().getTime()) {
       // Fired early: the deadline moved (new activity) or the clocks disagree. Only the
       // latter can repeat for the same deadline, so that is what the attempt bound counts.
       const same = timer.dueAt.toISOString() === job.dueAt;
       await scheduleStatusTimer(tx, ctx, conv, settings, same ? (job.attempt ?? 0) + 1 : 0);
-      return { outcome: "not-due" as const, route: false };
+      return { outcome: "not-due" as const, route: [] as string[] };
     }
     const route = await applyTransition(
       tx,
@@ -234,8 +228,8 @@ export async function runStatusTimer(
     };
   });
   if (result.outcome === "fired") {
-    if (result.route && "queueId" in result && result.queueId)
-      ctx.signals.routeQueue(result.tenantId, result.queueId);
+    if ("tenantId" in result)
+      for (const queueId of result.route) ctx.signals.routeQueue(result.tenantId, queueId);
     ctx.hub.wake();
   }
   return "kind" in result ? { outcome: result.outcome, kind: result.kind } : { outcome: result.outcome };

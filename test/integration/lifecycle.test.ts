@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   agentState,
@@ -147,8 +147,12 @@ describe("status transitions", () => {
       .onConflictDoUpdate({ target: agentState.userId, set: { activeConversationId: id } });
     clock.advance(10 * MINUTE);
     await setStatus(id, "RESOLVED");
-    const [s] = await t.db.db.select().from(agentState).where(eq(agentState.userId, agent.id));
-    expect(s!.activeConversationId).toBeNull();
+    // The agent no longer owns an ACTIVE conversation (work state is the source of truth).
+    const active = await t.db.db
+      .select({ id: conversation.id })
+      .from(conversation)
+      .where(and(eq(conversation.assigneeId, agent.id), eq(conversation.workState, "ACTIVE")));
+    expect(active).toEqual([]);
     const r = await row(id);
     expect(r.workState).toBe("DONE");
     expect(r.handleTimeMs).toBe(10 * MINUTE);

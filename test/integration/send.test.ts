@@ -149,8 +149,10 @@ describe("reply end-to-end", () => {
     const conv = await inbound(a, { subject: "SLA please", messageId: "sla-reply@customer.example" });
     const SLA = `query($id: ID!) { node(id: $id) { ... on Conversation { sla { firstResponse { phase } } } } }`;
     expect((await t.ok(SLA, { id: conv.id })).node.sla.firstResponse.phase).toBe("RUNNING");
-    await t.ok(REPLY, { c: conv.id, i: { text: "Looking into it." } }, agent.key);
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "Looking into it." } }, agent.key);
     expect((await t.ok(SLA, { id: conv.id })).node.sla.firstResponse.phase).toBe("MET");
+    // Let the send finish so the shared sink's count is settled for the tests after this one.
+    await waitForStatus(t, decodeId(r.replyToConversation.id, "Message"), ["SENT", "FAILED"]);
     const jobs = await t.db.db.execute<{ n: number }>(
       sql`SELECT count(*)::int AS n FROM pgboss.job WHERE data->>'conversationId' = ${decodeId(conv.id, "Conversation")}
           AND name LIKE '%countdown%'`,

@@ -116,7 +116,7 @@ describe("timeline", () => {
       if (!tl.pageInfo.hasNextPage) break;
       after = tl.pageInfo.endCursor;
     }
-    expect(pages).toBe(3);
+    expect(pages).toBe(4);
     const ada = { id: encodeId("User", agent.id), name: "Ada Agent" };
     const line = all.map((e) => [e.occurredAt.slice(0, 16), e.type, e.actorType, e.actor]);
     expect(line).toEqual([
@@ -127,12 +127,15 @@ describe("timeline", () => {
       ["2026-03-02T09:30", "sla.warning", "SYSTEM", null],
       ["2026-03-02T09:40", "conversation.status_changed", "USER", ada],
       ["2026-03-02T10:00", "sla.breached", "SYSTEM", null],
+      // Resolving releases the conversation through routing (capacity, present-next).
+      ["2026-03-02T10:10", "routing.unassigned", "SYSTEM", null],
       ["2026-03-02T10:10", "conversation.status_changed", "USER", ada],
       ["2026-03-02T10:20", "message.received", "CONTACT", null],
       ["2026-03-02T10:20", "conversation.threaded", "SYSTEM", null],
       ["2026-03-02T10:20", "conversation.status_changed", "SYSTEM", null],
       ["2026-03-02T10:20", "conversation.queued", "SYSTEM", null],
       ["2026-03-02T10:30", "conversation.status_changed", "USER", ada],
+      ["2026-05-01T10:31", "routing.unassigned", "SYSTEM", null],
       ["2026-05-01T10:31", "conversation.status_changed", "SYSTEM", null],
     ]);
     // The details say why.
@@ -158,6 +161,6 @@ describe("timeline", () => {
       { from: "ACTIVE", to: "PAUSED", reason: "manual" },
       { from: "PAUSED", to: "CLOSED", reason: "timer:PAUSED_TO_CLOSED" },
     ]);
-    expect(all[11]!.payload).toMatchObject({ reason: "customer-reply" });
+    expect(all[12]!.payload).toMatchObject({ reason: "customer-reply" });
   });
 });
