@@ -42,13 +42,13 @@ const InboxLimitSourceEnum = builder.enumType("InboxLimitSource", {
   values: {
     AGENT: { description: "The agent's own setting (a number, or OFF)." },
     TEAM: { description: "Inherited from the agent's team." },
-    SYSTEM: { description: "Neither set one: the system default of 10." },
+    SYSTEM: { description: "Neither set one: the system default of 5." },
   } as const,
 });
 
 const EffectiveInboxLimitRef = builder.objectRef<EffectiveInboxLimit>("EffectiveInboxLimit").implement({
   description:
-    "The inbox limit routing applies to an agent: the agent's own value overrides the team's, the team's overrides the system default of 10. An agent's number beats a team's OFF; an agent's OFF always wins.",
+    "The inbox limit routing applies to an agent: the agent's own value overrides the team's, the team's overrides the system default of 5. An agent's number beats a team's OFF; an agent's OFF always wins.",
   fields: (t) => ({
     off: t.exposeBoolean("off", {
       description: "True: no automatic delivery to this agent (it can still pick conversations).",
@@ -114,7 +114,7 @@ builder.objectFields(UserRef, (t) => ({
   effectiveInboxLimit: t.field({
     type: EffectiveInboxLimitRef,
     description:
-      "The limit routing applies: agent override > team default > system default 10; see EffectiveInboxLimit.",
+      "The limit routing applies: agent override > team default > system default 5; see EffectiveInboxLimit.",
     resolve: async (u, _a, ctx) => {
       const team = u.teamId ? ((await loadTeam(ctx, u.teamId)) ?? null) : null;
       return effectiveInboxLimit(u, team);

@@ -89,7 +89,7 @@ describe("users", () => {
       alias: null,
       team: null,
       inboxLimit: { mode: "DEFAULT", value: null },
-      effectiveInboxLimit: { limit: 10, source: "SYSTEM" },
+      effectiveInboxLimit: { limit: 5, source: "SYSTEM" },
     });
     // Omitted fields stay as they were.
     expect(upd.updateUser.email).toBe("ada@acme.test");
@@ -287,7 +287,7 @@ describe("users", () => {
         { teamId: team6, inboxLimit: { mode: "OFF" } },
         { off: true, limit: null, source: "AGENT" },
       ],
-      [{}, { off: false, limit: 10, source: "SYSTEM" }],
+      [{}, { off: false, limit: 5, source: "SYSTEM" }],
     ];
     for (const [input, expected] of cases) {
       const u = await newUser(input);

@@ -9,13 +9,8 @@ const n = (v: number): InboxLimitSetting => ({ inboxLimit: v, inboxLimitOff: fal
 
 describe("effectiveInboxLimit", () => {
   it.each([
-    ["no team, agent default → system 10", DEFAULT, null, { limit: 10, off: false, source: "SYSTEM" }],
-    [
-      "team default, agent default → system 10",
-      DEFAULT,
-      DEFAULT,
-      { limit: 10, off: false, source: "SYSTEM" },
-    ],
+    ["no team, agent default → system 5", DEFAULT, null, { limit: 5, off: false, source: "SYSTEM" }],
+    ["team default, agent default → system 5", DEFAULT, DEFAULT, { limit: 5, off: false, source: "SYSTEM" }],
     ["team number inherited", DEFAULT, n(4), { limit: 4, off: false, source: "TEAM" }],
     ["team OFF inherited", DEFAULT, OFF, { limit: null, off: true, source: "TEAM" }],
     ["agent number beats team number", n(2), n(7), { limit: 2, off: false, source: "AGENT" }],

@@ -3,8 +3,11 @@
  * overrides the team's, the team's overrides the system default.
  */
 
-/** Used when neither the agent nor its team sets a limit. */
-export const SYSTEM_DEFAULT_INBOX_LIMIT = 10;
+import { effectiveInboxLimit as routingLimit } from "../routing/eligibility.js";
+import { DEFAULT_INBOX_LIMIT, type InboxLimit } from "../routing/types.js";
+
+/** Used when neither the agent nor its team sets a limit: the one routing enforces. */
+export const SYSTEM_DEFAULT_INBOX_LIMIT = DEFAULT_INBOX_LIMIT;
 
 export interface InboxLimitSetting {
   /** null = not set here (inherit), unless `inboxLimitOff`. */
@@ -33,9 +36,12 @@ export function effectiveInboxLimit(
   agent: InboxLimitSetting,
   team: InboxLimitSetting | null,
 ): EffectiveInboxLimit {
-  if (agent.inboxLimitOff) return { limit: null, off: true, source: "AGENT" };
-  if (agent.inboxLimit !== null) return { limit: agent.inboxLimit, off: false, source: "AGENT" };
-  if (team?.inboxLimitOff) return { limit: null, off: true, source: "TEAM" };
-  if (team && team.inboxLimit !== null) return { limit: team.inboxLimit, off: false, source: "TEAM" };
-  return { limit: SYSTEM_DEFAULT_INBOX_LIMIT, off: false, source: "SYSTEM" };
+  const level = (l: InboxLimitSetting | null): InboxLimit | null =>
+    l === null ? null : l.inboxLimitOff ? "OFF" : l.inboxLimit;
+  const a = level(agent);
+  const t = level(team);
+  // One precedence rule for display and for routing: routing's decides, this only says who.
+  const limit = routingLimit(a, t, SYSTEM_DEFAULT_INBOX_LIMIT);
+  const source: InboxLimitSource = a !== null ? "AGENT" : t !== null ? "TEAM" : "SYSTEM";
+  return limit === "OFF" ? { limit: null, off: true, source } : { limit, off: false, source };
 }
