@@ -1,7 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  agentState,
   businessCalendar,
   conversation,
   event,
@@ -141,10 +140,6 @@ describe("status transitions", () => {
       .update(conversation)
       .set({ assigneeId: agent.id, workState: "ACTIVE", activeSince: clock.now() })
       .where(eq(conversation.id, id));
-    await t.db.db
-      .insert(agentState)
-      .values({ userId: agent.id, tenantId: t.tenantId, activeConversationId: id })
-      .onConflictDoUpdate({ target: agentState.userId, set: { activeConversationId: id } });
     clock.advance(10 * MINUTE);
     await setStatus(id, "RESOLVED");
     // The agent no longer owns an ACTIVE conversation (work state is the source of truth).

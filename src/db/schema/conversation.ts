@@ -306,7 +306,11 @@ export const event = pgTable(
   ],
 );
 
-/** Per-agent routing counters, one row per agent, locked FOR UPDATE when capacity changes. */
+/**
+ * Per-agent routing counters, one row per agent, locked FOR UPDATE when capacity changes.
+ * Which conversation is ACTIVE is not stored here: the conversation's work state is the
+ * truth (one ACTIVE per agent by the partial unique index conversation_one_active_uq).
+ */
 export const agentState = pgTable("agent_state", {
   userId: uuid("user_id")
     .primaryKey()
@@ -314,7 +318,6 @@ export const agentState = pgTable("agent_state", {
   tenantId: uuid("tenant_id")
     .notNull()
     .references(() => tenant.id, { onDelete: "cascade" }),
-  activeConversationId: uuid("active_conversation_id"),
   lastAssignedAt: tstz("last_assigned_at"),
   lastAutoDeliveredAt: tstz("last_auto_delivered_at"),
   dailyAssignedCount: integer("daily_assigned_count").notNull().default(0),

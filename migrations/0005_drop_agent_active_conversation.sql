@@ -1,0 +1,1 @@
+ALTER TABLE "agent_state" DROP COLUMN "active_conversation_id";
