@@ -12,7 +12,7 @@ import {
   recordAccountStatus,
 } from "../engine/ingest/mailbox.js";
 import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
-import { describeImapError, ImapConnectorError, type ImapErrorInfo } from "./imap-errors.js";
+import { describeImapError, ImapConnectorError } from "./imap-errors.js";
 
 export interface ImapSettings {
   /** The database the advisory locks live in (each lock holds one dedicated session). */
@@ -619,33 +619,4 @@ export function createImapConnector(
       workers.clear();
     },
   };
-}
-
-export interface ImapCheck {
-  ok: boolean;
-  kind: ImapErrorInfo["kind"] | null;
-  code: string | null;
-  message: string;
-  /** Messages in the folder, when it could be opened. */
-  messages: number | null;
-}
-
-/**
- * The IMAP half of an account's "test connection" (issue #3 §6): log in, open the folder
- * read-only (EXAMINE, so nothing on the server changes), log out. Never throws; the error
- * comes back mapped to our kinds.
- */
-export async function checkImapConnection(account: ImapAccount): Promise<ImapCheck> {
-  const client = imapClient(account, { idle: false, idleRestartSeconds: 60 });
-  client.on("error", () => {});
-  try {
-    await client.connect();
-    const box = await client.mailboxOpen(account.mailbox, { readOnly: true });
-    return { ok: true, kind: null, code: null, message: "OK", messages: box.exists };
-  } catch (err) {
-    const info = describeImapError(err);
-    return { ok: false, kind: info.kind, code: info.code, message: info.message, messages: null };
-  } finally {
-    await client.logout().catch(() => client.close());
-  }
 }

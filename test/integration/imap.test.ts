@@ -1,11 +1,7 @@
 import { and, count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  checkImapConnection,
-  createImapConnector,
-  defaultImapSettings,
-  type ImapConnector,
-} from "../../src/connectors/imap.js";
+import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
+import { checkImap } from "../../src/connectors/imap-check.js";
 import { ImapConnectorError } from "../../src/connectors/imap-errors.js";
 import { conversation, mailAccount, mailboxCheckpoint, message, tenant } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -292,35 +288,31 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     expect(await t.app.imap.pollAccount(s.accountId)).toBe("gone");
   });
 
-  it("test connection: OK with the message count, or the mapped error; nothing changes on the server", async () => {
+  it("test connection (the check testMailAccount uses): OK or a classified error; nothing changes on the server", async () => {
     const s = await setup();
     await dovecot.appendMessage(customerMail(s.address, "chk-1@customer.example", "Check"), s.mailbox);
-    const account = {
-      id: s.accountId,
-      tenantId: t.tenantId,
+    const settings = {
       host: dovecot.host,
       port: dovecot.port,
       tls: false,
       user: dovecot.user,
       password: dovecot.password,
       mailbox: s.mailbox,
-      afterProcess: "SEEN" as const,
-      moveTo: null,
-      version: "",
     };
-    expect(await checkImapConnection(account)).toMatchObject({ ok: true, messages: 1 });
+    expect(await checkImap(settings, 10_000)).toMatchObject({ ok: true });
+    // Read-only: the check never marks mail as seen.
     expect(await serverState(dovecot, s.mailbox)).toEqual([expect.objectContaining({ seen: false })]);
-    expect(await checkImapConnection({ ...account, password: "nope" })).toMatchObject({
+    expect(await checkImap({ ...settings, password: "nope" }, 10_000)).toMatchObject({
       ok: false,
-      kind: "auth",
+      kind: "AUTH",
     });
-    expect(await checkImapConnection({ ...account, mailbox: "NoSuchFolder" })).toMatchObject({
+    expect(await checkImap({ ...settings, mailbox: "NoSuchFolder" }, 10_000)).toMatchObject({
       ok: false,
-      kind: "permanent",
+      kind: "MAILBOX",
     });
-    expect(await checkImapConnection({ ...account, port: 1 })).toMatchObject({
+    expect(await checkImap({ ...settings, port: 1 }, 10_000)).toMatchObject({
       ok: false,
-      kind: "transient",
+      kind: "CONNECTION",
     });
   });
 });

@@ -1,12 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  businessCalendar,
-  conversation,
-  event,
-  slaPolicy,
-  tenant,
-} from "../../src/db/schema/index.js";
+import { businessCalendar, conversation, event, slaPolicy, tenant } from "../../src/db/schema/index.js";
 import { DAY, HOUR, ManualClock, MINUTE } from "../../src/engine/clock.js";
 import type { ConversationStatus } from "../../src/engine/domain.js";
 import { ingestMessage } from "../../src/engine/ingest/ingest.js";
