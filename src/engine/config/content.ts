@@ -43,6 +43,79 @@ function checkSubject(p: Problems, subject: string | null | undefined): void {
 const optionalHtml = (html: string | null | undefined, clean: (h: string) => string) =>
   html === undefined ? {} : { html: html === null ? null : clean(html) };
 
+type ContentTable = typeof brandedTemplate | typeof cannedResponse | typeof autoReplyTemplate;
+
+/**
+ * The list/get/create/update/archive of a tenant's named content table (templates, canned
+ * responses): ADMIN writes, every role reads, archived rows kept for history. Each table
+ * brings only its own validation (`prepare`), which returns the columns to write.
+ */
+function namedContent<T extends ContentTable, Input>(
+  table: T,
+  entity: string,
+  prepare: (input: Input, creating: boolean) => Partial<T["$inferInsert"]>,
+) {
+  type Row = T["$inferSelect"];
+  // drizzle cannot infer queries over a union of tables; the tables share every column
+  // used here, so one view of them keeps the callers fully typed.
+  const t = table as unknown as typeof cannedResponse;
+  const own = (viewer: Viewer, id: string) => and(eq(t.id, id), eq(t.tenantId, viewer.tenantId));
+
+  async function get(ctx: EngineContext, viewer: Viewer, id: string): Promise<Row> {
+    const [row] = await ctx.db.select().from(t).where(own(viewer, id));
+    if (!row) throw new NotFoundError(entity, id);
+    return row as Row;
+  }
+
+  return {
+    async list(ctx: EngineContext, viewer: Viewer, filter: ListFilter, page: Page): Promise<Row[]> {
+      const { limit, offset } = clampPage(page);
+      const rows = await ctx.db
+        .select()
+        .from(t)
+        .where(
+          and(
+            eq(t.tenantId, viewer.tenantId),
+            filter.includeArchived ? undefined : isNull(t.archivedAt),
+            filter.search ? ilike(t.name, likePattern(filter.search)) : undefined,
+          ),
+        )
+        .orderBy(asc(sql`lower(${t.name})`), asc(t.id))
+        .limit(limit)
+        .offset(offset);
+      return rows as Row[];
+    },
+    get,
+    async create(ctx: EngineContext, viewer: Viewer, input: Input): Promise<Row> {
+      requireRole(viewer, "ADMIN");
+      const cols = prepare(input, true) as Partial<typeof cannedResponse.$inferInsert>;
+      const [row] = await ctx.db
+        .insert(t)
+        .values({ ...cols, tenantId: viewer.tenantId, name: cols.name! })
+        .returning();
+      return row as Row;
+    },
+    async update(ctx: EngineContext, viewer: Viewer, id: string, input: Input): Promise<Row> {
+      requireRole(viewer, "ADMIN");
+      const cols = prepare(input, false) as Partial<typeof cannedResponse.$inferInsert>;
+      const existing = await get(ctx, viewer, id);
+      if (Object.keys(cols).length === 0) return existing;
+      const [row] = await ctx.db.update(t).set(cols).where(own(viewer, id)).returning();
+      return row as Row;
+    },
+    async archive(ctx: EngineContext, viewer: Viewer, id: string): Promise<Row> {
+      requireRole(viewer, "ADMIN");
+      await get(ctx, viewer, id);
+      const [row] = await ctx.db
+        .update(t)
+        .set({ archivedAt: ctx.clock.now() })
+        .where(own(viewer, id))
+        .returning();
+      return row as Row;
+    },
+  };
+}
+
 // ---- Branded templates ----------------------------------------------------------------
 
 export interface BrandedTemplateInput {
@@ -76,88 +149,6 @@ function prepareBranded(input: BrandedTemplateInput, creating: boolean) {
   };
 }
 
-export async function listBrandedTemplates(
-  ctx: EngineContext,
-  viewer: Viewer,
-  filter: ListFilter,
-  page: Page,
-): Promise<BrandedTemplate[]> {
-  const { limit, offset } = clampPage(page);
-  return ctx.db
-    .select()
-    .from(brandedTemplate)
-    .where(
-      and(
-        eq(brandedTemplate.tenantId, viewer.tenantId),
-        filter.includeArchived ? undefined : isNull(brandedTemplate.archivedAt),
-        filter.search ? ilike(brandedTemplate.name, likePattern(filter.search)) : undefined,
-      ),
-    )
-    .orderBy(asc(sql`lower(${brandedTemplate.name})`), asc(brandedTemplate.id))
-    .limit(limit)
-    .offset(offset);
-}
-
-export async function getBrandedTemplate(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-): Promise<BrandedTemplate> {
-  const [row] = await ctx.db
-    .select()
-    .from(brandedTemplate)
-    .where(and(eq(brandedTemplate.id, id), eq(brandedTemplate.tenantId, viewer.tenantId)));
-  if (!row) throw new NotFoundError("BrandedTemplate", id);
-  return row;
-}
-
-export async function createBrandedTemplate(
-  ctx: EngineContext,
-  viewer: Viewer,
-  input: BrandedTemplateInput,
-): Promise<BrandedTemplate> {
-  requireRole(viewer, "ADMIN");
-  const cols = prepareBranded(input, true);
-  const [row] = await ctx.db
-    .insert(brandedTemplate)
-    .values({ tenantId: viewer.tenantId, name: cols.name!, html: cols.html! })
-    .returning();
-  return row!;
-}
-
-export async function updateBrandedTemplate(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-  input: BrandedTemplateInput,
-): Promise<BrandedTemplate> {
-  requireRole(viewer, "ADMIN");
-  const cols = prepareBranded(input, false);
-  const existing = await getBrandedTemplate(ctx, viewer, id);
-  if (Object.keys(cols).length === 0) return existing;
-  const [row] = await ctx.db
-    .update(brandedTemplate)
-    .set(cols)
-    .where(and(eq(brandedTemplate.id, id), eq(brandedTemplate.tenantId, viewer.tenantId)))
-    .returning();
-  return row!;
-}
-
-export async function archiveBrandedTemplate(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-): Promise<BrandedTemplate> {
-  requireRole(viewer, "ADMIN");
-  await getBrandedTemplate(ctx, viewer, id);
-  const [row] = await ctx.db
-    .update(brandedTemplate)
-    .set({ archivedAt: ctx.clock.now() })
-    .where(and(eq(brandedTemplate.id, id), eq(brandedTemplate.tenantId, viewer.tenantId)))
-    .returning();
-  return row!;
-}
-
 // ---- Canned responses -----------------------------------------------------------------
 
 export interface CannedResponseInput {
@@ -181,88 +172,6 @@ function prepareCanned(input: CannedResponseInput, creating: boolean) {
     ...(input.text !== undefined ? { text: input.text } : {}),
     ...optionalHtml(input.html, sanitizeFragment),
   };
-}
-
-export async function listCannedResponses(
-  ctx: EngineContext,
-  viewer: Viewer,
-  filter: ListFilter,
-  page: Page,
-): Promise<CannedResponse[]> {
-  const { limit, offset } = clampPage(page);
-  return ctx.db
-    .select()
-    .from(cannedResponse)
-    .where(
-      and(
-        eq(cannedResponse.tenantId, viewer.tenantId),
-        filter.includeArchived ? undefined : isNull(cannedResponse.archivedAt),
-        filter.search ? ilike(cannedResponse.name, likePattern(filter.search)) : undefined,
-      ),
-    )
-    .orderBy(asc(sql`lower(${cannedResponse.name})`), asc(cannedResponse.id))
-    .limit(limit)
-    .offset(offset);
-}
-
-export async function getCannedResponse(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-): Promise<CannedResponse> {
-  const [row] = await ctx.db
-    .select()
-    .from(cannedResponse)
-    .where(and(eq(cannedResponse.id, id), eq(cannedResponse.tenantId, viewer.tenantId)));
-  if (!row) throw new NotFoundError("CannedResponse", id);
-  return row;
-}
-
-export async function createCannedResponse(
-  ctx: EngineContext,
-  viewer: Viewer,
-  input: CannedResponseInput,
-): Promise<CannedResponse> {
-  requireRole(viewer, "ADMIN");
-  const cols = prepareCanned(input, true);
-  const [row] = await ctx.db
-    .insert(cannedResponse)
-    .values({ tenantId: viewer.tenantId, name: cols.name!, ...cols })
-    .returning();
-  return row!;
-}
-
-export async function updateCannedResponse(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-  input: CannedResponseInput,
-): Promise<CannedResponse> {
-  requireRole(viewer, "ADMIN");
-  const cols = prepareCanned(input, false);
-  const existing = await getCannedResponse(ctx, viewer, id);
-  if (Object.keys(cols).length === 0) return existing;
-  const [row] = await ctx.db
-    .update(cannedResponse)
-    .set(cols)
-    .where(and(eq(cannedResponse.id, id), eq(cannedResponse.tenantId, viewer.tenantId)))
-    .returning();
-  return row!;
-}
-
-export async function archiveCannedResponse(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-): Promise<CannedResponse> {
-  requireRole(viewer, "ADMIN");
-  await getCannedResponse(ctx, viewer, id);
-  const [row] = await ctx.db
-    .update(cannedResponse)
-    .set({ archivedAt: ctx.clock.now() })
-    .where(and(eq(cannedResponse.id, id), eq(cannedResponse.tenantId, viewer.tenantId)))
-    .returning();
-  return row!;
 }
 
 // ---- Auto-reply templates -------------------------------------------------------------
@@ -295,84 +204,23 @@ function prepareAutoReply(input: AutoReplyTemplateInput, creating: boolean) {
   };
 }
 
-export async function listAutoReplyTemplates(
-  ctx: EngineContext,
-  viewer: Viewer,
-  filter: ListFilter,
-  page: Page,
-): Promise<AutoReplyTemplate[]> {
-  const { limit, offset } = clampPage(page);
-  return ctx.db
-    .select()
-    .from(autoReplyTemplate)
-    .where(
-      and(
-        eq(autoReplyTemplate.tenantId, viewer.tenantId),
-        filter.includeArchived ? undefined : isNull(autoReplyTemplate.archivedAt),
-        filter.search ? ilike(autoReplyTemplate.name, likePattern(filter.search)) : undefined,
-      ),
-    )
-    .orderBy(asc(sql`lower(${autoReplyTemplate.name})`), asc(autoReplyTemplate.id))
-    .limit(limit)
-    .offset(offset);
-}
+const branded = namedContent(brandedTemplate, "BrandedTemplate", prepareBranded);
+export const listBrandedTemplates = branded.list;
+export const getBrandedTemplate = branded.get;
+export const createBrandedTemplate = branded.create;
+export const updateBrandedTemplate = branded.update;
+export const archiveBrandedTemplate = branded.archive;
 
-export async function getAutoReplyTemplate(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-): Promise<AutoReplyTemplate> {
-  const [row] = await ctx.db
-    .select()
-    .from(autoReplyTemplate)
-    .where(and(eq(autoReplyTemplate.id, id), eq(autoReplyTemplate.tenantId, viewer.tenantId)));
-  if (!row) throw new NotFoundError("AutoReplyTemplate", id);
-  return row;
-}
+const canned = namedContent(cannedResponse, "CannedResponse", prepareCanned);
+export const listCannedResponses = canned.list;
+export const getCannedResponse = canned.get;
+export const createCannedResponse = canned.create;
+export const updateCannedResponse = canned.update;
+export const archiveCannedResponse = canned.archive;
 
-export async function createAutoReplyTemplate(
-  ctx: EngineContext,
-  viewer: Viewer,
-  input: AutoReplyTemplateInput,
-): Promise<AutoReplyTemplate> {
-  requireRole(viewer, "ADMIN");
-  const cols = prepareAutoReply(input, true);
-  const [row] = await ctx.db
-    .insert(autoReplyTemplate)
-    .values({ tenantId: viewer.tenantId, name: cols.name!, ...cols })
-    .returning();
-  return row!;
-}
-
-export async function updateAutoReplyTemplate(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-  input: AutoReplyTemplateInput,
-): Promise<AutoReplyTemplate> {
-  requireRole(viewer, "ADMIN");
-  const cols = prepareAutoReply(input, false);
-  const existing = await getAutoReplyTemplate(ctx, viewer, id);
-  if (Object.keys(cols).length === 0) return existing;
-  const [row] = await ctx.db
-    .update(autoReplyTemplate)
-    .set(cols)
-    .where(and(eq(autoReplyTemplate.id, id), eq(autoReplyTemplate.tenantId, viewer.tenantId)))
-    .returning();
-  return row!;
-}
-
-export async function archiveAutoReplyTemplate(
-  ctx: EngineContext,
-  viewer: Viewer,
-  id: string,
-): Promise<AutoReplyTemplate> {
-  requireRole(viewer, "ADMIN");
-  await getAutoReplyTemplate(ctx, viewer, id);
-  const [row] = await ctx.db
-    .update(autoReplyTemplate)
-    .set({ archivedAt: ctx.clock.now() })
-    .where(and(eq(autoReplyTemplate.id, id), eq(autoReplyTemplate.tenantId, viewer.tenantId)))
-    .returning();
-  return row!;
-}
+const autoReply = namedContent(autoReplyTemplate, "AutoReplyTemplate", prepareAutoReply);
+export const listAutoReplyTemplates = autoReply.list;
+export const getAutoReplyTemplate = autoReply.get;
+export const createAutoReplyTemplate = autoReply.create;
+export const updateAutoReplyTemplate = autoReply.update;
+export const archiveAutoReplyTemplate = autoReply.archive;
