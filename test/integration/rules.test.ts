@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   autoReplyTemplate,
@@ -292,7 +292,13 @@ describe("actions at ingest", () => {
     const c = await conv(r);
     expect(c).toMatchObject({ queueId: target.queueId, priority: 50, language: "de", tags: ["billing"] });
     expect(c.requiredSkillIds.sort()).toEqual([skillA, skillB].sort());
-    expect(r).toMatchObject({ status: "stored", autoReplyTemplateId: templateId, queueId: target.queueId });
+    expect(r).toMatchObject({ status: "stored", queueId: target.queueId });
+    // The rule's template is what the auto-reply job will send (send-auto-reply.test.ts sends it).
+    const jobs = await t.db.db.execute<{ template: string }>(
+      sql`SELECT data->>'templateId' AS template FROM pgboss.job
+          WHERE name = 'auto-reply' AND data->>'messageId' = ${r.status === "stored" ? r.messageId : ""}`,
+    );
+    expect(jobs.map((j) => j.template)).toEqual([templateId]);
     const events = await t.db.db.select().from(event).where(eq(event.conversationId, c.id)).orderBy(event.id);
     const matched = events.filter((e) => e.type === "rule.matched");
     expect(matched.map((e) => e.payload.name)).toEqual(["Route", "Not reached"]);

@@ -7,6 +7,8 @@ import {
   conversation,
   emailAddress,
   message,
+  queue,
+  rule,
   tenant,
 } from "../../src/db/schema/index.js";
 import { DAY, ManualClock } from "../../src/engine/clock.js";
@@ -163,6 +165,56 @@ describe("auto-reply content", () => {
     expect(headerLines(captured.raw)).toContain("X-Auto-Response-Suppress: All");
     const types = (await eventsOf(t, conv.dbId)).map((e) => e.type);
     expect(types).toContain("auto_reply.sent");
+  });
+});
+
+describe("auto-reply chosen by a rule (SPEC §7)", () => {
+  it("sends the rule's template for a new conversation even where the queue has none", async () => {
+    const [ruleTpl] = await t.db.db
+      .insert(autoReplyTemplate)
+      .values({ tenantId: t.tenantId, name: "Billing ack", text: "Billing got ticket @{ticket_id}" })
+      .returning();
+    const accountId = await createSinkAccount(t, sink);
+    const billing = await createQueueWithAddress(t.db.db, t.tenantId, {
+      address: "billing@acme.test",
+      queue: { name: "Billing" },
+      addressFields: { accountId },
+    });
+    const [q] = await t.db.db.select().from(queue).where(eq(queue.id, billing.queueId));
+    expect(q!.autoReplyTemplateId).toBeNull();
+    await t.db.db.insert(rule).values({
+      tenantId: t.tenantId,
+      addressId: billing.addressId,
+      name: "Ack invoices",
+      position: 0,
+      conditions: [{ field: "subject", op: "CONTAINS", value: "invoice" }],
+      actions: [{ type: "SEND_AUTO_REPLY", templateId: ruleTpl!.id }],
+    });
+    const r = await ingestAt(
+      t,
+      billing.addressId,
+      buildRawMail({ from: "dora@customer.example", subject: "Invoice 12", messageId: "inv-12@customer.example" }),
+    );
+    const convId = decodeId(r.conversation!.id, "Conversation");
+    const ev = await decision(convId);
+    expect(ev.type).toBe("auto_reply.queued");
+    const sent = await waitForStatus(t, (ev.payload as { messageId: string }).messageId, ["SENT", "FAILED"]);
+    expect(sent.outboundStatus).toBe("SENT");
+    const mail = await parseCaptured(capturedWith(sink, sent.messageIdHeader).raw);
+    expect(mail.text?.trim()).toBe(`Billing got ticket ${r.conversation!.ticketNumber}`);
+    expect(mail.from?.value[0]?.address).toBe("billing@acme.test");
+
+    // A mail the rule does not match gets nothing: the queue itself has no auto-reply.
+    const other = await ingestAt(
+      t,
+      billing.addressId,
+      buildRawMail({ from: "dora@customer.example", subject: "Hello", messageId: "hello-1@customer.example" }),
+    );
+    const [m] = await t.db.db
+      .select({ id: message.id })
+      .from(message)
+      .where(eq(message.conversationId, decodeId(other.conversation!.id, "Conversation")));
+    expect(await autoReplyJobsFor(m!.id)).toBe(0);
   });
 });
 

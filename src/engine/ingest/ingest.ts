@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
-import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { createHash, randomUUID } from "node:crypto";
+import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../../db/client.js";
 import {
   attachment,
@@ -23,6 +23,7 @@ import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
 import { heuristicBounce } from "../outbound/dsn.js";
 import { evaluateRules } from "../rules/evaluate.js";
 import { compiledRulesForAddress, ruleInputOf } from "../rules/service.js";
+import type { CompiledRuleSet } from "../rules/compile.js";
 import type { RuleEvaluation } from "../rules/types.js";
 import { applyStatusToSla, recordInboundSla, startConversationSla } from "../sla.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
@@ -62,8 +63,6 @@ export type IngestResult =
       ticketNumber: number;
       created: boolean;
       queueId: string | null;
-      /** An auto-reply template chosen by a rule, for the auto-reply step. */
-      autoReplyTemplateId?: string | null;
     }
   | { status: "duplicate"; messageId: string | null }
   | { status: "rejected"; rejectedId: string; reason: string }
@@ -109,11 +108,33 @@ interface Prefetched {
   /** A stored message with the same Message-ID and bytes in the tenant. */
   contentDuplicate: string | null;
   ownAddresses: string[];
+  /** The address's live routing and spam queues, by id (what a new conversation is placed in). */
+  queues: Map<string, QueueRow>;
+  /** The address's and tenant's rules, compiled; null without rules. */
+  rules: CompiledRuleSet | null;
+}
+
+type QueueRow = typeof queue.$inferSelect;
+
+/** A tenant's live queues among `ids`, by id. */
+async function liveQueues(tx: Tx, tenantId: string, ids: SQL | string[]): Promise<Map<string, QueueRow>> {
+  const rows = await tx
+    .select()
+    .from(queue)
+    .where(
+      and(
+        eq(queue.tenantId, tenantId),
+        isNull(queue.archivedAt),
+        Array.isArray(ids) ? inArray(queue.id, ids) : sql`${queue.id} IN ${ids}`,
+      ),
+    );
+  return new Map(rows.map((q) => [q.id, q]));
 }
 
 async function prefetch(tx: Tx, input: IngestInput): Promise<Prefetched> {
   const { source, parsed } = input;
-  const [imapDup, contentDup, ownAddresses] = await Promise.all([
+  // Everything here is independent of everything else: one pipelined round trip.
+  const [imapDup, contentDup, ownAddresses, queues, rules] = await Promise.all([
     source.kind === "imap"
       ? tx
           .select({ id: message.id })
@@ -153,8 +174,21 @@ async function prefetch(tx: Tx, input: IngestInput): Promise<Prefetched> {
           .limit(1)
       : Promise.resolve([]),
     tenantAddresses(tx, input.tenantId),
+    liveQueues(
+      tx,
+      input.tenantId,
+      sql`(SELECT a.queue_id FROM email_address a WHERE a.id = ${input.addressId}
+           UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${input.addressId})`,
+    ),
+    parsed.ok ? compiledRulesForAddress(tx, input.tenantId, input.addressId) : null,
   ]);
-  return { imapDuplicate: imapDup[0]?.id ?? null, contentDuplicate: contentDup[0]?.id ?? null, ownAddresses };
+  return {
+    imapDuplicate: imapDup[0]?.id ?? null,
+    contentDuplicate: contentDup[0]?.id ?? null,
+    ownAddresses,
+    queues,
+    rules,
+  };
 }
 
 async function ingestInTx(
@@ -254,10 +288,15 @@ async function ingestInTx(
     references: mail.references,
     subject: mail.subject,
   });
-  const [contactId, { byMessageId, byTicket }] = await Promise.all([
+  // Mail that names no earlier message or ticket opens a conversation: its ticket number
+  // is drawn in this round trip too (a threaded reply draws none).
+  const surelyNew = lookups.messageIds.length === 0 && lookups.ticketNumbers.length === 0;
+  const [sent, { byMessageId, byTicket }, earlyTicket] = await Promise.all([
     upsertContact(tx, t.id, sender?.email ?? "unknown@invalid", sender?.displayName ?? ""),
     threadCandidates(tx, t.id, lookups.messageIds, lookups.ticketNumbers),
+    surelyNew ? nextTicketNumber(tx) : null,
   ]);
+  const contactId = sent.id;
   const decision = decideThread({
     mode: address.threadingMode,
     inReplyTo: mail.inReplyTo,
@@ -363,18 +402,14 @@ async function ingestInTx(
   //    their conversation's route.
   let ruling: RuleEvaluation | null = null;
   if (!conv) {
-    const compiled = await compiledRulesForAddress(tx, t.id, address.id);
+    const compiled = pre.rules;
     if (compiled) {
-      const [ct] = await tx
-        .select({ attributes: contact.attributes })
-        .from(contact)
-        .where(eq(contact.id, contactId));
       ruling = evaluateRules(
         compiled,
         ruleInputOf(mail, {
           spam: cls.spam,
           language: address.language,
-          contactAttributes: ct?.attributes ?? {},
+          contactAttributes: sent.attributes,
           receivedAt,
         }),
       );
@@ -399,49 +434,54 @@ async function ingestInTx(
     }
   }
 
-  let rawId: string | null = null;
+  // The rows written below get their ids here, so the inserts that refer to each other go
+  // out together in one pipelined round trip. The driver does not promise the order they
+  // reach the server in, so the references among them (message → conversation, raw
+  // message; attachment → message) are DEFERRABLE INITIALLY DEFERRED (migration 0006) and
+  // checked at commit; a failing insert aborts the transaction as before.
+  const rawId = randomUUID();
+  const messageRowId = randomUUID();
+  const writes: Promise<unknown>[] = [];
+  // What the rest needs of the conversation, new or threaded.
+  let c: { id: string; queueId: string | null; ticketNumber: number };
+  let queueRow: QueueRow | null = null;
   if (!conv) {
-    const [[q], ticket, storedRawId] = await Promise.all([
-      queueId
-        ? tx
-            .select({ id: queue.id, defaultPriority: queue.defaultPriority })
-            .from(queue)
-            .where(and(eq(queue.id, queueId), eq(queue.tenantId, t.id), isNull(queue.archivedAt)))
-        : [],
-      nextTicketNumber(tx),
-      storeRaw(tx, t.id, input.raw),
+    // A queue chosen by a rule is usually not one of the address's prefetched queues.
+    const [candidates, ticket] = await Promise.all([
+      queueId && !pre.queues.has(queueId) ? liveQueues(tx, t.id, [queueId]) : pre.queues,
+      earlyTicket ?? nextTicketNumber(tx),
     ]);
-    rawId = storedRawId;
-    queueId = q?.id ?? null;
-    [conv] = await tx
-      .insert(conversation)
-      .values({
-        tenantId: t.id,
-        ticketNumber: ticket,
-        subject: mail.subject.slice(0, 998),
-        status: "NEW",
-        contactId,
-        addressId: address.id,
-        queueId,
-        requiredSkillIds: ruledSkills(address.requiredSkillIds, ruling),
-        language: ruling?.outcome.language ?? address.language,
-        priority: ruling?.outcome.priority ?? address.priority ?? q?.defaultPriority ?? 0,
-        tags,
-        spam: cls.spam,
-        workState: "WAITING",
-        enqueuedAt: now,
-        previousConversationId,
-        receivedAt,
-        lastInboundAt: receivedAt,
-        lastActivityAt: now,
-        statusChangedAt: now,
-      })
-      .returning();
+    queueRow = (queueId && candidates.get(queueId)) || null;
+    queueId = queueRow?.id ?? null;
+    const values = {
+      id: randomUUID(),
+      tenantId: t.id,
+      ticketNumber: ticket,
+      subject: mail.subject.slice(0, 998),
+      status: "NEW" as const,
+      contactId,
+      addressId: address.id,
+      queueId,
+      requiredSkillIds: ruledSkills(address.requiredSkillIds, ruling),
+      language: ruling?.outcome.language ?? address.language,
+      priority: ruling?.outcome.priority ?? address.priority ?? queueRow?.defaultPriority ?? 0,
+      tags,
+      spam: cls.spam,
+      workState: "WAITING" as const,
+      enqueuedAt: now,
+      previousConversationId,
+      receivedAt,
+      lastInboundAt: receivedAt,
+      lastActivityAt: now,
+      statusChangedAt: now,
+    };
+    writes.push(storeRaw(tx, t.id, input.raw, rawId), tx.insert(conversation).values(values).execute());
+    c = { id: values.id, queueId, ticketNumber: ticket };
     created = true;
     events.push({
       tenantId: t.id,
       type: "conversation.created",
-      conversationId: conv!.id,
+      conversationId: c.id,
       queueId,
       occurredAt: now,
       payload: {
@@ -451,75 +491,83 @@ async function ingestInTx(
         rejectedThreadMatches: decision.rejected,
       },
     });
-    if (ruling) events.push(...ruleEvents(t.id, conv!.id, queueId, ruling, receivedAt, now));
+    if (ruling) events.push(...ruleEvents(t.id, c.id, queueId, ruling, receivedAt, now));
     if (queueId) {
       events.push({
         tenantId: t.id,
         type: "conversation.queued",
-        conversationId: conv!.id,
+        conversationId: c.id,
         queueId,
         occurredAt: now,
         payload: {
           reason: "new",
-          priority: conv!.priority,
-          requiredSkillIds: conv!.requiredSkillIds,
-          language: conv!.language,
+          priority: values.priority,
+          requiredSkillIds: values.requiredSkillIds,
+          language: values.language,
           spam: cls.spam,
         },
       });
     }
+  } else {
+    writes.push(storeRaw(tx, t.id, input.raw, rawId));
+    c = { id: conv.id, queueId: conv.queueId, ticketNumber: conv.ticketNumber };
   }
 
-  const c = conv!;
-  rawId ??= await storeRaw(tx, t.id, input.raw);
   const html = parsed.sanitized;
-  const [m] = await tx
-    .insert(message)
-    .values({
-      tenantId: t.id,
-      conversationId: c.id,
-      direction: "INBOUND",
-      messageIdHeader: mail.messageId,
-      inReplyTo: mail.inReplyTo,
-      references: mail.references.slice(-100),
-      from: mail.from,
-      to: mail.to,
-      cc: mail.cc,
-      replyTo: mail.replyTo,
-      subject: mail.subject.slice(0, 998),
-      text: mail.text,
-      html: html?.html ?? null,
-      remoteResources: html?.remoteResources ?? [],
-      headers: mail.headers as Record<string, string[]>,
-      parseWarnings: mail.warnings,
-      dateHeader: mail.date,
-      receivedAt,
-      autoSubmitted: cls.autoSubmitted,
-      spam: cls.spam,
-      addressId: address.id,
-      accountId,
-      ...imapPos,
-      contentHash: mail.contentHash,
-      rawMessageId: rawId,
-      sizeBytes: mail.sizeBytes,
-    })
-    .returning({ id: message.id });
-  const insertAttachments = async () => {
-    if (mail.attachments.length === 0) return;
-    await tx.insert(attachment).values(
-      mail.attachments.map((a, i) => ({
+  writes.push(
+    tx
+      .insert(message)
+      .values({
+        id: messageRowId,
         tenantId: t.id,
-        messageId: m!.id,
-        filename: a.filename ?? `attachment-${i + 1}`,
-        contentType: a.contentType,
-        sizeBytes: a.size,
-        contentId: a.contentId,
-        inline: a.inline,
-        sha256: a.sha256,
-        data: a.content,
-      })),
+        conversationId: c.id,
+        direction: "INBOUND",
+        messageIdHeader: mail.messageId,
+        inReplyTo: mail.inReplyTo,
+        references: mail.references.slice(-100),
+        from: mail.from,
+        to: mail.to,
+        cc: mail.cc,
+        replyTo: mail.replyTo,
+        subject: mail.subject.slice(0, 998),
+        text: mail.text,
+        html: html?.html ?? null,
+        remoteResources: html?.remoteResources ?? [],
+        headers: mail.headers as Record<string, string[]>,
+        parseWarnings: mail.warnings,
+        dateHeader: mail.date,
+        receivedAt,
+        autoSubmitted: cls.autoSubmitted,
+        spam: cls.spam,
+        addressId: address.id,
+        accountId,
+        ...imapPos,
+        contentHash: mail.contentHash,
+        rawMessageId: rawId,
+        sizeBytes: mail.sizeBytes,
+      })
+      .execute(),
+  );
+  if (mail.attachments.length > 0) {
+    writes.push(
+      tx
+        .insert(attachment)
+        .values(
+          mail.attachments.map((a, i) => ({
+            tenantId: t.id,
+            messageId: messageRowId,
+            filename: a.filename ?? `attachment-${i + 1}`,
+            contentType: a.contentType,
+            sizeBytes: a.size,
+            contentId: a.contentId,
+            inline: a.inline,
+            sha256: a.sha256,
+            data: a.content,
+          })),
+        )
+        .execute(),
     );
-  };
+  }
   events.unshift({
     tenantId: t.id,
     type: "message.received",
@@ -528,7 +576,7 @@ async function ingestInTx(
     actorType: "CONTACT",
     occurredAt: now,
     payload: {
-      messageId: m!.id,
+      messageId: messageRowId,
       from: mail.from?.address ?? null,
       subject: mail.subject.slice(0, 200),
       receivedAt: receivedAt.toISOString(),
@@ -540,25 +588,34 @@ async function ingestInTx(
       source: source.kind,
     },
   });
-  await Promise.all([insertAttachments(), appendEvents(tx, events)]);
-  await scheduleAutoReply(tx, ctx, {
-    tenantId: t.id,
-    queueId: c.queueId,
-    messageId: m!.id,
-    created,
-    previousStatus: created ? null : (before?.status ?? null),
-    previousActivityAt: created ? null : (before?.lastActivityAt ?? null),
-    receivedAt,
-  });
-  if (created) await startConversationSla(tx, ctx, c.id);
+  writes.push(appendEvents(tx, events));
+  await Promise.all(writes);
+
+  // Auto-reply and SLA read their configuration again only when there is some: a queue
+  // without an auto-reply template and a tenant without any SLA policy cost nothing here.
+  const ruledTemplateId = ruling?.outcome.autoReplyTemplateId ?? null;
+  if (!created || ruledTemplateId || queueRow?.autoReplyTemplateId) {
+    await scheduleAutoReply(tx, ctx, {
+      tenantId: t.id,
+      queueId: c.queueId,
+      messageId: messageRowId,
+      created,
+      previousStatus: created ? null : (before?.status ?? null),
+      previousActivityAt: created ? null : (before?.lastActivityAt ?? null),
+      receivedAt,
+      templateId: ruledTemplateId,
+    });
+  }
+  if (created && (queueRow?.slaPolicyId || address.slaPolicyId || t.defaultSlaPolicyId)) {
+    await startConversationSla(tx, ctx, c.id);
+  }
   return {
     status: "stored",
     conversationId: c.id,
-    messageId: m!.id,
+    messageId: messageRowId,
     ticketNumber: c.ticketNumber,
     created,
     queueId: c.queueId,
-    autoReplyTemplateId: ruling?.outcome.autoReplyTemplateId ?? null,
   };
 }
 
@@ -614,10 +671,11 @@ function statusEvent(
   };
 }
 
-async function storeRaw(tx: Tx, tenantId: string, raw: Buffer): Promise<string> {
+async function storeRaw(tx: Tx, tenantId: string, raw: Buffer, id: string = randomUUID()): Promise<string> {
   const [row] = await tx
     .insert(rawMessage)
     .values({
+      id,
       tenantId,
       sha256: createHash("sha256").update(raw).digest("hex"),
       sizeBytes: raw.length,
@@ -632,7 +690,12 @@ async function nextTicketNumber(tx: Tx): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-async function upsertContact(tx: Tx, tenantId: string, email: string, name: string): Promise<string> {
+async function upsertContact(
+  tx: Tx,
+  tenantId: string,
+  email: string,
+  name: string,
+): Promise<{ id: string; attributes: Record<string, string> }> {
   const [row] = await tx
     .insert(contact)
     .values({ tenantId, email, name })
@@ -641,8 +704,8 @@ async function upsertContact(tx: Tx, tenantId: string, email: string, name: stri
       // Keep a name we know; learn one we did not have.
       set: { name: sql`CASE WHEN ${contact.name} = '' THEN excluded.name ELSE ${contact.name} END` },
     })
-    .returning({ id: contact.id });
-  return row!.id;
+    .returning({ id: contact.id, attributes: contact.attributes });
+  return row!;
 }
 
 async function tenantAddresses(tx: Tx, tenantId: string): Promise<string[]> {

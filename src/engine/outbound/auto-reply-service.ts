@@ -41,6 +41,12 @@ export interface AutoReplyJobData {
   /** The inbound message that triggered it. */
   messageId: string;
   trigger: AutoReplyTriggerKind;
+  /**
+   * A template chosen by a rule's auto-reply action (SPEC §7): sent instead of the queue's,
+   * and whatever the queue's auto-reply switches say — the rule is the decision. Loop
+   * protection applies all the same.
+   */
+  templateId?: string | null;
 }
 
 /** Called by ingest inside its transaction, after the inbound message row exists. */
@@ -55,8 +61,20 @@ export async function scheduleAutoReply(
     previousStatus: ConversationStatus | null;
     previousActivityAt: Date | null;
     receivedAt: Date;
+    /** A rule's auto-reply template (new conversations only). */
+    templateId?: string | null;
   },
 ): Promise<boolean> {
+  if (args.templateId && args.created) {
+    const data: AutoReplyJobData = {
+      tenantId: args.tenantId,
+      messageId: args.messageId,
+      trigger: "NEW_CONVERSATION",
+      templateId: args.templateId,
+    };
+    await ctx.jobs.schedule(AUTO_REPLY_QUEUE, { ...data }, { db: tx, ...AUTO_REPLY_RETRY });
+    return true;
+  }
   if (!args.queueId) return false;
   const [q] = await tx.select().from(queue).where(eq(queue.id, args.queueId));
   if (!q?.autoReplyTemplateId) return false;
@@ -83,16 +101,13 @@ export async function scheduleAutoReply(
   await ctx.jobs.schedule(
     AUTO_REPLY_QUEUE,
     { ...data },
-    {
-      db: tx,
-      retryLimit: 3,
-      retryDelaySeconds: 30,
-      // pg-boss asserts a boolean whenever the key is present, and the runner always passes it.
-      retryBackoff: true,
-    },
+    { db: tx, ...AUTO_REPLY_RETRY },
   );
   return true;
 }
+
+// pg-boss asserts a boolean whenever the key is present, and the runner always passes it.
+const AUTO_REPLY_RETRY = { retryLimit: 3, retryDelaySeconds: 30, retryBackoff: true } as const;
 
 export type AutoReplyOutcome =
   | { status: "queued"; outboundMessageId: string }
@@ -107,10 +122,16 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
       .from(message)
       .innerJoin(conversation, eq(conversation.id, message.conversationId))
       .innerJoin(tenant, eq(tenant.id, message.tenantId))
-      .innerJoin(queue, eq(queue.id, conversation.queueId))
+      .leftJoin(queue, eq(queue.id, conversation.queueId))
       .innerJoin(
         autoReplyTemplate,
-        and(eq(autoReplyTemplate.id, queue.autoReplyTemplateId), isNull(autoReplyTemplate.archivedAt)),
+        and(
+          eq(autoReplyTemplate.tenantId, message.tenantId),
+          data.templateId
+            ? eq(autoReplyTemplate.id, data.templateId)
+            : eq(autoReplyTemplate.id, queue.autoReplyTemplateId),
+          isNull(autoReplyTemplate.archivedAt),
+        ),
       )
       .where(
         and(
@@ -189,7 +210,7 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
       sending = await loadSendingAddress(
         tx,
         t.id,
-        q.autoReplyAddressId ?? c.addressId,
+        q?.autoReplyAddressId ?? c.addressId,
         "autoReplyAddressId",
         {
           requireOutboundAllowed: false,
@@ -205,7 +226,7 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
       ? await tx.select({ name: user.name, alias: user.alias }).from(user).where(eq(user.id, agentId))
       : [];
     let next: string | null = null;
-    if (q.calendarId) {
+    if (q?.calendarId) {
       const [cal] = await tx.select().from(businessCalendar).where(eq(businessCalendar.id, q.calendarId));
       if (cal) {
         try {
@@ -221,7 +242,7 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
     const values = {
       consumer: m.from?.name || ct?.name || sender,
       agent: agent ? agent.alias || agent.name : null,
-      queue: q.name,
+      queue: q?.name ?? "",
       company: t.company || t.name,
       ticketId: c.ticketNumber,
       nextWorkingDate: next,
