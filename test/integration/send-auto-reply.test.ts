@@ -193,7 +193,11 @@ describe("auto-reply chosen by a rule (SPEC §7)", () => {
     const r = await ingestAt(
       t,
       billing.addressId,
-      buildRawMail({ from: "dora@customer.example", subject: "Invoice 12", messageId: "inv-12@customer.example" }),
+      buildRawMail({
+        from: "dora@customer.example",
+        subject: "Invoice 12",
+        messageId: "inv-12@customer.example",
+      }),
     );
     const convId = decodeId(r.conversation!.id, "Conversation");
     const ev = await decision(convId);
@@ -208,7 +212,11 @@ describe("auto-reply chosen by a rule (SPEC §7)", () => {
     const other = await ingestAt(
       t,
       billing.addressId,
-      buildRawMail({ from: "dora@customer.example", subject: "Hello", messageId: "hello-1@customer.example" }),
+      buildRawMail({
+        from: "dora@customer.example",
+        subject: "Hello",
+        messageId: "hello-1@customer.example",
+      }),
     );
     const [m] = await t.db.db
       .select({ id: message.id })

@@ -98,11 +98,7 @@ export async function scheduleAutoReply(
     messageId: args.messageId,
     trigger: trigger.kind,
   };
-  await ctx.jobs.schedule(
-    AUTO_REPLY_QUEUE,
-    { ...data },
-    { db: tx, ...AUTO_REPLY_RETRY },
-  );
+  await ctx.jobs.schedule(AUTO_REPLY_QUEUE, { ...data }, { db: tx, ...AUTO_REPLY_RETRY });
   return true;
 }
 
