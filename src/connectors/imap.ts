@@ -2,7 +2,12 @@ import { createHash } from "node:crypto";
 import { ImapFlow } from "imapflow";
 import postgres from "postgres";
 import type { EngineContext, Logger } from "../engine/context.js";
-import { ingestMessage, overProcessingLimit } from "../engine/ingest/ingest.js";
+import {
+  type IngestInput,
+  ingestMessage,
+  ingestMessages,
+  overProcessingLimit,
+} from "../engine/ingest/ingest.js";
 import {
   accountAddressResolver,
   getCheckpoint,
@@ -235,14 +240,13 @@ async function ingestBatch(
   batch: Prepared[],
   resolve: (recipients: string[]) => { tenantId: string; addressId: string } | null,
 ): Promise<number[]> {
-  const done: number[] = [];
-  for (const m of batch) {
+  const inputs: IngestInput[] = batch.map((m) => {
     const outcome = m.parsed;
     const recipients = outcome.ok ? [...outcome.mail.to, ...outcome.mail.cc].map((a) => a.address) : [];
     const target = resolve(recipients);
     if (!target)
       throw new ImapConnectorError({ kind: "permanent", code: null, message: "account has no address" });
-    await ingestMessage(ctx, {
+    return {
       tenantId: target.tenantId,
       addressId: target.addressId,
       raw: m.raw,
@@ -250,10 +254,24 @@ async function ingestBatch(
       // The server's INTERNALDATE is when the mail arrived: a backlog must not change routing.
       receivedAt: m.internalDate ?? ctx.clock.now(),
       source: { kind: "imap", accountId: account.id, mailbox: account.mailbox, uidValidity, uid: m.uid },
-    });
-    done.push(m.uid);
+    };
+  });
+  try {
+    // The whole batch in one transaction (one commit, one checkpoint write)...
+    await ingestMessages(ctx, inputs);
+  } catch (err) {
+    // ...and when any of it fails, nothing of it was committed: once more one message per
+    // transaction, so everything before the bad message lands and the bad one fails alone
+    // (and is retried from the checkpoint by the next sync, as before).
+    ctx.log.warn({ err, account: account.id }, "batch ingest failed; retrying the batch message by message");
+    const done: number[] = [];
+    for (const input of inputs) {
+      await ingestMessage(ctx, input);
+      done.push((input.source as { uid: number }).uid);
+    }
+    return done;
   }
-  return done;
+  return batch.map((m) => m.uid);
 }
 
 /**

@@ -63,7 +63,7 @@ export async function startSmtpListener(
       void (async () => {
         const target = await resolveRecipient(ctx, address.address);
         if (!target?.emailEnabled) return callback(reply(550, "5.1.1 No such recipient here"));
-        if (await overProcessingLimit(ctx, target.tenantId)) {
+        if (target.processingLimit !== null && (await overProcessingLimit(ctx, target.tenantId))) {
           return callback(reply(451, "4.3.2 Backlog over the processing limit, try again later"));
         }
         let map = rcpts.get(session);

@@ -1,4 +1,4 @@
-import { and, count, eq } from "drizzle-orm";
+import { and, count, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
 import { checkImap } from "../../src/connectors/imap-check.js";
@@ -81,6 +81,52 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     ]);
     const [acc] = await t.db.db.select().from(mailAccount).where(eq(mailAccount.id, s.accountId));
     expect(acc?.status).toBe("VALID");
+  });
+
+  it("a batch is one transaction: a reply threads onto a mail of the same batch, a copy is a duplicate; a failing message fails alone", async () => {
+    const s = await setup();
+    const first = customerMail(s.address, "batch-1@customer.example", "Batch");
+    await dovecot.appendMessage(first, s.mailbox); // creates the mailbox
+    await appendMany(
+      dovecot,
+      [
+        customerMail(s.address, "batch-2@customer.example", "Batch", "batch-1@customer.example"),
+        first,
+        customerMail(s.address, "batch-poison@customer.example", "Poison"),
+        customerMail(s.address, "batch-4@customer.example", "After"),
+      ],
+      s.mailbox,
+    );
+    // A message the database refuses (standing in for any failure inside the transaction).
+    await t.db.db.execute(sql`
+      CREATE OR REPLACE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.subject = 'Poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$`);
+    await t.db.db.execute(
+      sql`CREATE TRIGGER test_poison BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION test_poison()`,
+    );
+    try {
+      await t.app.imap.pollAccount(s.accountId).catch(() => "failed");
+      // The batch rolled back as a whole, then went message by message up to the bad one.
+      const msgs = await messagesOf(s.accountId);
+      expect(msgs.map((m) => m.messageIdHeader)).toEqual([
+        "batch-1@customer.example",
+        "batch-2@customer.example",
+      ]);
+      expect(new Set(msgs.map((m) => m.conversationId)).size).toBe(1);
+      expect((await checkpointOf(s.accountId))?.lastUid).toBe(msgs[1]!.uid! + 1); // the copy counted as done
+    } finally {
+      await t.db.db.execute(sql`DROP TRIGGER test_poison ON message`);
+    }
+    expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
+    const msgs = await messagesOf(s.accountId);
+    expect(msgs.map((m) => m.messageIdHeader)).toEqual([
+      "batch-1@customer.example",
+      "batch-2@customer.example",
+      "batch-poison@customer.example",
+      "batch-4@customer.example",
+    ]);
+    const convs = await t.db.db.select().from(conversation).where(eq(conversation.queueId, s.queueId));
+    expect(convs.map((c) => c.subject).sort()).toEqual(["After", "Batch", "Poison"]);
   });
 
   it("never reads \\Seen as state: a message read by a human before we fetched it is still ingested", async () => {

@@ -79,27 +79,56 @@ type TenantRow = typeof tenant.$inferSelect;
  * commit the (account, UIDVALIDITY, UID) key makes a second fetch a no-op.
  */
 export async function ingestMessage(ctx: EngineContext, input: IngestInput): Promise<IngestResult> {
-  const result = await ctx.db.transaction(async (tx) => {
-    // The reads every message needs go out together: postgres.js pipelines them on the
-    // transaction's connection, so they cost one round trip instead of five. Round trips,
-    // not CPU, are what an ingest spends its time on (docs/ingest.md, "Performance").
-    const [[t], [address], pre] = await Promise.all([
-      tx.select().from(tenant).where(eq(tenant.id, input.tenantId)),
-      tx
-        .select()
-        .from(emailAddress)
-        .where(and(eq(emailAddress.id, input.addressId), eq(emailAddress.tenantId, input.tenantId))),
-      prefetch(tx, input),
-    ]);
-    if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
+  const [result] = await ingestMessages(ctx, [input]);
+  return result!;
+}
 
-    const outcome = await ingestInTx(tx, ctx, t, address, input, pre);
-    if (input.source.kind === "imap") await advanceCheckpoint(tx, input.tenantId, input.source);
-    return outcome;
+/**
+ * Several messages in one transaction, in order, as if each were ingested alone — a later
+ * one threads onto or de-duplicates against an earlier one exactly as it would after its
+ * commit. For an IMAP backlog (one batch of UIDs): the begin, commit, fsync and checkpoint
+ * write are paid once per batch instead of once per message. All or nothing: when one
+ * message fails, nothing of the batch is committed and the checkpoint stays where it was —
+ * the caller retries the messages one by one (so only the bad one fails).
+ */
+export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]): Promise<IngestResult[]> {
+  const results = await ctx.db.transaction(async (tx) => {
+    const out: IngestResult[] = [];
+    const checkpoints = new Map<string, IngestInput>();
+    for (const input of inputs) {
+      // The reads every message needs go out together: postgres.js pipelines them on the
+      // transaction's connection, so they cost one round trip instead of six. Round trips,
+      // not CPU, are what an ingest spends its time on (docs/ingest.md, "Performance").
+      const [[t], [address], pre] = await Promise.all([
+        tx.select().from(tenant).where(eq(tenant.id, input.tenantId)),
+        tx
+          .select()
+          .from(emailAddress)
+          .where(and(eq(emailAddress.id, input.addressId), eq(emailAddress.tenantId, input.tenantId))),
+        prefetch(tx, input),
+      ]);
+      if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
+      out.push(await ingestInTx(tx, ctx, t, address, input, pre));
+      const src = input.source;
+      if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
+    }
+    // The checkpoint only moves forward within a UIDVALIDITY, so the batch's last UID per
+    // mailbox is all there is to write.
+    for (const input of checkpoints.values()) {
+      if (input.source.kind === "imap") await advanceCheckpoint(tx, input.tenantId, input.source);
+    }
+    return out;
   });
-  if (result.status === "stored" && result.queueId) ctx.signals.routeQueue(input.tenantId, result.queueId);
+  const routed = new Set<string>();
+  results.forEach((r, i) => {
+    if (r.status !== "stored" || !r.queueId) return;
+    const key = `${inputs[i]!.tenantId}:${r.queueId}`;
+    if (routed.has(key)) return;
+    routed.add(key);
+    ctx.signals.routeQueue(inputs[i]!.tenantId, r.queueId);
+  });
   ctx.hub.wake();
-  return result;
+  return results;
 }
 
 interface Prefetched {
@@ -1013,9 +1042,20 @@ export async function resolveAccountAddress(
 export async function resolveRecipient(
   ctx: EngineContext,
   rcpt: string,
-): Promise<{ tenantId: string; addressId: string; emailEnabled: boolean } | null> {
+): Promise<{
+  tenantId: string;
+  addressId: string;
+  emailEnabled: boolean;
+  /** The tenant's processing limit; null when it has none (so there is nothing to count). */
+  processingLimit: number | null;
+} | null> {
   const [row] = await ctx.db
-    .select({ id: emailAddress.id, tenantId: emailAddress.tenantId, emailEnabled: tenant.emailEnabled })
+    .select({
+      id: emailAddress.id,
+      tenantId: emailAddress.tenantId,
+      emailEnabled: tenant.emailEnabled,
+      processingLimit: tenant.processingLimit,
+    })
     .from(emailAddress)
     .innerJoin(tenant, eq(tenant.id, emailAddress.tenantId))
     .where(
@@ -1024,5 +1064,12 @@ export async function resolveRecipient(
         isNull(emailAddress.archivedAt),
       ),
     );
-  return row ? { tenantId: row.tenantId, addressId: row.id, emailEnabled: row.emailEnabled } : null;
+  return row
+    ? {
+        tenantId: row.tenantId,
+        addressId: row.id,
+        emailEnabled: row.emailEnabled,
+        processingLimit: row.processingLimit,
+      }
+    : null;
 }
