@@ -187,18 +187,24 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
   it("UIDVALIDITY change: resync re-reads the mailbox and stores no duplicates", async () => {
     const s = await setup({ afterProcess: "LEAVE" });
     await dovecot.appendMessage(customerMail(s.address, "uv-1@customer.example", "One"), s.mailbox);
+    // One of them without a Message-ID: only its bytes can tell it was stored already.
+    const noId = Buffer.from(
+      `From: Old Client <old@customer.example>\r\nTo: ${s.address}\r\nSubject: No id\r\n` +
+        "Date: Mon, 2 Mar 2026 09:00:00 +0000\r\n\r\nSent by a client that sets no Message-ID.\r\n",
+    );
     await appendMany(
       dovecot,
-      [2, 3].map((i) => customerMail(s.address, `uv-${i}@customer.example`, `Uv ${i}`)),
+      [...[2, 3].map((i) => customerMail(s.address, `uv-${i}@customer.example`, `Uv ${i}`)), noId],
       s.mailbox,
     );
     await t.app.imap.pollAccount(s.accountId);
     const before = await checkpointOf(s.accountId);
-    expect(await messagesOf(s.accountId)).toHaveLength(3);
+    expect(await messagesOf(s.accountId)).toHaveLength(4);
+    expect((await messagesOf(s.accountId)).filter((m) => m.messageIdHeader === null)).toHaveLength(1);
 
     await dovecot.setUidValidity(s.mailbox, before!.uidValidity + 1000);
     await t.app.imap.pollAccount(s.accountId);
-    expect(await messagesOf(s.accountId)).toHaveLength(3);
+    expect(await messagesOf(s.accountId)).toHaveLength(4);
     const after = await checkpointOf(s.accountId);
     expect(after).toMatchObject({ uidValidity: before!.uidValidity + 1000, lastUid: before!.lastUid });
 
@@ -212,7 +218,8 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     expect(d.uidValidity).not.toBe(after!.uidValidity);
     await t.app.imap.pollAccount(s.accountId);
     const msgs = await messagesOf(s.accountId);
-    expect(msgs.map((m) => m.messageIdHeader).sort()).toEqual([
+    expect(msgs.map((m) => m.messageIdHeader ?? "(none)").sort()).toEqual([
+      "(none)",
       "uv-1@customer.example",
       "uv-2@customer.example",
       "uv-3@customer.example",

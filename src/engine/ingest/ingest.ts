@@ -189,14 +189,19 @@ async function prefetch(tx: Tx, input: IngestInput): Promise<Prefetched> {
           )
           .limit(1)
       : Promise.resolve([]),
-    parsed.ok && parsed.mail.messageId
+    // The same bytes again: with their Message-ID, or — for mail that has none — by the
+    // bytes alone (a UIDVALIDITY resync or an SMTP retry after a lost reply re-delivers
+    // exactly the same message; two different deliveries differ in their trace headers).
+    parsed.ok
       ? tx
           .select({ id: message.id })
           .from(message)
           .where(
             and(
               eq(message.tenantId, input.tenantId),
-              eq(message.messageIdHeader, parsed.mail.messageId),
+              parsed.mail.messageId
+                ? eq(message.messageIdHeader, parsed.mail.messageId)
+                : and(isNull(message.messageIdHeader), eq(message.direction, "INBOUND")),
               eq(message.contentHash, parsed.mail.contentHash),
             ),
           )
