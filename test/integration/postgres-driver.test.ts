@@ -28,8 +28,8 @@ describe("postgres.js driver patch", () => {
     process.on("uncaughtException", onUncaught);
     try {
       const reserved = await sql.reserve();
-      const [{ pid }] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-      await killer`SELECT pg_terminate_backend(${pid})`;
+      const [row] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      await killer`SELECT pg_terminate_backend(${row!.pid})`;
       // Give the RST time to arrive and the connection to be marked closed.
       await new Promise((r) => setTimeout(r, 200));
       const outcome = await Promise.race([
