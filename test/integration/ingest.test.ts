@@ -163,6 +163,43 @@ describe("ingest pipeline", () => {
     expect(linked.node).toEqual({ previousConversationId: first.conversation.id, status: "NEW" });
   });
 
+  it("stores mail with NUL bytes in headers, body, HTML and file names (PostgreSQL text cannot hold them)", async () => {
+    const raw = [
+      "From: Nul\u0000 Sender <nul@customer.example>",
+      "To: support@acme.test",
+      "Subject: Null\u0000 byte",
+      "Message-ID: <nul-1@customer.example>",
+      "X-Custom: a\u0000b",
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/mixed; boundary="b"',
+      "",
+      "--b",
+      "Content-Type: text/plain; charset=utf-8",
+      "",
+      "body\u0000text",
+      "--b",
+      "Content-Type: text/html; charset=utf-8",
+      "",
+      "<p>html\u0000part</p>",
+      "--b",
+      'Content-Type: application/octet-stream; name="a\u0000.bin"',
+      'Content-Disposition: attachment; filename="a\u0000.bin"',
+      "",
+      "binary\u0000data",
+      "--b--",
+      "",
+    ].join("\r\n");
+    const r = await ingest(raw);
+    expect(r.status).toBe("stored");
+    const [m] = await t.db.db
+      .select()
+      .from(message)
+      .where(eq(message.messageIdHeader, "nul-1@customer.example"));
+    expect(m!.subject).toBe("Null byte");
+    expect(m!.text).toContain("bodytext");
+    expect(m!.parseWarnings).toContain("NUL characters removed");
+  });
+
   it("records oversize mail as rejected with a reason, never silently", async () => {
     const big = buildRawMail({ subject: "Huge", text: "x".repeat(3 * 1024 * 1024) });
     const r = await ingest(big);

@@ -10,6 +10,7 @@ import type {
   HeaderOfInterest,
   MailAddress,
   MailAttachment,
+  ParsedMail,
   ParseOutcome,
 } from "../../engine/ingest/parsed-mail.js";
 import {
@@ -619,29 +620,46 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
       );
   }
 
-  return {
-    ok: true,
-    mail: {
-      messageId,
-      inReplyTo,
-      references,
-      from,
-      to,
-      cc,
-      replyTo,
-      subject,
-      date,
-      text,
-      html,
-      attachments,
-      headers,
-      receivedCount,
-      isDeliveryReport,
-      deliveryStatus,
-      warnings,
-      sizeBytes,
-      contentHash,
-    },
-    sanitized,
+  const mail: ParsedMail = {
+    messageId,
+    inReplyTo,
+    references,
+    from,
+    to,
+    cc,
+    replyTo,
+    subject,
+    date,
+    text,
+    html,
+    attachments,
+    headers,
+    receivedCount,
+    isDeliveryReport,
+    deliveryStatus,
+    warnings,
+    sizeBytes,
+    contentHash,
   };
+  // PostgreSQL text and jsonb cannot hold U+0000, and broken mail does contain NUL bytes
+  // (in headers, bodies, names): without this the message could never be stored.
+  const nuls = { found: false };
+  const clean = withoutNul({ mail, sanitized }, nuls);
+  if (nuls.found) clean.mail.warnings.push("NUL characters removed");
+  return { ok: true, mail: clean.mail, sanitized: clean.sanitized };
+}
+
+/** A deep copy without U+0000 in any string (Buffers, Dates and numbers kept as they are). */
+function withoutNul<T>(value: T, seen: { found: boolean }): T {
+  if (typeof value === "string") {
+    if (!value.includes("\u0000")) return value;
+    seen.found = true;
+    return value.replaceAll("\u0000", "") as T;
+  }
+  if (value === null || typeof value !== "object") return value;
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array || value instanceof Date) return value;
+  if (Array.isArray(value)) return value.map((v) => withoutNul(v, seen)) as T;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[withoutNul(k, seen)] = withoutNul(v, seen);
+  return out as T;
 }
