@@ -1,11 +1,14 @@
 import { eq } from "drizzle-orm";
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queue } from "../../src/db/schema/index.js";
-import { ManualClock } from "../../src/engine/clock.js";
+import { queue, slaPolicy } from "../../src/db/schema/index.js";
+import { ManualClock, MINUTE } from "../../src/engine/clock.js";
+import { ingestMessage } from "../../src/engine/ingest/ingest.js";
+import { runSlaCheck } from "../../src/engine/sla.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
-import { createUserWithKey } from "../helpers/fixtures.js";
+import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
 import { addConversation, route, routingSetup } from "./routing-helpers.js";
 
 const clock = new ManualClock("2031-03-03T09:00:00Z");
@@ -21,6 +24,8 @@ afterAll(async () => {
 interface Stream<T> {
   /** Resolves with the first `n` messages received (from the start of the stream). */
   take(n: number): Promise<T[]>;
+  /** Resolves with every message so far once one satisfies `pred`. */
+  until(pred: (m: T) => boolean): Promise<T[]>;
   stop(): void;
   errors: unknown[];
 }
@@ -29,11 +34,19 @@ function stream<T>(client: Client, query: string, variables: Record<string, unkn
   const got: T[] = [];
   const errors: unknown[] = [];
   const waiters: { n: number; resolve: (v: T[]) => void }[] = [];
+  const predicates: { pred: (m: T) => boolean; resolve: (v: T[]) => void }[] = [];
   const flush = () => {
     for (const w of [...waiters]) {
       if (got.length >= w.n) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(got.slice(0, w.n));
+      }
+    }
+    for (const w of [...predicates]) {
+      const i = got.findIndex(w.pred);
+      if (i >= 0) {
+        predicates.splice(predicates.indexOf(w), 1);
+        w.resolve(got.slice(0, i + 1));
       }
     }
   };
@@ -59,6 +72,15 @@ function stream<T>(client: Client, query: string, variables: Record<string, unkn
         setTimeout(
           () => reject(new Error(`timed out with ${got.length}/${n}: ${JSON.stringify(errors)}`)),
           10_000,
+        );
+      }),
+    until: (pred) =>
+      new Promise<T[]>((resolve, reject) => {
+        predicates.push({ pred, resolve });
+        flush();
+        setTimeout(
+          () => reject(new Error(`timed out after ${got.length}: ${JSON.stringify(got.at(-1))}`)),
+          20_000,
         );
       }),
   };
@@ -165,5 +187,45 @@ describe("subscriptions over graphql-ws", () => {
       check();
     });
     expect(JSON.stringify(denied.errors)).toMatch(/not found/i);
+  });
+
+  it("queueStats folds a burst of changes into fewer updates and always delivers the final figures", async () => {
+    const [policy] = await t.db.db
+      .insert(slaPolicy)
+      .values({ tenantId: t.tenantId, name: "Burst", firstResponseMinutes: 60, warningPercent: 50 })
+      .returning();
+    const q = await createQueueWithAddress(t.db.db, t.tenantId, { queue: { slaPolicyId: policy!.id } });
+    const Q = `subscription($q: ID!) { queueStats(queueId: $q) { waiting atRisk breached } }`;
+    type Stats = { queueStats: { waiting: number; atRisk: number; breached: number } };
+    const stats = stream<Stats>(t.ws(t.adminKey), Q, { q: encodeId("Queue", q.queueId) });
+    const [initial] = await stats.take(1);
+    expect(initial!.queueStats).toEqual({ waiting: 0, atRisk: 0, breached: 0 });
+    // N mails, each its own transaction with several events (created, queued, received).
+    const N = 30;
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const raw = buildRawMail({ subject: `Burst ${i}`, messageId: `burst-${i}@customer.example` });
+      const r = await ingestMessage(t.app.engine, {
+        tenantId: t.tenantId,
+        addressId: q.addressId,
+        raw,
+        parsed: await t.app.engine.mime.parse(raw),
+        receivedAt: clock.now(),
+        source: { kind: "api", userId: t.adminId },
+      });
+      if (r.status !== "stored") throw new Error(r.status);
+      ids.push(r.conversationId);
+    }
+    const burst = await stats.until((m) => m.queueStats.waiting === N);
+    // One payload per event would be at least N (3N here); the initial one is not counted.
+    expect(burst.length - 1).toBeLessThan(N);
+    expect(burst.at(-1)!.queueStats).toEqual({ waiting: N, atRisk: 0, breached: 0 });
+    // Past the warning share, the SLA check's event brings the at-risk count.
+    clock.advance(31 * MINUTE);
+    await runSlaCheck(t.app.engine, { conversationId: ids[0]! });
+    const warned = await stats.until((m) => m.queueStats.atRisk === N);
+    expect(warned.at(-1)!.queueStats).toEqual({ waiting: N, atRisk: N, breached: 0 });
+    stats.stop();
+    expect(stats.errors).toEqual([]);
   });
 });
