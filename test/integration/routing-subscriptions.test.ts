@@ -196,6 +196,7 @@ describe("subscriptions over graphql-ws", () => {
       .returning();
     const q = await createQueueWithAddress(t.db.db, t.tenantId, { queue: { slaPolicyId: policy!.id } });
     const Q = `subscription($q: ID!) { queueStats(queueId: $q) { waiting atRisk breached } }`;
+    const hubBefore = t.app.engine.hub.subscriberCount;
     type Stats = { queueStats: { waiting: number; atRisk: number; breached: number } };
     const stats = stream<Stats>(t.ws(t.adminKey), Q, { q: encodeId("Queue", q.queueId) });
     const [initial] = await stats.take(1);
@@ -227,5 +228,10 @@ describe("subscriptions over graphql-ws", () => {
     expect(warned.at(-1)!.queueStats).toEqual({ waiting: N, atRisk: N, breached: 0 });
     stats.stop();
     expect(stats.errors).toEqual([]);
+    // Unsubscribing closes the event-hub subscription behind it.
+    await new Promise<void>((resolve) => {
+      const check = () => (t.app.engine.hub.subscriberCount <= hubBefore ? resolve() : setTimeout(check, 20));
+      check();
+    });
   });
 });
