@@ -88,7 +88,7 @@ const QueueStatsRef = builder.objectRef<QueueStats>("QueueStats").implement({
     }),
     breached: t.exposeInt("breached", {
       description:
-        "Open conversations with an SLA target breached: recorded, or due by now while the clock runs. A deadline passing while PAUSED is no breach.",
+        "Open conversations with an SLA target breached: recorded, reached while the clock ran (due by now, or overdue when paused), or answered late. A deadline passing on the wall clock while PAUSED is no breach.",
     }),
     at: t.expose("at", { type: "DateTime", description: "When these figures were computed." }),
   }),
