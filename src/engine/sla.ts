@@ -303,7 +303,11 @@ export async function runSlaCheck(ctx: EngineContext, job: SlaCheckJob): Promise
     const notified = [...stored.notified];
     let breached = false;
     for (const s of [status.firstResponse, status.nextResponse, status.resolution]) {
-      if (s?.phase !== "RUNNING") continue;
+      // A clock paused after a target fell due but before this check ran still breached it
+      // (the reading stopped past the target): announce the breach; warnings of a paused
+      // clock are moot and stay silent.
+      const pausedOverdue = s?.phase === "PAUSED" && s.breached;
+      if (s?.phase !== "RUNNING" && !pausedOverdue) continue;
       const base = `${s.target}:${cycleOf(s.target, clock)}`;
       const payload = {
         target: s.target,
@@ -312,7 +316,7 @@ export async function runSlaCheck(ctx: EngineContext, job: SlaCheckJob): Promise
         dueAt: s.dueAt?.toISOString() ?? null,
         policySource: stored.source,
       };
-      if (s.warned && !s.breached && !notified.includes(`${base}:warning`)) {
+      if (!pausedOverdue && s.warned && !s.breached && !notified.includes(`${base}:warning`)) {
         notified.push(`${base}:warning`);
         out.push({ ...eventBase(conv, now), type: "sla.warning", payload });
       }

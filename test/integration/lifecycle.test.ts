@@ -452,6 +452,14 @@ describe("SLA", () => {
         );
       }
       expect(await slaCounts(q.queueId)).toEqual({ atRisk: 1, breached: 3 });
+      // e was paused past its due time before any check ran: a late check still records the
+      // breach (not the moot warning); c and d, paused in time, announce nothing.
+      const late = await runSlaCheck(t.app.engine, { conversationId: e });
+      expect(late.map((x) => [x.type, x.payload?.target])).toEqual([["sla.breached", "FIRST_RESPONSE"]]);
+      expect((await row(e)).slaBreached).toBe(true);
+      expect(await runSlaCheck(t.app.engine, { conversationId: c })).toEqual([]);
+      expect(await runSlaCheck(t.app.engine, { conversationId: d })).toEqual([]);
+      expect(await slaCounts(q.queueId)).toEqual({ atRisk: 1, breached: 3 });
       // A week on: paused clocks stood still (c and d's deadlines passed on the wall clock).
       clock.set("2026-03-25T12:00:00Z");
       expect(await slaCounts(q.queueId)).toEqual({ atRisk: 1, breached: 3 });
