@@ -1,4 +1,4 @@
-import { and, eq, isNull, notInArray, sql } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import type { DbOrTx, Tx } from "../db/client.js";
 import {
   businessCalendar,
@@ -10,7 +10,6 @@ import {
 } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
 import type { BusinessCalendar, ConversationStatus, IsoWeekday } from "./domain.js";
-import { NotFoundError } from "./errors.js";
 import { appendEvents, type NewEvent } from "./events.js";
 import { validateCalendar } from "./time/calendar.js";
 import {
@@ -24,15 +23,16 @@ import {
   type SlaStatus,
   type SlaTarget,
   slaDeadlines,
+  slaMarks,
   slaState,
   startSlaClock,
 } from "./time/sla.js";
-import { canSeeQueue, type Viewer } from "./viewer.js";
 
 /**
  * The SLA service: the pure clock of engine/time/sla.ts applied to stored
  * conversations. The clock state lives in `conversation.sla_state` (JSON), the due
- * instants in the `*_due_at` columns (for ordering and at-risk queries), and one
+ * instants in the `*_due_at` columns (for ordering), the instants from which it counts as
+ * at risk / breached in `sla_at_risk_from` / `sla_breached_from` (queue counts), and one
  * `sla-check` job is scheduled for the next warning or due instant whenever the state
  * changes. The job re-reads the conversation and only announces what `slaState` says
  * has happened by then, once per target and cycle (a stale or duplicate job does
@@ -179,6 +179,7 @@ async function save(
   attempt: number,
 ): Promise<void> {
   const d = slaDeadlines(clock, env.policy, env.calendar);
+  const marks = slaMarks(clock, env.policy, env.calendar);
   await tx
     .update(conversation)
     .set({
@@ -186,6 +187,8 @@ async function save(
       firstResponseDueAt: d.firstResponseDueAt,
       nextResponseDueAt: d.nextResponseDueAt,
       resolutionDueAt: d.resolutionDueAt,
+      slaAtRiskFrom: marks.atRiskFrom,
+      slaBreachedFrom: marks.breachedFrom,
     })
     .where(eq(conversation.id, conv.id));
   const pending: [string, Date | null][] = [
@@ -300,7 +303,11 @@ export async function runSlaCheck(ctx: EngineContext, job: SlaCheckJob): Promise
     const notified = [...stored.notified];
     let breached = false;
     for (const s of [status.firstResponse, status.nextResponse, status.resolution]) {
-      if (s?.phase !== "RUNNING") continue;
+      // A clock paused after a target fell due but before this check ran still breached it
+      // (the reading stopped past the target): announce the breach; warnings of a paused
+      // clock are moot and stay silent.
+      const pausedOverdue = s?.phase === "PAUSED" && s.breached;
+      if (s?.phase !== "RUNNING" && !pausedOverdue) continue;
       const base = `${s.target}:${cycleOf(s.target, clock)}`;
       const payload = {
         target: s.target,
@@ -309,7 +316,7 @@ export async function runSlaCheck(ctx: EngineContext, job: SlaCheckJob): Promise
         dueAt: s.dueAt?.toISOString() ?? null,
         policySource: stored.source,
       };
-      if (s.warned && !s.breached && !notified.includes(`${base}:warning`)) {
+      if (!pausedOverdue && s.warned && !s.breached && !notified.includes(`${base}:warning`)) {
         notified.push(`${base}:warning`);
         out.push({ ...eventBase(conv, now), type: "sla.warning", payload });
       }
@@ -365,61 +372,4 @@ export async function conversationSla(ctx: EngineContext, conv: ConvRow): Promis
       conv.slaBreached ||
       [status.firstResponse, status.nextResponse, status.resolution].some((s) => s?.breached),
   };
-}
-
-export interface QueueSlaCounts {
-  /** Open conversations whose pending target passed its warning share but is not breached. */
-  atRisk: number;
-  /** Open conversations with a breached target. */
-  breached: number;
-}
-
-/**
- * SLA counts of a queue's open conversations (for `queueStats` and `queueSlaStats`).
- * Reads at most 5,000 open conversations with an SLA; a queue that size is a backlog
- * whose counts are only indicative anyway.
- */
-export async function slaCountsForQueue(
-  ctx: EngineContext,
-  tenantId: string,
-  queueId: string,
-): Promise<QueueSlaCounts> {
-  const rows = await ctx.db
-    .select()
-    .from(conversation)
-    .where(
-      and(
-        eq(conversation.tenantId, tenantId),
-        eq(conversation.queueId, queueId),
-        notInArray(conversation.status, ["RESOLVED", "CLOSED"]),
-        sql`${conversation.slaPolicyId} IS NOT NULL`,
-      ),
-    )
-    .limit(5000);
-  let atRisk = 0;
-  let breached = 0;
-  for (const row of rows) {
-    const s = await conversationSla(ctx, row);
-    if (!s) continue;
-    const pending = [s.firstResponse, s.nextResponse, s.resolution].filter(
-      (t) => t && (t.phase === "RUNNING" || t.phase === "PAUSED"),
-    );
-    if (s.breached) breached++;
-    else if (pending.some((t) => t?.warned)) atRisk++;
-  }
-  return { atRisk, breached };
-}
-
-/** `slaCountsForQueue` for an API caller: a queue outside the caller's tenant or queues is not found. */
-export async function queueSlaStats(
-  ctx: EngineContext,
-  viewer: Viewer,
-  queueId: string,
-): Promise<QueueSlaCounts> {
-  const [q] = await ctx.db
-    .select({ id: queue.id })
-    .from(queue)
-    .where(and(eq(queue.id, queueId), eq(queue.tenantId, viewer.tenantId)));
-  if (!q || !canSeeQueue(viewer, q.id)) throw new NotFoundError("Queue", queueId);
-  return slaCountsForQueue(ctx, viewer.tenantId, queueId);
 }

@@ -18,7 +18,12 @@ import {
   setPresence,
   transferConversation,
 } from "../engine/routing/actions.js";
-import { type QueueStats, queueStats } from "../engine/routing/stats.js";
+import {
+  QUEUE_STATS_WINDOW_MS,
+  type QueueStats,
+  queueStats,
+  watchQueueStats,
+} from "../engine/routing/stats.js";
 import { canSeeQueue, type Viewer } from "../engine/viewer.js";
 import { builder } from "./builder.js";
 import type { GraphQLContext } from "./context.js";
@@ -77,6 +82,14 @@ const QueueStatsRef = builder.objectRef<QueueStats>("QueueStats").implement({
     }),
     agentsAway: t.exposeInt("agentsAway", { description: "Members logged in and AWAY." }),
     agentsOffline: t.exposeInt("agentsOffline", { description: "Members OFFLINE or logged out." }),
+    atRisk: t.exposeInt("atRisk", {
+      description:
+        "Open conversations (not RESOLVED or CLOSED) with an SLA target past its warning share and none breached. A PAUSED conversation's clock stands still: it stays at risk if it was when paused.",
+    }),
+    breached: t.exposeInt("breached", {
+      description:
+        "Open conversations with an SLA target breached: recorded, reached while the clock ran (due by now, or overdue when paused), or answered late. A deadline passing on the wall clock while PAUSED is no breach.",
+    }),
     at: t.expose("at", { type: "DateTime", description: "When these figures were computed." }),
   }),
 });
@@ -256,33 +269,15 @@ const InboxUpdateRef = builder.objectRef<InboxUpdate>("InboxUpdate").implement({
   }),
 });
 
-const STATS_EVENT = /^(routing\.|conversation\.|agent\.|message\.received)/;
-
 builder.subscriptionFields((t) => ({
   queueStats: t.withAuth({ authenticated: true }).field({
     type: QueueStatsRef,
-    description:
-      "A queue's figures: sent at once, then after every event that can change them (queue work, agent presence). NotFound for a queue the caller may not see.",
+    description: `A queue's figures: sent at once, then after events that can change them (queue work, SLA warnings and breaches, agent presence). A burst of events yields one update per ${QUEUE_STATS_WINDOW_MS} ms at most, and the last update always reflects the last event. NotFound for a queue the caller may not see.`,
     args: { queueId: t.arg.id({ required: true, description: "Global ID of the queue." }) },
-    subscribe: (_root, args, ctx) => {
-      const viewer = ctx.viewer;
-      const queueId = decodeId(String(args.queueId), "Queue");
-      const engine = ctx.engine;
-      return (async function* () {
-        yield await notFoundAsGraphQLError(queueStats(engine, viewer, queueId));
-        const from = await engine.hub.head(viewer.tenantId);
-        const events = engine.hub.subscribe(
-          viewer.tenantId,
-          (e) => STATS_EVENT.test(e.type) && (e.queueId === queueId || e.type.startsWith("agent.")),
-          { from },
-        );
-        try {
-          for await (const _e of events) yield await queueStats(engine, viewer, queueId);
-        } finally {
-          await events.return?.();
-        }
-      })();
-    },
+    subscribe: (_root, args, ctx) =>
+      notFoundAsGraphQLError(
+        watchQueueStats(ctx.engine, ctx.viewer, decodeId(String(args.queueId), "Queue")),
+      ),
     resolve: (s) => s,
   }),
   myInbox: t.withAuth({ authenticated: true }).field({

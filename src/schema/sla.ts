@@ -1,9 +1,8 @@
-import { type ConversationSla, conversationSla, type QueueSlaCounts, queueSlaStats } from "../engine/sla.js";
+import { type ConversationSla, conversationSla } from "../engine/sla.js";
 import type { SlaTargetState } from "../engine/time/sla.js";
 import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
-import { standardErrors } from "./errors.js";
-import { decodeId, encodeId } from "./ids.js";
+import { encodeId } from "./ids.js";
 
 const SlaTargetEnum = builder.enumType("SlaTarget", {
   description: "FIRST_RESPONSE, NEXT_RESPONSE (after each unanswered customer message) or RESOLUTION.",
@@ -84,29 +83,5 @@ builder.objectField(ConversationRef, "sla", (t) =>
     nullable: true,
     description: "SLA state at the server's now; null when no SLA policy applies.",
     resolve: (c, _a, ctx) => conversationSla(ctx.engine, c),
-  }),
-);
-
-const QueueSlaStatsRef = builder.objectRef<QueueSlaCounts & { queueId: string }>("QueueSlaStats").implement({
-  description: "SLA counts of a queue's open conversations.",
-  fields: (t) => ({
-    queueId: t.id({ description: "Global ID of the queue.", resolve: (s) => encodeId("Queue", s.queueId) }),
-    atRisk: t.exposeInt("atRisk", {
-      description: "Open conversations past a target's warning share but not breached.",
-    }),
-    breached: t.exposeInt("breached", { description: "Open conversations with a breached target." }),
-  }),
-});
-
-builder.queryField("queueSlaStats", (t) =>
-  t.withAuth({ authenticated: true }).field({
-    type: QueueSlaStatsRef,
-    description: "At-risk and breached SLA counts of one queue the caller may see.",
-    errors: { types: standardErrors },
-    args: { queueId: t.arg.id({ required: true, description: "Global ID of the queue." }) },
-    resolve: async (_root, args, ctx) => {
-      const queueId = decodeId(String(args.queueId), "Queue");
-      return { queueId, ...(await queueSlaStats(ctx.engine, ctx.viewer, queueId)) };
-    },
   }),
 );

@@ -1,11 +1,16 @@
-import { eq } from "drizzle-orm";
+import { eq, inArray } from "drizzle-orm";
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queue } from "../../src/db/schema/index.js";
-import { ManualClock } from "../../src/engine/clock.js";
+import { conversation, queue, slaPolicy } from "../../src/db/schema/index.js";
+import { ManualClock, MINUTE } from "../../src/engine/clock.js";
+import { appendEvents } from "../../src/engine/events.js";
+import { ingestMessage } from "../../src/engine/ingest/ingest.js";
+import { QUEUE_STATS_WINDOW_MS } from "../../src/engine/routing/stats.js";
+import { runSlaCheck } from "../../src/engine/sla.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
-import { createUserWithKey } from "../helpers/fixtures.js";
+import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
 import { addConversation, route, routingSetup } from "./routing-helpers.js";
 
 const clock = new ManualClock("2031-03-03T09:00:00Z");
@@ -21,6 +26,12 @@ afterAll(async () => {
 interface Stream<T> {
   /** Resolves with the first `n` messages received (from the start of the stream). */
   take(n: number): Promise<T[]>;
+  /** Resolves with every message so far once one satisfies `pred`. */
+  until(pred: (m: T) => boolean): Promise<T[]>;
+  /** Resolves once no message has arrived for `quietMs` (wall clock). */
+  settled(quietMs: number): Promise<void>;
+  /** Every message so far. */
+  received: T[];
   stop(): void;
   errors: unknown[];
 }
@@ -29,11 +40,19 @@ function stream<T>(client: Client, query: string, variables: Record<string, unkn
   const got: T[] = [];
   const errors: unknown[] = [];
   const waiters: { n: number; resolve: (v: T[]) => void }[] = [];
+  const predicates: { pred: (m: T) => boolean; resolve: (v: T[]) => void }[] = [];
   const flush = () => {
     for (const w of [...waiters]) {
       if (got.length >= w.n) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(got.slice(0, w.n));
+      }
+    }
+    for (const w of [...predicates]) {
+      const i = got.findIndex(w.pred);
+      if (i >= 0) {
+        predicates.splice(predicates.indexOf(w), 1);
+        w.resolve(got.slice(0, i + 1));
       }
     }
   };
@@ -59,6 +78,28 @@ function stream<T>(client: Client, query: string, variables: Record<string, unkn
         setTimeout(
           () => reject(new Error(`timed out with ${got.length}/${n}: ${JSON.stringify(errors)}`)),
           10_000,
+        );
+      }),
+    received: got,
+    settled: (quietMs) =>
+      new Promise<void>((resolve) => {
+        let seen = got.length;
+        const check = () => {
+          if (got.length === seen) resolve();
+          else {
+            seen = got.length;
+            setTimeout(check, quietMs);
+          }
+        };
+        setTimeout(check, quietMs);
+      }),
+    until: (pred) =>
+      new Promise<T[]>((resolve, reject) => {
+        predicates.push({ pred, resolve });
+        flush();
+        setTimeout(
+          () => reject(new Error(`timed out after ${got.length}: ${JSON.stringify(got.at(-1))}`)),
+          20_000,
         );
       }),
   };
@@ -165,5 +206,81 @@ describe("subscriptions over graphql-ws", () => {
       check();
     });
     expect(JSON.stringify(denied.errors)).toMatch(/not found/i);
+  });
+
+  it("queueStats folds a burst of changes into fewer updates and always delivers the final figures", async () => {
+    const [policy] = await t.db.db
+      .insert(slaPolicy)
+      .values({ tenantId: t.tenantId, name: "Burst", firstResponseMinutes: 60, warningPercent: 50 })
+      .returning();
+    const from = await createQueueWithAddress(t.db.db, t.tenantId, { queue: { slaPolicyId: policy!.id } });
+    const to = await createQueueWithAddress(t.db.db, t.tenantId);
+    const N = 30;
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const raw = buildRawMail({ subject: `Burst ${i}`, messageId: `burst-${i}@customer.example` });
+      const r = await ingestMessage(t.app.engine, {
+        tenantId: t.tenantId,
+        addressId: from.addressId,
+        raw,
+        parsed: await t.app.engine.mime.parse(raw),
+        receivedAt: clock.now(),
+        source: { kind: "api", userId: t.adminId },
+      });
+      if (r.status !== "stored") throw new Error(r.status);
+      ids.push(r.conversationId);
+    }
+    const Q = `subscription($q: ID!) { queueStats(queueId: $q) { waiting atRisk breached } }`;
+    const hubBefore = t.app.engine.hub.subscriberCount;
+    type Stats = { queueStats: { waiting: number; atRisk: number; breached: number } };
+    const target = stream<Stats>(t.ws(t.adminKey), Q, { q: encodeId("Queue", to.queueId) });
+    const source = stream<Stats>(t.ws(t.adminKey), Q, { q: encodeId("Queue", from.queueId) });
+    expect((await target.take(1))[0]!.queueStats).toEqual({ waiting: 0, atRisk: 0, breached: 0 });
+    expect((await source.take(1))[0]!.queueStats).toEqual({ waiting: N, atRisk: 0, breached: 0 });
+    const transfer = (batch: string[]) =>
+      t.db.db.transaction(async (tx) => {
+        await tx.update(conversation).set({ queueId: to.queueId }).where(inArray(conversation.id, batch));
+        await appendEvents(
+          tx,
+          batch.map((id) => ({
+            tenantId: t.tenantId,
+            type: "conversation.transferred",
+            conversationId: id,
+            queueId: to.queueId,
+            occurredAt: clock.now(),
+            payload: { fromQueueId: from.queueId, toQueueId: to.queueId },
+          })),
+        );
+      });
+    // A busy moment: N transfers committed together reach the subscriptions as N events at
+    // once, so the machine's load cannot spread them over several windows.
+    await transfer(ids);
+    t.app.engine.hub.wake();
+    await target.until((m) => m.queueStats.waiting === N);
+    await source.until((m) => m.queueStats.waiting === 0);
+    // Figures are read when computed, so one computation per event would also show the
+    // final state at once, followed by N - 1 repeats: let those show before counting (a
+    // correct stream sends nothing more, so this wait cannot fail it, only catch a regression).
+    await target.settled(4 * QUEUE_STATS_WINDOW_MS);
+    await source.settled(4 * QUEUE_STATS_WINDOW_MS);
+    expect(target.received.length - 1).toBeLessThan(N);
+    expect(target.received.at(-1)!.queueStats).toEqual({ waiting: N, atRisk: 0, breached: 0 });
+    // The queue they left hears of it too (payload.fromQueueId).
+    expect(source.received.length - 1).toBeLessThan(N);
+    expect(source.received.at(-1)!.queueStats).toEqual({ waiting: 0, atRisk: 0, breached: 0 });
+    source.stop();
+    const stats = target;
+    // Past the warning share, the SLA check's event brings the at-risk count.
+    clock.advance(31 * MINUTE);
+    await runSlaCheck(t.app.engine, { conversationId: ids[0]! });
+    const warned = await stats.until((m) => m.queueStats.atRisk === N);
+    expect(warned.at(-1)!.queueStats).toEqual({ waiting: N, atRisk: N, breached: 0 });
+    stats.stop();
+    expect(stats.errors).toEqual([]);
+    // Unsubscribing closes the event-hub subscription behind it.
+    await new Promise<void>((resolve) => {
+      const check = () => (t.app.engine.hub.subscriberCount <= hubBefore ? resolve() : setTimeout(check, 20));
+      check();
+    });
   });
 });

@@ -350,20 +350,59 @@ describe("actions at ingest", () => {
     expect(rej).toMatchObject({ reason: "rule_dropped", detail: 'dropped by rule "Drop spam subjects"' });
   });
 
-  it("tenant rules run after the address's", async () => {
+  it("an address's rules run first, then the tenant's, whatever their positions; STOP halts both", async () => {
     const addr = await createQueueWithAddress(t.db.db, t.tenantId);
+    const other = await createQueueWithAddress(t.db.db, t.tenantId);
+    const a = encodeId("EmailAddress", addr.addressId);
     await createRule({
-      addressId: encodeId("EmailAddress", addr.addressId),
+      addressId: a,
       name: "Address",
+      position: 5,
       conditions: [],
-      actions: [{ type: "SET_PRIORITY", priority: 1 }],
+      actions: [
+        { type: "SET_PRIORITY", priority: 1 },
+        { type: "ADD_TAGS", tags: ["address"] },
+      ],
     });
+    await createRule({
+      addressId: a,
+      name: "Shield",
+      position: 6,
+      conditions: [{ field: "SUBJECT", op: "CONTAINS", value: "shield" }],
+      actions: [{ type: "STOP" }],
+    });
+    await createRule({
+      addressId: encodeId("EmailAddress", other.addressId),
+      name: "Other address",
+      conditions: [],
+      actions: [{ type: "ADD_TAGS", tags: ["elsewhere"] }],
+    });
+    // Position 0 in the tenant's list still runs after every rule of the address.
     const tenantRule = await createRule({
       name: "Tenant",
+      position: 0,
       conditions: [{ field: "SUBJECT", op: "CONTAINS", value: "tenant-wide" }],
-      actions: [{ type: "SET_PRIORITY", priority: 2 }],
+      actions: [
+        { type: "SET_PRIORITY", priority: 2 },
+        { type: "ADD_TAGS", tags: ["tenant"] },
+      ],
     });
-    expect((await conv(await ingest(addr.addressId, { subject: "tenant-wide" }))).priority).toBe(2);
+    const both = await conv(await ingest(addr.addressId, { subject: "tenant-wide" }));
+    expect(both.priority).toBe(2);
+    expect(both.tags).toEqual(["address", "tenant"]);
+    const matched = await t.db.db
+      .select()
+      .from(event)
+      .where(eq(event.conversationId, both.id))
+      .orderBy(event.id);
+    expect(matched.filter((e) => e.type === "rule.matched").map((e) => e.payload.name)).toEqual([
+      "Address",
+      "Tenant",
+    ]);
+    // An address rule's STOP shields the mail from the tenant's rules too.
+    const shielded = await conv(await ingest(addr.addressId, { subject: "tenant-wide shield" }));
+    expect(shielded.priority).toBe(1);
+    expect(shielded.tags).toEqual(["address"]);
     await t.ok(`mutation($id: ID!) { deleteRule(id: $id) { __typename } }`, { id: tenantRule.id });
   });
 });

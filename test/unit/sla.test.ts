@@ -13,6 +13,7 @@ import {
   type SlaClockState,
   slaClockReading,
   slaDeadlines,
+  slaMarks,
   slaState,
   startSlaClock,
   validateSlaPolicy,
@@ -308,5 +309,84 @@ describe("properties", () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe("queue marks (slaMarks)", () => {
+  const start = fc
+    .integer({ min: Date.UTC(2026, 0, 1) / 60_000, max: Date.UTC(2026, 11, 1) / 60_000 })
+    .map((m) => new Date(m * 60_000));
+  const op = fc.constantFrom("PAUSED", "ACTIVE", "RESOLVED", "REPLY", "INBOUND");
+  const steps = fc.array(fc.tuple(op, fc.integer({ min: 1, max: 3 * 24 * 60 })), { maxLength: 10 });
+
+  /** What the per-conversation reading says: breached, else at risk (a pending target warned). */
+  function standing(state: SlaClockState, now: Date) {
+    const s = slaState(state, policy, berlin, now);
+    const all = [s.firstResponse, s.nextResponse, s.resolution];
+    const breached = all.some((x) => x?.breached);
+    const atRisk =
+      !breached && all.some((x) => x && (x.phase === "RUNNING" || x.phase === "PAUSED") && x.warned);
+    return { breached, atRisk };
+  }
+
+  function fromMarks(state: SlaClockState, now: Date) {
+    const m = slaMarks(state, policy, berlin);
+    const breached = m.breachedFrom !== null && m.breachedFrom <= now;
+    const atRisk = !breached && m.atRiskFrom !== null && m.atRiskFrom <= now;
+    return { breached, atRisk };
+  }
+
+  it("agree with slaState at any later instant, across pauses, replies and resolution", () => {
+    fc.assert(
+      fc.property(start, steps, fc.integer({ min: 0, max: 10 * 24 * 60 }), (t0, ops, probe) => {
+        let state: SlaClockState = startSlaClock(t0);
+        let t = t0.getTime();
+        for (const [kind, gap] of ops) {
+          t += gap * 60_000;
+          const at = new Date(t);
+          if (kind === "REPLY") state = recordAgentReply(state, berlin, at);
+          else if (kind === "INBOUND") state = recordInbound(resumeSlaClock(state, at), berlin, at);
+          else state = applyStatusToSlaClock(state, berlin, kind, at);
+        }
+        // Half a minute off the grid: readings are whole minutes, so no probe sits on an edge.
+        const now = new Date(t + probe * 60_000 + 30_000);
+        expect(fromMarks(state, now)).toEqual(standing(state, now));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("running: at risk from the warning instant, breached from the due instant", () => {
+    const state = startSlaClock(MON_0900);
+    const m = slaMarks(state, policy, berlin);
+    // 75 % of 60 business minutes = 45: 09:45 CET; due 10:00 CET.
+    expect(iso(m.atRiskFrom)).toBe("2026-01-05T08:45:00.000Z");
+    expect(iso(m.breachedFrom)).toBe("2026-01-05T09:00:00.000Z");
+    expect(fromMarks(state, d("2026-01-05T08:44:59Z"))).toEqual({ breached: false, atRisk: false });
+    expect(fromMarks(state, d("2026-01-05T08:45:00Z"))).toEqual({ breached: false, atRisk: true });
+    expect(fromMarks(state, d("2026-01-05T09:00:00Z"))).toEqual({ breached: true, atRisk: false });
+  });
+
+  it("paused: a deadline passing while paused is no breach; what was reached stays", () => {
+    const early = pauseSlaClock(startSlaClock(MON_0900), berlin, d("2026-01-05T08:30:00Z"), "PAUSED");
+    expect(slaMarks(early, policy, berlin)).toEqual({ atRiskFrom: null, breachedFrom: null });
+    const warned = pauseSlaClock(startSlaClock(MON_0900), berlin, d("2026-01-05T08:50:00Z"), "PAUSED");
+    expect(slaMarks(warned, policy, berlin)).toEqual({
+      atRiskFrom: d("2026-01-05T08:50:00Z"),
+      breachedFrom: null,
+    });
+    const overdue = pauseSlaClock(startSlaClock(MON_0900), berlin, d("2026-01-05T09:10:00Z"), "PAUSED");
+    expect(iso(slaMarks(overdue, policy, berlin).breachedFrom)).toBe("2026-01-05T09:10:00.000Z");
+  });
+
+  it("a late first reply (MISSED) stays breached; a timely one leaves the other targets", () => {
+    const late = recordAgentReply(startSlaClock(MON_0900), berlin, d("2026-01-05T09:30:00Z"));
+    expect(iso(slaMarks(late, policy, berlin).breachedFrom)).toBe(MON_0900.toISOString());
+    const onTime = recordAgentReply(startSlaClock(MON_0900), berlin, d("2026-01-05T08:10:00Z"));
+    // Resolution: 480 business minutes → warning at 360 (15:00 CET), due 17:00 CET.
+    expect(slaMarks(onTime, policy, berlin)).toEqual({
+      atRiskFrom: d("2026-01-05T14:00:00Z"),
+      breachedFrom: d("2026-01-05T16:00:00Z"),
+    });
   });
 });

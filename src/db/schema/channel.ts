@@ -227,7 +227,6 @@ export const emailAddress = pgTable(
     requiredSkillIds: uuid("required_skill_ids").array().notNull().default(emptyUuidArray),
     language: text("language"),
     priority: integer("priority"),
-    ruleSetId: uuid("rule_set_id"),
     spamRouting: text("spam_routing").$type<SpamRouting>().notNull().default("TAG"),
     spamQueueId: uuid("spam_queue_id").references(() => queue.id, { onDelete: "set null" }),
     outboundAllowed: boolean("outbound_allowed").notNull().default(true),

@@ -115,6 +115,12 @@ export const conversation = pgTable(
     nextResponseDueAt: tstz("next_response_due_at"),
     resolutionDueAt: tstz("resolution_due_at"),
     slaBreached: boolean("sla_breached").notNull().default(false),
+    /**
+     * From when the conversation counts as at risk / breached in queue figures, until its
+     * SLA state next changes (engine/time/sla `slaMarks`); null = not without a change.
+     */
+    slaAtRiskFrom: tstz("sla_at_risk_from"),
+    slaBreachedFrom: tstz("sla_breached_from"),
     ...timestamps(),
   },
   (t) => [

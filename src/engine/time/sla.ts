@@ -390,3 +390,62 @@ export function slaState(
   }
   return status;
 }
+
+/**
+ * When a conversation counts as at risk and as breached for queue figures, so a queue's
+ * counts are one SQL aggregate over stored instants instead of a calendar walk per
+ * conversation. Valid from the state change that produced them until the next one (the
+ * clock only changes through the functions above, and every change recomputes these):
+ *
+ * - breached from `breachedFrom` on: a pending target's due instant while the clock runs,
+ *   or the start of the current period / pause when a target was already breached then
+ *   (overdue before a pause, or done late — MISSED);
+ * - at risk from `atRiskFrom` on, unless breached: a pending target's warning instant, or
+ *   the start of the current period / pause when a pending target was already warned.
+ *
+ * A paused clock (PAUSED, or RESOLVED/CLOSED) does not run, so it only carries what was
+ * already reached when it stopped; null = cannot happen without another state change.
+ * For any `now` after the state change, `breachedFrom <= now` equals `slaState(…, now)`
+ * having a breached target and `atRiskFrom <= now` a warned pending (RUNNING or PAUSED) one.
+ */
+export interface SlaMarks {
+  atRiskFrom: Date | null;
+  breachedFrom: Date | null;
+}
+
+export function slaMarks(state: SlaClockState, policy: EffectiveSlaPolicy, cal: BusinessCalendar): SlaMarks {
+  const since = state.runningSince;
+  // Some instant at or before the state change: where "already reached" is anchored.
+  const already = since ?? state.pausedAt ?? state.startedAt;
+  let breachedFrom: Date | null = null;
+  let atRiskFrom: Date | null = null;
+  const amounts: number[] = [];
+  const isBreach: boolean[] = [];
+  for (const p of targets(state, policy)) {
+    if (p.doneAt !== null) {
+      if (p.doneAt - p.origin > p.minutes) breachedFrom = already;
+      continue;
+    }
+    const due = p.origin + p.minutes - state.consumedBusinessMinutes;
+    const warn = warnReading(p, policy.warningPercent) - state.consumedBusinessMinutes;
+    if (since === null) {
+      if (due <= 0) breachedFrom = already;
+      if (warn <= 0) atRiskFrom = already;
+      continue;
+    }
+    amounts.push(Math.max(0, due), Math.max(0, warn));
+    isBreach.push(true, false);
+  }
+  if (since !== null && amounts.length > 0) {
+    const at = addBusinessMinutesMany(cal, since, amounts);
+    at.forEach((instant, i) => {
+      if (isBreach[i]) breachedFrom = earliest(breachedFrom, instant);
+      else atRiskFrom = earliest(atRiskFrom, instant);
+    });
+  }
+  return { atRiskFrom, breachedFrom };
+}
+
+function earliest(a: Date | null, b: Date): Date {
+  return a === null || b < a ? b : a;
+}
