@@ -6,7 +6,9 @@ import {
   type IngestInput,
   ingestMessage,
   ingestMessages,
+  isMessageDataError,
   overProcessingLimit,
+  quarantineMessage,
 } from "../engine/ingest/ingest.js";
 import {
   accountAddressResolver,
@@ -266,7 +268,13 @@ async function ingestBatch(
     ctx.log.warn({ err, account: account.id }, "batch ingest failed; retrying the batch message by message");
     const done: number[] = [];
     for (const input of inputs) {
-      await ingestMessage(ctx, input);
+      try {
+        await ingestMessage(ctx, input);
+      } catch (failure) {
+        // A message the database can never store is quarantined, not retried forever.
+        if (!isMessageDataError(failure)) throw failure;
+        await quarantineMessage(ctx, input, failure);
+      }
       done.push((input.source as { uid: number }).uid);
     }
     return done;

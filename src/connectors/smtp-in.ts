@@ -2,7 +2,14 @@ import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { EngineContext } from "../engine/context.js";
-import { ingestMessage, overProcessingLimit, resolveRecipient } from "../engine/ingest/ingest.js";
+import {
+  type IngestInput,
+  ingestMessage,
+  isMessageDataError,
+  overProcessingLimit,
+  quarantineMessage,
+  resolveRecipient,
+} from "../engine/ingest/ingest.js";
 
 export interface SmtpListenerOptions {
   host: string;
@@ -94,7 +101,7 @@ export async function startSmtpListener(
           // One copy per point of contact; within a tenant the Message-ID + hash dedupe
           // makes a mail sent to two of our addresses one message.
           for (const target of targets) {
-            await ingestMessage(ctx, {
+            const input: IngestInput = {
               tenantId: target.tenantId,
               addressId: target.addressId,
               raw,
@@ -105,7 +112,15 @@ export async function startSmtpListener(
                 mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
                 rcptTo: session.envelope.rcptTo.map((r) => r.address),
               },
-            });
+            };
+            try {
+              await ingestMessage(ctx, input);
+            } catch (err) {
+              // Refusing a mail the database can never store would only make the sender
+              // retry until it gives up: keep it quarantined instead (and accept it).
+              if (!isMessageDataError(err)) throw err;
+              await quarantineMessage(ctx, input, err);
+            }
           }
           callback(null, "2.0.0 Message accepted");
         })().catch((err) => {

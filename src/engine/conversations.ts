@@ -11,7 +11,13 @@ import {
 import type { EngineContext } from "./context.js";
 import type { ConversationStatus, WorkState } from "./domain.js";
 import { NotFoundError, Problems } from "./errors.js";
-import { type IngestResult, ingestMessage } from "./ingest/ingest.js";
+import {
+  type IngestInput,
+  type IngestResult,
+  ingestMessage,
+  isMessageDataError,
+  quarantineMessage,
+} from "./ingest/ingest.js";
 import { requireRole, type Viewer } from "./viewer.js";
 
 export type Conversation = typeof conversation.$inferSelect;
@@ -246,12 +252,19 @@ export async function ingestRaw(
     );
   if (!address) throw new NotFoundError("EmailAddress", input.addressId);
   const parsed = await ctx.mime.parse(input.raw);
-  return ingestMessage(ctx, {
+  const ingest: IngestInput = {
     tenantId: viewer.tenantId,
     addressId: address.id,
     raw: input.raw,
     parsed,
     receivedAt: ctx.clock.now(),
     source: { kind: "api", userId: viewer.userId },
-  });
+  };
+  try {
+    return await ingestMessage(ctx, ingest);
+  } catch (err) {
+    // As over SMTP and IMAP: mail the database can never store is kept, quarantined.
+    if (!isMessageDataError(err)) throw err;
+    return quarantineMessage(ctx, ingest, err);
+  }
 }

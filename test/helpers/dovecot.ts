@@ -128,6 +128,11 @@ first_valid_uid = ${acc.mail.uid}
 mail_uid = ${acc.mail.uid}
 mail_gid = ${acc.mail.gid}
 mail_location = maildir:${root}/mail/%u
+# Every test account logs in as the same user from 127.0.0.1; a connector started by a
+# test runs one connection per account, so Dovecot's default of 10 is too few here.
+protocol imap {
+  mail_max_userip_connections = 200
+}
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u ${root}/users

@@ -3,7 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
 import { checkImap } from "../../src/connectors/imap-check.js";
 import { ImapConnectorError } from "../../src/connectors/imap-errors.js";
-import { conversation, mailAccount, mailboxCheckpoint, message, tenant } from "../../src/db/schema/index.js";
+import {
+  conversation,
+  mailAccount,
+  mailboxCheckpoint,
+  message,
+  rejectedMessage,
+  tenant,
+} from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
@@ -127,6 +134,44 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     ]);
     const convs = await t.db.db.select().from(conversation).where(eq(conversation.queueId, s.queueId));
     expect(convs.map((c) => c.subject).sort()).toEqual(["After", "Batch", "Poison"]);
+  });
+
+  it("a message the database can never store is quarantined (ingest_failed) and the mailbox moves on", async () => {
+    const s = await setup();
+    await dovecot.appendMessage(customerMail(s.address, "q-1@customer.example", "Fine"), s.mailbox);
+    await appendMany(
+      dovecot,
+      [
+        customerMail(s.address, "q-2@customer.example", "Unstorable"),
+        customerMail(s.address, "q-3@customer.example", "Also fine"),
+      ],
+      s.mailbox,
+    );
+    await t.db.db.execute(sql`
+      CREATE OR REPLACE FUNCTION test_unstorable() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.subject = 'Unstorable' THEN RAISE EXCEPTION 'cannot store' USING ERRCODE = '54000'; END IF;
+      RETURN NEW; END $$`);
+    await t.db.db.execute(
+      sql`CREATE TRIGGER test_unstorable BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION test_unstorable()`,
+    );
+    try {
+      expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
+    } finally {
+      await t.db.db.execute(sql`DROP TRIGGER test_unstorable ON message`);
+    }
+    expect((await messagesOf(s.accountId)).map((m) => m.messageIdHeader)).toEqual([
+      "q-1@customer.example",
+      "q-3@customer.example",
+    ]);
+    const rejected = await t.db.db
+      .select()
+      .from(rejectedMessage)
+      .where(eq(rejectedMessage.accountId, s.accountId));
+    expect(rejected).toMatchObject([{ reason: "ingest_failed" }]);
+    expect(rejected[0]!.rawMessageId).not.toBeNull();
+    const all = await serverState(dovecot, s.mailbox);
+    expect(await checkpointOf(s.accountId)).toMatchObject({ lastUid: all.at(-1)!.uid });
+    expect(all.every((m) => m.seen)).toBe(true);
   });
 
   it("never reads \\Seen as state: a message read by a human before we fetched it is still ingested", async () => {

@@ -200,6 +200,18 @@ describe("ingest pipeline", () => {
     expect(m!.parseWarnings).toContain("NUL characters removed");
   });
 
+  it("stores mail whose Message-ID is too large for an index entry (2,970 bytes of CJK)", async () => {
+    let id = "";
+    for (let i = 0; i < 990; i++) id += String.fromCharCode(0x4e00 + ((i * 7919) % 20000));
+    const raw = Buffer.from(
+      `From: a@customer.example\r\nTo: support@acme.test\r\nSubject: Long id\r\nMessage-ID: <${id}@x>\r\n` +
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n",
+      "utf8",
+    );
+    const r = await ingest(raw);
+    expect(r.status).toBe("stored");
+  });
+
   it("records oversize mail as rejected with a reason, never silently", async () => {
     const big = buildRawMail({ subject: "Huge", text: "x".repeat(3 * 1024 * 1024) });
     const r = await ingest(big);

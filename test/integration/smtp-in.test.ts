@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import nodemailer, { type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { conversation, message, rejectedMessage, tenant } from "../../src/db/schema/index.js";
@@ -50,6 +50,39 @@ describe("inbound SMTP listener", () => {
     expect(m).toBeDefined();
     const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, m!.conversationId));
     expect(c).toMatchObject({ queueId: addr.queueId, subject: "Via SMTP", status: "NEW" });
+  });
+
+  it("keeps a mail the database refuses as quarantined (ingest_failed, raw kept) and accepts it; a passing error still gets 451", async () => {
+    // Stand-ins for a value PostgreSQL can never store (class 22) and a passing failure.
+    await t.db.db.execute(sql`
+      CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.subject = 'Refused' THEN RAISE EXCEPTION 'cannot store' USING ERRCODE = '22021'; END IF;
+        IF NEW.subject = 'Passing' THEN RAISE EXCEPTION 'try later' USING ERRCODE = '40001'; END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.db.execute(
+      sql`CREATE TRIGGER test_refuse BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION test_refuse()`,
+    );
+    try {
+      const info = await send("help@acme.test", {
+        subject: "Refused",
+        messageId: "<refused-1@customer.example>",
+      });
+      expect(info.response).toMatch(/^250/);
+      const [rej] = await t.db.db
+        .select()
+        .from(rejectedMessage)
+        .where(eq(rejectedMessage.reason, "ingest_failed"));
+      expect(rej).toMatchObject({ tenantId: t.tenantId, addressId: addr.addressId });
+      expect(rej!.detail).toContain("cannot store");
+      expect(rej!.rawMessageId).not.toBeNull();
+      await expect(send("help@acme.test", { subject: "Passing" })).rejects.toMatchObject({
+        responseCode: 451,
+      });
+    } finally {
+      await t.db.db.execute(sql`DROP TRIGGER test_refuse ON message`);
+    }
   });
 
   it("refuses unknown recipients with 550", async () => {

@@ -48,8 +48,11 @@ export interface IngestInput {
   /** The point of contact it was delivered to. */
   addressId: string;
   raw: Buffer;
-  /** Parsed outside the transaction (worker thread); a rejection is recorded, not thrown. */
-  parsed: ParseOutcome;
+  /**
+   * Parsed outside the transaction (worker thread); a rejection is recorded, not thrown.
+   * `ingest_failed` is what `quarantineMessage` passes for mail the database refused.
+   */
+  parsed: ParseOutcome | { ok: false; reason: "ingest_failed"; detail: string; sizeBytes: number };
   /** When we received it: time-dependent decisions use this, never the processing time. */
   receivedAt: Date;
   source: IngestSource;
@@ -129,6 +132,46 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
   });
   ctx.hub.wake();
   return results;
+}
+
+/**
+ * An error the message itself causes, so retrying it can never succeed: SQLSTATE class 22
+ * (data exception: a value PostgreSQL cannot store), 23 (integrity constraint) or 54
+ * (program limit exceeded: e.g. an index row too large). Connection loss, deadlocks,
+ * serialization failures, a full disk or a bug of ours are not: those are retried.
+ */
+export function isMessageDataError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^(22|23|54)[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  return false;
+}
+
+/**
+ * Keeps a message the database refused (`isMessageDataError`) as a rejected record of
+ * reason `ingest_failed` with its raw bytes and the error, and — for IMAP — moves the
+ * checkpoint past it: one bad mail must not stall its mailbox (or, over SMTP, be refused
+ * until the sender gives up and it is lost). Admins see it among rejected messages.
+ */
+export async function quarantineMessage(
+  ctx: EngineContext,
+  input: IngestInput,
+  err: unknown,
+): Promise<IngestResult> {
+  const detail = (
+    err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)
+  )
+    .replaceAll("\u0000", "")
+    .slice(0, 2000);
+  ctx.log.error(
+    { err, tenantId: input.tenantId, source: input.source.kind },
+    "message quarantined: ingest refused it",
+  );
+  return ingestMessage(ctx, {
+    ...input,
+    parsed: { ok: false, reason: "ingest_failed", detail, sizeBytes: input.raw.length },
+  });
 }
 
 interface Prefetched {

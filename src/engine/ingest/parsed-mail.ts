@@ -186,7 +186,8 @@ export function extractMessageIds(value: string): string[] {
   const seen = new Set<string>();
   const push = (id: string): void => {
     const clean = id.trim();
-    if (clean && clean.length <= 998) seen.add(clean);
+    // 998 bytes, not characters: the id is indexed, and a btree entry holds ~2,700 bytes.
+    if (clean && Buffer.byteLength(clean) <= 998) seen.add(clean);
   };
   for (const m of value.matchAll(BRACKETED_ID_RE)) push(m[1] ?? "");
   if (seen.size === 0) {
