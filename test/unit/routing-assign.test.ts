@@ -141,6 +141,7 @@ describe("planAssignments", () => {
       unplanned: 3,
       stopReason: reason,
       today: "2024-06-03",
+      capped: false,
     });
   });
 
