@@ -203,8 +203,9 @@ await Promise.all(
 async function reset(): Promise<void> {
   await sql`UPDATE conversation SET work_state = 'WAITING', assignee_id = NULL, active_since = NULL,
             assigned_at = NULL, offered_to_id = NULL, offer_expires_at = NULL WHERE tenant_id = ${tenantId}`;
-  await sql`UPDATE agent_state SET last_assigned_at = NULL, last_auto_delivered_at = NULL,
-            daily_assigned_count = 0 WHERE tenant_id = ${tenantId}`;
+  await sql`UPDATE agent_state SET last_assigned_at = NULL, last_auto_delivered_at = NULL
+            WHERE tenant_id = ${tenantId}`;
+  await sql`DELETE FROM agent_queue_daily WHERE tenant_id = ${tenantId}`;
   await sql`VACUUM ANALYZE conversation`;
 }
 
@@ -243,6 +244,7 @@ for (let run = 1; run <= RUNS; run++) {
     s99: pct(subscriberSamples, 99),
     base,
   };
+  runs.push(r);
   const passes = passSamples.length;
   console.log(
     `run ${run}: ${delivered} assignments in ${round(seconds)} s = ${round(r.rate, 0)}/s; decision p50 ${round(r.p50)} ms p99 ${round(r.p99)} ms; ` +

@@ -2,6 +2,7 @@ import { and, asc, eq, ilike, isNull, sql } from "drizzle-orm";
 import { team } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
+import { routeQueuesServed } from "../routing/supply.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
 import { validateInboxLimit } from "./validate.js";
@@ -118,6 +119,8 @@ export async function updateTeam(
       })
       .where(and(eq(team.id, id), eq(team.tenantId, viewer.tenantId)))
       .returning();
+    // The team limit is the default of its agents: a change routes every queue they serve.
+    if (input.inboxLimit !== undefined) await routeQueuesServed(ctx, viewer.tenantId, { teamIds: [id] });
     return row!;
   } catch (err) {
     if (isUniqueViolation(err, "team_tenant_name_uq")) {

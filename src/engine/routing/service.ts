@@ -252,6 +252,8 @@ async function applyPlan(
   await Promise.all([
     bumpAgentCounters(
       sql,
+      tenantId,
+      queue.id,
       applied.map((x) => x.agentId),
       plan.today,
       now,
@@ -267,11 +269,14 @@ async function applyPlan(
 }
 
 /**
- * Counts one automatic delivery per entry (an agent may appear several times): last
- * delivery times and the tenant-local daily counter, reset when the stored day is not today.
+ * Counts one automatic delivery per entry (an agent may appear several times): the
+ * agent's last delivery times, and its tenant-local daily counter for this queue, which
+ * restarts when the stored day is not today. Two statements, pipelined.
  */
 async function bumpAgentCounters(
   sql: postgres.Sql,
+  tenantId: string,
+  queueId: string,
   agentIds: string[],
   today: string,
   now: Date,
@@ -279,17 +284,23 @@ async function bumpAgentCounters(
   if (agentIds.length === 0) return;
   const counts = new Map<string, number>();
   for (const id of agentIds) counts.set(id, (counts.get(id) ?? 0) + 1);
-  const ids = [...counts.keys()];
+  const ids = [...counts.keys()].sort();
   const n = ids.map((id) => counts.get(id)!);
-  // The batch form of incrementDailyCount (tenant-day.ts): another day's count restarts.
-  await sql`
-    UPDATE agent_state s SET
-      last_assigned_at = ${iso(now)}::timestamptz, last_auto_delivered_at = ${iso(now)}::timestamptz, updated_at = ${iso(now)}::timestamptz,
-      daily_assigned_count = CASE WHEN s.daily_assigned_date = ${today}::date
-                                  THEN s.daily_assigned_count + d.n ELSE d.n END,
-      daily_assigned_date = ${today}::date
-    FROM (SELECT unnest(${ids}::uuid[]) AS id, unnest(${n}::int[]) AS n) d
-    WHERE s.user_id = d.id`;
+  await Promise.all([
+    sql`
+      UPDATE agent_state s SET
+        last_assigned_at = ${iso(now)}::timestamptz, last_auto_delivered_at = ${iso(now)}::timestamptz,
+        updated_at = ${iso(now)}::timestamptz
+      WHERE s.user_id = ANY(${ids}::uuid[])`,
+    // The batch form of incrementDailyCount (tenant-day.ts): another day's count restarts.
+    sql`
+      INSERT INTO agent_queue_daily AS c (user_id, queue_id, tenant_id, day, count)
+      SELECT d.id, ${queueId}, ${tenantId}, ${today}::date, d.n
+      FROM unnest(${ids}::uuid[], ${n}::int[]) AS d(id, n)
+      ON CONFLICT (user_id, queue_id) DO UPDATE SET
+        count = CASE WHEN c.day = EXCLUDED.day THEN c.count + EXCLUDED.count ELSE EXCLUDED.count END,
+        day = EXCLUDED.day, updated_at = ${iso(now)}::timestamptz`,
+  ]);
 }
 
 export async function scheduleWake(

@@ -207,11 +207,12 @@ export async function loadAgents(
            t.inbox_limit AS team_limit, t.inbox_limit_off AS team_off,
            coalesce(sk.skills, '[]'::json) AS skills,
            w.active, w.parked, w.offered + o.offered AS offered,
-           st.daily_assigned_count AS daily_count, st.daily_assigned_date::text AS daily_date,
+           dc.count AS daily_count, dc.day::text AS daily_date,
            st.last_assigned_at, st.last_auto_delivered_at
     FROM ids JOIN "user" u ON u.id = ids.id
     LEFT JOIN team t ON t.id = u.team_id
     LEFT JOIN agent_state st ON st.user_id = u.id
+    LEFT JOIN agent_queue_daily dc ON dc.user_id = u.id AND dc.queue_id = ${queue.id}
     -- Work per agent (owner, or offered-to while unowned), one index probe per agent on
     -- conversation_assignee_idx / _offered_to_idx: never a scan of the tenant's owned work.
     CROSS JOIN LATERAL (
