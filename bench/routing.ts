@@ -145,8 +145,11 @@ let passSamples: number[] = [];
 const readAt = new Map<number, number>();
 const hub = app.engine.hub;
 const readPage = hub.readPage.bind(hub);
+let readMs: number[] = [];
 hub.readPage = async (...a: Parameters<typeof readPage>) => {
+  const t = performance.now();
   const r = await readPage(...a);
+  readMs.push(performance.now() - t);
   const at = Date.now();
   for (const e of r.rows) if (e.type === "routing.assigned") readAt.set(e.id, at);
   return r;
@@ -227,6 +230,7 @@ for (let run = 1; run <= RUNS; run++) {
   deliverSamples = [];
   passSamples = [];
   readAt.clear();
+  readMs = [];
   commits.clear();
   delivered = 0;
   const t0 = performance.now();
@@ -253,7 +257,8 @@ for (let run = 1; run <= RUNS; run++) {
   console.log(
     `  where the time went: ${passes} passes, pass p50 ${round(pct(passSamples, 50))} ms p99 ${round(pct(passSamples, 99))} ms; ` +
       `commit → hub read p50 ${round(pct(readSamples, 50))} ms p99 ${round(pct(readSamples, 99))} ms; ` +
-      `hub read → client p50 ${round(pct(deliverSamples, 50))} ms p99 ${round(pct(deliverSamples, 99))} ms`,
+      `hub read → client p50 ${round(pct(deliverSamples, 50))} ms p99 ${round(pct(deliverSamples, 99))} ms; ` +
+      `${readMs.length} hub reads, p50 ${round(pct(readMs, 50))} ms p99 ${round(pct(readMs, 99))} ms`,
   );
 }
 

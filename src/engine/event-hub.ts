@@ -142,18 +142,24 @@ export class EventHub {
     limit: number,
   ): Promise<{ rows: EventRow[]; pending: boolean }> {
     const rows = await this.sql<((EventRow & { pending: boolean }) | { id: null; pending: boolean })[]>`
-      WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
-      page AS (
+      WITH page AS (
         SELECT id, tx_id, tenant_id, conversation_id, queue_id, agent_id, type, actor_type, actor_id,
                payload, occurred_at, created_at
-        FROM event, h
+        FROM event
         WHERE (tx_id, id) > (${from.txId.toString()}::xid8, ${from.id})
-          AND tx_id < h.xmin
+          AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
           ${tenantId ? this.sql`AND tenant_id = ${tenantId}` : this.sql``}
         ORDER BY tx_id, id
         LIMIT ${limit}
       ),
-      p AS (SELECT EXISTS (SELECT 1 FROM event, h WHERE event.tx_id >= h.xmin) AS pending)
+      -- Pending = the newest visible row is not yet readable. Written as "newest tx_id" (one
+      -- backward step on event_tx_idx) because the planner cannot estimate the xmin and
+      -- answered EXISTS (… tx_id >= xmin) with a sequential scan of the whole event table,
+      -- a cost that grew with the log on every wake-up. The xmin is inline (not from a
+      -- CTE) so the page's range is an index condition too; pg_current_snapshot() is the
+      -- statement's one snapshot either way.
+      p AS (SELECT coalesce((SELECT tx_id FROM event ORDER BY tx_id DESC LIMIT 1)
+                            >= pg_snapshot_xmin(pg_current_snapshot()), false) AS pending)
       SELECT page.id, page.tx_id::text AS "txId", page.tenant_id AS "tenantId",
              page.conversation_id AS "conversationId", page.queue_id AS "queueId", page.agent_id AS "agentId",
              page.type, page.actor_type AS "actorType", page.actor_id AS "actorId", page.payload,
