@@ -32,11 +32,18 @@ export async function queuesServed(
   return rows.map((r) => r.queue_id);
 }
 
-/** After commit: route every queue the agents or teams serve. */
+/**
+ * After commit: route every queue the agents or teams serve. The change is committed
+ * already, so a failure here is logged, not thrown (the routing sweep is the safety net).
+ */
 export async function routeQueuesServed(
   ctx: EngineContext,
   tenantId: string,
   who: { agentIds?: readonly string[]; teamIds?: readonly string[] },
 ): Promise<void> {
-  for (const q of await queuesServed(ctx.db, tenantId, who)) ctx.signals.routeQueue(tenantId, q);
+  try {
+    for (const q of await queuesServed(ctx.db, tenantId, who)) ctx.signals.routeQueue(tenantId, q);
+  } catch (err) {
+    ctx.log.warn({ err, tenantId, ...who }, "could not signal routing after a supply change");
+  }
 }
