@@ -29,12 +29,18 @@ import { createTenantWithAdmin } from "../src/engine/auth.js";
 import { silentLogger } from "../src/engine/context.js";
 import { generateApiKey } from "../src/engine/crypto.js";
 
-const AGENTS = 1_000;
-const QUEUES = 50;
-const WAITING = 20_000;
+/** `--agents N --queues N --waiting N --runs N` scale it down for profiling; defaults are the issue's load. */
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
+  return Number.isInteger(v) && v > 0 ? v : fallback;
+};
+const AGENTS = arg("agents", 1_000);
+const QUEUES = arg("queues", 50);
+const WAITING = arg("waiting", 20_000);
 const INBOX_LIMIT = 20;
-const SUBSCRIBED_AGENTS = 20;
-const RUNS = 3;
+const SUBSCRIBED_AGENTS = Math.min(20, AGENTS);
+const RUNS = arg("runs", 3);
 
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return 0;
@@ -126,11 +132,28 @@ app.routing.onPass = (r) => {
   if (n === 0) return;
   delivered += n;
   for (let i = 0; i < n; i++) decisionSamples.push(r.decisionMs);
+  passSamples.push(r.decisionMs * n);
   const list = commits.get(r.queueId) ?? [];
   list.push(r.committedAt);
   commits.set(r.queueId, list);
 };
 let subscriberSamples: number[] = [];
+/** Where the time went, per received event: commit → hub read, hub read → client receipt. */
+let readSamples: number[] = [];
+let deliverSamples: number[] = [];
+let passSamples: number[] = [];
+const readAt = new Map<number, number>();
+const hub = app.engine.hub;
+const readPage = hub.readPage.bind(hub);
+let readMs: number[] = [];
+hub.readPage = async (...a: Parameters<typeof readPage>) => {
+  const t = performance.now();
+  const r = await readPage(...a);
+  readMs.push(performance.now() - t);
+  const at = Date.now();
+  for (const e of r.rows) if (e.type === "routing.assigned") readAt.set(e.id, at);
+  return r;
+};
 const clients = keys.map((key) =>
   createClient({
     url: app.http.wsUrl,
@@ -138,12 +161,20 @@ const clients = keys.map((key) =>
     connectionParams: { authorization: `Bearer ${key}` },
   }),
 );
+type InboxMessage = {
+  myInbox: { event: { id: string; type: string; queueId: string }; conversation: { id: string } | null };
+};
 await Promise.all(
   clients.map(
     (client) =>
       new Promise<void>((ready) => {
-        client.subscribe<{ myInbox: { event: { type: string; queueId: string } } }>(
-          { query: `subscription { myInbox(after: "0.0") { event { type queueId } } }` },
+        client.subscribe<InboxMessage>(
+          {
+            // What an agent desktop needs to update its inbox list: the event and the conversation row.
+            query: `subscription { myInbox(after: "0.0") {
+              event { id type queueId }
+              conversation { id workState subject priority assignedAt } } }`,
+          },
           {
             next: (m) => {
               const at = Date.now();
@@ -154,7 +185,14 @@ await Promise.all(
               // The pass that produced it: the latest commit not after receipt.
               let best = -1;
               for (const c of list) if (c <= at && c > best) best = c;
-              if (best > 0) subscriberSamples.push(at - best);
+              if (best > 0) {
+                subscriberSamples.push(at - best);
+                const read = readAt.get(Number(e.id));
+                if (read !== undefined) {
+                  readSamples.push(read - best);
+                  deliverSamples.push(at - read);
+                }
+              }
             },
             error: (err) => console.error("subscription error", err),
             complete: () => {},
@@ -168,8 +206,9 @@ await Promise.all(
 async function reset(): Promise<void> {
   await sql`UPDATE conversation SET work_state = 'WAITING', assignee_id = NULL, active_since = NULL,
             assigned_at = NULL, offered_to_id = NULL, offer_expires_at = NULL WHERE tenant_id = ${tenantId}`;
-  await sql`UPDATE agent_state SET last_assigned_at = NULL, last_auto_delivered_at = NULL,
-            daily_assigned_count = 0 WHERE tenant_id = ${tenantId}`;
+  await sql`UPDATE agent_state SET last_assigned_at = NULL, last_auto_delivered_at = NULL
+            WHERE tenant_id = ${tenantId}`;
+  await sql`DELETE FROM agent_queue_daily WHERE tenant_id = ${tenantId}`;
   await sql`VACUUM ANALYZE conversation`;
 }
 
@@ -187,6 +226,11 @@ for (let run = 1; run <= RUNS; run++) {
   await reset();
   decisionSamples = [];
   subscriberSamples = [];
+  readSamples = [];
+  deliverSamples = [];
+  passSamples = [];
+  readAt.clear();
+  readMs = [];
   commits.clear();
   delivered = 0;
   const t0 = performance.now();
@@ -205,9 +249,16 @@ for (let run = 1; run <= RUNS; run++) {
     base,
   };
   runs.push(r);
+  const passes = passSamples.length;
   console.log(
     `run ${run}: ${delivered} assignments in ${round(seconds)} s = ${round(r.rate, 0)}/s; decision p50 ${round(r.p50)} ms p99 ${round(r.p99)} ms; ` +
       `subscriber p50 ${round(r.s50)} ms p99 ${round(r.s99)} ms (${subscriberSamples.length} events); baseline ${round(base, 0)} single-row UPDATEs/s (ratio ${round(r.rate / base)})`,
+  );
+  console.log(
+    `  where the time went: ${passes} passes, pass p50 ${round(pct(passSamples, 50))} ms p99 ${round(pct(passSamples, 99))} ms; ` +
+      `commit → hub read p50 ${round(pct(readSamples, 50))} ms p99 ${round(pct(readSamples, 99))} ms; ` +
+      `hub read → client p50 ${round(pct(deliverSamples, 50))} ms p99 ${round(pct(deliverSamples, 99))} ms; ` +
+      `${readMs.length} hub reads, p50 ${round(pct(readMs, 50))} ms p99 ${round(pct(readMs, 99))} ms`,
   );
 }
 

@@ -107,6 +107,20 @@ export async function getConversation(ctx: EngineContext, viewer: Viewer, id: st
   return row;
 }
 
+/** Batch form of getConversation (same visibility); IDs not visible are absent from the map. */
+export async function conversationsByIds(
+  ctx: EngineContext,
+  viewer: Viewer,
+  ids: readonly string[],
+): Promise<Map<string, Conversation>> {
+  if (ids.length === 0) return new Map();
+  const rows = await ctx.db
+    .select()
+    .from(conversation)
+    .where(and(inArray(conversation.id, [...new Set(ids)]), visibility(viewer)));
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
 /** Messages of conversations the caller already resolved (so visibility is settled), batched. */
 export async function messagesOf(ctx: EngineContext, tenantId: string, conversationIds: readonly string[]) {
   const rows = await ctx.db

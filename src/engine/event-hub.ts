@@ -129,30 +129,51 @@ export class EventHub {
     }
   }
 
-  /** Committed, final events past `from`, and whether later rows wait behind open transactions. */
+  /**
+   * Committed, final events past `from`, and whether later rows wait behind open
+   * transactions. One statement, so `pending` is judged against the very snapshot the page
+   * was read with: with two statements, a row skipped by the read (an older transaction
+   * still open) could be readable by the time of the check yet not counted as pending
+   * (that transaction ended without events, so no NOTIFY), and wait for the next wake-up.
+   */
   async readPage(
     from: EventCursor,
     tenantId: string | null,
     limit: number,
   ): Promise<{ rows: EventRow[]; pending: boolean }> {
-    const rows = await this.sql<(EventRow & { horizon: string })[]>`
-      WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-      SELECT id, tx_id::text AS "txId", tenant_id AS "tenantId", conversation_id AS "conversationId",
-             queue_id AS "queueId", agent_id AS "agentId", type, actor_type AS "actorType",
-             actor_id AS "actorId", payload, occurred_at AS "occurredAt", created_at AS "createdAt"
-      FROM event, h
-      WHERE (tx_id, id) > (${from.txId.toString()}::xid8, ${from.id})
-        AND tx_id < h.xmin
-        ${tenantId ? this.sql`AND tenant_id = ${tenantId}` : this.sql``}
-      ORDER BY tx_id, id
-      LIMIT ${limit}`;
-    let pending = false;
-    if (rows.length < limit) {
-      const [p] = await this.sql<{ pending: boolean }[]>`
-        SELECT EXISTS (SELECT 1 FROM event WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS pending`;
-      pending = p?.pending ?? false;
+    const rows = await this.sql<((EventRow & { pending: boolean }) | { id: null; pending: boolean })[]>`
+      WITH page AS (
+        SELECT id, tx_id, tenant_id, conversation_id, queue_id, agent_id, type, actor_type, actor_id,
+               payload, occurred_at, created_at
+        FROM event
+        WHERE (tx_id, id) > (${from.txId.toString()}::xid8, ${from.id})
+          AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+          ${tenantId ? this.sql`AND tenant_id = ${tenantId}` : this.sql``}
+        ORDER BY tx_id, id
+        LIMIT ${limit}
+      ),
+      -- Pending = the newest visible row is not yet readable. Written as "newest tx_id" (one
+      -- backward step on event_tx_idx) because the planner cannot estimate the xmin and
+      -- answered EXISTS (… tx_id >= xmin) with a sequential scan of the whole event table,
+      -- a cost that grew with the log on every wake-up. The xmin is inline (not from a
+      -- CTE) so the page's range is an index condition too; pg_current_snapshot() is the
+      -- statement's one snapshot either way.
+      p AS (SELECT coalesce((SELECT tx_id FROM event ORDER BY tx_id DESC LIMIT 1)
+                            >= pg_snapshot_xmin(pg_current_snapshot()), false) AS pending)
+      SELECT page.id, page.tx_id::text AS "txId", page.tenant_id AS "tenantId",
+             page.conversation_id AS "conversationId", page.queue_id AS "queueId", page.agent_id AS "agentId",
+             page.type, page.actor_type AS "actorType", page.actor_id AS "actorId", page.payload,
+             page.occurred_at AS "occurredAt", page.created_at AS "createdAt", p.pending
+      FROM p LEFT JOIN page ON true
+      ORDER BY page.tx_id, page.id`;
+    const pending = rows[0]?.pending ?? false;
+    const out: EventRow[] = [];
+    for (const r of rows) {
+      if (r.id === null) continue;
+      const { pending: _p, ...e } = r as EventRow & { pending: boolean };
+      out.push({ ...e, id: Number(e.id) });
     }
-    return { rows: rows.map((r) => ({ ...r, id: Number(r.id) })), pending };
+    return { rows: out, pending };
   }
 
   /** The stream position after every currently readable event of a tenant (for "live from now"). */
@@ -174,7 +195,40 @@ export class EventHub {
     filter: (e: EventRow) => boolean,
     opts: { from?: EventCursor | null; signal?: AbortSignal } = {},
   ): AsyncIterableIterator<EventRow> {
-    const queue: EventRow[] = [];
+    const batches = this.subscribeBatches(tenantId, filter, opts);
+    let buffered: EventRow[] = [];
+    const iterator: AsyncIterableIterator<EventRow> = {
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+      async next(): Promise<IteratorResult<EventRow>> {
+        while (buffered.length === 0) {
+          const r = await batches.next();
+          if (r.done) return { value: undefined, done: true };
+          buffered = r.value;
+        }
+        return { value: buffered.shift()!, done: false };
+      },
+      async return(): Promise<IteratorResult<EventRow>> {
+        buffered = [];
+        await batches.return?.();
+        return { value: undefined, done: true };
+      },
+    };
+    return iterator;
+  }
+
+  /**
+   * Like `subscribe`, but each step yields every matching event that arrived since the
+   * last step (in stream order, never empty), so a consumer can resolve what the events
+   * name with one query per wake-up instead of one per event.
+   */
+  subscribeBatches(
+    tenantId: string,
+    filter: (e: EventRow) => boolean,
+    opts: { from?: EventCursor | null; signal?: AbortSignal } = {},
+  ): AsyncIterableIterator<EventRow[]> {
+    let queue: EventRow[] = [];
     let notify: (() => void) | null = null;
     let done = false;
     let last: EventCursor | null = opts.from ?? null;
@@ -208,22 +262,28 @@ export class EventHub {
     };
     let replayed: Promise<EventRow[]> | null = replay();
 
-    const iterator: AsyncIterableIterator<EventRow> = {
+    const iterator: AsyncIterableIterator<EventRow[]> = {
       [Symbol.asyncIterator]() {
         return iterator;
       },
-      async next(): Promise<IteratorResult<EventRow>> {
+      async next(): Promise<IteratorResult<EventRow[]>> {
         if (replayed) {
           const rows = await replayed;
           replayed = null;
-          queue.unshift(...rows);
+          queue = [...rows, ...queue];
         }
         for (;;) {
-          while (queue.length > 0) {
-            const e = queue.shift()!;
-            if (last && !after(e, last)) continue;
-            last = { txId: BigInt(e.txId), id: e.id };
-            return { value: e, done: false };
+          if (queue.length > 0) {
+            const taken = queue;
+            queue = [];
+            const out: EventRow[] = [];
+            for (const e of taken) {
+              if (last && !after(e, last)) continue;
+              last = { txId: BigInt(e.txId), id: e.id };
+              out.push(e);
+            }
+            if (out.length > 0) return { value: out, done: false };
+            continue;
           }
           if (done) return { value: undefined, done: true };
           await new Promise<void>((r) => {
@@ -232,7 +292,7 @@ export class EventHub {
           notify = null;
         }
       },
-      async return(): Promise<IteratorResult<EventRow>> {
+      async return(): Promise<IteratorResult<EventRow[]>> {
         close();
         return { value: undefined, done: true };
       },

@@ -1,5 +1,4 @@
-import type { DbOrTx } from "../db/client.js";
-import { event } from "../db/schema/index.js";
+import { type DbOrTx, rawClient } from "../db/client.js";
 import type { ActorType } from "./domain.js";
 
 /**
@@ -51,24 +50,26 @@ export interface NewEvent {
   occurredAt: Date;
 }
 
-/** Writes events inside the caller's transaction; the NOTIFY trigger fires on commit. */
+/**
+ * Writes events inside the caller's transaction; the NOTIFY trigger fires on commit. One
+ * statement over arrays (a routing pass writes dozens): its text never changes, so the
+ * prepared statement is reused, and per-row cost is the row itself. Ids come back in the
+ * order given (the rows are inserted in ordinality order, ids drawn from the sequence).
+ */
 export async function appendEvents(db: DbOrTx, events: NewEvent[]): Promise<number[]> {
   if (events.length === 0) return [];
-  const rows = await db
-    .insert(event)
-    .values(
-      events.map((e) => ({
-        tenantId: e.tenantId,
-        type: e.type,
-        conversationId: e.conversationId ?? null,
-        queueId: e.queueId ?? null,
-        agentId: e.agentId ?? null,
-        actorType: e.actorType ?? "SYSTEM",
-        actorId: e.actorId ?? null,
-        payload: e.payload ?? {},
-        occurredAt: e.occurredAt,
-      })),
-    )
-    .returning({ id: event.id });
-  return rows.map((r) => r.id);
+  const sql = rawClient(db);
+  const col = <T>(f: (e: NewEvent) => T) => events.map(f);
+  const rows = await sql<{ id: string }[]>`
+    INSERT INTO event (tenant_id, type, conversation_id, queue_id, agent_id, actor_type, actor_id, payload, occurred_at)
+    SELECT tenant_id, type, conversation_id, queue_id, agent_id, actor_type, actor_id, payload::jsonb, occurred_at::timestamptz
+    FROM unnest(${col((e) => e.tenantId)}::uuid[], ${col((e) => e.type)}::text[],
+                ${col((e) => e.conversationId ?? null)}::uuid[], ${col((e) => e.queueId ?? null)}::uuid[],
+                ${col((e) => e.agentId ?? null)}::uuid[], ${col((e) => e.actorType ?? "SYSTEM")}::text[],
+                ${col((e) => e.actorId ?? null)}::uuid[], ${col((e) => JSON.stringify(e.payload ?? {}))}::text[],
+                ${col((e) => e.occurredAt.toISOString())}::text[])
+         WITH ORDINALITY AS e(tenant_id, type, conversation_id, queue_id, agent_id, actor_type, actor_id, payload, occurred_at, ord)
+    ORDER BY ord
+    RETURNING id`;
+  return rows.map((r) => Number(r.id));
 }

@@ -129,7 +129,7 @@ builder.node(QueueRef, {
     dailyAutoAssignLimit: t.exposeInt("dailyAutoAssignLimit", {
       nullable: true,
       description:
-        "Most conversations auto-assigned to one agent per day (tenant time zone); null = no limit.",
+        "Most conversations this queue auto-assigns (or offers) to one agent per day, counted per agent and queue, reset at midnight in the tenant's time zone; null = no limit.",
     }),
     autoAssignOnlyInBusinessHours: t.exposeBoolean("autoAssignOnlyInBusinessHours", {
       description: "Auto-assign only while the calendar is open.",
@@ -228,7 +228,9 @@ const QueueInput = builder.inputType("QueueInput", {
     order: t.field({ type: QueueOrderEnum, description: "Default PRIORITY_SCORE." }),
     defaultPriority: t.int({ description: "0–1,000; default 0." }),
     autoAssign: t.boolean({ description: "Default true." }),
-    dailyAutoAssignLimit: t.int({ description: "1–100,000 per agent and day; null = no limit." }),
+    dailyAutoAssignLimit: t.int({
+      description: "1–100,000 automatic deliveries from this queue per agent and day; null = no limit.",
+    }),
     autoAssignOnlyInBusinessHours: t.boolean({ description: "Default false; true requires calendarId." }),
     autoAssignOnlyLoggedIn: t.boolean({ description: "Default true." }),
     routablePresences: t.field({ type: [PresenceEnum], description: "Non-empty; default [AVAILABLE]." }),

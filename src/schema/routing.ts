@@ -1,7 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import { GraphQLError } from "graphql";
 import { user } from "../db/schema/index.js";
-import { type Conversation, getConversation } from "../engine/conversations.js";
+import { type Conversation, conversationsByIds, getConversation } from "../engine/conversations.js";
 import type { Presence } from "../engine/domain.js";
 import { NotFoundError } from "../engine/errors.js";
 import { decodeCursor, type EventRow } from "../engine/event-hub.js";
@@ -253,7 +253,8 @@ builder.mutationFields((t) => ({
 
 interface InboxUpdate {
   event: EventRow;
-  conversation: Conversation | null;
+  /** Loads the conversations of the whole wake-up batch once, on first use (only if selected). */
+  conversation: () => Promise<Conversation | null>;
 }
 
 const InboxUpdateRef = builder.objectRef<InboxUpdate>("InboxUpdate").implement({
@@ -264,7 +265,7 @@ const InboxUpdateRef = builder.objectRef<InboxUpdate>("InboxUpdate").implement({
       type: ConversationRef,
       nullable: true,
       description: "The conversation concerned, as now visible to the viewer; null for agent-level events.",
-      resolve: (u) => u.conversation,
+      resolve: (u) => u.conversation(),
     }),
   }),
 });
@@ -292,17 +293,28 @@ builder.subscriptionFields((t) => ({
       const engine = ctx.engine;
       const from = args.after ? decodeCursor(args.after) : await engine.hub.head(viewer.tenantId);
       if (!from) throw new Error("after is not a valid cursor");
-      const events = engine.hub.subscribe(viewer.tenantId, (e) => e.agentId === viewer.userId, { from });
+      const userId = viewer.userId;
+      const batches = engine.hub.subscribeBatches(viewer.tenantId, (e) => e.agentId === userId, { from });
       return (async function* () {
         try {
-          for await (const e of events) {
-            const conversation = e.conversationId
-              ? await getConversation(engine, viewer, e.conversationId).catch(() => null)
-              : null;
-            yield { event: e, conversation };
+          for await (const batch of batches) {
+            // One query for every conversation the batch names, and only when a client selects it.
+            let loaded: Promise<Map<string, Conversation>> | null = null;
+            const load = () => {
+              loaded ??= conversationsByIds(
+                engine,
+                viewer,
+                batch.flatMap((e) => (e.conversationId ? [e.conversationId] : [])),
+              );
+              return loaded;
+            };
+            for (const e of batch) {
+              const id = e.conversationId;
+              yield { event: e, conversation: async () => (id ? ((await load()).get(id) ?? null) : null) };
+            }
           }
         } finally {
-          await events.return?.();
+          await batches.return?.();
         }
       })();
     },

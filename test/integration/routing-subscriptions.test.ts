@@ -15,9 +15,16 @@ import { addConversation, route, routingSetup } from "./routing-helpers.js";
 
 const clock = new ManualClock("2031-03-03T09:00:00Z");
 let t: TestApp;
+/** Conversation reads by id through the API (getConversation / conversationsByIds). */
+let conversationReads = 0;
 
 beforeAll(async () => {
-  t = await startTestApp({ clock });
+  t = await startTestApp({
+    clock,
+    onQuery: (q) => {
+      if (/from "conversation" where \("conversation"\."id" (=|in)/.test(q)) conversationReads++;
+    },
+  });
 });
 afterAll(async () => {
   await t?.stop();
@@ -141,6 +148,41 @@ describe("subscriptions over graphql-ws", () => {
     mine.stop();
     theirs.stop();
     expect(theirs.errors).toEqual([]);
+  });
+
+  it("myInbox delivers a pass's burst in order, each with its conversation, read in one query per wake-up", async () => {
+    const s = await routingSetup(t, {
+      queue: { autoParking: true, autoParkSpacingSeconds: 0 },
+      agents: 1,
+      agentExtra: { inboxLimit: 12 },
+    });
+    const agent = s.agents[0]!;
+    type Msg = {
+      myInbox: {
+        event: { type: string; conversationId: string };
+        conversation: { id: string; workState: string };
+      };
+    };
+    const Q = `subscription($after: String) { myInbox(after: $after) {
+      event { type conversationId } conversation { id workState } } }`;
+    // "0.0": whether the client is live before the pass or replays it afterwards, it gets
+    // the twelve events once and in order.
+    const mine = stream<Msg>(t.ws(agent.key), Q, { after: "0.0" });
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await addConversation(t, s.queueId)).id);
+    conversationReads = 0;
+    await route(t, s.queueId);
+    const got = await mine.take(12);
+    const reads = conversationReads;
+    mine.stop();
+    expect(got.every((g) => g.myInbox.event.type === "routing.assigned")).toBe(true);
+    expect(got.map((g) => g.myInbox.conversation.id)).toEqual(got.map((g) => g.myInbox.event.conversationId));
+    expect(new Set(got.map((g) => g.myInbox.conversation.id))).toEqual(
+      new Set(ids.map((id) => encodeId("Conversation", id))),
+    );
+    expect(got.filter((g) => g.myInbox.conversation.workState === "ACTIVE")).toHaveLength(1);
+    // One pass, one commit, one wake-up: one read for all twelve (was one per event).
+    expect(reads).toBe(1);
   });
 
   it("conversationEvents resumes after a reconnect without gaps or repeats; hidden conversations are not found", async () => {

@@ -1,8 +1,17 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentState, contact, conversation, queue, queueMember, user } from "../../src/db/schema/index.js";
+import {
+  agentQueueDaily,
+  agentState,
+  contact,
+  conversation,
+  queue,
+  queueMember,
+  user,
+} from "../../src/db/schema/index.js";
 import { ManualClock, MINUTE } from "../../src/engine/clock.js";
 import { releaseConversation, startCustomerResponseCountdown } from "../../src/engine/routing/actions.js";
+import { PASS_DELIVERY_CAP } from "../../src/engine/routing/service.js";
 import { routingJobHandlers } from "../../src/jobs/routing.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -101,6 +110,32 @@ describe("auto-assignment", () => {
     expect((await conv(t.db.db, noSla.id)).workState).toBe("WAITING");
   });
 
+  it("routes a deep queue from one signal in passes of at most PASS_DELIVERY_CAP, each its own commit", async () => {
+    const s = await routingSetup(t, {
+      queue: { autoParking: true, autoParkSpacingSeconds: 0 },
+      agents: 5,
+      agentExtra: { inboxLimit: 30 },
+    });
+    const n = PASS_DELIVERY_CAP * 2 + 7;
+    for (let i = 0; i < n; i++) await addConversation(t, s.queueId);
+    const passes: number[] = [];
+    t.app.routing.onPass = (r) => {
+      if (r.queueId === s.queueId) passes.push(r.delivered);
+    };
+    try {
+      await route(t, s.queueId);
+    } finally {
+      t.app.routing.onPass = undefined;
+    }
+    expect(passes.slice(0, 3)).toEqual([PASS_DELIVERY_CAP, PASS_DELIVERY_CAP, 7]);
+    const owned = await Promise.all(s.agents.map((a) => ownedBy(t.db.db, a.id)));
+    expect(owned.map((o) => o.length).reduce((x, y) => x + y, 0)).toBe(n);
+    // Least active keeps the spread even across passes.
+    expect(
+      Math.max(...owned.map((o) => o.length)) - Math.min(...owned.map((o) => o.length)),
+    ).toBeLessThanOrEqual(1);
+  });
+
   it("without auto-parking gives one ACTIVE per agent and no spacing; parking frees the agent", async () => {
     const s = await routingSetup(t, { agents: 1 });
     const a = await addConversation(t, s.queueId, { enqueuedAt: new Date(clock.now().getTime() - MINUTE) });
@@ -192,6 +227,34 @@ describe("auto-assignment", () => {
     clock.advance(24 * 60 * MINUTE);
     await route(t, s.queueId);
     expect((await conv(t.db.db, b.id)).assigneeId).toBe(ok);
+  });
+
+  it("the daily limit counts per (agent, queue): deliveries from one queue leave another's allowance", async () => {
+    const a = await routingSetup(t, {
+      queue: { autoParking: true, autoParkSpacingSeconds: 0, dailyAutoAssignLimit: 1 },
+      agents: 1,
+      agentExtra: { inboxLimit: 10 },
+    });
+    const agentId = a.agents[0]!.id;
+    const b = await routingSetup(t, {
+      queue: { autoParking: true, autoParkSpacingSeconds: 0, dailyAutoAssignLimit: 1 },
+      agents: 0,
+    });
+    await t.db.db.insert(queueMember).values({ tenantId: t.tenantId, queueId: b.queueId, userId: agentId });
+    const a1 = await addConversation(t, a.queueId);
+    const a2 = await addConversation(t, a.queueId);
+    const b1 = await addConversation(t, b.queueId);
+    await route(t, a.queueId);
+    await route(t, b.queueId);
+    expect((await conv(t.db.db, b1.id)).assigneeId).toBe(agentId);
+    const fromA = await Promise.all([a1, a2].map((x) => conv(t.db.db, x.id)));
+    expect(fromA.filter((r) => r.assigneeId === agentId)).toHaveLength(1);
+    expect(fromA.filter((r) => r.workState === "WAITING")).toHaveLength(1);
+    const waiting = fromA.find((r) => r.workState === "WAITING")!;
+    await route(t, a.queueId);
+    expect((await conv(t.db.db, waiting.id)).workState).toBe("WAITING");
+    const counts = await t.db.db.select().from(agentQueueDaily).where(eq(agentQueueDaily.userId, agentId));
+    expect(counts.map((c) => c.count)).toEqual([1, 1]);
   });
 
   it("proficiency picks the highest level of the required skills", async () => {
@@ -437,5 +500,84 @@ describe("preferred agent", () => {
     expect(r.setPresence).toMatchObject({ presence: "AVAILABLE", loggedIn: true });
     await t.app.routing.idle();
     expect((await conv(t.db.db, a.id)).assigneeId).toBe(pref!.id);
+  });
+});
+
+describe("configuration changes that add supply route at once (no sweep)", () => {
+  const setup = async (agentExtra: Record<string, unknown> = {}) => {
+    const s = await routingSetup(t, {
+      queue: { autoParking: true, autoParkSpacingSeconds: 0 },
+      agents: 1,
+      agentExtra: { inboxLimit: 1, ...agentExtra },
+    });
+    await addConversation(t, s.queueId, { enqueuedAt: new Date(clock.now().getTime() - MINUTE) });
+    const second = await addConversation(t, s.queueId);
+    await route(t, s.queueId);
+    expect((await conv(t.db.db, second.id)).workState).toBe("WAITING");
+    return { ...s, agentId: s.agents[0]!.id, second };
+  };
+  const limit = (value: number) => ({ mode: "LIMIT", value });
+
+  it("updateUser raising the inbox limit delivers the waiting conversation", async () => {
+    const s = await setup();
+    await t.ok(
+      `mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { __typename } }`,
+      {
+        id: encodeId("User", s.agentId),
+        input: { inboxLimit: limit(2) },
+      },
+    );
+    await t.app.routing.idle();
+    expect((await conv(t.db.db, s.second.id)).assigneeId).toBe(s.agentId);
+  });
+
+  it("updateTeam raising the team's default limit delivers to its agents", async () => {
+    const teamId = await createTeam(t, { inboxLimit: 1 });
+    const s = await setup({ inboxLimit: null, teamId });
+    await t.ok(
+      `mutation($id: ID!, $input: TeamInput!) { updateTeam(id: $id, input: $input) { __typename } }`,
+      {
+        id: encodeId("Team", teamId),
+        input: { inboxLimit: limit(2) },
+      },
+    );
+    await t.app.routing.idle();
+    expect((await conv(t.db.db, s.second.id)).assigneeId).toBe(s.agentId);
+  });
+
+  it("updateUser moving an agent into a member team delivers from the team's queues", async () => {
+    const teamId = await createTeam(t);
+    const s = await routingSetup(t, { queue: { autoParking: true, autoParkSpacingSeconds: 0 }, agents: 0 });
+    await t.db.db.insert(queueMember).values({ tenantId: t.tenantId, queueId: s.queueId, teamId });
+    const c = await addConversation(t, s.queueId);
+    const agent = await createUserWithKey(t.db.db, t.tenantId, "AGENT", {
+      presence: "AVAILABLE",
+      loggedIn: true,
+    });
+    await route(t, s.queueId);
+    expect((await conv(t.db.db, c.id)).workState).toBe("WAITING");
+    await t.ok(
+      `mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { __typename } }`,
+      {
+        id: encodeId("User", agent.id),
+        input: { teamId: encodeId("Team", teamId) },
+      },
+    );
+    await t.app.routing.idle();
+    expect((await conv(t.db.db, c.id)).assigneeId).toBe(agent.id);
+  });
+
+  it("setAgentSkills giving the required skill delivers the waiting conversation", async () => {
+    const s = await routingSetup(t, { queue: { autoParking: true, autoParkSpacingSeconds: 0 }, agents: 1 });
+    const sk = await createSkill(t, "french");
+    const c = await addConversation(t, s.queueId, { requiredSkillIds: [sk] });
+    await route(t, s.queueId);
+    expect((await conv(t.db.db, c.id)).workState).toBe("WAITING");
+    await t.ok(
+      `mutation($id: ID!, $skills: [AgentSkillInput!]!) { setAgentSkills(userId: $id, skills: $skills) { __typename } }`,
+      { id: encodeId("User", s.agents[0]!.id), skills: [{ skillId: encodeId("Skill", sk), proficiency: 3 }] },
+    );
+    await t.app.routing.idle();
+    expect((await conv(t.db.db, c.id)).assigneeId).toBe(s.agents[0]!.id);
   });
 });

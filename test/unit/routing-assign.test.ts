@@ -25,6 +25,28 @@ describe("planAssignments", () => {
     expect(plan.stopReason).toBe("NO_AGENT_AVAILABLE");
   });
 
+  it("stops at maxDeliveries with `capped` set; unplaceable conversations do not count", () => {
+    const waiting = convs(8);
+    // c1 needs a skill nobody has: it is decided (none) but does not use the cap.
+    waiting[1] = conv("c1", {
+      enqueuedAt: minutesAgo(99),
+      requiredSkills: [{ skillId: "x", minProficiency: null }],
+    });
+    const snap = snapshot({
+      queue: queue({ autoParkSpacingS: 0 }),
+      agents: [agent("a", { inboxLimit: 20 })],
+      waiting,
+    });
+    const plan = planAssignments(snap, NOW, 3);
+    expect(plan.decisions.map(summary)).toEqual(["c0:assign:a", "c1:none", "c2:assign:a", "c3:assign:a"]);
+    expect(plan.capped).toBe(true);
+    expect(plan.unplanned).toBe(4);
+    expect(plan.stopReason).toBeNull();
+    const all = planAssignments(snap, NOW);
+    expect(all.capped).toBe(false);
+    expect(all.decisions.filter((d) => d.kind === "assign")).toHaveLength(7);
+  });
+
   it("delivers at most one conversation per agent per pass with 30 s spacing", () => {
     const plan = planAssignments(
       snapshot({
@@ -141,6 +163,7 @@ describe("planAssignments", () => {
       unplanned: 3,
       stopReason: reason,
       today: "2024-06-03",
+      capped: false,
     });
   });
 

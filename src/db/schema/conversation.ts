@@ -9,6 +9,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   uniqueIndex,
   uuid,
@@ -326,10 +327,34 @@ export const agentState = pgTable("agent_state", {
     .references(() => tenant.id, { onDelete: "cascade" }),
   lastAssignedAt: tstz("last_assigned_at"),
   lastAutoDeliveredAt: tstz("last_auto_delivered_at"),
-  dailyAssignedCount: integer("daily_assigned_count").notNull().default(0),
-  dailyAssignedDate: date("daily_assigned_date"),
   /** Voice interruption: the conversation parked by interruptAgent, resumed by resumeAgent. */
   interruptedConversationId: uuid("interrupted_conversation_id"),
   interruptedAt: tstz("interrupted_at"),
   ...timestamps(),
 });
+
+/**
+ * Automatic deliveries (assignments and offers made) from one queue to one agent on `day`
+ * (the tenant-local date of the last increment; any other day counts as 0). Per (agent,
+ * queue) because the daily auto-assign limit is a queue setting (SPEC §8; the vendors set
+ * "at most N e-mails per agent per day" in the queue's auto-assign pane): an agent's
+ * deliveries from queue A must not use up queue B's allowance.
+ */
+export const agentQueueDaily = pgTable(
+  "agent_queue_daily",
+  {
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => user.id, { onDelete: "cascade" }),
+    queueId: uuid("queue_id")
+      .notNull()
+      .references(() => queue.id, { onDelete: "cascade" }),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    day: date("day").notNull(),
+    count: integer("count").notNull(),
+    ...timestamps(),
+  },
+  (t) => [primaryKey({ name: "agent_queue_daily_pk", columns: [t.userId, t.queueId] })],
+);

@@ -2,6 +2,7 @@ import { and, asc, eq, ilike, isNull, sql } from "drizzle-orm";
 import { team } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
+import { routeQueuesServed } from "../routing/supply.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
 import { validateInboxLimit } from "./validate.js";
@@ -108,6 +109,7 @@ export async function updateTeam(
   requireRole(viewer, "ADMIN");
   checkTeam(input, false);
   await getTeam(ctx, viewer, id);
+  let updated: Team;
   try {
     const [row] = await ctx.db
       .update(team)
@@ -118,13 +120,16 @@ export async function updateTeam(
       })
       .where(and(eq(team.id, id), eq(team.tenantId, viewer.tenantId)))
       .returning();
-    return row!;
+    updated = row!;
   } catch (err) {
     if (isUniqueViolation(err, "team_tenant_name_uq")) {
       throw new ValidationError({ field: "name", message: "a team with this name already exists" });
     }
     throw err;
   }
+  // The team limit is the default of its agents: a change routes every queue they serve.
+  if (input.inboxLimit !== undefined) await routeQueuesServed(ctx, viewer.tenantId, { teamIds: [id] });
+  return updated;
 }
 
 /** Archived, not deleted: users, queue memberships and history still refer to it. */

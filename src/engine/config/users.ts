@@ -5,6 +5,7 @@ import type { EngineContext } from "../context.js";
 import type { Role } from "../domain.js";
 import { ROLES } from "../domain.js";
 import { ConflictError, NotFoundError, Problems, ValidationError } from "../errors.js";
+import { routeQueuesServed } from "../routing/supply.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
 import { isUniqueViolation } from "./teams.js";
@@ -219,8 +220,9 @@ export async function updateUser(
   await checkUser(ctx, viewer, input, false);
   const demotesAdmin =
     current.role === "ADMIN" && input.role !== undefined && input.role !== "ADMIN" && !current.archivedAt;
+  let updated: User;
   try {
-    return await ctx.db.transaction(async (tx) => {
+    updated = await ctx.db.transaction(async (tx) => {
       if (demotesAdmin) await assertOtherActiveAdmin(tx, viewer, id);
       const [row] = await tx
         .update(user)
@@ -242,6 +244,12 @@ export async function updateUser(
     if (isUniqueViolation(err, "user_tenant_email_uq")) throw new ValidationError(DUPLICATE);
     throw err;
   }
+  // A new limit or team can add supply (a team brings its queues and its default limit):
+  // route the queues the agent now serves, after commit.
+  if (input.inboxLimit !== undefined || input.teamId !== undefined) {
+    await routeQueuesServed(ctx, viewer.tenantId, { agentIds: [id] });
+  }
+  return updated;
 }
 
 /**
@@ -336,5 +344,7 @@ export async function setAgentSkills(
       );
     }
   });
+  // New or better skills can make the agent eligible for waiting work.
+  await routeQueuesServed(ctx, viewer.tenantId, { agentIds: [target.id] });
   return target;
 }

@@ -100,6 +100,8 @@ export interface RoutingPlan {
   stopReason: StopReason | null;
   /** The tenant-local day the daily counters were read for (write increments with it). */
   today: string;
+  /** The walk stopped at `maxDeliveries`: more may be deliverable right away. */
+  capped: boolean;
 }
 
 function addCount(counts: Record<string, number>, reason: ExclusionReason): void {
@@ -119,10 +121,26 @@ function mergeCounts(
   return out;
 }
 
-export function planAssignments(snapshot: RoutingSnapshot, now: Date): RoutingPlan {
+/**
+ * `maxDeliveries` caps the assignments and offers of one plan (the service commits a pass
+ * in one transaction, and a subscriber sees nothing of it before the commit: small passes
+ * commit often). The walk stops there with `capped` set; the rest waits for the next pass.
+ */
+export function planAssignments(
+  snapshot: RoutingSnapshot,
+  now: Date,
+  maxDeliveries: number = Number.POSITIVE_INFINITY,
+): RoutingPlan {
   const { queue } = snapshot;
   const today = tenantLocalDate(now, snapshot.timeZone);
-  const plan: RoutingPlan = { queueId: queue.id, decisions: [], unplanned: 0, stopReason: null, today };
+  const plan: RoutingPlan = {
+    queueId: queue.id,
+    decisions: [],
+    unplanned: 0,
+    stopReason: null,
+    today,
+    capped: false,
+  };
   const queueReason = queueExclusion(queue, snapshot);
   if (queueReason !== null) {
     plan.unplanned = snapshot.waiting.length;
@@ -149,8 +167,14 @@ export function planAssignments(snapshot: RoutingSnapshot, now: Date): RoutingPl
   const strategy = queue.strategy;
   const cursor = waitingCursor(snapshot.waiting, now, queue.order);
   const top: PreparedAgent[] = [];
+  let delivered = 0;
 
   for (let conv = cursor.next(); conv !== undefined; conv = cursor.next()) {
+    if (delivered >= maxDeliveries) {
+      plan.unplanned = cursor.remaining + 1;
+      plan.capped = true;
+      break;
+    }
     if (open.length === 0) {
       plan.unplanned = cursor.remaining + 1;
       plan.stopReason = "NO_AGENT_AVAILABLE";
@@ -255,6 +279,7 @@ export function planAssignments(snapshot: RoutingSnapshot, now: Date): RoutingPl
     if (chosen.id !== preferredId) decision.newPreferredAgentId = chosen.id;
     if (note !== undefined) decision.note = note;
     plan.decisions.push(decision);
+    delivered++;
 
     // Mirror what persisting the decision does to the agent's row.
     chosen.load++;

@@ -3,7 +3,7 @@ import { type DbOrTx, rawClient } from "../../db/client.js";
 import type { EngineContext } from "../context.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import { planAssignments, type RoutingDecision, type RoutingPlan } from "./assign.js";
-import { type LoadedQueue, loadQueue, loadSnapshot } from "./snapshot.js";
+import { type LoadedQueue, loadQueue, loadSnapshot, WAITING_PAGE } from "./snapshot.js";
 import { iso } from "./sql-time.js";
 
 /**
@@ -57,6 +57,14 @@ export async function lockTenantRouting(tx: DbOrTx, tenantId: string): Promise<v
   await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`routing:${tenantId}`}, 0))`;
 }
 
+/**
+ * Deliveries per pass (one transaction). Nothing of a pass reaches a subscriber before it
+ * commits, so a 400-delivery pass made its first agent wait for all 400; small passes
+ * commit every few milliseconds and keep the event bursts (hub read, inbox resolution)
+ * small. A capped pass is re-queued at once by the trigger, so throughput stays.
+ */
+export const PASS_DELIVERY_CAP = 40;
+
 interface Delivery {
   d: RoutingDecision;
   agentId: string;
@@ -70,10 +78,14 @@ export async function routeQueueOnce(
   queueId: string,
 ): Promise<PassResult> {
   const result = await ctx.db.transaction(async (tx) => {
-    await lockTenantRouting(tx, tenantId);
     const sql = rawClient(tx);
     const now = ctx.clock.now();
-    const loaded = await loadQueue(sql, tenantId, queueId, now);
+    // Pipelined on the transaction's connection: the server runs the queue read only once
+    // the lock is held (statements of one connection run in order, each with a fresh snapshot).
+    const [, loaded] = await Promise.all([
+      lockTenantRouting(tx, tenantId),
+      loadQueue(sql, tenantId, queueId, now),
+    ]);
     const empty: PassResult = {
       queueId,
       delivered: 0,
@@ -86,9 +98,9 @@ export async function routeQueueOnce(
     };
     if (!loaded || loaded.archived) return empty;
     const t0 = performance.now();
-    const snapshot = await loadSnapshot(sql, loaded);
+    const snapshot = await loadSnapshot(sql, loaded, WAITING_PAGE, PASS_DELIVERY_CAP);
     if (snapshot.waiting.length === 0) return empty;
-    const plan = planAssignments(snapshot, now);
+    const plan = planAssignments(snapshot, now, PASS_DELIVERY_CAP);
     const applied = await applyPlan(tx, ctx, loaded, plan, now);
     const ms = performance.now() - t0;
     return {
@@ -96,9 +108,8 @@ export async function routeQueueOnce(
       queueId,
       decisionMs: applied.delivered + applied.offered > 0 ? ms / (applied.delivered + applied.offered) : 0,
       more:
-        snapshot.pageLimit > 0 &&
-        snapshot.waiting.length === snapshot.pageLimit &&
-        applied.delivered + applied.offered > 0,
+        applied.delivered + applied.offered > 0 &&
+        (plan.capped || (snapshot.pageLimit > 0 && snapshot.waiting.length === snapshot.pageLimit)),
       stopReason: plan.stopReason,
       committedAt: 0,
     };
@@ -139,19 +150,22 @@ async function applyPlan(
     await scheduleWake(tx, ctx, tenantId, queue.id, new Date(now.getTime() + queue.autoParkSpacingS * 1000));
   }
   if (chosen.length === 0) return { delivered: 0, offered: 0, skipped: 0 };
-
   const agentIds = [...new Set(chosen.map((d) => d.agentId!))].sort();
-  await sql`
-    INSERT INTO agent_state (user_id, tenant_id)
-    SELECT unnest(${agentIds}::uuid[]), ${tenantId}
-    ON CONFLICT (user_id) DO NOTHING`;
-  const states = await sql<{ user_id: string; interrupted: boolean }[]>`
-    SELECT user_id, interrupted_at IS NOT NULL AS interrupted FROM agent_state
-    WHERE user_id = ANY(${agentIds}::uuid[]) ORDER BY user_id FOR NO KEY UPDATE`;
+  // Three statements pipelined in one round trip; the server runs them in order, so the
+  // ACTIVE re-read takes its snapshot only once the agents' rows are locked.
+  const [, states, actives] = await Promise.all([
+    sql`
+      INSERT INTO agent_state (user_id, tenant_id)
+      SELECT unnest(${agentIds}::uuid[]), ${tenantId}
+      ON CONFLICT (user_id) DO NOTHING`,
+    sql<{ user_id: string; interrupted: boolean }[]>`
+      SELECT user_id, interrupted_at IS NOT NULL AS interrupted FROM agent_state
+      WHERE user_id = ANY(${agentIds}::uuid[]) ORDER BY user_id FOR NO KEY UPDATE`,
+    sql<{ assignee_id: string }[]>`
+      SELECT assignee_id FROM conversation
+      WHERE assignee_id = ANY(${agentIds}::uuid[]) AND work_state = 'ACTIVE'`,
+  ]);
   const busy = new Set(states.filter((s) => s.interrupted).map((s) => s.user_id));
-  const actives = await sql<{ assignee_id: string }[]>`
-    SELECT assignee_id FROM conversation
-    WHERE assignee_id = ANY(${agentIds}::uuid[]) AND work_state = 'ACTIVE'`;
   for (const a of actives) busy.add(a.assignee_id);
 
   const deliveries: Delivery[] = [];
@@ -166,28 +180,30 @@ async function applyPlan(
 
   const done = new Set<string>();
   if (assigns.length > 0) {
-    const rows = await sql<{ id: string; contact_id: string }[]>`
-      UPDATE conversation c SET
-        work_state = CASE WHEN d.activate THEN 'ACTIVE' ELSE 'PARKED' END,
-        assignee_id = d.agent_id, assigned_at = ${iso(now)}::timestamptz, offered_to_id = NULL, offer_expires_at = NULL,
-        active_since = CASE WHEN d.activate THEN ${iso(now)}::timestamptz ELSE NULL END,
-        last_activity_at = ${iso(now)}::timestamptz, updated_at = ${iso(now)}::timestamptz
-      FROM (SELECT unnest(${assigns.map((x) => x.d.conversationId)}::uuid[]) AS id,
-                   unnest(${assigns.map((x) => x.agentId)}::uuid[]) AS agent_id,
-                   unnest(${assigns.map((x) => (x.activate ? 1 : 0))}::int[]) = 1 AS activate) d
-      WHERE c.id = d.id AND c.work_state = 'WAITING' AND c.queue_id = ${queue.id}
-      RETURNING c.id, c.contact_id`;
+    // Whoever gets it becomes the contact's preferred agent (SPEC §8): same statement.
+    const rows = await sql<{ id: string }[]>`
+      WITH d AS (
+        SELECT unnest(${assigns.map((x) => x.d.conversationId)}::uuid[]) AS id,
+               unnest(${assigns.map((x) => x.agentId)}::uuid[]) AS agent_id,
+               unnest(${assigns.map((x) => (x.activate ? 1 : 0))}::int[]) = 1 AS activate
+      ),
+      upd AS (
+        UPDATE conversation c SET
+          work_state = CASE WHEN d.activate THEN 'ACTIVE' ELSE 'PARKED' END,
+          assignee_id = d.agent_id, assigned_at = ${iso(now)}::timestamptz, offered_to_id = NULL, offer_expires_at = NULL,
+          active_since = CASE WHEN d.activate THEN ${iso(now)}::timestamptz ELSE NULL END,
+          last_activity_at = ${iso(now)}::timestamptz, updated_at = ${iso(now)}::timestamptz
+        FROM d
+        WHERE c.id = d.id AND c.work_state = 'WAITING' AND c.queue_id = ${queue.id}
+        RETURNING c.id, c.contact_id, d.agent_id
+      ),
+      pref AS (
+        UPDATE contact ct SET preferred_agent_id = upd.agent_id, preferred_agent_at = ${iso(now)}::timestamptz
+        FROM upd
+        WHERE ct.id = upd.contact_id AND ct.preferred_agent_id IS DISTINCT FROM upd.agent_id
+      )
+      SELECT id FROM upd`;
     for (const r of rows) done.add(r.id);
-    // Whoever gets it becomes the contact's preferred agent (SPEC §8).
-    const pref = assigns.filter((x) => done.has(x.d.conversationId));
-    if (pref.length > 0) {
-      await sql`
-        UPDATE contact ct SET preferred_agent_id = d.agent_id, preferred_agent_at = ${iso(now)}::timestamptz
-        FROM (SELECT unnest(${pref.map((x) => x.d.conversationId)}::uuid[]) AS cid,
-                     unnest(${pref.map((x) => x.agentId)}::uuid[]) AS agent_id) d
-        JOIN conversation c ON c.id = d.cid
-        WHERE ct.id = c.contact_id AND ct.preferred_agent_id IS DISTINCT FROM d.agent_id`;
-    }
   }
   if (offers.length > 0) {
     const expires = new Date(now.getTime() + queue.offerTimeoutS * 1000);
@@ -209,14 +225,7 @@ async function applyPlan(
       );
     }
   }
-
   const applied = deliveries.filter((x) => done.has(x.d.conversationId));
-  await bumpAgentCounters(
-    sql,
-    applied.map((x) => x.agentId),
-    plan.today,
-    now,
-  );
   for (const x of applied) {
     const d = x.d;
     events.push({
@@ -239,7 +248,18 @@ async function applyPlan(
       },
     });
   }
-  await appendEvents(tx, events);
+  // Independent writes: pipelined.
+  await Promise.all([
+    bumpAgentCounters(
+      sql,
+      tenantId,
+      queue.id,
+      applied.map((x) => x.agentId),
+      plan.today,
+      now,
+    ),
+    appendEvents(tx, events),
+  ]);
   const offered = applied.filter((x) => x.d.kind === "offer").length;
   return {
     delivered: applied.length - offered,
@@ -249,11 +269,14 @@ async function applyPlan(
 }
 
 /**
- * Counts one automatic delivery per entry (an agent may appear several times): last
- * delivery times and the tenant-local daily counter, reset when the stored day is not today.
+ * Counts one automatic delivery per entry (an agent may appear several times): the
+ * agent's last delivery times, and its tenant-local daily counter for this queue, which
+ * restarts when the stored day is not today. Two statements, pipelined.
  */
 async function bumpAgentCounters(
   sql: postgres.Sql,
+  tenantId: string,
+  queueId: string,
   agentIds: string[],
   today: string,
   now: Date,
@@ -261,17 +284,23 @@ async function bumpAgentCounters(
   if (agentIds.length === 0) return;
   const counts = new Map<string, number>();
   for (const id of agentIds) counts.set(id, (counts.get(id) ?? 0) + 1);
-  const ids = [...counts.keys()];
+  const ids = [...counts.keys()].sort();
   const n = ids.map((id) => counts.get(id)!);
-  // The batch form of incrementDailyCount (tenant-day.ts): another day's count restarts.
-  await sql`
-    UPDATE agent_state s SET
-      last_assigned_at = ${iso(now)}::timestamptz, last_auto_delivered_at = ${iso(now)}::timestamptz, updated_at = ${iso(now)}::timestamptz,
-      daily_assigned_count = CASE WHEN s.daily_assigned_date = ${today}::date
-                                  THEN s.daily_assigned_count + d.n ELSE d.n END,
-      daily_assigned_date = ${today}::date
-    FROM (SELECT unnest(${ids}::uuid[]) AS id, unnest(${n}::int[]) AS n) d
-    WHERE s.user_id = d.id`;
+  await Promise.all([
+    sql`
+      UPDATE agent_state s SET
+        last_assigned_at = ${iso(now)}::timestamptz, last_auto_delivered_at = ${iso(now)}::timestamptz,
+        updated_at = ${iso(now)}::timestamptz
+      WHERE s.user_id = ANY(${ids}::uuid[])`,
+    // The batch form of incrementDailyCount (tenant-day.ts): another day's count restarts.
+    sql`
+      INSERT INTO agent_queue_daily AS c (user_id, queue_id, tenant_id, day, count)
+      SELECT d.id, ${queueId}, ${tenantId}, ${today}::date, d.n
+      FROM unnest(${ids}::uuid[], ${n}::int[]) AS d(id, n)
+      ON CONFLICT (user_id, queue_id) DO UPDATE SET
+        count = CASE WHEN c.day = EXCLUDED.day THEN c.count + EXCLUDED.count ELSE EXCLUDED.count END,
+        day = EXCLUDED.day, updated_at = ${iso(now)}::timestamptz`,
+  ]);
 }
 
 export async function scheduleWake(

@@ -199,16 +199,6 @@ export async function loadAgents(
         AND (u.id = ANY(${queue.memberAgentIds as string[]}::uuid[]) OR u.team_id = ANY(${queue.memberTeamIds as string[]}::uuid[])
              OR u.id = ANY(${extraIds as string[]}::uuid[]))
     ),
-    work AS (
-      SELECT coalesce(c.assignee_id, c.offered_to_id) AS agent_id,
-             count(*) FILTER (WHERE c.work_state = 'ACTIVE')::int AS active,
-             count(*) FILTER (WHERE c.work_state = 'PARKED')::int AS parked,
-             count(*) FILTER (WHERE c.work_state = 'OFFERED')::int AS offered
-      FROM conversation c
-      WHERE c.tenant_id = ${tenantId} AND c.work_state IN ('ACTIVE', 'PARKED', 'OFFERED')
-        AND coalesce(c.assignee_id, c.offered_to_id) IN (SELECT id FROM ids)
-      GROUP BY 1
-    ),
     sk AS (
       SELECT s.user_id, json_agg(json_build_object('skillId', s.skill_id, 'proficiency', s.proficiency)) AS skills
       FROM agent_skill s WHERE s.user_id IN (SELECT id FROM ids) GROUP BY s.user_id
@@ -216,13 +206,26 @@ export async function loadAgents(
     SELECT u.id, u.team_id, u.presence, u.logged_in, u.inbox_limit, u.inbox_limit_off,
            t.inbox_limit AS team_limit, t.inbox_limit_off AS team_off,
            coalesce(sk.skills, '[]'::json) AS skills,
-           coalesce(w.active, 0) AS active, coalesce(w.parked, 0) AS parked, coalesce(w.offered, 0) AS offered,
-           st.daily_assigned_count AS daily_count, st.daily_assigned_date::text AS daily_date,
+           w.active, w.parked, w.offered + o.offered AS offered,
+           dc.count AS daily_count, dc.day::text AS daily_date,
            st.last_assigned_at, st.last_auto_delivered_at
     FROM ids JOIN "user" u ON u.id = ids.id
     LEFT JOIN team t ON t.id = u.team_id
     LEFT JOIN agent_state st ON st.user_id = u.id
-    LEFT JOIN work w ON w.agent_id = u.id
+    LEFT JOIN agent_queue_daily dc ON dc.user_id = u.id AND dc.queue_id = ${queue.id}
+    -- Work per agent (owner, or offered-to while unowned), one index probe per agent on
+    -- conversation_assignee_idx / _offered_to_idx: never a scan of the tenant's owned work.
+    CROSS JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE c.work_state = 'ACTIVE')::int AS active,
+             count(*) FILTER (WHERE c.work_state = 'PARKED')::int AS parked,
+             count(*) FILTER (WHERE c.work_state = 'OFFERED')::int AS offered
+      FROM conversation c
+      WHERE c.assignee_id = u.id AND c.work_state IN ('ACTIVE', 'PARKED', 'OFFERED')
+    ) w
+    CROSS JOIN LATERAL (
+      SELECT count(*)::int AS offered FROM conversation c
+      WHERE c.offered_to_id = u.id AND c.assignee_id IS NULL AND c.work_state IN ('ACTIVE', 'PARKED', 'OFFERED')
+    ) o
     LEFT JOIN sk ON sk.user_id = u.id`;
   return rows.map((r) => ({
     id: r.id,
@@ -265,10 +268,12 @@ export function deliverableBound(queue: RoutingQueue, agents: readonly RoutingAg
   return free;
 }
 
+/** `maxDeliveries`: the pass's cap (planAssignments), so the page is sized for what it may deliver. */
 export async function loadSnapshot(
   sql: postgres.Sql,
   loaded: LoadedQueue,
   limit: number = WAITING_PAGE,
+  maxDeliveries: number = Number.POSITIVE_INFINITY,
 ): Promise<RoutingSnapshot & { pageLimit: number }> {
   const { queue } = loaded;
   const base = {
@@ -289,7 +294,7 @@ export async function loadSnapshot(
   // Agents first: a pass never needs more waiting rows than it can deliver (plus slack
   // for rows no open agent qualifies for), which keeps a 20,000-deep queue cheap.
   const agents = await loadAgents(sql, queue.tenantId, queue, []);
-  const bound = deliverableBound(queue, agents);
+  const bound = Math.min(deliverableBound(queue, agents), maxDeliveries);
   if (bound === 0 || !queue.autoAssign) return { ...base, agents, waiting: [], pageLimit: 0 };
   const pageLimit = Math.min(limit, Math.max(50, bound * 3));
   const waiting = await loadWaiting(sql, queue.tenantId, queue.id, pageLimit, queue.order);

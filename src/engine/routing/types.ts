@@ -96,7 +96,7 @@ export interface RoutingQueue {
   /** Presences the queue routes to; the column defaults to ["AVAILABLE"]. */
   routablePresences: readonly Presence[];
   onlyLoggedIn: boolean;
-  /** Automatic deliveries per agent per tenant-local day; null = unlimited. */
+  /** Automatic deliveries from this queue per agent per tenant-local day; null = unlimited. */
   dailyLimit: number | null;
   /** Deliver only while the queue's calendar is open (the caller computes `businessOpen`). */
   businessHoursOnly: boolean;
