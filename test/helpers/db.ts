@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { connect, type Database } from "../../src/db/client.js";
@@ -40,3 +41,36 @@ export async function createTestDatabase(opts: { max?: number } = {}): Promise<T
     },
   };
 }
+
+/**
+ * Makes the database refuse to insert any `message` whose subject is a key of `refusals`,
+ * with that SQLSTATE (e.g. '22021' for a value PostgreSQL cannot store, '40001' for a
+ * passing serialization failure, 'P0001' for a plain raised error): a stand-in for
+ * whatever a real mail might trigger. Returns the function that removes the trap.
+ */
+export async function refuseMessageInserts(
+  db: Database["db"],
+  refusals: Record<string, string>,
+): Promise<() => Promise<void>> {
+  const name = `test_refuse_${randomBytes(4).toString("hex")}`;
+  const branches = Object.entries(refusals)
+    .map(
+      ([subject, code]) =>
+        `IF NEW.subject = ${quoteLiteral(subject)} THEN RAISE EXCEPTION 'refused by test' USING ERRCODE = ${quoteLiteral(code)}; END IF;`,
+    )
+    .join("\n");
+  await db.execute(
+    sql.raw(
+      `CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${branches} RETURN NEW; END $$`,
+    ),
+  );
+  await db.execute(
+    sql.raw(`CREATE TRIGGER ${name} BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION ${name}()`),
+  );
+  return async () => {
+    await db.execute(sql.raw(`DROP TRIGGER ${name} ON message`));
+    await db.execute(sql.raw(`DROP FUNCTION ${name}()`));
+  };
+}
+
+const quoteLiteral = (s: string) => `'${s.replaceAll("'", "''")}'`;

@@ -12,6 +12,7 @@ import {
   tenant,
 } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
+import { refuseMessageInserts } from "../helpers/db.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { appendMany, createDovecotAccount, customerMail, serverState, waitFor } from "./imap-fixtures.js";
@@ -104,13 +105,9 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
       ],
       s.mailbox,
     );
-    // A message the database refuses (standing in for any failure inside the transaction).
-    await t.db.db.execute(sql`
-      CREATE OR REPLACE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.subject = 'Poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$`);
-    await t.db.db.execute(
-      sql`CREATE TRIGGER test_poison BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION test_poison()`,
-    );
+    // A message the database refuses with a plain error: not the message's fault as far as
+    // ingest can tell, so it is retried, not quarantined.
+    const removeTrap = await refuseMessageInserts(t.db.db, { Poison: "P0001" });
     try {
       await t.app.imap.pollAccount(s.accountId).catch(() => "failed");
       // The batch rolled back as a whole, then went message by message up to the bad one.
@@ -122,7 +119,7 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
       expect(new Set(msgs.map((m) => m.conversationId)).size).toBe(1);
       expect((await checkpointOf(s.accountId))?.lastUid).toBe(msgs[1]!.uid! + 1); // the copy counted as done
     } finally {
-      await t.db.db.execute(sql`DROP TRIGGER test_poison ON message`);
+      await removeTrap();
     }
     expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
     const msgs = await messagesOf(s.accountId);
@@ -147,17 +144,11 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
       ],
       s.mailbox,
     );
-    await t.db.db.execute(sql`
-      CREATE OR REPLACE FUNCTION test_unstorable() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.subject = 'Unstorable' THEN RAISE EXCEPTION 'cannot store' USING ERRCODE = '54000'; END IF;
-      RETURN NEW; END $$`);
-    await t.db.db.execute(
-      sql`CREATE TRIGGER test_unstorable BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION test_unstorable()`,
-    );
+    const removeTrap = await refuseMessageInserts(t.db.db, { Unstorable: "54000" });
     try {
       expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
     } finally {
-      await t.db.db.execute(sql`DROP TRIGGER test_unstorable ON message`);
+      await removeTrap();
     }
     expect((await messagesOf(s.accountId)).map((m) => m.messageIdHeader)).toEqual([
       "q-1@customer.example",

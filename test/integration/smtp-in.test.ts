@@ -3,6 +3,7 @@ import nodemailer, { type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { conversation, message, rejectedMessage, tenant } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
+import { refuseMessageInserts } from "../helpers/db.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 
 let t: TestApp;
@@ -54,16 +55,7 @@ describe("inbound SMTP listener", () => {
 
   it("keeps a mail the database refuses as quarantined (ingest_failed, raw kept) and accepts it; a passing error still gets 451", async () => {
     // Stand-ins for a value PostgreSQL can never store (class 22) and a passing failure.
-    await t.db.db.execute(sql`
-      CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.subject = 'Refused' THEN RAISE EXCEPTION 'cannot store' USING ERRCODE = '22021'; END IF;
-        IF NEW.subject = 'Passing' THEN RAISE EXCEPTION 'try later' USING ERRCODE = '40001'; END IF;
-        RETURN NEW;
-      END $$`);
-    await t.db.db.execute(
-      sql`CREATE TRIGGER test_refuse BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION test_refuse()`,
-    );
+    const removeTrap = await refuseMessageInserts(t.db.db, { Refused: "22021", Passing: "40001" });
     try {
       const info = await send("help@acme.test", {
         subject: "Refused",
@@ -75,13 +67,13 @@ describe("inbound SMTP listener", () => {
         .from(rejectedMessage)
         .where(eq(rejectedMessage.reason, "ingest_failed"));
       expect(rej).toMatchObject({ tenantId: t.tenantId, addressId: addr.addressId });
-      expect(rej!.detail).toContain("cannot store");
+      expect(rej!.detail).toContain("refused by test");
       expect(rej!.rawMessageId).not.toBeNull();
       await expect(send("help@acme.test", { subject: "Passing" })).rejects.toMatchObject({
         responseCode: 451,
       });
     } finally {
-      await t.db.db.execute(sql`DROP TRIGGER test_refuse ON message`);
+      await removeTrap();
     }
   });
 
