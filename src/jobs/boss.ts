@@ -20,6 +20,8 @@ export interface JobRunner extends JobScheduler {
     handler: (data: T, job: { id: string; retryCount: number }) => Promise<void>,
     opts?: { pollingIntervalSeconds?: number; batchSize?: number },
   ): Promise<void>;
+  /** Workers started with `boss.work` that `wake(name)` should nudge. */
+  addWorkers(name: string, workerIds: string[]): void;
   stop(): Promise<void>;
 }
 
@@ -47,6 +49,7 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
   boss.on("error", (err) => log.error({ err }, "pg-boss error"));
   await boss.start();
   const created = new Set<string>();
+  const workers = new Map<string, string[]>();
   const ensure = async (spec: QueueSpec) => {
     if (created.has(spec.name)) return;
     if (spec.deadLetter && !created.has(spec.deadLetter)) {
@@ -99,6 +102,13 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
             }
           : {}),
       });
+    },
+    addWorkers(name, ids) {
+      workers.set(name, [...(workers.get(name) ?? []), ...ids]);
+    },
+    wake(name) {
+      // A worker that is fetching or handling a batch skips its next sleep instead.
+      for (const id of workers.get(name) ?? []) boss.notifyWorker(id);
     },
     async register(spec, handler, opts = {}) {
       await ensure(spec);

@@ -25,7 +25,13 @@ import {
   shouldAutoReply,
 } from "./auto-reply.js";
 import { compose } from "./compose.js";
-import { AUTO_REPLY_QUEUE, loadSendingAddress, messageIdDomainOf, queueOutbound } from "./store.js";
+import {
+  AUTO_REPLY_QUEUE,
+  loadSendingAddress,
+  messageIdDomainOf,
+  queueOutbound,
+  SEND_MESSAGE_QUEUE,
+} from "./store.js";
 
 /**
  * Auto-replies (SPEC §9) around the pure rules of auto-reply.ts. Ingest decides the
@@ -288,5 +294,6 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
     return { status: "queued", outboundMessageId: queued.id };
   });
   ctx.hub.wake();
+  if (out.status === "queued") ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
   return out;
 }
