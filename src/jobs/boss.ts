@@ -50,6 +50,7 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
   await boss.start();
   const created = new Set<string>();
   const workers = new Map<string, string[]>();
+  const nextTurn = new Map<string, number>();
   const ensure = async (spec: QueueSpec) => {
     if (created.has(spec.name)) return;
     if (spec.deadLetter && !created.has(spec.deadLetter)) {
@@ -107,8 +108,14 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
       workers.set(name, [...(workers.get(name) ?? []), ...ids]);
     },
     wake(name) {
-      // A worker that is fetching or handling a batch skips its next sleep instead.
-      for (const id of workers.get(name) ?? []) boss.notifyWorker(id);
+      // One worker per wake, in turn: a woken worker that is busy skips its next sleep
+      // instead, so under load each worker fetches once per batch it finishes (batches
+      // grow with the load) rather than once per commit.
+      const ids = workers.get(name);
+      if (!ids?.length) return;
+      const turn = (nextTurn.get(name) ?? 0) % ids.length;
+      nextTurn.set(name, turn + 1);
+      boss.notifyWorker(ids[turn]!);
     },
     async register(spec, handler, opts = {}) {
       await ensure(spec);

@@ -298,6 +298,9 @@ describe("reply end-to-end", () => {
     const [row] = await t.db.db.select().from(message).where(eq(message.id, id));
     const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, row!.conversationId));
     expect(m.subject).toBe(`{#${c!.ticketNumber}} Your quote`);
+    // The author works it: assigned, and ACTIVE (the agent had nothing ACTIVE before).
+    expect(c!.assigneeId).toBe(agent.id);
+    expect(c!.workState).toBe("ACTIVE");
     const [ct] = await t.db.db.select().from(contact).where(eq(contact.id, c!.contactId));
     expect(ct!.email).toBe("newcustomer@example.org");
     const mail = await parseCaptured(
@@ -318,6 +321,49 @@ describe("reply end-to-end", () => {
     expect(toNew()).toBe(1);
     const types = (await eventsOf(t, c!.id)).map((e) => e.type);
     expect(types).toContain("note.added");
+  });
+
+  it("another new outbound conversation lands PARKED in the author's working set", async () => {
+    const start = async (to: string) => {
+      const r = await t.ok(
+        START,
+        {
+          i: {
+            fromAddressId: encodeId("EmailAddress", other.addressId),
+            to: [{ address: to, name: "" }],
+            subject: "Following up",
+            text: "Hello again.",
+          },
+        },
+        agent.key,
+      );
+      const [row] = await t.db.db
+        .select({ conversationId: message.conversationId })
+        .from(message)
+        .where(eq(message.id, decodeId(r.startConversation.id, "Message")));
+      const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, row!.conversationId));
+      return c!;
+    };
+    // The previous test's conversation is the agent's ACTIVE one; starting more does not
+    // take it away (one ACTIVE per agent, the new ones wait PARKED in the working set).
+    const [activeBefore] = await t.db.db
+      .select({ id: conversation.id })
+      .from(conversation)
+      .where(and(eq(conversation.assigneeId, agent.id), eq(conversation.workState, "ACTIVE")));
+    expect(activeBefore).toBeDefined();
+    const first = await start("first-out@example.org");
+    expect(first.assigneeId).toBe(agent.id);
+    expect(first.assignedAt).not.toBeNull();
+    expect(first.workState).toBe("PARKED");
+    const assigned = await eventsOf(t, first.id, "routing.assigned");
+    expect(assigned).toHaveLength(1);
+    expect(assigned[0]!.agentId).toBe(agent.id);
+    expect(assigned[0]!.payload).toMatchObject({ mode: "OUTBOUND" });
+    const active = await t.db.db
+      .select({ id: conversation.id })
+      .from(conversation)
+      .where(and(eq(conversation.assigneeId, agent.id), eq(conversation.workState, "ACTIVE")));
+    expect(active.map((a) => a.id)).toEqual([activeBefore!.id]);
   });
 });
 

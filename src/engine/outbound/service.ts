@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, ne, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, ne, type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../../db/client.js";
 import {
   contact,
@@ -11,10 +11,11 @@ import {
   user,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
-import { getConversation } from "../conversations.js";
+import { getConversation, visibility } from "../conversations.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents } from "../events.js";
-import { startCustomerResponseCountdown } from "../routing/actions.js";
+import { assignStartedConversation, startCustomerResponseCountdown } from "../routing/actions.js";
+import { lockTenantRouting } from "../routing/service.js";
 import { recordAgentReplySla } from "../sla.js";
 import { requirePermission, requireRole, type Viewer } from "../viewer.js";
 import type { MailAddressInput } from "./address.js";
@@ -189,8 +190,13 @@ function checkFromAndSubject(
   }
 }
 
-async function lockConversation(tx: Tx, id: string): Promise<ConversationRow> {
-  const [c] = await tx.select().from(conversation).where(eq(conversation.id, id)).for("update");
+/** Locks the conversation; with `visible`, only when the viewer may see it (else NotFound). */
+async function lockConversation(tx: Tx, id: string, visible?: SQL): Promise<ConversationRow> {
+  const [c] = await tx
+    .select()
+    .from(conversation)
+    .where(and(eq(conversation.id, id), visible))
+    .for("update");
   if (!c) throw new NotFoundError("Conversation", id);
   return c;
 }
@@ -227,9 +233,9 @@ export async function replyToConversation(
   opts: { replyAll?: boolean } = {},
 ): Promise<Message> {
   requirePermission(viewer, "REPLY_INBOUND");
-  const visible = await getConversation(ctx, viewer, conversationId);
   const kind: ComposeKind = opts.replyAll ? "REPLY_ALL" : "REPLY";
-  return composeOnConversation(ctx, viewer, visible.id, input, kind);
+  // Visibility is checked where the conversation is locked, in the transaction.
+  return composeOnConversation(ctx, viewer, conversationId, input, kind);
 }
 
 /** Forwards one message of a visible conversation to new recipients (FORWARD permission). */
@@ -269,11 +275,9 @@ async function composeOnConversation(
     // Round trip 1: everything that depends only on the input goes out together —
     // postgres.js pipelines concurrent queries on the transaction's connection, and
     // PostgreSQL runs them in order, so the reads after the row lock see the locked row's
-    // committed state. The visibility check runs on the transaction too (NotFound rolls
-    // it back).
-    const [c, , t, u, own, all, tenantAddrs] = await Promise.all([
-      lockConversation(tx, conversationId),
-      getConversation({ ...ctx, db: tx as unknown as EngineContext["db"] }, viewer, conversationId),
+    // committed state. The lock is taken only on a conversation the viewer may see.
+    const [c, t, u, own, all, tenantAddrs] = await Promise.all([
+      lockConversation(tx, conversationId, visibility(viewer)),
       loadTenant(tx, viewer.tenantId),
       loadUser(tx, viewer.userId),
       ownSignature(tx, viewer.userId),
@@ -384,6 +388,10 @@ export async function startConversation(
     .check(input.subject.trim() !== "", "subject", "must not be empty")
     .throwIfAny();
   const result = await ctx.db.transaction(async (tx) => {
+    // The new conversation is assigned to its author below, under the tenant routing lock;
+    // taking it first keeps the lock order of a routing pass (routing lock, then rows such
+    // as the contact), so the two cannot deadlock.
+    await lockTenantRouting(tx, viewer.tenantId);
     const t = await loadTenant(tx, viewer.tenantId);
     const sending = await loadSendingAddress(tx, t.id, input.fromAddressId, "fromAddressId");
     const queueId = input.queueId ?? sending.address.queueId;
@@ -440,7 +448,8 @@ export async function startConversation(
         tenantId: t.id,
         ticketNumber,
         subject: input.subject.replace(/[\p{Cc}\u2028\u2029]/gu, " ").slice(0, 998),
-        // The agent who writes it works it: no queue wait for their own outbound.
+        // The agent who writes it works it: no queue wait for their own outbound; it is
+        // assigned to them below, in this transaction.
         status: "ACTIVE",
         contactId: ct!.id,
         addressId: sending.address.id,
@@ -465,7 +474,7 @@ export async function startConversation(
         payload: { ticketNumber, addressId: sending.address.id, outbound: true },
       },
     ]);
-    return queueOutbound(tx, ctx, {
+    const m = await queueOutbound(tx, ctx, {
       tenantId: t.id,
       conversationId: c!.id,
       queueId,
@@ -476,6 +485,11 @@ export async function startConversation(
       authorId: viewer.userId,
       isAutoReply: false,
     });
+    // In the author's working set (routing's own assignment rules), and the queue's
+    // customer-response countdown runs as after any agent mail.
+    await assignStartedConversation(tx, ctx, t.id, c!.id, viewer.userId);
+    await startCustomerResponseCountdown(tx, ctx, c!.id);
+    return m;
   });
   ctx.hub.wake();
   ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
