@@ -531,7 +531,11 @@ describe("delivery outcomes", () => {
     const [refused] = await t.db.db.select().from(contact).where(eq(contact.email, "nora@nope.example"));
     expect(refused!.undeliverable).toBe(true);
     expect(refused!.undeliverableReason).toMatch(/^550 .*5\.1\.1/);
-    const rejectedEvents = await eventsOf(t, decodeId(conv.id, "Conversation"), "message.recipients_rejected");
+    const rejectedEvents = await eventsOf(
+      t,
+      decodeId(conv.id, "Conversation"),
+      "message.recipients_rejected",
+    );
     expect(rejectedEvents.map((e) => e.payload)).toEqual([
       expect.objectContaining({ messageId: id, markedUndeliverable: ["nora@nope.example"] }),
     ]);
