@@ -105,7 +105,26 @@ function decodeAttachments(list: readonly OutboundAttachmentInput[] | null | und
 /** PostgreSQL text cannot hold NUL, and no mail body needs one. */
 const noNul = (s: string | null | undefined) => (s == null ? s : s.replace(/\u0000/g, ""));
 
-function toPrevious(m: Message): PreviousMessage {
+/** What composing needs of the conversation's earlier messages (not headers, raw ids …). */
+const historyColumns = {
+  id: message.id,
+  direction: message.direction,
+  isAutoReply: message.isAutoReply,
+  messageIdHeader: message.messageIdHeader,
+  references: message.references,
+  from: message.from,
+  replyTo: message.replyTo,
+  to: message.to,
+  cc: message.cc,
+  dateHeader: message.dateHeader,
+  receivedAt: message.receivedAt,
+  subject: message.subject,
+  text: message.text,
+  html: message.html,
+};
+type HistoryRow = { [K in keyof typeof historyColumns]: Message[K] };
+
+function toPrevious(m: HistoryRow): PreviousMessage {
   return {
     messageId: m.messageIdHeader,
     references: m.references,
@@ -282,7 +301,7 @@ async function composeOnConversation(
       loadUser(tx, viewer.userId),
       ownSignature(tx, viewer.userId),
       tx
-        .select()
+        .select(historyColumns)
         .from(message)
         .where(and(eq(message.conversationId, conversationId), ne(message.direction, "NOTE")))
         .orderBy(asc(message.receivedAt), asc(message.createdAt)),
