@@ -12,7 +12,7 @@ import {
 import type { EngineContext } from "../context.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import type { ComposedMail } from "./compose.js";
-import type { RecipientRejection, SendFailure, SendSuccess, SmtpSettings } from "./sender.js";
+import type { RecipientRejection, SendFailure, SendResult, SendSuccess, SmtpSettings } from "./sender.js";
 import type { SendJobData } from "./store.js";
 
 /**
@@ -148,13 +148,6 @@ export async function deliverBatch(
         results.set(m.id, { outcome: "failed", error: "configuration" });
         return;
       }
-      const settings: SmtpSettings = {
-        host: account.smtpHost,
-        port: account.smtpPort,
-        tlsMode: account.smtpTlsMode,
-        user: account.smtpUser,
-        password: account.smtpPasswordEnc ? ctx.secrets.decrypt(account.smtpPasswordEnc) : null,
-      };
       // The raw bytes carry every header; the envelope comes from the stored recipients.
       const envelopeMail = {
         messageId: `<${m.messageIdHeader}>`,
@@ -163,10 +156,33 @@ export async function deliverBatch(
         cc: m.cc,
         bcc: m.bcc,
       } as unknown as ComposedMail;
-      const result = await mail.sender.send(settings, envelopeMail, {
-        raw: row.raw,
-        forceTls: row.forceTls ?? false,
-      });
+      let result: SendResult;
+      try {
+        const settings: SmtpSettings = {
+          host: account.smtpHost,
+          port: account.smtpPort,
+          tlsMode: account.smtpTlsMode,
+          user: account.smtpUser,
+          password: account.smtpPasswordEnc ? ctx.secrets.decrypt(account.smtpPasswordEnc) : null,
+        };
+        result = await mail.sender.send(settings, envelopeMail, {
+          raw: row.raw,
+          forceTls: row.forceTls ?? false,
+        });
+      } catch (err) {
+        // Nothing was handed to the relay (the sender reports SMTP outcomes as results):
+        // this message is retried on its own, the rest of the batch is still recorded.
+        const message = err instanceof Error ? err.message : String(err);
+        result = {
+          ok: false,
+          kind: "transient",
+          permanent: false,
+          code: null,
+          responseCode: null,
+          response: null,
+          message,
+        };
+      }
       if (result.ok) {
         sent.push({ m, queueId: row.queueId, result });
         results.set(m.id, { outcome: "sent" });
