@@ -64,8 +64,9 @@ export async function registerSendJobs(
           log.warn({ messageId: job.data.messageId, error: r.error }, "send failed");
       });
     } catch (err) {
-      // Nothing recorded for this batch: every job goes back for a retry; messages already
-      // claimed stay SENDING until STALE_SENDING, so a recorded success is never re-sent.
+      // A database error while claiming, reading or recording the successes: every job of
+      // the batch goes back for a retry. A message whose outcome was recorded is never
+      // claimed again; one left SENDING is claimed again only once STALE_SENDING passed.
       log.error({ err, jobs: jobs.length }, "send batch crashed");
       for (const job of jobs)
         failed.push({ id: job.id, error: err instanceof Error ? err.message : String(err) });
