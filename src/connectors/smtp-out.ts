@@ -5,6 +5,7 @@ import MailComposer from "nodemailer/lib/mail-composer";
 import type { ComposedMail } from "../engine/outbound/compose.js";
 import type {
   MailSender,
+  RecipientRejection,
   SendFailure,
   SendOptions,
   SendResult,
@@ -124,6 +125,20 @@ function poolKey(settings: SmtpSettings, forceTls: boolean): string {
   ].join("|");
 }
 
+/** nodemailer keeps each refused RCPT TO's error (EENVELOPE) with `recipient` set. */
+function recipientRejections(list: unknown): RecipientRejection[] {
+  if (!Array.isArray(list)) return [];
+  return list.map(
+    (e: { recipient?: unknown; responseCode?: unknown; response?: unknown; message?: unknown }) => ({
+      address: String(e.recipient ?? ""),
+      responseCode: typeof e.responseCode === "number" ? e.responseCode : null,
+      response: String(e.response ?? e.message ?? "")
+        .replace(/[\r\n]+/g, " ")
+        .slice(0, 500),
+    }),
+  );
+}
+
 function isNodemailerError(err: unknown): err is NodemailerError {
   return err instanceof Error;
 }
@@ -159,7 +174,15 @@ export function classifySmtpError(err: unknown): SendFailure {
   const code = typeof e.code === "string" ? e.code : null;
   const responseCode = typeof e.responseCode === "number" ? e.responseCode : null;
   const response = typeof e.response === "string" ? e.response : null;
-  const base = { ok: false as const, code, responseCode, response, message: e.message };
+  const rejected = recipientRejections((e as { rejectedErrors?: unknown }).rejectedErrors);
+  const base = {
+    ok: false as const,
+    code,
+    responseCode,
+    response,
+    message: e.message,
+    ...(rejected.length > 0 ? { rejectedRecipients: rejected } : {}),
+  };
 
   if (code === "ETLS" || code === "EREQUIRETLS" || (e.command === "STARTTLS" && responseCode !== null)) {
     return { ...base, kind: "tls_required", permanent: true };
@@ -230,6 +253,7 @@ export class SmtpSender implements MailSender {
         response: String(info.response ?? ""),
         accepted: (info.accepted ?? []).map(String),
         rejected: (info.rejected ?? []).map(String),
+        rejectedRecipients: recipientRejections((info as { rejectedErrors?: unknown }).rejectedErrors),
       };
     } catch (err) {
       return classifySmtpError(err);

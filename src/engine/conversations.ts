@@ -48,7 +48,8 @@ export interface ConversationCursor {
  * The rows a viewer may see: its tenant, and for non-admins only its queues. Everything
  * that reads conversations goes through this, so no path forgets the access profile.
  */
-function visibility(viewer: Viewer): SQL | undefined {
+/** Rows of `conversation` the viewer may see (for callers that lock or join it themselves). */
+export function visibility(viewer: Viewer): SQL | undefined {
   const tenant = eq(conversation.tenantId, viewer.tenantId);
   if (viewer.queueIds === null) return tenant;
   const ids = [...viewer.queueIds];

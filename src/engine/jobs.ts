@@ -19,6 +19,11 @@ export interface JobScheduler {
       retryBackoff?: boolean;
     },
   ): Promise<string | null>;
+  /**
+   * After the commit that scheduled jobs on `name`: this process's workers for that
+   * queue fetch now instead of at their next poll (optional; polling still finds them).
+   */
+  wake?(name: string): void;
 }
 
 /** For contexts without a job runner (CLI scripts, pure tests): scheduling is refused loudly. */

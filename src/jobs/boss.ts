@@ -20,6 +20,8 @@ export interface JobRunner extends JobScheduler {
     handler: (data: T, job: { id: string; retryCount: number }) => Promise<void>,
     opts?: { pollingIntervalSeconds?: number; batchSize?: number },
   ): Promise<void>;
+  /** Workers started with `boss.work` that `wake(name)` should nudge. */
+  addWorkers(name: string, workerIds: string[]): void;
   stop(): Promise<void>;
 }
 
@@ -47,6 +49,8 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
   boss.on("error", (err) => log.error({ err }, "pg-boss error"));
   await boss.start();
   const created = new Set<string>();
+  const workers = new Map<string, string[]>();
+  const nextTurn = new Map<string, number>();
   const ensure = async (spec: QueueSpec) => {
     if (created.has(spec.name)) return;
     if (spec.deadLetter && !created.has(spec.deadLetter)) {
@@ -99,6 +103,19 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
             }
           : {}),
       });
+    },
+    addWorkers(name, ids) {
+      workers.set(name, [...(workers.get(name) ?? []), ...ids]);
+    },
+    wake(name) {
+      // One worker per wake, in turn: a woken worker that is busy skips its next sleep
+      // instead, so under load each worker fetches once per batch it finishes (batches
+      // grow with the load) rather than once per commit.
+      const ids = workers.get(name);
+      if (!ids?.length) return;
+      const turn = (nextTurn.get(name) ?? 0) % ids.length;
+      nextTurn.set(name, turn + 1);
+      boss.notifyWorker(ids[turn]!);
     },
     async register(spec, handler, opts = {}) {
       await ensure(spec);

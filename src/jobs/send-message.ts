@@ -1,7 +1,7 @@
 import type PgBoss from "pg-boss";
 import type { EngineContext } from "../engine/context.js";
 import { type AutoReplyJobData, runAutoReply } from "../engine/outbound/auto-reply-service.js";
-import { deliverMessage, markGivenUp } from "../engine/outbound/delivery.js";
+import { deliverBatch, markGivenUp } from "../engine/outbound/delivery.js";
 import {
   AUTO_REPLY_QUEUE,
   SEND_MESSAGE_DEAD_LETTER,
@@ -52,33 +52,44 @@ export async function registerSendJobs(
 
   const handleBatch = async (jobs: PgBoss.JobWithMetadata<SendJobData>[]) => {
     const failed: { id: string; error: string }[] = [];
-    await Promise.all(
-      jobs.map(async (job) => {
-        try {
-          const r = await deliverMessage(ctx, job.data, { finalAttempt: job.retryCount >= job.retryLimit });
-          if (r.outcome === "retry") failed.push({ id: job.id, error: r.error ?? "transient" });
-          else if (r.outcome === "failed")
-            log.warn({ messageId: job.data.messageId, error: r.error }, "send failed");
-        } catch (err) {
-          log.error({ err, messageId: job.data.messageId }, "send job crashed");
-          failed.push({ id: job.id, error: err instanceof Error ? err.message : String(err) });
-        }
-      }),
-    );
+    try {
+      const results = await deliverBatch(
+        ctx,
+        jobs.map((job) => ({ data: job.data, finalAttempt: job.retryCount >= job.retryLimit })),
+      );
+      results.forEach((r, i) => {
+        const job = jobs[i]!;
+        if (r.outcome === "retry") failed.push({ id: job.id, error: r.error ?? "transient" });
+        else if (r.outcome === "failed")
+          log.warn({ messageId: job.data.messageId, error: r.error }, "send failed");
+      });
+    } catch (err) {
+      // A database error while claiming, reading or recording the successes: every job of
+      // the batch goes back for a retry. A message whose outcome was recorded is never
+      // claimed again; one left SENDING is claimed again only once STALE_SENDING passed.
+      log.error({ err, jobs: jobs.length }, "send batch crashed");
+      for (const job of jobs)
+        failed.push({ id: job.id, error: err instanceof Error ? err.message : String(err) });
+    }
     // Failing a job moves it out of `active`; pg-boss then completes only the others.
     for (const f of failed) await boss.fail(SEND_MESSAGE_QUEUE, f.id, { error: f.error });
   };
+  const ids: string[] = [];
   for (let i = 0; i < opts.workers; i++) {
-    await boss.work<SendJobData>(
-      SEND_MESSAGE_QUEUE,
-      {
-        batchSize: opts.batchSize,
-        pollingIntervalSeconds: opts.pollingIntervalMs / 1000,
-        includeMetadata: true,
-      },
-      handleBatch,
+    ids.push(
+      await boss.work<SendJobData>(
+        SEND_MESSAGE_QUEUE,
+        {
+          batchSize: opts.batchSize,
+          pollingIntervalSeconds: opts.pollingIntervalMs / 1000,
+          includeMetadata: true,
+        },
+        handleBatch,
+      ),
     );
   }
+  // Commits that queue mail call `ctx.jobs.wake(SEND_MESSAGE_QUEUE)`: no poll wait.
+  runner.addWorkers(SEND_MESSAGE_QUEUE, ids);
   await boss.work<SendJobData>(SEND_MESSAGE_DEAD_LETTER, { pollingIntervalSeconds: 5 }, async (jobs) => {
     for (const job of jobs) {
       if (await markGivenUp(ctx, job.data)) log.warn({ messageId: job.data.messageId }, "send given up");

@@ -1,7 +1,9 @@
 import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
+  type AutoReplyAttachmentMeta,
   type AutoReplyTemplate,
   archiveAutoReplyTemplate,
+  autoReplyAttachmentsOf,
   createAutoReplyTemplate,
   getAutoReplyTemplate,
   listAutoReplyTemplates,
@@ -11,11 +13,43 @@ import { AUTO_REPLY_TAGS } from "../engine/domain.js";
 import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
-import { decodeId } from "./ids.js";
+import { decodeId, encodeId } from "./ids.js";
 
 const TAGS = AUTO_REPLY_TAGS.map((t) => `@{${t}}`).join(", ");
 
 export const AutoReplyTemplateRef = builder.objectRef<AutoReplyTemplate>("AutoReplyTemplate");
+
+const AutoReplyAttachmentRef = builder.objectRef<AutoReplyAttachmentMeta>("AutoReplyAttachment").implement({
+  description:
+    "A file an auto-reply template sends along: an inline image (referenced from the HTML as cid:<contentId>) or an attachment.",
+  fields: (t) => ({
+    id: t.id({ description: "Global ID.", resolve: (a) => encodeId("AutoReplyAttachment", a.id) }),
+    filename: t.exposeString("filename", { description: "File name." }),
+    contentType: t.exposeString("contentType", { description: "MIME type (one of the allowed types)." }),
+    sizeBytes: t.exposeInt("sizeBytes", { description: "Size in bytes." }),
+    contentId: t.exposeString("contentId", {
+      nullable: true,
+      description: "Content-ID of an inline image (without <>); null for attachments.",
+    }),
+    inline: t.exposeBoolean("inline", { description: "Inline image (true) or attachment." }),
+  }),
+});
+
+const AutoReplyAttachmentInput = builder.inputType("AutoReplyAttachmentInput", {
+  description:
+    "A file of an auto-reply template. Per template at most 10 inline images and 10 attachments, 25 MB in total, " +
+    "of the allowed types (images, PDF, text/CSV, office documents; the extension must match the type; " +
+    "executables are refused whatever their name).",
+  fields: (t) => ({
+    filename: t.string({ required: true, description: "File name with an extension matching the type." }),
+    contentType: t.string({ required: true, description: "MIME type, e.g. image/png or application/pdf." }),
+    contentBase64: t.string({ required: true, description: "The bytes, base64-encoded." }),
+    contentId: t.string({
+      description: "Required for an inline image: the Content-ID (without <>) the HTML uses as cid:…",
+    }),
+    inline: t.boolean({ description: "Inline image (true; images only) or attachment (default)." }),
+  }),
+});
 
 builder.node(AutoReplyTemplateRef, {
   description: `The automatic answer a queue sends (SPEC §9). Tags ${TAGS} are filled in when sending; any other @{…} tag is rejected on save. Readable by every user of the tenant; written by ADMIN.`,
@@ -43,6 +77,12 @@ builder.node(AutoReplyTemplateRef, {
       nullable: true,
       description: "Set once archived.",
     }),
+    attachments: t.loadableList({
+      type: AutoReplyAttachmentRef,
+      description: "Inline images and attachments sent with every auto-reply from this template, in order.",
+      load: (ids: string[], ctx) => autoReplyAttachmentsOf(ctx.engine, ctx.viewer!.tenantId, ids),
+      resolve: (a) => a.id,
+    }),
     createdAt: t.expose("createdAt", { type: "DateTime", description: "When it was created." }),
     updatedAt: t.expose("updatedAt", { type: "DateTime", description: "Last change." }),
   }),
@@ -55,6 +95,10 @@ const AutoReplyTemplateInput = builder.inputType("AutoReplyTemplateInput", {
     subject: t.string({ description: "One line, up to 500 characters; null = `Re: ` + original subject." }),
     text: t.string({ description: "Plain text, up to 100,000 characters." }),
     html: t.string({ description: "HTML, up to 500,000 characters, sanitised on save; null = none." }),
+    attachments: t.field({
+      type: [AutoReplyAttachmentInput],
+      description: "Replaces the template's files when given ([] removes them); omitted = unchanged.",
+    }),
   }),
 });
 
@@ -64,6 +108,7 @@ function autoReplyInput(input: typeof AutoReplyTemplateInput.$inferInput) {
     subject: input.subject,
     text: input.text ?? undefined,
     html: input.html,
+    attachments: input.attachments,
   };
 }
 

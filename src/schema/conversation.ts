@@ -1,6 +1,6 @@
 import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import { and, eq, inArray } from "drizzle-orm";
-import { type MailboxAddress, user } from "../db/schema/index.js";
+import { type MailboxAddress, type RecipientFailure, user } from "../db/schema/index.js";
 import {
   type Attachment,
   attachmentsOf,
@@ -54,6 +54,20 @@ const MailboxRef = builder.objectRef<MailboxAddress>("Mailbox").implement({
   fields: (t) => ({
     address: t.exposeString("address", { description: "The addr-spec, e.g. jane@example.com." }),
     name: t.exposeString("name", { description: "Display name; empty if none." }),
+  }),
+});
+
+const RecipientFailureRef = builder.objectRef<RecipientFailure>("RecipientFailure").implement({
+  description:
+    "A recipient of an outbound message that the relay refused when it was sent (its reply to RCPT TO). " +
+    "A 5xx refusal also marks the contact with that address undeliverable.",
+  fields: (t) => ({
+    address: t.exposeString("address", { description: "The refused recipient address." }),
+    responseCode: t.exposeInt("responseCode", {
+      nullable: true,
+      description: "SMTP reply code: 5xx permanent, 4xx temporary; null when the server gave none.",
+    }),
+    reason: t.exposeString("reason", { description: "The server's reply text." }),
   }),
 });
 
@@ -282,6 +296,13 @@ MessageRef.implement({
     outboundError: t.exposeString("outboundError", {
       nullable: true,
       description: "Why sending failed or bounced.",
+    }),
+    failedRecipients: t.field({
+      type: [RecipientFailureRef],
+      description:
+        "Recipients the relay refused at send time (outbound only). The message is SENT when others were " +
+        "accepted, FAILED when all were refused.",
+      resolve: (m) => m.failedRecipients,
     }),
     sizeBytes: t.exposeInt("sizeBytes", { description: "Size of the raw message." }),
     attachments: t.loadableList({

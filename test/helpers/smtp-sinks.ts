@@ -12,7 +12,8 @@ import { SMTPServer } from "smtp-server";
  *   with a certificate generated for 127.0.0.1 at runtime (or implicit TLS);
  * - `startNoTlsSink`: never offers or accepts STARTTLS;
  * - `startTempFailSink`: answers 451 N times, then accepts;
- * - `startRejectingSink`: answers 550 to every recipient (or to DATA).
+ * - `startRejectingSink`: answers 550 to every recipient (or to DATA), or only to the
+ *   recipients given (accepting the others and capturing the mail).
  */
 
 export interface CapturedMessage {
@@ -94,7 +95,7 @@ export function testCertificate(): TestCert {
 
 interface SinkBehaviour {
   /** Reply for RCPT TO, or null to accept. */
-  onRcpt?: (sink: SmtpSink) => { code: number; message: string } | null;
+  onRcpt?: (sink: SmtpSink, recipient: string) => { code: number; message: string } | null;
   /** Reply after DATA, or null to accept. */
   onData?: (sink: SmtpSink) => { code: number; message: string } | null;
 }
@@ -131,8 +132,8 @@ async function startSink(options: SMTPServerOptions, behaviour: SinkBehaviour = 
     onAuth(auth, _session, callback) {
       callback(null, { user: auth.username ?? "user" });
     },
-    onRcptTo(_address, _session, callback) {
-      const reply = behaviour.onRcpt?.(sink);
+    onRcptTo(address, _session, callback) {
+      const reply = behaviour.onRcpt?.(sink, address.address);
       callback(reply ? smtpError(reply.code, reply.message) : undefined);
     },
     onData(stream, session, callback) {
@@ -201,11 +202,20 @@ export async function startTempFailSink(failures: number): Promise<SmtpSink> {
   );
 }
 
-/** Answers `550 5.1.1` to every RCPT TO (or after DATA with `at: "DATA"`). */
-export async function startRejectingSink(at: "RCPT" | "DATA" = "RCPT"): Promise<SmtpSink> {
+/**
+ * Answers `550 5.1.1` to every RCPT TO (or after DATA with `at: "DATA"`); with `only`,
+ * to those recipients alone (case-insensitive) and accepts the rest.
+ */
+export async function startRejectingSink(
+  at: "RCPT" | "DATA" = "RCPT",
+  only?: readonly string[],
+): Promise<SmtpSink> {
   const reply = { code: 550, message: "5.1.1 Mailbox does not exist" };
+  const rejected = only ? new Set(only.map((a) => a.toLowerCase())) : null;
   return startSink(
     { disabledCommands: ["STARTTLS"] },
-    at === "RCPT" ? { onRcpt: () => reply } : { onData: () => reply },
+    at === "RCPT"
+      ? { onRcpt: (_s, rcpt) => (!rejected || rejected.has(rcpt.toLowerCase()) ? reply : null) }
+      : { onData: () => reply },
   );
 }

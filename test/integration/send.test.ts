@@ -298,6 +298,9 @@ describe("reply end-to-end", () => {
     const [row] = await t.db.db.select().from(message).where(eq(message.id, id));
     const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, row!.conversationId));
     expect(m.subject).toBe(`{#${c!.ticketNumber}} Your quote`);
+    // The author works it: assigned, and ACTIVE (the agent had nothing ACTIVE before).
+    expect(c!.assigneeId).toBe(agent.id);
+    expect(c!.workState).toBe("ACTIVE");
     const [ct] = await t.db.db.select().from(contact).where(eq(contact.id, c!.contactId));
     expect(ct!.email).toBe("newcustomer@example.org");
     const mail = await parseCaptured(
@@ -318,6 +321,49 @@ describe("reply end-to-end", () => {
     expect(toNew()).toBe(1);
     const types = (await eventsOf(t, c!.id)).map((e) => e.type);
     expect(types).toContain("note.added");
+  });
+
+  it("another new outbound conversation lands PARKED in the author's working set", async () => {
+    const start = async (to: string) => {
+      const r = await t.ok(
+        START,
+        {
+          i: {
+            fromAddressId: encodeId("EmailAddress", other.addressId),
+            to: [{ address: to, name: "" }],
+            subject: "Following up",
+            text: "Hello again.",
+          },
+        },
+        agent.key,
+      );
+      const [row] = await t.db.db
+        .select({ conversationId: message.conversationId })
+        .from(message)
+        .where(eq(message.id, decodeId(r.startConversation.id, "Message")));
+      const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, row!.conversationId));
+      return c!;
+    };
+    // The previous test's conversation is the agent's ACTIVE one; starting more does not
+    // take it away (one ACTIVE per agent, the new ones wait PARKED in the working set).
+    const [activeBefore] = await t.db.db
+      .select({ id: conversation.id })
+      .from(conversation)
+      .where(and(eq(conversation.assigneeId, agent.id), eq(conversation.workState, "ACTIVE")));
+    expect(activeBefore).toBeDefined();
+    const first = await start("first-out@example.org");
+    expect(first.assigneeId).toBe(agent.id);
+    expect(first.assignedAt).not.toBeNull();
+    expect(first.workState).toBe("PARKED");
+    const assigned = await eventsOf(t, first.id, "routing.assigned");
+    expect(assigned).toHaveLength(1);
+    expect(assigned[0]!.agentId).toBe(agent.id);
+    expect(assigned[0]!.payload).toMatchObject({ mode: "OUTBOUND" });
+    const active = await t.db.db
+      .select({ id: conversation.id })
+      .from(conversation)
+      .where(and(eq(conversation.assigneeId, agent.id), eq(conversation.workState, "ACTIVE")));
+    expect(active.map((a) => a.id)).toEqual([activeBefore!.id]);
   });
 });
 
@@ -470,13 +516,29 @@ describe("delivery outcomes", () => {
     const rejecting = await startRejectingSink("RCPT");
     sinks.push(rejecting);
     const a = await newAddress(rejecting);
-    const conv = await inbound(a, { subject: "Nope" });
+    const conv = await inbound(a, { from: "Nora <nora@nope.example>", subject: "Nope" });
     const r = await t.ok(REPLY, { c: conv.id, i: { text: "x" } }, supervisor.key);
     const id = decodeId(r.replyToConversation.id, "Message");
     const m = await waitForStatus(t, id, ["FAILED", "SENT"]);
     expect(m.outboundStatus).toBe("FAILED");
     expect(m.outboundError).toMatch(/^permanent: 550/);
     expect(m.sendAttempts).toBe(1);
+    // Every recipient was refused at RCPT TO: each is named with the relay's reply, and the
+    // contact's address is undeliverable, as after a permanent bounce.
+    expect(m.failedRecipients).toEqual([
+      { address: "nora@nope.example", responseCode: 550, reason: expect.stringMatching(/5\.1\.1/) },
+    ]);
+    const [refused] = await t.db.db.select().from(contact).where(eq(contact.email, "nora@nope.example"));
+    expect(refused!.undeliverable).toBe(true);
+    expect(refused!.undeliverableReason).toMatch(/^550 .*5\.1\.1/);
+    const rejectedEvents = await eventsOf(
+      t,
+      decodeId(conv.id, "Conversation"),
+      "message.recipients_rejected",
+    );
+    expect(rejectedEvents.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ messageId: id, markedUndeliverable: ["nora@nope.example"] }),
+    ]);
     const denied = await t.ok(RETRY, { m: encodeId("Message", id) }, agent.key).catch((e) => String(e));
     expect(String(JSON.stringify(denied))).toMatch(/Forbidden|FORBIDDEN/);
     const retried = await t.ok(RETRY, { m: encodeId("Message", id) }, supervisor.key);
@@ -486,6 +548,57 @@ describe("delivery outcomes", () => {
       return x!.sendAttempts === 2 && x!.outboundStatus === "FAILED" ? x : null;
     }, "second failure");
     expect(again.outboundStatus).toBe("FAILED");
+  });
+
+  it("a 5xx for one recipient: SENT to the others, that recipient failed with the reason and undeliverable", async () => {
+    const picky = await startRejectingSink("RCPT", ["gone@picky.example"]);
+    sinks.push(picky);
+    const a = await newAddress(picky);
+    const r = await t.ok(
+      START,
+      {
+        i: {
+          fromAddressId: encodeId("EmailAddress", a.addressId),
+          to: [{ address: "Gone@picky.example", name: "Gone" }],
+          cc: [{ address: "still-here@picky.example", name: "" }],
+          subject: "Two recipients",
+          text: "Hello both.",
+        },
+      },
+      supervisor.key,
+    );
+    expect(r.startConversation.__typename).toBe("Message");
+    const id = decodeId(r.startConversation.id, "Message");
+    const m = await waitForStatus(t, id, ["SENT", "FAILED"]);
+    expect(m.outboundStatus).toBe("SENT");
+    expect(m.failedRecipients).toEqual([
+      { address: "Gone@picky.example", responseCode: 550, reason: expect.stringMatching(/^550 5\.1\.1/) },
+    ]);
+    expect(picky.messages.map((x) => x.rcptTo)).toEqual([["still-here@picky.example"]]);
+    const [gone] = await t.db.db.select().from(contact).where(eq(contact.email, "gone@picky.example"));
+    expect(gone!.undeliverable).toBe(true);
+    expect(gone!.undeliverableReason).toMatch(/^550 /);
+    const events = await eventsOf(t, m.conversationId);
+    const sentEvent = events.find((e) => e.type === "message.sent");
+    expect(sentEvent!.payload).toMatchObject({ accepted: ["still-here@picky.example"] });
+    const rejected = events.filter((e) => e.type === "message.recipients_rejected");
+    expect(rejected.map((e) => e.payload)).toEqual([
+      {
+        messageId: id,
+        recipients: [{ address: "Gone@picky.example", responseCode: 550, reason: expect.any(String) }],
+        markedUndeliverable: ["Gone@picky.example"],
+      },
+    ]);
+    // The API shows the refusal on the message.
+    const q = await t.ok(
+      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { id failedRecipients { address responseCode reason } } } } }`,
+      { id: encodeId("Conversation", m.conversationId) },
+      supervisor.key,
+    );
+    const shown = q.node.messages.find((x: { id: string }) => x.id === encodeId("Message", id));
+    expect(shown.failedRecipients).toEqual([
+      { address: "Gone@picky.example", responseCode: 550, reason: expect.stringMatching(/5\.1\.1/) },
+    ]);
   });
 
   it("a delivery report marks the reply BOUNCED and a 5.x.x contact undeliverable, without a conversation", async () => {

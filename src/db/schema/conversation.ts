@@ -21,7 +21,7 @@ import type {
   OutboundStatus,
   WorkState,
 } from "../../engine/domain.js";
-import { emailAddress, mailAccount, queue } from "./channel.js";
+import { autoReplyTemplate, emailAddress, mailAccount, queue } from "./channel.js";
 import { emptyTextArray, emptyUuidArray, id, timestamps, tstz } from "./common.js";
 import { tenant, user } from "./tenancy.js";
 
@@ -37,6 +37,14 @@ export const xid8 = customType<{ data: string; driverData: string }>({
 export const bytea = customType<{ data: Buffer; driverData: Buffer }>({
   dataType: () => "bytea",
 });
+
+/** One recipient of an outbound message refused by the relay (RFC 5321 §4.2 reply). */
+export interface RecipientFailure {
+  address: string;
+  /** SMTP reply code (5yz permanent, 4yz temporary), null when unknown. */
+  responseCode: number | null;
+  reason: string;
+}
 
 export interface MailboxAddress {
   address: string;
@@ -190,6 +198,8 @@ export const message = pgTable(
     outboundStatus: text("outbound_status").$type<OutboundStatus>(),
     outboundError: text("outbound_error"),
     sendAttempts: integer("send_attempts").notNull().default(0),
+    /** Recipients the relay refused at send time (RCPT TO reply), with its reply. */
+    failedRecipients: jsonb("failed_recipients").$type<RecipientFailure[]>().notNull().default([]),
     sentAt: tstz("sent_at"),
     /** The address (point of contact) it came in on / goes out from. */
     addressId: uuid("address_id").references(() => emailAddress.id, { onDelete: "set null" }),
@@ -230,6 +240,36 @@ export const attachment = pgTable(
     ...timestamps(),
   },
   (t) => [index("attachment_message_idx").on(t.messageId)],
+);
+
+/**
+ * Files an auto-reply template carries (SPEC §9): up to 10 inline images (referenced from
+ * its HTML as `cid:<contentId>`) and 10 attachments, 25 MB in total, of the allowed types.
+ * Replaced as a whole when the template's attachments are updated.
+ */
+export const autoReplyAttachment = pgTable(
+  "auto_reply_attachment",
+  {
+    id: id(),
+    tenantId: uuid("tenant_id")
+      .notNull()
+      .references(() => tenant.id, { onDelete: "cascade" }),
+    templateId: uuid("template_id")
+      .notNull()
+      .references(() => autoReplyTemplate.id, { onDelete: "cascade" }),
+    /** Order in the template's list (and in the sent mail). */
+    position: integer("position").notNull(),
+    filename: text("filename").notNull(),
+    contentType: text("content_type").notNull(),
+    sizeBytes: integer("size_bytes").notNull(),
+    /** Set for inline images: the HTML refers to `cid:<contentId>`. */
+    contentId: text("content_id"),
+    inline: boolean("inline").notNull().default(false),
+    sha256: text("sha256").notNull(),
+    data: bytea("data").notNull(),
+    ...timestamps(),
+  },
+  (t) => [uniqueIndex("auto_reply_attachment_position_uq").on(t.templateId, t.position)],
 );
 
 /** Mail that was not turned into a message (oversize, unparseable, dropped): never silently lost. */

@@ -1,8 +1,16 @@
-import { and, asc, eq, ilike, isNull, sql } from "drizzle-orm";
-import { autoReplyTemplate, brandedTemplate, cannedResponse } from "../../db/schema/index.js";
+import { createHash } from "node:crypto";
+import { and, asc, eq, getTableColumns, ilike, inArray, isNull, sql } from "drizzle-orm";
+import type { Db, Tx } from "../../db/client.js";
+import {
+  autoReplyAttachment,
+  autoReplyTemplate,
+  brandedTemplate,
+  cannedResponse,
+} from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { AUTO_REPLY_TAGS } from "../domain.js";
 import { NotFoundError, Problems } from "../errors.js";
+import { checkAutoReplyAttachments } from "../outbound/auto-reply.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import {
   checkAtTags,
@@ -182,6 +190,89 @@ export interface AutoReplyTemplateInput {
   subject?: string | null;
   text?: string;
   html?: string | null;
+  /** Replaces the template's files when given ([] removes them all); omitted = unchanged. */
+  attachments?: readonly AutoReplyAttachmentInput[] | null;
+}
+
+export interface AutoReplyAttachmentInput {
+  filename: string;
+  contentType: string;
+  /** The bytes, base64 (as GraphQL carries them). */
+  contentBase64: string;
+  /** Inline images: the Content-ID the HTML refers to as `cid:<contentId>`. */
+  contentId?: string | null;
+  inline?: boolean | null;
+}
+
+export type AutoReplyAttachmentMeta = Omit<typeof autoReplyAttachment.$inferSelect, "data">;
+
+const BASE64_RE = /^[A-Za-z0-9+/\r\n]*={0,2}\s*$/;
+/** RFC 2392 Content-ID (id-left "@" id-right or a plain token): printable, no <, >, space. */
+const CONTENT_ID_RE = /^[\x21-\x3b\x3d\x3f-\x7e]{1,250}$/;
+/** Decoding stops here before the per-type limits are checked: 10 + 10 files is the most. */
+const MAX_TEMPLATE_FILES = 20;
+
+interface DecodedFile {
+  filename: string;
+  contentType: string;
+  content: Buffer;
+  contentId: string | null;
+  inline: boolean;
+}
+
+/**
+ * Checks a template's files (SPEC §9: 10 inline images, 10 attachments, 25 MB in total,
+ * allowed types — the rules in outbound/auto-reply.ts), adding every problem to `p`.
+ * Returns the decoded files when there were none.
+ */
+function checkTemplateFiles(p: Problems, list: readonly AutoReplyAttachmentInput[]): DecodedFile[] {
+  if (list.length > MAX_TEMPLATE_FILES) {
+    p.add("attachments", `at most ${MAX_TEMPLATE_FILES} files (10 inline images and 10 attachments)`);
+    return [];
+  }
+  const files: DecodedFile[] = [];
+  const cids = new Set<string>();
+  list.forEach((a, i) => {
+    const field = `attachments[${i}]`;
+    const name = a.filename.trim();
+    p.check(
+      name !== "" && name.length <= 255 && !/[\p{Cc}]/u.test(name),
+      `${field}.filename`,
+      "1–255 characters, no control characters",
+    );
+    if (!BASE64_RE.test(a.contentBase64)) {
+      p.add(`${field}.contentBase64`, "must be base64");
+      return;
+    }
+    const inline = a.inline === true;
+    const cid = a.contentId?.trim().replace(/^<|>$/g, "") || null;
+    if (inline) {
+      if (!cid || !CONTENT_ID_RE.test(cid)) {
+        p.add(`${field}.contentId`, "an inline image needs a Content-ID (printable, no spaces or <>)");
+      } else if (cids.has(cid)) {
+        p.add(`${field}.contentId`, "Content-IDs must be unique within the template");
+      } else cids.add(cid);
+    }
+    files.push({
+      filename: name,
+      contentType: a.contentType.trim().toLowerCase(),
+      content: Buffer.from(a.contentBase64, "base64"),
+      contentId: inline ? cid : null,
+      inline,
+    });
+  });
+  for (const e of checkAutoReplyAttachments(
+    files.map((f) => ({
+      filename: f.filename,
+      contentType: f.contentType,
+      size: f.content.length,
+      inline: f.inline,
+      head: f.content.subarray(0, 8),
+    })),
+  )) {
+    p.add(e.field, `${e.code}: ${e.message}`);
+  }
+  return files;
 }
 
 /** Unknown `@{…}` tags are rejected on save, so a typo never reaches a customer verbatim. */
@@ -195,6 +286,7 @@ function prepareAutoReply(input: AutoReplyTemplateInput, creating: boolean) {
   checkAtTags(p, "subject", input.subject, AUTO_REPLY_TAGS);
   checkAtTags(p, "text", input.text, AUTO_REPLY_TAGS);
   checkAtTags(p, "html", input.html, AUTO_REPLY_TAGS);
+  if (input.attachments) checkTemplateFiles(p, input.attachments);
   p.throwIfAny();
   return {
     ...(input.name !== undefined ? { name: input.name.trim() } : {}),
@@ -221,6 +313,78 @@ export const archiveCannedResponse = canned.archive;
 const autoReply = namedContent(autoReplyTemplate, "AutoReplyTemplate", prepareAutoReply);
 export const listAutoReplyTemplates = autoReply.list;
 export const getAutoReplyTemplate = autoReply.get;
-export const createAutoReplyTemplate = autoReply.create;
-export const updateAutoReplyTemplate = autoReply.update;
 export const archiveAutoReplyTemplate = autoReply.archive;
+
+/** The template's files replaced as a whole (position = order given), in the caller's transaction. */
+async function replaceTemplateFiles(
+  tx: Tx,
+  tenantId: string,
+  templateId: string,
+  list: readonly AutoReplyAttachmentInput[],
+): Promise<void> {
+  // Validated by prepareAutoReply already; decoding again keeps that function pure.
+  const files = checkTemplateFiles(new Problems(), list);
+  await tx.delete(autoReplyAttachment).where(eq(autoReplyAttachment.templateId, templateId));
+  if (files.length === 0) return;
+  await tx.insert(autoReplyAttachment).values(
+    files.map((f, position) => ({
+      tenantId,
+      templateId,
+      position,
+      filename: f.filename,
+      contentType: f.contentType,
+      sizeBytes: f.content.length,
+      contentId: f.contentId,
+      inline: f.inline,
+      sha256: createHash("sha256").update(f.content).digest("hex"),
+      data: f.content,
+    })),
+  );
+}
+
+/** Creates a template with its files (one transaction). ADMIN. */
+export async function createAutoReplyTemplate(
+  ctx: EngineContext,
+  viewer: Viewer,
+  input: AutoReplyTemplateInput,
+): Promise<AutoReplyTemplate> {
+  return ctx.db.transaction(async (tx) => {
+    const row = await autoReply.create({ ...ctx, db: tx as unknown as Db }, viewer, input);
+    if (input.attachments) await replaceTemplateFiles(tx, viewer.tenantId, row.id, input.attachments);
+    return row;
+  });
+}
+
+/** Changes the given fields; `attachments`, when given, replaces the files. ADMIN. */
+export async function updateAutoReplyTemplate(
+  ctx: EngineContext,
+  viewer: Viewer,
+  id: string,
+  input: AutoReplyTemplateInput,
+): Promise<AutoReplyTemplate> {
+  return ctx.db.transaction(async (tx) => {
+    const row = await autoReply.update({ ...ctx, db: tx as unknown as Db }, viewer, id, input);
+    if (input.attachments) await replaceTemplateFiles(tx, viewer.tenantId, row.id, input.attachments);
+    return row;
+  });
+}
+
+/** File metadata (no bytes) of templates the caller already resolved, batched, in template order. */
+export async function autoReplyAttachmentsOf(
+  ctx: EngineContext,
+  tenantId: string,
+  templateIds: readonly string[],
+): Promise<AutoReplyAttachmentMeta[][]> {
+  const { data: _data, ...columns } = getTableColumns(autoReplyAttachment);
+  const rows = await ctx.db
+    .select(columns)
+    .from(autoReplyAttachment)
+    .where(
+      and(
+        eq(autoReplyAttachment.tenantId, tenantId),
+        inArray(autoReplyAttachment.templateId, [...templateIds]),
+      ),
+    )
+    .orderBy(asc(autoReplyAttachment.position));
+  return templateIds.map((id) => rows.filter((r) => r.templateId === id));
+}

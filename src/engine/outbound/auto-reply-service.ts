@@ -1,6 +1,7 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import type { Tx } from "../../db/client.js";
 import {
+  autoReplyAttachment,
   autoReplyTemplate,
   businessCalendar,
   contact,
@@ -25,7 +26,13 @@ import {
   shouldAutoReply,
 } from "./auto-reply.js";
 import { compose } from "./compose.js";
-import { AUTO_REPLY_QUEUE, loadSendingAddress, messageIdDomainOf, queueOutbound } from "./store.js";
+import {
+  AUTO_REPLY_QUEUE,
+  loadSendingAddress,
+  messageIdDomainOf,
+  queueOutbound,
+  SEND_MESSAGE_QUEUE,
+} from "./store.js";
 
 /**
  * Auto-replies (SPEC §9) around the pure rules of auto-reply.ts. Ingest decides the
@@ -35,6 +42,9 @@ import { AUTO_REPLY_QUEUE, loadSendingAddress, messageIdDomainOf, queueOutbound 
  * rate limit counted under an advisory lock), renders the template and queues the reply
  * for the ordinary send job. Every suppression is an `auto_reply.suppressed` event.
  */
+
+/** 25 MB of template files base64-encoded (4/3, CRLF every 76 characters) plus the body. */
+const AUTO_REPLY_MAX_MESSAGE_BYTES = 36 * 1024 * 1024;
 
 export interface AutoReplyJobData {
   tenantId: string;
@@ -245,6 +255,19 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
       now: m.receivedAt,
       timeZone: t.timeZone,
     };
+    // The template's files (SPEC §9), in their order; inline images keep their Content-ID
+    // so the HTML's cid: references resolve.
+    const files = await tx
+      .select({
+        filename: autoReplyAttachment.filename,
+        contentType: autoReplyAttachment.contentType,
+        content: autoReplyAttachment.data,
+        contentId: autoReplyAttachment.contentId,
+        inline: autoReplyAttachment.inline,
+      })
+      .from(autoReplyAttachment)
+      .where(and(eq(autoReplyAttachment.templateId, tpl.id), eq(autoReplyAttachment.tenantId, t.id)))
+      .orderBy(asc(autoReplyAttachment.position));
     let mail: ReturnType<typeof compose>;
     try {
       mail = compose({
@@ -276,6 +299,10 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
         },
         // Always to the sender that loop protection checked, never to a Reply-To.
         recipients: { to: [{ address: sender, name: m.from?.name ?? "" }] },
+        attachments: files,
+        // The template's files may total 25 MB (checked on save); base64 makes that about
+        // 34 MB on the wire, so the message limit allows for the encoding.
+        limits: { maxBytes: AUTO_REPLY_MAX_MESSAGE_BYTES },
         messageIdDomain: messageIdDomainOf(t),
         now,
         timeZone: t.timeZone,
@@ -305,5 +332,6 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
     return { status: "queued", outboundMessageId: queued.id };
   });
   ctx.hub.wake();
+  if (out.status === "queued") ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
   return out;
 }

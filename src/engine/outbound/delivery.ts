@@ -1,16 +1,18 @@
 import { and, eq, inArray, or, sql } from "drizzle-orm";
+import type { Tx } from "../../db/client.js";
 import {
   contact,
   conversation,
   emailAddress,
   mailAccount,
   message,
+  type RecipientFailure,
   rawMessage,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import type { ComposedMail } from "./compose.js";
-import type { SendFailure, SmtpSettings } from "./sender.js";
+import type { RecipientRejection, SendFailure, SendResult, SendSuccess, SmtpSettings } from "./sender.js";
 import type { SendJobData } from "./store.js";
 
 /**
@@ -30,22 +32,80 @@ import type { SendJobData } from "./store.js";
 
 export type DeliveryOutcome = "sent" | "failed" | "retry" | "skipped";
 
+export interface DeliveryResult {
+  outcome: DeliveryOutcome;
+  error?: string;
+}
+
+export interface DeliveryJob {
+  data: SendJobData;
+  /** pg-boss will not retry this job again: a transient failure is final now. */
+  finalAttempt: boolean;
+}
+
 /** Longer than the SMTP socket timeout (60 s) plus the pool's queueing: a live send is never stolen. */
 const STALE_SENDING = "10 minutes";
 
+type Claimed = Pick<
+  typeof message.$inferSelect,
+  | "id"
+  | "tenantId"
+  | "conversationId"
+  | "messageIdHeader"
+  | "from"
+  | "to"
+  | "cc"
+  | "bcc"
+  | "sendAttempts"
+  | "isAutoReply"
+  | "accountId"
+>;
+
+const claimedColumns = {
+  id: message.id,
+  tenantId: message.tenantId,
+  conversationId: message.conversationId,
+  messageIdHeader: message.messageIdHeader,
+  from: message.from,
+  to: message.to,
+  cc: message.cc,
+  bcc: message.bcc,
+  sendAttempts: message.sendAttempts,
+  isAutoReply: message.isAutoReply,
+  accountId: message.accountId,
+};
+
+/** Delivers one message (see `deliverBatch`). */
 export async function deliverMessage(
   ctx: EngineContext,
   data: SendJobData,
   opts: { finalAttempt: boolean },
-): Promise<{ outcome: DeliveryOutcome; error?: string }> {
+): Promise<DeliveryResult> {
+  const [r] = await deliverBatch(ctx, [{ data, finalAttempt: opts.finalAttempt }]);
+  return r!;
+}
+
+/**
+ * Delivers a batch of send jobs: one claim for all, one read of what they need, the SMTP
+ * exchanges concurrently over the pooled transport, then the successes recorded in one
+ * transaction. Failures are recorded one by one (rare). Results in the order of `jobs`.
+ */
+export async function deliverBatch(
+  ctx: EngineContext,
+  jobs: readonly DeliveryJob[],
+): Promise<DeliveryResult[]> {
   if (!ctx.mail) throw new Error("no outbound transport configured");
-  const [claimed] = await ctx.db
+  const mail = ctx.mail;
+  if (jobs.length === 0) return [];
+  const byTenant = new Map<string, string[]>();
+  for (const j of jobs)
+    byTenant.set(j.data.tenantId, [...(byTenant.get(j.data.tenantId) ?? []), j.data.messageId]);
+  const claimedRows = await ctx.db
     .update(message)
     .set({ outboundStatus: "SENDING", sendAttempts: sql`${message.sendAttempts} + 1` })
     .where(
       and(
-        eq(message.id, data.messageId),
-        eq(message.tenantId, data.tenantId),
+        or(...[...byTenant].map(([t, ids]) => and(eq(message.tenantId, t), inArray(message.id, ids)))),
         eq(message.direction, "OUTBOUND"),
         or(
           eq(message.outboundStatus, "QUEUED"),
@@ -56,96 +116,203 @@ export async function deliverMessage(
         ),
       ),
     )
-    .returning();
-  if (!claimed) return { outcome: "skipped" };
+    .returning(claimedColumns);
+  const claimed = new Map<string, Claimed>(claimedRows.map((m) => [m.id, m]));
+  const results = new Map<string, DeliveryResult>();
+  if (claimed.size === 0) return jobs.map(() => ({ outcome: "skipped" }));
 
-  const [row] = await ctx.db
-    .select({ account: mailAccount, forceTls: emailAddress.forceTls, raw: rawMessage.data })
+  const rows = await ctx.db
+    .select({
+      id: message.id,
+      account: mailAccount,
+      forceTls: emailAddress.forceTls,
+      raw: rawMessage.data,
+      queueId: conversation.queueId,
+    })
     .from(message)
+    .innerJoin(conversation, eq(conversation.id, message.conversationId))
     .leftJoin(mailAccount, eq(mailAccount.id, message.accountId))
     .leftJoin(emailAddress, eq(emailAddress.id, message.addressId))
     .leftJoin(rawMessage, eq(rawMessage.id, message.rawMessageId))
-    .where(eq(message.id, claimed.id));
-  const account = row?.account;
-  if (!row?.raw || !account?.smtpHost || !account.smtpPort) {
-    await recordFailure(ctx, claimed, "configuration: no raw message or no SMTP account", false);
-    return { outcome: "failed", error: "configuration" };
-  }
-  const settings: SmtpSettings = {
-    host: account.smtpHost,
-    port: account.smtpPort,
-    tlsMode: account.smtpTlsMode,
-    user: account.smtpUser,
-    password: account.smtpPasswordEnc ? ctx.secrets.decrypt(account.smtpPasswordEnc) : null,
-  };
-  // The raw bytes carry every header; the envelope comes from the stored recipients.
-  const envelopeMail = {
-    messageId: `<${claimed.messageIdHeader}>`,
-    from: claimed.from ?? { address: "", name: "" },
-    to: claimed.to,
-    cc: claimed.cc,
-    bcc: claimed.bcc,
-  } as unknown as ComposedMail;
-  const result = await ctx.mail.sender.send(settings, envelopeMail, {
-    raw: row.raw,
-    forceTls: row.forceTls ?? false,
-  });
+    .where(inArray(message.id, [...claimed.keys()]));
+  const details = new Map(rows.map((r) => [r.id, r]));
+  const finalById = new Map(jobs.map((j) => [j.data.messageId, j.finalAttempt]));
 
-  if (result.ok) {
-    const now = ctx.clock.now();
-    await ctx.db.transaction(async (tx) => {
-      await tx
-        .update(message)
-        .set({ outboundStatus: "SENT", sentAt: now, outboundError: null })
-        .where(eq(message.id, claimed.id));
-      const [c] = await tx
-        .select({ queueId: conversation.queueId })
-        .from(conversation)
-        .where(eq(conversation.id, claimed.conversationId));
-      const base = {
-        tenantId: claimed.tenantId,
-        conversationId: claimed.conversationId,
-        queueId: c?.queueId,
-      };
-      const events: NewEvent[] = [
-        {
-          ...base,
-          type: "message.sent",
-          occurredAt: now,
-          payload: {
-            messageId: claimed.id,
-            attempts: claimed.sendAttempts,
-            accepted: result.accepted,
-            rejected: result.rejected,
-            response: result.response.slice(0, 300),
-          },
+  const sent: { m: Claimed; queueId: string | null; result: SendSuccess }[] = [];
+  await Promise.all(
+    [...claimed.values()].map(async (m) => {
+      const row = details.get(m.id);
+      const account = row?.account;
+      if (!row?.raw || !account?.smtpHost || !account.smtpPort) {
+        await recordFailure(ctx, m, "configuration: no raw message or no SMTP account", false);
+        results.set(m.id, { outcome: "failed", error: "configuration" });
+        return;
+      }
+      // The raw bytes carry every header; the envelope comes from the stored recipients.
+      const envelopeMail = {
+        messageId: `<${m.messageIdHeader}>`,
+        from: m.from ?? { address: "", name: "" },
+        to: m.to,
+        cc: m.cc,
+        bcc: m.bcc,
+      } as unknown as ComposedMail;
+      let result: SendResult;
+      try {
+        const settings: SmtpSettings = {
+          host: account.smtpHost,
+          port: account.smtpPort,
+          tlsMode: account.smtpTlsMode,
+          user: account.smtpUser,
+          password: account.smtpPasswordEnc ? ctx.secrets.decrypt(account.smtpPasswordEnc) : null,
+        };
+        result = await mail.sender.send(settings, envelopeMail, {
+          raw: row.raw,
+          forceTls: row.forceTls ?? false,
+        });
+      } catch (err) {
+        // Nothing was handed to the relay (the sender reports SMTP outcomes as results):
+        // this message is retried on its own, the rest of the batch is still recorded.
+        const message = err instanceof Error ? err.message : String(err);
+        result = {
+          ok: false,
+          kind: "transient",
+          permanent: false,
+          code: null,
+          responseCode: null,
+          response: null,
+          message,
+        };
+      }
+      if (result.ok) {
+        sent.push({ m, queueId: row.queueId, result });
+        results.set(m.id, { outcome: "sent" });
+        return;
+      }
+      const reason = describe(result);
+      if (!result.permanent && !finalById.get(m.id)) {
+        // Back in the queue with the reason visible; pg-boss retries the job with backoff.
+        await ctx.db
+          .update(message)
+          .set({ outboundStatus: "QUEUED", outboundError: reason })
+          .where(and(eq(message.id, m.id), eq(message.outboundStatus, "SENDING")));
+        results.set(m.id, { outcome: "retry", error: reason });
+        return;
+      }
+      await recordFailure(ctx, m, reason, result.kind === "tls_required", result);
+      results.set(m.id, { outcome: "failed", error: reason });
+    }),
+  );
+  if (sent.length > 0) await recordSent(ctx, sent);
+  return jobs.map((j) => results.get(j.data.messageId) ?? { outcome: "skipped" });
+}
+
+/** Permanent (5yz) refusals of single recipients; 4yz ones are reported, not held against the address. */
+function permanentRejections(list: readonly RecipientRejection[] | undefined): RecipientRejection[] {
+  return (list ?? []).filter((r) => r.responseCode !== null && r.responseCode >= 500 && r.address !== "");
+}
+
+function asFailures(list: readonly RecipientRejection[] | undefined): RecipientFailure[] {
+  return (list ?? []).map((r) => ({ address: r.address, responseCode: r.responseCode, reason: r.response }));
+}
+
+/**
+ * The relay refused these recipients for good at RCPT TO: their contacts' addresses are
+ * undeliverable, as after a permanent bounce (the RCPT reply is the same verdict, only
+ * earlier), with an event per message naming them.
+ */
+async function markRejectedRecipients(
+  tx: Tx,
+  m: Claimed,
+  queueId: string | null,
+  rejected: readonly RecipientRejection[],
+  now: Date,
+): Promise<NewEvent[]> {
+  const permanent = permanentRejections(rejected);
+  for (const r of permanent) {
+    await tx
+      .update(contact)
+      .set({ undeliverable: true, undeliverableReason: `${r.responseCode} ${r.response}`.slice(0, 500) })
+      .where(and(eq(contact.tenantId, m.tenantId), eq(contact.email, r.address.toLowerCase())));
+  }
+  if (rejected.length === 0) return [];
+  return [
+    {
+      tenantId: m.tenantId,
+      conversationId: m.conversationId,
+      queueId,
+      type: "message.recipients_rejected",
+      occurredAt: now,
+      payload: {
+        messageId: m.id,
+        recipients: asFailures(rejected),
+        markedUndeliverable: permanent.map((r) => r.address),
+      },
+    },
+  ];
+}
+
+/** SENT for every success of a batch, in one transaction: one UPDATE, one multi-row event insert. */
+async function recordSent(
+  ctx: EngineContext,
+  sent: readonly { m: Claimed; queueId: string | null; result: SendSuccess }[],
+): Promise<void> {
+  const now = ctx.clock.now();
+  await ctx.db.transaction(async (tx) => {
+    const events: NewEvent[] = [];
+    const plain = sent.filter((s) => s.result.rejectedRecipients.length === 0).map((s) => s.m.id);
+    const partial = sent.filter((s) => s.result.rejectedRecipients.length > 0);
+    const writes: Promise<unknown>[] = [];
+    if (plain.length > 0) {
+      writes.push(
+        tx
+          .update(message)
+          .set({ outboundStatus: "SENT", sentAt: now, outboundError: null })
+          .where(inArray(message.id, plain)),
+      );
+    }
+    for (const { m, result } of partial) {
+      writes.push(
+        tx
+          .update(message)
+          .set({
+            outboundStatus: "SENT",
+            sentAt: now,
+            outboundError: null,
+            failedRecipients: asFailures(result.rejectedRecipients),
+          })
+          .where(eq(message.id, m.id)),
+      );
+    }
+    for (const { m, queueId, result } of sent) {
+      const base = { tenantId: m.tenantId, conversationId: m.conversationId, queueId };
+      events.push({
+        ...base,
+        type: "message.sent",
+        occurredAt: now,
+        payload: {
+          messageId: m.id,
+          attempts: m.sendAttempts,
+          accepted: result.accepted,
+          rejected: result.rejected,
+          response: result.response.slice(0, 300),
         },
-      ];
-      if (claimed.isAutoReply) {
+      });
+      if (m.isAutoReply) {
         events.push({
           ...base,
           type: "auto_reply.sent",
           occurredAt: now,
-          payload: { messageId: claimed.id, to: claimed.to.map((a) => a.address) },
+          payload: { messageId: m.id, to: m.to.map((a) => a.address) },
         });
       }
-      await appendEvents(tx, events);
-    });
-    ctx.hub.wake();
-    return { outcome: "sent" };
-  }
-
-  const reason = describe(result);
-  if (!result.permanent && !opts.finalAttempt) {
-    // Back in the queue with the reason visible; pg-boss retries the job with backoff.
-    await ctx.db
-      .update(message)
-      .set({ outboundStatus: "QUEUED", outboundError: reason })
-      .where(and(eq(message.id, claimed.id), eq(message.outboundStatus, "SENDING")));
-    return { outcome: "retry", error: reason };
-  }
-  await recordFailure(ctx, claimed, reason, result.kind === "tls_required", result);
-  return { outcome: "failed", error: reason };
+      if (result.rejectedRecipients.length > 0) {
+        events.push(...(await markRejectedRecipients(tx, m, queueId, result.rejectedRecipients, now)));
+      }
+    }
+    writes.push(appendEvents(tx, events));
+    await Promise.all(writes);
+  });
+  ctx.hub.wake();
 }
 
 function describe(f: SendFailure): string {
@@ -162,7 +329,7 @@ function describe(f: SendFailure): string {
  */
 async function recordFailure(
   ctx: EngineContext,
-  m: typeof message.$inferSelect,
+  m: Claimed,
   reason: string,
   markRecipients: boolean,
   failure?: SendFailure,
@@ -171,7 +338,11 @@ async function recordFailure(
   await ctx.db.transaction(async (tx) => {
     await tx
       .update(message)
-      .set({ outboundStatus: "FAILED", outboundError: reason })
+      .set({
+        outboundStatus: "FAILED",
+        outboundError: reason,
+        failedRecipients: asFailures(failure?.rejectedRecipients),
+      })
       .where(eq(message.id, m.id));
     const recipients = [...m.to, ...m.cc].map((a) => a.address.toLowerCase());
     if (markRecipients && recipients.length > 0) {
@@ -190,7 +361,11 @@ async function recordFailure(
       .select({ queueId: conversation.queueId })
       .from(conversation)
       .where(eq(conversation.id, m.conversationId));
+    const rejectedEvents = failure?.rejectedRecipients
+      ? await markRejectedRecipients(tx, m, c?.queueId ?? null, failure.rejectedRecipients, now)
+      : [];
     await appendEvents(tx, [
+      ...rejectedEvents,
       {
         tenantId: m.tenantId,
         type: "message.failed",

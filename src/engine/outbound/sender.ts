@@ -31,12 +31,21 @@ export interface SendOptions {
 export const SEND_FAILURE_KINDS = ["transient", "permanent", "auth", "tls_required"] as const;
 export type SendFailureKind = (typeof SEND_FAILURE_KINDS)[number];
 
+/** A recipient the server refused with its RCPT TO reply (RFC 5321 §4.2). */
+export interface RecipientRejection {
+  address: string;
+  responseCode: number | null;
+  response: string;
+}
+
 export interface SendSuccess {
   ok: true;
   messageId: string;
   response: string;
   accepted: string[];
   rejected: string[];
+  /** Recipients refused while the others were accepted (the mail went to the others). */
+  rejectedRecipients: RecipientRejection[];
 }
 
 export interface SendFailure {
@@ -51,6 +60,8 @@ export interface SendFailure {
   /** The server's reply text, when there was one. */
   response: string | null;
   message: string;
+  /** When every recipient was refused: each one's reply. */
+  rejectedRecipients?: RecipientRejection[];
 }
 
 export type SendResult = SendSuccess | SendFailure;

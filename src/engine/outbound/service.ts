@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, ne, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, ne, type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../../db/client.js";
 import {
   contact,
@@ -11,10 +11,11 @@ import {
   user,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
-import { getConversation } from "../conversations.js";
+import { getConversation, visibility } from "../conversations.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents } from "../events.js";
-import { startCustomerResponseCountdown } from "../routing/actions.js";
+import { assignStartedConversation, startCustomerResponseCountdown } from "../routing/actions.js";
+import { lockTenantRouting } from "../routing/service.js";
 import { recordAgentReplySla } from "../sla.js";
 import { requirePermission, requireRole, type Viewer } from "../viewer.js";
 import type { MailAddressInput } from "./address.js";
@@ -28,10 +29,10 @@ import {
 import { htmlToText, sanitizeContentHtml } from "./html.js";
 import {
   asValidationError,
-  hasAgentOutbound,
   loadSendingAddress,
   messageIdDomainOf,
   queueOutbound,
+  SEND_MESSAGE_QUEUE,
   scheduleSend,
 } from "./store.js";
 
@@ -104,7 +105,26 @@ function decodeAttachments(list: readonly OutboundAttachmentInput[] | null | und
 /** PostgreSQL text cannot hold NUL, and no mail body needs one. */
 const noNul = (s: string | null | undefined) => (s == null ? s : s.replace(/\u0000/g, ""));
 
-function toPrevious(m: Message): PreviousMessage {
+/** What composing needs of the conversation's earlier messages (not headers, raw ids …). */
+const historyColumns = {
+  id: message.id,
+  direction: message.direction,
+  isAutoReply: message.isAutoReply,
+  messageIdHeader: message.messageIdHeader,
+  references: message.references,
+  from: message.from,
+  replyTo: message.replyTo,
+  to: message.to,
+  cc: message.cc,
+  dateHeader: message.dateHeader,
+  receivedAt: message.receivedAt,
+  subject: message.subject,
+  text: message.text,
+  html: message.html,
+};
+type HistoryRow = { [K in keyof typeof historyColumns]: Message[K] };
+
+function toPrevious(m: HistoryRow): PreviousMessage {
   return {
     messageId: m.messageIdHeader,
     references: m.references,
@@ -141,27 +161,38 @@ async function loadTenant(tx: Tx, tenantId: string) {
   return t;
 }
 
+async function loadUser(tx: Tx, userId: string) {
+  const [u] = await tx
+    .select({ name: user.name, alias: user.alias, email: user.email })
+    .from(user)
+    .where(eq(user.id, userId));
+  if (!u) throw new NotFoundError("User", userId);
+  return u;
+}
+
+/** The agent's own signature; when there is none, the queue's applies (`queueSignature`). */
+async function ownSignature(tx: Tx, userId: string) {
+  const [own] = await tx
+    .select({ html: signature.html, text: signature.text })
+    .from(signature)
+    .where(and(eq(signature.userId, userId), isNull(signature.archivedAt)));
+  return own ?? null;
+}
+
+async function queueSignature(tx: Tx, queueId: string | null) {
+  if (!queueId) return null;
+  const [q] = await tx
+    .select({ html: signature.html, text: signature.text })
+    .from(queue)
+    .innerJoin(signature, eq(signature.id, queue.signatureId))
+    .where(and(eq(queue.id, queueId), isNull(signature.archivedAt)));
+  return q ?? null;
+}
+
 /** The agent's user row and the signature that applies: the user's own, else the queue's. */
 async function agentAndSignature(tx: Tx, viewer: Viewer, queueId: string | null) {
-  const [u] = await tx.select().from(user).where(eq(user.id, viewer.userId));
-  if (!u) throw new NotFoundError("User", viewer.userId);
-  const [own] = await tx
-    .select()
-    .from(signature)
-    .where(and(eq(signature.userId, u.id), isNull(signature.archivedAt)));
-  let sig = own ?? null;
-  if (!sig && queueId) {
-    const [q] = await tx
-      .select({ s: signature })
-      .from(queue)
-      .innerJoin(signature, eq(signature.id, queue.signatureId))
-      .where(and(eq(queue.id, queueId), isNull(signature.archivedAt)));
-    sig = q?.s ?? null;
-  }
-  return {
-    agent: { name: u.name, alias: u.alias, email: u.email },
-    signature: sig ? { html: sig.html, text: sig.text } : null,
-  };
+  const [agent, own] = await Promise.all([loadUser(tx, viewer.userId), ownSignature(tx, viewer.userId)]);
+  return { agent, signature: own ?? (await queueSignature(tx, queueId)) };
 }
 
 function checkFromAndSubject(
@@ -178,8 +209,13 @@ function checkFromAndSubject(
   }
 }
 
-async function lockConversation(tx: Tx, id: string): Promise<ConversationRow> {
-  const [c] = await tx.select().from(conversation).where(eq(conversation.id, id)).for("update");
+/** Locks the conversation; with `visible`, only when the viewer may see it (else NotFound). */
+async function lockConversation(tx: Tx, id: string, visible?: SQL): Promise<ConversationRow> {
+  const [c] = await tx
+    .select()
+    .from(conversation)
+    .where(and(eq(conversation.id, id), visible))
+    .for("update");
   if (!c) throw new NotFoundError("Conversation", id);
   return c;
 }
@@ -189,16 +225,19 @@ async function lockConversation(tx: Tx, id: string): Promise<ConversationRow> {
  * and starts the queue's customer-response countdown, in the reply's own transaction.
  */
 async function markResponded(tx: Tx, ctx: EngineContext, c: ConversationRow, now: Date): Promise<void> {
-  await tx
-    .update(conversation)
-    .set({
-      lastOutboundAt: now,
-      lastActivityAt: now,
-      firstRespondedAt: c.firstRespondedAt ?? now,
-    })
-    .where(eq(conversation.id, c.id));
-  await recordAgentReplySla(tx, ctx, c.id, now);
-  await startCustomerResponseCountdown(tx, ctx, c.id);
+  // Independent of each other (different columns, their own reads): pipelined.
+  await Promise.all([
+    tx
+      .update(conversation)
+      .set({
+        lastOutboundAt: now,
+        lastActivityAt: now,
+        firstRespondedAt: c.firstRespondedAt ?? now,
+      })
+      .where(eq(conversation.id, c.id)),
+    recordAgentReplySla(tx, ctx, c.id, now),
+    startCustomerResponseCountdown(tx, ctx, c.id),
+  ]);
 }
 
 /**
@@ -213,9 +252,9 @@ export async function replyToConversation(
   opts: { replyAll?: boolean } = {},
 ): Promise<Message> {
   requirePermission(viewer, "REPLY_INBOUND");
-  const visible = await getConversation(ctx, viewer, conversationId);
   const kind: ComposeKind = opts.replyAll ? "REPLY_ALL" : "REPLY";
-  return composeOnConversation(ctx, viewer, visible.id, input, kind);
+  // Visibility is checked where the conversation is locked, in the transaction.
+  return composeOnConversation(ctx, viewer, conversationId, input, kind);
 }
 
 /** Forwards one message of a visible conversation to new recipients (FORWARD permission). */
@@ -250,43 +289,53 @@ async function composeOnConversation(
   kind: ComposeKind,
 ): Promise<Message> {
   const attachments = decodeAttachments(input.attachments);
+  const explicit = (input.to?.length ?? 0) + (input.cc?.length ?? 0) + (input.bcc?.length ?? 0) > 0;
   const result = await ctx.db.transaction(async (tx) => {
-    return inner(tx);
-  });
-  async function inner(tx: Tx) {
-    const c = await lockConversation(tx, conversationId);
-    const t = await loadTenant(tx, viewer.tenantId);
+    // Round trip 1: everything that depends only on the input goes out together —
+    // postgres.js pipelines concurrent queries on the transaction's connection, and
+    // PostgreSQL runs them in order, so the reads after the row lock see the locked row's
+    // committed state. The lock is taken only on a conversation the viewer may see.
+    const [c, t, u, own, all, tenantAddrs] = await Promise.all([
+      lockConversation(tx, conversationId, visibility(viewer)),
+      loadTenant(tx, viewer.tenantId),
+      loadUser(tx, viewer.userId),
+      ownSignature(tx, viewer.userId),
+      tx
+        .select(historyColumns)
+        .from(message)
+        .where(and(eq(message.conversationId, conversationId), ne(message.direction, "NOTE")))
+        .orderBy(asc(message.receivedAt), asc(message.createdAt)),
+      explicit ? Promise.resolve([]) : tenantAddresses(tx, viewer.tenantId),
+    ]);
     let defaultAddressId = c.addressId;
     if (!defaultAddressId && c.queueId) {
       const [q] = await tx.select({ id: queue.defaultAddressId }).from(queue).where(eq(queue.id, c.queueId));
       defaultAddressId = q?.id ?? null;
     }
     checkFromAndSubject(viewer, input, defaultAddressId, kind);
-    const sending = await loadSendingAddress(
-      tx,
-      t.id,
-      input.fromAddressId ?? defaultAddressId,
-      input.fromAddressId ? "fromAddressId" : "conversation.address",
-    );
-    const all = await tx
-      .select()
-      .from(message)
-      .where(and(eq(message.conversationId, c.id), ne(message.direction, "NOTE")))
-      .orderBy(asc(message.receivedAt), asc(message.createdAt));
+    // Round trip 2: what depends on the conversation row.
+    const [sending, queueSig] = await Promise.all([
+      loadSendingAddress(
+        tx,
+        t.id,
+        input.fromAddressId ?? defaultAddressId,
+        input.fromAddressId ? "fromAddressId" : "conversation.address",
+      ),
+      own ? Promise.resolve(null) : queueSignature(tx, c.queueId),
+    ]);
     let upTo = all.length;
     if (input.inReplyToMessageId) {
       const idx = all.findIndex((m) => m.id === input.inReplyToMessageId);
       if (idx < 0) throw new NotFoundError("Message", input.inReplyToMessageId);
       upTo = idx + 1;
     }
-    const { agent, signature: sig } = await agentAndSignature(tx, viewer, c.queueId);
+    const sig = own ?? queueSig;
     const previous = all.slice(0, upTo).map(toPrevious);
-    const explicit = (input.to?.length ?? 0) + (input.cc?.length ?? 0) + (input.bcc?.length ?? 0) > 0;
     // Defaults leave out every address of the tenant, not only this one's From/Reply-To:
     // the customer wrote to support@ while we answer from help@.
     const recipients = explicit
       ? { to: input.to ?? [], cc: input.cc ?? [], bcc: input.bcc ?? [] }
-      : defaultRecipients(kind, previous.at(-1) ?? null, await tenantAddresses(tx, t.id));
+      : defaultRecipients(kind, previous.at(-1) ?? null, tenantAddrs);
     const now = ctx.clock.now();
     let mail: ReturnType<typeof compose>;
     try {
@@ -300,12 +349,13 @@ async function composeOnConversation(
         conversation: {
           ticketNumber: c.ticketNumber,
           subject: c.subject,
-          isFirstReply: !(await hasAgentOutbound(tx, c.id)),
+          // The message list is the whole conversation (notes aside): no second query.
+          isFirstReply: !all.some((m) => m.direction === "OUTBOUND" && !m.isAutoReply),
           messages: previous,
         },
-        agent,
+        agent: { name: u.name, alias: u.alias, email: u.email },
         companyName: t.company || t.name,
-        signature: sig,
+        signature: sig ? { html: sig.html, text: sig.text } : null,
         body: { html: noNul(input.html), text: noNul(input.text) },
         recipients,
         attachments,
@@ -318,21 +368,25 @@ async function composeOnConversation(
     } catch (err) {
       asValidationError(err);
     }
-    const m = await queueOutbound(tx, ctx, {
-      tenantId: t.id,
-      conversationId: c.id,
-      queueId: c.queueId,
-      address: sending.address,
-      account: sending.account,
-      mail,
-      kind,
-      authorId: viewer.userId,
-      isAutoReply: false,
-    });
-    await markResponded(tx, ctx, c, now);
+    // Round trip 3: every write, pipelined (queueOutbound orders its dependent inserts).
+    const [m] = await Promise.all([
+      queueOutbound(tx, ctx, {
+        tenantId: t.id,
+        conversationId: c.id,
+        queueId: c.queueId,
+        address: sending.address,
+        account: sending.account,
+        mail,
+        kind,
+        authorId: viewer.userId,
+        isAutoReply: false,
+      }),
+      markResponded(tx, ctx, c, now),
+    ]);
     return m;
-  }
+  });
   ctx.hub.wake();
+  ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
   return result;
 }
 
@@ -353,6 +407,10 @@ export async function startConversation(
     .check(input.subject.trim() !== "", "subject", "must not be empty")
     .throwIfAny();
   const result = await ctx.db.transaction(async (tx) => {
+    // The new conversation is assigned to its author below, under the tenant routing lock;
+    // taking it first keeps the lock order of a routing pass (routing lock, then rows such
+    // as the contact), so the two cannot deadlock.
+    await lockTenantRouting(tx, viewer.tenantId);
     const t = await loadTenant(tx, viewer.tenantId);
     const sending = await loadSendingAddress(tx, t.id, input.fromAddressId, "fromAddressId");
     const queueId = input.queueId ?? sending.address.queueId;
@@ -409,7 +467,8 @@ export async function startConversation(
         tenantId: t.id,
         ticketNumber,
         subject: input.subject.replace(/[\p{Cc}\u2028\u2029]/gu, " ").slice(0, 998),
-        // The agent who writes it works it: no queue wait for their own outbound.
+        // The agent who writes it works it: no queue wait for their own outbound; it is
+        // assigned to them below, in this transaction.
         status: "ACTIVE",
         contactId: ct!.id,
         addressId: sending.address.id,
@@ -434,7 +493,7 @@ export async function startConversation(
         payload: { ticketNumber, addressId: sending.address.id, outbound: true },
       },
     ]);
-    return queueOutbound(tx, ctx, {
+    const m = await queueOutbound(tx, ctx, {
       tenantId: t.id,
       conversationId: c!.id,
       queueId,
@@ -445,8 +504,14 @@ export async function startConversation(
       authorId: viewer.userId,
       isAutoReply: false,
     });
+    // In the author's working set (routing's own assignment rules), and the queue's
+    // customer-response countdown runs as after any agent mail.
+    await assignStartedConversation(tx, ctx, t.id, c!.id, viewer.userId);
+    await startCustomerResponseCountdown(tx, ctx, c!.id);
+    return m;
   });
   ctx.hub.wake();
+  ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
   return result;
 }
 
@@ -527,5 +592,6 @@ export async function retryMessage(ctx: EngineContext, viewer: Viewer, messageId
     return row;
   });
   ctx.hub.wake();
+  ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
   return result;
 }

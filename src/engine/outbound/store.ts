@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { createHash, randomUUID } from "node:crypto";
+import { and, eq, isNull } from "drizzle-orm";
 import type { Tx } from "../../db/client.js";
 import {
   attachment,
@@ -118,19 +118,6 @@ export function asValidationError(err: unknown): never {
   throw err;
 }
 
-export async function storeRawBytes(tx: Tx, tenantId: string, raw: Buffer): Promise<string> {
-  const [row] = await tx
-    .insert(rawMessage)
-    .values({
-      tenantId,
-      sha256: createHash("sha256").update(raw).digest("hex"),
-      sizeBytes: raw.length,
-      data: raw,
-    })
-    .returning({ id: rawMessage.id });
-  return row!.id;
-}
-
 export interface QueueOutboundArgs {
   tenantId: string;
   conversationId: string;
@@ -154,75 +141,96 @@ export async function queueOutbound(
   if (!ctx.mail) throw new Error("no outbound transport configured");
   const { mail } = args;
   const raw = await ctx.mail.buildMime(mail);
-  const rawId = await storeRawBytes(tx, args.tenantId, raw);
   const now = ctx.clock.now();
-  const [m] = await tx
-    .insert(message)
-    .values({
-      tenantId: args.tenantId,
-      conversationId: args.conversationId,
-      direction: "OUTBOUND",
-      messageIdHeader: bare(mail.messageId),
-      inReplyTo: mail.inReplyTo ? bare(mail.inReplyTo) : null,
-      references: mail.references.map(bare),
-      from: { address: mail.from.address, name: mail.from.name },
-      to: mailboxes(mail.to),
-      cc: mailboxes(mail.cc),
-      bcc: mailboxes(mail.bcc),
-      replyTo: mailboxes(mail.replyTo),
-      subject: mail.subject,
-      text: mail.text,
-      html: mail.html,
-      headers: Object.fromEntries(Object.entries(mail.headers).map(([k, v]) => [k.toLowerCase(), [v]])),
-      dateHeader: mail.date,
-      receivedAt: now,
-      authorId: args.authorId,
-      autoSubmitted: args.isAutoReply,
-      isAutoReply: args.isAutoReply,
-      outboundStatus: "QUEUED",
-      addressId: args.address.id,
-      accountId: args.account.id,
-      rawMessageId: rawId,
-      sizeBytes: raw.length,
-    })
-    .returning();
-  if (mail.attachments.length > 0) {
-    await tx.insert(attachment).values(
-      mail.attachments.map((a) => ({
+  // Ids are minted here so the inserts do not wait for each other: they go out pipelined
+  // on the transaction's connection. The order they reach the server in does not matter:
+  // the references among them (message → raw message, attachment → message) are
+  // DEFERRABLE INITIALLY DEFERRED (migration 0006) and checked at commit.
+  const rawId = randomUUID();
+  const messageId = randomUUID();
+  const [, [m]] = await Promise.all([
+    tx
+      .insert(rawMessage)
+      .values({
+        id: rawId,
         tenantId: args.tenantId,
-        messageId: m!.id,
-        filename: a.filename,
-        contentType: a.contentType,
-        sizeBytes: a.content.length,
-        contentId: a.contentId ?? null,
-        inline: a.inline,
-        sha256: createHash("sha256").update(a.content).digest("hex"),
-        data: a.content,
-      })),
-    );
-  }
-  await appendEvents(tx, [
-    {
-      tenantId: args.tenantId,
-      type: "message.queued",
-      conversationId: args.conversationId,
-      queueId: args.queueId,
-      actorType: args.authorId ? "USER" : "SYSTEM",
-      actorId: args.authorId,
-      occurredAt: now,
-      payload: {
-        messageId: m!.id,
-        kind: args.kind,
-        to: mail.to.map((a) => a.address),
-        cc: mail.cc.map((a) => a.address),
-        subject: mail.subject.slice(0, 200),
-        attachments: mail.attachments.length,
-        autoReply: args.isAutoReply,
+        sha256: createHash("sha256").update(raw).digest("hex"),
+        sizeBytes: raw.length,
+        data: raw,
+      })
+      .returning({ id: rawMessage.id }),
+    tx
+      .insert(message)
+      .values({
+        id: messageId,
+        tenantId: args.tenantId,
+        conversationId: args.conversationId,
+        direction: "OUTBOUND",
+        messageIdHeader: bare(mail.messageId),
+        inReplyTo: mail.inReplyTo ? bare(mail.inReplyTo) : null,
+        references: mail.references.map(bare),
+        from: { address: mail.from.address, name: mail.from.name },
+        to: mailboxes(mail.to),
+        cc: mailboxes(mail.cc),
+        bcc: mailboxes(mail.bcc),
+        replyTo: mailboxes(mail.replyTo),
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+        headers: Object.fromEntries(Object.entries(mail.headers).map(([k, v]) => [k.toLowerCase(), [v]])),
+        dateHeader: mail.date,
+        receivedAt: now,
+        authorId: args.authorId,
+        autoSubmitted: args.isAutoReply,
+        isAutoReply: args.isAutoReply,
+        outboundStatus: "QUEUED",
+        addressId: args.address.id,
+        accountId: args.account.id,
+        rawMessageId: rawId,
+        sizeBytes: raw.length,
+      })
+      .returning(),
+    mail.attachments.length > 0
+      ? tx
+          .insert(attachment)
+          .values(
+            mail.attachments.map((a) => ({
+              tenantId: args.tenantId,
+              messageId,
+              filename: a.filename,
+              contentType: a.contentType,
+              sizeBytes: a.content.length,
+              contentId: a.contentId ?? null,
+              inline: a.inline,
+              sha256: createHash("sha256").update(a.content).digest("hex"),
+              data: a.content,
+            })),
+          )
+          .returning({ id: attachment.id })
+      : null,
+    appendEvents(tx, [
+      {
+        tenantId: args.tenantId,
+        type: "message.queued",
+        conversationId: args.conversationId,
+        queueId: args.queueId,
+        actorType: args.authorId ? "USER" : "SYSTEM",
+        actorId: args.authorId,
+        occurredAt: now,
+        payload: {
+          messageId,
+          kind: args.kind,
+          to: mail.to.map((a) => a.address),
+          cc: mail.cc.map((a) => a.address),
+          subject: mail.subject.slice(0, 200),
+          attachments: mail.attachments.length,
+          autoReply: args.isAutoReply,
+        },
       },
-    },
-    ...(args.events?.(m!.id) ?? []),
+      ...(args.events?.(messageId) ?? []),
+    ]),
+    scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId }),
   ]);
-  await scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId: m!.id });
   return m!;
 }
 
@@ -238,13 +246,4 @@ export async function scheduleSend(tx: Tx, ctx: EngineContext, data: SendJobData
       retryBackoff: retry.backoff,
     },
   );
-}
-
-/** Whether the conversation has had an agent's outbound yet (signature FIRST_REPLY, ticket on first reply). */
-export async function hasAgentOutbound(tx: Tx, conversationId: string): Promise<boolean> {
-  const rows = await tx.execute<{ x: number }>(
-    sql`SELECT 1 AS x FROM message WHERE conversation_id = ${conversationId}
-        AND direction = 'OUTBOUND' AND NOT is_auto_reply LIMIT 1`,
-  );
-  return rows.length > 0;
 }

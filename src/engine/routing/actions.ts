@@ -405,7 +405,7 @@ async function deliverManually(
   agentId: string,
   actorId: string,
   now: Date,
-  mode: "PICKED" | "SUPERVISOR",
+  mode: "PICKED" | "SUPERVISOR" | "OUTBOUND",
 ): Promise<Row> {
   const st = await lockAgent(tx, c.tenantId, agentId);
   const events: NewEvent[] = [];
@@ -448,6 +448,25 @@ async function deliverManually(
   });
   await appendEvents(tx, events);
   return reload(tx, c.id);
+}
+
+/**
+ * A conversation an agent starts with a new outbound mail is theirs from the start, in
+ * the transaction that creates it: assigned like a supervisor's assignment (ACTIVE when
+ * the agent has no ACTIVE one and is not interrupted, else PARKED; the inbox limit does
+ * not refuse what the agent chose to start). Takes the tenant routing lock first, as every
+ * action that adds load to an agent does.
+ */
+export async function assignStartedConversation(
+  tx: Tx,
+  ctx: EngineContext,
+  tenantId: string,
+  conversationId: string,
+  agentId: string,
+): Promise<Row> {
+  await lockTenantRouting(tx, tenantId);
+  const c = await lockConversation(tx, tenantId, conversationId);
+  return deliverManually(tx, c, agentId, agentId, ctx.clock.now(), "OUTBOUND");
 }
 
 /** Supervisor: assign or reassign to an agent (any work state but DONE). */
