@@ -290,7 +290,7 @@ async function ingestInTx(
   // 2. Unparseable, oversize, timed out: kept as a rejected record with its reason, never lost.
   if (!parsed.ok) {
     // Oversize mail is not stored: holding it is the very cost the limit prevents.
-    const rawId = parsed.reason === "oversize" ? null : await storeRaw(tx, t.id, input.raw);
+    const rawId = parsed.reason === "oversize" ? null : await storeRaw(tx, t.id, input);
     const [rej] = await tx
       .insert(rejectedMessage)
       .values({
@@ -552,7 +552,7 @@ async function ingestInTx(
       lastActivityAt: now,
       statusChangedAt: now,
     };
-    writes.push(storeRaw(tx, t.id, input.raw, rawId), tx.insert(conversation).values(values).execute());
+    writes.push(storeRaw(tx, t.id, input, rawId), tx.insert(conversation).values(values).execute());
     c = { id: values.id, queueId, ticketNumber: ticket };
     created = true;
     events.push({
@@ -586,7 +586,7 @@ async function ingestInTx(
       });
     }
   } else {
-    writes.push(storeRaw(tx, t.id, input.raw, rawId));
+    writes.push(storeRaw(tx, t.id, input, rawId));
     c = { id: conv.id, queueId: conv.queueId, ticketNumber: conv.ticketNumber };
   }
 
@@ -748,13 +748,23 @@ function statusEvent(
   };
 }
 
-async function storeRaw(tx: Tx, tenantId: string, raw: Buffer, id: string = randomUUID()): Promise<string> {
+async function storeRaw(
+  tx: Tx,
+  tenantId: string,
+  input: IngestInput,
+  id: string = randomUUID(),
+): Promise<string> {
+  const raw = input.raw;
   const [row] = await tx
     .insert(rawMessage)
     .values({
       id,
       tenantId,
-      sha256: createHash("sha256").update(raw).digest("hex"),
+      // The parser worker hashed these very bytes already; hashing 40 MB again here would
+      // block the event loop for tens of milliseconds.
+      sha256: input.parsed.ok
+        ? input.parsed.mail.contentHash
+        : createHash("sha256").update(raw).digest("hex"),
       sizeBytes: raw.length,
       data: raw,
     })
@@ -873,7 +883,7 @@ async function recordRejection(
   detail: string,
   imapPos: { uidValidity: number | null; uid: number | null },
 ): Promise<IngestResult> {
-  const rawId = await storeRaw(tx, tenantId, input.raw);
+  const rawId = await storeRaw(tx, tenantId, input);
   const [rej] = await tx
     .insert(rejectedMessage)
     .values({
