@@ -4,11 +4,9 @@ import postgres from "postgres";
 import type { EngineContext, Logger } from "../engine/context.js";
 import {
   type IngestInput,
-  ingestMessage,
   ingestMessages,
-  isMessageDataError,
+  ingestOrQuarantine,
   overProcessingLimit,
-  quarantineMessage,
 } from "../engine/ingest/ingest.js";
 import {
   accountAddressResolver,
@@ -268,13 +266,8 @@ async function ingestBatch(
     ctx.log.warn({ err, account: account.id }, "batch ingest failed; retrying the batch message by message");
     const done: number[] = [];
     for (const input of inputs) {
-      try {
-        await ingestMessage(ctx, input);
-      } catch (failure) {
-        // A message the database can never store is quarantined, not retried forever.
-        if (!isMessageDataError(failure)) throw failure;
-        await quarantineMessage(ctx, input, failure);
-      }
+      // A message the database can never store is quarantined, not retried forever.
+      await ingestOrQuarantine(ctx, input);
       done.push((input.source as { uid: number }).uid);
     }
     return done;

@@ -4,10 +4,8 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "s
 import type { EngineContext } from "../engine/context.js";
 import {
   type IngestInput,
-  ingestMessage,
-  isMessageDataError,
+  ingestOrQuarantine,
   overProcessingLimit,
-  quarantineMessage,
   resolveRecipient,
 } from "../engine/ingest/ingest.js";
 
@@ -113,14 +111,9 @@ export async function startSmtpListener(
                 rcptTo: session.envelope.rcptTo.map((r) => r.address),
               },
             };
-            try {
-              await ingestMessage(ctx, input);
-            } catch (err) {
-              // Refusing a mail the database can never store would only make the sender
-              // retry until it gives up: keep it quarantined instead (and accept it).
-              if (!isMessageDataError(err)) throw err;
-              await quarantineMessage(ctx, input, err);
-            }
+            // Refusing a mail the database can never store would only make the sender
+            // retry until it gives up: it is quarantined instead (and accepted).
+            await ingestOrQuarantine(ctx, input);
           }
           callback(null, "2.0.0 Message accepted");
         })().catch((err) => {

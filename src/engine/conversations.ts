@@ -11,13 +11,7 @@ import {
 import type { EngineContext } from "./context.js";
 import type { ConversationStatus, WorkState } from "./domain.js";
 import { NotFoundError, Problems } from "./errors.js";
-import {
-  type IngestInput,
-  type IngestResult,
-  ingestMessage,
-  isMessageDataError,
-  quarantineMessage,
-} from "./ingest/ingest.js";
+import { type IngestInput, type IngestResult, ingestOrQuarantine } from "./ingest/ingest.js";
 import { requireRole, type Viewer } from "./viewer.js";
 
 export type Conversation = typeof conversation.$inferSelect;
@@ -275,11 +269,6 @@ export async function ingestRaw(
     receivedAt: ctx.clock.now(),
     source: { kind: "api", userId: viewer.userId },
   };
-  try {
-    return await ingestMessage(ctx, ingest);
-  } catch (err) {
-    // As over SMTP and IMAP: mail the database can never store is kept, quarantined.
-    if (!isMessageDataError(err)) throw err;
-    return quarantineMessage(ctx, ingest, err);
-  }
+  // As over SMTP and IMAP: mail the database can never store is kept, quarantined.
+  return ingestOrQuarantine(ctx, ingest);
 }

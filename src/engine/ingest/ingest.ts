@@ -140,7 +140,7 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
  * (program limit exceeded: e.g. an index row too large). Connection loss, deadlocks,
  * serialization failures, a full disk or a bug of ours are not: those are retried.
  */
-export function isMessageDataError(err: unknown): boolean {
+function isMessageDataError(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && /^(22|23|54)[0-9A-Z]{3}$/.test(code)) return true;
@@ -154,7 +154,7 @@ export function isMessageDataError(err: unknown): boolean {
  * checkpoint past it: one bad mail must not stall its mailbox (or, over SMTP, be refused
  * until the sender gives up and it is lost). Admins see it among rejected messages.
  */
-export async function quarantineMessage(
+async function quarantineMessage(
   ctx: EngineContext,
   input: IngestInput,
   err: unknown,
@@ -172,6 +172,20 @@ export async function quarantineMessage(
     ...input,
     parsed: { ok: false, reason: "ingest_failed", detail, sizeBytes: input.raw.length },
   });
+}
+
+/**
+ * `ingestMessage`, with mail the database can never store (`isMessageDataError`)
+ * quarantined instead of thrown; passing errors are thrown for the caller to retry. What
+ * every entry point (SMTP, IMAP, the admin import) calls for one message.
+ */
+export async function ingestOrQuarantine(ctx: EngineContext, input: IngestInput): Promise<IngestResult> {
+  try {
+    return await ingestMessage(ctx, input);
+  } catch (err) {
+    if (!isMessageDataError(err)) throw err;
+    return quarantineMessage(ctx, input, err);
+  }
 }
 
 interface Prefetched {
