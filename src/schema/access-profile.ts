@@ -11,6 +11,7 @@ import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, encodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 import { decodeFilterId, decodeRef } from "./refs.js";
 
 export const AccessProfileRef = builder.objectRef<AccessProfile>("AccessProfile");
@@ -19,13 +20,7 @@ builder.node(AccessProfileRef, {
   description:
     "Which queues its users may see: every queue, or a chosen set. Conversations outside them are not found for those users. ADMINs always see everything.",
   id: { resolve: (a) => a.id, description: "Global ID (opaque)." },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getAccessProfile(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getAccessProfile),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Unique per tenant among active profiles." }),
     allQueues: t.exposeBoolean("allQueues", {

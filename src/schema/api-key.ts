@@ -10,6 +10,7 @@ import { DomainError, NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, encodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 import { decodeFilterId } from "./refs.js";
 
 export const ApiKeyRef = builder.objectRef<ApiKeyInfo>("ApiKey");
@@ -18,13 +19,7 @@ builder.node(ApiKeyRef, {
   description:
     "An API key of a user (metadata only: the secret is shown once, by createApiKey, and never stored in clear).",
   id: { resolve: (k) => k.id, description: "Global ID (opaque); pass it to revokeApiKey." },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getApiKey(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getApiKey),
   fields: (t) => ({
     name: t.exposeString("name", { description: "What the key is for, e.g. the integration's name." }),
     prefix: t.exposeString("prefix", {

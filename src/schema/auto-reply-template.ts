@@ -10,10 +10,10 @@ import {
   updateAutoReplyTemplate,
 } from "../engine/config/content.js";
 import { AUTO_REPLY_TAGS } from "../engine/domain.js";
-import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, encodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 
 const TAGS = AUTO_REPLY_TAGS.map((t) => `@{${t}}`).join(", ");
 
@@ -54,13 +54,7 @@ const AutoReplyAttachmentInput = builder.inputType("AutoReplyAttachmentInput", {
 builder.node(AutoReplyTemplateRef, {
   description: `The automatic answer a queue sends (SPEC §9). Tags ${TAGS} are filled in when sending; any other @{…} tag is rejected on save. Readable by every user of the tenant; written by ADMIN.`,
   id: { resolve: (a) => a.id },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getAutoReplyTemplate(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getAutoReplyTemplate),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     subject: t.exposeString("subject", {

@@ -7,10 +7,10 @@ import {
   listBrandedTemplates,
   updateBrandedTemplate,
 } from "../engine/config/content.js";
-import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 
 export const BrandedTemplateRef = builder.objectRef<BrandedTemplate>("BrandedTemplate");
 
@@ -18,13 +18,7 @@ builder.node(BrandedTemplateRef, {
   description:
     "An HTML frame an email address wraps around outbound bodies (SPEC §2): the body replaces the one `{{content}}` placeholder. Readable by every user of the tenant; written by ADMIN.",
   id: { resolve: (b) => b.id },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getBrandedTemplate(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getBrandedTemplate),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     html: t.exposeString("html", {

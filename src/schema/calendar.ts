@@ -10,10 +10,10 @@ import {
   updateCalendar,
 } from "../engine/config/calendars.js";
 import type { Holiday, OpeningInterval } from "../engine/domain.js";
-import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 
 export const BusinessCalendarRef = builder.objectRef<Calendar>("BusinessCalendar");
 
@@ -39,13 +39,7 @@ builder.node(BusinessCalendarRef, {
   description:
     "Business hours (SPEC §2): a time zone, weekly opening intervals and holidays. Used by SLA policies, auto-assignment windows, rules and `@{next_working_date}`. Readable by every user of the tenant; written by ADMIN.",
   id: { resolve: (c) => c.id },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getCalendar(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getCalendar),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     timeZone: t.exposeString("timeZone", { description: "IANA time zone, e.g. Europe/Berlin." }),

@@ -7,10 +7,10 @@ import {
   listCannedResponses,
   updateCannedResponse,
 } from "../engine/config/content.js";
-import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 
 export const CannedResponseRef = builder.objectRef<CannedResponse>("CannedResponse");
 
@@ -18,13 +18,7 @@ builder.node(CannedResponseRef, {
   description:
     "A prepared answer agents insert into replies (SPEC §2). Readable by every user of the tenant; written by ADMIN.",
   id: { resolve: (c) => c.id },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getCannedResponse(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getCannedResponse),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     subject: t.exposeString("subject", {

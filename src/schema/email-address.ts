@@ -17,11 +17,11 @@ import {
   TICKET_DELIMITERS,
   TICKET_PLACEMENTS,
 } from "../engine/domain.js";
-import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { EmailAddressRef, QueueRef } from "./channel-refs.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, decodeRefId, encodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 import { MailAccountRef } from "./mail-account.js";
 
 export const SpamRoutingEnum = builder.enumType("SpamRouting", {
@@ -59,13 +59,7 @@ builder.node(EmailAddressRef, {
     "A point of contact: an address customers write to, with its sender identity, the account it belongs to, " +
     "where its mail is routed, and how outbound mail from it looks. Readable by every user of the tenant; changed by ADMIN.",
   id: { resolve: (a) => a.id, description: "Global ID." },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getEmailAddress(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getEmailAddress),
   fields: (t) => ({
     address: t.exposeString("address", {
       description: "The address customers write to; unique across all tenants.",

@@ -15,11 +15,11 @@ import {
   updateQueue,
 } from "../engine/config/queues.js";
 import { PREFERRED_AGENT_MODES, QUEUE_ORDERS, ROUTING_STRATEGIES } from "../engine/domain.js";
-import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { EmailAddressRef, QueueRef } from "./channel-refs.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, decodeRefId, encodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 import { TeamRef } from "./team.js";
 import { PresenceEnum, UserRef } from "./viewer.js";
 
@@ -64,13 +64,7 @@ builder.node(QueueRef, {
     "A queue: where conversations wait and how they are routed to its members. Supervisors and agents see only the queues " +
     "of their access profile (or, without one, agents the queues they are members of); only ADMIN changes them.",
   id: { resolve: (q) => q.id, description: "Global ID." },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getQueue(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getQueue),
   fields: (t) => ({
     name: t.exposeString("name", {
       description: "Unique per tenant among active queues (case-insensitive).",

@@ -15,6 +15,7 @@ import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 import { UserRef } from "./viewer.js";
 
 const TAGS = SIGNATURE_TAGS.map((t) => `{{${t}}}`).join(", ");
@@ -24,13 +25,7 @@ export const SignatureRef = builder.objectRef<Signature>("Signature");
 builder.node(SignatureRef, {
   description: `A signature appended to outbound replies (SPEC §2): a queue's, or one user's personal one. Tags ${TAGS} are filled in when sending; any other {{…}} tag is rejected on save. ADMIN and SUPERVISOR read all; an AGENT reads only their own; ADMIN writes.`,
   id: { resolve: (s) => s.id },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getSignature(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getSignature),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     text: t.exposeString("text", { description: "Plain-text variant (may be empty)." }),

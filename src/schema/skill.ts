@@ -11,6 +11,7 @@ import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 import { decodeFilterId } from "./refs.js";
 
 export const SkillRef = builder.objectRef<Skill>("Skill");
@@ -19,13 +20,7 @@ builder.node(SkillRef, {
   description:
     "Something an agent can be good at (a language, a product). Routing can require skills and prefer higher proficiency.",
   id: { resolve: (s) => s.id, description: "Global ID (opaque)." },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getSkill(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getSkill),
   fields: (t) => ({
     name: t.exposeString("name", {
       description:

@@ -19,6 +19,7 @@ import { builder } from "./builder.js";
 import { BusinessCalendarRef } from "./calendar.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, decodeOptionalId } from "./ids.js";
+import { loadVisible } from "./load.js";
 
 export const SlaPolicyRef = builder.objectRef<SlaPolicy>("SlaPolicy");
 
@@ -60,13 +61,7 @@ builder.node(SlaPolicyRef, {
   description:
     "Response and resolution targets counted in business hours only (SPEC §2). The tenant default applies unless an address or queue names another. Readable by every user of the tenant; written by ADMIN.",
   id: { resolve: (p) => p.id },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getSlaPolicy(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getSlaPolicy),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     firstResponse: t.field({

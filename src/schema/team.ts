@@ -7,24 +7,18 @@ import {
   type Team,
   updateTeam,
 } from "../engine/config/teams.js";
-import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { InboxLimit, InboxLimitInput, inboxLimitFromInput } from "./common.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 
 export const TeamRef = builder.objectRef<Team>("Team");
 
 builder.node(TeamRef, {
   description: "A group of agents. Carries the default inbox limit its members inherit.",
   id: { resolve: (t) => t.id },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getTeam(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getTeam),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Unique per tenant among active teams." }),
     description: t.exposeString("description", { description: "Free text for admins." }),

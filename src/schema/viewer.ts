@@ -2,9 +2,9 @@ import { eq } from "drizzle-orm";
 import { tenant, user } from "../db/schema/index.js";
 import { getUser } from "../engine/config/users.js";
 import { PERMISSIONS, PRESENCES, ROLES } from "../engine/domain.js";
-import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { InboxLimit } from "./common.js";
+import { loadVisible } from "./load.js";
 
 export const RoleEnum = builder.enumType("Role", {
   description: "A user's role: ADMIN configures, SUPERVISOR oversees its queues, AGENT works conversations.",
@@ -29,13 +29,7 @@ builder.node(UserRef, {
   description: "A person who uses Switchboard: admin, supervisor or agent.",
   id: { resolve: (u) => u.id, description: "Global ID (opaque)." },
   // Same visibility as the `user` query: agents load only themselves.
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    return getUser(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof NotFoundError) return null;
-      throw e;
-    });
-  },
+  loadOne: loadVisible(getUser),
   fields: (t) => ({
     email: t.exposeString("email", { description: "Login and contact address; unique per tenant." }),
     name: t.exposeString("name", { description: "Full name shown to colleagues." }),
