@@ -682,21 +682,20 @@ async function ingestInTx(
   writes.push(appendEvents(tx, events));
   await Promise.all(writes);
 
-  // Auto-reply and SLA read their configuration again only when there is some: a queue
-  // without an auto-reply template and a tenant without any SLA policy cost nothing here.
-  const ruledTemplateId = ruling?.outcome.autoReplyTemplateId ?? null;
-  if (!created || ruledTemplateId || queueRow?.autoReplyTemplateId) {
-    await scheduleAutoReply(tx, ctx, {
-      tenantId: t.id,
-      queueId: c.queueId,
-      messageId: messageRowId,
-      created,
-      previousStatus: created ? null : (before?.status ?? null),
-      previousActivityAt: created ? null : (before?.lastActivityAt ?? null),
-      receivedAt,
-      templateId: ruledTemplateId,
-    });
-  }
+  // The queue row read above saves the auto-reply decision its read; the SLA clock starts
+  // only when a queue, address or tenant policy is set at all (the common "no SLA" case
+  // costs no reads; which one applies is the SLA service's decision).
+  await scheduleAutoReply(tx, ctx, {
+    tenantId: t.id,
+    queueId: c.queueId,
+    messageId: messageRowId,
+    created,
+    previousStatus: created ? null : (before?.status ?? null),
+    previousActivityAt: created ? null : (before?.lastActivityAt ?? null),
+    receivedAt,
+    templateId: ruling?.outcome.autoReplyTemplateId ?? null,
+    queue: queueRow,
+  });
   if (created && (queueRow?.slaPolicyId || address.slaPolicyId || t.defaultSlaPolicyId)) {
     await startConversationSla(tx, ctx, c.id);
   }

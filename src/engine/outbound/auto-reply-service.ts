@@ -73,6 +73,8 @@ export async function scheduleAutoReply(
     receivedAt: Date;
     /** A rule's auto-reply template (new conversations only). */
     templateId?: string | null;
+    /** The queue's row when the caller has it already (saves the read). */
+    queue?: typeof queue.$inferSelect | null;
   },
 ): Promise<boolean> {
   if (args.templateId && args.created) {
@@ -86,7 +88,10 @@ export async function scheduleAutoReply(
     return true;
   }
   if (!args.queueId) return false;
-  const [q] = await tx.select().from(queue).where(eq(queue.id, args.queueId));
+  const [q] =
+    args.queue?.id === args.queueId
+      ? [args.queue]
+      : await tx.select().from(queue).where(eq(queue.id, args.queueId));
   if (!q?.autoReplyTemplateId) return false;
   const trigger = autoReplyTriggerFor({
     isNewConversation: args.created,
