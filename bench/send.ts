@@ -218,11 +218,14 @@ interface RunResult {
   enqueuePerS: number;
   p50: number;
   p99: number;
+  /** CPU of this process (user + system, all threads) per message: reply and delivery. */
+  cpuMsPerMsg: number;
 }
 
 async function runService(run: number, n: number): Promise<RunResult> {
   const convIds = await seedConversations(n, run);
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   const queued: string[] = [];
   async function client() {
@@ -249,6 +252,7 @@ async function runService(run: number, n: number): Promise<RunResult> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const lat = await db
     .select({ ms: sql<number>`extract(epoch from (${message.sentAt} - ${message.createdAt})) * 1000` })
     .from(message)
@@ -259,6 +263,7 @@ async function runService(run: number, n: number): Promise<RunResult> {
     enqueuePerS: n / enqueueS,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
+    cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / n,
   };
 }
 
@@ -332,7 +337,8 @@ try {
     baselines.push(base);
     console.log(
       `run ${r}: ${res.msgsPerS.toFixed(0)} msgs/s end-to-end (enqueue ${res.enqueuePerS.toFixed(0)}/s), ` +
-        `queued→sent p50 ${res.p50.toFixed(0)} ms, p99 ${res.p99.toFixed(0)} ms; ` +
+        `queued→sent p50 ${res.p50.toFixed(0)} ms, p99 ${res.p99.toFixed(0)} ms, ` +
+        `CPU ${res.cpuMsPerMsg.toFixed(2)} ms/msg; ` +
         `baseline compose+SMTP ${base.toFixed(0)} msgs/s, ratio ${(res.msgsPerS / base).toFixed(2)}`,
     );
   }
@@ -353,6 +359,9 @@ try {
         queued_to_sent_p99_ms: round(median.p99),
         baseline_msgs_per_s: round(baseline),
         ratio: round(median.msgsPerS / baseline),
+        cpu_ms_per_msg: round(
+          [...results].sort((a, b) => a.cpuMsPerMsg - b.cpuMsPerMsg)[Math.floor(RUNS / 2)]!.cpuMsPerMsg,
+        ),
       },
     }),
   );

@@ -272,6 +272,14 @@ export function recordInboundSla(
 }
 
 /**
+ * Whether a conversation's stored `sla_state` has a clock, i.e. whether the SLA updates
+ * below would do anything. A caller holding the locked row checks this to skip their read.
+ */
+export function hasSlaClock(slaState: unknown): boolean {
+  return !!(slaState as StoredSla | null)?.clock;
+}
+
+/**
  * An agent reply went out (notes do not count): meets the first or the pending next
  * response. For the outbound service, inside the transaction that records the reply.
  */

@@ -1,22 +1,13 @@
-import { and, asc, eq, inArray, isNull, ne, type SQL, sql } from "drizzle-orm";
-import type { Tx } from "../../db/client.js";
-import {
-  contact,
-  conversation,
-  emailAddress,
-  message,
-  queue,
-  signature,
-  tenant,
-  user,
-} from "../../db/schema/index.js";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { rawClient, type Tx } from "../../db/client.js";
+import { contact, conversation, message, queue, signature, tenant, user } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
-import { getConversation, visibility } from "../conversations.js";
+import { getConversation } from "../conversations.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents } from "../events.js";
 import { assignStartedConversation, startCustomerResponseCountdown } from "../routing/actions.js";
 import { lockTenantRouting } from "../routing/service.js";
-import { recordAgentReplySla } from "../sla.js";
+import { hasSlaClock, recordAgentReplySla } from "../sla.js";
 import { requirePermission, requireRole, type Viewer } from "../viewer.js";
 import type { MailAddressInput } from "./address.js";
 import {
@@ -28,10 +19,21 @@ import {
 } from "./compose.js";
 import { htmlToText, sanitizeContentHtml } from "./html.js";
 import {
+  agentWithSignature,
+  composeTenant,
+  conversationHistory,
+  type HistoryRow,
+  lockForReply,
+  type ReplyConversation,
+  tenantAddresses,
+} from "./reads.js";
+import {
   asValidationError,
+  checkSendingAddress,
   loadSendingAddress,
   messageIdDomainOf,
   queueOutbound,
+  readSendingAddress,
   SEND_MESSAGE_QUEUE,
   scheduleSend,
 } from "./store.js";
@@ -45,7 +47,6 @@ import {
  */
 
 type Message = typeof message.$inferSelect;
-type ConversationRow = typeof conversation.$inferSelect;
 
 export interface OutboundAttachmentInput {
   filename: string;
@@ -105,25 +106,6 @@ function decodeAttachments(list: readonly OutboundAttachmentInput[] | null | und
 /** PostgreSQL text cannot hold NUL, and no mail body needs one. */
 const noNul = (s: string | null | undefined) => (s == null ? s : s.replace(/\u0000/g, ""));
 
-/** What composing needs of the conversation's earlier messages (not headers, raw ids …). */
-const historyColumns = {
-  id: message.id,
-  direction: message.direction,
-  isAutoReply: message.isAutoReply,
-  messageIdHeader: message.messageIdHeader,
-  references: message.references,
-  from: message.from,
-  replyTo: message.replyTo,
-  to: message.to,
-  cc: message.cc,
-  dateHeader: message.dateHeader,
-  receivedAt: message.receivedAt,
-  subject: message.subject,
-  text: message.text,
-  html: message.html,
-};
-type HistoryRow = { [K in keyof typeof historyColumns]: Message[K] };
-
 function toPrevious(m: HistoryRow): PreviousMessage {
   return {
     messageId: m.messageIdHeader,
@@ -137,22 +119,6 @@ function toPrevious(m: HistoryRow): PreviousMessage {
     text: m.text,
     html: m.html,
   };
-}
-
-async function tenantAddresses(tx: Tx, tenantId: string): Promise<string[]> {
-  const rows = await tx
-    .select({
-      address: emailAddress.address,
-      fromAddress: emailAddress.fromAddress,
-      replyTo: emailAddress.replyTo,
-    })
-    .from(emailAddress)
-    .where(eq(emailAddress.tenantId, tenantId));
-  return rows.flatMap((r) =>
-    [r.address, r.fromAddress, ...(r.replyTo ?? "").split(",")]
-      .filter((a): a is string => !!a?.trim())
-      .map((a) => a.trim()),
-  );
 }
 
 async function loadTenant(tx: Tx, tenantId: string) {
@@ -209,34 +175,26 @@ function checkFromAndSubject(
   }
 }
 
-/** Locks the conversation; with `visible`, only when the viewer may see it (else NotFound). */
-async function lockConversation(tx: Tx, id: string, visible?: SQL): Promise<ConversationRow> {
-  const [c] = await tx
-    .select()
-    .from(conversation)
-    .where(and(eq(conversation.id, id), visible))
-    .for("update");
-  if (!c) throw new NotFoundError("Conversation", id);
-  return c;
-}
-
 /**
  * An agent's reply was queued: it meets the first or the pending next response of the SLA
  * and starts the queue's customer-response countdown, in the reply's own transaction.
+ * What the locked row already says is not read again: no SLA clock, no SLA update; the
+ * queue's countdown came with the lock.
  */
-async function markResponded(tx: Tx, ctx: EngineContext, c: ConversationRow, now: Date): Promise<void> {
+async function markResponded(tx: Tx, ctx: EngineContext, c: ReplyConversation, now: Date): Promise<void> {
+  const sql = rawClient(tx);
   // Independent of each other (different columns, their own reads): pipelined.
+  // updated_at as drizzle's $onUpdate sets it: the wall clock.
   await Promise.all([
-    tx
-      .update(conversation)
-      .set({
-        lastOutboundAt: now,
-        lastActivityAt: now,
-        firstRespondedAt: c.firstRespondedAt ?? now,
-      })
-      .where(eq(conversation.id, c.id)),
-    recordAgentReplySla(tx, ctx, c.id, now),
-    startCustomerResponseCountdown(tx, ctx, c.id),
+    sql`
+      UPDATE conversation
+      SET last_outbound_at = ${now.toISOString()}::timestamptz,
+          last_activity_at = ${now.toISOString()}::timestamptz,
+          first_responded_at = ${(c.firstRespondedAt ?? now).toISOString()}::timestamptz,
+          updated_at = ${new Date().toISOString()}::timestamptz
+      WHERE id = ${c.id}::uuid`,
+    hasSlaClock(c.slaState) ? recordAgentReplySla(tx, ctx, c.id, now) : null,
+    startCustomerResponseCountdown(tx, ctx, c.id, { tenantId: c.tenantId, minutes: c.countdownMinutes }),
   ]);
 }
 
@@ -291,45 +249,37 @@ async function composeOnConversation(
   const attachments = decodeAttachments(input.attachments);
   const explicit = (input.to?.length ?? 0) + (input.cc?.length ?? 0) + (input.bcc?.length ?? 0) > 0;
   const result = await ctx.db.transaction(async (tx) => {
-    // Round trip 1: everything that depends only on the input goes out together —
-    // postgres.js pipelines concurrent queries on the transaction's connection, and
+    // Round trip 1: every read, hand-written (outbound/reads.ts) and pipelined —
+    // postgres.js sends concurrent queries on the transaction's connection together and
     // PostgreSQL runs them in order, so the reads after the row lock see the locked row's
-    // committed state. The lock is taken only on a conversation the viewer may see.
-    const [c, t, u, own, all, tenantAddrs] = await Promise.all([
-      lockConversation(tx, conversationId, visibility(viewer)),
-      loadTenant(tx, viewer.tenantId),
-      loadUser(tx, viewer.userId),
-      ownSignature(tx, viewer.userId),
-      tx
-        .select(historyColumns)
-        .from(message)
-        .where(and(eq(message.conversationId, conversationId), ne(message.direction, "NOTE")))
-        .orderBy(asc(message.receivedAt), asc(message.createdAt)),
+    // committed state (the sending address query reads the conversation's default address
+    // itself). The lock is taken only on a conversation the viewer may see.
+    const [c, t, { agent, own }, all, sendingRow, tenantAddrs] = await Promise.all([
+      lockForReply(tx, viewer, conversationId),
+      composeTenant(tx, viewer.tenantId),
+      agentWithSignature(tx, viewer.userId),
+      conversationHistory(tx, conversationId),
+      readSendingAddress(tx, viewer.tenantId, input.fromAddressId ?? null, conversationId),
       explicit ? Promise.resolve([]) : tenantAddresses(tx, viewer.tenantId),
     ]);
-    let defaultAddressId = c.addressId;
-    if (!defaultAddressId && c.queueId) {
-      const [q] = await tx.select({ id: queue.defaultAddressId }).from(queue).where(eq(queue.id, c.queueId));
-      defaultAddressId = q?.id ?? null;
+    checkFromAndSubject(viewer, input, c.defaultAddressId, kind);
+    if (!input.fromAddressId && !c.defaultAddressId) {
+      throw new ValidationError({
+        field: "conversation.address",
+        message: "no sending address: the conversation has none and none was given",
+      });
     }
-    checkFromAndSubject(viewer, input, defaultAddressId, kind);
-    // Round trip 2: what depends on the conversation row.
-    const [sending, queueSig] = await Promise.all([
-      loadSendingAddress(
-        tx,
-        t.id,
-        input.fromAddressId ?? defaultAddressId,
-        input.fromAddressId ? "fromAddressId" : "conversation.address",
-      ),
-      own ? Promise.resolve(null) : queueSignature(tx, c.queueId),
-    ]);
+    const sending = checkSendingAddress(
+      sendingRow,
+      input.fromAddressId ? "fromAddressId" : "conversation.address",
+    );
     let upTo = all.length;
     if (input.inReplyToMessageId) {
       const idx = all.findIndex((m) => m.id === input.inReplyToMessageId);
       if (idx < 0) throw new NotFoundError("Message", input.inReplyToMessageId);
       upTo = idx + 1;
     }
-    const sig = own ?? queueSig;
+    const sig = own ?? c.queueSignature;
     const previous = all.slice(0, upTo).map(toPrevious);
     // Defaults leave out every address of the tenant, not only this one's From/Reply-To:
     // the customer wrote to support@ while we answer from help@.
@@ -353,7 +303,7 @@ async function composeOnConversation(
           isFirstReply: !all.some((m) => m.direction === "OUTBOUND" && !m.isAutoReply),
           messages: previous,
         },
-        agent: { name: u.name, alias: u.alias, email: u.email },
+        agent,
         companyName: t.company || t.name,
         signature: sig ? { html: sig.html, text: sig.text } : null,
         body: { html: noNul(input.html), text: noNul(input.text) },
@@ -368,7 +318,7 @@ async function composeOnConversation(
     } catch (err) {
       asValidationError(err);
     }
-    // Round trip 3: every write, pipelined (queueOutbound orders its dependent inserts).
+    // Round trip 2: every write, pipelined (queueOutbound orders its dependent inserts).
     const [m] = await Promise.all([
       queueOutbound(tx, ctx, {
         tenantId: t.id,

@@ -1,14 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
-import { and, eq, isNull } from "drizzle-orm";
-import type { Tx } from "../../db/client.js";
+import { getTableColumns } from "drizzle-orm";
+import { rawClient, type Tx } from "../../db/client.js";
+import { rowDecoder } from "../../db/rows.js";
 import {
   attachment,
-  brandedTemplate,
-  emailAddress,
+  type emailAddress,
   type MailboxAddress,
-  mailAccount,
+  type mailAccount,
   message,
-  rawMessage,
   type tenant,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
@@ -39,7 +38,7 @@ export interface SendJobData {
 }
 
 /** Our Message-ID domain: the tenant's, else a per-tenant placeholder that never collides. */
-export function messageIdDomainOf(t: TenantRow): string {
+export function messageIdDomainOf(t: Pick<TenantRow, "id" | "messageIdDomain">): string {
   return t.messageIdDomain?.trim() || `${t.id}.switchboard.invalid`;
 }
 
@@ -52,62 +51,118 @@ export function mailboxes(list: readonly MailAddress[]): MailboxAddress[] {
   return list.map((a) => ({ address: a.address, name: a.name }));
 }
 
+/** What sending needs of the address: ids, and the settings composing reads. */
+export interface SendingAddress {
+  address: { id: string; queueId: string | null };
+  account: { id: string };
+  settings: AddressSettings;
+}
+
+interface SendingAddressRow {
+  id: string;
+  queue_id: string | null;
+  address: string;
+  display_name: string;
+  from_address: string | null;
+  reply_to: string | null;
+  bcc: string[];
+  outbound_allowed: boolean;
+  ticket_placement: AddressRow["ticketPlacement"];
+  ticket_delimiter: AddressRow["ticketDelimiter"];
+  signature_policy: AddressRow["signaturePolicy"];
+  history_policy: AddressRow["historyPolicy"];
+  account_id: string | null;
+  account_archived: boolean | null;
+  account_enabled: boolean | null;
+  smtp_host: string | null;
+  smtp_port: number | null;
+  template_html: string | null;
+}
+
 /**
- * The sending address with its account, checked: the tenant's, not archived, outbound
- * allowed, on an account with SMTP settings. `field` names the input the caller chose it by.
+ * Reads the sending address of the tenant with its account and branded template (one
+ * statement, hand-written: it is on every reply's path). `addressId` null with a
+ * `conversationId` reads the conversation's default — its own address, else its queue's —
+ * in the same statement, so a caller can pipeline it with the conversation's row lock (the
+ * statements run in order on the connection, so the read sees the locked row). Check the
+ * result with `checkSendingAddress`.
  */
+export async function readSendingAddress(
+  tx: Tx,
+  tenantId: string,
+  addressId: string | null,
+  conversationId: string | null = null,
+): Promise<SendingAddressRow | undefined> {
+  const sql = rawClient(tx);
+  const [row] = await sql<SendingAddressRow[]>`
+    SELECT a.id, a.queue_id, a.address, a.display_name, a.from_address, a.reply_to, a.bcc,
+           a.outbound_allowed, a.ticket_placement, a.ticket_delimiter, a.signature_policy,
+           a.history_policy, m.id AS account_id, m.archived_at IS NOT NULL AS account_archived,
+           m.enabled AS account_enabled, m.smtp_host, m.smtp_port, bt.html AS template_html
+    FROM email_address a
+    LEFT JOIN mail_account m ON m.id = a.account_id
+    LEFT JOIN branded_template bt ON bt.id = a.branded_template_id AND bt.archived_at IS NULL
+    WHERE a.id = COALESCE(${addressId}::uuid,
+            (SELECT COALESCE(c.address_id, q.default_address_id)
+             FROM conversation c LEFT JOIN queue q ON q.id = c.queue_id
+             WHERE c.id = ${conversationId}::uuid))
+      AND a.tenant_id = ${tenantId}::uuid AND a.archived_at IS NULL`;
+  return row;
+}
+
+/**
+ * The sending address checked: the tenant's, not archived, outbound allowed, on an
+ * account with SMTP settings. `field` names the input the caller chose it by.
+ */
+export function checkSendingAddress(
+  row: SendingAddressRow | undefined,
+  field: string,
+  opts: { requireOutboundAllowed?: boolean } = {},
+): SendingAddress {
+  const fail = (msg: string): never => {
+    throw new ValidationError({ field, message: msg });
+  };
+  if (!row) return fail("unknown address");
+  if ((opts.requireOutboundAllowed ?? true) && !row.outbound_allowed) {
+    fail("outbound mail is not allowed from this address");
+  }
+  if (!row.account_id || row.account_archived || !row.account_enabled || !row.smtp_host || !row.smtp_port) {
+    return fail("the address has no usable SMTP account");
+  }
+  return {
+    address: { id: row.id, queueId: row.queue_id },
+    account: { id: row.account_id },
+    settings: {
+      displayName: row.display_name,
+      fromAddress: row.from_address?.trim() || row.address,
+      replyTo: (row.reply_to ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== ""),
+      bcc: row.bcc,
+      ticketFormat: { placement: row.ticket_placement, delimiter: row.ticket_delimiter },
+      signaturePolicy: row.signature_policy,
+      historyPolicy: row.history_policy,
+      templateHtml: row.template_html ?? null,
+    },
+  };
+}
+
+/** `readSendingAddress` + `checkSendingAddress` for an address chosen by id. */
 export async function loadSendingAddress(
   tx: Tx,
   tenantId: string,
   addressId: string | null,
   field: string,
   opts: { requireOutboundAllowed?: boolean } = {},
-): Promise<{ address: AddressRow; account: AccountRow; settings: AddressSettings }> {
-  const fail = (msg: string): never => {
-    throw new ValidationError({ field, message: msg });
-  };
-  if (!addressId) return fail("no sending address: the conversation has none and none was given");
-  const [row] = await tx
-    .select({ address: emailAddress, account: mailAccount, templateHtml: brandedTemplate.html })
-    .from(emailAddress)
-    .leftJoin(mailAccount, eq(mailAccount.id, emailAddress.accountId))
-    .leftJoin(
-      brandedTemplate,
-      and(eq(brandedTemplate.id, emailAddress.brandedTemplateId), isNull(brandedTemplate.archivedAt)),
-    )
-    .where(
-      and(
-        eq(emailAddress.id, addressId),
-        eq(emailAddress.tenantId, tenantId),
-        isNull(emailAddress.archivedAt),
-      ),
-    );
-  if (!row) return fail("unknown address");
-  if ((opts.requireOutboundAllowed ?? true) && !row.address.outboundAllowed) {
-    fail("outbound mail is not allowed from this address");
+): Promise<SendingAddress> {
+  if (!addressId) {
+    throw new ValidationError({
+      field,
+      message: "no sending address: the conversation has none and none was given",
+    });
   }
-  const account = row.account;
-  if (!account || account.archivedAt || !account.enabled || !account.smtpHost || !account.smtpPort) {
-    return fail("the address has no usable SMTP account");
-  }
-  const a = row.address;
-  return {
-    address: a,
-    account,
-    settings: {
-      displayName: a.displayName,
-      fromAddress: a.fromAddress?.trim() || a.address,
-      replyTo: (a.replyTo ?? "")
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s !== ""),
-      bcc: a.bcc,
-      ticketFormat: { placement: a.ticketPlacement, delimiter: a.ticketDelimiter },
-      signaturePolicy: a.signaturePolicy,
-      historyPolicy: a.historyPolicy,
-      templateHtml: row.templateHtml ?? null,
-    },
-  };
+  return checkSendingAddress(await readSendingAddress(tx, tenantId, addressId), field, opts);
 }
 
 /** A composition problem is the caller's input problem: a typed result naming the field. */
@@ -122,8 +177,8 @@ export interface QueueOutboundArgs {
   tenantId: string;
   conversationId: string;
   queueId: string | null;
-  address: AddressRow;
-  account: AccountRow;
+  address: { id: string };
+  account: { id: string };
   mail: ComposedMail;
   kind: string;
   authorId: string | null;
@@ -132,64 +187,55 @@ export interface QueueOutboundArgs {
   events?: (messageId: string) => NewEvent[];
 }
 
-/** Stores the composed mail as a QUEUED outbound message and enqueues its send job (same tx). */
+type MessageRow = typeof message.$inferSelect;
+const decodeMessage = rowDecoder<MessageRow>(getTableColumns(message));
+
+/**
+ * Stores the composed mail as a QUEUED outbound message and enqueues its send job (same tx).
+ *
+ * Hand-written SQL for the raw MIME and the message row (every outbound goes through here;
+ * the query builder cost more CPU than the statements themselves): the columns and values
+ * are the ones the drizzle insert wrote, `RETURNING *` is decoded to the drizzle row.
+ */
 export async function queueOutbound(
   tx: Tx,
   ctx: EngineContext,
   args: QueueOutboundArgs,
-): Promise<typeof message.$inferSelect> {
+): Promise<MessageRow> {
   if (!ctx.mail) throw new Error("no outbound transport configured");
   const { mail } = args;
   const raw = await ctx.mail.buildMime(mail);
   const now = ctx.clock.now();
+  const sql = rawClient(tx);
   // Ids are minted here so the inserts do not wait for each other: they go out pipelined
   // on the transaction's connection. The order they reach the server in does not matter:
   // the references among them (message → raw message, attachment → message) are
   // DEFERRABLE INITIALLY DEFERRED (migration 0006) and checked at commit.
   const rawId = randomUUID();
   const messageId = randomUUID();
+  const json = (v: unknown) => JSON.stringify(v);
   const [, [m]] = await Promise.all([
-    tx
-      .insert(rawMessage)
-      .values({
-        id: rawId,
-        tenantId: args.tenantId,
-        sha256: createHash("sha256").update(raw).digest("hex"),
-        sizeBytes: raw.length,
-        data: raw,
-      })
-      .returning({ id: rawMessage.id }),
-    tx
-      .insert(message)
-      .values({
-        id: messageId,
-        tenantId: args.tenantId,
-        conversationId: args.conversationId,
-        direction: "OUTBOUND",
-        messageIdHeader: bare(mail.messageId),
-        inReplyTo: mail.inReplyTo ? bare(mail.inReplyTo) : null,
-        references: mail.references.map(bare),
-        from: { address: mail.from.address, name: mail.from.name },
-        to: mailboxes(mail.to),
-        cc: mailboxes(mail.cc),
-        bcc: mailboxes(mail.bcc),
-        replyTo: mailboxes(mail.replyTo),
-        subject: mail.subject,
-        text: mail.text,
-        html: mail.html,
-        headers: Object.fromEntries(Object.entries(mail.headers).map(([k, v]) => [k.toLowerCase(), [v]])),
-        dateHeader: mail.date,
-        receivedAt: now,
-        authorId: args.authorId,
-        autoSubmitted: args.isAutoReply,
-        isAutoReply: args.isAutoReply,
-        outboundStatus: "QUEUED",
-        addressId: args.address.id,
-        accountId: args.account.id,
-        rawMessageId: rawId,
-        sizeBytes: raw.length,
-      })
-      .returning(),
+    sql`
+      INSERT INTO raw_message (id, tenant_id, sha256, size_bytes, data)
+      VALUES (${rawId}::uuid, ${args.tenantId}::uuid, ${createHash("sha256").update(raw).digest("hex")},
+              ${raw.length}, ${raw})`,
+    sql<Record<string, unknown>[]>`
+      INSERT INTO message (id, tenant_id, conversation_id, direction, message_id_header, in_reply_to,
+        "references", "from", "to", cc, bcc, reply_to, subject, text, html, headers, date_header,
+        received_at, author_id, auto_submitted, is_auto_reply, outbound_status, address_id, account_id,
+        raw_message_id, size_bytes)
+      VALUES (${messageId}::uuid, ${args.tenantId}::uuid, ${args.conversationId}::uuid, 'OUTBOUND',
+        ${bare(mail.messageId)}, ${mail.inReplyTo ? bare(mail.inReplyTo) : null},
+        ${mail.references.map(bare)}::text[],
+        ${json({ address: mail.from.address, name: mail.from.name })}::jsonb,
+        ${json(mailboxes(mail.to))}::jsonb, ${json(mailboxes(mail.cc))}::jsonb,
+        ${json(mailboxes(mail.bcc))}::jsonb, ${json(mailboxes(mail.replyTo))}::jsonb,
+        ${mail.subject}, ${mail.text}, ${mail.html},
+        ${json(Object.fromEntries(Object.entries(mail.headers).map(([k, v]) => [k.toLowerCase(), [v]])))}::jsonb,
+        ${mail.date.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz,
+        ${args.authorId}::uuid, ${args.isAutoReply}, ${args.isAutoReply}, 'QUEUED',
+        ${args.address.id}::uuid, ${args.account.id}::uuid, ${rawId}::uuid, ${raw.length})
+      RETURNING *`,
     mail.attachments.length > 0
       ? tx
           .insert(attachment)
@@ -231,7 +277,7 @@ export async function queueOutbound(
     ]),
     scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId }),
   ]);
-  return m!;
+  return decodeMessage(m!);
 }
 
 export async function scheduleSend(tx: Tx, ctx: EngineContext, data: SendJobData): Promise<void> {

@@ -863,19 +863,24 @@ async function presentNext(
  * For outbound: after an agent reply is queued, start the queue's customer-response
  * countdown (if the queue has one). When it fires and the customer has not written
  * since, the conversation is unassigned (work state DONE, no owner); the customer's next
- * reply puts it back in the queue. Runs inside the caller's transaction.
+ * reply puts it back in the queue. Runs inside the caller's transaction. `known` is the
+ * conversation's tenant and its queue's countdown (null: no queue or no countdown) when
+ * the caller already read them with the locked row; then nothing is read here.
  */
 export async function startCustomerResponseCountdown(
   tx: Tx,
   ctx: EngineContext,
   conversationId: string,
+  known?: { tenantId: string; minutes: number | null },
 ): Promise<Date | null> {
   const now = ctx.clock.now();
-  const [row] = await tx
-    .select({ tenantId: conversation.tenantId, minutes: queue.customerResponseCountdownMinutes })
-    .from(conversation)
-    .innerJoin(queue, eq(queue.id, conversation.queueId))
-    .where(eq(conversation.id, conversationId));
+  const [row] = known
+    ? [known]
+    : await tx
+        .select({ tenantId: conversation.tenantId, minutes: queue.customerResponseCountdownMinutes })
+        .from(conversation)
+        .innerJoin(queue, eq(queue.id, conversation.queueId))
+        .where(eq(conversation.id, conversationId));
   if (!row || row.minutes === null || row.minutes <= 0) return null;
   const due = new Date(now.getTime() + row.minutes * 60_000);
   await ctx.jobs.schedule(
