@@ -15,7 +15,7 @@
 import type { ChildProcess } from "node:child_process";
 import { fork } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,6 +82,37 @@ async function ask<T>(child: ChildProcess, question: string): Promise<T> {
 
 let dbUrl: string;
 const cleanups: (() => Promise<void>)[] = [];
+/** The embedded server's postmaster pid (its backends are its children); null on DATABASE_URL. */
+let postmasterPid: number | null = null;
+
+/** utime + stime of a process in ms (Linux /proc; 0 when it is gone). */
+function procCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields after the name: state(0) ppid(1) … utime(11) stime(12), in clock ticks (100/s).
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU of the embedded PostgreSQL (postmaster and every child: backends, walwriter …) in ms. */
+function postgresCpuMs(): number {
+  if (postmasterPid === null) return Number.NaN;
+  let total = procCpuMs(postmasterPid);
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmasterPid)
+        total += procCpuMs(Number(d));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
 if (process.env.DATABASE_URL) {
   const admin = new URL(process.env.DATABASE_URL);
   admin.pathname = "/postgres";
@@ -101,6 +132,7 @@ if (process.env.DATABASE_URL) {
   const dir = mkdtempSync(join(tmpdir(), "sb-bench-send-"));
   const pg = await startEmbeddedPostgres({ dataDir: dir, port: await freePort(), persistent: false });
   dbUrl = pg.url;
+  postmasterPid = Number(readFileSync(join(dir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
   cleanups.push(async () => {
     await pg.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -220,12 +252,18 @@ interface RunResult {
   p99: number;
   /** CPU of this process (user + system, all threads) per message: reply and delivery. */
   cpuMsPerMsg: number;
+  /** CPU of the embedded PostgreSQL per message (NaN on DATABASE_URL). */
+  pgCpuMsPerMsg: number;
+  /** CPU of the SMTP sink process per message. */
+  sinkCpuMsPerMsg: number;
 }
 
 async function runService(run: number, n: number): Promise<RunResult> {
   const convIds = await seedConversations(n, run);
   let next = 0;
   const cpu0 = process.cpuUsage();
+  const pg0 = postgresCpuMs();
+  const sink0 = procCpuMs(sink.child.pid!);
   const started = performance.now();
   const queued: string[] = [];
   async function client() {
@@ -253,6 +291,8 @@ async function runService(run: number, n: number): Promise<RunResult> {
   }
   const elapsed = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const pgCpu = postgresCpuMs() - pg0;
+  const sinkCpu = procCpuMs(sink.child.pid!) - sink0;
   const lat = await db
     .select({ ms: sql<number>`extract(epoch from (${message.sentAt} - ${message.createdAt})) * 1000` })
     .from(message)
@@ -264,6 +304,8 @@ async function runService(run: number, n: number): Promise<RunResult> {
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / n,
+    pgCpuMsPerMsg: pgCpu / n,
+    sinkCpuMsPerMsg: sinkCpu / n,
   };
 }
 
@@ -324,6 +366,7 @@ async function runBaseline(n: number): Promise<number> {
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
+const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 try {
   // Warm-up (JIT, pools, pg-boss queues), not measured.
   await runService(0, 300);
@@ -338,7 +381,8 @@ try {
     console.log(
       `run ${r}: ${res.msgsPerS.toFixed(0)} msgs/s end-to-end (enqueue ${res.enqueuePerS.toFixed(0)}/s), ` +
         `queued→sent p50 ${res.p50.toFixed(0)} ms, p99 ${res.p99.toFixed(0)} ms, ` +
-        `CPU ${res.cpuMsPerMsg.toFixed(2)} ms/msg; ` +
+        `CPU per msg: ${res.cpuMsPerMsg.toFixed(2)} ms here, ${res.pgCpuMsPerMsg.toFixed(2)} ms PostgreSQL, ` +
+        `${res.sinkCpuMsPerMsg.toFixed(2)} ms sink; ` +
         `baseline compose+SMTP ${base.toFixed(0)} msgs/s, ratio ${(res.msgsPerS / base).toFixed(2)}`,
     );
   }
@@ -359,9 +403,9 @@ try {
         queued_to_sent_p99_ms: round(median.p99),
         baseline_msgs_per_s: round(baseline),
         ratio: round(median.msgsPerS / baseline),
-        cpu_ms_per_msg: round(
-          [...results].sort((a, b) => a.cpuMsPerMsg - b.cpuMsPerMsg)[Math.floor(RUNS / 2)]!.cpuMsPerMsg,
-        ),
+        cpu_ms_per_msg: round(medianOf(results.map((r) => r.cpuMsPerMsg))),
+        pg_cpu_ms_per_msg: round(medianOf(results.map((r) => r.pgCpuMsPerMsg))),
+        sink_cpu_ms_per_msg: round(medianOf(results.map((r) => r.sinkCpuMsPerMsg))),
       },
     }),
   );
