@@ -3,6 +3,7 @@ import { rowDecoder } from "../../db/rows.js";
 import { message, type tenant } from "../../db/schema/index.js";
 import { NotFoundError } from "../errors.js";
 import type { Viewer } from "../viewer.js";
+import type { SendingAddressRow } from "./store.js";
 
 /**
  * The reads of an agent's reply (`composeOnConversation`), hand-written for postgres.js.
@@ -29,63 +30,6 @@ export interface ReplyConversation {
   queueSignature: { html: string | null; text: string } | null;
 }
 
-interface LockRow {
-  id: string;
-  tenant_id: string;
-  queue_id: string | null;
-  ticket_number: bigint | number;
-  subject: string;
-  first_responded_at: string | null;
-  sla_state: unknown;
-  default_address_id: string | null;
-  countdown_minutes: number | null;
-  queue_signature_id: string | null;
-  queue_signature_html: string | null;
-  queue_signature_text: string | null;
-}
-
-/**
- * Locks the conversation FOR UPDATE, only when the viewer may see it (else NotFound) —
- * the same rule as `visibility()` in conversations.ts: the tenant's, and for a viewer
- * limited to queues, in one of them or offered to / assigned to the viewer. Keep the two
- * in step.
- */
-export async function lockForReply(
-  tx: Tx,
-  viewer: Viewer,
-  conversationId: string,
-): Promise<ReplyConversation> {
-  const sql = rawClient(tx);
-  const queueIds = viewer.queueIds === null ? null : [...viewer.queueIds];
-  const [r] = await sql<LockRow[]>`
-    SELECT c.id, c.tenant_id, c.queue_id, c.ticket_number, c.subject, c.first_responded_at, c.sla_state,
-           COALESCE(c.address_id, q.default_address_id) AS default_address_id,
-           q.customer_response_countdown_minutes AS countdown_minutes,
-           s.id AS queue_signature_id, s.html AS queue_signature_html, s.text AS queue_signature_text
-    FROM conversation c
-    LEFT JOIN queue q ON q.id = c.queue_id
-    LEFT JOIN signature s ON s.id = q.signature_id AND s.archived_at IS NULL
-    WHERE c.id = ${conversationId}::uuid AND c.tenant_id = ${viewer.tenantId}::uuid
-      AND (${queueIds}::uuid[] IS NULL OR c.queue_id = ANY(${queueIds}::uuid[])
-           OR c.assignee_id = ${viewer.userId}::uuid OR c.offered_to_id = ${viewer.userId}::uuid)
-    FOR UPDATE OF c`;
-  if (!r) throw new NotFoundError("Conversation", conversationId);
-  return {
-    id: r.id,
-    tenantId: r.tenant_id,
-    queueId: r.queue_id,
-    ticketNumber: Number(r.ticket_number),
-    subject: r.subject,
-    firstRespondedAt: r.first_responded_at === null ? null : new Date(r.first_responded_at),
-    slaState: r.sla_state,
-    defaultAddressId: r.default_address_id,
-    countdownMinutes: r.countdown_minutes,
-    queueSignature: r.queue_signature_id
-      ? { html: r.queue_signature_html, text: r.queue_signature_text ?? "" }
-      : null,
-  };
-}
-
 export type ComposeTenant = Pick<
   typeof tenant.$inferSelect,
   | "id"
@@ -97,44 +41,114 @@ export type ComposeTenant = Pick<
   | "messageIdDomain"
 >;
 
-/** The tenant's settings composing reads. */
-export async function composeTenant(tx: Tx, tenantId: string): Promise<ComposeTenant> {
-  const sql = rawClient(tx);
-  const [t] = await sql`
-    SELECT id, name, company, time_zone, append_ticket_on_first_reply, agents_may_edit_subject,
-           message_id_domain
-    FROM tenant WHERE id = ${tenantId}::uuid`;
-  if (!t) throw new NotFoundError("Tenant", tenantId);
-  return {
-    id: t.id,
-    name: t.name,
-    company: t.company,
-    timeZone: t.time_zone,
-    appendTicketOnFirstReply: t.append_ticket_on_first_reply,
-    agentsMayEditSubject: t.agents_may_edit_subject,
-    messageIdDomain: t.message_id_domain,
-  };
-}
-
-export interface AgentWithSignature {
+export interface ReplyContext {
+  conversation: ReplyConversation;
+  tenant: ComposeTenant;
   agent: { name: string; alias: string | null; email: string };
   /** The agent's own signature (at most one per user, not archived), or null. */
-  own: { html: string | null; text: string } | null;
+  ownSignature: { html: string | null; text: string } | null;
+  /** The sending address row, unchecked (`checkSendingAddress`); undefined when none matched. */
+  sending: SendingAddressRow | undefined;
 }
 
-/** The replying agent's user row and their own signature, in one statement. */
-export async function agentWithSignature(tx: Tx, userId: string): Promise<AgentWithSignature> {
+/**
+ * Everything a reply reads but the history, in one statement: the conversation locked
+ * FOR UPDATE — only when the viewer may see it, else NotFound — with its queue's default
+ * address, countdown and signature, the tenant's compose settings, the agent and their own
+ * signature, and the sending address (`fromAddressId`, else the conversation's address,
+ * else its queue's default) with its account and branded template.
+ *
+ * Visibility is the rule of `visibility()` in conversations.ts — the tenant's, and for a
+ * viewer limited to queues, in one of them or offered to / assigned to the viewer. Keep
+ * the two in step. Only the conversation row is locked (`FOR UPDATE OF c`).
+ */
+export async function replyContext(
+  tx: Tx,
+  viewer: Viewer,
+  conversationId: string,
+  fromAddressId: string | null,
+): Promise<ReplyContext> {
   const sql = rawClient(tx);
-  const [u] = await sql`
-    SELECT u.name, u.alias, u.email, s.id AS signature_id, s.html AS signature_html,
-           s.text AS signature_text
-    FROM "user" u
-    LEFT JOIN signature s ON s.user_id = u.id AND s.archived_at IS NULL
-    WHERE u.id = ${userId}::uuid`;
-  if (!u) throw new NotFoundError("User", userId);
+  const queueIds = viewer.queueIds === null ? null : [...viewer.queueIds];
+  const [r] = await sql`
+    SELECT c.id, c.queue_id, c.ticket_number, c.subject, c.first_responded_at, c.sla_state,
+           COALESCE(c.address_id, q.default_address_id) AS default_address_id,
+           q.customer_response_countdown_minutes AS countdown_minutes,
+           qs.id AS queue_signature_id, qs.html AS queue_signature_html, qs.text AS queue_signature_text,
+           t.id AS tenant_id, t.name AS tenant_name, t.company, t.time_zone,
+           t.append_ticket_on_first_reply, t.agents_may_edit_subject, t.message_id_domain,
+           u.id AS user_id, u.name AS user_name, u.alias AS user_alias, u.email AS user_email,
+           us.id AS signature_id, us.html AS signature_html, us.text AS signature_text,
+           a.id AS sending_id, a.queue_id AS sending_queue_id, a.address, a.display_name,
+           a.from_address, a.reply_to, a.bcc, a.outbound_allowed, a.ticket_placement,
+           a.ticket_delimiter, a.signature_policy, a.history_policy,
+           m.id AS account_id, m.archived_at IS NOT NULL AS account_archived,
+           m.enabled AS account_enabled, m.smtp_host, m.smtp_port, bt.html AS template_html
+    FROM conversation c
+    JOIN tenant t ON t.id = c.tenant_id
+    LEFT JOIN queue q ON q.id = c.queue_id
+    LEFT JOIN signature qs ON qs.id = q.signature_id AND qs.archived_at IS NULL
+    LEFT JOIN "user" u ON u.id = ${viewer.userId}::uuid
+    LEFT JOIN signature us ON us.user_id = u.id AND us.archived_at IS NULL
+    LEFT JOIN email_address a
+      ON a.id = COALESCE(${fromAddressId}::uuid, c.address_id, q.default_address_id)
+     AND a.tenant_id = c.tenant_id AND a.archived_at IS NULL
+    LEFT JOIN mail_account m ON m.id = a.account_id
+    LEFT JOIN branded_template bt ON bt.id = a.branded_template_id AND bt.archived_at IS NULL
+    WHERE c.id = ${conversationId}::uuid AND c.tenant_id = ${viewer.tenantId}::uuid
+      AND (${queueIds}::uuid[] IS NULL OR c.queue_id = ANY(${queueIds}::uuid[])
+           OR c.assignee_id = ${viewer.userId}::uuid OR c.offered_to_id = ${viewer.userId}::uuid)
+    FOR UPDATE OF c`;
+  if (!r) throw new NotFoundError("Conversation", conversationId);
+  if (!r.user_id) throw new NotFoundError("User", viewer.userId);
   return {
-    agent: { name: u.name, alias: u.alias, email: u.email },
-    own: u.signature_id ? { html: u.signature_html, text: u.signature_text } : null,
+    conversation: {
+      id: r.id,
+      tenantId: r.tenant_id,
+      queueId: r.queue_id,
+      ticketNumber: Number(r.ticket_number),
+      subject: r.subject,
+      firstRespondedAt: r.first_responded_at === null ? null : new Date(r.first_responded_at),
+      slaState: r.sla_state,
+      defaultAddressId: r.default_address_id,
+      countdownMinutes: r.countdown_minutes,
+      queueSignature: r.queue_signature_id
+        ? { html: r.queue_signature_html, text: r.queue_signature_text }
+        : null,
+    },
+    tenant: {
+      id: r.tenant_id,
+      name: r.tenant_name,
+      company: r.company,
+      timeZone: r.time_zone,
+      appendTicketOnFirstReply: r.append_ticket_on_first_reply,
+      agentsMayEditSubject: r.agents_may_edit_subject,
+      messageIdDomain: r.message_id_domain,
+    },
+    agent: { name: r.user_name, alias: r.user_alias, email: r.user_email },
+    ownSignature: r.signature_id ? { html: r.signature_html, text: r.signature_text } : null,
+    sending: r.sending_id
+      ? {
+          id: r.sending_id,
+          queue_id: r.sending_queue_id,
+          address: r.address,
+          display_name: r.display_name,
+          from_address: r.from_address,
+          reply_to: r.reply_to,
+          bcc: r.bcc,
+          outbound_allowed: r.outbound_allowed,
+          ticket_placement: r.ticket_placement,
+          ticket_delimiter: r.ticket_delimiter,
+          signature_policy: r.signature_policy,
+          history_policy: r.history_policy,
+          account_id: r.account_id,
+          account_archived: r.account_archived,
+          account_enabled: r.account_enabled,
+          smtp_host: r.smtp_host,
+          smtp_port: r.smtp_port,
+          template_html: r.template_html,
+        }
+      : undefined,
   };
 }
 

@@ -19,12 +19,10 @@ import {
 } from "./compose.js";
 import { htmlToText, sanitizeContentHtml } from "./html.js";
 import {
-  agentWithSignature,
-  composeTenant,
   conversationHistory,
   type HistoryRow,
-  lockForReply,
   type ReplyConversation,
+  replyContext,
   tenantAddresses,
 } from "./reads.js";
 import {
@@ -33,7 +31,6 @@ import {
   loadSendingAddress,
   messageIdDomainOf,
   queueOutbound,
-  readSendingAddress,
   SEND_MESSAGE_QUEUE,
   scheduleSend,
 } from "./store.js";
@@ -253,16 +250,14 @@ async function composeOnConversation(
     // Round trip 1: every read, hand-written (outbound/reads.ts) and pipelined —
     // postgres.js sends concurrent queries on the transaction's connection together and
     // PostgreSQL runs them in order, so the reads after the row lock see the locked row's
-    // committed state (the sending address query reads the conversation's default address
-    // itself). The lock is taken only on a conversation the viewer may see.
-    const [c, t, { agent, own }, all, sendingRow, tenantAddrs] = await Promise.all([
-      lockForReply(tx, viewer, conversationId),
-      composeTenant(tx, viewer.tenantId),
-      agentWithSignature(tx, viewer.userId),
-      conversationHistory(tx, conversationId),
-      readSendingAddress(tx, viewer.tenantId, input.fromAddressId ?? null, conversationId),
-      explicit ? Promise.resolve([]) : tenantAddresses(tx, viewer.tenantId),
-    ]);
+    // committed state. The lock is taken only on a conversation the viewer may see; the
+    // same statement reads the tenant, agent, signatures and sending address.
+    const [{ conversation: c, tenant: t, agent, ownSignature: own, sending: sendingRow }, all, tenantAddrs] =
+      await Promise.all([
+        replyContext(tx, viewer, conversationId, input.fromAddressId ?? null),
+        conversationHistory(tx, conversationId),
+        explicit ? Promise.resolve([]) : tenantAddresses(tx, viewer.tenantId),
+      ]);
     checkFromAndSubject(viewer, input, c.defaultAddressId, kind);
     if (!input.fromAddressId && !c.defaultAddressId) {
       throw new ValidationError({

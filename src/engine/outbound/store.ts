@@ -58,7 +58,7 @@ export interface SendingAddress {
   settings: AddressSettings;
 }
 
-interface SendingAddressRow {
+export interface SendingAddressRow {
   id: string;
   queue_id: string | null;
   address: string;
@@ -216,12 +216,14 @@ export async function queueOutbound(
   const rawId = randomUUID();
   const messageId = randomUUID();
   const json = (v: unknown) => JSON.stringify(v);
-  const [, [m]] = await Promise.all([
-    sql`
-      INSERT INTO raw_message (id, tenant_id, sha256, size_bytes, data)
-      VALUES (${rawId}::uuid, ${args.tenantId}::uuid, ${createHash("sha256").update(raw).digest("hex")},
-              ${raw.length}, ${raw})`,
+  const [[m]] = await Promise.all([
+    // One statement for the raw MIME and the message row that points at it.
     sql<Record<string, unknown>[]>`
+      WITH raw AS (
+        INSERT INTO raw_message (id, tenant_id, sha256, size_bytes, data)
+        VALUES (${rawId}::uuid, ${args.tenantId}::uuid, ${createHash("sha256").update(raw).digest("hex")},
+                ${raw.length}, ${raw})
+      )
       INSERT INTO message (id, tenant_id, conversation_id, direction, message_id_header, in_reply_to,
         "references", "from", "to", cc, bcc, reply_to, subject, text, html, headers, date_header,
         received_at, author_id, auto_submitted, is_auto_reply, outbound_status, address_id, account_id,
