@@ -54,71 +54,35 @@ type DrizzleInternals = {
 };
 
 /**
- * A transaction that costs no round trips of its own: BEGIN goes out with the body's
- * first statements and COMMIT with its last ones. `db.transaction` (postgres.js `begin`)
- * waits for BEGIN before the body runs and for COMMIT after it, two round trips per
- * transaction that carry no work — a third of a reply's (docs/benchmarks.md "send").
- *
- * The body gets the transaction and `commit`, which sends COMMIT after every statement the
- * body has issued so far: it waits for the current macrotask's microtasks to run (so a
- * statement issued after a `then` hop, as pg-boss does, is still ahead of it), not for any
- * result. So the body must issue every write without waiting for I/O before it calls
- * `commit()` — `await Promise.all([...writes, commit()])`; a statement issued after
- * that point would run outside the transaction, so the connection refuses it instead.
- * If a statement before COMMIT failed, PostgreSQL ends the aborted transaction with a
- * rollback (command tag ROLLBACK), which is reported as an error here. A body that throws
- * before `commit()` is rolled back; one that never calls it is committed after it
- * returns. No nested transactions (savepoints) inside.
+ * `db.transaction` without the round trip of its BEGIN: BEGIN goes out unawaited in front
+ * of the body's first statements (postgres.js sends what is queued on a connection in one
+ * write; PostgreSQL runs it in order). `db.transaction` (postgres.js `begin`) waits for
+ * BEGIN before the body runs — one round trip per transaction that carries no work, a
+ * third of a reply's (docs/benchmarks.md "send"). If BEGIN fails, so do the statements
+ * after it. COMMIT is sent once the body resolved, as usual: sending it earlier, with the
+ * last writes, is not safe here — a write issued after an I/O wait (pg-boss creates a
+ * queue it has not seen before it inserts the job) would land after COMMIT, outside the
+ * transaction. A body that throws is rolled back. No nested transactions (savepoints).
  */
-export async function pipelinedTransaction<T>(
-  db: Db,
-  body: (tx: Tx, commit: () => Promise<void>) => Promise<T>,
-): Promise<T> {
+export async function pipelinedTransaction<T>(db: Db, body: (tx: Tx) => Promise<T>): Promise<T> {
   const conn = await rawClient(db).reserve();
-  let closed = false;
-  // The connection as the body sees it: nothing goes out once COMMIT was sent.
-  const guarded = new Proxy(conn, {
-    apply(target, self, args) {
-      if (closed) throw new Error("statement issued after COMMIT of a pipelined transaction");
-      return Reflect.apply(target, self, args);
-    },
-    get(target, key, receiver) {
-      if (key === "unsafe" && closed) {
-        return () => {
-          throw new Error("statement issued after COMMIT of a pipelined transaction");
-        };
-      }
-      return Reflect.get(target, key, receiver);
-    },
-  });
   const outer = db as unknown as DrizzleInternals;
-  const session = new PostgresJsSession(guarded, outer.dialect, outer.session.schema, outer.session.options);
+  const session = new PostgresJsSession(conn, outer.dialect, outer.session.schema, outer.session.options);
   const tx = new PostgresJsTransaction(
     outer.dialect,
     session as unknown as ConstructorParameters<typeof PostgresJsTransaction>[1],
     outer.session.schema,
   ) as unknown as Tx;
-  const end: { commit: Promise<void> | null } = { commit: null };
-  const commit = (): Promise<void> => {
-    end.commit ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-      closed = true;
-      const r = await conn`COMMIT`;
-      if (r.command !== "COMMIT") throw new Error(`transaction not committed (${r.command})`);
-    });
-    return end.commit;
-  };
-  // Not awaited: it goes out in front of the body's first statements. If it fails, so do they.
+  let done = false;
+  // Not awaited: it goes out in front of the body's first statements.
   conn`BEGIN`.catch(() => {});
   try {
-    const result = await body(tx, commit);
-    await commit();
+    const result = await body(tx);
+    done = true;
+    await conn`COMMIT`;
     return result;
   } catch (err) {
-    if (end.commit) await end.commit.catch(() => {});
-    else {
-      closed = true;
-      await conn`ROLLBACK`.catch(() => {});
-    }
+    if (!done) await conn`ROLLBACK`.catch(() => {});
     throw err;
   } finally {
     conn.release();

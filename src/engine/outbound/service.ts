@@ -245,8 +245,8 @@ async function composeOnConversation(
 ): Promise<Message> {
   const attachments = decodeAttachments(input.attachments);
   const explicit = (input.to?.length ?? 0) + (input.cc?.length ?? 0) + (input.bcc?.length ?? 0) > 0;
-  // BEGIN and COMMIT ride along with the reads and the writes: two round trips in all.
-  const result = await pipelinedTransaction(ctx.db, async (tx, commit) => {
+  // BEGIN rides along with the reads: three round trips in all (reads, writes, COMMIT).
+  const result = await pipelinedTransaction(ctx.db, async (tx) => {
     // Round trip 1: every read, hand-written (outbound/reads.ts) and pipelined —
     // postgres.js sends concurrent queries on the transaction's connection together and
     // PostgreSQL runs them in order, so the reads after the row lock see the locked row's
@@ -314,12 +314,8 @@ async function composeOnConversation(
     } catch (err) {
       asValidationError(err);
     }
-    if (!ctx.mail) throw new Error("no outbound transport configured");
-    const raw = await ctx.mail.buildMime(mail);
-    // Round trip 2: every write and COMMIT, pipelined (queueOutbound orders its dependent
-    // inserts). Each write is issued without waiting for I/O, as `commit` requires —
-    // except the SLA update, which reads first: with an SLA clock running, COMMIT waits.
-    const writes = Promise.all([
+    // Round trip 2: every write, pipelined (queueOutbound orders its dependent inserts).
+    const [m] = await Promise.all([
       queueOutbound(tx, ctx, {
         tenantId: t.id,
         conversationId: c.id,
@@ -327,14 +323,12 @@ async function composeOnConversation(
         address: sending.address,
         account: sending.account,
         mail,
-        raw,
         kind,
         authorId: viewer.userId,
         isAutoReply: false,
       }),
       markResponded(tx, ctx, c, now),
     ]);
-    const [[m]] = await Promise.all([writes, hasSlaClock(c.slaState) ? writes.then(commit) : commit()]);
     return m;
   });
   ctx.hub.wake();

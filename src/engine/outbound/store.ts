@@ -180,8 +180,6 @@ export interface QueueOutboundArgs {
   address: { id: string };
   account: { id: string };
   mail: ComposedMail;
-  /** Its MIME bytes when the caller built them already (`ctx.mail.buildMime`). */
-  raw?: Buffer;
   kind: string;
   authorId: string | null;
   isAutoReply: boolean;
@@ -206,7 +204,7 @@ export async function queueOutbound(
 ): Promise<MessageRow> {
   if (!ctx.mail) throw new Error("no outbound transport configured");
   const { mail } = args;
-  const raw = args.raw ?? (await ctx.mail.buildMime(mail));
+  const raw = await ctx.mail.buildMime(mail);
   const now = ctx.clock.now();
   const sql = rawClient(tx);
   // Ids are minted here so the inserts do not wait for each other: they go out pipelined
