@@ -1,14 +1,7 @@
-import { and, eq, inArray, or, sql } from "drizzle-orm";
-import type { Tx } from "../../db/client.js";
-import {
-  contact,
-  conversation,
-  emailAddress,
-  mailAccount,
-  message,
-  type RecipientFailure,
-  rawMessage,
-} from "../../db/schema/index.js";
+import { and, eq, inArray } from "drizzle-orm";
+import { rawClient, type Tx } from "../../db/client.js";
+import { rowDecoder } from "../../db/rows.js";
+import { contact, conversation, mailAccount, message, type RecipientFailure } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import type { ComposedMail } from "./compose.js";
@@ -75,6 +68,8 @@ const claimedColumns = {
   accountId: message.accountId,
 };
 
+const decodeClaimed = rowDecoder<Claimed>(claimedColumns);
+
 /** Delivers one message (see `deliverBatch`). */
 export async function deliverMessage(
   ctx: EngineContext,
@@ -97,45 +92,53 @@ export async function deliverBatch(
   if (!ctx.mail) throw new Error("no outbound transport configured");
   const mail = ctx.mail;
   if (jobs.length === 0) return [];
-  const byTenant = new Map<string, string[]>();
-  for (const j of jobs)
-    byTenant.set(j.data.tenantId, [...(byTenant.get(j.data.tenantId) ?? []), j.data.messageId]);
-  const claimedRows = await ctx.db
-    .update(message)
-    .set({ outboundStatus: "SENDING", sendAttempts: sql`${message.sendAttempts} + 1` })
-    .where(
-      and(
-        or(...[...byTenant].map(([t, ids]) => and(eq(message.tenantId, t), inArray(message.id, ids)))),
-        eq(message.direction, "OUTBOUND"),
-        or(
-          eq(message.outboundStatus, "QUEUED"),
-          and(
-            eq(message.outboundStatus, "SENDING"),
-            sql`${message.updatedAt} < now() - ${STALE_SENDING}::interval`,
-          ),
-        ),
-      ),
+  // Claim and read in one statement (hand-written: it runs for every batch): the UPDATE
+  // moves QUEUED (or stale SENDING) → SENDING for the jobs' (tenant, message) pairs only,
+  // and the SELECT joins what sending needs to the claimed rows. updated_at is set as
+  // drizzle's $onUpdate sets it (the wall clock): STALE_SENDING is measured from it.
+  const pg = rawClient(ctx.db);
+  const claimedRows = await pg<Record<string, unknown>[]>`
+    WITH claimed AS (
+      UPDATE message m
+      SET outbound_status = 'SENDING', send_attempts = m.send_attempts + 1,
+          updated_at = ${new Date().toISOString()}::timestamptz
+      FROM unnest(${jobs.map((j) => j.data.tenantId)}::uuid[], ${jobs.map((j) => j.data.messageId)}::uuid[])
+        AS j(tenant_id, id)
+      WHERE m.id = j.id AND m.tenant_id = j.tenant_id AND m.direction = 'OUTBOUND'
+        AND (m.outbound_status = 'QUEUED'
+             OR (m.outbound_status = 'SENDING' AND m.updated_at < now() - ${STALE_SENDING}::interval))
+      RETURNING m.id, m.tenant_id, m.conversation_id, m.message_id_header, m."from", m."to", m.cc, m.bcc,
+                m.send_attempts, m.is_auto_reply, m.account_id, m.address_id, m.raw_message_id
     )
-    .returning(claimedColumns);
-  const claimed = new Map<string, Claimed>(claimedRows.map((m) => [m.id, m]));
+    SELECT c.*, conv.queue_id, a.force_tls, r.data AS raw, acc.id AS account_row_id, acc.smtp_host,
+           acc.smtp_port, acc.smtp_tls_mode, acc.smtp_user, acc.smtp_password_enc
+    FROM claimed c
+    LEFT JOIN conversation conv ON conv.id = c.conversation_id
+    LEFT JOIN mail_account acc ON acc.id = c.account_id
+    LEFT JOIN email_address a ON a.id = c.address_id
+    LEFT JOIN raw_message r ON r.id = c.raw_message_id`;
+  const claimed = new Map<string, Claimed>(claimedRows.map((r) => [r.id as string, decodeClaimed(r)]));
   const results = new Map<string, DeliveryResult>();
   if (claimed.size === 0) return jobs.map(() => ({ outcome: "skipped" }));
-
-  const rows = await ctx.db
-    .select({
-      id: message.id,
-      account: mailAccount,
-      forceTls: emailAddress.forceTls,
-      raw: rawMessage.data,
-      queueId: conversation.queueId,
-    })
-    .from(message)
-    .innerJoin(conversation, eq(conversation.id, message.conversationId))
-    .leftJoin(mailAccount, eq(mailAccount.id, message.accountId))
-    .leftJoin(emailAddress, eq(emailAddress.id, message.addressId))
-    .leftJoin(rawMessage, eq(rawMessage.id, message.rawMessageId))
-    .where(inArray(message.id, [...claimed.keys()]));
-  const details = new Map(rows.map((r) => [r.id, r]));
+  const details = new Map(
+    claimedRows.map((r) => [
+      r.id as string,
+      {
+        raw: r.raw as Buffer | null,
+        forceTls: r.force_tls as boolean | null,
+        queueId: r.queue_id as string | null,
+        account: r.account_row_id
+          ? {
+              smtpHost: r.smtp_host as string | null,
+              smtpPort: r.smtp_port as number | null,
+              smtpTlsMode: r.smtp_tls_mode as SmtpSettings["tlsMode"],
+              smtpUser: r.smtp_user as string | null,
+              smtpPasswordEnc: r.smtp_password_enc as string | null,
+            }
+          : null,
+      },
+    ]),
+  );
   const finalById = new Map(jobs.map((j) => [j.data.messageId, j.finalAttempt]));
 
   const sent: { m: Claimed; queueId: string | null; result: SendSuccess }[] = [];
@@ -263,12 +266,13 @@ async function recordSent(
     const partial = sent.filter((s) => s.result.rejectedRecipients.length > 0);
     const writes: Promise<unknown>[] = [];
     if (plain.length > 0) {
-      writes.push(
-        tx
-          .update(message)
-          .set({ outboundStatus: "SENT", sentAt: now, outboundError: null })
-          .where(inArray(message.id, plain)),
-      );
+      // Hand-written: one statement text for any batch size (an IN list of N parameters
+      // is a new prepared statement, and a describe round trip, for every N).
+      writes.push(rawClient(tx)`
+        UPDATE message
+        SET outbound_status = 'SENT', sent_at = ${now.toISOString()}::timestamptz, outbound_error = NULL,
+            updated_at = ${new Date().toISOString()}::timestamptz
+        WHERE id = ANY(${plain}::uuid[])`);
     }
     for (const { m, result } of partial) {
       writes.push(
