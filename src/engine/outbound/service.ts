@@ -179,11 +179,11 @@ function checkFromAndSubject(
  * queue's countdown came with the lock.
  */
 async function markResponded(tx: Tx, ctx: EngineContext, c: ReplyConversation, now: Date): Promise<void> {
-  const sql = rawClient(tx);
+  const pg = rawClient(tx);
   // Independent of each other (different columns, their own reads): pipelined.
   // updated_at as drizzle's $onUpdate sets it: the wall clock.
   await Promise.all([
-    sql`
+    pg`
       UPDATE conversation
       SET last_outbound_at = ${now.toISOString()}::timestamptz,
           last_activity_at = ${now.toISOString()}::timestamptz,
@@ -254,12 +254,12 @@ async function composeOnConversation(
     // same statement reads the tenant, agent, signatures and sending address.
     const [{ conversation: c, tenant: t, agent, ownSignature: own, sending: sendingRow }, all, tenantAddrs] =
       await Promise.all([
-        replyContext(tx, viewer, conversationId, input.fromAddressId ?? null),
+        replyContext(tx, viewer, conversationId, input.fromAddressId || null),
         conversationHistory(tx, conversationId),
         explicit ? Promise.resolve([]) : tenantAddresses(tx, viewer.tenantId),
       ]);
     checkFromAndSubject(viewer, input, c.defaultAddressId, kind);
-    if (!input.fromAddressId && !c.defaultAddressId) {
+    if (!(input.fromAddressId ?? c.defaultAddressId)) {
       throw new ValidationError({
         field: "conversation.address",
         message: "no sending address: the conversation has none and none was given",
