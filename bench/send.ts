@@ -260,6 +260,11 @@ interface RunResult {
 
 async function runService(run: number, n: number): Promise<RunResult> {
   const convIds = await seedConversations(n, run);
+  // Fresh statistics, as autovacuum keeps them in a running system. Without this the
+  // pooled connections' cached generic plans stay the ones built in the warm-up on nearly
+  // empty tables while the bulk seeding grows them 20-fold within a minute; a reply's lock
+  // statement then read ~1,000 pages instead of ~10 (2026-11-22, docs/benchmarks.md).
+  await db.execute(sql`ANALYZE`);
   let next = 0;
   const cpu0 = process.cpuUsage();
   const pg0 = postgresCpuMs();

@@ -102,11 +102,22 @@ export async function deliverBatch(
       UPDATE message m
       SET outbound_status = 'SENDING', send_attempts = m.send_attempts + 1,
           updated_at = ${new Date().toISOString()}::timestamptz
-      FROM unnest(${jobs.map((j) => j.data.tenantId)}::uuid[], ${jobs.map((j) => j.data.messageId)}::uuid[])
-        AS j(tenant_id, id)
-      WHERE m.id = j.id AND m.tenant_id = j.tenant_id AND m.direction = 'OUTBOUND'
-        AND (m.outbound_status = 'QUEUED'
-             OR (m.outbound_status = 'SENDING' AND m.updated_at < now() - ${STALE_SENDING}::interval))
+      WHERE m.id = ANY(${jobs.map((j) => j.data.messageId)}::uuid[])
+        -- Each message only for its own job's tenant. The pairs are a filter on the rows
+        -- the primary key found, not the join driving the plan (unnest() is estimated at
+        -- 100 rows, which can turn the claim into a scan of the message table).
+        AND (m.tenant_id, m.id) IN (
+          SELECT * FROM unnest(${jobs.map((j) => j.data.tenantId)}::uuid[], ${jobs.map((j) => j.data.messageId)}::uuid[]))
+        AND m.direction = 'OUTBOUND'
+        -- QUEUED, or SENDING left by a dead worker. Written as CASE on purpose: a plain
+        -- status condition lets the planner pick message_outbound_idx, whose QUEUED and
+        -- SENDING entries include every dead version since the last vacuum (thousands under
+        -- load) — a claim of 7 rows then reads hundreds of heap pages instead of 7.
+        AND CASE m.outbound_status
+              WHEN 'QUEUED' THEN true
+              WHEN 'SENDING' THEN m.updated_at < now() - ${STALE_SENDING}::interval
+              ELSE false
+            END
       RETURNING m.id, m.tenant_id, m.conversation_id, m.message_id_header, m."from", m."to", m.cc, m.bcc,
                 m.send_attempts, m.is_auto_reply, m.account_id, m.address_id, m.raw_message_id
     )
