@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
-import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
-import type { Tx } from "../../db/client.js";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { rawClient, type Tx } from "../../db/client.js";
+import { insertRows, rowFromJson } from "../../db/fast.js";
 import {
   attachment,
   contact,
@@ -12,6 +13,7 @@ import {
   queue,
   rawMessage,
   rejectedMessage,
+  rule,
   tenant,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
@@ -23,7 +25,7 @@ import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
 import { heuristicBounce } from "../outbound/dsn.js";
 import type { CompiledRuleSet } from "../rules/compile.js";
 import { evaluateRules } from "../rules/evaluate.js";
-import { compiledRulesForAddress, ruleInputOf } from "../rules/service.js";
+import { compileRuleRows, ruleInputOf } from "../rules/service.js";
 import type { RuleEvaluation } from "../rules/types.js";
 import { applyStatusToSla, recordInboundSla, startConversationSla } from "../sla.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
@@ -99,17 +101,8 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
     const out: IngestResult[] = [];
     const checkpoints = new Map<string, IngestInput>();
     for (const input of inputs) {
-      // The reads every message needs go out together: postgres.js pipelines them on the
-      // transaction's connection, so they cost one round trip instead of six. Round trips,
-      // not CPU, are what an ingest spends its time on (docs/ingest.md, "Performance").
-      const [[t], [address], pre] = await Promise.all([
-        tx.select().from(tenant).where(eq(tenant.id, input.tenantId)),
-        tx
-          .select()
-          .from(emailAddress)
-          .where(and(eq(emailAddress.id, input.addressId), eq(emailAddress.tenantId, input.tenantId))),
-        prefetch(tx, input),
-      ]);
+      // Everything a message needs before deciding anything is read by one statement.
+      const { tenant: t, address, ...pre } = await openingRead(tx, input);
       if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
       out.push(await ingestInTx(tx, ctx, t, address, input, pre));
       const src = input.source;
@@ -128,7 +121,7 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
     const key = `${inputs[i]!.tenantId}:${r.queueId}`;
     if (routed.has(key)) return;
     routed.add(key);
-    ctx.signals.routeQueue(inputs[i]!.tenantId, r.queueId);
+    ctx.signals.routeQueue(inputs[i]!.tenantId, r.queueId, "demand");
   });
   ctx.hub.wake();
   return results;
@@ -203,82 +196,79 @@ interface Prefetched {
 type QueueRow = typeof queue.$inferSelect;
 
 /** A tenant's live queues among `ids`, by id. */
-async function liveQueues(tx: Tx, tenantId: string, ids: SQL | string[]): Promise<Map<string, QueueRow>> {
+async function liveQueues(tx: Tx, tenantId: string, ids: string[]): Promise<Map<string, QueueRow>> {
   const rows = await tx
     .select()
     .from(queue)
-    .where(
-      and(
-        eq(queue.tenantId, tenantId),
-        isNull(queue.archivedAt),
-        Array.isArray(ids) ? inArray(queue.id, ids) : sql`${queue.id} IN ${ids}`,
-      ),
-    );
+    .where(and(eq(queue.tenantId, tenantId), isNull(queue.archivedAt), inArray(queue.id, ids)));
   return new Map(rows.map((q) => [q.id, q]));
 }
 
-async function prefetch(tx: Tx, input: IngestInput): Promise<Prefetched> {
-  const { source, parsed } = input;
-  // Everything here is independent of everything else: one pipelined round trip.
-  const [imapDup, contentDup, ownAddresses, queues, rules] = await Promise.all([
-    source.kind === "imap"
-      ? tx
-          .select({ id: message.id })
-          .from(message)
-          .where(
-            and(
-              eq(message.accountId, source.accountId),
-              eq(message.uidValidity, source.uidValidity),
-              eq(message.uid, source.uid),
-            ),
-          )
-          .union(
-            tx
-              .select({ id: rejectedMessage.id })
-              .from(rejectedMessage)
-              .where(
-                and(
-                  eq(rejectedMessage.accountId, source.accountId),
-                  eq(rejectedMessage.uidValidity, source.uidValidity),
-                  eq(rejectedMessage.uid, source.uid),
-                ),
-              ),
-          )
-          .limit(1)
-      : Promise.resolve([]),
-    // The same bytes again: with their Message-ID, or — for mail that has none — by the
-    // bytes alone (a UIDVALIDITY resync or an SMTP retry after a lost reply re-delivers
-    // exactly the same message; two different deliveries differ in their trace headers).
-    parsed.ok
-      ? tx
-          .select({ id: message.id })
-          .from(message)
-          .where(
-            and(
-              eq(message.tenantId, input.tenantId),
-              parsed.mail.messageId
-                ? eq(message.messageIdHeader, parsed.mail.messageId)
-                : and(isNull(message.messageIdHeader), eq(message.direction, "INBOUND")),
-              eq(message.contentHash, parsed.mail.contentHash),
-            ),
-          )
-          .limit(1)
-      : Promise.resolve([]),
-    tenantAddresses(tx, input.tenantId),
-    liveQueues(
-      tx,
-      input.tenantId,
-      sql`(SELECT a.queue_id FROM email_address a WHERE a.id = ${input.addressId}
-           UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${input.addressId})`,
-    ),
-    parsed.ok ? compiledRulesForAddress(tx, input.tenantId, input.addressId) : null,
-  ]);
+/**
+ * The opening read of a message, one statement (hand-written: the hot path, see
+ * src/db/fast.ts): the tenant and address rows, the dedupe lookups, the tenant's own
+ * addresses, the address's live queues and its rules. Rows come back as JSON and are
+ * mapped to exactly what drizzle's selects return.
+ */
+async function openingRead(
+  tx: Tx,
+  input: IngestInput,
+): Promise<Prefetched & { tenant: TenantRow | null; address: AddressRow | null }> {
+  const { source, parsed, tenantId, addressId } = input;
+  const imap = source.kind === "imap" ? source : null;
+  const mail = parsed.ok ? parsed.mail : null;
+  const [row] = await rawClient(tx)<
+    {
+      tenant: Record<string, unknown> | null;
+      address: Record<string, unknown> | null;
+      imap_dup: string | null;
+      content_dup: string | null;
+      own: string[];
+      queues: Record<string, unknown>[];
+      rules: Record<string, unknown>[];
+    }[]
+  >`
+    SELECT
+      (SELECT row_to_json(t) FROM tenant t WHERE t.id = ${tenantId}::uuid) AS tenant,
+      (SELECT row_to_json(a) FROM email_address a
+        WHERE a.id = ${addressId}::uuid AND a.tenant_id = ${tenantId}::uuid) AS address,
+      -- The same IMAP position, stored or rejected (a re-fetch after a crash between commit and flagging).
+      (SELECT d.id FROM (
+         SELECT m.id FROM message m WHERE m.account_id = ${imap?.accountId ?? null}::uuid
+           AND m.uid_validity = ${imap?.uidValidity ?? null}::bigint AND m.uid = ${imap?.uid ?? null}::bigint
+         UNION ALL
+         SELECT r.id FROM rejected_message r WHERE r.account_id = ${imap?.accountId ?? null}::uuid
+           AND r.uid_validity = ${imap?.uidValidity ?? null}::bigint AND r.uid = ${imap?.uid ?? null}::bigint
+       ) d LIMIT 1) AS imap_dup,
+      -- The same bytes again: with their Message-ID, or — for mail that has none — by the
+      -- bytes alone (a UIDVALIDITY resync or an SMTP retry after a lost reply re-delivers
+      -- exactly the same message; two different deliveries differ in their trace headers).
+      (SELECT m.id FROM message m
+        WHERE m.tenant_id = ${tenantId}::uuid AND m.content_hash = ${mail?.contentHash ?? null}::text
+          AND CASE WHEN ${mail?.messageId ?? null}::text IS NULL
+                   THEN m.message_id_header IS NULL AND m.direction = 'INBOUND'
+                   ELSE m.message_id_header = ${mail?.messageId ?? null}::text END
+        LIMIT 1) AS content_dup,
+      ARRAY(SELECT v.x FROM email_address a, LATERAL (VALUES (a.address), (a.from_address)) v(x)
+            WHERE a.tenant_id = ${tenantId}::uuid AND v.x IS NOT NULL) AS own,
+      (SELECT coalesce(json_agg(q), '[]'::json) FROM queue q
+        WHERE q.tenant_id = ${tenantId}::uuid AND q.archived_at IS NULL
+          AND q.id IN (SELECT a.queue_id FROM email_address a WHERE a.id = ${addressId}::uuid
+                       UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${addressId}::uuid)) AS queues,
+      -- The address's rules by position, then the tenant's (rules/service.ts rulesForAddress).
+      (SELECT coalesce(json_agg(r ORDER BY r.address_id IS NULL, r.position, r.created_at), '[]'::json) FROM rule r
+        WHERE ${mail !== null}::boolean AND r.tenant_id = ${tenantId}::uuid
+          AND (r.address_id = ${addressId}::uuid OR r.address_id IS NULL)) AS rules`;
+  const queues = (row!.queues ?? []).map((q) => rowFromJson(queue, q));
+  const ruleRows = (row!.rules ?? []).map((r) => rowFromJson(rule, r));
   return {
-    imapDuplicate: imapDup[0]?.id ?? null,
-    contentDuplicate: contentDup[0]?.id ?? null,
-    ownAddresses,
-    queues,
-    rules,
+    tenant: row!.tenant ? rowFromJson(tenant, row!.tenant) : null,
+    address: row!.address ? rowFromJson(emailAddress, row!.address) : null,
+    imapDuplicate: row!.imap_dup,
+    contentDuplicate: row!.content_dup,
+    ownAddresses: row!.own,
+    queues: new Map(queues.map((q) => [q.id, q])),
+    rules: ruleRows.length > 0 ? await compileRuleRows(tx, tenantId, ruleRows) : null,
   };
 }
 
@@ -566,7 +556,10 @@ async function ingestInTx(
       lastActivityAt: now,
       statusChangedAt: now,
     };
-    writes.push(storeRaw(tx, t.id, input, rawId), tx.insert(conversation).values(values).execute());
+    writes.push(
+      storeRaw(tx, t.id, input, rawId),
+      insertRows(rawClient(tx), conversation, [values]).execute(),
+    );
     c = { id: values.id, queueId, ticketNumber: ticket };
     created = true;
     events.push({
@@ -606,9 +599,8 @@ async function ingestInTx(
 
   const html = parsed.sanitized;
   writes.push(
-    tx
-      .insert(message)
-      .values({
+    insertRows(rawClient(tx), message, [
+      {
         id: messageRowId,
         tenantId: t.id,
         conversationId: c.id,
@@ -636,27 +628,26 @@ async function ingestInTx(
         contentHash: mail.contentHash,
         rawMessageId: rawId,
         sizeBytes: mail.sizeBytes,
-      })
-      .execute(),
+      },
+    ]).execute(),
   );
   if (mail.attachments.length > 0) {
     writes.push(
-      tx
-        .insert(attachment)
-        .values(
-          mail.attachments.map((a, i) => ({
-            tenantId: t.id,
-            messageId: messageRowId,
-            filename: a.filename ?? `attachment-${i + 1}`,
-            contentType: a.contentType,
-            sizeBytes: a.size,
-            contentId: a.contentId,
-            inline: a.inline,
-            sha256: a.sha256,
-            data: a.content,
-          })),
-        )
-        .execute(),
+      insertRows(
+        rawClient(tx),
+        attachment,
+        mail.attachments.map((a, i) => ({
+          tenantId: t.id,
+          messageId: messageRowId,
+          filename: a.filename ?? `attachment-${i + 1}`,
+          contentType: a.contentType,
+          sizeBytes: a.size,
+          contentId: a.contentId,
+          inline: a.inline,
+          sha256: a.sha256,
+          data: a.content,
+        })),
+      ).execute(),
     );
   }
   events.unshift({
@@ -768,9 +759,8 @@ async function storeRaw(
   id: string = randomUUID(),
 ): Promise<string> {
   const raw = input.raw;
-  const [row] = await tx
-    .insert(rawMessage)
-    .values({
+  await insertRows(rawClient(tx), rawMessage, [
+    {
       id,
       tenantId,
       // The parser worker hashed these very bytes already; hashing 40 MB again here would
@@ -780,13 +770,13 @@ async function storeRaw(
         : createHash("sha256").update(raw).digest("hex"),
       sizeBytes: raw.length,
       data: raw,
-    })
-    .returning({ id: rawMessage.id });
-  return row!.id;
+    },
+  ]).execute();
+  return id;
 }
 
 async function nextTicketNumber(tx: Tx): Promise<number> {
-  const rows = await tx.execute<{ n: string }>(sql`SELECT nextval('ticket_number_seq')::text AS n`);
+  const rows = await rawClient(tx)<{ n: string }[]>`SELECT nextval('ticket_number_seq')::text AS n`;
   return Number(rows[0]!.n);
 }
 
@@ -796,24 +786,13 @@ async function upsertContact(
   email: string,
   name: string,
 ): Promise<{ id: string; attributes: Record<string, string> }> {
-  const [row] = await tx
-    .insert(contact)
-    .values({ tenantId, email, name })
-    .onConflictDoUpdate({
-      target: [contact.tenantId, contact.email],
-      // Keep a name we know; learn one we did not have.
-      set: { name: sql`CASE WHEN ${contact.name} = '' THEN excluded.name ELSE ${contact.name} END` },
-    })
-    .returning({ id: contact.id, attributes: contact.attributes });
+  const [row] = await rawClient(tx)<{ id: string; attributes: Record<string, string> }[]>`
+    INSERT INTO contact (tenant_id, email, name) VALUES (${tenantId}::uuid, ${email}, ${name})
+    ON CONFLICT (tenant_id, email) DO UPDATE
+      -- Keep a name we know; learn one we did not have.
+      SET name = CASE WHEN contact.name = '' THEN excluded.name ELSE contact.name END
+    RETURNING id, attributes`;
   return row!;
-}
-
-async function tenantAddresses(tx: Tx, tenantId: string): Promise<string[]> {
-  const rows = await tx
-    .select({ address: emailAddress.address, fromAddress: emailAddress.fromAddress })
-    .from(emailAddress)
-    .where(eq(emailAddress.tenantId, tenantId));
-  return rows.flatMap((r) => [r.address, ...(r.fromAddress ? [r.fromAddress] : [])]);
 }
 
 /**
