@@ -62,8 +62,8 @@ describe("rowFromJson", () => {
         name: "R",
         position: 2,
         conditions: [{ field: "SUBJECT", operator: "CONTAINS", value: "x" }],
-        actions: [{ type: "ADD_TAG", value: "t" }],
-      } as typeof rule.$inferInsert)
+        actions: [{ type: "ADD_TAGS", tags: ["t"] }],
+      } as unknown as typeof rule.$inferInsert)
       .returning();
     for (const [table, name, id] of [
       [tenant, "tenant", tenantId],
@@ -170,10 +170,10 @@ describe("insertRows", () => {
       for (const k of ["id", "createdAt", "updatedAt", ...keys]) delete out[k];
       return out;
     };
-    const one = async <T extends typeof conversation | typeof rawMessage | typeof message>(
-      t: T,
-      id: string,
-    ) => (await db.db.select().from(t).where(eq(t.id, id)))[0] as Record<string, unknown>;
+    const one = async (t: typeof conversation | typeof rawMessage | typeof message, id: string) => {
+      const table = t as typeof message;
+      return (await db.db.select().from(table).where(eq(table.id, id)))[0] as Record<string, unknown>;
+    };
     expect(strip(await one(conversation, b), "ticketNumber")).toEqual(
       strip(await one(conversation, a), "ticketNumber"),
     );
