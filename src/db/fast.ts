@@ -89,3 +89,41 @@ export function insertRows<T extends Table>(
     (returning ? ` RETURNING ${returning}` : "");
   return sql.unsafe(text, params, { prepare: true });
 }
+
+/** Bytea values above this size are sent in parts (`fillLargeBytea`). */
+export const LARGE_BYTEA_BYTES = 1024 * 1024;
+const BYTEA_PART_BYTES = 512 * 1024;
+
+/**
+ * Writes a large bytea value into the row `id` of `table` (inserted before with an empty
+ * value) in 512 KB parts, with the event loop free between them. postgres.js sends a bytea
+ * parameter as one hex string built synchronously: for a 40 MB mail that held the event
+ * loop for ~300 ms (hex-encoding, then copying 80 MB into the socket buffer). The parts go
+ * to a session-local temp table (emptied at commit or rollback) and are joined on the
+ * server. Call inside a transaction.
+ */
+export async function fillLargeBytea<T extends Table>(
+  sql: postgres.Sql,
+  table: T,
+  field: keyof T["$inferSelect"] & string,
+  id: string,
+  data: Buffer,
+): Promise<void> {
+  const t = info(table);
+  const col = t.byField.get(field);
+  if (!col) throw new Error(`fillLargeBytea: ${t.name} has no field ${field}`);
+  await sql`CREATE TEMP TABLE IF NOT EXISTS sb_bytea_part (
+    k uuid NOT NULL, seq int NOT NULL, data bytea NOT NULL) ON COMMIT DELETE ROWS`;
+  for (let at = 0, seq = 0; at < data.length; at += BYTEA_PART_BYTES, seq++) {
+    await sql`INSERT INTO sb_bytea_part (k, seq, data)
+      VALUES (${id}::uuid, ${seq}, ${data.subarray(at, at + BYTEA_PART_BYTES)})`;
+  }
+  await sql.unsafe(
+    `UPDATE ${quote(t.name)} SET ${quote(col.name)} =
+       (SELECT string_agg(p.data, ''::bytea ORDER BY p.seq) FROM sb_bytea_part p WHERE p.k = $1)
+     WHERE id = $1`,
+    [id],
+    { prepare: true },
+  );
+  await sql`DELETE FROM sb_bytea_part WHERE k = ${id}::uuid`;
+}

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { insertRows, rowFromJson } from "../../src/db/fast.js";
+import { rawClient } from "../../src/db/client.js";
+import { fillLargeBytea, insertRows, LARGE_BYTEA_BYTES, rowFromJson } from "../../src/db/fast.js";
 import {
   attachment,
   contact,
@@ -203,5 +204,35 @@ describe("insertRows", () => {
       /raw_message has no field nope/,
     );
     expect(() => insertRows(db.sql, rawMessage, [])).toThrow(/no rows/);
+  });
+
+  it("fillLargeBytea writes a large value in parts, byte for byte, and leaves nothing behind", async () => {
+    const data = randomBytes(3 * LARGE_BYTEA_BYTES + 12_345);
+    const id = randomUUID();
+    await db.db.transaction(async (tx) => {
+      const sql = rawClient(tx);
+      await insertRows(sql, rawMessage, [
+        { id, tenantId, sha256: "00".repeat(32), sizeBytes: data.length, data: Buffer.alloc(0) },
+      ]).execute();
+      await fillLargeBytea(sql, rawMessage, "data", id, data);
+      const [parts] = await sql`SELECT count(*)::int AS n FROM sb_bytea_part`;
+      expect(parts!.n).toBe(0);
+    });
+    const [row] = await db.db.select().from(rawMessage).where(eq(rawMessage.id, id));
+    expect(row!.data.equals(data)).toBe(true);
+
+    // Rolled back with it: neither the row nor its parts stay.
+    const other = randomUUID();
+    await expect(
+      db.db.transaction(async (tx) => {
+        const sql = rawClient(tx);
+        await insertRows(sql, rawMessage, [
+          { id: other, tenantId, sha256: "00".repeat(32), sizeBytes: 1, data: Buffer.alloc(0) },
+        ]).execute();
+        await fillLargeBytea(sql, rawMessage, "data", other, data);
+        throw new Error("roll back");
+      }),
+    ).rejects.toThrow("roll back");
+    expect(await db.db.select().from(rawMessage).where(eq(rawMessage.id, other))).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { rawClient, type Tx } from "../../db/client.js";
-import { insertRows, rowFromJson } from "../../db/fast.js";
+import { fillLargeBytea, insertRows, LARGE_BYTEA_BYTES, rowFromJson } from "../../db/fast.js";
 import {
   attachment,
   contact,
@@ -100,13 +100,20 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
   const results = await ctx.db.transaction(async (tx) => {
     const out: IngestResult[] = [];
     const checkpoints = new Map<string, IngestInput>();
-    for (const input of inputs) {
-      // Everything a message needs before deciding anything is read by one statement.
-      const { tenant: t, address, ...pre } = await openingRead(tx, input);
-      if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
-      out.push(await ingestInTx(tx, ctx, t, address, input, pre));
-      const src = input.source;
-      if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
+    // Each message's inserts are pipelined with the next message's opening read (one round
+    // trip less per message of a batch); a failed insert aborts the transaction, so the
+    // next statement fails too — its error is replaced by the insert's own below.
+    const pending: Promise<unknown>[] = [];
+    const written = (writes: Promise<unknown>) => {
+      writes.catch(() => {}); // handled below; an early rejection must not count as unhandled
+      pending.push(writes);
+    };
+    try {
+      await ingestEach(tx, ctx, inputs, out, checkpoints, written);
+      await Promise.all(pending);
+    } catch (err) {
+      for (const r of await Promise.allSettled(pending)) if (r.status === "rejected") throw r.reason;
+      throw err;
     }
     // The checkpoint only moves forward within a UIDVALIDITY, so the batch's last UID per
     // mailbox is all there is to write.
@@ -125,6 +132,24 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
   });
   ctx.hub.wake();
   return results;
+}
+
+async function ingestEach(
+  tx: Tx,
+  ctx: EngineContext,
+  inputs: IngestInput[],
+  out: IngestResult[],
+  checkpoints: Map<string, IngestInput>,
+  written: (writes: Promise<unknown>) => void,
+): Promise<void> {
+  for (const input of inputs) {
+    // Everything a message needs before deciding anything is read by one statement.
+    const { tenant: t, address, ...pre } = await openingRead(tx, input);
+    if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
+    out.push(await ingestInTx(tx, ctx, t, address, input, pre, written));
+    const src = input.source;
+    if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
+  }
 }
 
 /**
@@ -279,6 +304,7 @@ async function ingestInTx(
   address: AddressRow,
   input: IngestInput,
   pre: Prefetched,
+  written: (writes: Promise<unknown>) => void,
 ): Promise<IngestResult> {
   const { source, receivedAt, parsed } = input;
   const accountId = source.kind === "imap" ? source.accountId : address.accountId;
@@ -632,22 +658,26 @@ async function ingestInTx(
     ]).execute(),
   );
   if (mail.attachments.length > 0) {
+    const rows = mail.attachments.map((a, i) => ({
+      tenantId: t.id,
+      messageId: messageRowId,
+      filename: a.filename ?? `attachment-${i + 1}`,
+      contentType: a.contentType,
+      sizeBytes: a.size,
+      contentId: a.contentId,
+      inline: a.inline,
+      sha256: a.sha256,
+      id: randomUUID(),
+      data: a.content.length > LARGE_BYTEA_BYTES ? Buffer.alloc(0) : a.content,
+    }));
+    const large = mail.attachments.flatMap((a, i) =>
+      a.content.length > LARGE_BYTEA_BYTES ? [{ id: rows[i]!.id, data: a.content }] : [],
+    );
     writes.push(
-      insertRows(
-        rawClient(tx),
-        attachment,
-        mail.attachments.map((a, i) => ({
-          tenantId: t.id,
-          messageId: messageRowId,
-          filename: a.filename ?? `attachment-${i + 1}`,
-          contentType: a.contentType,
-          sizeBytes: a.size,
-          contentId: a.contentId,
-          inline: a.inline,
-          sha256: a.sha256,
-          data: a.content,
-        })),
-      ).execute(),
+      (async () => {
+        await insertRows(rawClient(tx), attachment, rows).execute();
+        for (const l of large) await fillLargeBytea(rawClient(tx), attachment, "data", l.id, l.data);
+      })(),
     );
   }
   events.unshift({
@@ -671,7 +701,10 @@ async function ingestInTx(
     },
   });
   writes.push(appendEvents(tx, events));
-  await Promise.all(writes);
+  // Not awaited here: nothing below needs their results, and the statements that follow
+  // on this connection — here and for the batch's next message — run after them on the
+  // server. The batch awaits every message's writes before its checkpoint and commit.
+  written(Promise.all(writes));
 
   // The queue row read above saves the auto-reply decision its read; the SLA clock starts
   // only when a queue, address or tenant policy is set at all (the common "no SLA" case
@@ -759,6 +792,7 @@ async function storeRaw(
   id: string = randomUUID(),
 ): Promise<string> {
   const raw = input.raw;
+  const large = raw.length > LARGE_BYTEA_BYTES;
   await insertRows(rawClient(tx), rawMessage, [
     {
       id,
@@ -769,9 +803,10 @@ async function storeRaw(
         ? input.parsed.mail.contentHash
         : createHash("sha256").update(raw).digest("hex"),
       sizeBytes: raw.length,
-      data: raw,
+      data: large ? Buffer.alloc(0) : raw,
     },
   ]).execute();
+  if (large) await fillLargeBytea(rawClient(tx), rawMessage, "data", id, raw);
   return id;
 }
 
