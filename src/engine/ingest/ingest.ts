@@ -97,31 +97,40 @@ export async function ingestMessage(ctx: EngineContext, input: IngestInput): Pro
  * the caller retries the messages one by one (so only the bad one fails).
  */
 export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]): Promise<IngestResult[]> {
-  const results = await ctx.db.transaction(async (tx) => {
-    const out: IngestResult[] = [];
-    const checkpoints = new Map<string, IngestInput>();
-    // Each message's inserts are pipelined with the next message's opening read (one round
-    // trip less per message of a batch); a failed insert aborts the transaction, so the
-    // next statement fails too — its error is replaced by the insert's own below.
-    const pending: Promise<unknown>[] = [];
-    const written = (writes: Promise<unknown>) => {
-      writes.catch(() => {}); // handled below; an early rejection must not count as unhandled
-      pending.push(writes);
-    };
-    try {
+  // Each message's inserts are not awaited where they are sent: they are pipelined with the
+  // next message's opening read and, after the last message, with the checkpoint and the
+  // COMMIT (one round trip less per message). A failed insert aborts the transaction, so
+  // every later statement fails with 25P02 and the COMMIT ends in a rollback — which
+  // postgres.js reports as success: the inserts' own outcomes are therefore checked after
+  // the transaction, and the first failure is what this throws. Nothing is signalled or
+  // answered before that check.
+  const pending: Promise<unknown>[] = [];
+  const written = (writes: Promise<unknown>) => {
+    writes.catch(() => {}); // checked below; an early rejection must not count as unhandled
+    pending.push(writes);
+  };
+  const firstFailure = async (): Promise<unknown> => {
+    for (const r of await Promise.allSettled(pending)) if (r.status === "rejected") return r.reason;
+    return null;
+  };
+  let results: IngestResult[];
+  try {
+    results = await ctx.db.transaction(async (tx) => {
+      const out: IngestResult[] = [];
+      const checkpoints = new Map<string, IngestInput>();
       await ingestEach(tx, ctx, inputs, out, checkpoints, written);
-      await Promise.all(pending);
-    } catch (err) {
-      for (const r of await Promise.allSettled(pending)) if (r.status === "rejected") throw r.reason;
-      throw err;
-    }
-    // The checkpoint only moves forward within a UIDVALIDITY, so the batch's last UID per
-    // mailbox is all there is to write.
-    for (const input of checkpoints.values()) {
-      if (input.source.kind === "imap") await advanceCheckpoint(tx, input.tenantId, input.source);
-    }
-    return out;
-  });
+      // The checkpoint only moves forward within a UIDVALIDITY, so the batch's last UID per
+      // mailbox is all there is to write.
+      for (const input of checkpoints.values()) {
+        if (input.source.kind === "imap") await advanceCheckpoint(tx, input.tenantId, input.source);
+      }
+      return out;
+    });
+  } catch (err) {
+    throw (await firstFailure()) ?? err;
+  }
+  const failure = await firstFailure();
+  if (failure) throw failure;
   const routed = new Set<string>();
   results.forEach((r, i) => {
     if (r.status !== "stored" || !r.queueId) return;
@@ -703,8 +712,17 @@ async function ingestInTx(
   writes.push(appendEvents(tx, events));
   // Not awaited here: nothing below needs their results, and the statements that follow
   // on this connection — here and for the batch's next message — run after them on the
-  // server. The batch awaits every message's writes before its checkpoint and commit.
-  written(Promise.all(writes));
+  // server (see ingestMessages). That holds only for statements already sent: a large
+  // value goes in parts, each sent after the previous one answered, so then they are
+  // awaited here, before anything else is sent.
+  const all = Promise.all(writes);
+  if (
+    input.raw.length > LARGE_BYTEA_BYTES ||
+    mail.attachments.some((a) => a.content.length > LARGE_BYTEA_BYTES)
+  ) {
+    await all;
+  }
+  written(all);
 
   // The queue row read above saves the auto-reply decision its read; the SLA clock starts
   // only when a queue, address or tenant policy is set at all (the common "no SLA" case
