@@ -21,7 +21,7 @@
  */
 import { fork } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -51,7 +51,7 @@ const pct = (xs: number[], p: number) => {
 };
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
-async function database(): Promise<{ url: string; stop: () => Promise<void> }> {
+async function database(): Promise<{ url: string; stop: () => Promise<void>; pgDir?: string }> {
   if (process.env.DATABASE_URL) {
     const name = `sb_bench_${process.pid}`;
     const admin = postgres(process.env.DATABASE_URL, { max: 1, onnotice: () => {} });
@@ -73,6 +73,7 @@ async function database(): Promise<{ url: string; stop: () => Promise<void> }> {
   const pg = await startEmbeddedPostgres({ dataDir: dir, port, persistent: false, database: "postgres" });
   return {
     url: pg.url,
+    pgDir: join(dir, "pg"),
     stop: async () => {
       await pg.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -81,6 +82,48 @@ async function database(): Promise<{ url: string; stop: () => Promise<void> }> {
 }
 
 const db = await database();
+
+/**
+ * CPU time (ms) of the embedded PostgreSQL: its postmaster and the children alive now
+ * (the pool's backends persist through a run). Null with DATABASE_URL (another machine's).
+ */
+function pgCpuMs(): number | null {
+  if (!db.pgDir) return null;
+  try {
+    const postmaster = Number(readFileSync(join(db.pgDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    let ticks = 0;
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        if (Number(pid) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return ticks * 10;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU ms per message of the server process (main thread and parser workers) and PostgreSQL. */
+async function withCpu<T>(
+  count: number,
+  f: () => Promise<T>,
+): Promise<T & { nodeCpuMs: number; pgCpuMs: number | null }> {
+  const c0 = process.cpuUsage();
+  const p0 = pgCpuMs();
+  const r = await f();
+  const c = process.cpuUsage(c0);
+  const p1 = pgCpuMs();
+  return {
+    ...r,
+    nodeCpuMs: (c.user + c.system) / 1000 / count,
+    pgCpuMs: p0 === null || p1 === null ? null : (p1 - p0) / count,
+  };
+}
 const app = await startSwitchboard(
   loadConfig({
     NODE_ENV: "test",
@@ -120,8 +163,13 @@ async function smtpRun(run: number, count = N): Promise<{ perS: number; p50: num
   return { perS: count / secs, p50: pct(latencies, 50), p99: pct(latencies, 99) };
 }
 
-async function imapRun(run: number): Promise<number> {
-  if (!dovecot) return 0;
+interface Cpu {
+  nodeCpuMs: number;
+  pgCpuMs: number | null;
+}
+
+async function imapRun(run: number): Promise<{ perS: number } & Cpu> {
+  if (!dovecot) return { perS: 0, nodeCpuMs: 0, pgCpuMs: null };
   const mailbox = `Bench${run}`;
   const to = `imap${run}@bench.test`;
   const [acc] = await app.database.db
@@ -156,14 +204,14 @@ async function imapRun(run: number): Promise<number> {
     }),
   );
   const t0 = performance.now();
-  await app.imap.pollAccount(acc!.id);
+  const cpu = await withCpu(N, async () => ({ status: await app.imap.pollAccount(acc!.id) }));
   const secs = (performance.now() - t0) / 1000;
   const [r] = await app.database.db
     .select({ n: count() })
     .from(message)
     .where(eq(message.accountId, acc!.id));
   if (r?.n !== N) throw new Error(`IMAP drained ${r?.n} of ${N}`);
-  return N / secs;
+  return { perS: N / secs, nodeCpuMs: cpu.nodeCpuMs, pgCpuMs: cpu.pgCpuMs };
 }
 
 async function lagRun(): Promise<number> {
@@ -201,19 +249,22 @@ const WARMUP = Math.min(300, N);
 await smtpRun(0, WARMUP);
 console.log(`warm-up: ${WARMUP} SMTP messages`);
 
-const smtp: { perS: number; p50: number; p99: number }[] = [];
-const imap: number[] = [];
+const smtp: ({ perS: number; p50: number; p99: number } & Cpu)[] = [];
+const imap: ({ perS: number } & Cpu)[] = [];
 const lag: number[] = [];
 const base: number[] = [];
 for (let run = 1; run <= RUNS; run++) {
   base.push(await baselineRun());
-  smtp.push(await smtpRun(run));
+  smtp.push(await withCpu(N, () => smtpRun(run)));
   imap.push(await imapRun(run));
   lag.push(await lagRun());
   const s = smtp.at(-1)!;
+  const i = imap.at(-1)!;
+  const cpu = (c: Cpu) =>
+    `CPU/msg node ${round(c.nodeCpuMs, 2)} ms + pg ${c.pgCpuMs === null ? "?" : round(c.pgCpuMs, 2)} ms`;
   console.log(
-    `run ${run}: smtp ${round(s.perS)} msg/s (p50 ${round(s.p50)} ms, p99 ${round(s.p99)} ms), ` +
-      `imap ${round(imap.at(-1)!)} msg/s, lag p99 ${round(lag.at(-1)!)} ms (40 MB), ` +
+    `run ${run}: smtp ${round(s.perS)} msg/s (p50 ${round(s.p50)} ms, p99 ${round(s.p99)} ms; ${cpu(s)}), ` +
+      `imap ${round(i.perS)} msg/s (${cpu(i)}), lag p99 ${round(lag.at(-1)!)} ms (40 MB), ` +
       `baseline ${round(base.at(-1)!)} insert/s, load ${loadavg()
         .map((l) => round(l, 2))
         .join(" ")}`,
@@ -222,11 +273,17 @@ for (let run = 1; run <= RUNS; run++) {
 
 const metrics = {
   smtp_msgs_per_s: round(median(smtp.map((s) => s.perS))),
-  imap_msgs_per_s: round(median(imap)),
+  imap_msgs_per_s: round(median(imap.map((i) => i.perS))),
   latency_p50_ms: round(median(smtp.map((s) => s.p50))),
   latency_p99_ms: round(median(smtp.map((s) => s.p99))),
   lag_p99_ms_40mb: round(median(lag)),
   baseline_insert_per_s: round(median(base)),
+  // CPU per message (server process incl. parser threads; embedded PostgreSQL): what the
+  // machine's cores bound the rates at, whatever else runs on them.
+  smtp_node_cpu_ms_per_msg: round(median(smtp.map((x) => x.nodeCpuMs)), 2),
+  smtp_pg_cpu_ms_per_msg: round(median(smtp.map((x) => x.pgCpuMs ?? 0)), 2),
+  imap_node_cpu_ms_per_msg: round(median(imap.map((x) => x.nodeCpuMs)), 2),
+  imap_pg_cpu_ms_per_msg: round(median(imap.map((x) => x.pgCpuMs ?? 0)), 2),
 };
 console.log(
   `medians of ${RUNS} run(s), ${N} messages each; smtp/baseline ${round(metrics.smtp_msgs_per_s / metrics.baseline_insert_per_s, 3)}, ` +
