@@ -1152,21 +1152,14 @@ export async function resolveRecipient(
   /** The tenant's processing limit; null when it has none (so there is nothing to count). */
   processingLimit: number | null;
 } | null> {
-  const [row] = await ctx.db
-    .select({
-      id: emailAddress.id,
-      tenantId: emailAddress.tenantId,
-      emailEnabled: tenant.emailEnabled,
-      processingLimit: tenant.processingLimit,
-    })
-    .from(emailAddress)
-    .innerJoin(tenant, eq(tenant.id, emailAddress.tenantId))
-    .where(
-      and(
-        sql`lower(${emailAddress.address}) = ${rcpt.trim().toLowerCase()}`,
-        isNull(emailAddress.archivedAt),
-      ),
-    );
+  // Once per recipient of every SMTP mail: hand-written (docs/architecture.md "Hot paths").
+  const [row] = await rawClient(ctx.db)<
+    { id: string; tenantId: string; emailEnabled: boolean; processingLimit: number | null }[]
+  >`
+    SELECT a.id, a.tenant_id AS "tenantId", t.email_enabled AS "emailEnabled",
+           t.processing_limit AS "processingLimit"
+    FROM email_address a JOIN tenant t ON t.id = a.tenant_id
+    WHERE lower(a.address) = ${rcpt.trim().toLowerCase()} AND a.archived_at IS NULL`;
   return row
     ? {
         tenantId: row.tenantId,
