@@ -135,6 +135,7 @@ const app = await startSwitchboard(
     BOOTSTRAP: "false",
     SECRET_KEY: "33".repeat(32),
     LOG_LEVEL: "silent",
+    ...(process.env.PARSE_WORKERS ? { PARSE_WORKERS: process.env.PARSE_WORKERS } : {}),
   }),
   { log: silentLogger },
 );
