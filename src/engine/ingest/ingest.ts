@@ -151,9 +151,23 @@ async function ingestEach(
   checkpoints: Map<string, IngestInput>,
   written: (writes: Promise<unknown>) => void,
 ): Promise<void> {
-  for (const input of inputs) {
+  // The opening reads of a batch go out together, ahead of its writes: what they read
+  // (tenant, address, queues, rules, own addresses, an IMAP position) no batch message
+  // changes, except the content dedupe — a message whose bytes' hash repeats an earlier
+  // one's in the batch reads when its turn comes, after that one's inserts. (Threading
+  // reads happen later, in turn, and see everything before them.)
+  const hashes = new Set<string>();
+  const early = inputs.map((input) => {
+    const hash = input.parsed.ok ? input.parsed.mail.contentHash : null;
+    if (hash !== null && hashes.has(hash)) return null;
+    if (hash !== null) hashes.add(hash);
+    const read = openingRead(tx, input);
+    read.catch(() => {}); // awaited in turn below; a failure then fails the batch
+    return read;
+  });
+  for (const [i, input] of inputs.entries()) {
     // Everything a message needs before deciding anything is read by one statement.
-    const { tenant: t, address, ...pre } = await openingRead(tx, input);
+    const { tenant: t, address, ...pre } = await (early[i] ?? openingRead(tx, input));
     if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
     out.push(await ingestInTx(tx, ctx, t, address, input, pre, written));
     const src = input.source;
