@@ -78,7 +78,10 @@ export async function startSwitchboard(
     const jobs = await startJobRunner(url, log);
     stops.push(() => jobs.stop());
 
-    const mime = createMimeParser({ maxBytes: config.maxMessageBytes });
+    const mime = createMimeParser({
+      maxBytes: config.maxMessageBytes,
+      ...(config.parseWorkers ? { poolSize: config.parseWorkers } : {}),
+    });
     stops.push(() => mime.close());
 
     const hub = new EventHub(database.sql, log);

@@ -25,6 +25,8 @@ export interface Config {
     tlsCertFile: string | null;
   };
   maxMessageBytes: number;
+  /** MIME parser worker threads; null = the parser's default (one per core, at most 2). */
+  parseWorkers: number | null;
   /** IMAP fetchers (connectors/imap): one worker per account, lock per mailbox. */
   imap: {
     enabled: boolean;
@@ -144,6 +146,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       tlsCertFile: env.SMTP_TLS_CERT_FILE || null,
     },
     maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    parseWorkers: env.PARSE_WORKERS ? int("PARSE_WORKERS", 2, 1, 16) : null,
     imap: {
       enabled: bool("IMAP_ENABLED", true),
       pollSeconds: int("IMAP_POLL_SECONDS", 60, 1, 86400),

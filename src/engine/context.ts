@@ -21,8 +21,13 @@ export interface Logger {
  * Raised only after the transaction that caused them committed.
  */
 export interface Signals {
-  /** Supply or demand changed in a queue: run routing for it now. */
-  routeQueue(tenantId: string, queueId: string): void;
+  /**
+   * Supply or demand changed in a queue: run routing for it. `"demand"` says only new work
+   * arrived (ingest): while the queue's last pass found nobody who could take anything, a
+   * demand signal is held for a moment (see routing/trigger.ts) — a new conversation cannot
+   * create supply. Without a cause the pass runs at once.
+   */
+  routeQueue(tenantId: string, queueId: string, cause?: "demand"): void;
 }
 
 /** Everything an engine function needs besides its input: one per process. */

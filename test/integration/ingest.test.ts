@@ -1,8 +1,10 @@
+import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { conversation, message, rejectedMessage } from "../../src/db/schema/index.js";
+import { LARGE_BYTEA_BYTES } from "../../src/db/fast.js";
+import { attachment, conversation, message, rawMessage, rejectedMessage } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { DAY, ManualClock } from "../../src/engine/clock.js";
 import { encodeId } from "../../src/schema/ids.js";
@@ -210,6 +212,27 @@ describe("ingest pipeline", () => {
     );
     const r = await ingest(raw);
     expect(r.status).toBe("stored");
+  });
+
+  it("stores a mail over 1 MB (sent to the database in parts) byte for byte: raw and attachment", async () => {
+    const content = randomBytes(LARGE_BYTEA_BYTES + 100_000);
+    const raw = buildRawMail({
+      subject: "Large attachment",
+      text: "see attached",
+      attachments: [{ filename: "big.bin", contentType: "application/octet-stream", content }],
+    });
+    expect(raw.length).toBeGreaterThan(LARGE_BYTEA_BYTES);
+    const r = await ingest(raw);
+    expect(r.status).toBe("stored");
+    const [m] = await t.db.db
+      .select({ id: message.id, rawId: message.rawMessageId })
+      .from(message)
+      .where(eq(message.subject, "Large attachment"));
+    const [stored] = await t.db.db.select().from(rawMessage).where(eq(rawMessage.id, m!.rawId!));
+    expect(stored!.data.equals(raw)).toBe(true);
+    const [att] = await t.db.db.select().from(attachment).where(eq(attachment.messageId, m!.id));
+    expect(att!.data.equals(content)).toBe(true);
+    expect(att!.sizeBytes).toBe(content.length);
   });
 
   it("records oversize mail as rejected with a reason, never silently", async () => {

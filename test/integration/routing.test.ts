@@ -503,6 +503,63 @@ describe("preferred agent", () => {
   });
 });
 
+describe("demand while no agent can take anything", () => {
+  it("is held after a pass that found no supply; a supply signal ends the hold and routes at once", async () => {
+    const s = await routingSetup(t, {
+      queue: { autoParking: true, autoParkSpacingSeconds: 0 },
+      agents: 1,
+      agentExtra: { inboxLimit: 1 },
+    });
+    const agentId = s.agents[0]!.id;
+    await addConversation(t, s.queueId);
+    await route(t, s.queueId);
+    const waiting = await addConversation(t, s.queueId);
+    const passes: number[] = [];
+    t.app.routing.onPass = (r) => {
+      if (r.queueId === s.queueId) passes.push(r.delivered + r.offered);
+    };
+    try {
+      await route(t, s.queueId);
+      // The agent is full: the pass delivered nothing and said why.
+      expect(passes).toEqual([0]);
+      expect((await conv(t.db.db, waiting.id)).workState).toBe("WAITING");
+
+      // New demand (what ingest signals) does not run a pass now: it is held.
+      t.app.engine.signals.routeQueue(t.tenantId, s.queueId, "demand");
+      expect(t.app.routing.held()).toEqual([`${t.tenantId}:${s.queueId}`]);
+      expect(passes).toEqual([0]);
+
+      // Supply (the agent's limit raised) is no demand: the hold ends, the pass runs now.
+      await t.ok(
+        `mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { __typename } }`,
+        {
+          id: encodeId("User", agentId),
+          input: { inboxLimit: { mode: "LIMIT", value: 2 } },
+        },
+      );
+      expect(t.app.routing.held()).toEqual([]);
+      await t.app.routing.idle();
+      expect((await conv(t.db.db, waiting.id)).assigneeId).toBe(agentId);
+
+      // A pass that delivered does not hold the next demand.
+      const next = await addConversation(t, s.queueId);
+      t.app.engine.signals.routeQueue(t.tenantId, s.queueId, "demand");
+      expect(t.app.routing.held()).toEqual([]);
+      await t.app.routing.idle();
+      expect((await conv(t.db.db, next.id)).workState).toBe("WAITING");
+      // Held demand is not forgotten: it gets its pass when the hold ends (idle waits for it).
+      t.app.engine.signals.routeQueue(t.tenantId, s.queueId, "demand");
+      expect(t.app.routing.held()).toHaveLength(1);
+      const before = passes.length;
+      await t.app.routing.idle();
+      expect(t.app.routing.held()).toEqual([]);
+      expect(passes.length).toBe(before + 1);
+    } finally {
+      t.app.routing.onPass = undefined;
+    }
+  });
+});
+
 describe("configuration changes that add supply route at once (no sweep)", () => {
   const setup = async (agentExtra: Record<string, unknown> = {}) => {
     const s = await routingSetup(t, {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
-import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
-import type { Tx } from "../../db/client.js";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { rawClient, type Tx } from "../../db/client.js";
+import { fillLargeBytea, insertRows, LARGE_BYTEA_BYTES, rowFromJson } from "../../db/fast.js";
 import {
   attachment,
   contact,
@@ -12,6 +13,7 @@ import {
   queue,
   rawMessage,
   rejectedMessage,
+  rule,
   tenant,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
@@ -23,7 +25,7 @@ import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
 import { heuristicBounce } from "../outbound/dsn.js";
 import type { CompiledRuleSet } from "../rules/compile.js";
 import { evaluateRules } from "../rules/evaluate.js";
-import { compiledRulesForAddress, ruleInputOf } from "../rules/service.js";
+import { compileRuleRows, ruleInputOf } from "../rules/service.js";
 import type { RuleEvaluation } from "../rules/types.js";
 import { applyStatusToSla, recordInboundSla, startConversationSla } from "../sla.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
@@ -95,43 +97,82 @@ export async function ingestMessage(ctx: EngineContext, input: IngestInput): Pro
  * the caller retries the messages one by one (so only the bad one fails).
  */
 export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]): Promise<IngestResult[]> {
-  const results = await ctx.db.transaction(async (tx) => {
-    const out: IngestResult[] = [];
-    const checkpoints = new Map<string, IngestInput>();
-    for (const input of inputs) {
-      // The reads every message needs go out together: postgres.js pipelines them on the
-      // transaction's connection, so they cost one round trip instead of six. Round trips,
-      // not CPU, are what an ingest spends its time on (docs/ingest.md, "Performance").
-      const [[t], [address], pre] = await Promise.all([
-        tx.select().from(tenant).where(eq(tenant.id, input.tenantId)),
-        tx
-          .select()
-          .from(emailAddress)
-          .where(and(eq(emailAddress.id, input.addressId), eq(emailAddress.tenantId, input.tenantId))),
-        prefetch(tx, input),
-      ]);
-      if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
-      out.push(await ingestInTx(tx, ctx, t, address, input, pre));
-      const src = input.source;
-      if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
-    }
-    // The checkpoint only moves forward within a UIDVALIDITY, so the batch's last UID per
-    // mailbox is all there is to write.
-    for (const input of checkpoints.values()) {
-      if (input.source.kind === "imap") await advanceCheckpoint(tx, input.tenantId, input.source);
-    }
-    return out;
-  });
+  // Each message's inserts are not awaited where they are sent: they are pipelined with the
+  // next message's opening read and, after the last message, with the checkpoint and the
+  // COMMIT (one round trip less per message). A failed insert aborts the transaction, so
+  // every later statement fails with 25P02 and the COMMIT ends in a rollback — which
+  // postgres.js reports as success: the inserts' own outcomes are therefore checked after
+  // the transaction, and the first failure is what this throws. Nothing is signalled or
+  // answered before that check.
+  const pending: Promise<unknown>[] = [];
+  const written = (writes: Promise<unknown>) => {
+    writes.catch(() => {}); // checked below; an early rejection must not count as unhandled
+    pending.push(writes);
+  };
+  const firstFailure = async (): Promise<unknown> => {
+    for (const r of await Promise.allSettled(pending)) if (r.status === "rejected") return r.reason;
+    return null;
+  };
+  let results: IngestResult[];
+  try {
+    results = await ctx.db.transaction(async (tx) => {
+      const out: IngestResult[] = [];
+      const checkpoints = new Map<string, IngestInput>();
+      await ingestEach(tx, ctx, inputs, out, checkpoints, written);
+      // The checkpoint only moves forward within a UIDVALIDITY, so the batch's last UID per
+      // mailbox is all there is to write.
+      for (const input of checkpoints.values()) {
+        if (input.source.kind === "imap") await advanceCheckpoint(tx, input.tenantId, input.source);
+      }
+      return out;
+    });
+  } catch (err) {
+    throw (await firstFailure()) ?? err;
+  }
+  const failure = await firstFailure();
+  if (failure) throw failure;
   const routed = new Set<string>();
   results.forEach((r, i) => {
     if (r.status !== "stored" || !r.queueId) return;
     const key = `${inputs[i]!.tenantId}:${r.queueId}`;
     if (routed.has(key)) return;
     routed.add(key);
-    ctx.signals.routeQueue(inputs[i]!.tenantId, r.queueId);
+    ctx.signals.routeQueue(inputs[i]!.tenantId, r.queueId, "demand");
   });
   ctx.hub.wake();
   return results;
+}
+
+async function ingestEach(
+  tx: Tx,
+  ctx: EngineContext,
+  inputs: IngestInput[],
+  out: IngestResult[],
+  checkpoints: Map<string, IngestInput>,
+  written: (writes: Promise<unknown>) => void,
+): Promise<void> {
+  // The opening reads of a batch go out together, ahead of its writes: what they read
+  // (tenant, address, queues, rules, own addresses, an IMAP position) no batch message
+  // changes, except the content dedupe — a message whose bytes' hash repeats an earlier
+  // one's in the batch reads when its turn comes, after that one's inserts. (Threading
+  // reads happen later, in turn, and see everything before them.)
+  const hashes = new Set<string>();
+  const early = inputs.map((input) => {
+    const hash = input.parsed.ok ? input.parsed.mail.contentHash : null;
+    if (hash !== null && hashes.has(hash)) return null;
+    if (hash !== null) hashes.add(hash);
+    const read = openingRead(tx, input);
+    read.catch(() => {}); // awaited in turn below; a failure then fails the batch
+    return read;
+  });
+  for (const [i, input] of inputs.entries()) {
+    // Everything a message needs before deciding anything is read by one statement.
+    const { tenant: t, address, ...pre } = await (early[i] ?? openingRead(tx, input));
+    if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
+    out.push(await ingestInTx(tx, ctx, t, address, input, pre, written));
+    const src = input.source;
+    if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
+  }
 }
 
 /**
@@ -203,82 +244,79 @@ interface Prefetched {
 type QueueRow = typeof queue.$inferSelect;
 
 /** A tenant's live queues among `ids`, by id. */
-async function liveQueues(tx: Tx, tenantId: string, ids: SQL | string[]): Promise<Map<string, QueueRow>> {
+async function liveQueues(tx: Tx, tenantId: string, ids: string[]): Promise<Map<string, QueueRow>> {
   const rows = await tx
     .select()
     .from(queue)
-    .where(
-      and(
-        eq(queue.tenantId, tenantId),
-        isNull(queue.archivedAt),
-        Array.isArray(ids) ? inArray(queue.id, ids) : sql`${queue.id} IN ${ids}`,
-      ),
-    );
+    .where(and(eq(queue.tenantId, tenantId), isNull(queue.archivedAt), inArray(queue.id, ids)));
   return new Map(rows.map((q) => [q.id, q]));
 }
 
-async function prefetch(tx: Tx, input: IngestInput): Promise<Prefetched> {
-  const { source, parsed } = input;
-  // Everything here is independent of everything else: one pipelined round trip.
-  const [imapDup, contentDup, ownAddresses, queues, rules] = await Promise.all([
-    source.kind === "imap"
-      ? tx
-          .select({ id: message.id })
-          .from(message)
-          .where(
-            and(
-              eq(message.accountId, source.accountId),
-              eq(message.uidValidity, source.uidValidity),
-              eq(message.uid, source.uid),
-            ),
-          )
-          .union(
-            tx
-              .select({ id: rejectedMessage.id })
-              .from(rejectedMessage)
-              .where(
-                and(
-                  eq(rejectedMessage.accountId, source.accountId),
-                  eq(rejectedMessage.uidValidity, source.uidValidity),
-                  eq(rejectedMessage.uid, source.uid),
-                ),
-              ),
-          )
-          .limit(1)
-      : Promise.resolve([]),
-    // The same bytes again: with their Message-ID, or — for mail that has none — by the
-    // bytes alone (a UIDVALIDITY resync or an SMTP retry after a lost reply re-delivers
-    // exactly the same message; two different deliveries differ in their trace headers).
-    parsed.ok
-      ? tx
-          .select({ id: message.id })
-          .from(message)
-          .where(
-            and(
-              eq(message.tenantId, input.tenantId),
-              parsed.mail.messageId
-                ? eq(message.messageIdHeader, parsed.mail.messageId)
-                : and(isNull(message.messageIdHeader), eq(message.direction, "INBOUND")),
-              eq(message.contentHash, parsed.mail.contentHash),
-            ),
-          )
-          .limit(1)
-      : Promise.resolve([]),
-    tenantAddresses(tx, input.tenantId),
-    liveQueues(
-      tx,
-      input.tenantId,
-      sql`(SELECT a.queue_id FROM email_address a WHERE a.id = ${input.addressId}
-           UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${input.addressId})`,
-    ),
-    parsed.ok ? compiledRulesForAddress(tx, input.tenantId, input.addressId) : null,
-  ]);
+/**
+ * The opening read of a message, one statement (hand-written: the hot path, see
+ * src/db/fast.ts): the tenant and address rows, the dedupe lookups, the tenant's own
+ * addresses, the address's live queues and its rules. Rows come back as JSON and are
+ * mapped to exactly what drizzle's selects return.
+ */
+async function openingRead(
+  tx: Tx,
+  input: IngestInput,
+): Promise<Prefetched & { tenant: TenantRow | null; address: AddressRow | null }> {
+  const { source, parsed, tenantId, addressId } = input;
+  const imap = source.kind === "imap" ? source : null;
+  const mail = parsed.ok ? parsed.mail : null;
+  const [row] = await rawClient(tx)<
+    {
+      tenant: Record<string, unknown> | null;
+      address: Record<string, unknown> | null;
+      imap_dup: string | null;
+      content_dup: string | null;
+      own: string[];
+      queues: Record<string, unknown>[];
+      rules: Record<string, unknown>[];
+    }[]
+  >`
+    SELECT
+      (SELECT row_to_json(t) FROM tenant t WHERE t.id = ${tenantId}::uuid) AS tenant,
+      (SELECT row_to_json(a) FROM email_address a
+        WHERE a.id = ${addressId}::uuid AND a.tenant_id = ${tenantId}::uuid) AS address,
+      -- The same IMAP position, stored or rejected (a re-fetch after a crash between commit and flagging).
+      (SELECT d.id FROM (
+         SELECT m.id FROM message m WHERE m.account_id = ${imap?.accountId ?? null}::uuid
+           AND m.uid_validity = ${imap?.uidValidity ?? null}::bigint AND m.uid = ${imap?.uid ?? null}::bigint
+         UNION ALL
+         SELECT r.id FROM rejected_message r WHERE r.account_id = ${imap?.accountId ?? null}::uuid
+           AND r.uid_validity = ${imap?.uidValidity ?? null}::bigint AND r.uid = ${imap?.uid ?? null}::bigint
+       ) d LIMIT 1) AS imap_dup,
+      -- The same bytes again: with their Message-ID, or — for mail that has none — by the
+      -- bytes alone (a UIDVALIDITY resync or an SMTP retry after a lost reply re-delivers
+      -- exactly the same message; two different deliveries differ in their trace headers).
+      (SELECT m.id FROM message m
+        WHERE m.tenant_id = ${tenantId}::uuid AND m.content_hash = ${mail?.contentHash ?? null}::text
+          AND CASE WHEN ${mail?.messageId ?? null}::text IS NULL
+                   THEN m.message_id_header IS NULL AND m.direction = 'INBOUND'
+                   ELSE m.message_id_header = ${mail?.messageId ?? null}::text END
+        LIMIT 1) AS content_dup,
+      ARRAY(SELECT v.x FROM email_address a, LATERAL (VALUES (a.address), (a.from_address)) v(x)
+            WHERE a.tenant_id = ${tenantId}::uuid AND v.x IS NOT NULL) AS own,
+      (SELECT coalesce(json_agg(q), '[]'::json) FROM queue q
+        WHERE q.tenant_id = ${tenantId}::uuid AND q.archived_at IS NULL
+          AND q.id IN (SELECT a.queue_id FROM email_address a WHERE a.id = ${addressId}::uuid
+                       UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${addressId}::uuid)) AS queues,
+      -- The address's rules by position, then the tenant's (rules/service.ts rulesForAddress).
+      (SELECT coalesce(json_agg(r ORDER BY r.address_id IS NULL, r.position, r.created_at), '[]'::json) FROM rule r
+        WHERE ${mail !== null}::boolean AND r.tenant_id = ${tenantId}::uuid
+          AND (r.address_id = ${addressId}::uuid OR r.address_id IS NULL)) AS rules`;
+  const queues = (row!.queues ?? []).map((q) => rowFromJson(queue, q));
+  const ruleRows = (row!.rules ?? []).map((r) => rowFromJson(rule, r));
   return {
-    imapDuplicate: imapDup[0]?.id ?? null,
-    contentDuplicate: contentDup[0]?.id ?? null,
-    ownAddresses,
-    queues,
-    rules,
+    tenant: row!.tenant ? rowFromJson(tenant, row!.tenant) : null,
+    address: row!.address ? rowFromJson(emailAddress, row!.address) : null,
+    imapDuplicate: row!.imap_dup,
+    contentDuplicate: row!.content_dup,
+    ownAddresses: row!.own,
+    queues: new Map(queues.map((q) => [q.id, q])),
+    rules: ruleRows.length > 0 ? await compileRuleRows(tx, tenantId, ruleRows) : null,
   };
 }
 
@@ -289,6 +327,7 @@ async function ingestInTx(
   address: AddressRow,
   input: IngestInput,
   pre: Prefetched,
+  written: (writes: Promise<unknown>) => void,
 ): Promise<IngestResult> {
   const { source, receivedAt, parsed } = input;
   const accountId = source.kind === "imap" ? source.accountId : address.accountId;
@@ -566,7 +605,10 @@ async function ingestInTx(
       lastActivityAt: now,
       statusChangedAt: now,
     };
-    writes.push(storeRaw(tx, t.id, input, rawId), tx.insert(conversation).values(values).execute());
+    writes.push(
+      storeRaw(tx, t.id, input, rawId),
+      insertRows(rawClient(tx), conversation, [values]).execute(),
+    );
     c = { id: values.id, queueId, ticketNumber: ticket };
     created = true;
     events.push({
@@ -606,9 +648,8 @@ async function ingestInTx(
 
   const html = parsed.sanitized;
   writes.push(
-    tx
-      .insert(message)
-      .values({
+    insertRows(rawClient(tx), message, [
+      {
         id: messageRowId,
         tenantId: t.id,
         conversationId: c.id,
@@ -636,27 +677,30 @@ async function ingestInTx(
         contentHash: mail.contentHash,
         rawMessageId: rawId,
         sizeBytes: mail.sizeBytes,
-      })
-      .execute(),
+      },
+    ]).execute(),
   );
   if (mail.attachments.length > 0) {
+    const rows = mail.attachments.map((a, i) => ({
+      tenantId: t.id,
+      messageId: messageRowId,
+      filename: a.filename ?? `attachment-${i + 1}`,
+      contentType: a.contentType,
+      sizeBytes: a.size,
+      contentId: a.contentId,
+      inline: a.inline,
+      sha256: a.sha256,
+      id: randomUUID(),
+      data: a.content.length > LARGE_BYTEA_BYTES ? Buffer.alloc(0) : a.content,
+    }));
+    const large = mail.attachments.flatMap((a, i) =>
+      a.content.length > LARGE_BYTEA_BYTES ? [{ id: rows[i]!.id, data: a.content }] : [],
+    );
     writes.push(
-      tx
-        .insert(attachment)
-        .values(
-          mail.attachments.map((a, i) => ({
-            tenantId: t.id,
-            messageId: messageRowId,
-            filename: a.filename ?? `attachment-${i + 1}`,
-            contentType: a.contentType,
-            sizeBytes: a.size,
-            contentId: a.contentId,
-            inline: a.inline,
-            sha256: a.sha256,
-            data: a.content,
-          })),
-        )
-        .execute(),
+      (async () => {
+        await insertRows(rawClient(tx), attachment, rows).execute();
+        for (const l of large) await fillLargeBytea(rawClient(tx), attachment, "data", l.id, l.data);
+      })(),
     );
   }
   events.unshift({
@@ -680,7 +724,19 @@ async function ingestInTx(
     },
   });
   writes.push(appendEvents(tx, events));
-  await Promise.all(writes);
+  // Not awaited here: nothing below needs their results, and the statements that follow
+  // on this connection — here and for the batch's next message — run after them on the
+  // server (see ingestMessages). That holds only for statements already sent: a large
+  // value goes in parts, each sent after the previous one answered, so then they are
+  // awaited here, before anything else is sent.
+  const all = Promise.all(writes);
+  if (
+    input.raw.length > LARGE_BYTEA_BYTES ||
+    mail.attachments.some((a) => a.content.length > LARGE_BYTEA_BYTES)
+  ) {
+    await all;
+  }
+  written(all);
 
   // The queue row read above saves the auto-reply decision its read; the SLA clock starts
   // only when a queue, address or tenant policy is set at all (the common "no SLA" case
@@ -768,9 +824,9 @@ async function storeRaw(
   id: string = randomUUID(),
 ): Promise<string> {
   const raw = input.raw;
-  const [row] = await tx
-    .insert(rawMessage)
-    .values({
+  const large = raw.length > LARGE_BYTEA_BYTES;
+  await insertRows(rawClient(tx), rawMessage, [
+    {
       id,
       tenantId,
       // The parser worker hashed these very bytes already; hashing 40 MB again here would
@@ -779,14 +835,15 @@ async function storeRaw(
         ? input.parsed.mail.contentHash
         : createHash("sha256").update(raw).digest("hex"),
       sizeBytes: raw.length,
-      data: raw,
-    })
-    .returning({ id: rawMessage.id });
-  return row!.id;
+      data: large ? Buffer.alloc(0) : raw,
+    },
+  ]).execute();
+  if (large) await fillLargeBytea(rawClient(tx), rawMessage, "data", id, raw);
+  return id;
 }
 
 async function nextTicketNumber(tx: Tx): Promise<number> {
-  const rows = await tx.execute<{ n: string }>(sql`SELECT nextval('ticket_number_seq')::text AS n`);
+  const rows = await rawClient(tx)<{ n: string }[]>`SELECT nextval('ticket_number_seq')::text AS n`;
   return Number(rows[0]!.n);
 }
 
@@ -796,24 +853,13 @@ async function upsertContact(
   email: string,
   name: string,
 ): Promise<{ id: string; attributes: Record<string, string> }> {
-  const [row] = await tx
-    .insert(contact)
-    .values({ tenantId, email, name })
-    .onConflictDoUpdate({
-      target: [contact.tenantId, contact.email],
-      // Keep a name we know; learn one we did not have.
-      set: { name: sql`CASE WHEN ${contact.name} = '' THEN excluded.name ELSE ${contact.name} END` },
-    })
-    .returning({ id: contact.id, attributes: contact.attributes });
+  const [row] = await rawClient(tx)<{ id: string; attributes: Record<string, string> }[]>`
+    INSERT INTO contact (tenant_id, email, name) VALUES (${tenantId}::uuid, ${email}, ${name})
+    ON CONFLICT (tenant_id, email) DO UPDATE
+      -- Keep a name we know; learn one we did not have.
+      SET name = CASE WHEN contact.name = '' THEN excluded.name ELSE contact.name END
+    RETURNING id, attributes`;
   return row!;
-}
-
-async function tenantAddresses(tx: Tx, tenantId: string): Promise<string[]> {
-  const rows = await tx
-    .select({ address: emailAddress.address, fromAddress: emailAddress.fromAddress })
-    .from(emailAddress)
-    .where(eq(emailAddress.tenantId, tenantId));
-  return rows.flatMap((r) => [r.address, ...(r.fromAddress ? [r.fromAddress] : [])]);
 }
 
 /**
@@ -1120,21 +1166,14 @@ export async function resolveRecipient(
   /** The tenant's processing limit; null when it has none (so there is nothing to count). */
   processingLimit: number | null;
 } | null> {
-  const [row] = await ctx.db
-    .select({
-      id: emailAddress.id,
-      tenantId: emailAddress.tenantId,
-      emailEnabled: tenant.emailEnabled,
-      processingLimit: tenant.processingLimit,
-    })
-    .from(emailAddress)
-    .innerJoin(tenant, eq(tenant.id, emailAddress.tenantId))
-    .where(
-      and(
-        sql`lower(${emailAddress.address}) = ${rcpt.trim().toLowerCase()}`,
-        isNull(emailAddress.archivedAt),
-      ),
-    );
+  // Once per recipient of every SMTP mail: hand-written (docs/architecture.md "Hot paths").
+  const [row] = await rawClient(ctx.db)<
+    { id: string; tenantId: string; emailEnabled: boolean; processingLimit: number | null }[]
+  >`
+    SELECT a.id, a.tenant_id AS "tenantId", t.email_enabled AS "emailEnabled",
+           t.processing_limit AS "processingLimit"
+    FROM email_address a JOIN tenant t ON t.id = a.tenant_id
+    WHERE lower(a.address) = ${rcpt.trim().toLowerCase()} AND a.archived_at IS NULL`;
   return row
     ? {
         tenantId: row.tenantId,

@@ -47,6 +47,11 @@ export interface PassResult {
   /** A full page was planned and delivered: run again for the rest. */
   more: boolean;
   stopReason: RoutingPlan["stopReason"];
+  /**
+   * Nobody could take anything from this queue (no agent with room, auto-assign off,
+   * outside business hours): new demand alone cannot change that (routing/trigger.ts).
+   */
+  noSupply: boolean;
   /** Wall-clock ms when the pass committed (for commit-to-subscriber measurements). */
   committedAt: number;
 }
@@ -94,12 +99,15 @@ export async function routeQueueOnce(
       decisionMs: 0,
       more: false,
       stopReason: null,
+      noSupply: false,
       committedAt: 0,
     };
     if (!loaded || loaded.archived) return empty;
     const t0 = performance.now();
     const snapshot = await loadSnapshot(sql, loaded, WAITING_PAGE, PASS_DELIVERY_CAP);
-    if (snapshot.waiting.length === 0) return empty;
+    // A page limit of 0: the agents were read and none can take anything (the waiting
+    // conversations were not even loaded).
+    if (snapshot.waiting.length === 0) return { ...empty, noSupply: snapshot.pageLimit === 0 };
     const plan = planAssignments(snapshot, now, PASS_DELIVERY_CAP);
     const applied = await applyPlan(tx, ctx, loaded, plan, now);
     const ms = performance.now() - t0;
@@ -111,6 +119,7 @@ export async function routeQueueOnce(
         applied.delivered + applied.offered > 0 &&
         (plan.capped || (snapshot.pageLimit > 0 && snapshot.waiting.length === snapshot.pageLimit)),
       stopReason: plan.stopReason,
+      noSupply: applied.delivered + applied.offered === 0 && plan.stopReason !== null,
       committedAt: 0,
     };
   });

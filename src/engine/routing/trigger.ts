@@ -8,17 +8,30 @@ import { type PassResult, routeQueueOnce } from "./service.js";
  * lock anyway, each holding a pooled connection while it waits), never inside the
  * caller's transaction. A failed pass is logged and retried with backoff; the pg-boss
  * sweep is the net under everything, including a crash between commit and pass.
+ *
+ * Demand alone does not run a queue whose last pass (less than `DEMAND_HOLD_MS` ago) found
+ * nobody who could take anything (`PassResult.noSupply`): a new conversation adds
+ * no supply, so that pass would find nobody again — during an ingest burst with every
+ * agent busy it was one empty transaction per message, as many round trips as the ingest.
+ * Held demand gets its pass when the hold ends; any other signal for the queue (supply or
+ * configuration changed, a sweep, a retry) ends the hold and runs at once. Supply that
+ * appears in another process is routed by that process's own pass, so what a hold can
+ * delay is at most `DEMAND_HOLD_MS`.
  */
 export interface RoutingTrigger extends Signals {
   /** Resolves when nothing is pending or running (tests, benches, shutdown). */
   idle(): Promise<void>;
   stop(): Promise<void>;
+  /** Queues (`tenantId:queueId`) whose demand is being held (tests, metrics). */
+  held(): string[];
   /** Observer for benches and metrics. */
   onPass?: (r: PassResult) => void;
 }
 
 const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5_000;
+/** How long demand waits after a pass that found no supply (see above). */
+export const DEMAND_HOLD_MS = 200;
 
 export function createRoutingTrigger(ctx: () => EngineContext): RoutingTrigger {
   /** Per tenant: the queues waiting for a pass, and whether a worker loop runs. */
@@ -27,6 +40,10 @@ export function createRoutingTrigger(ctx: () => EngineContext): RoutingTrigger {
   let stopped = false;
   const idleWaiters: (() => void)[] = [];
   const timers = new Set<NodeJS.Timeout>();
+  /** tenant:queue → when its last pass found no supply (ms). */
+  const starved = new Map<string, number>();
+  /** tenant:queue → the timer that runs held demand. */
+  const held = new Map<string, NodeJS.Timeout>();
 
   const checkIdle = () => {
     if (timers.size > 0) return;
@@ -43,6 +60,8 @@ export function createRoutingTrigger(ctx: () => EngineContext): RoutingTrigger {
       try {
         const r = await routeQueueOnce(ctx(), tenantId, queueId);
         failures.delete(key);
+        if (r.noSupply) starved.set(key, Date.now());
+        else starved.delete(key);
         trigger.onPass?.(r);
         if (r.more) t.pending.add(queueId);
       } catch (err) {
@@ -70,8 +89,35 @@ export function createRoutingTrigger(ctx: () => EngineContext): RoutingTrigger {
   };
 
   const trigger: RoutingTrigger = {
-    routeQueue(tenantId, queueId) {
+    routeQueue(tenantId, queueId, cause) {
       if (stopped) return;
+      const key = `${tenantId}:${queueId}`;
+      if (cause === "demand") {
+        const since = starved.get(key);
+        const wait = since === undefined ? 0 : since + DEMAND_HOLD_MS - Date.now();
+        if (wait > 0) {
+          if (!held.has(key)) {
+            const timer = setTimeout(() => {
+              timers.delete(timer);
+              held.delete(key);
+              starved.delete(key);
+              trigger.routeQueue(tenantId, queueId);
+            }, wait);
+            timer.unref();
+            timers.add(timer);
+            held.set(key, timer);
+          }
+          return;
+        }
+      } else {
+        starved.delete(key);
+        const timer = held.get(key);
+        if (timer) {
+          clearTimeout(timer);
+          timers.delete(timer);
+          held.delete(key);
+        }
+      }
       let t = tenants.get(tenantId);
       if (!t) {
         t = { pending: new Set(), running: null };
@@ -83,6 +129,9 @@ export function createRoutingTrigger(ctx: () => EngineContext): RoutingTrigger {
         t.running = Promise.resolve().then(() => loop(tenantId));
       }
     },
+    held() {
+      return [...held.keys()];
+    },
     idle() {
       return new Promise<void>((resolve) => {
         idleWaiters.push(resolve);
@@ -93,6 +142,7 @@ export function createRoutingTrigger(ctx: () => EngineContext): RoutingTrigger {
       stopped = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
+      held.clear();
       await Promise.all([...tenants.values()].map((t) => t.running));
       checkIdle();
     },

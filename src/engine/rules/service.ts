@@ -83,13 +83,7 @@ export async function rulesForAddress(
   tenantId: string,
   addressId: string,
 ): Promise<StoredRule[]> {
-  const rows = await db
-    .select()
-    .from(rule)
-    .where(
-      and(eq(rule.tenantId, tenantId), sql`(${rule.addressId} = ${addressId} OR ${rule.addressId} IS NULL)`),
-    )
-    .orderBy(sql`${rule.addressId} IS NULL`, asc(rule.position), asc(rule.createdAt));
+  const rows = await ruleRowsForAddress(db, tenantId, addressId);
   // One list: renumber so the tenant's rules follow the address's whatever their positions.
   return rows.map((r, i) => ({ ...toStored(r), position: i }));
 }
@@ -100,7 +94,30 @@ export async function compiledRulesForAddress(
   tenantId: string,
   addressId: string,
 ): Promise<CompiledRuleSet | null> {
-  const stored = await rulesForAddress(db, tenantId, addressId);
+  return compileRuleRows(db, tenantId, await ruleRowsForAddress(db, tenantId, addressId));
+}
+
+/** The rule rows of an address in evaluation order (see `rulesForAddress`). */
+async function ruleRowsForAddress(db: DbOrTx, tenantId: string, addressId: string): Promise<RuleRow[]> {
+  return db
+    .select()
+    .from(rule)
+    .where(
+      and(eq(rule.tenantId, tenantId), sql`(${rule.addressId} = ${addressId} OR ${rule.addressId} IS NULL)`),
+    )
+    .orderBy(sql`${rule.addressId} IS NULL`, asc(rule.position), asc(rule.createdAt));
+}
+
+/**
+ * Compiles rule rows already in evaluation order (the address's, then the tenant's, each
+ * by position and creation; ingest reads them in its opening statement); null for none.
+ */
+export async function compileRuleRows(
+  db: DbOrTx,
+  tenantId: string,
+  rows: RuleRow[],
+): Promise<CompiledRuleSet | null> {
+  const stored = rows.map((r, i) => ({ ...toStored(r), position: i }));
   if (stored.length === 0) return null;
   const calendars = await calendarsById(db, tenantId, calendarIdsOf(stored));
   const compiled = compileRules(toEngineRules(stored, calendars));
