@@ -35,21 +35,42 @@ function info(table: Table): TableInfo {
 
 const quote = (ident: string) => `"${ident.replaceAll('"', '""')}"`;
 
-/** Column types whose JSON form (row_to_json) is already the value drizzle returns. */
-const JSON_NATIVE = new Set(["PgJson", "PgJsonb"]);
+/**
+ * Decodes rows of hand-written SQL (postgres.js on the drizzle client) into the shape a
+ * drizzle select of `columns` returns: keys by property name, values through each column's
+ * own decoder — the client leaves timestamps as text for drizzle (its parsers are replaced
+ * in drizzle's postgres-js driver), so `Date`s, bigint modes and jsonb come out exactly as
+ * from the query builder.
+ *
+ * `T` is the drizzle shape of `columns` (`typeof table.$inferSelect`, or a `Pick` of it).
+ * A column missing from the row is a programming error in the SQL, not a NULL: it throws.
+ */
+export function rowDecoder<T>(columns: Record<string, Column>): (row: Record<string, unknown>) => T {
+  const list = Object.entries(columns).map(([key, col]) => [key, col.name, col] as const);
+  return (row) => {
+    const out: Record<string, unknown> = {};
+    for (const [key, name, col] of list) {
+      if (!(name in row)) throw new Error(`row has no column ${name}`);
+      const v = row[name];
+      out[key] = v === null || v === undefined ? null : col.mapFromDriverValue(v);
+    }
+    return out as T;
+  };
+}
+
+const tableDecoders = new WeakMap<Table, (row: Record<string, unknown>) => unknown>();
 
 /**
  * A row read as JSON (`row_to_json(t)` / `json_agg(t)`) → the object drizzle's
  * `select().from(table)` returns for it. Lets one statement read several tables' rows.
  */
 export function rowFromJson<T extends Table>(table: T, json: Record<string, unknown>): T["$inferSelect"] {
-  const out: Record<string, unknown> = {};
-  for (const [field, col] of info(table).columns) {
-    const v = json[col.name];
-    out[field] =
-      v === null || v === undefined ? null : JSON_NATIVE.has(col.columnType) ? v : col.mapFromDriverValue(v);
+  let decode = tableDecoders.get(table);
+  if (!decode) {
+    decode = rowDecoder(getTableColumns(table));
+    tableDecoders.set(table, decode);
   }
-  return out as T["$inferSelect"];
+  return decode(json) as T["$inferSelect"];
 }
 
 /**

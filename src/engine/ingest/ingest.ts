@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { and, eq, inArray, isNull, sql } from "drizzle-orm";
-import { rawClient, type Tx } from "../../db/client.js";
+import { pipelinedTransaction, rawClient, type Tx } from "../../db/client.js";
 import { fillLargeBytea, insertRows, LARGE_BYTEA_BYTES, rowFromJson } from "../../db/fast.js";
 import {
   attachment,
@@ -115,7 +115,8 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
   };
   let results: IngestResult[];
   try {
-    results = await ctx.db.transaction(async (tx) => {
+    // BEGIN goes out with the opening reads (pipelinedTransaction, db/client.ts).
+    results = await pipelinedTransaction(ctx.db, async (tx) => {
       const out: IngestResult[] = [];
       const checkpoints = new Map<string, IngestInput>();
       await ingestEach(tx, ctx, inputs, out, checkpoints, written);

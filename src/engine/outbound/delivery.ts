@@ -1,6 +1,6 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { rawClient, type Tx } from "../../db/client.js";
-import { rowDecoder } from "../../db/rows.js";
+import { rowDecoder } from "../../db/fast.js";
 import { contact, conversation, mailAccount, message, type RecipientFailure } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { appendEvents, type NewEvent } from "../events.js";

@@ -1,5 +1,5 @@
 import { rawClient, type Tx } from "../../db/client.js";
-import { rowDecoder } from "../../db/rows.js";
+import { rowDecoder } from "../../db/fast.js";
 import { message, type tenant } from "../../db/schema/index.js";
 import { NotFoundError } from "../errors.js";
 import type { Viewer } from "../viewer.js";

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { getTableColumns } from "drizzle-orm";
 import { rawClient, type Tx } from "../../db/client.js";
-import { rowDecoder } from "../../db/rows.js";
+import { rowDecoder } from "../../db/fast.js";
 import {
   attachment,
   type emailAddress,
