@@ -1,11 +1,15 @@
+import { randomBytes } from "node:crypto";
 import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LARGE_BYTEA_BYTES } from "../../src/db/fast.js";
 import {
+  attachment,
   brandedTemplate,
   contact,
   conversation,
   message,
   queueMember,
+  rawMessage,
   signature,
   slaPolicy,
   tenant,
@@ -321,6 +325,41 @@ describe("reply end-to-end", () => {
     expect(toNew()).toBe(1);
     const types = (await eventsOf(t, c!.id)).map((e) => e.type);
     expect(types).toContain("note.added");
+  });
+
+  it("stores and sends an attachment over 1 MB byte for byte (written to the database in parts)", async () => {
+    const content = randomBytes(LARGE_BYTEA_BYTES + 50_000);
+    const r = await t.ok(
+      START,
+      {
+        i: {
+          fromAddressId: encodeId("EmailAddress", other.addressId),
+          to: [{ address: "bigfile@example.org", name: "Big" }],
+          subject: "Large file",
+          text: "Attached.",
+          attachments: [
+            {
+              filename: "big.bin",
+              contentType: "application/octet-stream",
+              contentBase64: content.toString("base64"),
+            },
+          ],
+        },
+      },
+      agent.key,
+    );
+    const id = decodeId(r.startConversation.id, "Message");
+    await waitForStatus(t, id, ["SENT"]);
+    const [row] = await t.db.db.select().from(message).where(eq(message.id, id));
+    const [stored] = await t.db.db.select().from(rawMessage).where(eq(rawMessage.id, row!.rawMessageId!));
+    expect(stored!.data.length).toBeGreaterThan(LARGE_BYTEA_BYTES);
+    expect(stored!.data.length).toBe(stored!.sizeBytes);
+    const [att] = await t.db.db.select().from(attachment).where(eq(attachment.messageId, id));
+    expect(att!.data.equals(content)).toBe(true);
+    const sent = sink.messages.find((x) => x.rcptTo.includes("bigfile@example.org"))!;
+    expect(stored!.data.equals(sent.raw)).toBe(true);
+    const mail = await parseCaptured(sent.raw);
+    expect(mail.attachments[0]!.content.equals(content)).toBe(true);
   });
 
   it("another new outbound conversation lands PARKED in the author's working set", async () => {

@@ -1,13 +1,14 @@
 import { createHash, randomUUID } from "node:crypto";
 import { getTableColumns } from "drizzle-orm";
 import { rawClient, type Tx } from "../../db/client.js";
-import { rowDecoder } from "../../db/fast.js";
+import { fillLargeBytea, insertRows, LARGE_BYTEA_BYTES, rowDecoder } from "../../db/fast.js";
 import {
   attachment,
   type emailAddress,
   type MailboxAddress,
   type mailAccount,
   message,
+  rawMessage,
   type tenant,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
@@ -214,13 +215,28 @@ export async function queueOutbound(
   const rawId = randomUUID();
   const messageId = randomUUID();
   const json = (v: unknown) => JSON.stringify(v);
+  // Values over 1 MB (a large attachment, and then the raw MIME) are written in parts
+  // after the rows, with the event loop free between parts (fillLargeBytea, db/fast.ts).
+  const largeRaw = raw.length > LARGE_BYTEA_BYTES;
+  const attachmentRows = mail.attachments.map((a) => ({
+    id: randomUUID(),
+    tenantId: args.tenantId,
+    messageId,
+    filename: a.filename,
+    contentType: a.contentType,
+    sizeBytes: a.content.length,
+    contentId: a.contentId ?? null,
+    inline: a.inline,
+    sha256: createHash("sha256").update(a.content).digest("hex"),
+    data: a.content.length > LARGE_BYTEA_BYTES ? Buffer.alloc(0) : a.content,
+  }));
   const [[m]] = await Promise.all([
     // One statement for the raw MIME and the message row that points at it.
     sql<Record<string, unknown>[]>`
       WITH raw AS (
         INSERT INTO raw_message (id, tenant_id, sha256, size_bytes, data)
         VALUES (${rawId}::uuid, ${args.tenantId}::uuid, ${createHash("sha256").update(raw).digest("hex")},
-                ${raw.length}, ${raw})
+                ${raw.length}, ${largeRaw ? Buffer.alloc(0) : raw})
       )
       INSERT INTO message (id, tenant_id, conversation_id, direction, message_id_header, in_reply_to,
         "references", "from", "to", cc, bcc, reply_to, subject, text, html, headers, date_header,
@@ -238,24 +254,7 @@ export async function queueOutbound(
         ${args.authorId}::uuid, ${args.isAutoReply}, ${args.isAutoReply}, 'QUEUED',
         ${args.address.id}::uuid, ${args.account.id}::uuid, ${rawId}::uuid, ${raw.length})
       RETURNING *`,
-    mail.attachments.length > 0
-      ? tx
-          .insert(attachment)
-          .values(
-            mail.attachments.map((a) => ({
-              tenantId: args.tenantId,
-              messageId,
-              filename: a.filename,
-              contentType: a.contentType,
-              sizeBytes: a.content.length,
-              contentId: a.contentId ?? null,
-              inline: a.inline,
-              sha256: createHash("sha256").update(a.content).digest("hex"),
-              data: a.content,
-            })),
-          )
-          .returning({ id: attachment.id })
-      : null,
+    attachmentRows.length > 0 ? insertRows(sql, attachment, attachmentRows).execute() : null,
     appendEvents(tx, [
       {
         tenantId: args.tenantId,
@@ -279,6 +278,12 @@ export async function queueOutbound(
     ]),
     scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId }),
   ]);
+  if (largeRaw) await fillLargeBytea(sql, rawMessage, "data", rawId, raw);
+  for (const [i, a] of mail.attachments.entries()) {
+    if (a.content.length > LARGE_BYTEA_BYTES) {
+      await fillLargeBytea(sql, attachment, "data", attachmentRows[i]!.id, a.content);
+    }
+  }
   return decodeMessage(m!);
 }
 
