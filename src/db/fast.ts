@@ -148,3 +148,39 @@ export async function fillLargeBytea<T extends Table>(
   );
   await sql`DELETE FROM sb_bytea_part WHERE k = ${id}::uuid`;
 }
+
+/**
+ * `insertRows` for rows that may hold bytea values over `LARGE_BYTEA_BYTES` (such rows need
+ * their `id`): the insert goes out at once with those values empty, and the values follow
+ * in parts (`fillLargeBytea`) once it is answered. `inParts` says whether statements still
+ * follow the insert: a caller that pipelines without awaiting `done` must await it before
+ * anything that has to come after them on the connection (its COMMIT).
+ */
+export function insertRowsInParts<T extends Table>(
+  sql: postgres.Sql,
+  table: T,
+  rows: T["$inferInsert"][],
+): { done: Promise<void>; inParts: boolean } {
+  const parts: { id: string; field: string; data: Buffer }[] = [];
+  const sent = rows.map((row) => {
+    const r = row as Record<string, unknown>;
+    const out: Record<string, unknown> = { ...r };
+    for (const [field, v] of Object.entries(r)) {
+      if (!Buffer.isBuffer(v) || v.length <= LARGE_BYTEA_BYTES) continue;
+      if (typeof r.id !== "string")
+        throw new Error(`insertRowsInParts: a ${info(table).name} row needs its id`);
+      out[field] = Buffer.alloc(0);
+      parts.push({ id: r.id, field, data: v });
+    }
+    return out as T["$inferInsert"];
+  });
+  const insert = insertRows(sql, table, sent).execute();
+  if (parts.length === 0) return { done: insert.then(() => {}), inParts: false };
+  const done = (async () => {
+    await insert;
+    for (const p of parts) {
+      await fillLargeBytea(sql, table, p.field as keyof T["$inferSelect"] & string, p.id, p.data);
+    }
+  })();
+  return { done, inParts: true };
+}

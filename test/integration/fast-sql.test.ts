@@ -2,7 +2,13 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rawClient } from "../../src/db/client.js";
-import { fillLargeBytea, insertRows, LARGE_BYTEA_BYTES, rowFromJson } from "../../src/db/fast.js";
+import {
+  fillLargeBytea,
+  insertRows,
+  insertRowsInParts,
+  LARGE_BYTEA_BYTES,
+  rowFromJson,
+} from "../../src/db/fast.js";
 import {
   attachment,
   contact,
@@ -234,5 +240,34 @@ describe("insertRows", () => {
       }),
     ).rejects.toThrow("roll back");
     expect(await db.db.select().from(rawMessage).where(eq(rawMessage.id, other))).toEqual([]);
+  });
+
+  it("insertRowsInParts sends small rows whole and large values in parts, and says which", async () => {
+    const small = randomBytes(100);
+    const large = randomBytes(LARGE_BYTEA_BYTES + 1);
+    const [a, b] = [randomUUID(), randomUUID()];
+    const row = (id: string, data: Buffer) => ({
+      id,
+      tenantId,
+      sha256: "00".repeat(32),
+      sizeBytes: data.length,
+      data,
+    });
+    await db.db.transaction(async (tx) => {
+      const whole = insertRowsInParts(rawClient(tx), rawMessage, [row(a, small)]);
+      const parts = insertRowsInParts(rawClient(tx), rawMessage, [row(b, large)]);
+      expect([whole.inParts, parts.inParts]).toEqual([false, true]);
+      await Promise.all([whole.done, parts.done]);
+    });
+    for (const [id, data] of [
+      [a, small],
+      [b, large],
+    ] as const) {
+      const [r] = await db.db.select().from(rawMessage).where(eq(rawMessage.id, id));
+      expect(r!.data.equals(data)).toBe(true);
+    }
+    expect(() =>
+      insertRowsInParts(db.sql, rawMessage, [{ tenantId, sha256: "", sizeBytes: 0, data: large }]),
+    ).toThrow(/needs its id/);
   });
 });

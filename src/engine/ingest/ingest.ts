@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { pipelinedTransaction, rawClient, type Tx } from "../../db/client.js";
-import { fillLargeBytea, insertRows, LARGE_BYTEA_BYTES, rowFromJson } from "../../db/fast.js";
+import { insertRows, insertRowsInParts, rowFromJson } from "../../db/fast.js";
 import {
   attachment,
   contact,
@@ -570,9 +570,11 @@ async function ingestInTx(
   // reach the server in, so the references among them (message → conversation, raw
   // message; attachment → message) are DEFERRABLE INITIALLY DEFERRED (migration 0006) and
   // checked at commit; a failing insert aborts the transaction as before.
-  const rawId = randomUUID();
+  const raw = rawRow(t.id, input);
   const messageRowId = randomUUID();
   const writes: Promise<unknown>[] = [];
+  // Inserts that may carry a value large enough to go in parts (db/fast.ts).
+  const byParts = [insertRowsInParts(rawClient(tx), rawMessage, [raw])];
   // What the rest needs of the conversation, new or threaded.
   let c: { id: string; queueId: string | null; ticketNumber: number };
   let queueRow: QueueRow | null = null;
@@ -606,10 +608,7 @@ async function ingestInTx(
       lastActivityAt: now,
       statusChangedAt: now,
     };
-    writes.push(
-      storeRaw(tx, t.id, input, rawId),
-      insertRows(rawClient(tx), conversation, [values]).execute(),
-    );
+    writes.push(insertRows(rawClient(tx), conversation, [values]).execute());
     c = { id: values.id, queueId, ticketNumber: ticket };
     created = true;
     events.push({
@@ -643,7 +642,6 @@ async function ingestInTx(
       });
     }
   } else {
-    writes.push(storeRaw(tx, t.id, input, rawId));
     c = { id: conv.id, queueId: conv.queueId, ticketNumber: conv.ticketNumber };
   }
 
@@ -676,32 +674,29 @@ async function ingestInTx(
         accountId,
         ...imapPos,
         contentHash: mail.contentHash,
-        rawMessageId: rawId,
+        rawMessageId: raw.id,
         sizeBytes: mail.sizeBytes,
       },
     ]).execute(),
   );
   if (mail.attachments.length > 0) {
-    const rows = mail.attachments.map((a, i) => ({
-      tenantId: t.id,
-      messageId: messageRowId,
-      filename: a.filename ?? `attachment-${i + 1}`,
-      contentType: a.contentType,
-      sizeBytes: a.size,
-      contentId: a.contentId,
-      inline: a.inline,
-      sha256: a.sha256,
-      id: randomUUID(),
-      data: a.content.length > LARGE_BYTEA_BYTES ? Buffer.alloc(0) : a.content,
-    }));
-    const large = mail.attachments.flatMap((a, i) =>
-      a.content.length > LARGE_BYTEA_BYTES ? [{ id: rows[i]!.id, data: a.content }] : [],
-    );
-    writes.push(
-      (async () => {
-        await insertRows(rawClient(tx), attachment, rows).execute();
-        for (const l of large) await fillLargeBytea(rawClient(tx), attachment, "data", l.id, l.data);
-      })(),
+    byParts.push(
+      insertRowsInParts(
+        rawClient(tx),
+        attachment,
+        mail.attachments.map((a, i) => ({
+          id: randomUUID(),
+          tenantId: t.id,
+          messageId: messageRowId,
+          filename: a.filename ?? `attachment-${i + 1}`,
+          contentType: a.contentType,
+          sizeBytes: a.size,
+          contentId: a.contentId,
+          inline: a.inline,
+          sha256: a.sha256,
+          data: a.content,
+        })),
+      ),
     );
   }
   events.unshift({
@@ -724,19 +719,14 @@ async function ingestInTx(
       source: source.kind,
     },
   });
-  writes.push(appendEvents(tx, events));
+  writes.push(appendEvents(tx, events), ...byParts.map((b) => b.done));
   // Not awaited here: nothing below needs their results, and the statements that follow
   // on this connection — here and for the batch's next message — run after them on the
-  // server (see ingestMessages). That holds only for statements already sent: a large
-  // value goes in parts, each sent after the previous one answered, so then they are
-  // awaited here, before anything else is sent.
+  // server (see ingestMessages). That holds only for statements already sent: a value
+  // that goes in parts is sent after the insert answered, so then the writes are awaited
+  // here, before anything else is sent.
   const all = Promise.all(writes);
-  if (
-    input.raw.length > LARGE_BYTEA_BYTES ||
-    mail.attachments.some((a) => a.content.length > LARGE_BYTEA_BYTES)
-  ) {
-    await all;
-  }
+  if (byParts.some((b) => b.inParts)) await all;
   written(all);
 
   // The queue row read above saves the auto-reply decision its read; the SLA clock starts
@@ -818,29 +808,25 @@ function statusEvent(
   };
 }
 
-async function storeRaw(
-  tx: Tx,
-  tenantId: string,
-  input: IngestInput,
-  id: string = randomUUID(),
-): Promise<string> {
-  const raw = input.raw;
-  const large = raw.length > LARGE_BYTEA_BYTES;
-  await insertRows(rawClient(tx), rawMessage, [
-    {
-      id,
-      tenantId,
-      // The parser worker hashed these very bytes already; hashing 40 MB again here would
-      // block the event loop for tens of milliseconds.
-      sha256: input.parsed.ok
-        ? input.parsed.mail.contentHash
-        : createHash("sha256").update(raw).digest("hex"),
-      sizeBytes: raw.length,
-      data: large ? Buffer.alloc(0) : raw,
-    },
-  ]).execute();
-  if (large) await fillLargeBytea(rawClient(tx), rawMessage, "data", id, raw);
-  return id;
+/** The raw message row of an ingested mail (stored as received, for audit and re-parsing). */
+function rawRow(tenantId: string, input: IngestInput, id: string = randomUUID()) {
+  return {
+    id,
+    tenantId,
+    // The parser worker hashed these very bytes already; hashing 40 MB again here would
+    // block the event loop for tens of milliseconds.
+    sha256: input.parsed.ok
+      ? input.parsed.mail.contentHash
+      : createHash("sha256").update(input.raw).digest("hex"),
+    sizeBytes: input.raw.length,
+    data: input.raw,
+  };
+}
+
+async function storeRaw(tx: Tx, tenantId: string, input: IngestInput): Promise<string> {
+  const row = rawRow(tenantId, input);
+  await insertRowsInParts(rawClient(tx), rawMessage, [row]).done;
+  return row.id;
 }
 
 async function nextTicketNumber(tx: Tx): Promise<number> {

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { getTableColumns } from "drizzle-orm";
 import { rawClient, type Tx } from "../../db/client.js";
-import { fillLargeBytea, insertRows, LARGE_BYTEA_BYTES, rowDecoder } from "../../db/fast.js";
+import { fillLargeBytea, insertRowsInParts, LARGE_BYTEA_BYTES, rowDecoder } from "../../db/fast.js";
 import {
   attachment,
   type emailAddress,
@@ -215,21 +215,9 @@ export async function queueOutbound(
   const rawId = randomUUID();
   const messageId = randomUUID();
   const json = (v: unknown) => JSON.stringify(v);
-  // Values over 1 MB (a large attachment, and then the raw MIME) are written in parts
-  // after the rows, with the event loop free between parts (fillLargeBytea, db/fast.ts).
+  // Values over 1 MB (large attachments, and then the raw MIME) are written in parts after
+  // the rows, with the event loop free between parts (db/fast.ts).
   const largeRaw = raw.length > LARGE_BYTEA_BYTES;
-  const attachmentRows = mail.attachments.map((a) => ({
-    id: randomUUID(),
-    tenantId: args.tenantId,
-    messageId,
-    filename: a.filename,
-    contentType: a.contentType,
-    sizeBytes: a.content.length,
-    contentId: a.contentId ?? null,
-    inline: a.inline,
-    sha256: createHash("sha256").update(a.content).digest("hex"),
-    data: a.content.length > LARGE_BYTEA_BYTES ? Buffer.alloc(0) : a.content,
-  }));
   const [[m]] = await Promise.all([
     // One statement for the raw MIME and the message row that points at it.
     sql<Record<string, unknown>[]>`
@@ -254,7 +242,24 @@ export async function queueOutbound(
         ${args.authorId}::uuid, ${args.isAutoReply}, ${args.isAutoReply}, 'QUEUED',
         ${args.address.id}::uuid, ${args.account.id}::uuid, ${rawId}::uuid, ${raw.length})
       RETURNING *`,
-    attachmentRows.length > 0 ? insertRows(sql, attachment, attachmentRows).execute() : null,
+    mail.attachments.length > 0
+      ? insertRowsInParts(
+          sql,
+          attachment,
+          mail.attachments.map((a) => ({
+            id: randomUUID(),
+            tenantId: args.tenantId,
+            messageId,
+            filename: a.filename,
+            contentType: a.contentType,
+            sizeBytes: a.content.length,
+            contentId: a.contentId ?? null,
+            inline: a.inline,
+            sha256: createHash("sha256").update(a.content).digest("hex"),
+            data: a.content,
+          })),
+        ).done
+      : null,
     appendEvents(tx, [
       {
         tenantId: args.tenantId,
@@ -278,12 +283,8 @@ export async function queueOutbound(
     ]),
     scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId }),
   ]);
+  // The raw MIME is inserted by the message's statement above, so it is filled here.
   if (largeRaw) await fillLargeBytea(sql, rawMessage, "data", rawId, raw);
-  for (const [i, a] of mail.attachments.entries()) {
-    if (a.content.length > LARGE_BYTEA_BYTES) {
-      await fillLargeBytea(sql, attachment, "data", attachmentRows[i]!.id, a.content);
-    }
-  }
   return decodeMessage(m!);
 }
 
