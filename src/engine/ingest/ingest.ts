@@ -304,7 +304,7 @@ async function openingRead(
         WHERE q.tenant_id = ${tenantId}::uuid AND q.archived_at IS NULL
           AND q.id IN (SELECT a.queue_id FROM email_address a WHERE a.id = ${addressId}::uuid
                        UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${addressId}::uuid)) AS queues,
-      -- The address's rules by position, then the tenant's (rules/service.ts rulesForAddress).
+      -- The address's rules by position, then the tenant's (rules/service.ts ruleRowsForAddress).
       (SELECT coalesce(json_agg(r ORDER BY r.address_id IS NULL, r.position, r.created_at), '[]'::json) FROM rule r
         WHERE ${mail !== null}::boolean AND r.tenant_id = ${tenantId}::uuid
           AND (r.address_id = ${addressId}::uuid OR r.address_id IS NULL)) AS rules`;

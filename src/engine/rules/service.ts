@@ -77,27 +77,10 @@ async function calendarsById(
   return out;
 }
 
-/** The rules that run for mail to an address: the address's by position, then the tenant's. */
-export async function rulesForAddress(
-  db: DbOrTx,
-  tenantId: string,
-  addressId: string,
-): Promise<StoredRule[]> {
-  const rows = await ruleRowsForAddress(db, tenantId, addressId);
-  // One list: renumber so the tenant's rules follow the address's whatever their positions.
-  return rows.map((r, i) => ({ ...toStored(r), position: i }));
-}
-
-/** Compiles an address's rules; null when it has none. Stored rules were validated on write. */
-export async function compiledRulesForAddress(
-  db: DbOrTx,
-  tenantId: string,
-  addressId: string,
-): Promise<CompiledRuleSet | null> {
-  return compileRuleRows(db, tenantId, await ruleRowsForAddress(db, tenantId, addressId));
-}
-
-/** The rule rows of an address in evaluation order (see `rulesForAddress`). */
+/**
+ * The rule rows that run for mail to an address, in evaluation order: the address's by
+ * position, then the tenant's (ingest reads the same order in its opening statement).
+ */
 async function ruleRowsForAddress(db: DbOrTx, tenantId: string, addressId: string): Promise<RuleRow[]> {
   return db
     .select()
@@ -108,6 +91,10 @@ async function ruleRowsForAddress(db: DbOrTx, tenantId: string, addressId: strin
     .orderBy(sql`${rule.addressId} IS NULL`, asc(rule.position), asc(rule.createdAt));
 }
 
+/** One list: renumbered so the tenant's rules follow the address's whatever their positions. */
+const storedInOrder = (rows: RuleRow[]): StoredRule[] =>
+  rows.map((r, i) => ({ ...toStored(r), position: i }));
+
 /**
  * Compiles rule rows already in evaluation order (the address's, then the tenant's, each
  * by position and creation; ingest reads them in its opening statement); null for none.
@@ -117,7 +104,7 @@ export async function compileRuleRows(
   tenantId: string,
   rows: RuleRow[],
 ): Promise<CompiledRuleSet | null> {
-  const stored = rows.map((r, i) => ({ ...toStored(r), position: i }));
+  const stored = storedInOrder(rows);
   if (stored.length === 0) return null;
   const calendars = await calendarsById(db, tenantId, calendarIdsOf(stored));
   const compiled = compileRules(toEngineRules(stored, calendars));
@@ -328,8 +315,9 @@ export async function testRules(
         .where(and(eq(contact.tenantId, viewer.tenantId), eq(contact.email, sender.email)))
     : [];
   const receivedAt = input.receivedAt ?? ctx.clock.now();
-  const stored = await rulesForAddress(ctx.db, viewer.tenantId, input.addressId);
-  const compiled = await compiledRulesForAddress(ctx.db, viewer.tenantId, input.addressId);
+  const rows = await ruleRowsForAddress(ctx.db, viewer.tenantId, input.addressId);
+  const stored = storedInOrder(rows);
+  const compiled = await compileRuleRows(ctx.db, viewer.tenantId, rows);
   const ruleInput = ruleInputOf(parsed.mail, {
     spam: input.spam ?? false,
     language: address?.language ?? null,
