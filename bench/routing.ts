@@ -179,7 +179,7 @@ await Promise.all(
             next: (m) => {
               const at = Date.now();
               const e = m.data?.myInbox.event;
-              if (!e || e.type !== "routing.assigned") return;
+              if (e?.type !== "routing.assigned") return;
               const queueId = decodeGlobalID(e.queueId).id;
               const list = commits.get(queueId) ?? [];
               // The pass that produced it: the latest commit not after receipt.

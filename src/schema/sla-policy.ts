@@ -14,7 +14,7 @@ import {
   setDefaultSlaPolicy,
   updateSlaPolicy,
 } from "../engine/config/sla-policies.js";
-import { NotFoundError, ValidationError } from "../engine/errors.js";
+import { ValidationError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { BusinessCalendarRef } from "./calendar.js";
 import { standardErrors } from "./errors.js";

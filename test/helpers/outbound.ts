@@ -52,7 +52,7 @@ export async function waitForStatus(
   return waitFor(
     async () => {
       const [m] = await t.db.db.select().from(message).where(eq(message.id, messageId));
-      return m && m.outboundStatus && statuses.includes(m.outboundStatus) ? m : null;
+      return m?.outboundStatus && statuses.includes(m.outboundStatus) ? m : null;
     },
     `message ${messageId} to be ${statuses.join("/")}`,
     timeoutMs,

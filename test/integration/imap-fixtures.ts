@@ -55,11 +55,16 @@ export function customerMail(to: string, id: string, subject: string, replyTo?: 
   });
 }
 
-/** APPENDs many messages over one connection (the helper's appendMessage reconnects each time). */
+/**
+ * APPENDs many messages in order over one connection (the helper's appendMessage
+ * reconnects each time), creating the mailbox when missing.
+ */
 export async function appendMany(dovecot: DovecotInstance, raws: Buffer[], mailbox = "INBOX"): Promise<void> {
   const c = dovecot.client();
   await c.connect();
   try {
+    // Created when missing (an existing one makes this fail, which is fine).
+    if (mailbox !== "INBOX") await c.mailboxCreate(mailbox).catch(() => {});
     for (const raw of raws) await c.append(mailbox, raw);
   } finally {
     await c.logout().catch(() => c.close());

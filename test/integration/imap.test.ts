@@ -1,4 +1,4 @@
-import { and, count, eq, sql } from "drizzle-orm";
+import { and, count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
 import { checkImap } from "../../src/connectors/imap-check.js";
@@ -94,10 +94,10 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
   it("a batch is one transaction: a reply threads onto a mail of the same batch, a copy is a duplicate; a failing message fails alone", async () => {
     const s = await setup();
     const first = customerMail(s.address, "batch-1@customer.example", "Batch");
-    await dovecot.appendMessage(first, s.mailbox); // creates the mailbox
     await appendMany(
       dovecot,
       [
+        first,
         customerMail(s.address, "batch-2@customer.example", "Batch", "batch-1@customer.example"),
         first,
         customerMail(s.address, "batch-poison@customer.example", "Poison"),
@@ -135,10 +135,10 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
 
   it("a message the database can never store is quarantined (ingest_failed) and the mailbox moves on", async () => {
     const s = await setup();
-    await dovecot.appendMessage(customerMail(s.address, "q-1@customer.example", "Fine"), s.mailbox);
     await appendMany(
       dovecot,
       [
+        customerMail(s.address, "q-1@customer.example", "Fine"),
         customerMail(s.address, "q-2@customer.example", "Unstorable"),
         customerMail(s.address, "q-3@customer.example", "Also fine"),
       ],

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { rawClient } from "../../src/db/client.js";
 import { MIGRATIONS_DIR } from "../../src/db/migrate.js";
+import { startSlaClock } from "../../src/engine/time/sla.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 
@@ -15,18 +16,9 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const clock = (o: Record<string, unknown>) => ({
-  startedAt: "2026-01-01T00:00:00.000Z",
-  runningSince: "2026-01-01T00:00:00.000Z",
-  pausedAt: null,
-  pauseReason: null,
-  consumedBusinessMinutes: 0,
-  firstResponseAt: null,
-  firstResponseClock: null,
-  awaitingReplySince: null,
-  awaitingReplyClock: null,
-  ...o,
-});
+// A clock as the SLA service stores it (JSON: dates as ISO strings), started 1 January.
+const started = JSON.parse(JSON.stringify(startSlaClock(new Date("2026-01-01T00:00:00.000Z"))));
+const clock = (o: Record<string, unknown>) => ({ ...started, ...o });
 const replied = { firstResponseClock: 5, firstResponseAt: "2026-01-01T00:05:00.000Z" };
 
 it("backfills breach marks from the due columns and at-risk marks from announced warnings of pending targets", async () => {
