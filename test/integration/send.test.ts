@@ -61,6 +61,16 @@ const START = `mutation($i: StartConversationInput!) { startConversation(input: 
 const NOTE = `mutation($c: ID!, $i: NoteInput!) { addNote(conversationId: $c, input: $i) { ${RESULT} } }`;
 const RETRY = `mutation($m: ID!) { retryMessage(messageId: $m) { ${RESULT} } }`;
 
+/** startConversation from the `other` address (unless the input names one), as `agent` unless told. */
+async function start(input: Record<string, unknown>, key = agent.key) {
+  const r = await t.ok(
+    START,
+    { i: { fromAddressId: encodeId("EmailAddress", other.addressId), ...input } },
+    key,
+  );
+  return r.startConversation;
+}
+
 async function newAddress(s: SmtpSink, fields: Record<string, unknown> = {}, queueFields = {}) {
   const accountId = await createSinkAccount(t, s);
   return createQueueWithAddress(t.db.db, t.tenantId, {
@@ -276,26 +286,18 @@ describe("reply end-to-end", () => {
 
   it("starts a new outbound conversation with a ticket number; notes are never sent", async () => {
     const toNew = () => sink.messages.filter((x) => x.rcptTo.includes("newcustomer@example.org")).length;
-    const r = await t.ok(
-      START,
-      {
-        i: {
-          fromAddressId: encodeId("EmailAddress", other.addressId),
-          to: [{ address: "newcustomer@example.org", name: "New Customer" }],
-          subject: "Your quote",
-          text: "Here is the quote.",
-          attachments: [
-            {
-              filename: "quote.pdf",
-              contentType: "application/pdf",
-              contentBase64: Buffer.from("%PDF-1.4").toString("base64"),
-            },
-          ],
+    const m = await start({
+      to: [{ address: "newcustomer@example.org", name: "New Customer" }],
+      subject: "Your quote",
+      text: "Here is the quote.",
+      attachments: [
+        {
+          filename: "quote.pdf",
+          contentType: "application/pdf",
+          contentBase64: Buffer.from("%PDF-1.4").toString("base64"),
         },
-      },
-      agent.key,
-    );
-    const m = r.startConversation;
+      ],
+    });
     expect(m.subject).toMatch(/^\{#\d+\} Your quote$/);
     const id = decodeId(m.id, "Message");
     await waitForStatus(t, id, ["SENT"]);
@@ -329,26 +331,19 @@ describe("reply end-to-end", () => {
 
   it("stores and sends an attachment over 1 MB byte for byte (written to the database in parts)", async () => {
     const content = randomBytes(LARGE_BYTEA_BYTES + 50_000);
-    const r = await t.ok(
-      START,
-      {
-        i: {
-          fromAddressId: encodeId("EmailAddress", other.addressId),
-          to: [{ address: "bigfile@example.org", name: "Big" }],
-          subject: "Large file",
-          text: "Attached.",
-          attachments: [
-            {
-              filename: "big.bin",
-              contentType: "application/octet-stream",
-              contentBase64: content.toString("base64"),
-            },
-          ],
+    const started = await start({
+      to: [{ address: "bigfile@example.org", name: "Big" }],
+      subject: "Large file",
+      text: "Attached.",
+      attachments: [
+        {
+          filename: "big.bin",
+          contentType: "application/octet-stream",
+          contentBase64: content.toString("base64"),
         },
-      },
-      agent.key,
-    );
-    const id = decodeId(r.startConversation.id, "Message");
+      ],
+    });
+    const id = decodeId(started.id, "Message");
     await waitForStatus(t, id, ["SENT"]);
     const [row] = await t.db.db.select().from(message).where(eq(message.id, id));
     const [stored] = await t.db.db.select().from(rawMessage).where(eq(rawMessage.id, row!.rawMessageId!));
@@ -363,23 +358,16 @@ describe("reply end-to-end", () => {
   });
 
   it("another new outbound conversation lands PARKED in the author's working set", async () => {
-    const start = async (to: string) => {
-      const r = await t.ok(
-        START,
-        {
-          i: {
-            fromAddressId: encodeId("EmailAddress", other.addressId),
-            to: [{ address: to, name: "" }],
-            subject: "Following up",
-            text: "Hello again.",
-          },
-        },
-        agent.key,
-      );
+    const startTo = async (to: string) => {
+      const started = await start({
+        to: [{ address: to, name: "" }],
+        subject: "Following up",
+        text: "Hello again.",
+      });
       const [row] = await t.db.db
         .select({ conversationId: message.conversationId })
         .from(message)
-        .where(eq(message.id, decodeId(r.startConversation.id, "Message")));
+        .where(eq(message.id, decodeId(started.id, "Message")));
       const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, row!.conversationId));
       return c!;
     };
@@ -390,7 +378,7 @@ describe("reply end-to-end", () => {
       .from(conversation)
       .where(and(eq(conversation.assigneeId, agent.id), eq(conversation.workState, "ACTIVE")));
     expect(activeBefore).toBeDefined();
-    const first = await start("first-out@example.org");
+    const first = await startTo("first-out@example.org");
     expect(first.assigneeId).toBe(agent.id);
     expect(first.assignedAt).not.toBeNull();
     expect(first.workState).toBe("PARKED");
