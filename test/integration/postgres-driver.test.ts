@@ -30,8 +30,15 @@ describe("postgres.js driver patch", () => {
       const reserved = await sql.reserve();
       const [row] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
       await killer`SELECT pg_terminate_backend(${row!.pid})`;
-      // Give the RST time to arrive and the connection to be marked closed.
-      await new Promise((r) => setTimeout(r, 200));
+      // Until the backend is gone (its socket closed), then let the client read the close.
+      for (let n = 0; ; n++) {
+        const [alive] = await killer<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${row!.pid}`;
+        if (alive!.n === 0) break;
+        if (n > 500) throw new Error("the terminated backend did not exit");
+        await new Promise((r) => setImmediate(r));
+      }
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
       const outcome = await Promise.race([
         reserved`SELECT 1 AS one`.then(
           () => "ok",
