@@ -1,6 +1,6 @@
 // Applied after every install (npm "postinstall"): fixes in dependencies that upstream has
 // not released yet. Idempotent; fails the install when a pinned file no longer looks as
-// expected, so a version bump cannot silently drop a fix. See docs/operations.md.
+// expected, so a version bump cannot silently drop a fix. See docs/architecture.md.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -30,16 +30,42 @@ const postgresEdits = [
   ],
 ];
 
+const BYTEA_MARK = "/* switchboard: binary bytea */";
+
+/**
+ * postgres.js sends every parameter in text format, so a bytea value goes out as a hex
+ * string twice its size ('\\x…'): the raw MIME and the attachments of every message were
+ * hex-encoded on the event loop, written at double size and hex-decoded again by the
+ * server. Patched: a parameter the server describes as bytea (type 17) whose value is a
+ * Buffer/Uint8Array is bound in binary format (format code 1), i.e. its bytes as they are.
+ * Every other parameter, and a bytea given as a string, is sent as before.
+ */
+const byteaEdits = [
+  [
+    "    b().B().str(portal + b.N).str(statement + b.N).i16(0).i16(parameters.length)\n\n    parameters.forEach((x, i) => {\n      if (x === null)\n        return b.i32(0xFFFFFFFF)\n",
+    `    ${BYTEA_MARK}\n    const binary = parameters.map((x, i) => types[i] === 17 && x instanceof Uint8Array)\n    b().B().str(portal + b.N).str(statement + b.N)\n    binary.includes(true)\n      ? (b.i16(binary.length), binary.forEach(x => b.i16(x ? 1 : 0)))\n      : b.i16(0)\n    b.i16(parameters.length)\n\n    parameters.forEach((x, i) => {\n      if (x === null)\n        return b.i32(0xFFFFFFFF)\n\n      if (binary[i])\n        return b.i32(x.byteLength).raw(x)\n`,
+  ],
+];
+
+const patches = [
+  { mark: MARK, edits: postgresEdits, what: "the postgres.js write patch" },
+  { mark: BYTEA_MARK, edits: byteaEdits, what: "the postgres.js binary bytea patch" },
+];
+
 for (const rel of ["postgres/src/connection.js", "postgres/cjs/src/connection.js"]) {
   const file = join(root, rel);
   if (!existsSync(file)) continue;
   let src = readFileSync(file, "utf8");
-  if (src.includes(MARK)) continue;
-  for (const [from, to] of postgresEdits) {
-    if (!src.includes(from))
-      throw new Error(`patch-deps: ${rel} changed upstream; review the postgres.js patch`);
-    src = src.replace(from, to);
+  let changed = false;
+  for (const { mark, edits, what } of patches) {
+    if (src.includes(mark)) continue;
+    for (const [from, to] of edits) {
+      if (!src.includes(from)) throw new Error(`patch-deps: ${rel} changed upstream; review ${what}`);
+      src = src.replace(from, to);
+    }
+    changed = true;
   }
+  if (!changed) continue;
   writeFileSync(file, src);
   console.log(`patch-deps: patched ${rel}`);
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -16,6 +17,40 @@ describe("postgres.js driver patch", () => {
     const pkg = dirname(dirname(dirname(createRequire(import.meta.url).resolve("postgres"))));
     for (const rel of ["src/connection.js", "cjs/src/connection.js"]) {
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: postgres#1208");
+      expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: binary bytea");
+    }
+  });
+
+  it("binds bytea parameters in binary format and round-trips every byte value", async () => {
+    const url = inject("pgAdminUrl");
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    const all = Buffer.from(Array.from({ length: 256 * 4 }, (_, i) => i % 256));
+    const big = Buffer.alloc(3 * 1024 * 1024 + 7, 0x5c); // backslashes: hex/escape-format traps
+    try {
+      // Named (prepared) statement, bytea next to text, int and null parameters.
+      const [a] = await sql<{ b: Buffer; t: string; n: number; z: Buffer | null; len: number }[]>`
+        SELECT ${all}::bytea AS b, ${"\\x00 text"}::text AS t, ${42}::int AS n,
+               ${null}::bytea AS z, octet_length(${all}::bytea) AS len`;
+      expect(Buffer.compare(a!.b, all)).toBe(0);
+      expect(a!.t).toBe("\\x00 text");
+      expect(a!.n).toBe(42);
+      expect(a!.z).toBeNull();
+      expect(a!.len).toBe(all.length);
+      // Unnamed statement, an empty value, a Uint8Array view into a larger buffer, a large value.
+      const view = new Uint8Array(all.buffer, all.byteOffset + 10, 20);
+      const [b] = await sql.unsafe<{ e: number; v: string; l: string }[]>(
+        "SELECT octet_length($1::bytea) AS e, encode($2::bytea, 'hex') AS v, md5($3::bytea) AS l",
+        [Buffer.alloc(0), view as Buffer, big],
+        { prepare: false },
+      );
+      expect(b!.e).toBe(0);
+      expect(b!.v).toBe(Buffer.from(view).toString("hex"));
+      expect(b!.l).toBe(createHash("md5").update(big).digest("hex"));
+      // A bytea given as a string is sent as before: text format, the string's UTF-8 bytes.
+      const [c] = await sql<{ v: Buffer }[]>`SELECT ${"\\x0102ff é"}::bytea AS v`;
+      expect(c!.v.toString("utf8")).toBe("\\x0102ff é");
+    } finally {
+      await sql.end({ timeout: 1 });
     }
   });
 
