@@ -1,7 +1,9 @@
+import { once } from "node:events";
+import { connect } from "node:net";
 import { eq } from "drizzle-orm";
 import nodemailer, { type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { conversation, message, rejectedMessage, tenant } from "../../src/db/schema/index.js";
+import { conversation, message, rawMessage, rejectedMessage, tenant } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { refuseMessageInserts } from "../helpers/db.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
@@ -147,5 +149,63 @@ describe("inbound SMTP listener", () => {
       .from(rejectedMessage)
       .where(eq(rejectedMessage.reason, "delivery_report"));
     expect(reports).toHaveLength(1);
+  });
+
+  it("undoes dot-stuffing and finds the end of DATA however the bytes are split across TCP writes", async () => {
+    // Lines that start with a dot arrive dot-stuffed (RFC 5321 §4.5.2); one line is a lone
+    // dot, one is dots only, one dot sits right after a chunk boundary.
+    const body = [".leading dot", ".", "..", "a.b", ".end."].join("\r\n");
+    const mail =
+      "From: Carol <carol@customer.example>\r\nTo: help@acme.test\r\nSubject: Dots\r\n" +
+      `Message-ID: <dots-1@customer.example>\r\n\r\n${body}\r\n`;
+    const stuffed = mail.replace(/^\./gm, "..");
+    const socket = connect(t.app.smtp!.port, "127.0.0.1");
+    socket.setEncoding("utf8");
+    let received = "";
+    const replies: string[] = [];
+    socket.on("data", (d: string) => {
+      received += d;
+      for (let nl = received.indexOf("\r\n"); nl >= 0; nl = received.indexOf("\r\n")) {
+        const line = received.slice(0, nl);
+        received = received.slice(nl + 2);
+        if (/^\d{3} /.test(line)) replies.push(line);
+      }
+    });
+    const reply = async (): Promise<string> => {
+      const n = replies.length;
+      while (replies.length === n) await once(socket, "data");
+      return replies.at(-1)!;
+    };
+    try {
+      expect(await reply()).toMatch(/^220/);
+      for (const cmd of [
+        "EHLO client.example",
+        "MAIL FROM:<carol@customer.example>",
+        "RCPT TO:<help@acme.test>",
+      ]) {
+        socket.write(`${cmd}\r\n`);
+        expect(await reply()).toMatch(/^250/);
+      }
+      socket.write("DATA\r\n");
+      expect(await reply()).toMatch(/^354/);
+      // A few bytes per write, each flushed on its own, so dots, line ends and the
+      // terminator straddle the chunks the server reads.
+      const wire = `${stuffed}.\r\n`;
+      for (let i = 0; i < wire.length; i += 3) {
+        socket.write(wire.slice(i, i + 3));
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(await reply()).toMatch(/^250/);
+      socket.write("QUIT\r\n");
+    } finally {
+      socket.end();
+    }
+    const [m] = await t.db.db
+      .select()
+      .from(message)
+      .where(eq(message.messageIdHeader, "dots-1@customer.example"));
+    expect(m!.text).toBe(`${body.replaceAll("\r\n", "\n")}\n`);
+    const [raw] = await t.db.db.select().from(rawMessage).where(eq(rawMessage.id, m!.rawMessageId!));
+    expect(raw!.data.toString("utf8")).toBe(mail);
   });
 });
