@@ -12,7 +12,12 @@
  *   SMTP, parsed and ingested.
  * - Baseline: single-row autocommit INSERTs into the same database at the same
  *   concurrency (4), so the figures can be read against what the disk/CPU allow.
+ * - Where the CPU goes, per message: the server's main thread and its other threads (MIME
+ *   parser workers, V8's compiler and GC helpers) from /proc/self/task, the embedded
+ *   PostgreSQL's processes, and the SQL statements the server sent (by statement, with
+ *   BENCH_STATEMENTS=1).
  *
+ * BENCH_WARMUP=n changes the unmeasured warm-up (default 300 messages).
  *   npm run bench -- ingest [messages=5000] [runs=3]
  *
  * DATABASE_URL is used when set (a scratch database is created on it); otherwise an
@@ -108,6 +113,24 @@ function pgCpuMs(): number | null {
   }
 }
 
+/** CPU time (ms) of this process's threads by thread id (main, parser workers, V8 helpers, libuv). */
+function threadCpuMs(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "latin1");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(tid, (Number(f[11]) + Number(f[12])) * 10);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** SQL statements the server sent, by their first 60 characters (onQuery hook). */
+const statements = new Map<string, number>();
+
 /** CPU ms per message of the server process (main thread and parser workers) and PostgreSQL. */
 async function withCpu<T>(
   count: number,
@@ -115,9 +138,28 @@ async function withCpu<T>(
 ): Promise<T & { nodeCpuMs: number; pgCpuMs: number | null }> {
   const c0 = process.cpuUsage();
   const p0 = pgCpuMs();
+  const t0 = threadCpuMs();
+  statements.clear();
   const r = await f();
   const c = process.cpuUsage(c0);
   const p1 = pgCpuMs();
+  const t1 = threadCpuMs();
+  const main = ((t1.get(String(process.pid)) ?? 0) - (t0.get(String(process.pid)) ?? 0)) / count;
+  const others = [...t1]
+    .filter(([tid]) => tid !== String(process.pid))
+    .map(([tid, ms]) => (ms - (t0.get(tid) ?? 0)) / count)
+    .filter((ms) => ms >= 0.05)
+    .sort((a, b) => b - a);
+  let sent = 0;
+  for (const n of statements.values()) sent += n;
+  console.log(
+    `  CPU/msg by thread: main ${round(main, 2)} ms, others ${others.map((x) => round(x, 2)).join(" + ")} ms; ` +
+      `${round(sent / count, 2)} SQL statements/msg`,
+  );
+  if (process.env.BENCH_STATEMENTS) {
+    for (const [k, n] of [...statements].sort((a, b) => b[1] - a[1]))
+      console.log(`    ${round(n / count, 2)}  ${k}`);
+  }
   return {
     ...r,
     nodeCpuMs: (c.user + c.system) / 1000 / count,
@@ -137,7 +179,13 @@ const app = await startSwitchboard(
     LOG_LEVEL: "silent",
     ...(process.env.PARSE_WORKERS ? { PARSE_WORKERS: process.env.PARSE_WORKERS } : {}),
   }),
-  { log: silentLogger },
+  {
+    log: silentLogger,
+    onQuery: (q) => {
+      const k = q.replace(/\s+/g, " ").trim().slice(0, 60);
+      statements.set(k, (statements.get(k) ?? 0) + 1);
+    },
+  },
 );
 const dovecot = dovecotAvailable() ? await startDovecot() : null;
 if (!dovecot) console.warn("!! Dovecot not installed: the IMAP figure is skipped");
@@ -246,7 +294,7 @@ async function baselineRun(): Promise<number> {
 }
 
 // Warm-up, unmeasured: JIT, the parser worker, prepared statements, the tables' first pages.
-const WARMUP = Math.min(300, N);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? Math.min(300, N));
 await smtpRun(0, WARMUP);
 console.log(`warm-up: ${WARMUP} SMTP messages`);
 

@@ -46,6 +46,14 @@ interface Subscriber {
 const BATCH = 1000;
 /** How soon to look again while rows wait behind a still-running older transaction. */
 const PENDING_RETRY_MS = 15;
+/**
+ * While nobody in this process is subscribed, the log is read at most this often (ms). The
+ * reads then only move the cursor along, so that the first subscriber's catch-up is short;
+ * every subscriber replays from its own `from` anyway and drops what precedes it. Without
+ * this, an ingest burst with nobody watching cost 1.5 page reads per message (a read per
+ * local commit, one per NOTIFY, retries behind open transactions).
+ */
+export const IDLE_READ_MS = 1000;
 
 /**
  * Fans committed events out to this process's subscribers (ARCHITECTURE "Events are the
@@ -56,7 +64,8 @@ const PENDING_RETRY_MS = 15;
  * delivered. Rows are therefore ordered by (tx_id, id) and read only when their tx_id is
  * below the snapshot's xmin, i.e. when no transaction that could still add a row before
  * them is running. The table is the source of truth: a missed notification costs
- * latency, never events.
+ * latency, never events. With no subscribers it reads at most every `IDLE_READ_MS`; a new
+ * subscriber wakes it at once.
  */
 export class EventHub {
   private cursor: EventCursor = { txId: 0n, id: 0 };
@@ -66,6 +75,9 @@ export class EventHub {
   private again = false;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  /** When the last page read started (ms), for the idle cadence. */
+  private lastRead = 0;
 
   constructor(
     private readonly sql: postgres.Sql,
@@ -86,6 +98,7 @@ export class EventHub {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     await this.listening?.unlisten().catch(() => {});
     await this.pumping;
   }
@@ -93,6 +106,23 @@ export class EventHub {
   /** Local commits call this too, so same-process subscribers skip the NOTIFY round trip. */
   wake(): void {
     if (this.stopped) return;
+    if (this.subscribers.size === 0) {
+      const wait = this.lastRead + IDLE_READ_MS - Date.now();
+      if (wait > 0) {
+        if (!this.idleTimer) {
+          this.idleTimer = setTimeout(() => {
+            this.idleTimer = null;
+            this.wake();
+          }, wait);
+          this.idleTimer.unref();
+        }
+        return;
+      }
+    }
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
     if (this.pumping) {
       this.again = true;
       return;
@@ -107,6 +137,7 @@ export class EventHub {
   }
 
   private async pump(): Promise<void> {
+    this.lastRead = Date.now();
     try {
       for (;;) {
         const { rows, pending } = await this.readPage(this.cursor, null, BATCH);
@@ -241,6 +272,8 @@ export class EventHub {
       },
     };
     this.subscribers.add(sub);
+    // Catch up now if the idle cadence was holding the reads back.
+    if (this.subscribers.size === 1) this.wake();
     const close = () => {
       done = true;
       this.subscribers.delete(sub);

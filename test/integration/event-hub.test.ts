@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rawClient, type Tx } from "../../src/db/client.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { silentLogger } from "../../src/engine/context.js";
-import { decodeCursor, EventHub, type EventRow, encodeCursor } from "../../src/engine/event-hub.js";
+import {
+  decodeCursor,
+  EventHub,
+  type EventRow,
+  encodeCursor,
+  IDLE_READ_MS,
+} from "../../src/engine/event-hub.js";
 import { appendEvents } from "../../src/engine/events.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
@@ -103,5 +109,33 @@ describe("EventHub", () => {
     await appendEvents(d.db, [ev("d4")]);
     expect(((await batches.next()).value as EventRow[]).map((e) => e.type)).toEqual(["d4"]);
     await batches.return?.();
+  });
+
+  it("reads the log at most once per IDLE_READ_MS while nobody is subscribed; a later subscriber still gets exactly what follows its cursor", async () => {
+    expect(hub.subscriberCount).toBe(0);
+    let reads = 0;
+    const readPage = hub.readPage.bind(hub);
+    // The hub's own reads (all tenants); a subscriber's replay passes its tenant.
+    hub.readPage = (from, t, limit) => {
+      if (t === null) reads++;
+      return readPage(from, t, limit);
+    };
+    try {
+      const t0 = Date.now();
+      for (let i = 0; i < 20; i++) {
+        await appendEvents(d.db, [ev(`idle${i}`)]);
+        hub.wake(); // what a local commit does; each append's NOTIFY wakes it too
+      }
+      expect(reads).toBeLessThanOrEqual(1 + Math.floor((Date.now() - t0) / IDLE_READ_MS));
+      // The hub's cursor may lag behind idle19 now: a subscriber from here on must neither
+      // see those rows nor miss the next.
+      const from = await hub.head(tenantId);
+      const live = hub.subscribe(tenantId, () => true, { from });
+      await appendEvents(d.db, [ev("after")]);
+      expect(await take(live, 1)).toEqual(["after"]);
+      await live.return?.();
+    } finally {
+      hub.readPage = readPage;
+    }
   });
 });
