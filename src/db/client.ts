@@ -68,28 +68,11 @@ export async function pipelinedTransaction<T>(db: Db, body: (tx: Tx) => Promise<
   const conn = await rawClient(db).reserve();
   const outer = db as unknown as DrizzleInternals;
   const session = new PostgresJsSession(conn, outer.dialect, outer.session.schema, outer.session.options);
-  type TxSession = ConstructorParameters<typeof PostgresJsTransaction>[1];
-  // Without the schema: drizzle's constructor builds a relational query builder for every
-  // table of it (`tx.query.<table>`), ≈ 0.1 ms of CPU per transaction that the hot paths
-  // using this never touch. `tx.query` is built on first use instead, the same as before.
   const tx = new PostgresJsTransaction(
     outer.dialect,
-    session as unknown as TxSession,
-    undefined,
+    session as unknown as ConstructorParameters<typeof PostgresJsTransaction>[1],
+    outer.session.schema,
   ) as unknown as Tx;
-  let relational: Tx["query"] | undefined;
-  Object.defineProperty(tx, "query", {
-    get: () => {
-      relational ??= (
-        new PostgresJsTransaction(
-          outer.dialect,
-          session as unknown as TxSession,
-          outer.session.schema,
-        ) as unknown as Tx
-      ).query;
-      return relational;
-    },
-  });
   let done = false;
   // Not awaited: it goes out in front of the body's first statements.
   conn`BEGIN`.catch(() => {});

@@ -1,7 +1,5 @@
-import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pipelinedTransaction, rawClient } from "../../src/db/client.js";
-import { tenant } from "../../src/db/schema/index.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 /**
@@ -65,19 +63,5 @@ describe("pipelinedTransaction", () => {
     expect((err as Error).message).toBe("no");
     expect(await rows("d-")).toEqual([]);
     expect(await idleInTransaction()).toBe(0);
-  });
-
-  it("gives a full drizzle handle: query builder and relational queries, inside the transaction", async () => {
-    // The handle is built without the schema and gets `tx.query` on first use.
-    const name = `pipelined-${Date.now()}`;
-    const found = await pipelinedTransaction(t.db, async (tx) => {
-      const [row] = await tx.insert(tenant).values({ name }).returning({ id: tenant.id });
-      const viaBuilder = await tx.select({ name: tenant.name }).from(tenant).where(eq(tenant.id, row!.id));
-      const viaRelational = await tx.query.tenant.findFirst({ where: eq(tenant.id, row!.id) });
-      // Not committed yet: another session does not see it.
-      const outside = await t.sql`SELECT 1 FROM tenant WHERE id = ${row!.id}`;
-      return { viaBuilder, relationalName: viaRelational?.name, outside: outside.length };
-    });
-    expect(found).toEqual({ viaBuilder: [{ name }], relationalName: name, outside: 0 });
   });
 });
