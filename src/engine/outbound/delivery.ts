@@ -1,10 +1,9 @@
 import { and, eq, inArray } from "drizzle-orm";
-import type postgres from "postgres";
 import { rawClient, type Tx } from "../../db/client.js";
 import { rowDecoder } from "../../db/fast.js";
 import { contact, conversation, mailAccount, message, type RecipientFailure } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
-import { appendEvents, eventsInsert, type NewEvent } from "../events.js";
+import { appendEvents, type NewEvent } from "../events.js";
 import type { ComposedMail } from "./compose.js";
 import type { RecipientRejection, SendFailure, SendResult, SendSuccess, SmtpSettings } from "./sender.js";
 import type { SendJobData } from "./store.js";
@@ -153,7 +152,7 @@ export async function deliverBatch(
   );
   const finalById = new Map(jobs.map((j) => [j.data.messageId, j.finalAttempt]));
 
-  const sent: Sent[] = [];
+  const sent: { m: Claimed; queueId: string | null; result: SendSuccess }[] = [];
   await Promise.all(
     [...claimed.values()].map(async (m) => {
       const row = details.get(m.id);
@@ -266,70 +265,27 @@ async function markRejectedRecipients(
   ];
 }
 
-type Sent = { m: Claimed; queueId: string | null; result: SendSuccess };
-
-/** The `message.sent` (and `auto_reply.sent`) events of the successes. */
-function sentEvents(sent: readonly Sent[], now: Date): NewEvent[] {
-  const events: NewEvent[] = [];
-  for (const { m, queueId, result } of sent) {
-    const base = { tenantId: m.tenantId, conversationId: m.conversationId, queueId };
-    events.push({
-      ...base,
-      type: "message.sent",
-      occurredAt: now,
-      payload: {
-        messageId: m.id,
-        attempts: m.sendAttempts,
-        accepted: result.accepted,
-        rejected: result.rejected,
-        response: result.response.slice(0, 300),
-      },
-    });
-    if (m.isAutoReply) {
-      events.push({
-        ...base,
-        type: "auto_reply.sent",
-        occurredAt: now,
-        payload: { messageId: m.id, to: m.to.map((a) => a.address) },
-      });
-    }
-  }
-  return events;
-}
-
-/**
- * SENT for every success of a batch. The usual batch — every recipient accepted — is one
- * statement (autocommit, no BEGIN/COMMIT): the UPDATE as a data-modifying CTE of the
- * multi-row event INSERT. Hand-written: one statement text for any batch size (an IN list
- * of N parameters is a new prepared statement, and a describe round trip, for every N).
- * Refused recipients (rare) take a transaction: their contacts are marked as well.
- */
-async function recordSent(ctx: EngineContext, sent: readonly Sent[]): Promise<void> {
+/** SENT for every success of a batch, in one transaction: one UPDATE, one multi-row event insert. */
+async function recordSent(
+  ctx: EngineContext,
+  sent: readonly { m: Claimed; queueId: string | null; result: SendSuccess }[],
+): Promise<void> {
   const now = ctx.clock.now();
-  const markSent = (pg: postgres.Sql, ids: string[]) => pg`
-    UPDATE message
-    SET outbound_status = 'SENT', sent_at = ${now.toISOString()}::timestamptz, outbound_error = NULL,
-        updated_at = ${new Date().toISOString()}::timestamptz
-    WHERE id = ANY(${ids}::uuid[])`;
-  if (sent.every((s) => s.result.rejectedRecipients.length === 0)) {
-    const pg = rawClient(ctx.db);
-    const update = markSent(
-      pg,
-      sent.map((s) => s.m.id),
-    );
-    await pg`WITH sent AS (${update}) ${eventsInsert(pg, sentEvents(sent, now))}`;
-    ctx.hub.wake();
-    return;
-  }
   await ctx.db.transaction(async (tx) => {
     const events: NewEvent[] = [];
     const plain = sent.filter((s) => s.result.rejectedRecipients.length === 0).map((s) => s.m.id);
+    const partial = sent.filter((s) => s.result.rejectedRecipients.length > 0);
     const writes: Promise<unknown>[] = [];
-    if (plain.length > 0) writes.push(markSent(rawClient(tx), plain));
-    for (const s of sent) {
-      const { m, queueId, result } = s;
-      events.push(...sentEvents([s], now));
-      if (result.rejectedRecipients.length === 0) continue;
+    if (plain.length > 0) {
+      // Hand-written: one statement text for any batch size (an IN list of N parameters
+      // is a new prepared statement, and a describe round trip, for every N).
+      writes.push(rawClient(tx)`
+        UPDATE message
+        SET outbound_status = 'SENT', sent_at = ${now.toISOString()}::timestamptz, outbound_error = NULL,
+            updated_at = ${new Date().toISOString()}::timestamptz
+        WHERE id = ANY(${plain}::uuid[])`);
+    }
+    for (const { m, result } of partial) {
       writes.push(
         tx
           .update(message)
@@ -341,7 +297,32 @@ async function recordSent(ctx: EngineContext, sent: readonly Sent[]): Promise<vo
           })
           .where(eq(message.id, m.id)),
       );
-      events.push(...(await markRejectedRecipients(tx, m, queueId, result.rejectedRecipients, now)));
+    }
+    for (const { m, queueId, result } of sent) {
+      const base = { tenantId: m.tenantId, conversationId: m.conversationId, queueId };
+      events.push({
+        ...base,
+        type: "message.sent",
+        occurredAt: now,
+        payload: {
+          messageId: m.id,
+          attempts: m.sendAttempts,
+          accepted: result.accepted,
+          rejected: result.rejected,
+          response: result.response.slice(0, 300),
+        },
+      });
+      if (m.isAutoReply) {
+        events.push({
+          ...base,
+          type: "auto_reply.sent",
+          occurredAt: now,
+          payload: { messageId: m.id, to: m.to.map((a) => a.address) },
+        });
+      }
+      if (result.rejectedRecipients.length > 0) {
+        events.push(...(await markRejectedRecipients(tx, m, queueId, result.rejectedRecipients, now)));
+      }
     }
     writes.push(appendEvents(tx, events));
     await Promise.all(writes);
