@@ -1,4 +1,3 @@
-import type postgres from "postgres";
 import { type DbOrTx, rawClient } from "../db/client.js";
 import type { ActorType } from "./domain.js";
 
@@ -60,19 +59,8 @@ export interface NewEvent {
 export async function appendEvents(db: DbOrTx, events: NewEvent[]): Promise<number[]> {
   if (events.length === 0) return [];
   const sql = rawClient(db);
-  const rows = await sql<{ id: string }[]>`${eventsInsert(sql, events)} RETURNING id`;
-  return rows.map((r) => Number(r.id));
-}
-
-/**
- * The INSERT of `appendEvents` as a postgres.js fragment, for a caller that writes its
- * events as part of a larger statement (a data-modifying CTE: one statement fewer on a
- * hot path). Nothing is sent until it is interpolated into a query that is; the
- * statement-level NOTIFY trigger fires for it there too.
- */
-export function eventsInsert(sql: postgres.Sql, events: NewEvent[]): postgres.Fragment {
   const col = <T>(f: (e: NewEvent) => T) => events.map(f);
-  return sql`
+  const rows = await sql<{ id: string }[]>`
     INSERT INTO event (tenant_id, type, conversation_id, queue_id, agent_id, actor_type, actor_id, payload, occurred_at)
     SELECT tenant_id, type, conversation_id, queue_id, agent_id, actor_type, actor_id, payload::jsonb, occurred_at::timestamptz
     FROM unnest(${col((e) => e.tenantId)}::uuid[], ${col((e) => e.type)}::text[],
@@ -81,5 +69,7 @@ export function eventsInsert(sql: postgres.Sql, events: NewEvent[]): postgres.Fr
                 ${col((e) => e.actorId ?? null)}::uuid[], ${col((e) => JSON.stringify(e.payload ?? {}))}::text[],
                 ${col((e) => e.occurredAt.toISOString())}::text[])
          WITH ORDINALITY AS e(tenant_id, type, conversation_id, queue_id, agent_id, actor_type, actor_id, payload, occurred_at, ord)
-    ORDER BY ord`;
+    ORDER BY ord
+    RETURNING id`;
+  return rows.map((r) => Number(r.id));
 }

@@ -49,17 +49,14 @@ export interface ReplyContext {
   ownSignature: { html: string | null; text: string } | null;
   /** The sending address row, unchecked (`checkSendingAddress`); undefined when none matched. */
   sending: SendingAddressRow | undefined;
-  /** Every address of the tenant (inbound, From and Reply-To): never a default recipient. */
-  tenantAddresses: string[];
 }
 
 /**
  * Everything a reply reads but the history, in one statement: the conversation locked
  * FOR UPDATE — only when the viewer may see it, else NotFound — with its queue's default
  * address, countdown and signature, the tenant's compose settings, the agent and their own
- * signature, the sending address (`fromAddressId`, else the conversation's address,
- * else its queue's default) with its account and branded template, and every address of
- * the tenant (for default recipients; read only when `withTenantAddresses`).
+ * signature, and the sending address (`fromAddressId`, else the conversation's address,
+ * else its queue's default) with its account and branded template.
  *
  * Visibility is the rule of `visibility()` in conversations.ts — the tenant's, and for a
  * viewer limited to queues, in one of them or offered to / assigned to the viewer. Keep
@@ -70,7 +67,6 @@ export async function replyContext(
   viewer: Viewer,
   conversationId: string,
   fromAddressId: string | null,
-  withTenantAddresses: boolean,
 ): Promise<ReplyContext> {
   const sql = rawClient(tx);
   const queueIds = viewer.queueIds === null ? null : [...viewer.queueIds];
@@ -87,12 +83,7 @@ export async function replyContext(
            a.from_address, a.reply_to, a.bcc, a.outbound_allowed, a.ticket_placement,
            a.ticket_delimiter, a.signature_policy, a.history_policy,
            m.id AS account_id, m.archived_at IS NOT NULL AS account_archived,
-           m.enabled AS account_enabled, m.smtp_host, m.smtp_port, bt.html AS template_html,
-           CASE WHEN ${withTenantAddresses}::boolean THEN
-             (SELECT array_agg(ta) FROM email_address ea,
-                LATERAL unnest(ARRAY[ea.address, ea.from_address] || string_to_array(ea.reply_to, ',')) AS ta
-              WHERE ea.tenant_id = c.tenant_id)
-           END AS tenant_addresses
+           m.enabled AS account_enabled, m.smtp_host, m.smtp_port, bt.html AS template_html
     FROM conversation c
     JOIN tenant t ON t.id = c.tenant_id
     LEFT JOIN queue q ON q.id = c.queue_id
@@ -158,9 +149,6 @@ export async function replyContext(
           template_html: r.template_html,
         }
       : undefined,
-    tenantAddresses: ((r.tenant_addresses ?? []) as (string | null)[])
-      .filter((a): a is string => !!a?.trim())
-      .map((a) => a.trim()),
   };
 }
 
@@ -195,4 +183,16 @@ export async function conversationHistory(tx: Tx, conversationId: string): Promi
     WHERE conversation_id = ${conversationId}::uuid AND direction <> 'NOTE'
     ORDER BY received_at, created_at`;
   return rows.map(decodeHistory);
+}
+
+/** Every address of the tenant (inbound, From and Reply-To): never a default recipient. */
+export async function tenantAddresses(tx: Tx, tenantId: string): Promise<string[]> {
+  const sql = rawClient(tx);
+  const rows = await sql<{ address: string; from_address: string | null; reply_to: string | null }[]>`
+    SELECT address, from_address, reply_to FROM email_address WHERE tenant_id = ${tenantId}::uuid`;
+  return rows.flatMap((r) =>
+    [r.address, r.from_address, ...(r.reply_to ?? "").split(",")]
+      .filter((a): a is string => !!a?.trim())
+      .map((a) => a.trim()),
+  );
 }

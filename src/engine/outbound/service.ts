@@ -1,5 +1,4 @@
 import { and, eq, inArray, isNull, sql } from "drizzle-orm";
-import type postgres from "postgres";
 import { pipelinedTransaction, rawClient, type Tx } from "../../db/client.js";
 import { contact, conversation, message, queue, signature, tenant, user } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
@@ -19,7 +18,13 @@ import {
   type PreviousMessage,
 } from "./compose.js";
 import { htmlToText, sanitizeContentHtml } from "./html.js";
-import { conversationHistory, type HistoryRow, type ReplyConversation, replyContext } from "./reads.js";
+import {
+  conversationHistory,
+  type HistoryRow,
+  type ReplyConversation,
+  replyContext,
+  tenantAddresses,
+} from "./reads.js";
 import {
   asValidationError,
   checkSendingAddress,
@@ -171,31 +176,23 @@ function checkFromAndSubject(
  * An agent's reply was queued: it meets the first or the pending next response of the SLA
  * and starts the queue's customer-response countdown, in the reply's own transaction.
  * What the locked row already says is not read again: no SLA clock, no SLA update; the
- * queue's countdown came with the lock. The conversation's own update is returned as a
- * fragment for the message's statement (`queueOutbound`'s `alsoWrite`); the SLA and the
- * countdown, when there are any, are written here.
+ * queue's countdown came with the lock.
  */
-function markResponded(
-  tx: Tx,
-  ctx: EngineContext,
-  c: ReplyConversation,
-  now: Date,
-): { update: postgres.Fragment; others: Promise<unknown> } {
+async function markResponded(tx: Tx, ctx: EngineContext, c: ReplyConversation, now: Date): Promise<void> {
   const pg = rawClient(tx);
-  // updated_at as drizzle's $onUpdate sets it: the wall clock.
-  const update = pg`
-    UPDATE conversation
-    SET last_outbound_at = ${now.toISOString()}::timestamptz,
-        last_activity_at = ${now.toISOString()}::timestamptz,
-        first_responded_at = ${(c.firstRespondedAt ?? now).toISOString()}::timestamptz,
-        updated_at = ${new Date().toISOString()}::timestamptz
-    WHERE id = ${c.id}::uuid`;
   // Independent of each other (different columns, their own reads): pipelined.
-  const others = Promise.all([
+  // updated_at as drizzle's $onUpdate sets it: the wall clock.
+  await Promise.all([
+    pg`
+      UPDATE conversation
+      SET last_outbound_at = ${now.toISOString()}::timestamptz,
+          last_activity_at = ${now.toISOString()}::timestamptz,
+          first_responded_at = ${(c.firstRespondedAt ?? now).toISOString()}::timestamptz,
+          updated_at = ${new Date().toISOString()}::timestamptz
+      WHERE id = ${c.id}::uuid`,
     hasSlaClock(c.slaState) ? recordAgentReplySla(tx, ctx, c.id, now) : null,
     startCustomerResponseCountdown(tx, ctx, c.id, { tenantId: c.tenantId, minutes: c.countdownMinutes }),
   ]);
-  return { update, others };
 }
 
 /**
@@ -254,22 +251,13 @@ async function composeOnConversation(
     // postgres.js sends concurrent queries on the transaction's connection together and
     // PostgreSQL runs them in order, so the reads after the row lock see the locked row's
     // committed state. The lock is taken only on a conversation the viewer may see; the
-    // same statement reads the tenant, agent, signatures, sending address and the
-    // tenant's own addresses (left out of default recipients).
-    const [
-      {
-        conversation: c,
-        tenant: t,
-        agent,
-        ownSignature: own,
-        sending: sendingRow,
-        tenantAddresses: tenantAddrs,
-      },
-      all,
-    ] = await Promise.all([
-      replyContext(tx, viewer, conversationId, input.fromAddressId || null, !explicit),
-      conversationHistory(tx, conversationId),
-    ]);
+    // same statement reads the tenant, agent, signatures and sending address.
+    const [{ conversation: c, tenant: t, agent, ownSignature: own, sending: sendingRow }, all, tenantAddrs] =
+      await Promise.all([
+        replyContext(tx, viewer, conversationId, input.fromAddressId || null),
+        conversationHistory(tx, conversationId),
+        explicit ? Promise.resolve([]) : tenantAddresses(tx, viewer.tenantId),
+      ]);
     checkFromAndSubject(viewer, input, c.defaultAddressId, kind);
     if (!(input.fromAddressId ?? c.defaultAddressId)) {
       throw new ValidationError({
@@ -326,9 +314,7 @@ async function composeOnConversation(
     } catch (err) {
       asValidationError(err);
     }
-    // Round trip 2: every write, pipelined (queueOutbound orders its dependent inserts);
-    // the conversation's update goes out in the message's statement.
-    const responded = markResponded(tx, ctx, c, now);
+    // Round trip 2: every write, pipelined (queueOutbound orders its dependent inserts).
     const [m] = await Promise.all([
       queueOutbound(tx, ctx, {
         tenantId: t.id,
@@ -340,9 +326,8 @@ async function composeOnConversation(
         kind,
         authorId: viewer.userId,
         isAutoReply: false,
-        alsoWrite: responded.update,
       }),
-      responded.others,
+      markResponded(tx, ctx, c, now),
     ]);
     return m;
   });

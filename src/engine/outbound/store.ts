@@ -1,6 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
 import { getTableColumns } from "drizzle-orm";
-import type postgres from "postgres";
 import { rawClient, type Tx } from "../../db/client.js";
 import { fillLargeBytea, insertRowsInParts, LARGE_BYTEA_BYTES, rowDecoder } from "../../db/fast.js";
 import {
@@ -14,7 +13,7 @@ import {
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import { ValidationError } from "../errors.js";
-import { eventsInsert, type NewEvent } from "../events.js";
+import { appendEvents, type NewEvent } from "../events.js";
 import type { MailAddress } from "./address.js";
 import type { AddressSettings, ComposedMail } from "./compose.js";
 import { ComposeError } from "./errors.js";
@@ -187,12 +186,6 @@ export interface QueueOutboundArgs {
   isAutoReply: boolean;
   /** Extra events written with the message (e.g. auto_reply.queued). */
   events?: (messageId: string) => NewEvent[];
-  /**
-   * A write of the caller's that goes out in the message's own statement, as one more
-   * data-modifying CTE (a reply's conversation update): one statement fewer. It must not
-   * depend on the message's rows — the parts of one statement see the same snapshot.
-   */
-  alsoWrite?: postgres.Fragment;
 }
 
 type MessageRow = typeof message.$inferSelect;
@@ -225,36 +218,14 @@ export async function queueOutbound(
   // Values over 1 MB (large attachments, and then the raw MIME) are written in parts after
   // the rows, with the event loop free between parts (db/fast.ts).
   const largeRaw = raw.length > LARGE_BYTEA_BYTES;
-  const events: NewEvent[] = [
-    {
-      tenantId: args.tenantId,
-      type: "message.queued",
-      conversationId: args.conversationId,
-      queueId: args.queueId,
-      actorType: args.authorId ? "USER" : "SYSTEM",
-      actorId: args.authorId,
-      occurredAt: now,
-      payload: {
-        messageId,
-        kind: args.kind,
-        to: mail.to.map((a) => a.address),
-        cc: mail.cc.map((a) => a.address),
-        subject: mail.subject.slice(0, 200),
-        attachments: mail.attachments.length,
-        autoReply: args.isAutoReply,
-      },
-    },
-    ...(args.events?.(messageId) ?? []),
-  ];
   const [[m]] = await Promise.all([
-    // One statement for the raw MIME, the message row that points at it, its events and
-    // the caller's write.
+    // One statement for the raw MIME and the message row that points at it.
     sql<Record<string, unknown>[]>`
       WITH raw AS (
         INSERT INTO raw_message (id, tenant_id, sha256, size_bytes, data)
         VALUES (${rawId}::uuid, ${args.tenantId}::uuid, ${createHash("sha256").update(raw).digest("hex")},
                 ${raw.length}, ${largeRaw ? Buffer.alloc(0) : raw})
-      ), events AS (${eventsInsert(sql, events)})${args.alsoWrite ? sql`, also AS (${args.alsoWrite})` : sql``}
+      )
       INSERT INTO message (id, tenant_id, conversation_id, direction, message_id_header, in_reply_to,
         "references", "from", "to", cc, bcc, reply_to, subject, text, html, headers, date_header,
         received_at, author_id, auto_submitted, is_auto_reply, outbound_status, address_id, account_id,
@@ -289,6 +260,27 @@ export async function queueOutbound(
           })),
         ).done
       : null,
+    appendEvents(tx, [
+      {
+        tenantId: args.tenantId,
+        type: "message.queued",
+        conversationId: args.conversationId,
+        queueId: args.queueId,
+        actorType: args.authorId ? "USER" : "SYSTEM",
+        actorId: args.authorId,
+        occurredAt: now,
+        payload: {
+          messageId,
+          kind: args.kind,
+          to: mail.to.map((a) => a.address),
+          cc: mail.cc.map((a) => a.address),
+          subject: mail.subject.slice(0, 200),
+          attachments: mail.attachments.length,
+          autoReply: args.isAutoReply,
+        },
+      },
+      ...(args.events?.(messageId) ?? []),
+    ]),
     scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId }),
   ]);
   // The raw MIME is inserted by the message's statement above, so it is filled here.
