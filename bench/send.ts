@@ -113,6 +113,42 @@ function postgresCpuMs(): number {
   }
   return total;
 }
+/**
+ * CPU of this process's threads in ms, by role: the main thread (JS), and the others (V8
+ * compiler and GC helpers, libuv pool) — from /proc/self/task/<tid>/stat.
+ */
+function threadCpuMs(): { main: number; other: number } {
+  let main = 0;
+  let other = 0;
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+      if (Number(tid) === process.pid) main += ms;
+      else other += ms;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return { main, other };
+}
+
+/**
+ * BENCH_STATEMENTS=1 counts the statements sent: the app's (postgres.js debug hook) and
+ * pg-boss's own pool (node-postgres). Off by default: counting costs a little CPU.
+ */
+const COUNT = process.env.BENCH_STATEMENTS === "1";
+/**
+ * BENCH_PGSS=1 (embedded server only) loads pg_stat_statements and prints, per measured
+ * run, the statements by server time (execution + planning) per message.
+ */
+const PGSS = process.env.BENCH_PGSS === "1";
+const statements = new Map<string, number>();
+function countStatement(text: string): void {
+  const key = text.replace(/\s+/g, " ").trim().slice(0, 90);
+  statements.set(key, (statements.get(key) ?? 0) + 1);
+}
 if (process.env.DATABASE_URL) {
   const admin = new URL(process.env.DATABASE_URL);
   admin.pathname = "/postgres";
@@ -130,7 +166,19 @@ if (process.env.DATABASE_URL) {
   });
 } else {
   const dir = mkdtempSync(join(tmpdir(), "sb-bench-send-"));
-  const pg = await startEmbeddedPostgres({ dataDir: dir, port: await freePort(), persistent: false });
+  const pg = await startEmbeddedPostgres({
+    dataDir: dir,
+    port: await freePort(),
+    persistent: false,
+    ...(PGSS
+      ? {
+          settings: {
+            shared_preload_libraries: "pg_stat_statements",
+            "pg_stat_statements.track_planning": "on",
+          },
+        }
+      : {}),
+  });
   dbUrl = pg.url;
   postmasterPid = Number(readFileSync(join(dir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
   cleanups.push(async () => {
@@ -156,9 +204,18 @@ const app = await startSwitchboard(
     SEND_POLL_MS: process.env.SEND_POLL_MS ?? "500",
     SEND_SMTP_CONNECTIONS: process.env.SEND_SMTP_CONNECTIONS ?? "8",
   }),
-  { log: silentLogger },
+  { log: silentLogger, ...(COUNT ? { onQuery: countStatement } : {}) },
 );
 const { engine } = app;
+if (COUNT) {
+  // pg-boss's own pool: every statement it sends goes through its Db's executeSql.
+  const bossDb = app.jobs.boss.getDb() as { executeSql(text: string, values?: unknown[]): Promise<unknown> };
+  const executeSql = bossDb.executeSql.bind(bossDb);
+  bossDb.executeSql = (text, values) => {
+    countStatement(`[boss] ${text}`);
+    return executeSql(text, values);
+  };
+}
 const db = app.database.db;
 
 const owner = await createTenantWithAdmin(db, { tenantName: "Bench", adminEmail: "admin@bench.example" });
@@ -256,6 +313,18 @@ interface RunResult {
   pgCpuMsPerMsg: number;
   /** CPU of the SMTP sink process per message. */
   sinkCpuMsPerMsg: number;
+  /** Of cpuMsPerMsg: the main thread, and the other threads (V8 helpers, libuv pool). */
+  mainCpuMsPerMsg: number;
+  otherCpuMsPerMsg: number;
+  /** Transactions committed in the database per message (pg_stat_database). */
+  commitsPerMsg: number;
+}
+
+async function commits(): Promise<number> {
+  const [r] = await db.execute<{ n: string }>(
+    sql`SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = current_database()`,
+  );
+  return Number(r!.n);
 }
 
 async function runService(run: number, n: number): Promise<RunResult> {
@@ -266,6 +335,14 @@ async function runService(run: number, n: number): Promise<RunResult> {
   // statement then read ~1,000 pages instead of ~10 (2026-11-22, docs/benchmarks.md).
   await db.execute(sql`ANALYZE`);
   let next = 0;
+  const sunk0 = (await ask<{ count: number }>(sink.child, "count")).count;
+  statements.clear();
+  if (PGSS) {
+    await db.execute(sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`);
+    await db.execute(sql`SELECT pg_stat_statements_reset()`);
+  }
+  const commits0 = await commits();
+  const threads0 = threadCpuMs();
   const cpu0 = process.cpuUsage();
   const pg0 = postgresCpuMs();
   const sink0 = procCpuMs(sink.child.pid!);
@@ -282,7 +359,16 @@ async function runService(run: number, n: number): Promise<RunResult> {
   }
   await Promise.all(Array.from({ length: CLIENTS }, client));
   const enqueueS = (performance.now() - started) / 1000;
-  for (;;) {
+  // Delivery is watched through the sink's count (an IPC question, no database work);
+  // the rows' status is read once the sink has them all, and once a second meanwhile to
+  // notice failures. Polling the message table for all N ids every 50 ms cost PostgreSQL
+  // and this process ≈ 0.2 ms per message each, counted as if the send path spent it.
+  for (let polls = 0; ; polls++) {
+    const { count } = await ask<{ count: number }>(sink.child, "count");
+    if (count - sunk0 < n && polls % 20 !== 19) {
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
     const [row] = await db
       .select({
         sent: sql<number>`count(*) FILTER (WHERE ${message.outboundStatus} = 'SENT')::int`,
@@ -296,6 +382,25 @@ async function runService(run: number, n: number): Promise<RunResult> {
   }
   const elapsed = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const threads1 = threadCpuMs();
+  // pg_stat_database is updated when a backend reports (at most every second, and at idle).
+  await new Promise((r) => setTimeout(r, 1100));
+  const commitCount = (await commits()) - commits0;
+  if (PGSS && run > 0) {
+    const rows = await db.execute<Record<string, string>>(sql`
+      SELECT calls, round((total_exec_time + total_plan_time)::numeric / ${n}, 4)::text AS ms_per_msg,
+             round(total_plan_time::numeric / ${n}, 4)::text AS plan,
+             left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS q
+      FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 25`);
+    for (const r of rows)
+      console.log(`  pgss ${r.ms_per_msg} ms/msg (plan ${r.plan}) calls ${r.calls}  ${r.q}`);
+  }
+  if (COUNT) {
+    const rows = [...statements].sort((a, b) => b[1] - a[1]);
+    const total = rows.reduce((s, [, c]) => s + c, 0);
+    console.log(`statements: ${(total / n).toFixed(2)} per message (${total} in all)`);
+    for (const [text, c] of rows) if (c / n >= 0.01) console.log(`  ${(c / n).toFixed(2)}  ${text}`);
+  }
   const pgCpu = postgresCpuMs() - pg0;
   const sinkCpu = procCpuMs(sink.child.pid!) - sink0;
   const lat = await db
@@ -311,6 +416,9 @@ async function runService(run: number, n: number): Promise<RunResult> {
     cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / n,
     pgCpuMsPerMsg: pgCpu / n,
     sinkCpuMsPerMsg: sinkCpu / n,
+    mainCpuMsPerMsg: (threads1.main - threads0.main) / n,
+    otherCpuMsPerMsg: (threads1.other - threads0.other) / n,
+    commitsPerMsg: commitCount / n,
   };
 }
 
@@ -386,8 +494,9 @@ try {
     console.log(
       `run ${r}: ${res.msgsPerS.toFixed(0)} msgs/s end-to-end (enqueue ${res.enqueuePerS.toFixed(0)}/s), ` +
         `queued→sent p50 ${res.p50.toFixed(0)} ms, p99 ${res.p99.toFixed(0)} ms, ` +
-        `CPU per msg: ${res.cpuMsPerMsg.toFixed(2)} ms here, ${res.pgCpuMsPerMsg.toFixed(2)} ms PostgreSQL, ` +
-        `${res.sinkCpuMsPerMsg.toFixed(2)} ms sink; ` +
+        `CPU per msg: ${res.cpuMsPerMsg.toFixed(2)} ms here (main ${res.mainCpuMsPerMsg.toFixed(2)}, ` +
+        `other threads ${res.otherCpuMsPerMsg.toFixed(2)}), ${res.pgCpuMsPerMsg.toFixed(2)} ms PostgreSQL, ` +
+        `${res.sinkCpuMsPerMsg.toFixed(2)} ms sink; ${res.commitsPerMsg.toFixed(2)} commits/msg; ` +
         `baseline compose+SMTP ${base.toFixed(0)} msgs/s, ratio ${(res.msgsPerS / base).toFixed(2)}`,
     );
   }
@@ -411,6 +520,9 @@ try {
         cpu_ms_per_msg: round(medianOf(results.map((r) => r.cpuMsPerMsg))),
         pg_cpu_ms_per_msg: round(medianOf(results.map((r) => r.pgCpuMsPerMsg))),
         sink_cpu_ms_per_msg: round(medianOf(results.map((r) => r.sinkCpuMsPerMsg))),
+        main_thread_cpu_ms_per_msg: round(medianOf(results.map((r) => r.mainCpuMsPerMsg))),
+        other_threads_cpu_ms_per_msg: round(medianOf(results.map((r) => r.otherCpuMsPerMsg))),
+        commits_per_msg: round(medianOf(results.map((r) => r.commitsPerMsg))),
       },
     }),
   );

@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { MailComposerOptions, NodemailerError, SMTPPoolOptions, Transporter } from "nodemailer";
 import nodemailer from "nodemailer";
+import { Encoder as Base64Encoder } from "nodemailer/lib/base64";
 import MailComposer from "nodemailer/lib/mail-composer";
+import { Encoder as QpEncoder } from "nodemailer/lib/qp";
 import type { ComposedMail } from "../engine/outbound/compose.js";
 import type {
   MailSender,
@@ -36,12 +38,100 @@ interface PoolEntry {
   transporter: Transporter;
 }
 
-/** Builds the exact RFC 5322 bytes of a composed mail (Bcc is not written, RFC 5322 §3.6.3). */
+/**
+ * Builds the exact RFC 5322 bytes of a composed mail (Bcc is not written, RFC 5322 §3.6.3):
+ * nodemailer's MIME tree, written out synchronously (`writeMimeTree`) — the same bytes
+ * as its own `build()`, without the streams.
+ */
 export async function buildRawMime(mail: ComposedMail): Promise<Buffer> {
-  return new MailComposer(toComposerOptions(mail)).compile().build();
+  const root = new MailComposer(toComposerOptions(mail)).compile();
+  return writeMimeTree(root as unknown as MimeTreeNode) ?? root.build();
 }
 
-function toComposerOptions(mail: ComposedMail): MailComposerOptions {
+/** What `writeMimeTree` uses of nodemailer's MimeNode (lib/mime-node). */
+interface MimeTreeNode {
+  content?: unknown;
+  contentType?: string;
+  multipart?: string | false;
+  boundary?: string;
+  childNodes: MimeTreeNode[];
+  newline?: unknown;
+  _raw?: unknown;
+  _transforms: unknown[];
+  _processFuncs: unknown[];
+  getTransferEncoding(): string | false;
+  buildHeaders(): string;
+}
+
+/** nodemailer's encoders as their stream implementation calls them (lib/qp, lib/base64). */
+interface EncoderInternals {
+  push(chunk: Buffer | string | null, encoding?: BufferEncoding): boolean;
+  _transform(chunk: Buffer, encoding: string, done: (err?: Error | null) => void): void;
+  _flush(done: (err?: Error | null) => void): void;
+}
+
+/**
+ * Runs one of nodemailer's transfer encoders over the whole content at once: the calls
+ * its stream machinery makes for a single chunk (both encoders are written so that their
+ * output does not depend on how the input is chunked), without the stream around them.
+ */
+function encodeWhole(encoder: QpEncoder | Base64Encoder, input: Buffer, out: Buffer[]): void {
+  const e = encoder as unknown as EncoderInternals;
+  e.push = (chunk, encoding) => {
+    if (chunk !== null) out.push(typeof chunk === "string" ? Buffer.from(chunk, encoding ?? "utf8") : chunk);
+    return true;
+  };
+  const fail = (err?: Error | null) => {
+    if (err) throw err;
+  };
+  e._transform(input, "buffer", fail);
+  e._flush(fail);
+}
+
+/**
+ * nodemailer's `MimeNode.build()` streams the tree: a PassThrough per content part, a
+ * pipeline with an AbortController, a setImmediate per step — most of the CPU of building
+ * a reply's MIME (docs/benchmarks.md "send"). Every part of a composed mail is in memory
+ * (strings and Buffers; file and URL access are disabled), so this writes the same bytes
+ * in the order `MimeNode.stream()` does: headers, encoded content, then the children
+ * between boundaries, and a final line break as its LastNewline transform adds. Returns
+ * null for a tree it does not cover (raw or stream content, transforms, DKIM, newline
+ * conversion); the caller then uses `build()`. A unit test compares both byte for byte.
+ */
+export function writeMimeTree(root: MimeTreeNode): Buffer | null {
+  const out: Buffer[] = [];
+  const write = (node: MimeTreeNode): boolean => {
+    const content = node.content;
+    if (node._raw || (content != null && typeof content !== "string" && !Buffer.isBuffer(content)))
+      return false;
+    const transferEncoding = node.getTransferEncoding();
+    out.push(Buffer.from(`${node.buildHeaders()}\r\n\r\n`));
+    if (content) {
+      const bytes = Buffer.isBuffer(content) ? content : Buffer.from(content);
+      if (transferEncoding === "base64") encodeWhole(new Base64Encoder(), bytes, out);
+      else if (transferEncoding === "quoted-printable") {
+        // Outside text a lone CR or LF is data (as MimeNode.stream() encodes it).
+        encodeWhole(new QpEncoder({ binary: !/^text\//i.test(node.contentType || "") }), bytes, out);
+      } else out.push(bytes);
+    }
+    if (node.multipart) {
+      for (const [i, child] of node.childNodes.entries()) {
+        out.push(Buffer.from(`${i > 0 ? "\r\n" : ""}--${node.boundary}\r\n`));
+        if (!write(child)) return false;
+      }
+      out.push(Buffer.from(`\r\n--${node.boundary}--\r\n`));
+    }
+    return true;
+  };
+  if (root._transforms.length > 0 || root._processFuncs.length > 0 || root.newline) return null;
+  if (!write(root)) return null;
+  const raw = Buffer.concat(out);
+  const last = raw.at(-1);
+  if (last === 0x0a) return raw;
+  return Buffer.concat([raw, Buffer.from(last === 0x0d ? "\n" : "\r\n")]);
+}
+
+export function toComposerOptions(mail: ComposedMail): MailComposerOptions {
   return {
     from: { name: mail.from.name, address: mail.from.address },
     replyTo: mail.replyTo.length > 0 ? mail.replyTo : undefined,

@@ -17,6 +17,8 @@ export async function startEmbeddedPostgres(opts: {
   port: number;
   persistent?: boolean;
   database?: string;
+  /** More server settings as `-c` pairs (e.g. the send bench's pg_stat_statements). */
+  settings?: Record<string, string>;
 }): Promise<EmbeddedDb> {
   const databaseDir = join(opts.dataDir, "pg");
   const fresh = !existsSync(join(databaseDir, "PG_VERSION"));
@@ -33,7 +35,12 @@ export async function startEmbeddedPostgres(opts: {
     onLog: () => {},
     onError: () => {},
     // Throwaway test clusters skip fsync: durability is irrelevant there, speed is not.
-    postgresFlags: ["-c", "max_connections=300", ...(opts.persistent === false ? ["-c", "fsync=off"] : [])],
+    postgresFlags: [
+      "-c",
+      "max_connections=300",
+      ...(opts.persistent === false ? ["-c", "fsync=off"] : []),
+      ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
+    ],
   });
   if (fresh) await pg.initialise();
   await pg.start();

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import PgBoss from "pg-boss";
 import { rawClient } from "../db/client.js";
 import type { Logger } from "../engine/context.js";
@@ -35,6 +36,29 @@ function defined<T extends object>(o: T): T {
 }
 
 /**
+ * pg-boss sends its statements unnamed, so PostgreSQL plans each anew: its job fetch cost
+ * more server CPU to plan than to run, on every poll (pg_stat_statements, docs/benchmarks.md
+ * "send"). Named, node-postgres prepares each once per pooled connection and then only
+ * binds. Only statements with parameters: those are single statements (the extended
+ * protocol allows no other), scripts without parameters go through unchanged.
+ */
+function namePgBossStatements(boss: PgBoss): void {
+  type Query = string | { name: string; text: string };
+  const db = boss.getDb() as unknown as { executeSql(q: Query, values?: unknown[]): Promise<unknown> };
+  const executeSql = db.executeSql.bind(db);
+  const names = new Map<string, string>();
+  db.executeSql = (q, values) => {
+    if (typeof q !== "string" || !values?.length) return executeSql(q, values);
+    let name = names.get(q);
+    if (!name) {
+      name = `pgboss_${createHash("sha256").update(q).digest("hex").slice(0, 24)}`;
+      names.set(q, name);
+    }
+    return executeSql({ name, text: q }, values);
+  };
+}
+
+/**
  * pg-boss in its own schema of the same database. Handlers must re-check state against
  * the database: a timer that fires late or twice must do nothing harmful (ARCHITECTURE
  * "Time"). pg-boss polls (≥ 0.5 s), so it is never on the latency path of an assignment.
@@ -47,6 +71,7 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     application_name: "switchboard-jobs",
   });
   boss.on("error", (err) => log.error({ err }, "pg-boss error"));
+  namePgBossStatements(boss);
   await boss.start();
   const created = new Set<string>();
   const workers = new Map<string, string[]>();
@@ -96,7 +121,11 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
                     if (typeof v === "object" && !Buffer.isBuffer(v)) return JSON.stringify(v);
                     return v;
                   });
-                  const rows = await rawClient(opts.db!).unsafe(text, params as never[]);
+                  // Prepared (postgres.js caches it per connection by its text, which is
+                  // the same for every job): unprepared, PostgreSQL planned pg-boss's
+                  // insert anew for every job — 0.35 ms of server CPU each, more than
+                  // running it (pg_stat_statements, docs/benchmarks.md "send").
+                  const rows = await rawClient(opts.db!).unsafe(text, params as never[], { prepare: true });
                   return { rows: [...rows] };
                 },
               },
