@@ -21,7 +21,7 @@
  *   npm run bench -- ingest [messages=5000] [runs=3]
  *
  * DATABASE_URL is used when set (a scratch database is created on it); otherwise an
- * embedded PostgreSQL in a temp dir (fsync on, as in production). Dovecot is needed for
+ * embedded PostgreSQL in a temp dir (throwaway: fsync off). Dovecot is needed for
  * the IMAP figure (skipped with a warning without it). The last line is the JSON result.
  */
 import { fork } from "node:child_process";
