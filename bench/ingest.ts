@@ -26,7 +26,7 @@
  */
 import { fork } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -40,6 +40,7 @@ import { emailAddress, mailAccount, message, queue } from "../src/db/schema/inde
 import { createTenantWithAdmin } from "../src/engine/auth.js";
 import { silentLogger } from "../src/engine/context.js";
 import { dovecotAvailable, startDovecot } from "../test/helpers/dovecot.js";
+import { postgresCpuMs, postmasterPid, threadCpuMs, threadCpuSince } from "./cpu.js";
 import { typicalMail } from "./ingest-mail.js";
 
 const N = Number(process.argv[2] ?? 5000);
@@ -88,44 +89,10 @@ async function database(): Promise<{ url: string; stop: () => Promise<void>; pgD
 
 const db = await database();
 
-/**
- * CPU time (ms) of the embedded PostgreSQL: its postmaster and the children alive now
- * (the pool's backends persist through a run). Null with DATABASE_URL (another machine's).
- */
+/** CPU time (ms) of the embedded PostgreSQL; null with DATABASE_URL (another machine's). */
 function pgCpuMs(): number | null {
-  if (!db.pgDir) return null;
-  try {
-    const postmaster = Number(readFileSync(join(db.pgDir, "postmaster.pid"), "utf8").split("\n")[0]);
-    let ticks = 0;
-    for (const pid of readdirSync("/proc")) {
-      if (!/^\d+$/.test(pid)) continue;
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        if (Number(pid) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
-      } catch {
-        // gone meanwhile
-      }
-    }
-    return ticks * 10;
-  } catch {
-    return null;
-  }
-}
-
-/** CPU time (ms) of this process's threads by thread id (main, parser workers, V8 helpers, libuv). */
-function threadCpuMs(): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync("/proc/self/task")) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "latin1");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(tid, (Number(f[11]) + Number(f[12])) * 10);
-    } catch {
-      // ended meanwhile
-    }
-  }
-  return out;
+  const pid = db.pgDir ? postmasterPid(db.pgDir) : null;
+  return pid === null ? null : postgresCpuMs(pid);
 }
 
 /** SQL statements the server sent, by their first 100 characters (onQuery hook). */
@@ -143,13 +110,9 @@ async function withCpu<T>(
   const r = await f();
   const c = process.cpuUsage(c0);
   const p1 = pgCpuMs();
-  const t1 = threadCpuMs();
-  const main = ((t1.get(String(process.pid)) ?? 0) - (t0.get(String(process.pid)) ?? 0)) / count;
-  const others = [...t1]
-    .filter(([tid]) => tid !== String(process.pid))
-    .map(([tid, ms]) => (ms - (t0.get(tid) ?? 0)) / count)
-    .filter((ms) => ms >= 0.05)
-    .sort((a, b) => b - a);
+  const threads = threadCpuSince(t0);
+  const main = threads.main / count;
+  const others = threads.others.map((ms) => ms / count).filter((ms) => ms >= 0.05);
   let sent = 0;
   for (const n of statements.values()) sent += n;
   console.log(

@@ -15,7 +15,7 @@
 import type { ChildProcess } from "node:child_process";
 import { fork } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,6 +41,7 @@ import { silentLogger } from "../src/engine/context.js";
 import { compose } from "../src/engine/outbound/compose.js";
 import { replyToConversation } from "../src/engine/outbound/service.js";
 import { loadViewer } from "../src/engine/viewer.js";
+import { postgresCpuMs, postmasterPid, procCpuMs, threadCpuMs, threadCpuSince } from "./cpu.js";
 
 const MESSAGES = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
@@ -83,56 +84,10 @@ async function ask<T>(child: ChildProcess, question: string): Promise<T> {
 let dbUrl: string;
 const cleanups: (() => Promise<void>)[] = [];
 /** The embedded server's postmaster pid (its backends are its children); null on DATABASE_URL. */
-let postmasterPid: number | null = null;
+let postmaster: number | null = null;
 
-/** utime + stime of a process in ms (Linux /proc; 0 when it is gone). */
-function procCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // Fields after the name: state(0) ppid(1) … utime(11) stime(12), in clock ticks (100/s).
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU of the embedded PostgreSQL (postmaster and every child: backends, walwriter …) in ms. */
-function postgresCpuMs(): number {
-  if (postmasterPid === null) return Number.NaN;
-  let total = procCpuMs(postmasterPid);
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmasterPid)
-        total += procCpuMs(Number(d));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return total;
-}
-/**
- * CPU of this process's threads in ms, by role: the main thread (JS), and the others (V8
- * compiler and GC helpers, libuv pool) — from /proc/self/task/<tid>/stat.
- */
-function threadCpuMs(): { main: number; other: number } {
-  let main = 0;
-  let other = 0;
-  for (const tid of readdirSync("/proc/self/task")) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const ms = ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-      if (Number(tid) === process.pid) main += ms;
-      else other += ms;
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return { main, other };
-}
+/** CPU of the embedded PostgreSQL in ms; NaN with DATABASE_URL (another machine's). */
+const pgCpuMs = (): number => (postmaster === null ? Number.NaN : postgresCpuMs(postmaster));
 
 /**
  * BENCH_STATEMENTS=1 counts the statements sent: the app's (postgres.js debug hook) and
@@ -180,7 +135,7 @@ if (process.env.DATABASE_URL) {
       : {}),
   });
   dbUrl = pg.url;
-  postmasterPid = Number(readFileSync(join(dir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
+  postmaster = postmasterPid(join(dir, "pg"));
   cleanups.push(async () => {
     await pg.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -344,7 +299,7 @@ async function runService(run: number, n: number): Promise<RunResult> {
   const commits0 = await commits();
   const threads0 = threadCpuMs();
   const cpu0 = process.cpuUsage();
-  const pg0 = postgresCpuMs();
+  const pg0 = pgCpuMs();
   const sink0 = procCpuMs(sink.child.pid!);
   const started = performance.now();
   const queued: string[] = [];
@@ -382,7 +337,7 @@ async function runService(run: number, n: number): Promise<RunResult> {
   }
   const elapsed = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  const threads1 = threadCpuMs();
+  const threads = threadCpuSince(threads0);
   // pg_stat_database is updated when a backend reports (at most every second, and at idle).
   await new Promise((r) => setTimeout(r, 1100));
   const commitCount = (await commits()) - commits0;
@@ -401,7 +356,7 @@ async function runService(run: number, n: number): Promise<RunResult> {
     console.log(`statements: ${(total / n).toFixed(2)} per message (${total} in all)`);
     for (const [text, c] of rows) if (c / n >= 0.01) console.log(`  ${(c / n).toFixed(2)}  ${text}`);
   }
-  const pgCpu = postgresCpuMs() - pg0;
+  const pgCpu = pgCpuMs() - pg0;
   const sinkCpu = procCpuMs(sink.child.pid!) - sink0;
   const lat = await db
     .select({ ms: sql<number>`extract(epoch from (${message.sentAt} - ${message.createdAt})) * 1000` })
@@ -416,8 +371,8 @@ async function runService(run: number, n: number): Promise<RunResult> {
     cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / n,
     pgCpuMsPerMsg: pgCpu / n,
     sinkCpuMsPerMsg: sinkCpu / n,
-    mainCpuMsPerMsg: (threads1.main - threads0.main) / n,
-    otherCpuMsPerMsg: (threads1.other - threads0.other) / n,
+    mainCpuMsPerMsg: threads.main / n,
+    otherCpuMsPerMsg: threads.others.reduce((a, b) => a + b, 0) / n,
     commitsPerMsg: commitCount / n,
   };
 }
