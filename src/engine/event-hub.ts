@@ -32,7 +32,8 @@ export function decodeCursor(cursor: string): EventCursor | null {
   return m ? { txId: BigInt(m[1]!), id: Number(m[2]) } : null;
 }
 
-const after = (e: EventRow, c: EventCursor) => {
+/** Whether an event comes after a stream position, in (tx_id, id) order. */
+export const after = (e: EventRow, c: EventCursor) => {
   const tx = BigInt(e.txId);
   return tx > c.txId || (tx === c.txId && e.id > c.id);
 };
@@ -74,8 +75,9 @@ export class EventHub {
   private pumping: Promise<void> | null = null;
   private again = false;
   private stopped = false;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
+  /** The next planned read: a pending retry, or the end of an idle pause. */
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private wakeAt = 0;
   /** When the last page read started (ms), for the idle cadence. */
   private lastRead = 0;
 
@@ -97,8 +99,7 @@ export class EventHub {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await this.listening?.unlisten().catch(() => {});
     await this.pumping;
   }
@@ -109,19 +110,14 @@ export class EventHub {
     if (this.subscribers.size === 0) {
       const wait = this.lastRead + IDLE_READ_MS - Date.now();
       if (wait > 0) {
-        if (!this.idleTimer) {
-          this.idleTimer = setTimeout(() => {
-            this.idleTimer = null;
-            this.wake();
-          }, wait);
-          this.idleTimer.unref();
-        }
+        this.wakeIn(wait);
         return;
       }
     }
-    if (this.idleTimer) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = null;
+    // This read does what a planned one would have.
+    if (this.wakeTimer) {
+      clearTimeout(this.wakeTimer);
+      this.wakeTimer = null;
     }
     if (this.pumping) {
       this.again = true;
@@ -136,6 +132,21 @@ export class EventHub {
     });
   }
 
+  /** Plans a wake-up `ms` from now, unless one is planned sooner. */
+  private wakeIn(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.wakeTimer) {
+      if (this.wakeAt <= at) return;
+      clearTimeout(this.wakeTimer);
+    }
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      this.wake();
+    }, ms);
+    this.wakeTimer.unref();
+  }
+
   private async pump(): Promise<void> {
     this.lastRead = Date.now();
     try {
@@ -146,12 +157,7 @@ export class EventHub {
           for (const s of this.subscribers) if (s.tenantId === e.tenantId && s.filter(e)) s.push(e);
         }
         if (rows.length < BATCH) {
-          if (pending && !this.retryTimer && !this.stopped) {
-            this.retryTimer = setTimeout(() => {
-              this.retryTimer = null;
-              this.wake();
-            }, PENDING_RETRY_MS);
-          }
+          if (pending && !this.stopped) this.wakeIn(PENDING_RETRY_MS);
           return;
         }
       }
