@@ -483,6 +483,21 @@ describe("permissions", () => {
     const r = await t.ok(REPLY, { c: conv.id, i: { text: "x" } }, agent.key);
     expect(r.replyToConversation.__typename).toBe("NotFoundError");
   });
+
+  it("lets an agent reply to what they own in a queue they cannot see (the visibility rule's other half)", async () => {
+    // replyContext (outbound/reads.ts) writes visibility() of conversations.ts in SQL: both
+    // halves are checked here so the two stay in step.
+    const hidden = await newAddress(sink); // a new queue: not one of the agent's
+    const conv = await inbound(hidden, { subject: "Handed over" });
+    const id = decodeId(conv.id, "Conversation");
+    for (const owner of [{ offeredToId: agent.id }, { assigneeId: agent.id, offeredToId: null }]) {
+      await t.db.db.update(conversation).set(owner).where(eq(conversation.id, id));
+      const r = await t.ok(REPLY, { c: conv.id, i: { text: "On it." } }, agent.key);
+      expect(r.replyToConversation).toMatchObject({ __typename: "Message" });
+      // Settled before the next test, which shares the sink.
+      await waitForStatus(t, decodeId(r.replyToConversation.id, "Message"), ["SENT", "FAILED"]);
+    }
+  });
 });
 
 describe("delivery outcomes", () => {
