@@ -238,7 +238,10 @@ async function update(
   ctx: EngineContext,
   conversationId: string,
   change: (clock: SlaClockState, cal: BusinessCalendar) => SlaClockState,
+  known?: { slaState: unknown },
 ): Promise<void> {
+  // The caller read the (locked) row already: without a clock there is nothing to change.
+  if (known && !(known.slaState as StoredSla | null)?.clock) return;
   const [conv] = await tx.select().from(conversation).where(eq(conversation.id, conversationId));
   const stored = conv?.slaState as unknown as StoredSla | null;
   if (!conv || !stored?.clock) return;
@@ -272,24 +275,19 @@ export function recordInboundSla(
 }
 
 /**
- * Whether a conversation's stored `sla_state` has a clock, i.e. whether the SLA updates
- * below would do anything. A caller holding the locked row checks this to skip their read.
- */
-export function hasSlaClock(slaState: unknown): boolean {
-  return !!(slaState as StoredSla | null)?.clock;
-}
-
-/**
  * An agent reply went out (notes do not count): meets the first or the pending next
- * response. For the outbound service, inside the transaction that records the reply.
+ * response. For the outbound service, inside the transaction that records the reply;
+ * `known` is the conversation's `sla_state` when the caller holds the locked row (then a
+ * conversation without an SLA clock costs no read).
  */
 export function recordAgentReplySla(
   tx: Tx,
   ctx: EngineContext,
   conversationId: string,
   at: Date,
+  known?: { slaState: unknown },
 ): Promise<void> {
-  return update(tx, ctx, conversationId, (clock, cal) => recordAgentReply(clock, cal, at));
+  return update(tx, ctx, conversationId, (clock, cal) => recordAgentReply(clock, cal, at), known);
 }
 
 /** The `sla-check` job: announce warnings and breaches that are due by now, once each. */

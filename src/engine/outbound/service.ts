@@ -7,7 +7,7 @@ import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents } from "../events.js";
 import { assignStartedConversation, startCustomerResponseCountdown } from "../routing/actions.js";
 import { lockTenantRouting } from "../routing/service.js";
-import { hasSlaClock, recordAgentReplySla } from "../sla.js";
+import { recordAgentReplySla } from "../sla.js";
 import { requirePermission, requireRole, type Viewer } from "../viewer.js";
 import type { MailAddressInput } from "./address.js";
 import {
@@ -190,7 +190,7 @@ async function markResponded(tx: Tx, ctx: EngineContext, c: ReplyConversation, n
           first_responded_at = ${(c.firstRespondedAt ?? now).toISOString()}::timestamptz,
           updated_at = ${new Date().toISOString()}::timestamptz
       WHERE id = ${c.id}::uuid`,
-    hasSlaClock(c.slaState) ? recordAgentReplySla(tx, ctx, c.id, now) : null,
+    recordAgentReplySla(tx, ctx, c.id, now, { slaState: c.slaState }),
     startCustomerResponseCountdown(tx, ctx, c.id, { tenantId: c.tenantId, minutes: c.countdownMinutes }),
   ]);
 }
