@@ -74,6 +74,43 @@ const splitterEdits = [
   ],
 ];
 
+const KEEP_MARK = "/* switchboard: keep optimised closures */";
+
+/**
+ * V8 (Node 20) holds a function's optimised code only weakly from the shared feedback: a
+ * closure created anew for every call (per chunk, per IMAP response line) loses its
+ * TurboFan code at each major GC once no such closure is alive, and the next one is hot
+ * again and compiled again — for the whole life of the process. In the ingest bench this
+ * was ~12 recompiles of mailsplit's per-write line loop per parser thread and ~13 of
+ * imapflow's response walker, 10–60 ms of compiler time each. Patched: the latest closures
+ * of these sites stay reachable from a module variable (one message's context at most), so
+ * their optimised code survives. Behaviour does not change.
+ */
+const splitterKeepEdits = [
+  [
+    "const YIELD_BYTES = 16 * 1024;\n",
+    `const YIELD_BYTES = 16 * 1024;\n${KEEP_MARK}\nlet keptClosures = null;\n`,
+  ],
+  [
+    "        setImmediate(iterateData);\n    }\n",
+    "        keptClosures = [checkTrailingLinebreak, nextLine, onLine, iterateData];\n        setImmediate(iterateData);\n    }\n",
+  ],
+];
+const tokenParserKeepEdits = [
+  ["const STATE_ATOM = 0x001;\n", "const STATE_ATOM = 0x001;\nlet keptWalk = null;\n"],
+  [
+    "        await walk(this.tree);\n        return attributes;",
+    `        ${KEEP_MARK}\n        keptWalk = walk;\n        await walk(this.tree);\n        return attributes;`,
+  ],
+];
+const compilerKeepEdits = [
+  ["const SEQ_RANGE = /^(\\d+|\\*)(:(\\d+|\\*))?$/;\n", "const SEQ_RANGE = /^(\\d+|\\*)(:(\\d+|\\*))?$/;\nlet keptClosures = null;\n"],
+  [
+    "    if (response.attributes) {\n        let attributes = Array.isArray(response.attributes)",
+    `    ${KEEP_MARK}\n    keptClosures = [emitEntry, walk];\n    if (response.attributes) {\n        let attributes = Array.isArray(response.attributes)`,
+  ],
+];
+
 const targets = [
   {
     files: ["postgres/src/connection.js", "postgres/cjs/src/connection.js"],
@@ -88,7 +125,18 @@ const targets = [
   },
   {
     files: ["@zone-eu/mailsplit/lib/message-splitter.js"],
-    patches: [{ mark: SCAN_MARK, edits: splitterEdits, what: "the mailsplit line scan patch" }],
+    patches: [
+      { mark: SCAN_MARK, edits: splitterEdits, what: "the mailsplit line scan patch" },
+      { mark: KEEP_MARK, edits: splitterKeepEdits, what: "the mailsplit closure keep-alive patch" },
+    ],
+  },
+  {
+    files: ["imapflow/dist/esm/handler/token-parser.js", "imapflow/dist/cjs/handler/token-parser.js"],
+    patches: [{ mark: KEEP_MARK, edits: tokenParserKeepEdits, what: "the imapflow parser keep-alive patch" }],
+  },
+  {
+    files: ["imapflow/dist/esm/handler/imap-compiler.js", "imapflow/dist/cjs/handler/imap-compiler.js"],
+    patches: [{ mark: KEEP_MARK, edits: compilerKeepEdits, what: "the imapflow compiler keep-alive patch" }],
   },
 ];
 
