@@ -19,6 +19,31 @@ describe("postgres.js driver patch", () => {
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: postgres#1208");
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: binary bytea");
     }
+    for (const rel of ["src/query.js", "cjs/src/query.js", "src/result.js", "cjs/src/result.js"]) {
+      expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: species as data");
+    }
+  });
+
+  it("a query's then() gives a plain Promise and a result's map() a plain Array (species as data)", async () => {
+    const sql = postgres(inject("pgAdminUrl"), { max: 1, onnotice: () => {} });
+    try {
+      const query = sql<{ n: number }[]>`SELECT generate_series(1, 3) AS n`;
+      const chained = query.then((rows) => rows);
+      // Were species not Promise, then() would construct a Query from an executor and throw.
+      expect(Object.getPrototypeOf(chained)).toBe(Promise.prototype);
+      const rows = await chained;
+      expect(rows.count).toBe(3);
+      expect(rows.command).toBe("SELECT");
+      expect(Object.keys(rows)).toEqual(["0", "1", "2"]);
+      const mapped = rows.map((r) => r.n * 2);
+      expect(Object.getPrototypeOf(mapped)).toBe(Array.prototype);
+      expect(mapped).toEqual([2, 4, 6]);
+      const unsafe = await sql.unsafe("SELECT $1::int AS n", [7]).then((r) => r.filter(() => true));
+      expect(Object.getPrototypeOf(unsafe)).toBe(Array.prototype);
+      expect(unsafe).toEqual([{ n: 7 }]);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
   });
 
   it("binds bytea parameters in binary format and round-trips every byte value", async () => {
