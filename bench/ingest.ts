@@ -57,6 +57,9 @@ const pct = (xs: number[], p: number) => {
 };
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
+/** BENCH_PGSS=1 (embedded server only): pg_stat_statements, printed per measured phase. */
+const PGSS = process.env.BENCH_PGSS === "1";
+
 async function database(): Promise<{ url: string; stop: () => Promise<void>; pgDir?: string }> {
   if (process.env.DATABASE_URL) {
     const name = `sb_bench_${process.pid}`;
@@ -76,7 +79,20 @@ async function database(): Promise<{ url: string; stop: () => Promise<void>; pgD
   }
   const dir = mkdtempSync(join(tmpdir(), "sb-bench-ingest-"));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const pg = await startEmbeddedPostgres({ dataDir: dir, port, persistent: false, database: "postgres" });
+  const pg = await startEmbeddedPostgres({
+    dataDir: dir,
+    port,
+    persistent: false,
+    database: "postgres",
+    ...(PGSS
+      ? {
+          settings: {
+            shared_preload_libraries: "pg_stat_statements",
+            "pg_stat_statements.track_planning": "on",
+          },
+        }
+      : {}),
+  });
   return {
     url: pg.url,
     pgDir: join(dir, "pg"),
@@ -88,6 +104,8 @@ async function database(): Promise<{ url: string; stop: () => Promise<void>; pgD
 }
 
 const db = await database();
+const pgss = postgres(db.url, { max: 1, onnotice: () => {} });
+if (PGSS) await pgss`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
 
 /** CPU time (ms) of the embedded PostgreSQL; null with DATABASE_URL (another machine's). */
 function pgCpuMs(): number | null {
@@ -107,6 +125,7 @@ async function withCpu<T>(
   const p0 = pgCpuMs();
   const t0 = threadCpuMs();
   statements.clear();
+  if (PGSS) await pgss`SELECT pg_stat_statements_reset()`;
   const r = await f();
   const c = process.cpuUsage(c0);
   const p1 = pgCpuMs();
@@ -122,6 +141,14 @@ async function withCpu<T>(
   if (process.env.BENCH_STATEMENTS) {
     for (const [k, n] of [...statements].sort((a, b) => b[1] - a[1]))
       console.log(`    ${round(n / count, 2)}  ${k.replace(/\s+/g, " ").trim().slice(0, 80)}`);
+  }
+  if (PGSS) {
+    const rows = await pgss<{ calls: string; ms: number; plan: number; q: string }[]>`
+      SELECT calls::text, (total_exec_time + total_plan_time) / ${count} AS ms, total_plan_time / ${count} AS plan,
+             left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS q
+      FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 20`;
+    for (const r of rows)
+      console.log(`    pgss ${round(r.ms, 4)} ms/msg (plan ${round(r.plan, 4)}) calls ${r.calls}  ${r.q}`);
   }
   return {
     ...r,
@@ -308,5 +335,6 @@ console.log(
 clients.send("close");
 await dovecot?.stop();
 await app.stop();
+await pgss.end();
 await db.stop();
 console.log(JSON.stringify({ bench: "ingest", metrics }));

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LARGE_BYTEA_BYTES } from "../../src/db/fast.js";
 import { attachment, conversation, message, rawMessage, rejectedMessage } from "../../src/db/schema/index.js";
@@ -233,6 +233,20 @@ describe("ingest pipeline", () => {
     const [att] = await t.db.db.select().from(attachment).where(eq(attachment.messageId, m!.id));
     expect(att!.data.equals(content)).toBe(true);
     expect(att!.sizeBytes).toBe(content.length);
+  });
+
+  it("keeps the raw MIME as received: out of line and not compressed, byte for byte", async () => {
+    // Very compressible text: pglz would shrink it to a fraction — and spend the CPU to.
+    const text = "The parcel has not arrived. ".repeat(2_000);
+    const raw = buildRawMail({ subject: "Raw kept as received", text });
+    expect(await ingest(raw)).toMatchObject({ status: "stored" });
+    const [row] = await t.db.db.execute<{ exact: boolean; compression: string | null; stored: number }>(sql`
+      SELECT r.data = ${raw}::bytea AS exact, pg_column_compression(r.data) AS compression,
+             pg_column_size(r.data) AS stored
+      FROM message m JOIN raw_message r ON r.id = m.raw_message_id
+      WHERE m.subject = 'Raw kept as received'`);
+    expect(row).toMatchObject({ exact: true, compression: null });
+    expect(row!.stored).toBeGreaterThanOrEqual(raw.length);
   });
 
   it("records oversize mail as rejected with a reason, never silently", async () => {
