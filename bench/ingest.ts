@@ -14,8 +14,10 @@
  *   concurrency (4), so the figures can be read against what the disk/CPU allow.
  * - Where the CPU goes, per message: the server's main thread and its other threads (MIME
  *   parser workers, V8's compiler and GC helpers) from /proc/self/task, the embedded
- *   PostgreSQL's processes, and the SQL statements the server sent (by statement, with
- *   BENCH_STATEMENTS=1).
+ *   PostgreSQL's processes; with BENCH_STATEMENTS=1 also the SQL statements the server
+ *   sent, per message and by statement (counting costs the main thread ~6 %: the hook is
+ *   the driver's debug option, which captures a stack trace per query); with BENCH_PGSS=1
+ *   PostgreSQL's own time per statement (pg_stat_statements).
  *
  * BENCH_WARMUP=n changes the unmeasured warm-up (default 300 messages).
  *   npm run bench -- ingest [messages=5000] [runs=3]
@@ -113,8 +115,9 @@ function pgCpuMs(): number | null {
   return pid === null ? null : postgresCpuMs(pid);
 }
 
-/** SQL statements the server sent, by their first 100 characters (onQuery hook). */
+/** SQL statements the server sent, by their first 100 characters (onQuery hook; BENCH_STATEMENTS=1). */
 const statements = new Map<string, number>();
+const COUNT = Boolean(process.env.BENCH_STATEMENTS);
 
 /** CPU ms per message of the server process (main thread and parser workers) and PostgreSQL. */
 async function withCpu<T>(
@@ -135,10 +138,10 @@ async function withCpu<T>(
   let sent = 0;
   for (const n of statements.values()) sent += n;
   console.log(
-    `  CPU/msg by thread: main ${round(main, 2)} ms, others ${others.map((x) => round(x, 2)).join(" + ")} ms; ` +
-      `${round(sent / count, 2)} SQL statements/msg`,
+    `  CPU/msg by thread: main ${round(main, 2)} ms, others ${others.map((x) => round(x, 2)).join(" + ")} ms` +
+      (COUNT ? `; ${round(sent / count, 2)} SQL statements/msg` : ""),
   );
-  if (process.env.BENCH_STATEMENTS) {
+  if (COUNT) {
     for (const [k, n] of [...statements].sort((a, b) => b[1] - a[1]))
       console.log(`    ${round(n / count, 2)}  ${k.replace(/\s+/g, " ").trim().slice(0, 80)}`);
   }
@@ -171,11 +174,16 @@ const app = await startSwitchboard(
   }),
   {
     log: silentLogger,
-    // Cheap on the measured path: the text is tidied only when printed.
-    onQuery: (q) => {
-      const k = q.slice(0, 100);
-      statements.set(k, (statements.get(k) ?? 0) + 1);
-    },
+    // Only on request: the hook is postgres.js's `debug` option, with which the driver
+    // captures a stack trace (new Error()) for every query — ~6 % of the main thread.
+    ...(COUNT
+      ? {
+          onQuery: (q: string) => {
+            const k = q.slice(0, 100);
+            statements.set(k, (statements.get(k) ?? 0) + 1);
+          },
+        }
+      : {}),
   },
 );
 const dovecot = dovecotAvailable() ? await startDovecot() : null;
