@@ -104,7 +104,10 @@ const tokenParserKeepEdits = [
   ],
 ];
 const compilerKeepEdits = [
-  ["const SEQ_RANGE = /^(\\d+|\\*)(:(\\d+|\\*))?$/;\n", "const SEQ_RANGE = /^(\\d+|\\*)(:(\\d+|\\*))?$/;\nlet keptClosures = null;\n"],
+  [
+    "const SEQ_RANGE = /^(\\d+|\\*)(:(\\d+|\\*))?$/;\n",
+    "const SEQ_RANGE = /^(\\d+|\\*)(:(\\d+|\\*))?$/;\nlet keptClosures = null;\n",
+  ],
   [
     "    if (response.attributes) {\n        let attributes = Array.isArray(response.attributes)",
     `    ${KEEP_MARK}\n    keptClosures = [emitEntry, walk];\n    if (response.attributes) {\n        let attributes = Array.isArray(response.attributes)`,
@@ -149,7 +152,9 @@ const targets = [
   },
   {
     files: ["postgres/src/result.js", "postgres/cjs/src/result.js"],
-    patches: [{ mark: SPECIES_MARK, edits: resultSpeciesEdits, what: "the postgres.js Result species patch" }],
+    patches: [
+      { mark: SPECIES_MARK, edits: resultSpeciesEdits, what: "the postgres.js Result species patch" },
+    ],
   },
   {
     files: ["smtp-server/dist/esm/smtp-stream.js", "smtp-server/dist/cjs/smtp-stream.js"],
