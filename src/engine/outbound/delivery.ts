@@ -19,8 +19,13 @@ import type { SendJobData } from "./store.js";
  * 3. record — SENT, FAILED with the reason, or back to QUEUED for pg-boss to retry.
  *
  * A SENDING row older than `STALE_SENDING` means a worker died between claim and record:
- * it is claimed again. That one case is at-least-once (the same Message-ID goes out
- * twice at worst, which receivers de-duplicate); every other path sends at most once.
+ * it is claimed again. Until then a job that finds its message SENDING is `busy` and must
+ * be retried, so the message is never left SENDING without a job. When the SMTP server
+ * accepted a mail but recording SENT failed, the row stays SENDING (never QUEUED) and the
+ * job carries the acceptance to its retry, which records it without sending. A worker that
+ * dies between the server's acceptance and the record is the one at-least-once case (the
+ * same Message-ID goes out twice at worst, which receivers de-duplicate); every other path
+ * sends at most once.
  */
 
 /**
