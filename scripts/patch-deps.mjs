@@ -74,6 +74,26 @@ const splitterEdits = [
   ],
 ];
 
+const HEADER_KEY_MARK = "/* switchboard: header key memo */";
+
+/**
+ * nodemailer 10.6.0 normalises a header name (three regex replaces, one with a callback)
+ * on every setHeader/getHeader/buildHeaders call, many times per MIME node: ~10 % of the
+ * CPU of building a reply's MIME (bench/mime-build.ts profile). The result depends on the
+ * key string alone, so it is memoised per string (bounded: the map is dropped at 512
+ * names, custom header names are few). Non-string keys take the original path.
+ */
+const headerKeyEdits = [
+  [
+    "class MimeNode {\n    constructor(contentType, options) {",
+    `${HEADER_KEY_MARK}\nconst _normalizedHeaderKeys = new Map();\nclass MimeNode {\n    constructor(contentType, options) {`,
+  ],
+  [
+    "    _normalizeHeaderKey(key) {\n        key = (key || '')\n            .toString()",
+    `    _normalizeHeaderKey(key) {\n        ${HEADER_KEY_MARK}\n        if (typeof key !== 'string') {\n            return this._normalizeHeaderKeyOnce(key);\n        }\n        let normalized = _normalizedHeaderKeys.get(key);\n        if (normalized === undefined) {\n            normalized = this._normalizeHeaderKeyOnce(key);\n            if (_normalizedHeaderKeys.size >= 512) {\n                _normalizedHeaderKeys.clear();\n            }\n            _normalizedHeaderKeys.set(key, normalized);\n        }\n        return normalized;\n    }\n    _normalizeHeaderKeyOnce(key) {\n        key = (key || '')\n            .toString()`,
+  ],
+];
+
 const targets = [
   {
     files: ["postgres/src/connection.js", "postgres/cjs/src/connection.js"],
@@ -85,6 +105,10 @@ const targets = [
   {
     files: ["smtp-server/dist/esm/smtp-stream.js", "smtp-server/dist/cjs/smtp-stream.js"],
     patches: [{ mark: SCAN_MARK, edits: smtpStreamEdits, what: "the smtp-server DATA scan patch" }],
+  },
+  {
+    files: ["nodemailer/dist/esm/mime-node/index.js", "nodemailer/dist/cjs/mime-node/index.js"],
+    patches: [{ mark: HEADER_KEY_MARK, edits: headerKeyEdits, what: "the nodemailer header key memo" }],
   },
   {
     files: ["@zone-eu/mailsplit/lib/message-splitter.js"],
