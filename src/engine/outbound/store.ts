@@ -218,30 +218,13 @@ export async function queueOutbound(
   // Values over 1 MB (large attachments, and then the raw MIME) are written in parts after
   // the rows, with the event loop free between parts (db/fast.ts).
   const largeRaw = raw.length > LARGE_BYTEA_BYTES;
-  const queuedPayload = {
-    messageId,
-    kind: args.kind,
-    to: mail.to.map((a) => a.address),
-    cc: mail.cc.map((a) => a.address),
-    subject: mail.subject.slice(0, 200),
-    attachments: mail.attachments.length,
-    autoReply: args.isAutoReply,
-  };
-  const more = args.events?.(messageId) ?? [];
   const [[m]] = await Promise.all([
-    // One statement for the raw MIME, the message row that points at it and its
-    // message.queued event (the event table's statement trigger fires as for its own
-    // INSERT). Further events (auto-replies) follow in their own statement, after it.
+    // One statement for the raw MIME and the message row that points at it.
     sql<Record<string, unknown>[]>`
       WITH raw AS (
         INSERT INTO raw_message (id, tenant_id, sha256, size_bytes, data)
         VALUES (${rawId}::uuid, ${args.tenantId}::uuid, ${createHash("sha256").update(raw).digest("hex")},
                 ${raw.length}, ${largeRaw ? Buffer.alloc(0) : raw})
-      ), ev AS (
-        INSERT INTO event (tenant_id, type, conversation_id, queue_id, actor_type, actor_id, payload, occurred_at)
-        VALUES (${args.tenantId}::uuid, 'message.queued', ${args.conversationId}::uuid, ${args.queueId ?? null}::uuid,
-                ${args.authorId ? "USER" : "SYSTEM"}, ${args.authorId ?? null}::uuid, ${json(queuedPayload)}::jsonb,
-                ${now.toISOString()}::timestamptz)
       )
       INSERT INTO message (id, tenant_id, conversation_id, direction, message_id_header, in_reply_to,
         "references", "from", "to", cc, bcc, reply_to, subject, text, html, headers, date_header,
@@ -277,7 +260,27 @@ export async function queueOutbound(
           })),
         ).done
       : null,
-    appendEvents(tx, more),
+    appendEvents(tx, [
+      {
+        tenantId: args.tenantId,
+        type: "message.queued",
+        conversationId: args.conversationId,
+        queueId: args.queueId,
+        actorType: args.authorId ? "USER" : "SYSTEM",
+        actorId: args.authorId,
+        occurredAt: now,
+        payload: {
+          messageId,
+          kind: args.kind,
+          to: mail.to.map((a) => a.address),
+          cc: mail.cc.map((a) => a.address),
+          subject: mail.subject.slice(0, 200),
+          attachments: mail.attachments.length,
+          autoReply: args.isAutoReply,
+        },
+      },
+      ...(args.events?.(messageId) ?? []),
+    ]),
     scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId }),
   ]);
   // The raw MIME is inserted by the message's statement above, so it is filled here.
