@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from "node:crypto";
-import { Readable } from "node:stream";
 import type { MailComposerOptions, NodemailerError, SMTPPoolOptions, Transporter } from "nodemailer";
 import nodemailer from "nodemailer";
 import { Encoder as Base64Encoder } from "nodemailer/lib/base64";
@@ -301,58 +300,6 @@ export function classifySmtpError(err: unknown): SendFailure {
   return { ...base, kind: "transient", permanent: false };
 }
 
-/** What `rawInOneChunk` uses of nodemailer's MailMessage and MimeNode. */
-interface RawMailInternals {
-  data: { raw?: unknown };
-  message: {
-    _transforms: unknown[];
-    _processFuncs: unknown[];
-    newline?: unknown;
-    createReadStream(options?: unknown): Readable;
-  };
-}
-
-/**
- * The bytes nodemailer sends for a raw Buffer with no transform, process function (DKIM)
- * or newline conversion: the raw bytes, ending in a line break (its LastNewline adds CRLF,
- * or LF after a trailing CR).
- */
-export function rawWireBytes(raw: Buffer): Buffer {
-  const last = raw.length > 0 ? raw[raw.length - 1] : undefined;
-  if (last === 0x0a) return raw;
-  return Buffer.concat([raw, Buffer.from(last === 0x0d ? "\n" : "\r\n")]);
-}
-
-/**
- * nodemailer streams even a raw message through its MIME machinery: a PassThrough fed on a
- * setImmediate, a LastNewline transform and `stream.pipeline()`, whose internal
- * AbortController is aborted on every finish (a DOMException with a captured stack trace
- * per message). For our raw Buffers the bytes are final, so the message stream is one
- * Readable of `rawWireBytes` — the same bytes. Checked when the stream is taken, as
- * nodemailer adds a DKIM process function after the "stream" plugins run; anything other
- * than a plain raw Buffer takes nodemailer's own path.
- */
-function rawInOneChunk(mail: unknown, done: (err?: Error | null) => void): void {
-  const { data, message } = mail as RawMailInternals;
-  const raw = data.raw;
-  if (Buffer.isBuffer(raw)) {
-    const stream = message.createReadStream;
-    message.createReadStream = function (this: RawMailInternals["message"], options?: unknown) {
-      if (this._transforms.length > 0 || this._processFuncs.length > 0 || this.newline) {
-        return stream.call(this, options);
-      }
-      const bytes = rawWireBytes(raw);
-      return new Readable({
-        read() {
-          this.push(bytes);
-          this.push(null);
-        },
-      });
-    };
-  }
-  done();
-}
-
 /** Pooled SMTP sender; one instance per process, `close()` on shutdown. */
 export class SmtpSender implements MailSender {
   private readonly pools = new Map<string, PoolEntry>();
@@ -370,7 +317,6 @@ export class SmtpSender implements MailSender {
         maxConnections: this.options.maxConnections ?? 5,
         maxMessages: this.options.maxMessages ?? 500,
       });
-      transporter.use("stream", rawInOneChunk);
       entry = { transporter };
       this.pools.set(key, entry);
     }

@@ -1,12 +1,6 @@
 import { simpleParser } from "mailparser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  buildRawMime,
-  classifySmtpError,
-  rawWireBytes,
-  SmtpSender,
-  verifySmtp,
-} from "../../src/connectors/smtp-out.js";
+import { buildRawMime, classifySmtpError, SmtpSender, verifySmtp } from "../../src/connectors/smtp-out.js";
 import type { SmtpTlsMode } from "../../src/engine/domain.js";
 import type { ComposedMail } from "../../src/engine/outbound/compose.js";
 import { compose } from "../../src/engine/outbound/compose.js";
@@ -121,26 +115,6 @@ describe("smtp-out against local sinks", () => {
     expect(parsed.html).toContain("Reply number 1");
     expect(parsed.bcc).toBeUndefined();
     expect(got?.raw.toString()).not.toContain("audit@acme.example");
-  });
-
-  it("sends raw bytes as they are, dot-leading lines and a missing final line break included", async () => {
-    const mail = reply();
-    const built = await buildRawMime(mail);
-    // The same bytes as nodemailer's LastNewline would make of them: CRLF appended, or LF
-    // after a trailing CR; nothing after a trailing LF.
-    expect(rawWireBytes(built)).toBe(built);
-    expect(rawWireBytes(Buffer.from("a\r\nb"))).toEqual(Buffer.from("a\r\nb\r\n"));
-    expect(rawWireBytes(Buffer.from("a\r\nb\r"))).toEqual(Buffer.from("a\r\nb\r\n"));
-    expect(rawWireBytes(Buffer.alloc(0))).toEqual(Buffer.from("\r\n"));
-    const body = built.subarray(0, built.length - 2);
-    const raw = Buffer.concat([body, Buffer.from("\r\n.lead\r\n..two\r\n.")]);
-    const result = await sender.send(settings(noTls.port), mail, {
-      raw,
-      envelopeFrom: "bounces@acme.example",
-    });
-    expect(result).toMatchObject({ ok: true });
-    // smtp-server strips the dot-stuffing: the payload is the raw bytes plus the line break.
-    expect(noTls.messages.at(-1)?.raw.equals(Buffer.concat([raw, Buffer.from("\r\n")]))).toBe(true);
   });
 
   it.skipIf(!tls)("delivers over implicit TLS (port-465 style)", async () => {
