@@ -96,9 +96,10 @@ const pgCpuMs = (): number => (postmaster === null ? Number.NaN : postgresCpuMs(
 const COUNT = process.env.BENCH_STATEMENTS === "1";
 /**
  * BENCH_PGSS=1 (embedded server only) loads pg_stat_statements and prints, per measured
- * run, the statements by server time (execution + planning) per message.
+ * run, the statements by server time (execution + planning) per message. BENCH_PGSS=all
+ * also tracks nested statements (foreign-key checks, trigger bodies; marked "nested").
  */
-const PGSS = process.env.BENCH_PGSS === "1";
+const PGSS = process.env.BENCH_PGSS === "1" || process.env.BENCH_PGSS === "all";
 const statements = new Map<string, number>();
 function countStatement(text: string): void {
   const key = text.replace(/\s+/g, " ").trim().slice(0, 90);
@@ -130,6 +131,7 @@ if (process.env.DATABASE_URL) {
           settings: {
             shared_preload_libraries: "pg_stat_statements",
             "pg_stat_statements.track_planning": "on",
+            ...(process.env.BENCH_PGSS === "all" ? { "pg_stat_statements.track": "all" } : {}),
           },
         }
       : {}),
@@ -345,10 +347,11 @@ async function runService(run: number, n: number): Promise<RunResult> {
     const rows = await db.execute<Record<string, string>>(sql`
       SELECT calls, round((total_exec_time + total_plan_time)::numeric / ${n}, 4)::text AS ms_per_msg,
              round(total_plan_time::numeric / ${n}, 4)::text AS plan,
-             left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS q
+             left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS q,
+             CASE WHEN toplevel THEN '' ELSE 'nested ' END AS nested
       FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 25`);
     for (const r of rows)
-      console.log(`  pgss ${r.ms_per_msg} ms/msg (plan ${r.plan}) calls ${r.calls}  ${r.q}`);
+      console.log(`  pgss ${r.ms_per_msg} ms/msg (plan ${r.plan}) calls ${r.calls}  ${r.nested}${r.q}`);
   }
   if (COUNT) {
     const rows = [...statements].sort((a, b) => b[1] - a[1]);

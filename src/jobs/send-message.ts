@@ -1,7 +1,7 @@
 import type PgBoss from "pg-boss";
 import type { EngineContext } from "../engine/context.js";
 import { type AutoReplyJobData, runAutoReply } from "../engine/outbound/auto-reply-service.js";
-import { deliverBatch, markGivenUp } from "../engine/outbound/delivery.js";
+import { type AcceptedSend, deliverBatch, markGivenUp } from "../engine/outbound/delivery.js";
 import {
   AUTO_REPLY_QUEUE,
   SEND_MESSAGE_DEAD_LETTER,
@@ -17,7 +17,7 @@ import type { JobRunner } from "./boss.js";
  * Throughput: pg-boss polls, so each worker fetches a batch and sends it concurrently
  * over the pooled SMTP transport; several workers overlap their polling gaps. Each job's
  * outcome is reported on its own — a transient failure fails (→ retry) only that job,
- * the rest of the batch completes.
+ * the rest of the batch completes (`sendBatchHandler`).
  */
 
 export interface SendJobOptions {
@@ -32,6 +32,75 @@ export interface SendJobOptions {
 async function ensureQueue(boss: PgBoss, name: string, options: Omit<PgBoss.Queue, "name"> = {}) {
   // createQueue throws on an existing queue in some pg-boss versions; existing is what we need.
   await boss.createQueue(name, { name, ...options } as PgBoss.Queue).catch(() => {});
+}
+
+/** What a failed attempt left in the job's output for its retry: an unrecorded SMTP acceptance. */
+interface SendJobOutput {
+  error: string;
+  accepted?: AcceptedSend;
+}
+
+function acceptedOf(output: unknown): AcceptedSend | null {
+  const accepted = (output as Partial<SendJobOutput> | null | undefined)?.accepted;
+  return accepted && typeof accepted.at === "string" ? accepted : null;
+}
+
+/**
+ * The `send-message` batch handler. Each job's outcome is reported on its own: `retry`,
+ * `busy` and `unrecorded` fail the job (→ pg-boss retries it with backoff, then the dead
+ * letter), everything else completes with the batch. An `unrecorded` acceptance is kept in
+ * the failed job's output, which pg-boss hands to the retry (and copies to the dead letter).
+ */
+export function sendBatchHandler(
+  ctx: EngineContext,
+  boss: Pick<PgBoss, "fail">,
+  queue: string,
+  log: EngineContext["log"],
+) {
+  return async (jobs: PgBoss.JobWithMetadata<SendJobData>[]): Promise<void> => {
+    const failed: { id: string; output: SendJobOutput }[] = [];
+    const input = jobs.map((job) => ({
+      data: job.data,
+      finalAttempt: job.retryCount >= job.retryLimit,
+      acceptedEarlier: acceptedOf(job.output),
+    }));
+    try {
+      const results = await deliverBatch(ctx, input);
+      results.forEach((r, i) => {
+        const job = jobs[i]!;
+        if (r.outcome === "retry" || r.outcome === "busy" || r.outcome === "unrecorded") {
+          const error = r.error ?? (r.outcome === "busy" ? "claimed and not yet stale" : "transient");
+          failed.push({ id: job.id, output: r.accepted ? { error, accepted: r.accepted } : { error } });
+        } else if (r.outcome === "failed")
+          log.warn({ messageId: job.data.messageId, error: r.error }, "send failed");
+      });
+    } catch (err) {
+      // A database error while claiming or reading: nothing of this attempt was sent. Every
+      // job goes back for a retry (an acceptance an earlier attempt could not record stays
+      // with its job). A message left SENDING by the claim is `busy` for the retries until
+      // STALE_SENDING has passed, then claimed again.
+      log.error({ err, jobs: jobs.length }, "send batch crashed");
+      const error = err instanceof Error ? err.message : String(err);
+      jobs.forEach((job, i) => {
+        const accepted = input[i]!.acceptedEarlier;
+        failed.push({ id: job.id, output: accepted ? { error, accepted } : { error } });
+      });
+    }
+    // Failing a job moves it out of `active`; pg-boss then completes only the others.
+    for (const f of failed) await boss.fail(queue, f.id, f.output);
+  };
+}
+
+/** `send-message-dead`: the job ran out of retries (see `markGivenUp`). */
+export function sendDeadLetterHandler(ctx: EngineContext, log: EngineContext["log"]) {
+  return async (jobs: PgBoss.JobWithMetadata<SendJobData>[]): Promise<void> => {
+    for (const job of jobs) {
+      const done = await markGivenUp(ctx, job.data, acceptedOf(job.output));
+      if (done === "failed") log.warn({ messageId: job.data.messageId }, "send given up");
+      else if (done === "sent")
+        log.warn({ messageId: job.data.messageId }, "unrecorded send recorded by the dead letter");
+    }
+  };
 }
 
 export async function registerSendJobs(
@@ -50,30 +119,7 @@ export async function registerSendJobs(
   await ensureQueue(boss, AUTO_REPLY_QUEUE, { retryLimit: 3, retryDelay: 30, retryBackoff: true });
   const log = ctx.log.child({ queue: SEND_MESSAGE_QUEUE });
 
-  const handleBatch = async (jobs: PgBoss.JobWithMetadata<SendJobData>[]) => {
-    const failed: { id: string; error: string }[] = [];
-    try {
-      const results = await deliverBatch(
-        ctx,
-        jobs.map((job) => ({ data: job.data, finalAttempt: job.retryCount >= job.retryLimit })),
-      );
-      results.forEach((r, i) => {
-        const job = jobs[i]!;
-        if (r.outcome === "retry") failed.push({ id: job.id, error: r.error ?? "transient" });
-        else if (r.outcome === "failed")
-          log.warn({ messageId: job.data.messageId, error: r.error }, "send failed");
-      });
-    } catch (err) {
-      // A database error while claiming, reading or recording the successes: every job of
-      // the batch goes back for a retry. A message whose outcome was recorded is never
-      // claimed again; one left SENDING is claimed again only once STALE_SENDING passed.
-      log.error({ err, jobs: jobs.length }, "send batch crashed");
-      for (const job of jobs)
-        failed.push({ id: job.id, error: err instanceof Error ? err.message : String(err) });
-    }
-    // Failing a job moves it out of `active`; pg-boss then completes only the others.
-    for (const f of failed) await boss.fail(SEND_MESSAGE_QUEUE, f.id, { error: f.error });
-  };
+  const handleBatch = sendBatchHandler(ctx, boss, SEND_MESSAGE_QUEUE, log);
   const ids: string[] = [];
   for (let i = 0; i < opts.workers; i++) {
     ids.push(
@@ -90,11 +136,18 @@ export async function registerSendJobs(
   }
   // Commits that queue mail call `ctx.jobs.wake(SEND_MESSAGE_QUEUE)`: no poll wait.
   runner.addWorkers(SEND_MESSAGE_QUEUE, ids);
-  await boss.work<SendJobData>(SEND_MESSAGE_DEAD_LETTER, { pollingIntervalSeconds: 5 }, async (jobs) => {
-    for (const job of jobs) {
-      if (await markGivenUp(ctx, job.data)) log.warn({ messageId: job.data.messageId }, "send given up");
-    }
-  });
+  await boss.work<SendJobData>(
+    SEND_MESSAGE_DEAD_LETTER,
+    { pollingIntervalSeconds: 5, includeMetadata: true },
+    async (jobs) => {
+      for (const job of jobs) {
+        const done = await markGivenUp(ctx, job.data, acceptedOf(job.output));
+        if (done === "failed") log.warn({ messageId: job.data.messageId }, "send given up");
+        else if (done === "sent")
+          log.warn({ messageId: job.data.messageId }, "send recorded by the dead letter");
+      }
+    },
+  );
   await boss.work<AutoReplyJobData>(
     AUTO_REPLY_QUEUE,
     { batchSize: 20, pollingIntervalSeconds: opts.pollingIntervalMs / 1000 },

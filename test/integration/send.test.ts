@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LARGE_BYTEA_BYTES } from "../../src/db/fast.js";
@@ -16,8 +16,10 @@ import {
   user,
 } from "../../src/db/schema/index.js";
 import { ManualClock } from "../../src/engine/clock.js";
+import { silentLogger } from "../../src/engine/context.js";
 import { deliverMessage } from "../../src/engine/outbound/delivery.js";
 import { SEND_MESSAGE_QUEUE } from "../../src/engine/outbound/store.js";
+import { sendBatchHandler, sendDeadLetterHandler } from "../../src/jobs/send-message.js";
 import { decodeId, encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
@@ -551,12 +553,173 @@ describe("delivery outcomes", () => {
     expect(count()).toBe(1);
     const job = { tenantId: t.tenantId, messageId: id };
     await t.db.db.update(message).set({ outboundStatus: "SENDING" }).where(eq(message.id, id));
-    expect((await deliverMessage(t.app.engine, job, { finalAttempt: false })).outcome).toBe("skipped");
+    expect((await deliverMessage(t.app.engine, job, { finalAttempt: false })).outcome).toBe("busy");
+    expect(count()).toBe(1);
     await t.db.db.execute(
       sql`UPDATE message SET updated_at = now() - interval '11 minutes' WHERE id = ${id}`,
     );
     expect((await deliverMessage(t.app.engine, job, { finalAttempt: false })).outcome).toBe("sent");
     expect(count()).toBe(2);
+  });
+
+  /**
+   * A queue of our own with the real handler: the app's workers do not serve it, so the
+   * test fetches each attempt itself and drives the retry by making the job due (SQL).
+   */
+  async function handlerQueue(name: string, options: { retryLimit: number; deadLetter?: string }) {
+    const boss = t.app.jobs.boss;
+    if (options.deadLetter) await boss.createQueue(options.deadLetter, { name: options.deadLetter });
+    await boss.createQueue(name, { name, retryDelay: 60, retryBackoff: true, ...options });
+    const handler = sendBatchHandler(t.app.engine, boss, name, silentLogger);
+    return {
+      send: async (data: { tenantId: string; messageId: string }) => (await boss.send(name, data))!,
+      /** Makes retries due now, fetches what is due and runs the handler on it. */
+      attempt: async () => {
+        await t.db.db.execute(sql`UPDATE pgboss.job SET start_after = now() WHERE name = ${name}`);
+        const jobs = await boss.fetch<{ tenantId: string; messageId: string }>(name, {
+          batchSize: 10,
+          includeMetadata: true,
+        });
+        await handler(jobs);
+        // What boss.work does after the handler: complete the batch (jobs the handler
+        // failed are no longer active and stay as they are).
+        if (jobs.length > 0)
+          await boss.complete(
+            name,
+            jobs.map((j) => j.id),
+          );
+        return jobs.length;
+      },
+      job: async (id: string) => (await boss.getJobById(name, id))!,
+    };
+  }
+
+  /** A reply delivered by the app, then put back in the state a test needs (SQL). */
+  async function deliveredReply(subject: string) {
+    const conv = await inbound(addr, { subject });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: subject } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const m = await waitForStatus(t, id, ["SENT"]);
+    const copies = () =>
+      sink.messages.filter((x) => headerLines(x.raw).includes(`Message-ID: <${m.messageIdHeader}>`)).length;
+    return { id, conversationId: decodeId(conv.id, "Conversation"), copies, attempts: m.sendAttempts };
+  }
+
+  it("a job whose message a crashed attempt left SENDING is retried, not completed, and takes it over once stale", async () => {
+    const q = await handlerQueue("send-test-crashed", { retryLimit: 5 });
+    const stuck = await deliveredReply("Crashed batch");
+    const done = await deliveredReply("Already sent");
+    expect(stuck.copies()).toBe(1);
+    // The state a batch leaves when it dies between claim and record: SENDING, claimed now.
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() WHERE id = ${stuck.id}`,
+    );
+    const stuckJob = await q.send({ tenantId: t.tenantId, messageId: stuck.id });
+    const sentJob = await q.send({ tenantId: t.tenantId, messageId: done.id });
+    const unknownJob = await q.send({ tenantId: t.tenantId, messageId: randomUUID() });
+    const foreignJob = await q.send({ tenantId: randomUUID(), messageId: stuck.id });
+    expect(await q.attempt()).toBe(4);
+    // Retried with backoff while the claim is fresh: nothing sent, the message untouched.
+    expect((await q.job(stuckJob)).state).toBe("retry");
+    expect((await q.job(stuckJob)).output).toMatchObject({ error: expect.stringMatching(/stale/) });
+    const [still] = await t.db.db.select().from(message).where(eq(message.id, stuck.id));
+    expect(still!.outboundStatus).toBe("SENDING");
+    expect(stuck.copies()).toBe(1);
+    // Already SENT (at most once), unknown, another tenant's: complete without sending.
+    for (const j of [sentJob, unknownJob, foreignJob]) expect((await q.job(j)).state).toBe("completed");
+    expect(done.copies()).toBe(1);
+    // Still fresh on the next retry: failed again.
+    expect(await q.attempt()).toBe(1);
+    expect((await q.job(stuckJob)).state).toBe("retry");
+    // Once the claim is stale a retry takes the message over and records it.
+    await t.db.db.execute(
+      sql`UPDATE message SET updated_at = now() - interval '11 minutes' WHERE id = ${stuck.id}`,
+    );
+    expect(await q.attempt()).toBe(1);
+    expect((await q.job(stuckJob)).state).toBe("completed");
+    const [after] = await t.db.db.select().from(message).where(eq(message.id, stuck.id));
+    expect(after!.outboundStatus).toBe("SENT");
+    expect(after!.sendAttempts).toBe(stuck.attempts + 1);
+    // The documented at-least-once case: a crash after the server had accepted the first copy.
+    expect(stuck.copies()).toBe(2);
+  });
+
+  it("a claim that never goes stale within the retries is given up visibly: FAILED with an event", async () => {
+    const q = await handlerQueue("send-test-giveup", { retryLimit: 0, deadLetter: "send-test-giveup-dead" });
+    const stuck = await deliveredReply("Never stale");
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() WHERE id = ${stuck.id}`,
+    );
+    const jobId = await q.send({ tenantId: t.tenantId, messageId: stuck.id });
+    expect(await q.attempt()).toBe(1);
+    expect((await q.job(jobId)).state).toBe("failed");
+    const boss = t.app.jobs.boss;
+    const dead = await boss.fetch<{ tenantId: string; messageId: string }>("send-test-giveup-dead", {
+      includeMetadata: true,
+    });
+    expect(dead.map((j) => j.data.messageId)).toEqual([stuck.id]);
+    await sendDeadLetterHandler(t.app.engine, silentLogger)(dead);
+    const [m] = await t.db.db.select().from(message).where(eq(message.id, stuck.id));
+    expect(m!.outboundStatus).toBe("FAILED");
+    expect(m!.outboundError).toMatch(/^gave up after/);
+    const failed = await eventsOf(t, stuck.conversationId, "message.failed");
+    expect(failed.map((e) => e.payload)).toEqual([expect.objectContaining({ messageId: stuck.id })]);
+    expect(stuck.copies()).toBe(1);
+  });
+
+  it("recording SENT fails after the server accepted the mail: never back to QUEUED, the retry records it without sending again", async () => {
+    const q = await handlerQueue("send-test-unrecorded", {
+      retryLimit: 5,
+      deadLetter: "send-test-unrecorded-dead",
+    });
+    const m = await deliveredReply("Unrecorded");
+    const acceptedAt = clock.now().toISOString();
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'QUEUED', sent_at = NULL WHERE id = ${m.id}`,
+    );
+    // A real database error at the record step: a trigger refusing this message's SENT.
+    await t.db.db.execute(
+      sql.raw(`
+      CREATE FUNCTION refuse_sent_test() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'record refused (test)'; END $$;
+      CREATE TRIGGER refuse_sent_test BEFORE UPDATE ON message FOR EACH ROW
+        WHEN (NEW.outbound_status = 'SENT' AND NEW.id = '${m.id}'::uuid) EXECUTE FUNCTION refuse_sent_test();`),
+    );
+    const jobId = await q.send({ tenantId: t.tenantId, messageId: m.id });
+    try {
+      expect(await q.attempt()).toBe(1);
+      expect(m.copies()).toBe(2);
+      const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
+      expect(row!.outboundStatus).toBe("SENDING");
+      const job = await q.job(jobId);
+      expect(job.state).toBe("retry");
+      expect(job.output).toMatchObject({
+        error: expect.stringMatching(/record refused/),
+        accepted: { at: acceptedAt, accepted: expect.arrayContaining(["alice@customer.example"]) },
+      });
+      // The database still refuses: the retry fails again and keeps the acceptance.
+      expect(await q.attempt()).toBe(1);
+      expect((await q.job(jobId)).output).toMatchObject({ accepted: { at: acceptedAt } });
+    } finally {
+      await t.db.db.execute(
+        sql.raw("DROP TRIGGER refuse_sent_test ON message; DROP FUNCTION refuse_sent_test();"),
+      );
+    }
+    // Even once the claim is stale, the retry records what was accepted and sends nothing.
+    await t.db.db.execute(
+      sql`UPDATE message SET updated_at = now() - interval '11 minutes' WHERE id = ${m.id}`,
+    );
+    expect(await q.attempt()).toBe(1);
+    expect((await q.job(jobId)).state).toBe("completed");
+    expect(m.copies()).toBe(2);
+    const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
+    expect(row!.outboundStatus).toBe("SENT");
+    expect(row!.sentAt!.toISOString()).toBe(acceptedAt);
+    expect(row!.sendAttempts).toBe(m.attempts + 1);
+    const sentEvents = (await eventsOf(t, m.conversationId, "message.sent")).filter(
+      (e) => (e.payload as { messageId: string }).messageId === m.id,
+    );
+    expect(sentEvents).toHaveLength(2);
   });
 
   it("a permanent 5xx fails the message with the reason; a supervisor can retry it", async () => {

@@ -1,6 +1,10 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import fc from "fast-check";
 import MailComposer from "nodemailer/lib/mail-composer";
+import MimeNode from "nodemailer/lib/mime-node";
 import { describe, expect, it } from "vitest";
 import { buildRawMime, toComposerOptions, writeMimeTree } from "../../src/connectors/smtp-out.js";
 import type { ComposedMail } from "../../src/engine/outbound/compose.js";
@@ -157,5 +161,54 @@ describe("writeMimeTree: the bytes of nodemailer's build()", () => {
     const raw = (await tree.build()).toString("utf8");
     expect(raw).toContain("streamed body");
     expect((await buildRawMime(mail())).toString("utf8")).toContain("Thanks, we are on it.");
+  });
+});
+
+/**
+ * scripts/patch-deps.mjs memoises nodemailer's header-name normalisation: a memoised name
+ * must be the one the original function computes for that string, every time — including
+ * names that differ only in case or in characters the function drops.
+ */
+describe("nodemailer header key memo (patch-deps)", () => {
+  type Normalizer = { _normalizeHeaderKey(k: unknown): string; _normalizeHeaderKeyOnce(k: unknown): string };
+
+  it("is applied to the installed nodemailer (ESM and CommonJS builds)", () => {
+    const pkg = dirname(dirname(dirname(createRequire(import.meta.url).resolve("nodemailer"))));
+    for (const rel of ["dist/esm/mime-node/index.js", "dist/cjs/mime-node/index.js"]) {
+      expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: header key memo");
+    }
+  });
+
+  it("returns what the unmemoised normalisation returns, on first and repeated use", () => {
+    const node = new MimeNode("text/plain") as unknown as Normalizer;
+    const fixed = [
+      "content-type",
+      "CONTENT-TYPE",
+      "mime-version",
+      "x-smtpapi",
+      "dkim-signature",
+      "list-id",
+      "content-features",
+      "x-foo-spf",
+      "From: ceo@example.com (",
+      "otp-token",
+      "x\u0000y",
+      "",
+    ];
+    for (const k of fixed) {
+      const want = node._normalizeHeaderKeyOnce(k);
+      expect(node._normalizeHeaderKey(k)).toBe(want);
+      expect(node._normalizeHeaderKey(k)).toBe(want);
+    }
+    expect(node._normalizeHeaderKey(undefined)).toBe(node._normalizeHeaderKeyOnce(undefined));
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 12 }), { minLength: 1, maxLength: 40 }), (keys) => {
+        for (const k of [...keys, ...keys.map((x) => x.toUpperCase()), ...keys]) {
+          if (node._normalizeHeaderKey(k) !== node._normalizeHeaderKeyOnce(k)) return false;
+        }
+        return true;
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -19,21 +19,56 @@ import type { SendJobData } from "./store.js";
  * 3. record — SENT, FAILED with the reason, or back to QUEUED for pg-boss to retry.
  *
  * A SENDING row older than `STALE_SENDING` means a worker died between claim and record:
- * it is claimed again. That one case is at-least-once (the same Message-ID goes out
- * twice at worst, which receivers de-duplicate); every other path sends at most once.
+ * it is claimed again. Until then a job that finds its message SENDING is `busy` and must
+ * be retried, so the message is never left SENDING without a job. When the SMTP server
+ * accepted a mail but recording SENT failed, the row stays SENDING (never QUEUED) and the
+ * job carries the acceptance to its retry, which records it without sending. A worker that
+ * dies between the server's acceptance and the record is the one at-least-once case (the
+ * same Message-ID goes out twice at worst, which receivers de-duplicate); every other path
+ * sends at most once.
  */
 
-export type DeliveryOutcome = "sent" | "failed" | "retry" | "skipped";
+/**
+ * - `sent`, `failed`: recorded; the job is done.
+ * - `retry`: a transient failure, the message back to QUEUED; the job must be retried.
+ * - `busy`: not claimed because it is still QUEUED or SENDING under another claim — most
+ *   often this job's own earlier attempt that crashed after claiming. The job must be
+ *   retried (not completed): once the claim is older than `STALE_SENDING` a retry takes it
+ *   over, and when pg-boss runs out of retries the dead-letter handler marks it FAILED.
+ *   Completing it would leave the message SENDING with no job left to finish it.
+ * - `unrecorded`: the SMTP server accepted the mail but recording SENT failed. The job must
+ *   be retried carrying `accepted`; the retry records, it never sends again.
+ * - `skipped`: nothing to do — already SENT/FAILED/BOUNCED (at most once), or no such
+ *   outbound message of this tenant. The job is done.
+ */
+export type DeliveryOutcome = "sent" | "failed" | "retry" | "busy" | "unrecorded" | "skipped";
 
 export interface DeliveryResult {
   outcome: DeliveryOutcome;
   error?: string;
+  /** With `unrecorded`: what the SMTP server accepted, for the retry to record. */
+  accepted?: AcceptedSend;
+}
+
+/**
+ * An SMTP acceptance not yet recorded, as the job carries it to its retry (pg-boss keeps it
+ * as the failed job's output): plain JSON.
+ */
+export interface AcceptedSend {
+  /** When the server accepted it (ISO 8601): the message's `sentAt`. */
+  at: string;
+  response: string;
+  accepted: string[];
+  rejected: string[];
+  rejectedRecipients: RecipientRejection[];
 }
 
 export interface DeliveryJob {
   data: SendJobData;
   /** pg-boss will not retry this job again: a transient failure is final now. */
   finalAttempt: boolean;
+  /** An earlier attempt of this job handed the mail over but could not record it. */
+  acceptedEarlier?: AcceptedSend | null;
 }
 
 /** Longer than the SMTP socket timeout (60 s) plus the pool's queueing: a live send is never stolen. */
@@ -92,6 +127,14 @@ export async function deliverBatch(
   if (!ctx.mail) throw new Error("no outbound transport configured");
   const mail = ctx.mail;
   if (jobs.length === 0) return [];
+  const results = new Map<string, DeliveryResult>();
+  const resultsInOrder = () =>
+    jobs.map((j) => results.get(jobKey(j.data)) ?? { outcome: "skipped" as const });
+  // Jobs whose earlier attempt got the mail accepted only record it: never a second send.
+  const earlier = jobs.filter((j) => j.acceptedEarlier);
+  for (const [k, r] of await recordAcceptedEarlier(ctx, earlier)) results.set(k, r);
+  const fresh = earlier.length === 0 ? jobs : jobs.filter((j) => !j.acceptedEarlier);
+  if (fresh.length === 0) return resultsInOrder();
   // Claim and read in one statement (hand-written: it runs for every batch): the UPDATE
   // moves QUEUED (or stale SENDING) → SENDING for the jobs' (tenant, message) pairs only,
   // and the SELECT joins what sending needs to the claimed rows. updated_at is set as
@@ -102,12 +145,12 @@ export async function deliverBatch(
       UPDATE message m
       SET outbound_status = 'SENDING', send_attempts = m.send_attempts + 1,
           updated_at = ${new Date().toISOString()}::timestamptz
-      WHERE m.id = ANY(${jobs.map((j) => j.data.messageId)}::uuid[])
+      WHERE m.id = ANY(${fresh.map((j) => j.data.messageId)}::uuid[])
         -- Each message only for its own job's tenant. The pairs are a filter on the rows
         -- the primary key found, not the join driving the plan (unnest() is estimated at
         -- 100 rows, which can turn the claim into a scan of the message table).
         AND (m.tenant_id, m.id) IN (
-          SELECT * FROM unnest(${jobs.map((j) => j.data.tenantId)}::uuid[], ${jobs.map((j) => j.data.messageId)}::uuid[]))
+          SELECT * FROM unnest(${fresh.map((j) => j.data.tenantId)}::uuid[], ${fresh.map((j) => j.data.messageId)}::uuid[]))
         AND m.direction = 'OUTBOUND'
         -- QUEUED, or SENDING left by a dead worker. Written as CASE on purpose: a plain
         -- status condition lets the planner pick message_outbound_idx, whose QUEUED and
@@ -129,8 +172,11 @@ export async function deliverBatch(
     LEFT JOIN email_address a ON a.id = c.address_id
     LEFT JOIN raw_message r ON r.id = c.raw_message_id`;
   const claimed = new Map<string, Claimed>(claimedRows.map((r) => [r.id as string, decodeClaimed(r)]));
-  const results = new Map<string, DeliveryResult>();
-  if (claimed.size === 0) return jobs.map(() => ({ outcome: "skipped" }));
+  const unclaimed = fresh.filter((j) => claimed.get(j.data.messageId)?.tenantId !== j.data.tenantId);
+  if (unclaimed.length > 0) {
+    for (const k of await stillPending(ctx, unclaimed)) results.set(k, { outcome: "busy" });
+    if (claimed.size === 0) return resultsInOrder();
+  }
   const details = new Map(
     claimedRows.map((r) => [
       r.id as string,
@@ -150,74 +196,176 @@ export async function deliverBatch(
       },
     ]),
   );
-  const finalById = new Map(jobs.map((j) => [j.data.messageId, j.finalAttempt]));
+  const finalByKey = new Map(fresh.map((j) => [jobKey(j.data), j.finalAttempt]));
 
-  const sent: { m: Claimed; queueId: string | null; result: SendSuccess }[] = [];
+  const sent: Sent[] = [];
+  const deliverOne = async (m: Claimed) => {
+    const row = details.get(m.id);
+    const account = row?.account;
+    if (!row?.raw || !account?.smtpHost || !account.smtpPort) {
+      await recordFailure(ctx, m, "configuration: no raw message or no SMTP account", false);
+      results.set(jobKey(m), { outcome: "failed", error: "configuration" });
+      return;
+    }
+    // The raw bytes carry every header; the envelope comes from the stored recipients.
+    const envelopeMail = {
+      messageId: `<${m.messageIdHeader}>`,
+      from: m.from ?? { address: "", name: "" },
+      to: m.to,
+      cc: m.cc,
+      bcc: m.bcc,
+    } as unknown as ComposedMail;
+    let result: SendResult;
+    try {
+      const settings: SmtpSettings = {
+        host: account.smtpHost,
+        port: account.smtpPort,
+        tlsMode: account.smtpTlsMode,
+        user: account.smtpUser,
+        password: account.smtpPasswordEnc ? ctx.secrets.decrypt(account.smtpPasswordEnc) : null,
+      };
+      result = await mail.sender.send(settings, envelopeMail, {
+        raw: row.raw,
+        forceTls: row.forceTls ?? false,
+      });
+    } catch (err) {
+      // Nothing was handed to the relay (the sender reports SMTP outcomes as results):
+      // this message is retried on its own, the rest of the batch is still recorded.
+      const message = err instanceof Error ? err.message : String(err);
+      result = {
+        ok: false,
+        kind: "transient",
+        permanent: false,
+        code: null,
+        responseCode: null,
+        response: null,
+        message,
+      };
+    }
+    if (result.ok) {
+      sent.push({ m, queueId: row.queueId, result });
+      results.set(jobKey(m), { outcome: "sent" });
+      return;
+    }
+    const reason = describe(result);
+    if (!result.permanent && !finalByKey.get(jobKey(m))) {
+      // Back in the queue with the reason visible; pg-boss retries the job with backoff.
+      await ctx.db
+        .update(message)
+        .set({ outboundStatus: "QUEUED", outboundError: reason })
+        .where(and(eq(message.id, m.id), eq(message.outboundStatus, "SENDING")));
+      results.set(jobKey(m), { outcome: "retry", error: reason });
+      return;
+    }
+    await recordFailure(ctx, m, reason, result.kind === "tls_required", result);
+    results.set(jobKey(m), { outcome: "failed", error: reason });
+  };
   await Promise.all(
-    [...claimed.values()].map(async (m) => {
-      const row = details.get(m.id);
-      const account = row?.account;
-      if (!row?.raw || !account?.smtpHost || !account.smtpPort) {
-        await recordFailure(ctx, m, "configuration: no raw message or no SMTP account", false);
-        results.set(m.id, { outcome: "failed", error: "configuration" });
-        return;
-      }
-      // The raw bytes carry every header; the envelope comes from the stored recipients.
-      const envelopeMail = {
-        messageId: `<${m.messageIdHeader}>`,
-        from: m.from ?? { address: "", name: "" },
-        to: m.to,
-        cc: m.cc,
-        bcc: m.bcc,
-      } as unknown as ComposedMail;
-      let result: SendResult;
-      try {
-        const settings: SmtpSettings = {
-          host: account.smtpHost,
-          port: account.smtpPort,
-          tlsMode: account.smtpTlsMode,
-          user: account.smtpUser,
-          password: account.smtpPasswordEnc ? ctx.secrets.decrypt(account.smtpPasswordEnc) : null,
-        };
-        result = await mail.sender.send(settings, envelopeMail, {
-          raw: row.raw,
-          forceTls: row.forceTls ?? false,
-        });
-      } catch (err) {
-        // Nothing was handed to the relay (the sender reports SMTP outcomes as results):
-        // this message is retried on its own, the rest of the batch is still recorded.
-        const message = err instanceof Error ? err.message : String(err);
-        result = {
-          ok: false,
-          kind: "transient",
-          permanent: false,
-          code: null,
-          responseCode: null,
-          response: null,
-          message,
-        };
-      }
-      if (result.ok) {
-        sent.push({ m, queueId: row.queueId, result });
-        results.set(m.id, { outcome: "sent" });
-        return;
-      }
-      const reason = describe(result);
-      if (!result.permanent && !finalById.get(m.id)) {
-        // Back in the queue with the reason visible; pg-boss retries the job with backoff.
-        await ctx.db
-          .update(message)
-          .set({ outboundStatus: "QUEUED", outboundError: reason })
-          .where(and(eq(message.id, m.id), eq(message.outboundStatus, "SENDING")));
-        results.set(m.id, { outcome: "retry", error: reason });
-        return;
-      }
-      await recordFailure(ctx, m, reason, result.kind === "tls_required", result);
-      results.set(m.id, { outcome: "failed", error: reason });
-    }),
+    [...claimed.values()].map((m) =>
+      // Recording a failure failed (a database error): nothing went out, the row stays
+      // SENDING, and the job's retry takes it over once the claim is stale.
+      deliverOne(m).catch((err: unknown) => {
+        results.set(jobKey(m), { outcome: "retry", error: errorText(err) });
+      }),
+    ),
   );
-  if (sent.length > 0) await recordSent(ctx, sent);
-  return jobs.map((j) => results.get(j.data.messageId) ?? { outcome: "skipped" });
+  if (sent.length > 0) {
+    const at = ctx.clock.now();
+    try {
+      await recordSent(ctx, sent, at);
+    } catch (err) {
+      // The mail is out; the rows stay SENDING (never back to QUEUED: that would send it
+      // again). The jobs carry the acceptance to their retries, which record it.
+      const error = errorText(err);
+      for (const s of sent) {
+        results.set(jobKey(s.m), { outcome: "unrecorded", error, accepted: acceptedSend(s.result, at) });
+      }
+    }
+  }
+  return resultsInOrder();
+}
+
+type Sent = { m: Claimed; queueId: string | null; result: SendSuccess };
+
+/** A job's identity in a batch: its tenant and message (a foreign tenant's job must not share a result). */
+function jobKey(x: { tenantId: string; messageId: string } | { tenantId: string; id: string }): string {
+  return `${x.tenantId}/${"messageId" in x ? x.messageId : x.id}`;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function acceptedSend(r: SendSuccess, at: Date): AcceptedSend {
+  return {
+    at: at.toISOString(),
+    response: r.response,
+    accepted: r.accepted,
+    rejected: r.rejected,
+    rejectedRecipients: r.rejectedRecipients,
+  };
+}
+
+/**
+ * Of these jobs' messages, those still QUEUED or SENDING (the claim did not take them: a
+ * live claim, or this job's own crashed attempt). Read only when a claim came back short.
+ */
+async function stillPending(ctx: EngineContext, jobs: readonly DeliveryJob[]): Promise<string[]> {
+  const rows = await rawClient(ctx.db)<{ id: string; tenant_id: string }[]>`
+    SELECT m.id, m.tenant_id FROM message m
+    WHERE m.id = ANY(${jobs.map((j) => j.data.messageId)}::uuid[])
+      AND (m.tenant_id, m.id) IN (
+        SELECT * FROM unnest(${jobs.map((j) => j.data.tenantId)}::uuid[], ${jobs.map((j) => j.data.messageId)}::uuid[]))
+      AND m.direction = 'OUTBOUND'
+      AND m.outbound_status IN ('QUEUED', 'SENDING')`;
+  return rows.map((r) => jobKey({ tenantId: r.tenant_id, messageId: r.id }));
+}
+
+/**
+ * Records SENT for messages an earlier attempt handed over but could not record, if they
+ * are still QUEUED or SENDING (a message recorded meanwhile keeps its record: `skipped`).
+ * Nothing is sent. A database error leaves them `unrecorded` again, acceptance kept.
+ */
+async function recordAcceptedEarlier(
+  ctx: EngineContext,
+  jobs: readonly DeliveryJob[],
+): Promise<Map<string, DeliveryResult>> {
+  const results = new Map<string, DeliveryResult>();
+  if (jobs.length === 0) return results;
+  const byKey = new Map(jobs.map((j) => [jobKey(j.data), j.acceptedEarlier!]));
+  try {
+    await ctx.db.transaction(async (tx) => {
+      const rows = await rawClient(tx)<Record<string, unknown>[]>`
+        SELECT m.id, m.tenant_id, m.conversation_id, m.message_id_header, m."from", m."to", m.cc, m.bcc,
+               m.send_attempts, m.is_auto_reply, m.account_id, conv.queue_id
+        FROM message m LEFT JOIN conversation conv ON conv.id = m.conversation_id
+        WHERE m.id = ANY(${jobs.map((j) => j.data.messageId)}::uuid[])
+          AND (m.tenant_id, m.id) IN (
+            SELECT * FROM unnest(${jobs.map((j) => j.data.tenantId)}::uuid[], ${jobs.map((j) => j.data.messageId)}::uuid[]))
+          AND m.direction = 'OUTBOUND'
+          AND m.outbound_status IN ('QUEUED', 'SENDING')
+        FOR UPDATE OF m`;
+      // Grouped by acceptance time: each is the sentAt of its messages.
+      const byAt = new Map<string, Sent[]>();
+      for (const r of rows) {
+        const m = decodeClaimed(r);
+        const a = byKey.get(jobKey(m))!;
+        const result: SendSuccess = { ok: true, messageId: "", ...a };
+        const list = byAt.get(a.at) ?? [];
+        list.push({ m, queueId: r.queue_id as string | null, result });
+        byAt.set(a.at, list);
+      }
+      for (const [at, sent] of byAt) await writeSent(tx, sent, new Date(at));
+      for (const r of rows) results.set(jobKey(decodeClaimed(r)), { outcome: "sent" });
+    });
+  } catch (err) {
+    results.clear();
+    const error = errorText(err);
+    for (const [k, accepted] of byKey) results.set(k, { outcome: "unrecorded", error, accepted });
+    return results;
+  }
+  if (results.size > 0) ctx.hub.wake();
+  return results;
 }
 
 /** Permanent (5yz) refusals of single recipients; 4yz ones are reported, not held against the address. */
@@ -266,68 +414,66 @@ async function markRejectedRecipients(
 }
 
 /** SENT for every success of a batch, in one transaction: one UPDATE, one multi-row event insert. */
-async function recordSent(
-  ctx: EngineContext,
-  sent: readonly { m: Claimed; queueId: string | null; result: SendSuccess }[],
-): Promise<void> {
-  const now = ctx.clock.now();
-  await ctx.db.transaction(async (tx) => {
-    const events: NewEvent[] = [];
-    const plain = sent.filter((s) => s.result.rejectedRecipients.length === 0).map((s) => s.m.id);
-    const partial = sent.filter((s) => s.result.rejectedRecipients.length > 0);
-    const writes: Promise<unknown>[] = [];
-    if (plain.length > 0) {
-      // Hand-written: one statement text for any batch size (an IN list of N parameters
-      // is a new prepared statement, and a describe round trip, for every N).
-      writes.push(rawClient(tx)`
+async function recordSent(ctx: EngineContext, sent: readonly Sent[], now: Date): Promise<void> {
+  await ctx.db.transaction((tx) => writeSent(tx, sent, now));
+  ctx.hub.wake();
+}
+
+async function writeSent(tx: Tx, sent: readonly Sent[], now: Date): Promise<void> {
+  const events: NewEvent[] = [];
+  const plain = sent.filter((s) => s.result.rejectedRecipients.length === 0).map((s) => s.m.id);
+  const partial = sent.filter((s) => s.result.rejectedRecipients.length > 0);
+  const writes: Promise<unknown>[] = [];
+  if (plain.length > 0) {
+    // Hand-written: one statement text for any batch size (an IN list of N parameters
+    // is a new prepared statement, and a describe round trip, for every N).
+    writes.push(rawClient(tx)`
         UPDATE message
         SET outbound_status = 'SENT', sent_at = ${now.toISOString()}::timestamptz, outbound_error = NULL,
             updated_at = ${new Date().toISOString()}::timestamptz
         WHERE id = ANY(${plain}::uuid[])`);
-    }
-    for (const { m, result } of partial) {
-      writes.push(
-        tx
-          .update(message)
-          .set({
-            outboundStatus: "SENT",
-            sentAt: now,
-            outboundError: null,
-            failedRecipients: asFailures(result.rejectedRecipients),
-          })
-          .where(eq(message.id, m.id)),
-      );
-    }
-    for (const { m, queueId, result } of sent) {
-      const base = { tenantId: m.tenantId, conversationId: m.conversationId, queueId };
+  }
+  for (const { m, result } of partial) {
+    writes.push(
+      tx
+        .update(message)
+        .set({
+          outboundStatus: "SENT",
+          sentAt: now,
+          outboundError: null,
+          failedRecipients: asFailures(result.rejectedRecipients),
+        })
+        .where(eq(message.id, m.id)),
+    );
+  }
+  for (const { m, queueId, result } of sent) {
+    const base = { tenantId: m.tenantId, conversationId: m.conversationId, queueId };
+    events.push({
+      ...base,
+      type: "message.sent",
+      occurredAt: now,
+      payload: {
+        messageId: m.id,
+        attempts: m.sendAttempts,
+        accepted: result.accepted,
+        rejected: result.rejected,
+        response: result.response.slice(0, 300),
+      },
+    });
+    if (m.isAutoReply) {
       events.push({
         ...base,
-        type: "message.sent",
+        type: "auto_reply.sent",
         occurredAt: now,
-        payload: {
-          messageId: m.id,
-          attempts: m.sendAttempts,
-          accepted: result.accepted,
-          rejected: result.rejected,
-          response: result.response.slice(0, 300),
-        },
+        payload: { messageId: m.id, to: m.to.map((a) => a.address) },
       });
-      if (m.isAutoReply) {
-        events.push({
-          ...base,
-          type: "auto_reply.sent",
-          occurredAt: now,
-          payload: { messageId: m.id, to: m.to.map((a) => a.address) },
-        });
-      }
-      if (result.rejectedRecipients.length > 0) {
-        events.push(...(await markRejectedRecipients(tx, m, queueId, result.rejectedRecipients, now)));
-      }
     }
-    writes.push(appendEvents(tx, events));
-    await Promise.all(writes);
-  });
-  ctx.hub.wake();
+    if (result.rejectedRecipients.length > 0) {
+      events.push(...(await markRejectedRecipients(tx, m, queueId, result.rejectedRecipients, now)));
+    }
+  }
+  writes.push(appendEvents(tx, events));
+  await Promise.all(writes);
 }
 
 function describe(f: SendFailure): string {
@@ -402,10 +548,21 @@ async function recordFailure(
 
 /**
  * The dead-letter path: pg-boss gave up on a job without our handler recording an outcome
- * (worker crash, expiry). A message still QUEUED or SENDING is marked FAILED so it is
- * visible and retryable; SENT stays SENT.
+ * (worker crash, expiry, a claim that never went stale, database errors). A message still
+ * QUEUED or SENDING is marked FAILED so it is visible and retryable — unless the job
+ * carries an SMTP acceptance it could not record, which is recorded as SENT instead (the
+ * mail did go out). SENT stays SENT. Returns what it recorded, null when nothing.
  */
-export async function markGivenUp(ctx: EngineContext, data: SendJobData): Promise<boolean> {
+export async function markGivenUp(
+  ctx: EngineContext,
+  data: SendJobData,
+  acceptedEarlier?: AcceptedSend | null,
+): Promise<"sent" | "failed" | null> {
+  if (acceptedEarlier) {
+    const [r] = await recordAcceptedEarlier(ctx, [{ data, finalAttempt: true, acceptedEarlier }]);
+    if (r?.[1].outcome === "unrecorded") throw new Error(r[1].error);
+    return r ? "sent" : null;
+  }
   const [m] = await ctx.db
     .select()
     .from(message)
@@ -416,12 +573,12 @@ export async function markGivenUp(ctx: EngineContext, data: SendJobData): Promis
         inArray(message.outboundStatus, ["QUEUED", "SENDING"]),
       ),
     );
-  if (!m) return false;
+  if (!m) return null;
   await recordFailure(
     ctx,
     m,
     `gave up after ${m.sendAttempts} attempt(s): ${m.outboundError ?? "no outcome"}`,
     false,
   );
-  return true;
+  return "failed";
 }
