@@ -4,7 +4,7 @@
  * events, pg-boss job enqueued on the same connection) and delivered by the pg-boss send
  * workers over the pooled SMTP transport to the capturing sink in a child process.
  *
- *   npm run bench -- send [messages=5000] [runs=3]
+ *   npm run bench -- send [messages=5000] [runs=3]     (BENCH_WARMUP=n replies first, default 1000)
  *
  * Reports msgs/s (first enqueue → last SENT) and queued-to-sent latency (message row
  * created → SENT recorded, from the database); baseline: the raw compose+SMTP rate of
@@ -89,6 +89,13 @@ let postmaster: number | null = null;
 /** CPU of the embedded PostgreSQL in ms; NaN with DATABASE_URL (another machine's). */
 const pgCpuMs = (): number => (postmaster === null ? Number.NaN : postgresCpuMs(postmaster));
 
+/**
+ * Replies composed and delivered before the measured runs (BENCH_WARMUP, default 1,000):
+ * with 300 the first measured run still paid ~2 s of V8's first TurboFan compiles (its
+ * helper threads ~0.7 ms per message against ~0.25 in the later runs), which a server
+ * that has been up for minutes has long paid.
+ */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1000);
 /**
  * BENCH_STATEMENTS=1 counts the statements sent: the app's (postgres.js debug hook) and
  * pg-boss's own pool (node-postgres). Off by default: counting costs a little CPU.
@@ -440,7 +447,7 @@ const round = (n: number) => Math.round(n * 100) / 100;
 const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 try {
   // Warm-up (JIT, pools, pg-boss queues), not measured.
-  await runService(0, 300);
+  await runService(0, WARMUP);
   await runBaseline(300);
   const results: RunResult[] = [];
   const baselines: number[] = [];
