@@ -139,14 +139,7 @@ export async function registerSendJobs(
   await boss.work<SendJobData>(
     SEND_MESSAGE_DEAD_LETTER,
     { pollingIntervalSeconds: 5, includeMetadata: true },
-    async (jobs) => {
-      for (const job of jobs) {
-        const done = await markGivenUp(ctx, job.data, acceptedOf(job.output));
-        if (done === "failed") log.warn({ messageId: job.data.messageId }, "send given up");
-        else if (done === "sent")
-          log.warn({ messageId: job.data.messageId }, "send recorded by the dead letter");
-      }
-    },
+    sendDeadLetterHandler(ctx, log),
   );
   await boss.work<AutoReplyJobData>(
     AUTO_REPLY_QUEUE,
