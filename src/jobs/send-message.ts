@@ -1,7 +1,12 @@
 import type PgBoss from "pg-boss";
 import type { EngineContext } from "../engine/context.js";
 import { type AutoReplyJobData, runAutoReply } from "../engine/outbound/auto-reply-service.js";
-import { type AcceptedSend, deliverBatch, markGivenUp } from "../engine/outbound/delivery.js";
+import {
+  type AcceptedSend,
+  deliverBatch,
+  giveUpOrphanedSends,
+  markGivenUp,
+} from "../engine/outbound/delivery.js";
 import {
   AUTO_REPLY_QUEUE,
   SEND_MESSAGE_DEAD_LETTER,
@@ -141,6 +146,7 @@ export async function registerSendJobs(
     { pollingIntervalSeconds: 5, includeMetadata: true },
     sendDeadLetterHandler(ctx, log),
   );
+  await registerOrphanSweep(runner, ctx, log);
   await boss.work<AutoReplyJobData>(
     AUTO_REPLY_QUEUE,
     { batchSize: 20, pollingIntervalSeconds: opts.pollingIntervalMs / 1000 },
@@ -149,4 +155,31 @@ export async function registerSendJobs(
       for (const job of jobs) await runAutoReply(ctx, job.data);
     },
   );
+}
+
+/** How often the orphaned-send sweep runs. */
+export const SEND_SWEEP_INTERVAL_S = 300;
+const SEND_SWEEP = "send-sweep";
+
+/**
+ * The send jobs' safety net (`giveUpOrphanedSends`): every SEND_SWEEP_INTERVAL_S, a message
+ * left SENDING with no job to finish it is marked FAILED. It re-schedules itself; several
+ * instances may each keep one going (singleton key), which only means more no-op sweeps.
+ */
+async function registerOrphanSweep(runner: JobRunner, ctx: EngineContext, log: EngineContext["log"]) {
+  const next = () =>
+    runner.schedule(
+      SEND_SWEEP,
+      {},
+      { startAfter: new Date(Date.now() + SEND_SWEEP_INTERVAL_S * 1000), singletonKey: SEND_SWEEP },
+    );
+  await runner.register<Record<string, never>>({ name: SEND_SWEEP }, async () => {
+    try {
+      const n = await giveUpOrphanedSends(ctx);
+      if (n > 0) log.warn({ messages: n }, "sends with no outcome for an hour marked FAILED");
+    } finally {
+      await next();
+    }
+  });
+  await next();
 }

@@ -17,7 +17,7 @@ import {
 } from "../../src/db/schema/index.js";
 import { ManualClock } from "../../src/engine/clock.js";
 import { silentLogger } from "../../src/engine/context.js";
-import { deliverMessage } from "../../src/engine/outbound/delivery.js";
+import { deliverMessage, giveUpOrphanedSends } from "../../src/engine/outbound/delivery.js";
 import { SEND_MESSAGE_QUEUE } from "../../src/engine/outbound/store.js";
 import { sendBatchHandler, sendDeadLetterHandler } from "../../src/jobs/send-message.js";
 import { decodeId, encodeId } from "../../src/schema/ids.js";
@@ -665,6 +665,41 @@ describe("delivery outcomes", () => {
     const failed = await eventsOf(t, stuck.conversationId, "message.failed");
     expect(failed.map((e) => e.payload)).toEqual([expect.objectContaining({ messageId: stuck.id })]);
     expect(stuck.copies()).toBe(1);
+  });
+
+  it("the sweep gives up a send left SENDING for over an hour with no job (FAILED, event), and nothing younger or recorded", async () => {
+    const orphan = await deliveredReply("Orphaned send");
+    const young = await deliveredReply("Claimed half an hour ago");
+    const sent = await deliveredReply("Sent long ago");
+    // What no job will finish any more: SENDING since 61 minutes (e.g. its dead-letter job failed too).
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() - interval '61 minutes' WHERE id = ${orphan.id}`,
+    );
+    // Still within a job's retry chain: left alone.
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() - interval '30 minutes' WHERE id = ${young.id}`,
+    );
+    await t.db.db.execute(
+      sql`UPDATE message SET updated_at = now() - interval '2 hours' WHERE id = ${sent.id}`,
+    );
+    expect(await giveUpOrphanedSends(t.app.engine)).toBeGreaterThanOrEqual(1);
+    const status = async (id: string) => (await t.db.db.select().from(message).where(eq(message.id, id)))[0]!;
+    const o = await status(orphan.id);
+    expect(o.outboundStatus).toBe("FAILED");
+    expect(o.outboundError).toMatch(/no delivery outcome recorded 60 minutes after attempt 1/);
+    const failed = await eventsOf(t, orphan.conversationId, "message.failed");
+    expect(failed.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ messageId: orphan.id, kind: "no_outcome" }),
+    ]);
+    expect((await status(young.id)).outboundStatus).toBe("SENDING");
+    expect((await status(sent.id)).outboundStatus).toBe("SENT");
+    // Nothing sent by the sweep, and a second sweep finds nothing of these.
+    expect(orphan.copies()).toBe(1);
+    await giveUpOrphanedSends(t.app.engine);
+    expect(await eventsOf(t, orphan.conversationId, "message.failed")).toHaveLength(1);
+    expect((await status(young.id)).outboundStatus).toBe("SENDING");
+    // Leave no SENDING row behind for later tests' jobs.
+    await t.db.db.execute(sql`UPDATE message SET outbound_status = 'SENT' WHERE id = ${young.id}`);
   });
 
   it("recording SENT fails after the server accepted the mail: never back to QUEUED, the retry records it without sending again", async () => {

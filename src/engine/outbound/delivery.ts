@@ -495,55 +495,115 @@ async function recordFailure(
   markRecipients: boolean,
   failure?: SendFailure,
 ): Promise<void> {
-  const now = ctx.clock.now();
-  await ctx.db.transaction(async (tx) => {
-    await tx
-      .update(message)
-      .set({
-        outboundStatus: "FAILED",
-        outboundError: reason,
-        failedRecipients: asFailures(failure?.rejectedRecipients),
-      })
-      .where(eq(message.id, m.id));
-    const recipients = [...m.to, ...m.cc].map((a) => a.address.toLowerCase());
-    if (markRecipients && recipients.length > 0) {
-      await tx
-        .update(contact)
-        .set({ undeliverable: true, undeliverableReason: reason.slice(0, 500) })
-        .where(and(eq(contact.tenantId, m.tenantId), inArray(contact.email, recipients)));
-    }
-    if (failure?.kind === "auth" && m.accountId) {
-      await tx
-        .update(mailAccount)
-        .set({ status: "INVALID", lastError: reason.slice(0, 500), lastCheckedAt: now })
-        .where(eq(mailAccount.id, m.accountId));
-    }
-    const [c] = await tx
-      .select({ queueId: conversation.queueId })
-      .from(conversation)
-      .where(eq(conversation.id, m.conversationId));
-    const rejectedEvents = failure?.rejectedRecipients
-      ? await markRejectedRecipients(tx, m, c?.queueId ?? null, failure.rejectedRecipients, now)
-      : [];
-    await appendEvents(tx, [
-      ...rejectedEvents,
-      {
-        tenantId: m.tenantId,
-        type: "message.failed",
-        conversationId: m.conversationId,
-        queueId: c?.queueId ?? null,
-        occurredAt: now,
-        payload: {
-          messageId: m.id,
-          reason,
-          kind: failure?.kind ?? "configuration",
-          attempts: m.sendAttempts,
-          recipientsMarkedUndeliverable: markRecipients ? recipients : [],
-        },
-      },
-    ]);
-  });
+  await ctx.db.transaction((tx) => writeFailure(tx, ctx, m, reason, markRecipients, failure));
   ctx.hub.wake();
+}
+
+/**
+ * FAILED with the reason and a `message.failed` event, in the caller's transaction. The
+ * event's `kind` is the SMTP failure's, else `kind` ("configuration" unless said otherwise).
+ */
+async function writeFailure(
+  tx: Tx,
+  ctx: EngineContext,
+  m: Claimed,
+  reason: string,
+  markRecipients: boolean,
+  failure?: SendFailure,
+  kind = "configuration",
+): Promise<void> {
+  const now = ctx.clock.now();
+  await tx
+    .update(message)
+    .set({
+      outboundStatus: "FAILED",
+      outboundError: reason,
+      failedRecipients: asFailures(failure?.rejectedRecipients),
+    })
+    .where(eq(message.id, m.id));
+  const recipients = [...m.to, ...m.cc].map((a) => a.address.toLowerCase());
+  if (markRecipients && recipients.length > 0) {
+    await tx
+      .update(contact)
+      .set({ undeliverable: true, undeliverableReason: reason.slice(0, 500) })
+      .where(and(eq(contact.tenantId, m.tenantId), inArray(contact.email, recipients)));
+  }
+  if (failure?.kind === "auth" && m.accountId) {
+    await tx
+      .update(mailAccount)
+      .set({ status: "INVALID", lastError: reason.slice(0, 500), lastCheckedAt: now })
+      .where(eq(mailAccount.id, m.accountId));
+  }
+  const [c] = await tx
+    .select({ queueId: conversation.queueId })
+    .from(conversation)
+    .where(eq(conversation.id, m.conversationId));
+  const rejectedEvents = failure?.rejectedRecipients
+    ? await markRejectedRecipients(tx, m, c?.queueId ?? null, failure.rejectedRecipients, now)
+    : [];
+  await appendEvents(tx, [
+    ...rejectedEvents,
+    {
+      tenantId: m.tenantId,
+      type: "message.failed",
+      conversationId: m.conversationId,
+      queueId: c?.queueId ?? null,
+      occurredAt: now,
+      payload: {
+        messageId: m.id,
+        reason,
+        kind: failure?.kind ?? kind,
+        attempts: m.sendAttempts,
+        recipientsMarkedUndeliverable: markRecipients ? recipients : [],
+      },
+    },
+  ]);
+}
+
+/**
+ * How long a message may stay SENDING before the sweep gives it up. Longer than a send
+ * job's whole retry chain (5 retries with backoff from 60 s: ~31 min) plus the claim's
+ * staleness, so a message some job can still finish is never touched.
+ */
+export const ORPHANED_SENDING_MINUTES = 60;
+
+/**
+ * The safety net behind the send jobs: a message SENDING for over an hour has no job left
+ * that will record its outcome (its dead-letter job failed too, or the job was lost). It
+ * is marked FAILED — visible to agents, retryable like any failed send — with a
+ * `message.failed` event; whether the mail went out is unknown, and sending it again
+ * unasked could duplicate it. Rows are locked (SKIP LOCKED) and re-checked in the same
+ * transaction, so a job claiming one at the same moment either waits and then finds it
+ * FAILED, or is skipped here. Returns how many it gave up (at most `limit` per call).
+ */
+export async function giveUpOrphanedSends(ctx: EngineContext, limit = 200): Promise<number> {
+  const given = await ctx.db.transaction(async (tx) => {
+    const rows = await rawClient(tx)<Record<string, unknown>[]>`
+      SELECT m.id, m.tenant_id, m.conversation_id, m.message_id_header, m."from", m."to", m.cc, m.bcc,
+             m.send_attempts, m.is_auto_reply, m.account_id
+      FROM message m
+      WHERE m.outbound_status = 'SENDING' AND m.direction = 'OUTBOUND'
+        AND m.updated_at < now() - make_interval(mins => ${ORPHANED_SENDING_MINUTES}::int)
+      ORDER BY m.updated_at
+      LIMIT ${limit}
+      FOR UPDATE OF m SKIP LOCKED`;
+    for (const r of rows) {
+      const m = decodeClaimed(r);
+      await writeFailure(
+        tx,
+        ctx,
+        m,
+        `gave up: no delivery outcome recorded ${ORPHANED_SENDING_MINUTES} minutes after attempt ${m.sendAttempts}` +
+          " (whether the relay accepted it is unknown)",
+        false,
+        undefined,
+        "no_outcome",
+      );
+    }
+    return rows.length;
+  });
+  if (given > 0) ctx.hub.wake();
+  return given;
 }
 
 /**
