@@ -1,5 +1,5 @@
 /**
- * MIME build CPU per message in isolation: `npx tsx bench/mime-build.ts [n=3000] [rounds=5]`.
+ * MIME build CPU per message in isolation: `npm run bench -- mime-build [n=3000] [rounds=5]`.
  * Composes n replies of the send bench's shape once, then times buildRawMime over them,
  * `rounds` times (first round discarded as warm-up); prints CPU µs per build per round.
  */
@@ -25,6 +25,6 @@ perRound.sort((a, b) => a - b);
 console.log(
   JSON.stringify({
     bench: "mime-build",
-    median_us: Math.round(perRound[Math.floor(perRound.length / 2)]! * 10) / 10,
+    metrics: { median_us_per_build: Math.round(perRound[Math.floor(perRound.length / 2)]! * 10) / 10 },
   }),
 );
