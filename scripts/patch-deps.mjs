@@ -4,7 +4,11 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-const root = join(import.meta.dirname, "..", "node_modules");
+// PATCH_DEPS_ROOT: another node_modules (the test points it at a scratch copy).
+const root = process.env.PATCH_DEPS_ROOT ?? join(import.meta.dirname, "..", "node_modules");
+// --check: change nothing; fail listing every installed file that lacks a patch (and every
+// patched package that is not installed at all). test/unit/patch-deps.test.ts runs it.
+const check = process.argv.includes("--check");
 const MARK = "/* switchboard: postgres#1208 */";
 
 /**
@@ -241,14 +245,24 @@ const targets = [
   },
 ];
 
+const missing = [];
+let applied = 0;
 for (const { files, patches } of targets) {
+  if (!files.some((rel) => existsSync(join(root, rel)))) missing.push(`${files.join(" / ")}: not installed`);
   for (const rel of files) {
     const file = join(root, rel);
     if (!existsSync(file)) continue;
     let src = readFileSync(file, "utf8");
     let changed = false;
     for (const { mark, edits, what } of patches) {
-      if (src.includes(mark)) continue;
+      if (src.includes(mark)) {
+        applied++;
+        continue;
+      }
+      if (check) {
+        missing.push(`${rel}: ${what} not applied`);
+        continue;
+      }
       for (const [from, to] of edits) {
         if (!src.includes(from)) throw new Error(`patch-deps: ${rel} changed upstream; review ${what}`);
         src = src.replace(from, to);
@@ -259,4 +273,11 @@ for (const { files, patches } of targets) {
     writeFileSync(file, src);
     console.log(`patch-deps: patched ${rel}`);
   }
+}
+if (check) {
+  if (missing.length > 0) {
+    console.error(`patch-deps: missing (run \`node scripts/patch-deps.mjs\`):\n  ${missing.join("\n  ")}`);
+    process.exit(1);
+  }
+  console.log(`patch-deps: all ${applied} patches applied`);
 }
