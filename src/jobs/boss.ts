@@ -36,6 +36,33 @@ function defined<T extends object>(o: T): T {
 }
 
 /**
+ * A safety-net sweep: `run` every `intervalSeconds`, on a pg-boss job that schedules its
+ * own successor (also after a failed run). The singleton key keeps one pending per queue;
+ * several instances may each keep one going, which only means more frequent no-op sweeps.
+ */
+export async function registerSweep(
+  jobs: JobRunner,
+  name: string,
+  intervalSeconds: number,
+  run: () => Promise<unknown>,
+): Promise<void> {
+  const next = () =>
+    jobs.schedule(
+      name,
+      {},
+      { startAfter: new Date(Date.now() + intervalSeconds * 1000), singletonKey: name },
+    );
+  await jobs.register<Record<string, never>>({ name }, async () => {
+    try {
+      await run();
+    } finally {
+      await next();
+    }
+  });
+  await next();
+}
+
+/**
  * pg-boss sends its statements unnamed, so PostgreSQL plans each anew: its job fetch cost
  * more server CPU to plan than to run, on every poll (pg_stat_statements, docs/benchmarks.md
  * "send"). Named, node-postgres prepares each once per pooled connection and then only

@@ -2,7 +2,7 @@ import type { EngineContext } from "../engine/context.js";
 import { expireCountdown, expireOffers } from "../engine/routing/actions.js";
 import { ROUTING_JOBS } from "../engine/routing/service.js";
 import { sweepRouting } from "../engine/routing/sweep.js";
-import type { JobRunner } from "./boss.js";
+import { type JobRunner, registerSweep } from "./boss.js";
 
 /** How often the safety-net sweep runs (ARCHITECTURE: the sweep is never the latency path). */
 export const SWEEP_INTERVAL_S = 30;
@@ -32,8 +32,7 @@ export const routingJobHandlers = {
 
 /**
  * Registers the routing timers. Each handler re-checks the database (a stale timer does
- * nothing). The sweep re-schedules itself; several instances may each keep one going,
- * which only means more frequent no-op sweeps.
+ * nothing). The sweep runs every SWEEP_INTERVAL_S (`registerSweep`).
  */
 export async function registerRoutingJobs(jobs: JobRunner, ctx: EngineContext): Promise<void> {
   await jobs.register<OfferTimeoutJob>({ name: ROUTING_JOBS.offerTimeout, retryLimit: 5 }, async (d) => {
@@ -43,18 +42,5 @@ export async function registerRoutingJobs(jobs: JobRunner, ctx: EngineContext): 
   await jobs.register<CountdownJob>({ name: ROUTING_JOBS.countdown, retryLimit: 5 }, async (d) => {
     await routingJobHandlers.countdown(ctx, d);
   });
-  const next = () =>
-    jobs.schedule(
-      ROUTING_JOBS.sweep,
-      {},
-      { startAfter: new Date(Date.now() + SWEEP_INTERVAL_S * 1000), singletonKey: "routing-sweep" },
-    );
-  await jobs.register<Record<string, never>>({ name: ROUTING_JOBS.sweep }, async () => {
-    try {
-      await routingJobHandlers.sweep(ctx);
-    } finally {
-      await next();
-    }
-  });
-  await next();
+  await registerSweep(jobs, ROUTING_JOBS.sweep, SWEEP_INTERVAL_S, () => routingJobHandlers.sweep(ctx));
 }

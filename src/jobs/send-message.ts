@@ -13,7 +13,7 @@ import {
   SEND_MESSAGE_QUEUE,
   type SendJobData,
 } from "../engine/outbound/store.js";
-import type { JobRunner } from "./boss.js";
+import { type JobRunner, registerSweep } from "./boss.js";
 
 /**
  * Queues `send-message` (one outbound message per job, retried with backoff, dead-lettered
@@ -146,7 +146,11 @@ export async function registerSendJobs(
     { pollingIntervalSeconds: 5, includeMetadata: true },
     sendDeadLetterHandler(ctx, log),
   );
-  await registerOrphanSweep(runner, ctx, log);
+  // The safety net: a message left SENDING with no job to finish it is marked FAILED.
+  await registerSweep(runner, "send-sweep", SEND_SWEEP_INTERVAL_S, async () => {
+    const n = await giveUpOrphanedSends(ctx);
+    if (n > 0) log.warn({ messages: n }, "sends with no outcome for an hour marked FAILED");
+  });
   await boss.work<AutoReplyJobData>(
     AUTO_REPLY_QUEUE,
     { batchSize: 20, pollingIntervalSeconds: opts.pollingIntervalMs / 1000 },
@@ -157,29 +161,5 @@ export async function registerSendJobs(
   );
 }
 
-/** How often the orphaned-send sweep runs. */
+/** How often the orphaned-send sweep runs (`giveUpOrphanedSends`, `registerSweep`). */
 export const SEND_SWEEP_INTERVAL_S = 300;
-const SEND_SWEEP = "send-sweep";
-
-/**
- * The send jobs' safety net (`giveUpOrphanedSends`): every SEND_SWEEP_INTERVAL_S, a message
- * left SENDING with no job to finish it is marked FAILED. It re-schedules itself; several
- * instances may each keep one going (singleton key), which only means more no-op sweeps.
- */
-async function registerOrphanSweep(runner: JobRunner, ctx: EngineContext, log: EngineContext["log"]) {
-  const next = () =>
-    runner.schedule(
-      SEND_SWEEP,
-      {},
-      { startAfter: new Date(Date.now() + SEND_SWEEP_INTERVAL_S * 1000), singletonKey: SEND_SWEEP },
-    );
-  await runner.register<Record<string, never>>({ name: SEND_SWEEP }, async () => {
-    try {
-      const n = await giveUpOrphanedSends(ctx);
-      if (n > 0) log.warn({ messages: n }, "sends with no outcome for an hour marked FAILED");
-    } finally {
-      await next();
-    }
-  });
-  await next();
-}
