@@ -104,6 +104,10 @@ const claimedColumns = {
 };
 
 const decodeClaimed = rowDecoder<Claimed>(claimedColumns);
+/** `claimedColumns` as a select list of `message m`, for the hand-written statements. */
+const CLAIMED_SELECT = Object.values(claimedColumns)
+  .map((c) => `m."${c.name}"`)
+  .join(", ");
 
 /** Delivers one message (see `deliverBatch`). */
 export async function deliverMessage(
@@ -161,8 +165,7 @@ export async function deliverBatch(
               WHEN 'SENDING' THEN m.updated_at < now() - ${STALE_SENDING}::interval
               ELSE false
             END
-      RETURNING m.id, m.tenant_id, m.conversation_id, m.message_id_header, m."from", m."to", m.cc, m.bcc,
-                m.send_attempts, m.is_auto_reply, m.account_id, m.address_id, m.raw_message_id
+      RETURNING ${pg.unsafe(CLAIMED_SELECT)}, m.address_id, m.raw_message_id
     )
     SELECT c.*, conv.queue_id, a.force_tls, r.data AS raw, acc.id AS account_row_id, acc.smtp_host,
            acc.smtp_port, acc.smtp_tls_mode, acc.smtp_user, acc.smtp_password_enc
@@ -335,9 +338,9 @@ async function recordAcceptedEarlier(
   const byKey = new Map(jobs.map((j) => [jobKey(j.data), j.acceptedEarlier!]));
   try {
     await ctx.db.transaction(async (tx) => {
-      const rows = await rawClient(tx)<Record<string, unknown>[]>`
-        SELECT m.id, m.tenant_id, m.conversation_id, m.message_id_header, m."from", m."to", m.cc, m.bcc,
-               m.send_attempts, m.is_auto_reply, m.account_id, conv.queue_id
+      const pg = rawClient(tx);
+      const rows = await pg<Record<string, unknown>[]>`
+        SELECT ${pg.unsafe(CLAIMED_SELECT)}, conv.queue_id
         FROM message m LEFT JOIN conversation conv ON conv.id = m.conversation_id
         WHERE m.id = ANY(${jobs.map((j) => j.data.messageId)}::uuid[])
           AND (m.tenant_id, m.id) IN (
@@ -578,9 +581,9 @@ export const ORPHANED_SENDING_MINUTES = 60;
  */
 export async function giveUpOrphanedSends(ctx: EngineContext, limit = 200): Promise<number> {
   const given = await ctx.db.transaction(async (tx) => {
-    const rows = await rawClient(tx)<Record<string, unknown>[]>`
-      SELECT m.id, m.tenant_id, m.conversation_id, m.message_id_header, m."from", m."to", m.cc, m.bcc,
-             m.send_attempts, m.is_auto_reply, m.account_id
+    const pg = rawClient(tx);
+    const rows = await pg<Record<string, unknown>[]>`
+      SELECT ${pg.unsafe(CLAIMED_SELECT)}
       FROM message m
       WHERE m.outbound_status = 'SENDING' AND m.direction = 'OUTBOUND'
         AND m.updated_at < now() - make_interval(mins => ${ORPHANED_SENDING_MINUTES}::int)
