@@ -195,53 +195,53 @@ const dataStreamEdits = [
   ],
 ];
 
+/** A file in both builds of a package: its ESM and its CommonJS copy. */
+const postgresBuilds = (file) => [`postgres/src/${file}`, `postgres/cjs/src/${file}`];
+const distBuilds = (pkg, file) => [`${pkg}/dist/esm/${file}`, `${pkg}/dist/cjs/${file}`];
+const patch = (mark, edits, what) => ({ mark, edits, what: `the ${what} patch` });
+
 const targets = [
   {
-    files: ["postgres/src/connection.js", "postgres/cjs/src/connection.js"],
+    files: postgresBuilds("connection.js"),
     patches: [
-      { mark: MARK, edits: postgresEdits, what: "the postgres.js write patch" },
-      { mark: BYTEA_MARK, edits: byteaEdits, what: "the postgres.js binary bytea patch" },
+      patch(MARK, postgresEdits, "postgres.js write"),
+      patch(BYTEA_MARK, byteaEdits, "postgres.js binary bytea"),
     ],
   },
   {
-    files: ["postgres/src/query.js", "postgres/cjs/src/query.js"],
-    patches: [{ mark: SPECIES_MARK, edits: querySpeciesEdits, what: "the postgres.js Query species patch" }],
+    files: postgresBuilds("query.js"),
+    patches: [patch(SPECIES_MARK, querySpeciesEdits, "postgres.js Query species")],
   },
   {
-    files: ["postgres/src/result.js", "postgres/cjs/src/result.js"],
-    patches: [
-      { mark: SPECIES_MARK, edits: resultSpeciesEdits, what: "the postgres.js Result species patch" },
-    ],
+    files: postgresBuilds("result.js"),
+    patches: [patch(SPECIES_MARK, resultSpeciesEdits, "postgres.js Result species")],
   },
   {
-    files: ["smtp-server/dist/esm/smtp-stream.js", "smtp-server/dist/cjs/smtp-stream.js"],
-    patches: [{ mark: SCAN_MARK, edits: smtpStreamEdits, what: "the smtp-server DATA scan patch" }],
+    files: distBuilds("smtp-server", "smtp-stream.js"),
+    patches: [patch(SCAN_MARK, smtpStreamEdits, "smtp-server DATA scan")],
   },
   {
-    files: ["nodemailer/dist/esm/mime-node/index.js", "nodemailer/dist/cjs/mime-node/index.js"],
-    patches: [{ mark: HEADER_KEY_MARK, edits: headerKeyEdits, what: "the nodemailer header key memo" }],
+    files: distBuilds("nodemailer", "mime-node/index.js"),
+    patches: [patch(HEADER_KEY_MARK, headerKeyEdits, "nodemailer header key memo")],
   },
   {
-    files: [
-      "nodemailer/dist/esm/smtp-connection/data-stream.js",
-      "nodemailer/dist/cjs/smtp-connection/data-stream.js",
-    ],
-    patches: [{ mark: SCAN_MARK, edits: dataStreamEdits, what: "the nodemailer DATA scan patch" }],
+    files: distBuilds("nodemailer", "smtp-connection/data-stream.js"),
+    patches: [patch(SCAN_MARK, dataStreamEdits, "nodemailer DATA scan")],
   },
   {
     files: ["@zone-eu/mailsplit/lib/message-splitter.js"],
     patches: [
-      { mark: SCAN_MARK, edits: splitterEdits, what: "the mailsplit line scan patch" },
-      { mark: KEEP_MARK, edits: splitterKeepEdits, what: "the mailsplit closure keep-alive patch" },
+      patch(SCAN_MARK, splitterEdits, "mailsplit line scan"),
+      patch(KEEP_MARK, splitterKeepEdits, "mailsplit closure keep-alive"),
     ],
   },
   {
-    files: ["imapflow/dist/esm/handler/token-parser.js", "imapflow/dist/cjs/handler/token-parser.js"],
-    patches: [{ mark: KEEP_MARK, edits: tokenParserKeepEdits, what: "the imapflow parser keep-alive patch" }],
+    files: distBuilds("imapflow", "handler/token-parser.js"),
+    patches: [patch(KEEP_MARK, tokenParserKeepEdits, "imapflow parser keep-alive")],
   },
   {
-    files: ["imapflow/dist/esm/handler/imap-compiler.js", "imapflow/dist/cjs/handler/imap-compiler.js"],
-    patches: [{ mark: KEEP_MARK, edits: compilerKeepEdits, what: "the imapflow compiler keep-alive patch" }],
+    files: distBuilds("imapflow", "handler/imap-compiler.js"),
+    patches: [patch(KEEP_MARK, compilerKeepEdits, "imapflow compiler keep-alive")],
   },
 ];
 
