@@ -16,8 +16,8 @@
  *   parser workers, V8's compiler and GC helpers) from /proc/self/task, the embedded
  *   PostgreSQL's processes; with BENCH_STATEMENTS=1 also the SQL statements the server
  *   sent, per message and by statement (counting costs the main thread ~6 %: the hook is
- *   the driver's debug option, which captures a stack trace per query); with BENCH_PGSS=1
- *   PostgreSQL's own time per statement (pg_stat_statements).
+ *   the driver's debug option, which captures a stack trace per query); with BENCH_PGSS=1 (or
+ *   all) PostgreSQL's own time per statement (pg_stat_statements, bench/pgss.ts).
  *
  * BENCH_WARMUP=n changes the unmeasured warm-up (default 300 messages).
  *   npm run bench -- ingest [messages=5000] [runs=3]
@@ -44,6 +44,7 @@ import { silentLogger } from "../src/engine/context.js";
 import { dovecotAvailable, startDovecot } from "../test/helpers/dovecot.js";
 import { postgresCpuMs, postmasterPid, threadCpuMs, threadCpuSince } from "./cpu.js";
 import { typicalMail } from "./ingest-mail.js";
+import { pgssPrint, pgssReset, pgssSettings } from "./pgss.js";
 
 const N = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
@@ -58,9 +59,6 @@ const pct = (xs: number[], p: number) => {
   return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
-
-/** BENCH_PGSS=1 (embedded server only): pg_stat_statements, printed per measured phase. */
-const PGSS = process.env.BENCH_PGSS === "1";
 
 async function database(): Promise<{ url: string; stop: () => Promise<void>; pgDir?: string }> {
   if (process.env.DATABASE_URL) {
@@ -86,14 +84,7 @@ async function database(): Promise<{ url: string; stop: () => Promise<void>; pgD
     port,
     persistent: false,
     database: "postgres",
-    ...(PGSS
-      ? {
-          settings: {
-            shared_preload_libraries: "pg_stat_statements",
-            "pg_stat_statements.track_planning": "on",
-          },
-        }
-      : {}),
+    ...pgssSettings(),
   });
   return {
     url: pg.url,
@@ -106,8 +97,8 @@ async function database(): Promise<{ url: string; stop: () => Promise<void>; pgD
 }
 
 const db = await database();
+/** BENCH_PGSS=1|all: pg_stat_statements per measured phase (bench/pgss.ts). */
 const pgss = postgres(db.url, { max: 1, onnotice: () => {} });
-if (PGSS) await pgss`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
 
 /** CPU time (ms) of the embedded PostgreSQL; null with DATABASE_URL (another machine's). */
 function pgCpuMs(): number | null {
@@ -128,7 +119,7 @@ async function withCpu<T>(
   const p0 = pgCpuMs();
   const t0 = threadCpuMs();
   statements.clear();
-  if (PGSS) await pgss`SELECT pg_stat_statements_reset()`;
+  await pgssReset(pgss);
   const r = await f();
   const c = process.cpuUsage(c0);
   const p1 = pgCpuMs();
@@ -145,14 +136,7 @@ async function withCpu<T>(
     for (const [k, n] of [...statements].sort((a, b) => b[1] - a[1]))
       console.log(`    ${round(n / count, 2)}  ${k.replace(/\s+/g, " ").trim().slice(0, 80)}`);
   }
-  if (PGSS) {
-    const rows = await pgss<{ calls: string; ms: number; plan: number; q: string }[]>`
-      SELECT calls::text, (total_exec_time + total_plan_time) / ${count} AS ms, total_plan_time / ${count} AS plan,
-             left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS q
-      FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 20`;
-    for (const r of rows)
-      console.log(`    pgss ${round(r.ms, 4)} ms/msg (plan ${round(r.plan, 4)}) calls ${r.calls}  ${r.q}`);
-  }
+  await pgssPrint(pgss, count, "    ", 20);
   return {
     ...r,
     nodeCpuMs: (c.user + c.system) / 1000 / count,

@@ -25,6 +25,7 @@ import postgres from "postgres";
 import { startSwitchboard } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { SmtpSender } from "../src/connectors/smtp-out.js";
+import { rawClient } from "../src/db/client.js";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { runMigrations } from "../src/db/migrate.js";
 import {
@@ -42,6 +43,7 @@ import { compose } from "../src/engine/outbound/compose.js";
 import { replyToConversation } from "../src/engine/outbound/service.js";
 import { loadViewer } from "../src/engine/viewer.js";
 import { postgresCpuMs, postmasterPid, procCpuMs, threadCpuMs, threadCpuSince } from "./cpu.js";
+import { pgssPrint, pgssReset, pgssSettings } from "./pgss.js";
 
 const MESSAGES = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
@@ -101,12 +103,7 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 1000);
  * pg-boss's own pool (node-postgres). Off by default: counting costs a little CPU.
  */
 const COUNT = process.env.BENCH_STATEMENTS === "1";
-/**
- * BENCH_PGSS=1 (embedded server only) loads pg_stat_statements and prints, per measured
- * run, the statements by server time (execution + planning) per message. BENCH_PGSS=all
- * also tracks nested statements (foreign-key checks, trigger bodies; marked "nested").
- */
-const PGSS = process.env.BENCH_PGSS === "1" || process.env.BENCH_PGSS === "all";
+/** BENCH_PGSS=1|all: pg_stat_statements per measured run (bench/pgss.ts). */
 const statements = new Map<string, number>();
 function countStatement(text: string): void {
   const key = text.replace(/\s+/g, " ").trim().slice(0, 90);
@@ -133,15 +130,7 @@ if (process.env.DATABASE_URL) {
     dataDir: dir,
     port: await freePort(),
     persistent: false,
-    ...(PGSS
-      ? {
-          settings: {
-            shared_preload_libraries: "pg_stat_statements",
-            "pg_stat_statements.track_planning": "on",
-            ...(process.env.BENCH_PGSS === "all" ? { "pg_stat_statements.track": "all" } : {}),
-          },
-        }
-      : {}),
+    ...pgssSettings(),
   });
   dbUrl = pg.url;
   postmaster = postmasterPid(join(dir, "pg"));
@@ -301,10 +290,7 @@ async function runService(run: number, n: number): Promise<RunResult> {
   let next = 0;
   const sunk0 = (await ask<{ count: number }>(sink.child, "count")).count;
   statements.clear();
-  if (PGSS) {
-    await db.execute(sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`);
-    await db.execute(sql`SELECT pg_stat_statements_reset()`);
-  }
+  await pgssReset(rawClient(db));
   const commits0 = await commits();
   const threads0 = threadCpuMs();
   const cpu0 = process.cpuUsage();
@@ -350,16 +336,7 @@ async function runService(run: number, n: number): Promise<RunResult> {
   // pg_stat_database is updated when a backend reports (at most every second, and at idle).
   await new Promise((r) => setTimeout(r, 1100));
   const commitCount = (await commits()) - commits0;
-  if (PGSS && run > 0) {
-    const rows = await db.execute<Record<string, string>>(sql`
-      SELECT calls, round((total_exec_time + total_plan_time)::numeric / ${n}, 4)::text AS ms_per_msg,
-             round(total_plan_time::numeric / ${n}, 4)::text AS plan,
-             left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS q,
-             CASE WHEN toplevel THEN '' ELSE 'nested ' END AS nested
-      FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 25`);
-    for (const r of rows)
-      console.log(`  pgss ${r.ms_per_msg} ms/msg (plan ${r.plan}) calls ${r.calls}  ${r.nested}${r.q}`);
-  }
+  if (run > 0) await pgssPrint(rawClient(db), n);
   if (COUNT) {
     const rows = [...statements].sort((a, b) => b[1] - a[1]);
     const total = rows.reduce((s, [, c]) => s + c, 0);
