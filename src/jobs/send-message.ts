@@ -149,7 +149,7 @@ export async function registerSendJobs(
   // The safety net: a message left SENDING with no job to finish it is marked FAILED.
   await registerSweep(runner, "send-sweep", SEND_SWEEP_INTERVAL_S, async () => {
     const n = await giveUpOrphanedSends(ctx);
-    if (n > 0) log.warn({ messages: n }, "sends with no outcome for an hour marked FAILED");
+    if (n > 0) log.warn({ messages: n }, "sends with no recorded outcome past every retry marked FAILED");
   });
   await boss.work<AutoReplyJobData>(
     AUTO_REPLY_QUEUE,

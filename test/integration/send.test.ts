@@ -17,8 +17,12 @@ import {
 } from "../../src/db/schema/index.js";
 import { ManualClock } from "../../src/engine/clock.js";
 import { silentLogger } from "../../src/engine/context.js";
-import { deliverMessage, giveUpOrphanedSends } from "../../src/engine/outbound/delivery.js";
-import { SEND_MESSAGE_QUEUE } from "../../src/engine/outbound/store.js";
+import {
+  deliverMessage,
+  giveUpOrphanedSends,
+  orphanedSendingMinutes,
+} from "../../src/engine/outbound/delivery.js";
+import { SEND_MESSAGE_QUEUE, sendRetryPolicy } from "../../src/engine/outbound/store.js";
 import { sendBatchHandler, sendDeadLetterHandler } from "../../src/jobs/send-message.js";
 import { decodeId, encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -667,17 +671,22 @@ describe("delivery outcomes", () => {
     expect(stuck.copies()).toBe(1);
   });
 
-  it("the sweep gives up a send left SENDING for over an hour with no job (FAILED, event), and nothing younger or recorded", async () => {
+  it("the sweep gives up a send left SENDING past every retry a job could still make (FAILED, event), and nothing younger or recorded", async () => {
     const orphan = await deliveredReply("Orphaned send");
-    const young = await deliveredReply("Claimed half an hour ago");
+    const young = await deliveredReply("Claimed just inside the threshold");
     const sent = await deliveredReply("Sent long ago");
-    // What no job will finish any more: SENDING since 61 minutes (e.g. its dead-letter job failed too).
+    // The threshold follows the app's retry policy: past it no job comes back for the message.
+    const minutes = orphanedSendingMinutes(sendRetryPolicy(t.app.engine));
+    // Longest backoffs (pg-boss: up to delay × 2^retry) + job expiry 15 + staleness 10, × 1.25.
+    expect(orphanedSendingMinutes({ limit: 5, delaySeconds: 60, backoff: true })).toBe(109);
+    expect(orphanedSendingMinutes({ limit: 3, delaySeconds: 60, backoff: false })).toBe(35);
+    // What no job will finish any more (e.g. its dead-letter job failed too).
     await t.db.db.execute(
-      sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() - interval '61 minutes' WHERE id = ${orphan.id}`,
+      sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() - make_interval(mins => ${minutes + 1}) WHERE id = ${orphan.id}`,
     );
-    // Still within a job's retry chain: left alone.
+    // Just inside the threshold: a job can still come back for it — left alone.
     await t.db.db.execute(
-      sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() - interval '30 minutes' WHERE id = ${young.id}`,
+      sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() - make_interval(mins => ${minutes - 2}) WHERE id = ${young.id}`,
     );
     await t.db.db.execute(
       sql`UPDATE message SET updated_at = now() - interval '2 hours' WHERE id = ${sent.id}`,
@@ -686,7 +695,9 @@ describe("delivery outcomes", () => {
     const status = async (id: string) => (await t.db.db.select().from(message).where(eq(message.id, id)))[0]!;
     const o = await status(orphan.id);
     expect(o.outboundStatus).toBe("FAILED");
-    expect(o.outboundError).toMatch(/no delivery outcome recorded 60 minutes after attempt 1/);
+    expect(o.outboundError).toBe(
+      `gave up: no delivery outcome recorded ${minutes} minutes after attempt 1 (whether the relay accepted it is unknown)`,
+    );
     const failed = await eventsOf(t, orphan.conversationId, "message.failed");
     expect(failed.map((e) => e.payload)).toEqual([
       expect.objectContaining({ messageId: orphan.id, kind: "no_outcome" }),

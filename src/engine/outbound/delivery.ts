@@ -5,8 +5,15 @@ import { contact, conversation, mailAccount, message, type RecipientFailure } fr
 import type { EngineContext } from "../context.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import type { ComposedMail } from "./compose.js";
-import type { RecipientRejection, SendFailure, SendResult, SendSuccess, SmtpSettings } from "./sender.js";
-import type { SendJobData } from "./store.js";
+import type {
+  RecipientRejection,
+  SendFailure,
+  SendResult,
+  SendRetryPolicy,
+  SendSuccess,
+  SmtpSettings,
+} from "./sender.js";
+import { type SendJobData, sendRetryPolicy } from "./store.js";
 
 /**
  * The send job's work (SPEC §10): deliver one QUEUED outbound message over its address's
@@ -72,7 +79,10 @@ export interface DeliveryJob {
 }
 
 /** Longer than the SMTP socket timeout (60 s) plus the pool's queueing: a live send is never stolen. */
-const STALE_SENDING = "10 minutes";
+const STALE_SENDING_MINUTES = 10;
+const STALE_SENDING = `${STALE_SENDING_MINUTES} minutes`;
+/** pg-boss's default job expiry: a job whose worker died is retried after this. */
+const JOB_EXPIRY_MINUTES = 15;
 
 type Claimed = Pick<
   typeof message.$inferSelect,
@@ -564,14 +574,22 @@ async function writeFailure(
 }
 
 /**
- * How long a message may stay SENDING before the sweep gives it up. Longer than a send
- * job's whole retry chain (5 retries with backoff from 60 s: ~31 min) plus the claim's
- * staleness, so a message some job can still finish is never touched.
+ * How long a message may stay SENDING before the sweep gives it up: a quarter more than
+ * the longest a job can still come back for it — every retry's longest backoff (pg-boss
+ * waits up to delay × 2^retry), a dead worker's job expiry, the claim's staleness — so a
+ * message some job can still finish is never touched. With the default policy (5 retries,
+ * 60 s, backoff) that is 109 minutes.
  */
-export const ORPHANED_SENDING_MINUTES = 60;
+export function orphanedSendingMinutes(retry: SendRetryPolicy): number {
+  let seconds = 0;
+  for (let k = 1; k <= retry.limit; k++)
+    seconds += retry.delaySeconds * (retry.backoff ? 2 ** Math.min(16, k) : 1);
+  return Math.ceil((seconds / 60 + JOB_EXPIRY_MINUTES + STALE_SENDING_MINUTES) * 1.25);
+}
 
 /**
- * The safety net behind the send jobs: a message SENDING for over an hour has no job left
+ * The safety net behind the send jobs: a message SENDING for longer than
+ * `orphanedSendingMinutes` has no job left
  * that will record its outcome (its dead-letter job failed too, or the job was lost). It
  * is marked FAILED — visible to agents, retryable like any failed send — with a
  * `message.failed` event; whether the mail went out is unknown, and sending it again
@@ -580,13 +598,14 @@ export const ORPHANED_SENDING_MINUTES = 60;
  * FAILED, or is skipped here. Returns how many it gave up (at most `limit` per call).
  */
 export async function giveUpOrphanedSends(ctx: EngineContext, limit = 200): Promise<number> {
+  const minutes = orphanedSendingMinutes(sendRetryPolicy(ctx));
   const given = await ctx.db.transaction(async (tx) => {
     const pg = rawClient(tx);
     const rows = await pg<Record<string, unknown>[]>`
       SELECT ${pg.unsafe(CLAIMED_SELECT)}
       FROM message m
       WHERE m.outbound_status = 'SENDING' AND m.direction = 'OUTBOUND'
-        AND m.updated_at < now() - make_interval(mins => ${ORPHANED_SENDING_MINUTES}::int)
+        AND m.updated_at < now() - make_interval(mins => ${minutes}::int)
       ORDER BY m.updated_at
       LIMIT ${limit}
       FOR UPDATE OF m SKIP LOCKED`;
@@ -596,7 +615,7 @@ export async function giveUpOrphanedSends(ctx: EngineContext, limit = 200): Prom
         tx,
         ctx,
         m,
-        `gave up: no delivery outcome recorded ${ORPHANED_SENDING_MINUTES} minutes after attempt ${m.sendAttempts}` +
+        `gave up: no delivery outcome recorded ${minutes} minutes after attempt ${m.sendAttempts}` +
           " (whether the relay accepted it is unknown)",
         false,
         undefined,

@@ -17,6 +17,7 @@ import { appendEvents, type NewEvent } from "../events.js";
 import type { MailAddress } from "./address.js";
 import type { AddressSettings, ComposedMail } from "./compose.js";
 import { ComposeError } from "./errors.js";
+import type { SendRetryPolicy } from "./sender.js";
 
 /**
  * Shared by agent actions and auto-replies: turning a composed mail into a QUEUED outbound
@@ -288,8 +289,13 @@ export async function queueOutbound(
   return decodeMessage(m!);
 }
 
+/** The retry policy send jobs are scheduled with (the configured one, else pg-boss-like defaults). */
+export function sendRetryPolicy(ctx: EngineContext): SendRetryPolicy {
+  return ctx.mail?.retry ?? { limit: 5, delaySeconds: 60, backoff: true };
+}
+
 export async function scheduleSend(tx: Tx, ctx: EngineContext, data: SendJobData): Promise<void> {
-  const retry = ctx.mail?.retry ?? { limit: 5, delaySeconds: 60, backoff: true };
+  const retry = sendRetryPolicy(ctx);
   await ctx.jobs.schedule(
     SEND_MESSAGE_QUEUE,
     { ...data },
