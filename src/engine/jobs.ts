@@ -24,6 +24,24 @@ export interface JobScheduler {
    * queue fetch now instead of at their next poll (optional; polling still finds them).
    */
   wake?(name: string): void;
+  /**
+   * Whether this process runs jobs of `name` right after the commit that scheduled them
+   * (`runNow`). Such jobs are scheduled to start only after their retry delay: the durable
+   * job is the retry and the safety net should the process die before the first attempt.
+   */
+  runsNow?(name: string): boolean;
+  /**
+   * After the commit that scheduled these jobs: run them in this process now, no poll in
+   * between. The handler settles (deletes) each job it finished; the others stay scheduled
+   * and run as retries. Without an immediate handler for `name`, wakes its workers.
+   */
+  runNow?(name: string, jobs: readonly ScheduledJob[]): void;
+}
+
+/** A job as scheduled: its id and data (what `runNow` hands to the immediate handler). */
+export interface ScheduledJob<T = Record<string, unknown>> {
+  id: string;
+  data: T;
 }
 
 /** For contexts without a job runner (CLI scripts, pure tests): scheduling is refused loudly. */

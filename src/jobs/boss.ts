@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import PgBoss from "pg-boss";
 import { rawClient } from "../db/client.js";
 import type { Logger } from "../engine/context.js";
-import type { JobScheduler } from "../engine/jobs.js";
+import type { JobScheduler, ScheduledJob } from "../engine/jobs.js";
 
 /** Every queue the app uses is declared here so it exists before anyone sends to it. */
 export interface QueueSpec {
@@ -23,7 +23,19 @@ export interface JobRunner extends JobScheduler {
   ): Promise<void>;
   /** Workers started with `boss.work` that `wake(name)` should nudge. */
   addWorkers(name: string, workerIds: string[]): void;
+  /**
+   * The handler `runNow(name, jobs)` hands freshly committed jobs of `name` to; `stop()`
+   * stops handing them over and waits for its `drain()` before stopping pg-boss.
+   */
+  setImmediateHandler(name: string, handler: ImmediateHandler): void;
   stop(): Promise<void>;
+}
+
+/** Runs jobs of one queue in this process right after their commit (`JobRunner.runNow`). */
+export interface ImmediateHandler {
+  run(jobs: readonly ScheduledJob[]): void;
+  /** Resolves when every job handed over so far has been handled. */
+  drain(): Promise<void>;
 }
 
 /**
@@ -103,6 +115,7 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
   const created = new Set<string>();
   const workers = new Map<string, string[]>();
   const nextTurn = new Map<string, number>();
+  const immediate = new Map<string, ImmediateHandler>();
   const ensure = async (spec: QueueSpec) => {
     if (created.has(spec.name)) return;
     if (spec.deadLetter && !created.has(spec.deadLetter)) {
@@ -163,6 +176,18 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     addWorkers(name, ids) {
       workers.set(name, [...(workers.get(name) ?? []), ...ids]);
     },
+    setImmediateHandler(name, handler) {
+      immediate.set(name, handler);
+    },
+    runsNow(name) {
+      return immediate.has(name);
+    },
+    runNow(name, jobs) {
+      if (jobs.length === 0) return;
+      const handler = immediate.get(name);
+      if (handler) handler.run(jobs);
+      else runner.wake?.(name);
+    },
     wake(name) {
       // One worker per wake, in turn: a woken worker that is busy skips its next sleep
       // instead, so under load each worker fetches once per batch it finishes (batches
@@ -189,6 +214,9 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
       );
     },
     async stop() {
+      const handlers = [...immediate.values()];
+      immediate.clear();
+      await Promise.all(handlers.map((h) => h.drain()));
       await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
     },
   };

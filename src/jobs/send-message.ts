@@ -1,5 +1,6 @@
 import type PgBoss from "pg-boss";
 import type { EngineContext } from "../engine/context.js";
+import type { ScheduledJob } from "../engine/jobs.js";
 import { type AutoReplyJobData, runAutoReply } from "../engine/outbound/auto-reply-service.js";
 import {
   type AcceptedSend,
@@ -13,7 +14,7 @@ import {
   SEND_MESSAGE_QUEUE,
   type SendJobData,
 } from "../engine/outbound/store.js";
-import { type JobRunner, registerSweep } from "./boss.js";
+import { type ImmediateHandler, type JobRunner, registerSweep } from "./boss.js";
 
 /**
  * Queues `send-message` (one outbound message per job, retried with backoff, dead-lettered
@@ -96,6 +97,105 @@ export function sendBatchHandler(
   };
 }
 
+/**
+ * The first attempt of every send, in the process that committed it, right after the
+ * commit (`JobRunner.runNow`): no pg-boss fetch, poll or completion on the hot path. The
+ * message's `send-message` job was scheduled in the same transaction to start only after
+ * the retry delay; it is the retry and the safety net. A final outcome (`sent`, `failed`)
+ * or nothing to do (`skipped`) deletes the job; `retry` and `busy` leave it to run when
+ * due; an `unrecorded` acceptance is written into the job's output for it to record.
+ *
+ * Up to `workers` batches of at most `batchSize` are in flight; jobs handed over while all
+ * are busy wait for the next free one, so batches grow with the load (as pg-boss's did).
+ */
+export function immediateSendHandler(
+  ctx: EngineContext,
+  boss: Pick<PgBoss, "deleteJob" | "getDb">,
+  queue: string,
+  opts: { workers: number; batchSize: number },
+  log: EngineContext["log"],
+): ImmediateHandler {
+  const waiting: ScheduledJob<SendJobData>[] = [];
+  let running = 0;
+  let idle: Promise<void> = Promise.resolve();
+  let settleIdle: (() => void) | null = null;
+  const runBatch = async (batch: ScheduledJob<SendJobData>[]) => {
+    let results: Awaited<ReturnType<typeof deliverBatch>>;
+    try {
+      results = await deliverBatch(
+        ctx,
+        batch.map((j) => ({ data: j.data, finalAttempt: false, acceptedEarlier: null })),
+      );
+    } catch (err) {
+      // Nothing was sent (a database error while claiming or reading): the jobs stay
+      // scheduled and run as retries.
+      log.error({ err, jobs: batch.length }, "send batch crashed; its jobs will retry");
+      return;
+    }
+    const settled: string[] = [];
+    const unrecorded: { id: string; output: SendJobOutput }[] = [];
+    results.forEach((r, i) => {
+      const job = batch[i]!;
+      if (r.outcome === "sent" || r.outcome === "skipped") settled.push(job.id);
+      else if (r.outcome === "failed") {
+        settled.push(job.id);
+        log.warn({ messageId: job.data.messageId, error: r.error }, "send failed");
+      } else if (r.outcome === "unrecorded" && r.accepted)
+        unrecorded.push({ id: job.id, output: { error: r.error ?? "unrecorded", accepted: r.accepted } });
+    });
+    try {
+      if (settled.length > 0) await boss.deleteJob(queue, settled);
+      // The retry finds the acceptance where a failed attempt leaves it: the job's output.
+      for (const u of unrecorded) await setJobOutput(boss, queue, u.id, u.output);
+    } catch (err) {
+      // A job left behind runs when due and finds its message settled (or records the
+      // acceptance then, if this was the output that failed to write).
+      log.warn({ err }, "settling immediate send jobs failed; they will run as retries");
+    }
+  };
+  const pump = () => {
+    while (running < opts.workers && waiting.length > 0) {
+      const batch = waiting.splice(0, opts.batchSize);
+      running++;
+      void runBatch(batch).finally(() => {
+        running--;
+        pump();
+      });
+    }
+    if (running === 0 && waiting.length === 0 && settleIdle) {
+      settleIdle();
+      settleIdle = null;
+    }
+  };
+  return {
+    run(jobs) {
+      if (running === 0 && waiting.length === 0)
+        idle = new Promise((resolve) => {
+          settleIdle = resolve;
+        });
+      waiting.push(...(jobs as unknown as ScheduledJob<SendJobData>[]));
+      // Handed over together by the commits of one turn of the event loop: one batch.
+      if (running < opts.workers) queueMicrotask(pump);
+    },
+    drain: () => idle,
+  };
+}
+
+/** Writes `output` on a job that has not run yet (pg-boss hands it to the handler with the job). */
+async function setJobOutput(
+  boss: Pick<PgBoss, "getDb">,
+  queue: string,
+  id: string,
+  output: SendJobOutput,
+): Promise<void> {
+  const db = boss.getDb() as unknown as { executeSql(text: string, values: unknown[]): Promise<unknown> };
+  await db.executeSql("UPDATE pgboss.job SET output = $3::jsonb WHERE name = $1 AND id = $2::uuid", [
+    queue,
+    id,
+    JSON.stringify(output),
+  ]);
+}
+
 /** `send-message-dead`: the job ran out of retries (see `markGivenUp`). */
 export function sendDeadLetterHandler(ctx: EngineContext, log: EngineContext["log"]) {
   return async (jobs: PgBoss.JobWithMetadata<SendJobData>[]): Promise<void> => {
@@ -139,8 +239,13 @@ export async function registerSendJobs(
       ),
     );
   }
-  // Commits that queue mail call `ctx.jobs.wake(SEND_MESSAGE_QUEUE)`: no poll wait.
   runner.addWorkers(SEND_MESSAGE_QUEUE, ids);
+  // Commits that queue mail hand their jobs over here (`ctx.jobs.runNow`): first attempts
+  // never wait for a poll; the workers above run the retries.
+  runner.setImmediateHandler(
+    SEND_MESSAGE_QUEUE,
+    immediateSendHandler(ctx, boss, SEND_MESSAGE_QUEUE, opts, log),
+  );
   await boss.work<SendJobData>(
     SEND_MESSAGE_DEAD_LETTER,
     { pollingIntervalSeconds: 5, includeMetadata: true },

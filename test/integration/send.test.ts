@@ -23,7 +23,11 @@ import {
   orphanedSendingMinutes,
 } from "../../src/engine/outbound/delivery.js";
 import { SEND_MESSAGE_QUEUE, sendRetryPolicy } from "../../src/engine/outbound/store.js";
-import { sendBatchHandler, sendDeadLetterHandler } from "../../src/jobs/send-message.js";
+import {
+  immediateSendHandler,
+  sendBatchHandler,
+  sendDeadLetterHandler,
+} from "../../src/jobs/send-message.js";
 import { decodeId, encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
@@ -329,13 +333,18 @@ describe("reply end-to-end", () => {
     );
     expect(n.addNote).toMatchObject({ direction: "NOTE", outboundStatus: null });
     // Nothing was queued for sending besides the first message (the note's own commit is
-    // done, so a send job for it would be there now).
+    // done, so a send job for it would be there now; the first message's job may already
+    // be deleted, its immediate attempt having sent it).
     const jobs = await t.db.db.execute<{ message: string }>(
       sql`SELECT j.data->>'messageId' AS message FROM pgboss.job j
           JOIN message m ON m.id = (j.data->>'messageId')::uuid
           WHERE j.name = ${SEND_MESSAGE_QUEUE} AND m.conversation_id = ${c!.id}`,
     );
-    expect(jobs.map((j) => j.message)).toEqual([id]);
+    expect(jobs.map((j) => j.message).filter((m) => m !== id)).toEqual([]);
+    const [outbound] = await t.db.db.execute<{ n: number }>(
+      sql`SELECT count(*)::int AS n FROM message WHERE conversation_id = ${c!.id} AND outbound_status IS NOT NULL`,
+    );
+    expect(outbound!.n).toBe(1);
     const types = (await eventsOf(t, c!.id)).map((e) => e.type);
     expect(types).toContain("note.added");
   });
@@ -609,6 +618,121 @@ describe("delivery outcomes", () => {
     return { id, conversationId: decodeId(conv.id, "Conversation"), copies, attempts: m.sendAttempts };
   }
 
+  it("the first attempt runs right after the commit; its job, scheduled for the retry delay, is deleted once SENT", async () => {
+    const conv = await inbound(addr, { subject: "Immediate" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "now" } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const jobOf = async () =>
+      (
+        await t.db.db.execute<{ id: string; state: string; delay: number }>(
+          sql`SELECT id, state, extract(epoch FROM start_after - created_on)::float8 AS delay
+              FROM pgboss.job WHERE name = ${SEND_MESSAGE_QUEUE} AND data->>'messageId' = ${id}`,
+        )
+      )[0];
+    const m = await waitForStatus(t, id, ["SENT", "FAILED"]);
+    expect(m.outboundStatus).toBe("SENT");
+    expect(m.sendAttempts).toBe(1);
+    // The job goes with the outcome (deleted after the record, so wait for it).
+    while (await jobOf()) await new Promise((res) => setTimeout(res, 20));
+    expect(await eventsOf(t, decodeId(conv.id, "Conversation"), "message.sent")).toHaveLength(1);
+
+    // A process that stops between the commit and the first attempt: the job, due after
+    // the retry delay (1 s here), makes the attempt.
+    const boss = t.app.jobs.boss;
+    const handedOver: string[] = [];
+    t.app.jobs.setImmediateHandler(SEND_MESSAGE_QUEUE, {
+      run: (jobs) => {
+        handedOver.push(...jobs.map((j) => j.id));
+      },
+      drain: async () => {},
+    });
+    try {
+      const r2 = await t.ok(REPLY, { c: conv.id, i: { text: "later" } }, supervisor.key);
+      const id2 = decodeId(r2.replyToConversation.id, "Message");
+      const job = (
+        await t.db.db.execute<{ id: string; state: string; delay: number }>(
+          sql`SELECT id, state, extract(epoch FROM start_after - created_on)::float8 AS delay
+              FROM pgboss.job WHERE name = ${SEND_MESSAGE_QUEUE} AND data->>'messageId' = ${id2}`,
+        )
+      )[0]!;
+      expect(handedOver).toEqual([job.id]);
+      expect(job.delay).toBeGreaterThan(0.5);
+      const m2 = await waitForStatus(t, id2, ["SENT", "FAILED"]);
+      expect(m2.outboundStatus).toBe("SENT");
+      expect(m2.sendAttempts).toBe(1);
+      // Sent by the pg-boss worker, which completes the job after its handler returned.
+      while ((await boss.getJobById(SEND_MESSAGE_QUEUE, job.id))?.state !== "completed")
+        await new Promise((res) => setTimeout(res, 20));
+    } finally {
+      t.app.jobs.setImmediateHandler(
+        SEND_MESSAGE_QUEUE,
+        immediateSendHandler(
+          t.app.engine,
+          boss,
+          SEND_MESSAGE_QUEUE,
+          { workers: 2, batchSize: 20 },
+          silentLogger,
+        ),
+      );
+    }
+  });
+
+  it("an immediate attempt whose SENT record fails leaves the acceptance in its job, which records it without sending again", async () => {
+    const q = await handlerQueue("send-test-immediate", { retryLimit: 5 });
+    const handler = immediateSendHandler(
+      t.app.engine,
+      t.app.jobs.boss,
+      "send-test-immediate",
+      { workers: 2, batchSize: 10 },
+      silentLogger,
+    );
+    const m = await deliveredReply("Immediate unrecorded");
+    const acceptedAt = clock.now().toISOString();
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'QUEUED', sent_at = NULL WHERE id = ${m.id}`,
+    );
+    await t.db.db.execute(
+      sql.raw(`
+      CREATE FUNCTION refuse_sent_test2() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'record refused (test)'; END $$;
+      CREATE TRIGGER refuse_sent_test2 BEFORE UPDATE ON message FOR EACH ROW
+        WHEN (NEW.outbound_status = 'SENT' AND NEW.id = '${m.id}'::uuid) EXECUTE FUNCTION refuse_sent_test2();`),
+    );
+    const jobId = await q.send({ tenantId: t.tenantId, messageId: m.id });
+    // A job for a message that is already SENT: nothing to do, the job is deleted.
+    const done = await deliveredReply("Immediate skipped");
+    const doneJob = await q.send({ tenantId: t.tenantId, messageId: done.id });
+    try {
+      handler.run([
+        { id: jobId, data: { tenantId: t.tenantId, messageId: m.id } },
+        { id: doneJob, data: { tenantId: t.tenantId, messageId: done.id } },
+      ]);
+      await handler.drain();
+      expect(m.copies()).toBe(2);
+      expect(done.copies()).toBe(1);
+      const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
+      expect(row!.outboundStatus).toBe("SENDING");
+      const job = await q.job(jobId);
+      expect(job.state).toBe("created");
+      expect(job.output).toMatchObject({
+        error: expect.stringMatching(/record refused/),
+        accepted: { at: acceptedAt, accepted: expect.arrayContaining(["alice@customer.example"]) },
+      });
+      expect(await t.app.jobs.boss.getJobById("send-test-immediate", doneJob)).toBeNull();
+    } finally {
+      await t.db.db.execute(
+        sql.raw("DROP TRIGGER refuse_sent_test2 ON message; DROP FUNCTION refuse_sent_test2();"),
+      );
+    }
+    // The job, when it runs, records the acceptance and sends nothing.
+    expect(await q.attempt()).toBe(1);
+    expect((await q.job(jobId)).state).toBe("completed");
+    expect(m.copies()).toBe(2);
+    const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
+    expect(row!.outboundStatus).toBe("SENT");
+    expect(row!.sentAt!.toISOString()).toBe(acceptedAt);
+  });
+
   it("a job whose message a crashed attempt left SENDING is retried, not completed, and takes it over once stale", async () => {
     const q = await handlerQueue("send-test-crashed", { retryLimit: 5 });
     const stuck = await deliveredReply("Crashed batch");
@@ -678,8 +802,8 @@ describe("delivery outcomes", () => {
     // The threshold follows the app's retry policy: past it no job comes back for the message.
     const minutes = orphanedSendingMinutes(sendRetryPolicy(t.app.engine));
     // Longest backoffs (pg-boss: up to delay × 2^retry) + job expiry 15 + staleness 10, × 1.25.
-    expect(orphanedSendingMinutes({ limit: 5, delaySeconds: 60, backoff: true })).toBe(109);
-    expect(orphanedSendingMinutes({ limit: 3, delaySeconds: 60, backoff: false })).toBe(35);
+    expect(orphanedSendingMinutes({ limit: 5, delaySeconds: 60, backoff: true })).toBe(110);
+    expect(orphanedSendingMinutes({ limit: 3, delaySeconds: 60, backoff: false })).toBe(37);
     // What no job will finish any more (e.g. its dead-letter job failed too).
     await t.db.db.execute(
       sql`UPDATE message SET outbound_status = 'SENDING', updated_at = now() - make_interval(mins => ${minutes + 1}) WHERE id = ${orphan.id}`,

@@ -16,6 +16,7 @@ import {
 import type { EngineContext } from "../context.js";
 import type { ConversationStatus } from "../domain.js";
 import { appendEvents, type NewEvent } from "../events.js";
+import type { ScheduledJob } from "../jobs.js";
 import { nextWorkingDate } from "../time/calendar.js";
 import {
   AUTO_REPLY_TRIGGERS,
@@ -31,7 +32,8 @@ import {
   loadSendingAddress,
   messageIdDomainOf,
   queueOutbound,
-  SEND_MESSAGE_QUEUE,
+  type SendJobData,
+  startSends,
 } from "./store.js";
 
 /**
@@ -127,6 +129,7 @@ export type AutoReplyOutcome =
 
 export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): Promise<AutoReplyOutcome> {
   if (!AUTO_REPLY_TRIGGERS.includes(data.trigger)) return { status: "skipped" };
+  const sends: ScheduledJob<SendJobData>[] = [];
   const out = await ctx.db.transaction(async (tx): Promise<AutoReplyOutcome> => {
     const [row] = await tx
       .select({ m: message, c: conversation, t: tenant, q: queue, tpl: autoReplyTemplate })
@@ -325,6 +328,7 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
       kind: "AUTO_REPLY",
       authorId: null,
       isAutoReply: true,
+      sends,
       events: (id): NewEvent[] => [
         {
           ...base,
@@ -337,6 +341,6 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
     return { status: "queued", outboundMessageId: queued.id };
   });
   ctx.hub.wake();
-  if (out.status === "queued") ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
+  if (out.status === "queued") startSends(ctx, sends);
   return out;
 }

@@ -575,13 +575,14 @@ async function writeFailure(
 
 /**
  * How long a message may stay SENDING before the sweep gives it up: a quarter more than
- * the longest a job can still come back for it — every retry's longest backoff (pg-boss
- * waits up to delay × 2^retry), a dead worker's job expiry, the claim's staleness — so a
- * message some job can still finish is never touched. With the default policy (5 retries,
- * 60 s, backoff) that is 109 minutes.
+ * the longest a job can still come back for it — the job's own start delay after an
+ * immediate first attempt (one retry delay), every retry's longest backoff (pg-boss waits
+ * up to delay × 2^retry), a dead worker's job expiry, the claim's staleness — so a message
+ * some job can still finish is never touched. With the default policy (5 retries, 60 s,
+ * backoff) that is 110 minutes.
  */
 export function orphanedSendingMinutes(retry: SendRetryPolicy): number {
-  let seconds = 0;
+  let seconds = retry.delaySeconds;
   for (let k = 1; k <= retry.limit; k++)
     seconds += retry.delaySeconds * (retry.backoff ? 2 ** Math.min(16, k) : 1);
   return Math.ceil((seconds / 60 + JOB_EXPIRY_MINUTES + STALE_SENDING_MINUTES) * 1.25);

@@ -14,6 +14,7 @@ import {
 import type { EngineContext } from "../context.js";
 import { ValidationError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
+import type { ScheduledJob } from "../jobs.js";
 import type { MailAddress } from "./address.js";
 import type { AddressSettings, ComposedMail } from "./compose.js";
 import { ComposeError } from "./errors.js";
@@ -187,6 +188,8 @@ export interface QueueOutboundArgs {
   isAutoReply: boolean;
   /** Extra events written with the message (e.g. auto_reply.queued). */
   events?: (messageId: string) => NewEvent[];
+  /** Collects the send job, for `startSends` after the commit. */
+  sends: ScheduledJob<SendJobData>[];
 }
 
 type MessageRow = typeof message.$inferSelect;
@@ -282,7 +285,7 @@ export async function queueOutbound(
       },
       ...(args.events?.(messageId) ?? []),
     ]),
-    scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId }),
+    scheduleSend(tx, ctx, { tenantId: args.tenantId, messageId }, args.sends),
   ]);
   // The raw MIME is inserted by the message's statement above, so it is filled here.
   if (largeRaw) await fillLargeBytea(sql, rawMessage, "data", rawId, raw);
@@ -294,9 +297,21 @@ export function sendRetryPolicy(ctx: EngineContext): SendRetryPolicy {
   return ctx.mail?.retry ?? { limit: 5, delaySeconds: 60, backoff: true };
 }
 
-export async function scheduleSend(tx: Tx, ctx: EngineContext, data: SendJobData): Promise<void> {
+/**
+ * Schedules the message's send job on the transaction and adds it to `sends`, which the
+ * caller hands to `startSends` after the commit. In a process that makes first attempts
+ * itself (`ctx.jobs.runsNow`) the job starts only after the retry delay: it is the first
+ * retry, and the safety net should the process stop before the first attempt.
+ */
+export async function scheduleSend(
+  tx: Tx,
+  ctx: EngineContext,
+  data: SendJobData,
+  sends: ScheduledJob<SendJobData>[],
+): Promise<void> {
   const retry = sendRetryPolicy(ctx);
-  await ctx.jobs.schedule(
+  const runsNow = ctx.jobs.runsNow?.(SEND_MESSAGE_QUEUE) ?? false;
+  const id = await ctx.jobs.schedule(
     SEND_MESSAGE_QUEUE,
     { ...data },
     {
@@ -304,6 +319,15 @@ export async function scheduleSend(tx: Tx, ctx: EngineContext, data: SendJobData
       retryLimit: retry.limit,
       retryDelaySeconds: retry.delaySeconds,
       retryBackoff: retry.backoff,
+      ...(runsNow ? { startAfter: new Date(Date.now() + retry.delaySeconds * 1000) } : {}),
     },
   );
+  if (id) sends.push({ id, data });
+}
+
+/** After the commit that queued `sends`: their first attempt now (or the workers woken). */
+export function startSends(ctx: EngineContext, sends: readonly ScheduledJob<SendJobData>[]): void {
+  if (sends.length === 0) return;
+  if (ctx.jobs.runNow) ctx.jobs.runNow(SEND_MESSAGE_QUEUE, sends as unknown as readonly ScheduledJob[]);
+  else ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
 }
