@@ -25,23 +25,16 @@ export interface JobScheduler {
    */
   wake?(name: string): void;
   /**
-   * Whether this process runs jobs of `name` right after the commit that scheduled them
-   * (`runNow`). Such jobs are scheduled to start only after their retry delay: the durable
-   * job is the retry and the safety net should the process die before the first attempt.
+   * Whether this process runs work for queue `name` itself right after the commit that
+   * produced it (`runNow`) — then that commit schedules no job for it: the handler
+   * schedules one only for what needs a retry, and a sweep finds what no process ran.
    */
   runsNow?(name: string): boolean;
   /**
-   * After the commit that scheduled these jobs: run them in this process now, no poll in
-   * between. The handler settles (deletes) each job it finished; the others stay scheduled
-   * and run as retries. Without an immediate handler for `name`, wakes its workers.
+   * After the commit: hand this work (job data) to this process's immediate handler for
+   * `name`, no job and no poll in between. Without one, wakes the queue's workers.
    */
-  runNow?(name: string, jobs: readonly ScheduledJob[]): void;
-}
-
-/** A job as scheduled: its id and data (what `runNow` hands to the immediate handler). */
-export interface ScheduledJob<T = Record<string, unknown>> {
-  id: string;
-  data: T;
+  runNow?(name: string, work: readonly Record<string, unknown>[]): void;
 }
 
 /** For contexts without a job runner (CLI scripts, pure tests): scheduling is refused loudly. */

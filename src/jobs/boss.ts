@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import PgBoss from "pg-boss";
 import { rawClient } from "../db/client.js";
 import type { Logger } from "../engine/context.js";
-import type { JobScheduler, ScheduledJob } from "../engine/jobs.js";
+import type { JobScheduler } from "../engine/jobs.js";
 
 /** Every queue the app uses is declared here so it exists before anyone sends to it. */
 export interface QueueSpec {
@@ -24,17 +24,17 @@ export interface JobRunner extends JobScheduler {
   /** Workers started with `boss.work` that `wake(name)` should nudge. */
   addWorkers(name: string, workerIds: string[]): void;
   /**
-   * The handler `runNow(name, jobs)` hands freshly committed jobs of `name` to; `stop()`
-   * stops handing them over and waits for its `drain()` before stopping pg-boss.
+   * The handler `runNow(name, work)` hands freshly committed work of `name` to; `stop()`
+   * stops handing it over and waits for its `drain()` before stopping pg-boss.
    */
   setImmediateHandler(name: string, handler: ImmediateHandler): void;
   stop(): Promise<void>;
 }
 
-/** Runs jobs of one queue in this process right after their commit (`JobRunner.runNow`). */
+/** Runs work of one queue in this process right after its commit (`JobRunner.runNow`). */
 export interface ImmediateHandler {
-  run(jobs: readonly ScheduledJob[]): void;
-  /** Resolves when every job handed over so far has been handled. */
+  run(work: readonly Record<string, unknown>[]): void;
+  /** Resolves when everything handed over so far has been handled. */
   drain(): Promise<void>;
 }
 
@@ -182,10 +182,10 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     runsNow(name) {
       return immediate.has(name);
     },
-    runNow(name, jobs) {
-      if (jobs.length === 0) return;
+    runNow(name, work) {
+      if (work.length === 0) return;
       const handler = immediate.get(name);
-      if (handler) handler.run(jobs);
+      if (handler) handler.run(work);
       else runner.wake?.(name);
     },
     wake(name) {

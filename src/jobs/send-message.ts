@@ -1,18 +1,21 @@
 import type PgBoss from "pg-boss";
+import { rawClient } from "../db/client.js";
 import type { EngineContext } from "../engine/context.js";
-import type { ScheduledJob } from "../engine/jobs.js";
 import { type AutoReplyJobData, runAutoReply } from "../engine/outbound/auto-reply-service.js";
 import {
   type AcceptedSend,
+  type DeliveryResult,
   deliverBatch,
   giveUpOrphanedSends,
   markGivenUp,
+  STALE_SENDING_MINUTES,
 } from "../engine/outbound/delivery.js";
 import {
   AUTO_REPLY_QUEUE,
   SEND_MESSAGE_DEAD_LETTER,
   SEND_MESSAGE_QUEUE,
   type SendJobData,
+  sendRetryPolicy,
 } from "../engine/outbound/store.js";
 import { type ImmediateHandler, type JobRunner, registerSweep } from "./boss.js";
 
@@ -46,6 +49,7 @@ interface SendJobOutput {
   accepted?: AcceptedSend;
 }
 
+/** The acceptance a job carries: in its output (a failed attempt's) or its data (an immediate attempt's). */
 function acceptedOf(output: unknown): AcceptedSend | null {
   const accepted = (output as Partial<SendJobOutput> | null | undefined)?.accepted;
   return accepted && typeof accepted.at === "string" ? accepted : null;
@@ -68,7 +72,7 @@ export function sendBatchHandler(
     const input = jobs.map((job) => ({
       data: job.data,
       finalAttempt: job.retryCount >= job.retryLimit,
-      acceptedEarlier: acceptedOf(job.output),
+      acceptedEarlier: acceptedOf(job.output) ?? acceptedOf(job.data),
     }));
     try {
       const results = await deliverBatch(ctx, input);
@@ -99,58 +103,55 @@ export function sendBatchHandler(
 
 /**
  * The first attempt of every send, in the process that committed it, right after the
- * commit (`JobRunner.runNow`): no pg-boss fetch, poll or completion on the hot path. The
- * message's `send-message` job was scheduled in the same transaction to start only after
- * the retry delay; it is the retry and the safety net. A final outcome (`sent`, `failed`)
- * or nothing to do (`skipped`) deletes the job; `retry` and `busy` leave it to run when
- * due; an `unrecorded` acceptance is written into the job's output for it to record.
+ * commit (`JobRunner.runNow`): no job insert, fetch, completion or poll on the hot path —
+ * the QUEUED row is the durable record. A `send-message` job is scheduled only for what
+ * needs another attempt: `retry` and `busy` (due after the retry delay), `unrecorded` (the
+ * acceptance in the job's data, so the job records it without sending), or a batch that
+ * crashed before sending. If even that cannot be written, or the process stops first,
+ * `rescueUnscheduledSends` finds the message.
  *
- * Up to `workers` batches of at most `batchSize` are in flight; jobs handed over while all
- * are busy wait for the next free one, so batches grow with the load (as pg-boss's did).
+ * Up to `workers` batches of at most `batchSize` are in flight; sends handed over while
+ * all are busy wait for the next free one, so batches grow with the load (as pg-boss's did).
  */
 export function immediateSendHandler(
   ctx: EngineContext,
-  boss: Pick<PgBoss, "deleteJob" | "getDb">,
-  queue: string,
+  schedule: (data: SendJobData & { accepted?: AcceptedSend }, delaySeconds: number) => Promise<unknown>,
   opts: { workers: number; batchSize: number },
   log: EngineContext["log"],
 ): ImmediateHandler {
-  const waiting: ScheduledJob<SendJobData>[] = [];
+  const waiting: SendJobData[] = [];
   let running = 0;
   let idle: Promise<void> = Promise.resolve();
   let settleIdle: (() => void) | null = null;
-  const runBatch = async (batch: ScheduledJob<SendJobData>[]) => {
-    let results: Awaited<ReturnType<typeof deliverBatch>>;
+  const { delaySeconds: delay, limit } = sendRetryPolicy(ctx);
+  const runBatch = async (batch: SendJobData[]) => {
+    let results: DeliveryResult[];
     try {
       results = await deliverBatch(
         ctx,
-        batch.map((j) => ({ data: j.data, finalAttempt: false, acceptedEarlier: null })),
+        // With no retries configured the first attempt is the last.
+        batch.map((data) => ({ data, finalAttempt: limit === 0, acceptedEarlier: null })),
       );
     } catch (err) {
-      // Nothing was sent (a database error while claiming or reading): the jobs stay
-      // scheduled and run as retries.
-      log.error({ err, jobs: batch.length }, "send batch crashed; its jobs will retry");
-      return;
+      // Nothing was sent (a database error while claiming or reading).
+      log.error({ err, messages: batch.length }, "send batch crashed; retrying as jobs");
+      results = batch.map(() => ({ outcome: "retry" as const }));
     }
-    const settled: string[] = [];
-    const unrecorded: { id: string; output: SendJobOutput }[] = [];
-    results.forEach((r, i) => {
-      const job = batch[i]!;
-      if (r.outcome === "sent" || r.outcome === "skipped") settled.push(job.id);
-      else if (r.outcome === "failed") {
-        settled.push(job.id);
-        log.warn({ messageId: job.data.messageId, error: r.error }, "send failed");
-      } else if (r.outcome === "unrecorded" && r.accepted)
-        unrecorded.push({ id: job.id, output: { error: r.error ?? "unrecorded", accepted: r.accepted } });
-    });
-    try {
-      if (settled.length > 0) await boss.deleteJob(queue, settled);
-      // The retry finds the acceptance where a failed attempt leaves it: the job's output.
-      for (const u of unrecorded) await setJobOutput(boss, queue, u.id, u.output);
-    } catch (err) {
-      // A job left behind runs when due and finds its message settled (or records the
-      // acceptance then, if this was the output that failed to write).
-      log.warn({ err }, "settling immediate send jobs failed; they will run as retries");
+    for (const [i, r] of results.entries()) {
+      const data = batch[i]!;
+      if (r.outcome === "failed") log.warn({ messageId: data.messageId, error: r.error }, "send failed");
+      if (r.outcome !== "retry" && r.outcome !== "busy" && r.outcome !== "unrecorded") continue;
+      try {
+        await schedule(
+          r.outcome === "unrecorded" && r.accepted ? { ...data, accepted: r.accepted } : data,
+          delay,
+        );
+      } catch (err) {
+        log.error(
+          { err, messageId: data.messageId },
+          "scheduling a send retry failed; the rescue sweep will",
+        );
+      }
     }
   };
   const pump = () => {
@@ -168,32 +169,50 @@ export function immediateSendHandler(
     }
   };
   return {
-    run(jobs) {
+    run(work) {
       if (running === 0 && waiting.length === 0)
         idle = new Promise((resolve) => {
           settleIdle = resolve;
         });
-      waiting.push(...(jobs as unknown as ScheduledJob<SendJobData>[]));
-      // Handed over together by the commits of one turn of the event loop: one batch.
+      waiting.push(...(work as unknown as SendJobData[]));
+      // Handed over by the commits of one turn of the event loop: one batch.
       if (running < opts.workers) queueMicrotask(pump);
     },
     drain: () => idle,
   };
 }
 
-/** Writes `output` on a job that has not run yet (pg-boss hands it to the handler with the job). */
-async function setJobOutput(
-  boss: Pick<PgBoss, "getDb">,
-  queue: string,
-  id: string,
-  output: SendJobOutput,
-): Promise<void> {
-  const db = boss.getDb() as unknown as { executeSql(text: string, values: unknown[]): Promise<unknown> };
-  await db.executeSql("UPDATE pgboss.job SET output = $3::jsonb WHERE name = $1 AND id = $2::uuid", [
-    queue,
-    id,
-    JSON.stringify(output),
-  ]);
+/** A QUEUED send nobody attempted for this long gets a job (`rescueUnscheduledSends`). */
+export const UNATTEMPTED_SEND_MINUTES = 2;
+
+/**
+ * The safety net of the immediate first attempt: a job for every outbound message still
+ * QUEUED `UNATTEMPTED_SEND_MINUTES` after its last change, or SENDING past the claim's
+ * staleness, that has no send job pending — its process stopped before the attempt, or
+ * could not schedule the retry. The job claims it as any retry would (a stale SENDING row
+ * is sent again: the at-least-once case of docs/outbound.md). Returns how many.
+ */
+export async function rescueUnscheduledSends(
+  ctx: EngineContext,
+  schedule: (data: SendJobData) => Promise<unknown>,
+  limit = 200,
+): Promise<number> {
+  const rows = await rawClient(ctx.db)<{ tenant_id: string; id: string }[]>`
+    SELECT m.tenant_id, m.id FROM message m
+    WHERE m.direction = 'OUTBOUND' AND m.outbound_status IN ('QUEUED', 'SENDING')
+      -- Not one whose attempts ran out (the dead letter and the orphaned-send sweep's).
+      AND m.send_attempts <= ${sendRetryPolicy(ctx).limit}
+      AND m.updated_at < now() - CASE m.outbound_status
+            WHEN 'QUEUED' THEN make_interval(mins => ${UNATTEMPTED_SEND_MINUTES}::int)
+            ELSE make_interval(mins => ${STALE_SENDING_MINUTES}::int) END
+      AND NOT EXISTS (
+        SELECT 1 FROM pgboss.job j
+        WHERE j.name = ${SEND_MESSAGE_QUEUE} AND j.state < 'completed'
+          AND j.data->>'messageId' = m.id::text)
+    ORDER BY m.updated_at
+    LIMIT ${limit}`;
+  for (const r of rows) await schedule({ tenantId: r.tenant_id, messageId: r.id });
+  return rows.length;
 }
 
 /** `send-message-dead`: the job ran out of retries (see `markGivenUp`). */
@@ -242,10 +261,24 @@ export async function registerSendJobs(
   runner.addWorkers(SEND_MESSAGE_QUEUE, ids);
   // Commits that queue mail hand their jobs over here (`ctx.jobs.runNow`): first attempts
   // never wait for a poll; the workers above run the retries.
-  runner.setImmediateHandler(
-    SEND_MESSAGE_QUEUE,
-    immediateSendHandler(ctx, boss, SEND_MESSAGE_QUEUE, opts, log),
-  );
+  const retry = sendRetryPolicy(ctx);
+  const scheduleRetry = (data: SendJobData, delaySeconds = 0) =>
+    runner.schedule(
+      SEND_MESSAGE_QUEUE,
+      { ...data },
+      {
+        // The immediate attempt was the first: the job's first run is the first retry.
+        retryLimit: Math.max(0, retry.limit - 1),
+        retryDelaySeconds: retry.delaySeconds,
+        retryBackoff: retry.backoff,
+        ...(delaySeconds > 0 ? { startAfter: new Date(Date.now() + delaySeconds * 1000) } : {}),
+      },
+    );
+  runner.setImmediateHandler(SEND_MESSAGE_QUEUE, immediateSendHandler(ctx, scheduleRetry, opts, log));
+  await registerSweep(runner, "send-rescue", SEND_RESCUE_INTERVAL_S, async () => {
+    const n = await rescueUnscheduledSends(ctx, (data) => scheduleRetry(data));
+    if (n > 0) log.warn({ messages: n }, "sends no process attempted scheduled as jobs");
+  });
   await boss.work<SendJobData>(
     SEND_MESSAGE_DEAD_LETTER,
     { pollingIntervalSeconds: 5, includeMetadata: true },
@@ -265,6 +298,9 @@ export async function registerSendJobs(
     },
   );
 }
+
+/** How often `rescueUnscheduledSends` runs. */
+export const SEND_RESCUE_INTERVAL_S = 60;
 
 /** How often the orphaned-send sweep runs (`giveUpOrphanedSends`, `registerSweep`). */
 export const SEND_SWEEP_INTERVAL_S = 300;

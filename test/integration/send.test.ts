@@ -25,8 +25,10 @@ import {
 import { SEND_MESSAGE_QUEUE, sendRetryPolicy } from "../../src/engine/outbound/store.js";
 import {
   immediateSendHandler,
+  rescueUnscheduledSends,
   sendBatchHandler,
   sendDeadLetterHandler,
+  UNATTEMPTED_SEND_MINUTES,
 } from "../../src/jobs/send-message.js";
 import { decodeId, encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -618,71 +620,66 @@ describe("delivery outcomes", () => {
     return { id, conversationId: decodeId(conv.id, "Conversation"), copies, attempts: m.sendAttempts };
   }
 
-  it("the first attempt runs right after the commit; its job, scheduled for the retry delay, is deleted once SENT", async () => {
+  it("the first attempt runs right after the commit with no job; a send no process attempted is rescued by one", async () => {
+    const jobsFor = async (messageId: string) =>
+      (
+        await t.db.db.execute<{ n: number }>(
+          sql`SELECT count(*)::int AS n FROM pgboss.job WHERE data->>'messageId' = ${messageId}`,
+        )
+      )[0]!.n;
     const conv = await inbound(addr, { subject: "Immediate" });
     const r = await t.ok(REPLY, { c: conv.id, i: { text: "now" } }, supervisor.key);
     const id = decodeId(r.replyToConversation.id, "Message");
-    const jobOf = async () =>
-      (
-        await t.db.db.execute<{ id: string; state: string; delay: number }>(
-          sql`SELECT id, state, extract(epoch FROM start_after - created_on)::float8 AS delay
-              FROM pgboss.job WHERE name = ${SEND_MESSAGE_QUEUE} AND data->>'messageId' = ${id}`,
-        )
-      )[0];
     const m = await waitForStatus(t, id, ["SENT", "FAILED"]);
     expect(m.outboundStatus).toBe("SENT");
     expect(m.sendAttempts).toBe(1);
-    // The job goes with the outcome (deleted after the record, so wait for it).
-    while (await jobOf()) await new Promise((res) => setTimeout(res, 20));
+    expect(await jobsFor(id)).toBe(0);
     expect(await eventsOf(t, decodeId(conv.id, "Conversation"), "message.sent")).toHaveLength(1);
 
-    // A process that stops between the commit and the first attempt: the job, due after
-    // the retry delay (1 s here), makes the attempt.
-    const boss = t.app.jobs.boss;
-    const handedOver: string[] = [];
+    // A process that stops between the commit and the first attempt: the message stays
+    // QUEUED with no job until the rescue sweep gives it one.
+    const schedule = (data: { tenantId: string; messageId: string }) =>
+      t.app.jobs.schedule(SEND_MESSAGE_QUEUE, { ...data }, { retryLimit: 2, retryDelaySeconds: 1 });
+    const handedOver: unknown[] = [];
     t.app.jobs.setImmediateHandler(SEND_MESSAGE_QUEUE, {
-      run: (jobs) => {
-        handedOver.push(...jobs.map((j) => j.id));
+      run: (work) => {
+        handedOver.push(...work);
       },
       drain: async () => {},
     });
     try {
       const r2 = await t.ok(REPLY, { c: conv.id, i: { text: "later" } }, supervisor.key);
       const id2 = decodeId(r2.replyToConversation.id, "Message");
-      const job = (
-        await t.db.db.execute<{ id: string; state: string; delay: number }>(
-          sql`SELECT id, state, extract(epoch FROM start_after - created_on)::float8 AS delay
-              FROM pgboss.job WHERE name = ${SEND_MESSAGE_QUEUE} AND data->>'messageId' = ${id2}`,
-        )
-      )[0]!;
-      expect(handedOver).toEqual([job.id]);
-      expect(job.delay).toBeGreaterThan(0.5);
+      expect(handedOver).toEqual([{ tenantId: t.tenantId, messageId: id2 }]);
+      expect(await jobsFor(id2)).toBe(0);
+      const rescued = () => rescueUnscheduledSends(t.app.engine, schedule);
+      // Too young to be given up on by its process.
+      expect(await rescued()).toBe(0);
+      await t.db.db.execute(
+        sql`UPDATE message SET updated_at = now() - make_interval(mins => ${UNATTEMPTED_SEND_MINUTES + 1}) WHERE id = ${id2}`,
+      );
+      expect(await rescued()).toBe(1);
+      expect(await jobsFor(id2)).toBe(1);
+      // A job is pending: not scheduled twice.
+      expect(await rescued()).toBe(0);
       const m2 = await waitForStatus(t, id2, ["SENT", "FAILED"]);
       expect(m2.outboundStatus).toBe("SENT");
       expect(m2.sendAttempts).toBe(1);
-      // Sent by the pg-boss worker, which completes the job after its handler returned.
-      while ((await boss.getJobById(SEND_MESSAGE_QUEUE, job.id))?.state !== "completed")
-        await new Promise((res) => setTimeout(res, 20));
+      expect(await eventsOf(t, decodeId(conv.id, "Conversation"), "message.sent")).toHaveLength(2);
     } finally {
       t.app.jobs.setImmediateHandler(
         SEND_MESSAGE_QUEUE,
-        immediateSendHandler(
-          t.app.engine,
-          boss,
-          SEND_MESSAGE_QUEUE,
-          { workers: 2, batchSize: 20 },
-          silentLogger,
-        ),
+        immediateSendHandler(t.app.engine, schedule, { workers: 2, batchSize: 20 }, silentLogger),
       );
     }
   });
 
-  it("an immediate attempt whose SENT record fails leaves the acceptance in its job, which records it without sending again", async () => {
+  it("an immediate attempt whose SENT record fails schedules a job carrying the acceptance, which records it without sending again", async () => {
     const q = await handlerQueue("send-test-immediate", { retryLimit: 5 });
+    const boss = t.app.jobs.boss;
     const handler = immediateSendHandler(
       t.app.engine,
-      t.app.jobs.boss,
-      "send-test-immediate",
+      (data) => boss.send("send-test-immediate", data),
       { workers: 2, batchSize: 10 },
       silentLogger,
     );
@@ -698,33 +695,39 @@ describe("delivery outcomes", () => {
       CREATE TRIGGER refuse_sent_test2 BEFORE UPDATE ON message FOR EACH ROW
         WHEN (NEW.outbound_status = 'SENT' AND NEW.id = '${m.id}'::uuid) EXECUTE FUNCTION refuse_sent_test2();`),
     );
-    const jobId = await q.send({ tenantId: t.tenantId, messageId: m.id });
-    // A job for a message that is already SENT: nothing to do, the job is deleted.
+    // And a message already SENT: nothing to do, no job.
     const done = await deliveredReply("Immediate skipped");
-    const doneJob = await q.send({ tenantId: t.tenantId, messageId: done.id });
+    let jobId: string;
     try {
       handler.run([
-        { id: jobId, data: { tenantId: t.tenantId, messageId: m.id } },
-        { id: doneJob, data: { tenantId: t.tenantId, messageId: done.id } },
+        { tenantId: t.tenantId, messageId: m.id },
+        { tenantId: t.tenantId, messageId: done.id },
       ]);
       await handler.drain();
       expect(m.copies()).toBe(2);
       expect(done.copies()).toBe(1);
       const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
       expect(row!.outboundStatus).toBe("SENDING");
-      const job = await q.job(jobId);
-      expect(job.state).toBe("created");
-      expect(job.output).toMatchObject({
-        error: expect.stringMatching(/record refused/),
-        accepted: { at: acceptedAt, accepted: expect.arrayContaining(["alice@customer.example"]) },
-      });
-      expect(await t.app.jobs.boss.getJobById("send-test-immediate", doneJob)).toBeNull();
+      const jobs = await t.db.db.execute<{ id: string; data: Record<string, unknown> }>(
+        sql`SELECT id, data FROM pgboss.job WHERE name = 'send-test-immediate'`,
+      );
+      expect(jobs.map((j) => j.data)).toEqual([
+        {
+          tenantId: t.tenantId,
+          messageId: m.id,
+          accepted: expect.objectContaining({
+            at: acceptedAt,
+            accepted: expect.arrayContaining(["alice@customer.example"]),
+          }),
+        },
+      ]);
+      jobId = jobs[0]!.id;
     } finally {
       await t.db.db.execute(
         sql.raw("DROP TRIGGER refuse_sent_test2 ON message; DROP FUNCTION refuse_sent_test2();"),
       );
     }
-    // The job, when it runs, records the acceptance and sends nothing.
+    // The job records the acceptance and sends nothing.
     expect(await q.attempt()).toBe(1);
     expect((await q.job(jobId)).state).toBe("completed");
     expect(m.copies()).toBe(2);

@@ -16,7 +16,6 @@ import {
 import type { EngineContext } from "../context.js";
 import type { ConversationStatus } from "../domain.js";
 import { appendEvents, type NewEvent } from "../events.js";
-import type { ScheduledJob } from "../jobs.js";
 import { nextWorkingDate } from "../time/calendar.js";
 import {
   AUTO_REPLY_TRIGGERS,
@@ -129,7 +128,7 @@ export type AutoReplyOutcome =
 
 export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): Promise<AutoReplyOutcome> {
   if (!AUTO_REPLY_TRIGGERS.includes(data.trigger)) return { status: "skipped" };
-  const sends: ScheduledJob<SendJobData>[] = [];
+  const sends: SendJobData[] = [];
   const out = await ctx.db.transaction(async (tx): Promise<AutoReplyOutcome> => {
     const [row] = await tx
       .select({ m: message, c: conversation, t: tenant, q: queue, tpl: autoReplyTemplate })

@@ -79,7 +79,7 @@ export interface DeliveryJob {
 }
 
 /** Longer than the SMTP socket timeout (60 s) plus the pool's queueing: a live send is never stolen. */
-const STALE_SENDING_MINUTES = 10;
+export const STALE_SENDING_MINUTES = 10;
 const STALE_SENDING = `${STALE_SENDING_MINUTES} minutes`;
 /** pg-boss's default job expiry: a job whose worker died is retried after this. */
 const JOB_EXPIRY_MINUTES = 15;

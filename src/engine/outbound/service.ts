@@ -5,7 +5,6 @@ import type { EngineContext } from "../context.js";
 import { getConversation } from "../conversations.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents } from "../events.js";
-import type { ScheduledJob } from "../jobs.js";
 import { assignStartedConversation, startCustomerResponseCountdown } from "../routing/actions.js";
 import { lockTenantRouting } from "../routing/service.js";
 import { recordAgentReplySla } from "../sla.js";
@@ -248,7 +247,7 @@ async function composeOnConversation(
   const attachments = decodeAttachments(input.attachments);
   const explicit = (input.to?.length ?? 0) + (input.cc?.length ?? 0) + (input.bcc?.length ?? 0) > 0;
   // BEGIN rides along with the reads: three round trips in all (reads, writes, COMMIT).
-  const sends: ScheduledJob<SendJobData>[] = [];
+  const sends: SendJobData[] = [];
   const result = await pipelinedTransaction(ctx.db, async (tx) => {
     // Round trip 1: every read, hand-written (outbound/reads.ts) and pipelined —
     // postgres.js sends concurrent queries on the transaction's connection together and
@@ -356,7 +355,7 @@ export async function startConversation(
     .check(input.to.length > 0, "to", "at least one recipient")
     .check(input.subject.trim() !== "", "subject", "must not be empty")
     .throwIfAny();
-  const sends: ScheduledJob<SendJobData>[] = [];
+  const sends: SendJobData[] = [];
   const result = await ctx.db.transaction(async (tx) => {
     // The new conversation is assigned to its author below, under the tenant routing lock;
     // taking it first keeps the lock order of a routing pass (routing lock, then rows such
@@ -520,7 +519,7 @@ export async function retryMessage(ctx: EngineContext, viewer: Viewer, messageId
     .where(and(eq(message.id, messageId), eq(message.tenantId, viewer.tenantId)));
   if (!m) throw new NotFoundError("Message", messageId);
   const visible = await getConversation(ctx, viewer, m.conversationId);
-  const sends: ScheduledJob<SendJobData>[] = [];
+  const sends: SendJobData[] = [];
   const result = await ctx.db.transaction(async (tx) => {
     const [row] = await tx
       .update(message)

@@ -14,7 +14,6 @@ import {
 import type { EngineContext } from "../context.js";
 import { ValidationError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
-import type { ScheduledJob } from "../jobs.js";
 import type { MailAddress } from "./address.js";
 import type { AddressSettings, ComposedMail } from "./compose.js";
 import { ComposeError } from "./errors.js";
@@ -188,8 +187,8 @@ export interface QueueOutboundArgs {
   isAutoReply: boolean;
   /** Extra events written with the message (e.g. auto_reply.queued). */
   events?: (messageId: string) => NewEvent[];
-  /** Collects the send job, for `startSends` after the commit. */
-  sends: ScheduledJob<SendJobData>[];
+  /** Collects the send, for `startSends` after the commit. */
+  sends: SendJobData[];
 }
 
 type MessageRow = typeof message.$inferSelect;
@@ -298,20 +297,23 @@ export function sendRetryPolicy(ctx: EngineContext): SendRetryPolicy {
 }
 
 /**
- * Schedules the message's send job on the transaction and adds it to `sends`, which the
- * caller hands to `startSends` after the commit. In a process that makes first attempts
- * itself (`ctx.jobs.runsNow`) the job starts only after the retry delay: it is the first
- * retry, and the safety net should the process stop before the first attempt.
+ * The message's send, for `startSends` after the commit. In a process that makes first
+ * attempts itself (`ctx.jobs.runsNow`) that is all: the QUEUED row is the durable record,
+ * the attempt is made right after the commit, a retry job is scheduled only when one is
+ * needed, and a sweep schedules a job for a send no process attempted
+ * (`src/jobs/send-message.ts`). Elsewhere a `send-message` job is scheduled on the
+ * transaction, due at once.
  */
 export async function scheduleSend(
   tx: Tx,
   ctx: EngineContext,
   data: SendJobData,
-  sends: ScheduledJob<SendJobData>[],
+  sends: SendJobData[],
 ): Promise<void> {
+  sends.push(data);
+  if (ctx.jobs.runsNow?.(SEND_MESSAGE_QUEUE)) return;
   const retry = sendRetryPolicy(ctx);
-  const runsNow = ctx.jobs.runsNow?.(SEND_MESSAGE_QUEUE) ?? false;
-  const id = await ctx.jobs.schedule(
+  await ctx.jobs.schedule(
     SEND_MESSAGE_QUEUE,
     { ...data },
     {
@@ -319,15 +321,13 @@ export async function scheduleSend(
       retryLimit: retry.limit,
       retryDelaySeconds: retry.delaySeconds,
       retryBackoff: retry.backoff,
-      ...(runsNow ? { startAfter: new Date(Date.now() + retry.delaySeconds * 1000) } : {}),
     },
   );
-  if (id) sends.push({ id, data });
 }
 
 /** After the commit that queued `sends`: their first attempt now (or the workers woken). */
-export function startSends(ctx: EngineContext, sends: readonly ScheduledJob<SendJobData>[]): void {
+export function startSends(ctx: EngineContext, sends: readonly SendJobData[]): void {
   if (sends.length === 0) return;
-  if (ctx.jobs.runNow) ctx.jobs.runNow(SEND_MESSAGE_QUEUE, sends as unknown as readonly ScheduledJob[]);
+  if (ctx.jobs.runNow) ctx.jobs.runNow(SEND_MESSAGE_QUEUE, sends as unknown as Record<string, unknown>[]);
   else ctx.jobs.wake?.(SEND_MESSAGE_QUEUE);
 }
