@@ -25,7 +25,7 @@ export interface JobRunner extends JobScheduler {
   addWorkers(name: string, workerIds: string[]): void;
   /**
    * The handler `runNow(name, work)` hands freshly committed work of `name` to; `stop()`
-   * stops handing it over and waits for its `drain()` before stopping pg-boss.
+   * stops handing it over and waits for the handler's `stop()` before stopping pg-boss.
    */
   setImmediateHandler(name: string, handler: ImmediateHandler): void;
   stop(): Promise<void>;
@@ -36,6 +36,8 @@ export interface ImmediateHandler {
   run(work: readonly Record<string, unknown>[]): void;
   /** Resolves when everything handed over so far has been handled. */
   drain(): Promise<void>;
+  /** Shutdown: what has not started becomes jobs (for any instance); waits for the rest. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -216,7 +218,7 @@ export async function startJobRunner(url: string, log: Logger): Promise<JobRunne
     async stop() {
       const handlers = [...immediate.values()];
       immediate.clear();
-      await Promise.all(handlers.map((h) => h.drain()));
+      await Promise.all(handlers.map((h) => h.stop()));
       await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
     },
   };

@@ -179,6 +179,21 @@ export function immediateSendHandler(
       if (running < opts.workers) queueMicrotask(pump);
     },
     drain: () => idle,
+    async stop() {
+      // Not started yet: a job each, due at once, so another instance (or this one after
+      // a restart) sends them without waiting for the rescue sweep.
+      const left = waiting.splice(0);
+      for (const data of left) {
+        await schedule(data, 0).catch((err: unknown) =>
+          log.error(
+            { err, messageId: data.messageId },
+            "handing a send to a job failed; the rescue sweep will",
+          ),
+        );
+      }
+      pump();
+      await idle;
+    },
   };
 }
 

@@ -646,6 +646,7 @@ describe("delivery outcomes", () => {
         handedOver.push(...work);
       },
       drain: async () => {},
+      stop: async () => {},
     });
     try {
       const r2 = await t.ok(REPLY, { c: conv.id, i: { text: "later" } }, supervisor.key);
@@ -671,6 +672,35 @@ describe("delivery outcomes", () => {
         SEND_MESSAGE_QUEUE,
         immediateSendHandler(t.app.engine, schedule, { workers: 2, batchSize: 20 }, silentLogger),
       );
+    }
+  });
+
+  it("a stopping process hands the sends it has not started to jobs, which any instance runs", async () => {
+    // Queued as a reply would be, but not handed to the app's handler: messages reset to
+    // QUEUED after a first delivery stand in for freshly committed ones.
+    const ms = [await deliveredReply("Stop 1"), await deliveredReply("Stop 2")];
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'QUEUED', sent_at = NULL
+          WHERE id IN (${ms[0]!.id}, ${ms[1]!.id})`,
+    );
+    const scheduled: { data: unknown; delay: number }[] = [];
+    const handler = immediateSendHandler(
+      t.app.engine,
+      async (data, delay) => {
+        scheduled.push({ data, delay });
+        return t.app.jobs.schedule(SEND_MESSAGE_QUEUE, { ...data }, { retryLimit: 2, retryDelaySeconds: 1 });
+      },
+      { workers: 1, batchSize: 1 },
+      silentLogger,
+    );
+    handler.run(ms.map((m) => ({ tenantId: t.tenantId, messageId: m.id })));
+    // Stopped before its first batch started: both become jobs due now, nothing is sent here.
+    await handler.stop();
+    expect(scheduled).toEqual(ms.map((m) => ({ data: { tenantId: t.tenantId, messageId: m.id }, delay: 0 })));
+    for (const m of ms) {
+      const row = await waitForStatus(t, m.id, ["SENT", "FAILED"]);
+      expect(row.outboundStatus).toBe("SENT");
+      expect(m.copies()).toBe(2);
     }
   });
 
