@@ -72,3 +72,8 @@ export class Problems {
     if (this.list.length > 0) throw new ValidationError(this.list);
   }
 }
+
+/** What a caught value says, for a log line or a stored reason: an Error's message, else the value as text. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

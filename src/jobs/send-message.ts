@@ -1,6 +1,7 @@
 import type PgBoss from "pg-boss";
 import { rawClient } from "../db/client.js";
 import type { EngineContext } from "../engine/context.js";
+import { errorText } from "../engine/errors.js";
 import { type AutoReplyJobData, runAutoReply } from "../engine/outbound/auto-reply-service.js";
 import {
   type AcceptedSend,
@@ -90,7 +91,7 @@ export function sendBatchHandler(
       // with its job). A message left SENDING by the claim is `busy` for the retries until
       // STALE_SENDING has passed, then claimed again.
       log.error({ err, jobs: jobs.length }, "send batch crashed");
-      const error = err instanceof Error ? err.message : String(err);
+      const error = errorText(err);
       jobs.forEach((job, i) => {
         const accepted = input[i]!.acceptedEarlier;
         failed.push({ id: job.id, output: accepted ? { error, accepted } : { error } });

@@ -15,6 +15,7 @@ import {
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { ConversationStatus } from "../domain.js";
+import { errorText } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import { nextWorkingDate } from "../time/calendar.js";
 import {
@@ -230,7 +231,7 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
         },
       );
     } catch (err) {
-      return suppress("NO_SENDING_ADDRESS", err instanceof Error ? err.message : String(err));
+      return suppress("NO_SENDING_ADDRESS", errorText(err));
     }
 
     const [ct] = await tx.select().from(contact).where(eq(contact.id, c.contactId));
@@ -315,7 +316,7 @@ export async function runAutoReply(ctx: EngineContext, data: AutoReplyJobData): 
         timeZone: t.timeZone,
       });
     } catch (err) {
-      return suppress("COMPOSE_FAILED", err instanceof Error ? err.message : String(err));
+      return suppress("COMPOSE_FAILED", errorText(err));
     }
     const queued = await queueOutbound(tx, ctx, {
       tenantId: t.id,

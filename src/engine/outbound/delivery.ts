@@ -3,6 +3,7 @@ import { rawClient, type Tx } from "../../db/client.js";
 import { rowDecoder } from "../../db/fast.js";
 import { contact, conversation, mailAccount, message, type RecipientFailure } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
+import { errorText } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import type { ComposedMail } from "./compose.js";
 import type {
@@ -244,7 +245,7 @@ export async function deliverBatch(
     } catch (err) {
       // Nothing was handed to the relay (the sender reports SMTP outcomes as results):
       // this message is retried on its own, the rest of the batch is still recorded.
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorText(err);
       result = {
         ok: false,
         kind: "transient",
@@ -303,10 +304,6 @@ type Sent = { m: Claimed; queueId: string | null; result: SendSuccess };
 /** A job's identity in a batch: its tenant and message (a foreign tenant's job must not share a result). */
 function jobKey(x: { tenantId: string; messageId: string } | { tenantId: string; id: string }): string {
   return `${x.tenantId}/${"messageId" in x ? x.messageId : x.id}`;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function acceptedSend(r: SendSuccess, at: Date): AcceptedSend {
@@ -508,23 +505,23 @@ async function recordFailure(
   markRecipients: boolean,
   failure?: SendFailure,
 ): Promise<void> {
-  await ctx.db.transaction((tx) => writeFailure(tx, ctx, m, reason, markRecipients, failure));
+  await ctx.db.transaction((tx) => writeFailure(tx, ctx, m, reason, { markRecipients, failure }));
   ctx.hub.wake();
 }
 
 /**
  * FAILED with the reason and a `message.failed` event, in the caller's transaction. The
- * event's `kind` is the SMTP failure's, else `kind` ("configuration" unless said otherwise).
+ * event's `kind` is the SMTP failure's, else `kind` ("configuration" unless said otherwise);
+ * `markRecipients` marks the To/Cc contacts undeliverable.
  */
 async function writeFailure(
   tx: Tx,
   ctx: EngineContext,
   m: Claimed,
   reason: string,
-  markRecipients: boolean,
-  failure?: SendFailure,
-  kind = "configuration",
+  opts: { markRecipients: boolean; failure?: SendFailure; kind?: string },
 ): Promise<void> {
+  const { markRecipients, failure, kind = "configuration" } = opts;
   const now = ctx.clock.now();
   await tx
     .update(message)
@@ -618,9 +615,7 @@ export async function giveUpOrphanedSends(ctx: EngineContext, limit = 200): Prom
         m,
         `gave up: no delivery outcome recorded ${minutes} minutes after attempt ${m.sendAttempts}` +
           " (whether the relay accepted it is unknown)",
-        false,
-        undefined,
-        "no_outcome",
+        { markRecipients: false, kind: "no_outcome" },
       );
     }
     return rows.length;
