@@ -155,7 +155,7 @@ const app = await startSwitchboard(
     SEND_WORKERS: process.env.SEND_WORKERS ?? "4",
     SEND_BATCH_SIZE: process.env.SEND_BATCH_SIZE ?? "100",
     SEND_POLL_MS: process.env.SEND_POLL_MS ?? "500",
-    SEND_SMTP_CONNECTIONS: process.env.SEND_SMTP_CONNECTIONS ?? "8",
+    SEND_SMTP_CONNECTIONS: process.env.SEND_SMTP_CONNECTIONS ?? "16",
   }),
   { log: silentLogger, ...(COUNT ? { onQuery: countStatement } : {}) },
 );
