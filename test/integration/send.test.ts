@@ -610,6 +610,44 @@ describe("delivery outcomes", () => {
   }
 
   /** A reply delivered by the app, then put back in the state a test needs (SQL). */
+  /**
+   * Back to QUEUED, with a real database error at the record step: a trigger refusing
+   * this message's SENT. Returns what drops the trigger again.
+   */
+  async function requeueRefusingSent(id: string): Promise<() => Promise<unknown>> {
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'QUEUED', sent_at = NULL WHERE id = ${id}`,
+    );
+    await t.db.db.execute(
+      sql.raw(`
+      CREATE FUNCTION refuse_sent_test() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'record refused (test)'; END $$;
+      CREATE TRIGGER refuse_sent_test BEFORE UPDATE ON message FOR EACH ROW
+        WHEN (NEW.outbound_status = 'SENT' AND NEW.id = '${id}'::uuid) EXECUTE FUNCTION refuse_sent_test();`),
+    );
+    return () =>
+      t.db.db.execute(sql.raw("DROP TRIGGER refuse_sent_test ON message; DROP FUNCTION refuse_sent_test();"));
+  }
+
+  /**
+   * The job's next attempt records the acceptance an earlier attempt could not: completed,
+   * SENT at the acceptance time, no copy sent beyond the two the test made.
+   */
+  async function expectRecordedOnce(
+    q: Awaited<ReturnType<typeof handlerQueue>>,
+    jobId: string,
+    m: Awaited<ReturnType<typeof deliveredReply>>,
+    acceptedAt: string,
+  ) {
+    expect(await q.attempt()).toBe(1);
+    expect((await q.job(jobId)).state).toBe("completed");
+    expect(m.copies()).toBe(2);
+    const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
+    expect(row!.outboundStatus).toBe("SENT");
+    expect(row!.sentAt!.toISOString()).toBe(acceptedAt);
+    return row!;
+  }
+
   async function deliveredReply(subject: string) {
     const conv = await inbound(addr, { subject });
     const r = await t.ok(REPLY, { c: conv.id, i: { text: subject } }, supervisor.key);
@@ -715,16 +753,7 @@ describe("delivery outcomes", () => {
     );
     const m = await deliveredReply("Immediate unrecorded");
     const acceptedAt = clock.now().toISOString();
-    await t.db.db.execute(
-      sql`UPDATE message SET outbound_status = 'QUEUED', sent_at = NULL WHERE id = ${m.id}`,
-    );
-    await t.db.db.execute(
-      sql.raw(`
-      CREATE FUNCTION refuse_sent_test2() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN RAISE EXCEPTION 'record refused (test)'; END $$;
-      CREATE TRIGGER refuse_sent_test2 BEFORE UPDATE ON message FOR EACH ROW
-        WHEN (NEW.outbound_status = 'SENT' AND NEW.id = '${m.id}'::uuid) EXECUTE FUNCTION refuse_sent_test2();`),
-    );
+    const allowSent = await requeueRefusingSent(m.id);
     // And a message already SENT: nothing to do, no job.
     const done = await deliveredReply("Immediate skipped");
     let jobId: string;
@@ -753,17 +782,10 @@ describe("delivery outcomes", () => {
       ]);
       jobId = jobs[0]!.id;
     } finally {
-      await t.db.db.execute(
-        sql.raw("DROP TRIGGER refuse_sent_test2 ON message; DROP FUNCTION refuse_sent_test2();"),
-      );
+      await allowSent();
     }
     // The job records the acceptance and sends nothing.
-    expect(await q.attempt()).toBe(1);
-    expect((await q.job(jobId)).state).toBe("completed");
-    expect(m.copies()).toBe(2);
-    const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
-    expect(row!.outboundStatus).toBe("SENT");
-    expect(row!.sentAt!.toISOString()).toBe(acceptedAt);
+    await expectRecordedOnce(q, jobId, m, acceptedAt);
   });
 
   it("a job whose message a crashed attempt left SENDING is retried, not completed, and takes it over once stale", async () => {
@@ -877,17 +899,7 @@ describe("delivery outcomes", () => {
     });
     const m = await deliveredReply("Unrecorded");
     const acceptedAt = clock.now().toISOString();
-    await t.db.db.execute(
-      sql`UPDATE message SET outbound_status = 'QUEUED', sent_at = NULL WHERE id = ${m.id}`,
-    );
-    // A real database error at the record step: a trigger refusing this message's SENT.
-    await t.db.db.execute(
-      sql.raw(`
-      CREATE FUNCTION refuse_sent_test() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN RAISE EXCEPTION 'record refused (test)'; END $$;
-      CREATE TRIGGER refuse_sent_test BEFORE UPDATE ON message FOR EACH ROW
-        WHEN (NEW.outbound_status = 'SENT' AND NEW.id = '${m.id}'::uuid) EXECUTE FUNCTION refuse_sent_test();`),
-    );
+    const allowSent = await requeueRefusingSent(m.id);
     const jobId = await q.send({ tenantId: t.tenantId, messageId: m.id });
     try {
       expect(await q.attempt()).toBe(1);
@@ -904,21 +916,14 @@ describe("delivery outcomes", () => {
       expect(await q.attempt()).toBe(1);
       expect((await q.job(jobId)).output).toMatchObject({ accepted: { at: acceptedAt } });
     } finally {
-      await t.db.db.execute(
-        sql.raw("DROP TRIGGER refuse_sent_test ON message; DROP FUNCTION refuse_sent_test();"),
-      );
+      await allowSent();
     }
     // Even once the claim is stale, the retry records what was accepted and sends nothing.
     await t.db.db.execute(
       sql`UPDATE message SET updated_at = now() - interval '11 minutes' WHERE id = ${m.id}`,
     );
-    expect(await q.attempt()).toBe(1);
-    expect((await q.job(jobId)).state).toBe("completed");
-    expect(m.copies()).toBe(2);
-    const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
-    expect(row!.outboundStatus).toBe("SENT");
-    expect(row!.sentAt!.toISOString()).toBe(acceptedAt);
-    expect(row!.sendAttempts).toBe(m.attempts + 1);
+    const row = await expectRecordedOnce(q, jobId, m, acceptedAt);
+    expect(row.sendAttempts).toBe(m.attempts + 1);
     const sentEvents = (await eventsOf(t, m.conversationId, "message.sent")).filter(
       (e) => (e.payload as { messageId: string }).messageId === m.id,
     );
