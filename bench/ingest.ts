@@ -51,7 +51,9 @@ const N = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
 const CONCURRENCY = 4;
 /** BENCH_PHASES=imap (or e.g. smtp,lag): only these measured phases; the warm-up always runs. */
-const PHASES = new Set((process.env.BENCH_PHASES ?? "smtp,imap,lag,baseline").split(",").map((p) => p.trim()));
+const PHASES = new Set(
+  (process.env.BENCH_PHASES ?? "smtp,imap,lag,baseline").split(",").map((p) => p.trim()),
+);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
