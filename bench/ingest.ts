@@ -19,7 +19,8 @@
  *   the driver's debug option, which captures a stack trace per query); with BENCH_PGSS=1 (or
  *   all) PostgreSQL's own time per statement (pg_stat_statements, bench/pgss.ts).
  *
- * BENCH_WARMUP=n changes the unmeasured warm-up (default 300 messages).
+ * BENCH_WARMUP=n changes the unmeasured warm-up (default 300 messages). BENCH_PHASES=imap
+ * (or a comma list of smtp, imap, lag, baseline) runs only those phases; default all.
  *   npm run bench -- ingest [messages=5000] [runs=3]
  *
  * DATABASE_URL is used when set (a scratch database is created on it); otherwise an
@@ -49,6 +50,10 @@ import { pgssPrint, pgssReset, pgssSettings } from "./pgss.js";
 const N = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
 const CONCURRENCY = 4;
+/** BENCH_PHASES=imap (or e.g. smtp,lag): only these measured phases; the warm-up always runs. */
+const PHASES = new Set(
+  (process.env.BENCH_PHASES ?? "smtp,imap,lag,baseline").split(",").map((p) => p.trim()),
+);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -235,6 +240,7 @@ async function imapRun(run: number): Promise<{ perS: number } & Cpu> {
       }
     }),
   );
+  console.log(`imap run ${run}: backlog of ${N} appended, draining`);
   const t0 = performance.now();
   const cpu = await withCpu(N, async () => ({ status: await app.imap.pollAccount(acc!.id) }));
   const secs = (performance.now() - t0) / 1000;
@@ -286,10 +292,11 @@ const imap: ({ perS: number } & Cpu)[] = [];
 const lag: number[] = [];
 const base: number[] = [];
 for (let run = 1; run <= RUNS; run++) {
-  base.push(await baselineRun());
-  smtp.push(await withCpu(N, () => smtpRun(run)));
-  imap.push(await imapRun(run));
-  lag.push(await lagRun());
+  const skipped = { perS: 0, p50: 0, p99: 0, nodeCpuMs: 0, pgCpuMs: null };
+  base.push(PHASES.has("baseline") ? await baselineRun() : 0);
+  smtp.push(PHASES.has("smtp") ? await withCpu(N, () => smtpRun(run)) : skipped);
+  imap.push(PHASES.has("imap") ? await imapRun(run) : skipped);
+  lag.push(PHASES.has("lag") ? await lagRun() : 0);
   const s = smtp.at(-1)!;
   const i = imap.at(-1)!;
   const cpu = (c: Cpu) =>
