@@ -160,6 +160,7 @@ const app = await startSwitchboard(
     SECRET_KEY: "33".repeat(32),
     LOG_LEVEL: "silent",
     ...(process.env.PARSE_WORKERS ? { PARSE_WORKERS: process.env.PARSE_WORKERS } : {}),
+    ...(process.env.IMAP_BATCH_SIZE ? { IMAP_BATCH_SIZE: process.env.IMAP_BATCH_SIZE } : {}),
   }),
   {
     log: silentLogger,
