@@ -9,6 +9,7 @@ import {
   deliverBatch,
   giveUpOrphanedSends,
   markGivenUp,
+  needsAnotherAttempt,
   STALE_SENDING_MINUTES,
 } from "../engine/outbound/delivery.js";
 import {
@@ -16,6 +17,7 @@ import {
   SEND_MESSAGE_DEAD_LETTER,
   SEND_MESSAGE_QUEUE,
   type SendJobData,
+  scheduleSendJob,
   sendRetryPolicy,
 } from "../engine/outbound/store.js";
 import { type ImmediateHandler, type JobRunner, registerSweep } from "./boss.js";
@@ -50,10 +52,17 @@ interface SendJobOutput {
   accepted?: AcceptedSend;
 }
 
-/** The acceptance a job carries: in its output (a failed attempt's) or its data (an immediate attempt's). */
-function acceptedOf(output: unknown): AcceptedSend | null {
-  const accepted = (output as Partial<SendJobOutput> | null | undefined)?.accepted;
-  return accepted && typeof accepted.at === "string" ? accepted : null;
+/**
+ * The acceptance a job carries: in its output (left by a failed attempt of this job) or in
+ * its data (an immediate attempt's, `immediateSendHandler`). pg-boss copies both to the
+ * dead letter, so its handler reads them the same way.
+ */
+function carriedAcceptance(job: { data: unknown; output?: unknown }): AcceptedSend | null {
+  for (const holder of [job.output, job.data]) {
+    const accepted = (holder as Partial<SendJobOutput> | null | undefined)?.accepted;
+    if (accepted && typeof accepted.at === "string") return accepted;
+  }
+  return null;
 }
 
 /**
@@ -73,13 +82,13 @@ export function sendBatchHandler(
     const input = jobs.map((job) => ({
       data: job.data,
       finalAttempt: job.retryCount >= job.retryLimit,
-      acceptedEarlier: acceptedOf(job.output) ?? acceptedOf(job.data),
+      acceptedEarlier: carriedAcceptance(job),
     }));
     try {
       const results = await deliverBatch(ctx, input);
       results.forEach((r, i) => {
         const job = jobs[i]!;
-        if (r.outcome === "retry" || r.outcome === "busy" || r.outcome === "unrecorded") {
+        if (needsAnotherAttempt(r.outcome)) {
           const error = r.error ?? (r.outcome === "busy" ? "claimed and not yet stale" : "transient");
           failed.push({ id: job.id, output: r.accepted ? { error, accepted: r.accepted } : { error } });
         } else if (r.outcome === "failed")
@@ -141,7 +150,7 @@ export function immediateSendHandler(
     for (const [i, r] of results.entries()) {
       const data = batch[i]!;
       if (r.outcome === "failed") log.warn({ messageId: data.messageId, error: r.error }, "send failed");
-      if (r.outcome !== "retry" && r.outcome !== "busy" && r.outcome !== "unrecorded") continue;
+      if (!needsAnotherAttempt(r.outcome)) continue;
       try {
         await schedule(
           r.outcome === "unrecorded" && r.accepted ? { ...data, accepted: r.accepted } : data,
@@ -210,11 +219,11 @@ export const UNATTEMPTED_SEND_MINUTES = 2;
  */
 export async function rescueUnscheduledSends(
   ctx: EngineContext,
-  schedule: (data: SendJobData) => Promise<unknown>,
+  schedule: (data: SendJobData, attempted: boolean) => Promise<unknown>,
   limit = 200,
 ): Promise<number> {
-  const rows = await rawClient(ctx.db)<{ tenant_id: string; id: string }[]>`
-    SELECT m.tenant_id, m.id FROM message m
+  const rows = await rawClient(ctx.db)<{ tenant_id: string; id: string; send_attempts: number }[]>`
+    SELECT m.tenant_id, m.id, m.send_attempts FROM message m
     WHERE m.direction = 'OUTBOUND' AND m.outbound_status IN ('QUEUED', 'SENDING')
       -- Not one whose attempts ran out (the dead letter and the orphaned-send sweep's).
       AND m.send_attempts <= ${sendRetryPolicy(ctx).limit}
@@ -227,7 +236,7 @@ export async function rescueUnscheduledSends(
           AND j.data->>'messageId' = m.id::text)
     ORDER BY m.updated_at
     LIMIT ${limit}`;
-  for (const r of rows) await schedule({ tenantId: r.tenant_id, messageId: r.id });
+  for (const r of rows) await schedule({ tenantId: r.tenant_id, messageId: r.id }, r.send_attempts > 0);
   return rows.length;
 }
 
@@ -235,7 +244,7 @@ export async function rescueUnscheduledSends(
 export function sendDeadLetterHandler(ctx: EngineContext, log: EngineContext["log"]) {
   return async (jobs: PgBoss.JobWithMetadata<SendJobData>[]): Promise<void> => {
     for (const job of jobs) {
-      const done = await markGivenUp(ctx, job.data, acceptedOf(job.output));
+      const done = await markGivenUp(ctx, job.data, carriedAcceptance(job));
       if (done === "failed") log.warn({ messageId: job.data.messageId }, "send given up");
       else if (done === "sent")
         log.warn({ messageId: job.data.messageId }, "unrecorded send recorded by the dead letter");
@@ -277,22 +286,13 @@ export async function registerSendJobs(
   runner.addWorkers(SEND_MESSAGE_QUEUE, ids);
   // Commits that queue mail hand their jobs over here (`ctx.jobs.runNow`): first attempts
   // never wait for a poll; the workers above run the retries.
-  const retry = sendRetryPolicy(ctx);
-  const scheduleRetry = (data: SendJobData, delaySeconds = 0) =>
-    runner.schedule(
-      SEND_MESSAGE_QUEUE,
-      { ...data },
-      {
-        // The immediate attempt was the first: the job's first run is the first retry.
-        retryLimit: Math.max(0, retry.limit - 1),
-        retryDelaySeconds: retry.delaySeconds,
-        retryBackoff: retry.backoff,
-        ...(delaySeconds > 0 ? { startAfter: new Date(Date.now() + delaySeconds * 1000) } : {}),
-      },
-    );
+  const scheduleRetry = (data: SendJobData & { accepted?: AcceptedSend }, delaySeconds = 0) =>
+    scheduleSendJob(ctx, data, { afterFirstAttempt: true, delaySeconds });
   runner.setImmediateHandler(SEND_MESSAGE_QUEUE, immediateSendHandler(ctx, scheduleRetry, opts, log));
   await registerSweep(runner, "send-rescue", SEND_RESCUE_INTERVAL_S, async () => {
-    const n = await rescueUnscheduledSends(ctx, (data) => scheduleRetry(data));
+    const n = await rescueUnscheduledSends(ctx, (data, attempted) =>
+      scheduleSendJob(ctx, data, { afterFirstAttempt: attempted }),
+    );
     if (n > 0) log.warn({ messages: n }, "sends no process attempted scheduled as jobs");
   });
   await boss.work<SendJobData>(

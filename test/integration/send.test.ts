@@ -850,6 +850,37 @@ describe("delivery outcomes", () => {
     expect(stuck.copies()).toBe(1);
   });
 
+  it("the dead letter records an acceptance carried in the job's data (an immediate attempt's) instead of failing the send", async () => {
+    const m = await deliveredReply("Dead letter, accepted");
+    // What an immediate attempt leaves when the relay accepted but SENT could not be
+    // recorded: the row SENDING, the acceptance in the data of the job it scheduled. The
+    // job then expired (its worker died), so it reached the dead letter with no output.
+    await t.db.db.execute(
+      sql`UPDATE message SET outbound_status = 'SENDING', sent_at = NULL WHERE id = ${m.id}`,
+    );
+    const at = new Date(Date.UTC(2026, 0, 2, 3, 4, 5)).toISOString();
+    const job = {
+      id: randomUUID(),
+      data: {
+        tenantId: t.tenantId,
+        messageId: m.id,
+        accepted: {
+          at,
+          response: "250 ok",
+          accepted: ["alice@customer.example"],
+          rejected: [],
+          rejectedRecipients: [],
+        },
+      },
+      output: null,
+    };
+    await sendDeadLetterHandler(t.app.engine, silentLogger)([job as never]);
+    const [row] = await t.db.db.select().from(message).where(eq(message.id, m.id));
+    expect(row!.outboundStatus).toBe("SENT");
+    expect(row!.sentAt!.toISOString()).toBe(at);
+    expect(m.copies()).toBe(1);
+  });
+
   it("the sweep gives up a send left SENDING past every retry a job could still make (FAILED, event), and nothing younger or recorded", async () => {
     const orphan = await deliveredReply("Orphaned send");
     const young = await deliveredReply("Claimed just inside the threshold");

@@ -51,6 +51,14 @@ import { type SendJobData, sendRetryPolicy } from "./store.js";
  */
 export type DeliveryOutcome = "sent" | "failed" | "retry" | "busy" | "unrecorded" | "skipped";
 
+/**
+ * Outcomes after which the send needs another attempt, as a job: a transient failure, a
+ * claim held by someone else, an acceptance not yet recorded. The others are final.
+ */
+export function needsAnotherAttempt(outcome: DeliveryOutcome): boolean {
+  return outcome === "retry" || outcome === "busy" || outcome === "unrecorded";
+}
+
 export interface DeliveryResult {
   outcome: DeliveryOutcome;
   error?: string;

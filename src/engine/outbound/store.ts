@@ -312,15 +312,30 @@ export async function scheduleSend(
 ): Promise<void> {
   sends.push(data);
   if (ctx.jobs.runsNow?.(SEND_MESSAGE_QUEUE)) return;
+  await scheduleSendJob(ctx, data, { db: tx });
+}
+
+/**
+ * A `send-message` job with the configured retry policy, on `db` (written with that
+ * transaction) or else on pg-boss's own pool. `afterFirstAttempt`: an immediate attempt
+ * was made already, so the job's first run is the first retry (one retry fewer: the total
+ * stays `limit + 1` attempts). `delaySeconds`: due that much later, else at once.
+ */
+export async function scheduleSendJob(
+  ctx: EngineContext,
+  data: SendJobData & { accepted?: unknown },
+  opts: { db?: Tx; afterFirstAttempt?: boolean; delaySeconds?: number } = {},
+): Promise<string | null> {
   const retry = sendRetryPolicy(ctx);
-  await ctx.jobs.schedule(
+  return ctx.jobs.schedule(
     SEND_MESSAGE_QUEUE,
     { ...data },
     {
-      db: tx,
-      retryLimit: retry.limit,
+      ...(opts.db ? { db: opts.db } : {}),
+      retryLimit: opts.afterFirstAttempt ? Math.max(0, retry.limit - 1) : retry.limit,
       retryDelaySeconds: retry.delaySeconds,
       retryBackoff: retry.backoff,
+      ...(opts.delaySeconds ? { startAfter: new Date(Date.now() + opts.delaySeconds * 1000) } : {}),
     },
   );
 }
