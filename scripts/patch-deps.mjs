@@ -51,6 +51,67 @@ const byteaEdits = [
   ],
 ];
 
+const COPY_MARK = "/* switchboard: fewer copies */";
+
+/**
+ * postgres.js 3.4.9 copies a large parameter four or five times before the socket: into
+ * the message builder by an exact-size concat (and again when the next field grows it),
+ * the Bind and Execute messages concatenated, then `write` copies the message once more
+ * (`Buffer.from`) or concatenates it with what is pending. Each copy is a new off-heap
+ * buffer, and their churn makes V8 run full collections: a message-sized row (56 KB of
+ * bytea, 26 KB of text) cost this process ~480 µs of CPU (`npm run bench -- pg-params`).
+ * Patched: a value of 8 KB or more (a Buffer bound in binary, or a string, encoded once)
+ * is its own chunk of the Bind message, not copied into it; the messages of a query go
+ * out as a list; pending writes are kept as a list and leave in one write (concatenated
+ * when small, `cork`/`writev` when not); `raw` grows the builder instead of concatenating.
+ * The bytes on the wire are the same.
+ */
+const copyEdits = [
+  [
+    "    , chunk = null\n",
+    "    , chunk = null\n    , chunkBytes = 0\n",
+  ],
+  [
+    "  function write(x, fn) {\n    chunk = chunk ? Buffer.concat([chunk, x]) : Buffer.from(x)\n    if (fn || chunk.length >= 1024)",
+    "  function write(x, fn) {\n    /* switchboard: fewer copies */\n    chunk === null && (chunk = [], chunkBytes = 0)\n    if (Array.isArray(x)) {\n      for (let i = 0; i < x.length; i++)\n        chunk.push(x[i]), chunkBytes += x[i].length\n    } else {\n      chunk.push(x), chunkBytes += x.length\n    }\n    if (fn || chunkBytes >= 1024)",
+  ],
+  [
+    "    const x = socket.write(chunk, fn)\n    nextWriteTimer !== null && clearImmediate(nextWriteTimer)",
+    "    const x = chunk.length === 1\n      ? socket.write(chunk[0], fn)\n      : chunkBytes < 16384\n        ? socket.write(Buffer.concat(chunk, chunkBytes), fn)\n        : writeEach(chunk, fn)\n    nextWriteTimer !== null && clearImmediate(nextWriteTimer)",
+  ],
+  [
+    "  function connectTimedOut() {",
+    "  function writeEach(xs, fn) {\n    socket.cork()\n    for (let i = 0; i < xs.length - 1; i++)\n      socket.write(xs[i])\n    const x = socket.write(xs[xs.length - 1], fn)\n    socket.uncork()\n    return x\n  }\n\n  function connectTimedOut() {",
+  ],
+  [
+    "        ? Buffer.concat([describe(q), Flush])\n        : q.prepare\n          ? q.prepared\n            ? prepared(q)\n            : Buffer.concat([describe(q), prepared(q)])",
+    "        ? [describe(q), Flush]\n        : q.prepare\n          ? q.prepared\n            ? prepared(q)\n            : [describe(q), ...prepared(q)]",
+  ],
+  [
+    "  function prepared(q) {\n    return Buffer.concat([\n      Bind(q.parameters, q.statement.types, q.statement.name, q.cursorName),\n      q.cursorFn\n        ? Execute('', q.cursorRows)\n        : ExecuteUnnamed\n    ])\n  }\n\n  function unnamed(q) {\n    return Buffer.concat([\n      Parse(q.statement.string, q.parameters, q.statement.types),\n      DescribeUnnamed,\n      prepared(q)\n    ])\n  }",
+    "  function prepared(q) {\n    const bind = Bind(q.parameters, q.statement.types, q.statement.name, q.cursorName)\n        , execute = q.cursorFn ? Execute('', q.cursorRows) : ExecuteUnnamed\n    return Array.isArray(bind) ? (bind.push(execute), bind) : [bind, execute]\n  }\n\n  function unnamed(q) {\n    return [\n      Parse(q.statement.string, q.parameters, q.statement.types),\n      DescribeUnnamed,\n      ...prepared(q)\n    ]\n  }",
+  ],
+  [
+    "      if (binary[i])\n        return b.i32(x.byteLength).raw(x)\n\n      type = types[i]\n      parameters[i] = x = type in options.serializers\n        ? options.serializers[type](x)\n        : '' + x\n\n      prev = b.i\n      b.inc(4).str(x).i32(b.i - prev - 4, prev)\n    })\n\n    b.i16(0)\n\n    return b.end()\n  }",
+    "      if (binary[i]) {\n        if (x.byteLength < 8192)\n          return b.i32(x.byteLength).raw(x)\n        b.i32(x.byteLength)\n        return (parts || (parts = [])).push(b.cut(), x)\n      }\n\n      type = types[i]\n      parameters[i] = x = type in options.serializers\n        ? options.serializers[type](x)\n        : '' + x\n\n      if (x.length >= 8192) {\n        const bytes = Buffer.from(x, 'utf8')\n        b.i32(bytes.length)\n        return (parts || (parts = [])).push(b.cut(), bytes)\n      }\n\n      prev = b.i\n      b.inc(4).str(x).i32(b.i - prev - 4, prev)\n    })\n\n    b.i16(0)\n\n    if (parts === null)\n      return b.end()\n\n    // A large value is its own chunk, written as it is (no copy into the message).\n    parts.push(b.cut())\n    let length = -1\n    for (let i = 0; i < parts.length; i++)\n      length += parts[i].length\n    parts[0].writeUInt32BE(length, 1)\n    return parts\n  }",
+  ],
+  [
+    "  function Bind(parameters, types, statement = '', portal = '') {\n    let prev\n      , type\n",
+    "  function Bind(parameters, types, statement = '', portal = '') {\n    let prev\n      , type\n      , parts = null\n",
+  ],
+];
+
+const copyBytesEdits = [
+  [
+    "  raw(x) {\n    buffer = Buffer.concat([buffer.subarray(0, b.i), x])\n    b.i = buffer.length\n    return b\n  },",
+    "  raw(x) {\n    /* switchboard: fewer copies */\n    fit(x.length)\n    buffer.set(x, b.i)\n    b.i += x.length\n    return b\n  },",
+  ],
+  [
+    "  end(at = 1) {",
+    "  cut() {\n    const out = buffer.subarray(0, b.i)\n    b.i = 0\n    buffer = Buffer.allocUnsafe(size)\n    return out\n  },\n  end(at = 1) {",
+  ],
+];
+
 const SCAN_MARK = "/* switchboard: indexOf scan */";
 
 /**
@@ -206,7 +267,12 @@ const targets = [
     patches: [
       patch(MARK, postgresEdits, "postgres.js write"),
       patch(BYTEA_MARK, byteaEdits, "postgres.js binary bytea"),
+      patch(COPY_MARK, copyEdits, "postgres.js fewer copies"),
     ],
+  },
+  {
+    files: postgresBuilds("bytes.js"),
+    patches: [patch(COPY_MARK, copyBytesEdits, "postgres.js builder raw")],
   },
   {
     files: postgresBuilds("query.js"),

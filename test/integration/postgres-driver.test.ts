@@ -18,6 +18,10 @@ describe("postgres.js driver patch", () => {
     for (const rel of ["src/connection.js", "cjs/src/connection.js"]) {
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: postgres#1208");
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: binary bytea");
+      expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: fewer copies");
+    }
+    for (const rel of ["src/bytes.js", "cjs/src/bytes.js"]) {
+      expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: fewer copies");
     }
     for (const rel of ["src/query.js", "cjs/src/query.js", "src/result.js", "cjs/src/result.js"]) {
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: species as data");
@@ -74,6 +78,84 @@ describe("postgres.js driver patch", () => {
       // A bytea given as a string is sent as before: text format, the string's UTF-8 bytes.
       const [c] = await sql<{ v: Buffer }[]>`SELECT ${"\\x0102ff é"}::bytea AS v`;
       expect(c!.v.toString("utf8")).toBe("\\x0102ff é");
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it("sends large values as chunks of their own and every byte arrives (fewer copies)", async () => {
+    const sql = postgres(inject("pgAdminUrl"), { max: 1, onnotice: () => {} });
+    const md5 = (b: Buffer | string) => createHash("md5").update(b).digest("hex");
+    // Over and under the 8 KB threshold; multi-byte text, so bytes ≠ characters.
+    const bin = Buffer.from(Array.from({ length: 70_001 }, (_, i) => (i * 7) % 256));
+    const text = "é€😀 line\r\n".repeat(3_000);
+    const smallText = "ä".repeat(100);
+    const edge = "x".repeat(8192);
+    const view = new Uint8Array(bin.buffer, bin.byteOffset + 1_000, 20_000);
+    try {
+      const check = (r: { a: string; b: string; c: string; d: string; e: string; f: number } | undefined) => {
+        expect(r).toEqual({
+          a: md5(bin),
+          b: md5(text),
+          c: md5(smallText),
+          d: md5(edge),
+          e: md5(Buffer.from(view)),
+          f: 5,
+        });
+      };
+      const q = (prepare: boolean) =>
+        sql.unsafe<{ a: string; b: string; c: string; d: string; e: string; f: number }[]>(
+          `SELECT md5($1::bytea) AS a, md5(convert_to($2::text, 'UTF8')) AS b,
+                  md5(convert_to($3::text, 'UTF8')) AS c, md5($4::text) AS d, md5($5::bytea) AS e,
+                  $6::int AS f`,
+          [bin, text, smallText, edge, view as Buffer, 5],
+          { prepare },
+        );
+      // Unnamed, first named (described first), named again (prepared): three Bind paths.
+      check((await q(false))[0]);
+      check((await q(true))[0]);
+      check((await q(true))[0]);
+      // Pipelined in one tick, large and small queries mixed: pending writes leave together.
+      const many = await Promise.all([
+        q(true),
+        sql`SELECT 1 AS one`,
+        q(false),
+        sql`SELECT ${"y".repeat(9_000)}::text AS long`,
+        q(true),
+      ]);
+      check(many[0][0] as never);
+      check(many[2][0] as never);
+      check(many[4][0] as never);
+      expect((many[3][0] as { long: string }).long).toBe("y".repeat(9_000));
+      // A cursor (Execute with a row count) with a large parameter.
+      const seen: number[] = [];
+      await sql`SELECT g, md5(${bin}::bytea) AS h FROM generate_series(1, 5) g`.cursor(2, (rows) => {
+        for (const r of rows) {
+          expect(r.h).toBe(md5(bin));
+          seen.push(r.g as number);
+        }
+      });
+      expect(seen).toEqual([1, 2, 3, 4, 5]);
+      // COPY FROM STDIN writes its data through the builder's raw().
+      const reserved = await sql.reserve();
+      try {
+        await reserved`CREATE TEMP TABLE copy_check (v text)`;
+        const writable = await reserved`COPY copy_check (v) FROM STDIN`.writable();
+        const lines = Array.from({ length: 2_000 }, (_, i) => `row ${i} ${"z".repeat(50)}\n`).join("");
+        await new Promise<void>((resolve, reject) => {
+          writable.on("error", reject);
+          writable.on("finish", resolve);
+          writable.write(Buffer.from(lines));
+          writable.end();
+        });
+        const [c] = await reserved<{ n: number; h: string }[]>`
+          SELECT count(*)::int AS n, md5(string_agg(v || E'\n', '' ORDER BY v COLLATE "C")) AS h FROM copy_check`;
+        expect(c!.n).toBe(2_000);
+        const sorted = lines.split("\n").slice(0, -1).sort().map((l) => `${l}\n`).join("");
+        expect(c!.h).toBe(md5(sorted));
+      } finally {
+        reserved.release();
+      }
     } finally {
       await sql.end({ timeout: 1 });
     }
