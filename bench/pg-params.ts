@@ -51,8 +51,7 @@ async function measure(f: (i: number) => Promise<unknown>): Promise<number> {
   return (c.user + c.system) / N;
 }
 
-const big = (i: number) =>
-  sql`INSERT INTO big (raw, body) VALUES (${raws[i % 16]!}, ${bodies[i % 16]!})`;
+const big = (i: number) => sql`INSERT INTO big (raw, body) VALUES (${raws[i % 16]!}, ${bodies[i % 16]!})`;
 const small = (i: number) => sql`INSERT INTO small (v) VALUES (${`row ${i}`})`;
 
 await measure(big);

@@ -67,10 +67,7 @@ const COPY_MARK = "/* switchboard: fewer copies */";
  * The bytes on the wire are the same.
  */
 const copyEdits = [
-  [
-    "    , chunk = null\n",
-    "    , chunk = null\n    , chunkBytes = 0\n",
-  ],
+  ["    , chunk = null\n", "    , chunk = null\n    , chunkBytes = 0\n"],
   [
     "  function write(x, fn) {\n    chunk = chunk ? Buffer.concat([chunk, x]) : Buffer.from(x)\n    if (fn || chunk.length >= 1024)",
     "  function write(x, fn) {\n    /* switchboard: fewer copies */\n    chunk === null && (chunk = [], chunkBytes = 0)\n    if (Array.isArray(x)) {\n      for (let i = 0; i < x.length; i++)\n        chunk.push(x[i]), chunkBytes += x[i].length\n    } else {\n      chunk.push(x), chunkBytes += x.length\n    }\n    if (fn || chunkBytes >= 1024)",

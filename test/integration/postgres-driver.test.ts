@@ -151,7 +151,12 @@ describe("postgres.js driver patch", () => {
         const [c] = await reserved<{ n: number; h: string }[]>`
           SELECT count(*)::int AS n, md5(string_agg(v || E'\n', '' ORDER BY v COLLATE "C")) AS h FROM copy_check`;
         expect(c!.n).toBe(2_000);
-        const sorted = lines.split("\n").slice(0, -1).sort().map((l) => `${l}\n`).join("");
+        const sorted = lines
+          .split("\n")
+          .slice(0, -1)
+          .sort()
+          .map((l) => `${l}\n`)
+          .join("");
         expect(c!.h).toBe(md5(sorted));
       } finally {
         reserved.release();
