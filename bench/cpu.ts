@@ -74,3 +74,33 @@ export function threadCpuSince(
       .sort((a, b) => b - a),
   };
 }
+
+/** The machine's CPU time by state, in ticks: the `cpu` line of /proc/stat. */
+export function machineTicks(): { busy: number; idle: number; steal: number; total: number } {
+  const f = readFileSync("/proc/stat", "latin1").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+  return {
+    busy: user + nice + system + irq + softirq,
+    idle: idle + iowait,
+    steal,
+    total: user + nice + system + idle + iowait + irq + softirq + steal,
+  };
+}
+
+/**
+ * Shares (%) of the machine's CPU time between two `machineTicks()` readings that were
+ * idle and stolen — steal is time the hypervisor gave this VM's vCPUs to someone else.
+ * On a shared host the same code's CPU per message moves with it: a run with much steal
+ * is not comparable with one without.
+ */
+export function machineShares(
+  before: ReturnType<typeof machineTicks>,
+  after = machineTicks(),
+): { idlePct: number; stealPct: number } {
+  const total = after.total - before.total || 1;
+  return {
+    idlePct: Math.round(((after.idle - before.idle) / total) * 1000) / 10,
+    stealPct: Math.round(((after.steal - before.steal) / total) * 1000) / 10,
+  };
+}

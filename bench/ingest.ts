@@ -19,6 +19,10 @@
  *   the driver's debug option, which captures a stack trace per query); with BENCH_PGSS=1 (or
  *   all) PostgreSQL's own time per statement (pg_stat_statements, bench/pgss.ts).
  *
+ * - The machine's idle and stolen CPU shares during each measured phase (/proc/stat): steal
+ *   is time the hypervisor gave this VM's vCPUs to other guests; on a shared host it makes
+ *   the same code slower, so runs are compared at similar steal.
+ *
  * BENCH_WARMUP=n changes the unmeasured warm-up (default 300 messages). BENCH_PHASES=imap
  * (or a comma list of smtp, imap, lag, baseline) runs only those phases; default all.
  *   npm run bench -- ingest [messages=5000] [runs=3]
@@ -43,7 +47,14 @@ import { emailAddress, mailAccount, message, queue } from "../src/db/schema/inde
 import { createTenantWithAdmin } from "../src/engine/auth.js";
 import { silentLogger } from "../src/engine/context.js";
 import { dovecotAvailable, startDovecot } from "../test/helpers/dovecot.js";
-import { postgresCpuMs, postmasterPid, threadCpuMs, threadCpuSince } from "./cpu.js";
+import {
+  machineShares,
+  machineTicks,
+  postgresCpuMs,
+  postmasterPid,
+  threadCpuMs,
+  threadCpuSince,
+} from "./cpu.js";
 import { typicalMail } from "./ingest-mail.js";
 import { pgssPrint, pgssReset, pgssSettings } from "./pgss.js";
 
@@ -119,7 +130,8 @@ const COUNT = Boolean(process.env.BENCH_STATEMENTS);
 async function withCpu<T>(
   count: number,
   f: () => Promise<T>,
-): Promise<T & { nodeCpuMs: number; pgCpuMs: number | null }> {
+): Promise<T & { nodeCpuMs: number; pgCpuMs: number | null; idlePct: number; stealPct: number }> {
+  const m0 = machineTicks();
   const c0 = process.cpuUsage();
   const p0 = pgCpuMs();
   const t0 = threadCpuMs();
@@ -127,6 +139,7 @@ async function withCpu<T>(
   await pgssReset(pgss);
   const r = await f();
   const c = process.cpuUsage(c0);
+  const shares = machineShares(m0);
   const p1 = pgCpuMs();
   const threads = threadCpuSince(t0);
   const main = threads.main / count;
@@ -135,7 +148,8 @@ async function withCpu<T>(
   for (const n of statements.values()) sent += n;
   console.log(
     `  CPU/msg by thread: main ${round(main, 2)} ms, others ${others.map((x) => round(x, 2)).join(" + ")} ms` +
-      (COUNT ? `; ${round(sent / count, 2)} SQL statements/msg` : ""),
+      (COUNT ? `; ${round(sent / count, 2)} SQL statements/msg` : "") +
+      `; machine idle ${shares.idlePct} %, stolen ${shares.stealPct} %`,
   );
   if (COUNT) {
     for (const [k, n] of [...statements].sort((a, b) => b[1] - a[1]))
@@ -144,6 +158,7 @@ async function withCpu<T>(
   await pgssPrint(pgss, count, "    ", 20);
   return {
     ...r,
+    ...shares,
     nodeCpuMs: (c.user + c.system) / 1000 / count,
     pgCpuMs: p0 === null || p1 === null ? null : (p1 - p0) / count,
   };
@@ -204,10 +219,13 @@ async function smtpRun(run: number, count = N): Promise<{ perS: number; p50: num
 interface Cpu {
   nodeCpuMs: number;
   pgCpuMs: number | null;
+  /** The machine's idle and stolen shares (%) during the phase (bench/cpu.ts machineShares). */
+  idlePct: number;
+  stealPct: number;
 }
 
 async function imapRun(run: number): Promise<{ perS: number } & Cpu> {
-  if (!dovecot) return { perS: 0, nodeCpuMs: 0, pgCpuMs: null };
+  if (!dovecot) return { perS: 0, nodeCpuMs: 0, pgCpuMs: null, idlePct: 0, stealPct: 0 };
   const mailbox = `Bench${run}`;
   const to = `imap${run}@bench.test`;
   const [acc] = await app.database.db
@@ -250,7 +268,13 @@ async function imapRun(run: number): Promise<{ perS: number } & Cpu> {
     .from(message)
     .where(eq(message.accountId, acc!.id));
   if (r?.n !== N) throw new Error(`IMAP drained ${r?.n} of ${N}`);
-  return { perS: N / secs, nodeCpuMs: cpu.nodeCpuMs, pgCpuMs: cpu.pgCpuMs };
+  return {
+    perS: N / secs,
+    nodeCpuMs: cpu.nodeCpuMs,
+    pgCpuMs: cpu.pgCpuMs,
+    idlePct: cpu.idlePct,
+    stealPct: cpu.stealPct,
+  };
 }
 
 async function lagRun(): Promise<number> {
@@ -293,7 +317,7 @@ const imap: ({ perS: number } & Cpu)[] = [];
 const lag: number[] = [];
 const base: number[] = [];
 for (let run = 1; run <= RUNS; run++) {
-  const skipped = { perS: 0, p50: 0, p99: 0, nodeCpuMs: 0, pgCpuMs: null };
+  const skipped = { perS: 0, p50: 0, p99: 0, nodeCpuMs: 0, pgCpuMs: null, idlePct: 0, stealPct: 0 };
   base.push(PHASES.has("baseline") ? await baselineRun() : 0);
   smtp.push(PHASES.has("smtp") ? await withCpu(N, () => smtpRun(run)) : skipped);
   imap.push(PHASES.has("imap") ? await imapRun(run) : skipped);
@@ -301,7 +325,8 @@ for (let run = 1; run <= RUNS; run++) {
   const s = smtp.at(-1)!;
   const i = imap.at(-1)!;
   const cpu = (c: Cpu) =>
-    `CPU/msg node ${round(c.nodeCpuMs, 2)} ms + pg ${c.pgCpuMs === null ? "?" : round(c.pgCpuMs, 2)} ms`;
+    `CPU/msg node ${round(c.nodeCpuMs, 2)} ms + pg ${c.pgCpuMs === null ? "?" : round(c.pgCpuMs, 2)} ms; ` +
+    `idle ${c.idlePct} %, stolen ${c.stealPct} %`;
   console.log(
     `run ${run}: smtp ${round(s.perS)} msg/s (p50 ${round(s.p50)} ms, p99 ${round(s.p99)} ms; ${cpu(s)}), ` +
       `imap ${round(i.perS)} msg/s (${cpu(i)}), lag p99 ${round(lag.at(-1)!)} ms (40 MB), ` +
@@ -324,6 +349,10 @@ const metrics = {
   smtp_pg_cpu_ms_per_msg: round(median(smtp.map((x) => x.pgCpuMs ?? 0)), 2),
   imap_node_cpu_ms_per_msg: round(median(imap.map((x) => x.nodeCpuMs)), 2),
   imap_pg_cpu_ms_per_msg: round(median(imap.map((x) => x.pgCpuMs ?? 0)), 2),
+  // The hypervisor's share of this VM's CPU time during the phases (median): runs with
+  // much steal are slower for reasons outside this code.
+  smtp_steal_pct: round(median(smtp.map((x) => x.stealPct))),
+  imap_steal_pct: round(median(imap.map((x) => x.stealPct))),
 };
 console.log(
   `medians of ${RUNS} run(s), ${N} messages each; smtp/baseline ${round(metrics.smtp_msgs_per_s / metrics.baseline_insert_per_s, 3)}, ` +
