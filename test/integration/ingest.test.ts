@@ -7,6 +7,7 @@ import { LARGE_BYTEA_BYTES } from "../../src/db/fast.js";
 import { attachment, conversation, message, rawMessage, rejectedMessage } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { DAY, ManualClock } from "../../src/engine/clock.js";
+import { type IngestInput, ingestMessages } from "../../src/engine/ingest/ingest.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
@@ -323,6 +324,92 @@ describe("ingest pipeline", () => {
     expect(byTicket.conversationByTicket.id).toBe(r.conversation.id);
     const byText = await t.ok(`{ conversations(filter: { text: "fluxing" }) { edges { node { id } } } }`);
     expect(byText.conversations.edges.map((e: any) => e.node.id)).toEqual([r.conversation.id]);
+  });
+});
+
+describe("a batch in one transaction (ingestMessages, as an IMAP batch)", () => {
+  it("shares each address's reads and still decides every message as if it were alone", async () => {
+    const a = await createQueueWithAddress(t.db.db, t.tenantId, { address: "batch-a@acme.test" });
+    const b = await createQueueWithAddress(t.db.db, t.tenantId, { address: "batch-b@acme.test" });
+    // A rule on address A only: it must apply to each of A's new conversations in the batch.
+    const rule = await t.ok(
+      `mutation($input: CreateRuleInput!) { createRule(input: $input) { __typename } }`,
+      {
+        input: {
+          addressId: encodeId("EmailAddress", a.addressId),
+          name: "Urgent",
+          conditions: [{ field: "SUBJECT", op: "CONTAINS", value: "urgent" }],
+          actions: [{ type: "SET_PRIORITY", priority: 7 }],
+        },
+      },
+    );
+    expect(rule.createRule.__typename).toBe("Rule");
+    const ctx = t.app.engine;
+    const input = async (to: typeof a, raw: Buffer): Promise<IngestInput> => ({
+      tenantId: t.tenantId,
+      addressId: to.addressId,
+      raw,
+      parsed: await ctx.mime.parse(raw),
+      receivedAt: clock.now(),
+      source: { kind: "api", userId: t.adminId },
+    });
+    const first = buildRawMail({
+      to: a.address,
+      subject: "urgent: batch one",
+      messageId: "batch-1@customer.example",
+    });
+    const inputs = [
+      await input(a, first),
+      // A reply to the first, in the same batch: threads onto the conversation it opened.
+      await input(
+        a,
+        buildRawMail({
+          to: a.address,
+          subject: "Re: urgent: batch one",
+          messageId: "batch-2@customer.example",
+          headers: { "In-Reply-To": "<batch-1@customer.example>" },
+        }),
+      ),
+      await input(
+        b,
+        buildRawMail({ to: b.address, subject: "urgent for B", messageId: "batch-3@customer.example" }),
+      ),
+      // The same bytes as the first again: a duplicate of what the batch stored before it.
+      await input(a, first),
+      {
+        ...(await input(a, Buffer.from("not a mail"))),
+        parsed: { ok: false as const, reason: "unparseable" as const, detail: "test", sizeBytes: 10 },
+      },
+      await input(
+        a,
+        buildRawMail({ to: a.address, subject: "urgent again", messageId: "batch-4@customer.example" }),
+      ),
+    ];
+    const results = await ingestMessages(ctx, inputs);
+    expect(results.map((r) => r.status)).toEqual([
+      "stored",
+      "stored",
+      "stored",
+      "duplicate",
+      "rejected",
+      "stored",
+    ]);
+    const [r1, r2, r3, r4, , r6] = results as Extract<(typeof results)[number], { status: "stored" }>[];
+    expect(r1).toMatchObject({ created: true, queueId: a.queueId });
+    expect(r2).toMatchObject({ created: false, conversationId: r1!.conversationId });
+    expect(r3).toMatchObject({ created: true, queueId: b.queueId });
+    expect((r4 as unknown as { messageId: string }).messageId).toBe(r1!.messageId);
+    expect(r6).toMatchObject({ created: true, queueId: a.queueId });
+    const priorities = await t.db.db
+      .select({ id: conversation.id, priority: conversation.priority })
+      .from(conversation)
+      .where(
+        sql`${conversation.id} IN (${r1!.conversationId}, ${r3!.conversationId}, ${r6!.conversationId})`,
+      );
+    const byId = new Map(priorities.map((p) => [p.id, p.priority]));
+    expect(byId.get(r1!.conversationId)).toBe(7);
+    expect(byId.get(r6!.conversationId)).toBe(7);
+    expect(byId.get(r3!.conversationId)).toBe(0); // B has no rule
   });
 });
 

@@ -157,20 +157,47 @@ async function ingestEach(
   // changes, except the content dedupe — a message whose bytes' hash repeats an earlier
   // one's in the batch reads when its turn comes, after that one's inserts. (Threading
   // reads happen later, in turn, and see everything before them.)
+  if (inputs.length === 1) {
+    // One message (SMTP, the admin import, a retry one by one): everything in one read.
+    const input = inputs[0]!;
+    const { tenant: t, address, ...pre } = await openingRead(tx, input);
+    if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
+    out.push(await ingestInTx(tx, ctx, t, address, input, pre, written));
+    const src = input.source;
+    if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
+    return;
+  }
+  // A batch: what is the same for every message of an address (tenant, address, queues,
+  // rules, own addresses) is read once per address; the duplicate checks per message.
+  const shared = new Map<string, Promise<SharedRead>>();
+  const sharedOf = (input: IngestInput): Promise<SharedRead> => {
+    const key = `${input.tenantId}/${input.addressId}`;
+    let read = shared.get(key);
+    if (!read) {
+      const withRules = inputs.some(
+        (i) => i.parsed.ok && i.tenantId === input.tenantId && i.addressId === input.addressId,
+      );
+      read = sharedRead(tx, input.tenantId, input.addressId, withRules);
+      read.catch(() => {}); // awaited in turn below; a failure then fails the batch
+      shared.set(key, read);
+    }
+    return read;
+  };
   const hashes = new Set<string>();
   const early = inputs.map((input) => {
+    sharedOf(input);
     const hash = input.parsed.ok ? input.parsed.mail.contentHash : null;
     if (hash !== null && hashes.has(hash)) return null;
     if (hash !== null) hashes.add(hash);
-    const read = openingRead(tx, input);
+    const read = duplicateRead(tx, input);
     read.catch(() => {}); // awaited in turn below; a failure then fails the batch
     return read;
   });
   for (const [i, input] of inputs.entries()) {
-    // Everything a message needs before deciding anything is read by one statement.
-    const { tenant: t, address, ...pre } = await (early[i] ?? openingRead(tx, input));
+    const { tenant: t, address, ...common } = await sharedOf(input);
+    const duplicates = await (early[i] ?? duplicateRead(tx, input));
     if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
-    out.push(await ingestInTx(tx, ctx, t, address, input, pre, written));
+    out.push(await ingestInTx(tx, ctx, t, address, input, { ...common, ...duplicates }, written));
     const src = input.source;
     if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
   }
@@ -259,66 +286,133 @@ async function liveQueues(tx: Tx, tenantId: string, ids: string[]): Promise<Map<
  * addresses, the address's live queues and its rules. Rows come back as JSON and are
  * mapped to exactly what drizzle's selects return.
  */
-async function openingRead(
-  tx: Tx,
-  input: IngestInput,
-): Promise<Prefetched & { tenant: TenantRow | null; address: AddressRow | null }> {
-  const { source, parsed, tenantId, addressId } = input;
-  const imap = source.kind === "imap" ? source : null;
-  const mail = parsed.ok ? parsed.mail : null;
-  const [row] = await rawClient(tx)<
-    {
-      tenant: Record<string, unknown> | null;
-      address: Record<string, unknown> | null;
-      imap_dup: string | null;
-      content_dup: string | null;
-      own: string[];
-      queues: Record<string, unknown>[];
-      rules: Record<string, unknown>[];
-    }[]
-  >`
+type Sql = ReturnType<typeof rawClient>;
+
+// The parts of a message's opening read, as fragments: `openingRead` sends them all in one
+// statement; a batch reads the shared ones once per address and the duplicate checks per
+// message.
+
+/** Every address (and From address) of the tenant: mail from them is not a customer's. */
+const ownAddressesSql = (sql: Sql, tenantId: string) => sql`
+  ARRAY(SELECT v.x FROM email_address a, LATERAL (VALUES (a.address), (a.from_address)) v(x)
+        WHERE a.tenant_id = ${tenantId}::uuid AND v.x IS NOT NULL)`;
+
+/** The address's live routing and spam queues, as a JSON array. */
+const addressQueuesSql = (sql: Sql, tenantId: string, addressId: string) => sql`
+  (SELECT coalesce(json_agg(q), '[]'::json) FROM queue q
+    WHERE q.tenant_id = ${tenantId}::uuid AND q.archived_at IS NULL
+      AND q.id IN (SELECT a.queue_id FROM email_address a WHERE a.id = ${addressId}::uuid
+                   UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${addressId}::uuid))`;
+
+/** The address's rules by position, then the tenant's (rules/service.ts ruleRowsForAddress). */
+const addressRulesSql = (sql: Sql, tenantId: string, addressId: string, wanted: boolean) => sql`
+  (SELECT coalesce(json_agg(r ORDER BY r.address_id IS NULL, r.position, r.created_at), '[]'::json) FROM rule r
+    WHERE ${wanted}::boolean AND r.tenant_id = ${tenantId}::uuid
+      AND (r.address_id = ${addressId}::uuid OR r.address_id IS NULL))`;
+
+/** The same IMAP position, stored or rejected (a re-fetch after a crash between commit and flagging). */
+function imapDuplicateSql(sql: Sql, input: IngestInput) {
+  const imap = input.source.kind === "imap" ? input.source : null;
+  return sql`
+    (SELECT d.id FROM (
+       SELECT m.id FROM message m WHERE m.account_id = ${imap?.accountId ?? null}::uuid
+         AND m.uid_validity = ${imap?.uidValidity ?? null}::bigint AND m.uid = ${imap?.uid ?? null}::bigint
+       UNION ALL
+       SELECT r.id FROM rejected_message r WHERE r.account_id = ${imap?.accountId ?? null}::uuid
+         AND r.uid_validity = ${imap?.uidValidity ?? null}::bigint AND r.uid = ${imap?.uid ?? null}::bigint
+     ) d LIMIT 1)`;
+}
+
+/**
+ * The same bytes again: with their Message-ID, or — for mail that has none — by the bytes
+ * alone (a UIDVALIDITY resync or an SMTP retry after a lost reply re-delivers exactly the
+ * same message; two different deliveries differ in their trace headers).
+ */
+function contentDuplicateSql(sql: Sql, input: IngestInput) {
+  const mail = input.parsed.ok ? input.parsed.mail : null;
+  return sql`
+    (SELECT m.id FROM message m
+      WHERE m.tenant_id = ${input.tenantId}::uuid AND m.content_hash = ${mail?.contentHash ?? null}::text
+        AND CASE WHEN ${mail?.messageId ?? null}::text IS NULL
+                 THEN m.message_id_header IS NULL AND m.direction = 'INBOUND'
+                 ELSE m.message_id_header = ${mail?.messageId ?? null}::text END
+      LIMIT 1)`;
+}
+
+interface SharedRow {
+  tenant: Record<string, unknown> | null;
+  address: Record<string, unknown> | null;
+  own: string[];
+  queues: Record<string, unknown>[];
+  rules: Record<string, unknown>[];
+}
+
+type SharedRead = Omit<Prefetched, "imapDuplicate" | "contentDuplicate"> & {
+  tenant: TenantRow | null;
+  address: AddressRow | null;
+};
+
+async function sharedFromRow(tx: Tx, tenantId: string, row: SharedRow): Promise<SharedRead> {
+  const queues = (row.queues ?? []).map((q) => rowFromJson(queue, q));
+  const ruleRows = (row.rules ?? []).map((r) => rowFromJson(rule, r));
+  return {
+    tenant: row.tenant ? rowFromJson(tenant, row.tenant) : null,
+    address: row.address ? rowFromJson(emailAddress, row.address) : null,
+    ownAddresses: row.own,
+    queues: new Map(queues.map((q) => [q.id, q])),
+    rules: ruleRows.length > 0 ? await compileRuleRows(tx, tenantId, ruleRows) : null,
+  };
+}
+
+/** Everything one message needs before deciding anything, in one statement. */
+async function openingRead(tx: Tx, input: IngestInput): Promise<Prefetched & SharedRead> {
+  const { tenantId, addressId } = input;
+  const sql = rawClient(tx);
+  const [row] = await sql<(SharedRow & { imap_dup: string | null; content_dup: string | null })[]>`
     SELECT
       (SELECT row_to_json(t) FROM tenant t WHERE t.id = ${tenantId}::uuid) AS tenant,
       (SELECT row_to_json(a) FROM email_address a
         WHERE a.id = ${addressId}::uuid AND a.tenant_id = ${tenantId}::uuid) AS address,
-      -- The same IMAP position, stored or rejected (a re-fetch after a crash between commit and flagging).
-      (SELECT d.id FROM (
-         SELECT m.id FROM message m WHERE m.account_id = ${imap?.accountId ?? null}::uuid
-           AND m.uid_validity = ${imap?.uidValidity ?? null}::bigint AND m.uid = ${imap?.uid ?? null}::bigint
-         UNION ALL
-         SELECT r.id FROM rejected_message r WHERE r.account_id = ${imap?.accountId ?? null}::uuid
-           AND r.uid_validity = ${imap?.uidValidity ?? null}::bigint AND r.uid = ${imap?.uid ?? null}::bigint
-       ) d LIMIT 1) AS imap_dup,
-      -- The same bytes again: with their Message-ID, or — for mail that has none — by the
-      -- bytes alone (a UIDVALIDITY resync or an SMTP retry after a lost reply re-delivers
-      -- exactly the same message; two different deliveries differ in their trace headers).
-      (SELECT m.id FROM message m
-        WHERE m.tenant_id = ${tenantId}::uuid AND m.content_hash = ${mail?.contentHash ?? null}::text
-          AND CASE WHEN ${mail?.messageId ?? null}::text IS NULL
-                   THEN m.message_id_header IS NULL AND m.direction = 'INBOUND'
-                   ELSE m.message_id_header = ${mail?.messageId ?? null}::text END
-        LIMIT 1) AS content_dup,
-      ARRAY(SELECT v.x FROM email_address a, LATERAL (VALUES (a.address), (a.from_address)) v(x)
-            WHERE a.tenant_id = ${tenantId}::uuid AND v.x IS NOT NULL) AS own,
-      (SELECT coalesce(json_agg(q), '[]'::json) FROM queue q
-        WHERE q.tenant_id = ${tenantId}::uuid AND q.archived_at IS NULL
-          AND q.id IN (SELECT a.queue_id FROM email_address a WHERE a.id = ${addressId}::uuid
-                       UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${addressId}::uuid)) AS queues,
-      -- The address's rules by position, then the tenant's (rules/service.ts ruleRowsForAddress).
-      (SELECT coalesce(json_agg(r ORDER BY r.address_id IS NULL, r.position, r.created_at), '[]'::json) FROM rule r
-        WHERE ${mail !== null}::boolean AND r.tenant_id = ${tenantId}::uuid
-          AND (r.address_id = ${addressId}::uuid OR r.address_id IS NULL)) AS rules`;
-  const queues = (row!.queues ?? []).map((q) => rowFromJson(queue, q));
-  const ruleRows = (row!.rules ?? []).map((r) => rowFromJson(rule, r));
+      ${imapDuplicateSql(sql, input)} AS imap_dup,
+      ${contentDuplicateSql(sql, input)} AS content_dup,
+      ${ownAddressesSql(sql, tenantId)} AS own,
+      ${addressQueuesSql(sql, tenantId, addressId)} AS queues,
+      ${addressRulesSql(sql, tenantId, addressId, input.parsed.ok)} AS rules`;
   return {
-    tenant: row!.tenant ? rowFromJson(tenant, row!.tenant) : null,
-    address: row!.address ? rowFromJson(emailAddress, row!.address) : null,
+    ...(await sharedFromRow(tx, tenantId, row!)),
     imapDuplicate: row!.imap_dup,
     contentDuplicate: row!.content_dup,
-    ownAddresses: row!.own,
-    queues: new Map(queues.map((q) => [q.id, q])),
-    rules: ruleRows.length > 0 ? await compileRuleRows(tx, tenantId, ruleRows) : null,
   };
+}
+
+/** `openingRead` without the duplicate checks: what every message of an address shares in a batch. */
+async function sharedRead(
+  tx: Tx,
+  tenantId: string,
+  addressId: string,
+  withRules: boolean,
+): Promise<SharedRead> {
+  const sql = rawClient(tx);
+  const [row] = await sql<SharedRow[]>`
+    SELECT
+      (SELECT row_to_json(t) FROM tenant t WHERE t.id = ${tenantId}::uuid) AS tenant,
+      (SELECT row_to_json(a) FROM email_address a
+        WHERE a.id = ${addressId}::uuid AND a.tenant_id = ${tenantId}::uuid) AS address,
+      ${ownAddressesSql(sql, tenantId)} AS own,
+      ${addressQueuesSql(sql, tenantId, addressId)} AS queues,
+      ${addressRulesSql(sql, tenantId, addressId, withRules)} AS rules`;
+  return sharedFromRow(tx, tenantId, row!);
+}
+
+/** The duplicate checks of `openingRead` alone (a batch's message; the rest is shared). */
+async function duplicateRead(
+  tx: Tx,
+  input: IngestInput,
+): Promise<Pick<Prefetched, "imapDuplicate" | "contentDuplicate">> {
+  const sql = rawClient(tx);
+  const [row] = await sql<{ imap_dup: string | null; content_dup: string | null }[]>`
+    SELECT ${imapDuplicateSql(sql, input)} AS imap_dup, ${contentDuplicateSql(sql, input)} AS content_dup`;
+  return { imapDuplicate: row!.imap_dup, contentDuplicate: row!.content_dup };
 }
 
 async function ingestInTx(
