@@ -410,6 +410,17 @@ describe("a batch in one transaction (ingestMessages, as an IMAP batch)", () => 
     expect(byId.get(r1!.conversationId)).toBe(7);
     expect(byId.get(r6!.conversationId)).toBe(7);
     expect(byId.get(r3!.conversationId)).toBe(0); // B has no rule
+    // New conversations draw their ticket numbers ahead of the batch's inserts, in message
+    // order, and one sender is one contact however many of their mails the batch holds.
+    expect(r1!.ticketNumber).toBeLessThan(r3!.ticketNumber);
+    expect(r3!.ticketNumber).toBeLessThan(r6!.ticketNumber);
+    const contacts = await t.db.db
+      .select({ contactId: conversation.contactId })
+      .from(conversation)
+      .where(
+        sql`${conversation.id} IN (${r1!.conversationId}, ${r3!.conversationId}, ${r6!.conversationId})`,
+      );
+    expect(new Set(contacts.map((c) => c.contactId)).size).toBe(1);
   });
 });
 

@@ -193,11 +193,29 @@ async function ingestEach(
     read.catch(() => {}); // awaited in turn below; a failure then fails the batch
     return read;
   });
+  // Once those reads are back (one round trip for the whole batch): a message that will
+  // surely open a conversation — stored, not a duplicate, bounce or dropped spam, naming no
+  // earlier message or ticket — needs nothing of the messages before it, so its contact
+  // upsert and ticket number go out now, in message order, for all of them together. The
+  // batch's inserts then follow one another without a round trip per message.
+  const drawn: (Pick<Prefetched, "contact" | "ticket"> | null)[] = [];
+  for (const [i, input] of inputs.entries()) {
+    const read = early[i];
+    const { tenant: t, address, ownAddresses } = await sharedOf(input);
+    const duplicates = read ? await read : null;
+    drawn.push(
+      read && t && address && duplicates && !duplicates.imapDuplicate && !duplicates.contentDuplicate
+        ? drawForNew(tx, t, address, input, ownAddresses)
+        : null,
+    );
+  }
   for (const [i, input] of inputs.entries()) {
     const { tenant: t, address, ...common } = await sharedOf(input);
     const duplicates = await (early[i] ?? duplicateRead(tx, input));
     if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
-    out.push(await ingestInTx(tx, ctx, t, address, input, { ...common, ...duplicates }, written));
+    out.push(
+      await ingestInTx(tx, ctx, t, address, input, { ...common, ...duplicates, ...drawn[i] }, written),
+    );
     const src = input.source;
     if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
   }
@@ -267,6 +285,45 @@ interface Prefetched {
   queues: Map<string, QueueRow>;
   /** The address's and tenant's rules, compiled; null without rules. */
   rules: CompiledRuleSet | null;
+  /** Drawn ahead in a batch for mail that surely opens a conversation (`drawForNew`). */
+  contact?: Promise<{ id: string; attributes: Record<string, string> }>;
+  ticket?: Promise<number>;
+}
+
+/**
+ * For a batch message that will surely open a conversation (what `ingestInTx` decides
+ * from the same inputs: parsed, not a delivery report, not spam to drop, naming no earlier
+ * message or ticket number), its contact upsert and ticket number, sent now; null for any
+ * other message, which draws them in turn.
+ */
+function drawForNew(
+  tx: Tx,
+  t: TenantRow,
+  address: AddressRow,
+  input: IngestInput,
+  ownAddresses: string[],
+): Pick<Prefetched, "contact" | "ticket"> | null {
+  if (!input.parsed.ok) return null;
+  const mail = input.parsed.mail;
+  const cls = classify(mail, {
+    mailFrom: input.source.kind === "smtp" ? (input.source.mailFrom ?? "") : undefined,
+    ownAddresses,
+  });
+  if (cls.bounce || (cls.spam && address.spamRouting === "DROP")) return null;
+  const lookups = threadingLookups({
+    mode: address.threadingMode,
+    inReplyTo: mail.inReplyTo,
+    references: mail.references,
+    subject: mail.subject,
+  });
+  if (lookups.messageIds.length > 0 || lookups.ticketNumbers.length > 0) return null;
+  const sender = senderContact(mail.from);
+  const contact = upsertContact(tx, t.id, sender?.email ?? "unknown@invalid", sender?.displayName ?? "");
+  const ticket = nextTicketNumber(tx);
+  // Awaited by ingestInTx in turn; a failure there fails the batch.
+  contact.catch(() => {});
+  ticket.catch(() => {});
+  return { contact, ticket };
 }
 
 type QueueRow = typeof queue.$inferSelect;
@@ -516,10 +573,11 @@ async function ingestInTx(
   // Mail that names no earlier message or ticket opens a conversation: its ticket number
   // is drawn in this round trip too (a threaded reply draws none).
   const surelyNew = lookups.messageIds.length === 0 && lookups.ticketNumbers.length === 0;
+  // (In a batch, mail that surely opens a conversation drew both ahead: `drawForNew`.)
   const [sent, { byMessageId, byTicket }, earlyTicket] = await Promise.all([
-    upsertContact(tx, t.id, sender?.email ?? "unknown@invalid", sender?.displayName ?? ""),
+    pre.contact ?? upsertContact(tx, t.id, sender?.email ?? "unknown@invalid", sender?.displayName ?? ""),
     threadCandidates(tx, t.id, lookups.messageIds, lookups.ticketNumbers),
-    surelyNew ? nextTicketNumber(tx) : null,
+    surelyNew ? (pre.ticket ?? nextTicketNumber(tx)) : null,
   ]);
   const contactId = sent.id;
   const decision = decideThread({
