@@ -109,6 +109,34 @@ const copyBytesEdits = [
   ],
 ];
 
+const PIPE_MARK = "/* switchboard: reserved pipeline */";
+
+/**
+ * postgres.js 3.4.9 stops pipelining on a connection once `execute` reports it "full" —
+ * which it did whenever the socket signalled backpressure (every write of more than 16 KB)
+ * — and on a reserved connection (`sql.reserve()`, which our transactions use) it then sent
+ * the queued queries one at a time, each only after the previous one's ReadyForQuery: a
+ * round trip per statement. An IMAP batch's transaction (hundreds of pipelined statements,
+ * a raw message of ~56 KB in each message's) spent most of its time that way: the backend
+ * sat "idle in transaction" waiting for the client in 62 % of pg_stat_activity samples.
+ * Patched: backpressure no longer marks a connection full (the stream buffers the write
+ * either way; `max_pipeline` still bounds the queries in flight), and a reserved
+ * connection sends queued queries until one reports it full again.
+ */
+const pipeEdits = [
+  [
+    "      build(q)\n      return write(toBuffer(q))\n        && !q.describeFirst",
+    "      build(q)\n      /* switchboard: reserved pipeline */\n      // The socket's backpressure is not a reason to stop pipelining: what is written is\n      // buffered by the stream either way, and max_pipeline bounds the queries in flight.\n      write(toBuffer(q))\n      return !q.describeFirst",
+  ],
+];
+
+const pipeIndexEdits = [
+  [
+    "    c.reserved = () => queue.length\n      ? c.execute(queue.shift())\n      : move(c, reserved)\n",
+    "    c.reserved = () => {\n      /* switchboard: reserved pipeline */\n      while (queue.length) {\n        if (!c.execute(queue.shift()))\n          return\n      }\n      move(c, reserved)\n    }\n",
+  ],
+];
+
 const SCAN_MARK = "/* switchboard: indexOf scan */";
 
 /**
@@ -265,7 +293,12 @@ const targets = [
       patch(MARK, postgresEdits, "postgres.js write"),
       patch(BYTEA_MARK, byteaEdits, "postgres.js binary bytea"),
       patch(COPY_MARK, copyEdits, "postgres.js fewer copies"),
+      patch(PIPE_MARK, pipeEdits, "postgres.js pipelining past backpressure"),
     ],
+  },
+  {
+    files: postgresBuilds("index.js"),
+    patches: [patch(PIPE_MARK, pipeIndexEdits, "postgres.js reserved pipeline")],
   },
   {
     files: postgresBuilds("bytes.js"),

@@ -23,6 +23,9 @@ describe("postgres.js driver patch", () => {
     for (const rel of ["src/bytes.js", "cjs/src/bytes.js"]) {
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: fewer copies");
     }
+    for (const rel of ["src/index.js", "cjs/src/index.js", "src/connection.js", "cjs/src/connection.js"]) {
+      expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: reserved pipeline");
+    }
     for (const rel of ["src/query.js", "cjs/src/query.js", "src/result.js", "cjs/src/result.js"]) {
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: species as data");
     }
@@ -162,6 +165,54 @@ describe("postgres.js driver patch", () => {
         reserved.release();
       }
     } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it("keeps pipelining on a reserved connection after a large write, in order, and an error stops what follows it", async () => {
+    const sql = postgres(inject("pgAdminUrl"), { max: 2, onnotice: () => {} });
+    const big = Buffer.alloc(200_000, 0x41); // over the socket's high-water mark: backpressure
+    const conn = await sql.reserve();
+    try {
+      await conn`CREATE TEMP TABLE pipe_check (n int PRIMARY KEY, b bytea)`;
+      // Hundreds of statements sent without waiting (more than max_pipeline), large ones
+      // among them: every one runs, in the order sent.
+      const pending: Promise<unknown>[] = [];
+      for (let n = 0; n < 300; n++) {
+        pending.push(
+          n % 10 === 0
+            ? conn`INSERT INTO pipe_check (n, b) VALUES (${n}, ${big})`
+            : conn`INSERT INTO pipe_check (n) VALUES (${n})`,
+        );
+      }
+      await Promise.all(pending);
+      const [row] = await conn<{ c: number; s: number; m: string }[]>`
+        SELECT count(*)::int AS c, sum(octet_length(b))::int AS s, md5(string_agg(n::text, ',' ORDER BY ctid)) AS m
+        FROM pipe_check`;
+      expect(row!.c).toBe(300);
+      expect(row!.s).toBe(30 * big.length);
+      expect(row!.m).toBe(
+        createHash("md5")
+          .update(Array.from({ length: 300 }, (_, n) => n).join(","))
+          .digest("hex"),
+      );
+      // In a transaction, a failing statement aborts it: the statements behind it fail
+      // too (25P02) and none of their effects remain.
+      await conn`BEGIN`;
+      const results = await Promise.allSettled([
+        conn`INSERT INTO pipe_check (n, b) VALUES (1000, ${big})`,
+        conn`INSERT INTO pipe_check (n) VALUES (0)`, // duplicate key
+        conn`INSERT INTO pipe_check (n, b) VALUES (1001, ${big})`,
+        conn`SELECT 1`,
+      ]);
+      await conn`ROLLBACK`;
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
+      expect((results[1] as PromiseRejectedResult).reason.code).toBe("23505");
+      expect((results[2] as PromiseRejectedResult).reason.code).toBe("25P02");
+      const [after] = await conn<{ c: number }[]>`SELECT count(*)::int AS c FROM pipe_check WHERE n >= 1000`;
+      expect(after!.c).toBe(0);
+    } finally {
+      conn.release();
       await sql.end({ timeout: 1 });
     }
   });
