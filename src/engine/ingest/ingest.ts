@@ -157,15 +157,16 @@ async function ingestEach(
   // changes, except the content dedupe — a message whose bytes' hash repeats an earlier
   // one's in the batch reads when its turn comes, after that one's inserts. (Threading
   // reads happen later, in turn, and see everything before them.)
-  if (inputs.length === 1) {
-    // One message (SMTP, the admin import, a retry one by one): everything in one read.
-    const input = inputs[0]!;
-    const { tenant: t, address, ...pre } = await openingRead(tx, input);
+  const decide = async (input: IngestInput, read: Prefetched & SharedRead): Promise<void> => {
+    const { tenant: t, address, ...pre } = read;
     if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
     out.push(await ingestInTx(tx, ctx, t, address, input, pre, written));
     const src = input.source;
     if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
-    return;
+  };
+  if (inputs.length === 1) {
+    // One message (SMTP, the admin import, a retry one by one): everything in one read.
+    return decide(inputs[0]!, await openingRead(tx, inputs[0]!));
   }
   // A batch: what is the same for every message of an address (tenant, address, queues,
   // rules, own addresses) is read once per address; the duplicate checks per message.
@@ -210,14 +211,8 @@ async function ingestEach(
     );
   }
   for (const [i, input] of inputs.entries()) {
-    const { tenant: t, address, ...common } = await sharedOf(input);
     const duplicates = await (early[i] ?? duplicateRead(tx, input));
-    if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
-    out.push(
-      await ingestInTx(tx, ctx, t, address, input, { ...common, ...duplicates, ...drawn[i] }, written),
-    );
-    const src = input.source;
-    if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
+    await decide(input, { ...(await sharedOf(input)), ...duplicates, ...drawn[i] });
   }
 }
 
@@ -305,25 +300,45 @@ function drawForNew(
 ): Pick<Prefetched, "contact" | "ticket"> | null {
   if (!input.parsed.ok) return null;
   const mail = input.parsed.mail;
-  const cls = classify(mail, {
-    mailFrom: input.source.kind === "smtp" ? (input.source.mailFrom ?? "") : undefined,
-    ownAddresses,
-  });
+  const cls = classifyInput(input, mail, ownAddresses);
   if (cls.bounce || (cls.spam && address.spamRouting === "DROP")) return null;
-  const lookups = threadingLookups({
-    mode: address.threadingMode,
-    inReplyTo: mail.inReplyTo,
-    references: mail.references,
-    subject: mail.subject,
-  });
-  if (lookups.messageIds.length > 0 || lookups.ticketNumbers.length > 0) return null;
-  const sender = senderContact(mail.from);
-  const contact = upsertContact(tx, t.id, sender?.email ?? "unknown@invalid", sender?.displayName ?? "");
+  if (!namesNothing(lookupsOf(address, mail))) return null;
+  const contact = upsertSender(tx, t.id, mail);
   const ticket = nextTicketNumber(tx);
   // Awaited by ingestInTx in turn; a failure there fails the batch.
   contact.catch(() => {});
   ticket.catch(() => {});
   return { contact, ticket };
+}
+
+// The steps of a message's decision that `ingestInTx` takes and `drawForNew` foresees:
+// one definition each, so the two cannot drift apart.
+
+function classifyInput(input: IngestInput, mail: ParsedMail, ownAddresses: string[]): Classification {
+  return classify(mail, {
+    mailFrom: input.source.kind === "smtp" ? (input.source.mailFrom ?? "") : undefined,
+    ownAddresses,
+  });
+}
+
+function lookupsOf(address: AddressRow, mail: ParsedMail) {
+  return threadingLookups({
+    mode: address.threadingMode,
+    inReplyTo: mail.inReplyTo,
+    references: mail.references,
+    subject: mail.subject,
+  });
+}
+
+/** Mail that names no earlier Message-ID or ticket number opens a conversation. */
+function namesNothing(lookups: ReturnType<typeof lookupsOf>): boolean {
+  return lookups.messageIds.length === 0 && lookups.ticketNumbers.length === 0;
+}
+
+/** The contact of the From mailbox (never Reply-To, which anyone can set), found or created. */
+function upsertSender(tx: Tx, tenantId: string, mail: ParsedMail) {
+  const sender = senderContact(mail.from);
+  return upsertContact(tx, tenantId, sender?.email ?? "unknown@invalid", sender?.displayName ?? "");
 }
 
 type QueueRow = typeof queue.$inferSelect;
@@ -396,6 +411,15 @@ function contentDuplicateSql(sql: Sql, input: IngestInput) {
       LIMIT 1)`;
 }
 
+/** What every message of an address shares, as the columns tenant, address, own, queues, rules. */
+const sharedColumnsSql = (sql: Sql, tenantId: string, addressId: string, withRules: boolean) => sql`
+  (SELECT row_to_json(t) FROM tenant t WHERE t.id = ${tenantId}::uuid) AS tenant,
+  (SELECT row_to_json(a) FROM email_address a
+    WHERE a.id = ${addressId}::uuid AND a.tenant_id = ${tenantId}::uuid) AS address,
+  ${ownAddressesSql(sql, tenantId)} AS own,
+  ${addressQueuesSql(sql, tenantId, addressId)} AS queues,
+  ${addressRulesSql(sql, tenantId, addressId, withRules)} AS rules`;
+
 interface SharedRow {
   tenant: Record<string, unknown> | null;
   address: Record<string, unknown> | null;
@@ -426,15 +450,8 @@ async function openingRead(tx: Tx, input: IngestInput): Promise<Prefetched & Sha
   const { tenantId, addressId } = input;
   const sql = rawClient(tx);
   const [row] = await sql<(SharedRow & { imap_dup: string | null; content_dup: string | null })[]>`
-    SELECT
-      (SELECT row_to_json(t) FROM tenant t WHERE t.id = ${tenantId}::uuid) AS tenant,
-      (SELECT row_to_json(a) FROM email_address a
-        WHERE a.id = ${addressId}::uuid AND a.tenant_id = ${tenantId}::uuid) AS address,
-      ${imapDuplicateSql(sql, input)} AS imap_dup,
-      ${contentDuplicateSql(sql, input)} AS content_dup,
-      ${ownAddressesSql(sql, tenantId)} AS own,
-      ${addressQueuesSql(sql, tenantId, addressId)} AS queues,
-      ${addressRulesSql(sql, tenantId, addressId, input.parsed.ok)} AS rules`;
+    SELECT ${sharedColumnsSql(sql, tenantId, addressId, input.parsed.ok)},
+      ${imapDuplicateSql(sql, input)} AS imap_dup, ${contentDuplicateSql(sql, input)} AS content_dup`;
   return {
     ...(await sharedFromRow(tx, tenantId, row!)),
     imapDuplicate: row!.imap_dup,
@@ -451,13 +468,7 @@ async function sharedRead(
 ): Promise<SharedRead> {
   const sql = rawClient(tx);
   const [row] = await sql<SharedRow[]>`
-    SELECT
-      (SELECT row_to_json(t) FROM tenant t WHERE t.id = ${tenantId}::uuid) AS tenant,
-      (SELECT row_to_json(a) FROM email_address a
-        WHERE a.id = ${addressId}::uuid AND a.tenant_id = ${tenantId}::uuid) AS address,
-      ${ownAddressesSql(sql, tenantId)} AS own,
-      ${addressQueuesSql(sql, tenantId, addressId)} AS queues,
-      ${addressRulesSql(sql, tenantId, addressId, withRules)} AS rules`;
+    SELECT ${sharedColumnsSql(sql, tenantId, addressId, withRules)}`;
   return sharedFromRow(tx, tenantId, row!);
 }
 
@@ -532,10 +543,7 @@ async function ingestInTx(
   //    is one message: same Message-ID and same bytes within the tenant.
   if (pre.contentDuplicate) return { status: "duplicate", messageId: pre.contentDuplicate };
 
-  const cls = classify(mail, {
-    mailFrom: source.kind === "smtp" ? (source.mailFrom ?? "") : undefined,
-    ownAddresses: pre.ownAddresses,
-  });
+  const cls = classifyInput(input, mail, pre.ownAddresses);
 
   // 4. Delivery reports never open conversations (RFC 3464); they mark what they report on.
   if (cls.bounce) return recordDeliveryReport(tx, ctx, t.id, address, input, mail, cls, imapPos);
@@ -564,18 +572,13 @@ async function ingestInTx(
   // 6. The contact: the From mailbox (never Reply-To, which anyone can set).
   // 7. Threading. Both go out together (pipelined on the transaction's connection).
   const sender = senderContact(mail.from);
-  const lookups = threadingLookups({
-    mode: address.threadingMode,
-    inReplyTo: mail.inReplyTo,
-    references: mail.references,
-    subject: mail.subject,
-  });
+  const lookups = lookupsOf(address, mail);
   // Mail that names no earlier message or ticket opens a conversation: its ticket number
   // is drawn in this round trip too (a threaded reply draws none).
-  const surelyNew = lookups.messageIds.length === 0 && lookups.ticketNumbers.length === 0;
+  const surelyNew = namesNothing(lookups);
   // (In a batch, mail that surely opens a conversation drew both ahead: `drawForNew`.)
   const [sent, { byMessageId, byTicket }, earlyTicket] = await Promise.all([
-    pre.contact ?? upsertContact(tx, t.id, sender?.email ?? "unknown@invalid", sender?.displayName ?? ""),
+    pre.contact ?? upsertSender(tx, t.id, mail),
     threadCandidates(tx, t.id, lookups.messageIds, lookups.ticketNumbers),
     surelyNew ? (pre.ticket ?? nextTicketNumber(tx)) : null,
   ]);
