@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import postgres from "postgres";
 import { describe, expect, inject, it } from "vitest";
@@ -214,6 +215,63 @@ describe("postgres.js driver patch", () => {
     } finally {
       conn.release();
       await sql.end({ timeout: 1 });
+    }
+  });
+
+  it("sends the queries behind a large write while an earlier one still runs (reserved pipeline)", async () => {
+    // A proxy sees what the driver has written: unpatched, a write over the socket's
+    // high-water mark made the reserved connection send the rest one per round trip, so a
+    // query behind a blocked one never left the process until that one finished.
+    const target = new URL(inject("pgAdminUrl"));
+    const seen: Buffer[] = [];
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(target.port), target.hostname);
+      client.on("data", (d: Buffer) => seen.push(d));
+      client.pipe(upstream).pipe(client);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const via = new URL(target);
+    via.port = String((proxy.address() as AddressInfo).port);
+    const sql = postgres(via.toString(), { max: 1, onnotice: () => {} });
+    const holder = postgres(target.toString(), { max: 1, onnotice: () => {} });
+    const key = 731_906;
+    const marker = "pipelined-marker-31f7";
+    try {
+      const lock = await holder.reserve();
+      await lock`SELECT pg_advisory_lock(${key})`;
+      const conn = await sql.reserve();
+      const big = Buffer.alloc(200_000, 0x42);
+      // The statements are prepared first: a statement's first run waits for its Describe
+      // in any case, and that wait is not what this is about.
+      await conn`SELECT octet_length(${Buffer.alloc(1)}::bytea) AS n`;
+      await conn`SELECT pg_advisory_lock(${key + 1})`;
+      await conn`SELECT ${"warm"}::text AS m`;
+      // Queries are lazy until executed; these three go to the driver now, in this order.
+      const first = conn<{ n: number }[]>`SELECT octet_length(${big}::bytea) AS n`.execute();
+      const blocked = conn`SELECT pg_advisory_lock(${key})`.execute();
+      const behind = conn<{ m: string }[]>`SELECT ${marker}::text AS m`.execute();
+      const wrote = async (): Promise<boolean> => {
+        for (let i = 0; i < 200; i++) {
+          if (Buffer.concat(seen).includes(marker)) return true;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        return false;
+      };
+      const sentWhileBlocked = await wrote();
+      await lock`SELECT pg_advisory_unlock(${key})`;
+      lock.release();
+      expect((await first)[0]!.n).toBe(big.length);
+      await blocked;
+      expect((await behind)[0]!.m).toBe(marker);
+      await conn`SELECT pg_advisory_unlock_all()`;
+      conn.release();
+      expect(sentWhileBlocked).toBe(true);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await holder.end({ timeout: 1 });
+      proxy.close();
     }
   });
 
