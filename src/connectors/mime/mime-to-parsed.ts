@@ -96,85 +96,137 @@ class LimitError extends Error {
 }
 
 function runMailParser(raw: Buffer, limits: MimeLimits): Promise<MpResult> {
-  const options: MailParserOptions & { maxHeadSize: number; maxChildNodes: number } = {
-    // Keep message/delivery-status as a part we can read instead of merging it into text.
-    keepDeliveryStatus: true,
-    // cid: links stay as they are; sanitizeHtml lists them for the API to resolve.
-    keepCidLinks: true,
-    skipImageLinks: true,
-    // We derive text from HTML ourselves, with a size cap (html-to-text is superlinear).
-    skipHtmlToText: true,
-    skipTextToHtml: true,
-    skipTextLinks: true,
-    checksumAlgo: "sha256",
-    maxHeadSize: limits.maxHeaderBytes,
-    maxChildNodes: limits.maxParts,
-  };
   return new Promise((resolve, reject) => {
-    const parser = new MailParser(options);
-    const result: MpResult = { headers: new Map(), headerLines: [], text: "", html: null, attachments: [] };
-    let settled = false;
-    const fail = (err: unknown): void => {
-      if (settled) return;
-      settled = true;
-      parser.destroy();
-      const e = err instanceof Error ? err : new Error(String(err));
-      if ((e as Error & { code?: string }).code === "EMAXLEN") {
-        reject(
-          new LimitError(/child nodes/i.test(e.message) ? "too_many_parts" : "header_too_large", e.message),
-        );
-      } else {
-        reject(e);
-      }
+    new MailParserRun(limits, resolve, reject).start(raw);
+  });
+}
+
+/**
+ * One mailparser run. Its event handlers are bound methods, not closures made per call:
+ * a bound method keeps the prototype's function (and its optimised code) for every run,
+ * where a per-call closure's code is dropped at each major GC of the parser thread and
+ * compiled again.
+ */
+class MailParserRun {
+  private readonly parser: MailParser;
+  private readonly result: MpResult = {
+    headers: new Map(),
+    headerLines: [],
+    text: "",
+    html: null,
+    attachments: [],
+  };
+  private settled = false;
+  private reading = false;
+  /** The attachment whose content stream is being read, with what it gave so far. */
+  private current: { data: MpAttachment; stream: Readable; chunks: Buffer[]; length: number } | null = null;
+  private readonly fail = this.onFail.bind(this);
+  private readonly readNext = this.onReadNext.bind(this);
+  private readonly attachmentReadable = this.onAttachmentReadable.bind(this);
+  private readonly attachmentEnd = this.onAttachmentEnd.bind(this);
+
+  constructor(
+    limits: MimeLimits,
+    private readonly resolve: (r: MpResult) => void,
+    private readonly reject: (e: Error) => void,
+  ) {
+    const options: MailParserOptions & { maxHeadSize: number; maxChildNodes: number } = {
+      // Keep message/delivery-status as a part we can read instead of merging it into text.
+      keepDeliveryStatus: true,
+      // cid: links stay as they are; sanitizeHtml lists them for the API to resolve.
+      keepCidLinks: true,
+      skipImageLinks: true,
+      // We derive text from HTML ourselves, with a size cap (html-to-text is superlinear).
+      skipHtmlToText: true,
+      skipTextToHtml: true,
+      skipTextLinks: true,
+      checksumAlgo: "sha256",
+      maxHeadSize: limits.maxHeaderBytes,
+      maxChildNodes: limits.maxParts,
     };
-    parser.on("error", fail);
-    parser.on("headers", (headers: Map<string, unknown>) => {
-      result.headers = headers;
-      result.headerLines = (parser as unknown as { headerLines: HeaderLine[] | false }).headerLines || [];
-    });
-    let reading = false;
-    const readNext = (): void => {
-      reading = true;
-      const data = parser.read() as MpAttachment | MpText | null;
+    this.parser = new MailParser(options);
+    this.parser.on("error", this.fail);
+    this.parser.on("headers", this.onHeaders.bind(this));
+    this.parser.on("readable", this.onReadable.bind(this));
+    this.parser.on("end", this.onEnd.bind(this));
+  }
+
+  start(raw: Buffer): void {
+    this.parser.end(raw);
+  }
+
+  private onFail(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.parser.destroy();
+    const e = err instanceof Error ? err : new Error(String(err));
+    if ((e as Error & { code?: string }).code === "EMAXLEN") {
+      this.reject(
+        new LimitError(/child nodes/i.test(e.message) ? "too_many_parts" : "header_too_large", e.message),
+      );
+    } else {
+      this.reject(e);
+    }
+  }
+
+  private onHeaders(headers: Map<string, unknown>): void {
+    this.result.headers = headers;
+    this.result.headerLines = (this.parser as unknown as { headerLines: HeaderLine[] | false }).headerLines || [];
+  }
+
+  private onReadable(): void {
+    if (!this.reading) this.onReadNext();
+  }
+
+  private onReadNext(): void {
+    for (;;) {
+      this.reading = true;
+      const data = this.parser.read() as MpAttachment | MpText | null;
       if (data === null) {
-        reading = false;
+        this.reading = false;
         return;
       }
       if (data.type === "text") {
-        result.text = data.text ?? "";
-        result.html = data.html ?? null;
-        readNext();
-        return;
+        this.result.text = data.text ?? "";
+        this.result.html = data.html ?? null;
+        continue;
       }
-      result.attachments.push(data);
+      this.result.attachments.push(data);
       const stream = data.content as Readable;
-      const chunks: Buffer[] = [];
-      let length = 0;
-      stream.on("readable", () => {
-        let chunk: Buffer | null;
-        // biome-ignore lint/suspicious/noAssignInExpressions: the stream read loop idiom
-        while ((chunk = stream.read() as Buffer | null) !== null) {
-          chunks.push(chunk);
-          length += chunk.length;
-        }
-      });
-      stream.on("error", fail);
-      stream.on("end", () => {
-        data.content = Buffer.concat(chunks, length);
-        data.release?.();
-        readNext();
-      });
-    };
-    parser.on("readable", () => {
-      if (!reading) readNext();
-    });
-    parser.on("end", () => {
-      if (settled) return;
-      settled = true;
-      resolve(result);
-    });
-    parser.end(raw);
-  });
+      this.current = { data, stream, chunks: [], length: 0 };
+      stream.on("readable", this.attachmentReadable);
+      stream.on("error", this.fail);
+      stream.on("end", this.attachmentEnd);
+      // The next part is read when this one's content has ended.
+      return;
+    }
+  }
+
+  private onAttachmentReadable(): void {
+    const cur = this.current;
+    if (!cur) return;
+    let chunk: Buffer | null;
+    // biome-ignore lint/suspicious/noAssignInExpressions: the stream read loop idiom
+    while ((chunk = cur.stream.read() as Buffer | null) !== null) {
+      cur.chunks.push(chunk);
+      cur.length += chunk.length;
+    }
+  }
+
+  private onAttachmentEnd(): void {
+    const cur = this.current;
+    if (!cur) return;
+    this.current = null;
+    cur.data.content = Buffer.concat(cur.chunks, cur.length);
+    cur.data.release?.();
+    this.readNext();
+  }
+
+  private onEnd(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(this.result);
+  }
 }
 
 // --- header helpers -----------------------------------------------------------------
@@ -196,8 +248,12 @@ function decodeWords(value: string): string {
 
 const ENCODED_WORD_RE = /=\?[^?\s]+\?[bq]\?[^?\s]*\?=/i;
 
-function flattenAddresses(list: MpAddress[]): MpAddress[] {
-  return list.flatMap((a) => (a.group ? flattenAddresses(a.group) : [a]));
+function flattenAddresses(list: MpAddress[], out: MpAddress[] = []): MpAddress[] {
+  for (const a of list) {
+    if (a.group) flattenAddresses(a.group, out);
+    else out.push(a);
+  }
+  return out;
 }
 
 function isMailbox(address: string | undefined): address is string {
@@ -212,13 +268,89 @@ function addressValues(headers: Map<string, unknown>, key: string): MpAddress[] 
   const v = headers.get(key);
   if (v === undefined) return null;
   const objs = (Array.isArray(v) ? v : [v]) as MpAddressObject[];
-  return objs.flatMap((o) => flattenAddresses(o?.value ?? []));
+  const out: MpAddress[] = [];
+  for (const o of objs) flattenAddresses(o?.value ?? [], out);
+  return out;
 }
 
 function toMailAddresses(list: MpAddress[]): MailAddress[] {
-  return list
-    .filter((a) => isMailbox(a.address))
-    .map((a) => ({ address: a.address!.trim(), name: (a.name ?? "").trim() }));
+  const out: MailAddress[] = [];
+  for (const a of list) {
+    if (isMailbox(a.address)) out.push({ address: a.address.trim(), name: (a.name ?? "").trim() });
+  }
+  return out;
+}
+
+function usableCount(list: MpAddress[] | null): number {
+  let n = 0;
+  for (const a of list ?? []) if (isMailbox(a.address)) n++;
+  return n;
+}
+
+// RFC 5322 §4.5 obsolete syntax allows whitespace before the colon ("From  :").
+function linesOf(lines: readonly HeaderLine[], key: string): HeaderLine[] {
+  const out: HeaderLine[] = [];
+  for (const l of lines) if (l.key.trim() === key) out.push(l);
+  return out;
+}
+
+function hasLongLine(text: string): boolean {
+  for (const l of text.split(/\r?\n/)) if (l.length > 998) return true;
+  return false;
+}
+
+/** Tokens of a References field that are not `<msg-id>`. */
+function badReferenceTokens(value: string): number {
+  let bad = 0;
+  for (const t of value.split(/\s+/)) if (t !== "" && !/^<[^<>\s]+>$/.test(t)) bad++;
+  return bad;
+}
+
+/**
+ * The mailboxes of an address field; unparseable entries become a warning. (Module-level
+ * functions rather than closures in `parseRawMessage`: a per-call closure's optimised code
+ * is dropped at every major GC of the parser thread and compiled again.)
+ */
+function addressesOf(
+  mp: MpResult,
+  lines: readonly HeaderLine[],
+  key: string,
+  warnings: string[],
+): MailAddress[] {
+  let values = addressValues(mp.headers, key);
+  if (values === null && linesOf(lines, key).length === 0) return [];
+  if (values === null || values.some(notMailbox)) {
+    // RFC 5322 comments inside addresses (`pete(his account)@silly.test`) defeat the
+    // parser; retry on the field with comments removed and keep the better result.
+    const retry: MpAddress[] = [];
+    for (const l of linesOf(lines, key)) {
+      for (const a of flattenAddresses(addressparser(stripComments(fieldValue(l))) as MpAddress[])) {
+        retry.push({ address: a.address ?? "", name: decodeWords(a.name ?? "") });
+      }
+    }
+    if (values === null || usableCount(retry) > usableCount(values)) {
+      values = retry;
+    }
+  }
+  const good = toMailAddresses(values);
+  const bad = values.filter(notMailbox);
+  const label = FIELD_LABEL[key] ?? key;
+  if (bad.length > 0) {
+    const sample = bad
+      .map(addressLabel)
+      .join(", ")
+      .slice(0, 120);
+    warnings.push(`${label}: ${bad.length} unparseable address(es)${sample ? `: ${JSON.stringify(sample)}` : ""}`);
+  }
+  return good;
+}
+
+function notMailbox(a: MpAddress): boolean {
+  return !isMailbox(a.address);
+}
+
+function addressLabel(a: MpAddress): string {
+  return a.address || a.name || "";
 }
 
 const FIELD_LABEL: Record<string, string> = {
@@ -352,19 +484,21 @@ function headerBlockEnd(raw: Buffer): number {
 
 // --- the parse ----------------------------------------------------------------------
 
+function rejected(
+  reason: Extract<ParseOutcome, { ok: false }>["reason"],
+  detail: string,
+  sizeBytes: number,
+): ParseOutcome {
+  return { ok: false, reason, detail, sizeBytes };
+}
+
 export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promise<ParseOutcome> {
   const sizeBytes = input.length;
   const contentHash = createHash("sha256").update(input).digest("hex");
   const warnings: string[] = [];
-  const reject = (reason: Extract<ParseOutcome, { ok: false }>["reason"], detail: string): ParseOutcome => ({
-    ok: false,
-    reason,
-    detail,
-    sizeBytes,
-  });
 
   if (input.length <= 4096 && /^\s*$/.test(input.toString("latin1"))) {
-    return reject("unparseable", "empty message");
+    return rejected("unparseable", "empty message", sizeBytes);
   }
   let raw = input;
   // An mbox "From " separator line (RFC 4155) is not a header; mailparser would read
@@ -377,9 +511,10 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
   const headerEnd = headerBlockEnd(raw);
   const headerBytes = headerEnd < 0 ? raw.length : headerEnd;
   if (headerBytes > limits.maxHeaderBytes) {
-    return reject(
+    return rejected(
       "header_too_large",
       `header block of ${headerBytes} bytes exceeds ${limits.maxHeaderBytes}`,
+      sizeBytes,
     );
   }
   if (headerEnd < 0) warnings.push("no blank line after the header block: message has no body");
@@ -388,30 +523,28 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
   try {
     mp = await runMailParser(raw, limits);
   } catch (err) {
-    if (err instanceof LimitError) return reject(err.reason, err.message);
-    return reject("unparseable", err instanceof Error ? err.message : String(err));
+    if (err instanceof LimitError) return rejected(err.reason, err.message, sizeBytes);
+    return rejected("unparseable", err instanceof Error ? err.message : String(err), sizeBytes);
   }
 
   const lines = mp.headerLines;
-  // RFC 5322 §4.5 obsolete syntax allows whitespace before the colon ("From  :").
-  const linesOf = (key: string): HeaderLine[] => lines.filter((l) => l.key.trim() === key);
   if (lines.length === 0) warnings.push("no header fields found");
 
   // Line-level irregularities in the top-level header block.
   const headerText = raw.subarray(0, headerBytes).toString("latin1");
   if (/(?<!\r)\n/.test(headerText)) warnings.push("bare LF line endings (RFC 5322 requires CRLF)");
-  if (headerText.split(/\r?\n/).some((l) => l.length > 998)) {
+  if (hasLongLine(headerText)) {
     warnings.push("header line longer than 998 characters (RFC 5322 §2.1.1)");
   }
 
   // Message-ID (RFC 5322 §3.6.4: SHOULD be present; our dedupe falls back to the hash)
-  const midLines = linesOf("message-id");
+  const midLines = linesOf(lines, "message-id");
   const messageId = midLines[0] ? normalizeMessageId(decodeWords(fieldValue(midLines[0]))) : null;
   if (midLines.length === 0) warnings.push("missing Message-ID");
   else if (!messageId) warnings.push("empty or unparseable Message-ID");
   if (midLines.length > 1) warnings.push(`${midLines.length} Message-ID fields; the first is used`);
 
-  const irtLines = linesOf("in-reply-to");
+  const irtLines = linesOf(lines, "in-reply-to");
   let inReplyTo: string | null = null;
   if (irtLines[0]) {
     const v = fieldValue(irtLines[0]);
@@ -420,11 +553,11 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
   }
 
   const referenceSet = new Set<string>();
-  for (const l of linesOf("references")) {
+  for (const l of linesOf(lines, "references")) {
     const v = fieldValue(l).replace(/\([^)]*\)/g, " ");
     for (const id of extractMessageIds(v)) referenceSet.add(id);
-    const bad = v.split(/\s+/).filter((t) => t !== "" && !/^<[^<>\s]+>$/.test(t));
-    if (bad.length > 0) warnings.push(`References: ${bad.length} token(s) are not <msg-id>`);
+    const bad = badReferenceTokens(v);
+    if (bad > 0) warnings.push(`References: ${bad} token(s) are not <msg-id>`);
   }
   let references = [...referenceSet];
   if (references.length > 100) {
@@ -433,48 +566,16 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
   }
 
   // Addresses
-  const addressesOf = (key: string): MailAddress[] => {
-    let values = addressValues(mp.headers, key);
-    if (values === null && linesOf(key).length === 0) return [];
-    if (values === null || values.some((a) => !isMailbox(a.address))) {
-      // RFC 5322 comments inside addresses (`pete(his account)@silly.test`) defeat the
-      // parser; retry on the field with comments removed and keep the better result.
-      const retry = linesOf(key).flatMap((l) =>
-        flattenAddresses(addressparser(stripComments(fieldValue(l))) as MpAddress[]).map((a) => ({
-          address: a.address ?? "",
-          name: decodeWords(a.name ?? ""),
-        })),
-      );
-      const usable = (list: MpAddress[] | null): number =>
-        (list ?? []).filter((a) => isMailbox(a.address)).length;
-      if (values === null || usable(retry) > usable(values)) {
-        values = retry;
-      }
-    }
-    const good = toMailAddresses(values);
-    const bad = values.filter((a) => !isMailbox(a.address));
-    const label = FIELD_LABEL[key] ?? key;
-    if (bad.length > 0) {
-      const sample = bad
-        .map((a) => a.address || a.name || "")
-        .join(", ")
-        .slice(0, 120);
-      warnings.push(
-        `${label}: ${bad.length} unparseable address(es)${sample ? `: ${JSON.stringify(sample)}` : ""}`,
-      );
-    }
-    return good;
-  };
-  const fromLines = linesOf("from");
-  const fromList = addressesOf("from");
+  const fromLines = linesOf(lines, "from");
+  const fromList = addressesOf(mp, lines, "from", warnings);
   if (fromLines.length === 0) warnings.push("missing From");
   else if (fromList.length === 0) warnings.push("From has no usable address");
   if (fromLines.length > 1) warnings.push(`${fromLines.length} From fields; the last is used`);
   if (fromList.length > 1) warnings.push(`From names ${fromList.length} mailboxes; the first is the sender`);
   const from = fromList[0] ?? null;
-  const to = addressesOf("to");
-  const cc = addressesOf("cc");
-  const replyTo = addressesOf("reply-to");
+  const to = addressesOf(mp, lines, "to", warnings);
+  const cc = addressesOf(mp, lines, "cc", warnings);
+  const replyTo = addressesOf(mp, lines, "reply-to", warnings);
 
   // Subject
   const subjectValue = mp.headers.get("subject");
@@ -485,7 +586,7 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
 
   // Date: mailparser substitutes "now" for a bad date, which would make a backlog's
   // mail look fresh; read the field ourselves and keep null instead.
-  const dateLines = linesOf("date");
+  const dateLines = linesOf(lines, "date");
   let date: Date | null = null;
   if (dateLines[0]) {
     const v = fieldValue(dateLines[0]);
@@ -505,7 +606,7 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
     list.push(decodeWords(fieldValue(l)));
     headers[key] = list;
   }
-  const receivedCount = linesOf("received").length;
+  const receivedCount = linesOf(lines, "received").length;
 
   // Charsets: a cheap scan of every part's Content-Type field.
   const rawLatin1 = raw.toString("latin1");
@@ -658,7 +759,11 @@ function withoutNul<T>(value: T, seen: { found: boolean }): T {
   }
   if (value === null || typeof value !== "object") return value;
   if (Buffer.isBuffer(value) || value instanceof Uint8Array || value instanceof Date) return value;
-  if (Array.isArray(value)) return value.map((v) => withoutNul(v, seen)) as T;
+  if (Array.isArray(value)) {
+    const out: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = withoutNul(value[i], seen);
+    return out as T;
+  }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[withoutNul(k, seen)] = withoutNul(v, seen);
   return out as T;
