@@ -105,6 +105,37 @@ describe("ingest pipeline", () => {
     expect(dup.status).toBe("duplicate");
   });
 
+  it("keeps a duplicate of new mail a duplicate, though its contact and ticket were drawn ahead", async () => {
+    // New mail on its own draws contact and ticket number with its opening read (drawAlone),
+    // before the read says it is a duplicate: nothing of it may be stored.
+    const raw = buildRawMail({
+      from: "Dora <dora@customer.example>",
+      subject: "Toner",
+      messageId: "toner-1@customer.example",
+    });
+    const first = await ingest(raw);
+    expect(first).toMatchObject({ status: "stored", created: true });
+    const again = await ingest(raw);
+    expect(again.status).toBe("duplicate");
+    const db = t.db.db;
+    const [{ n: convs }] = (await db.execute(
+      sql`SELECT count(*)::int AS n FROM conversation c JOIN contact k ON k.id = c.contact_id
+          WHERE k.email = 'dora@customer.example'`,
+    )) as unknown as [{ n: number }];
+    expect(convs).toBe(1);
+    const [{ n: msgs }] = (await db.execute(
+      sql`SELECT count(*)::int AS n FROM message WHERE message_id_header = 'toner-1@customer.example'`,
+    )) as unknown as [{ n: number }];
+    expect(msgs).toBe(1);
+    const [{ n: contacts, name }] = (await db.execute(
+      sql`SELECT count(*)::int AS n, max(name) AS name FROM contact WHERE email = 'dora@customer.example'`,
+    )) as unknown as [{ n: number; name: string }];
+    expect({ contacts, name }).toEqual({ contacts: 1, name: "Dora" });
+    // The drawn ticket number went unused; the next conversation simply gets a later one.
+    const next = await ingest(buildRawMail({ subject: "Paper", messageId: "paper-1@customer.example" }));
+    expect(next.conversation.ticketNumber).toBeGreaterThan(first.conversation.ticketNumber);
+  });
+
   it("does not let a stranger join a conversation by guessing its ticket number", async () => {
     const first = await ingest(buildRawMail({ subject: "Private", messageId: "priv-1@customer.example" }));
     const stranger = await ingest(

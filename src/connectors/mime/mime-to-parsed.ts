@@ -171,7 +171,8 @@ class MailParserRun {
 
   private onHeaders(headers: Map<string, unknown>): void {
     this.result.headers = headers;
-    this.result.headerLines = (this.parser as unknown as { headerLines: HeaderLine[] | false }).headerLines || [];
+    this.result.headerLines =
+      (this.parser as unknown as { headerLines: HeaderLine[] | false }).headerLines || [];
   }
 
   private onReadable(): void {
@@ -336,11 +337,10 @@ function addressesOf(
   const bad = values.filter(notMailbox);
   const label = FIELD_LABEL[key] ?? key;
   if (bad.length > 0) {
-    const sample = bad
-      .map(addressLabel)
-      .join(", ")
-      .slice(0, 120);
-    warnings.push(`${label}: ${bad.length} unparseable address(es)${sample ? `: ${JSON.stringify(sample)}` : ""}`);
+    const sample = bad.map(addressLabel).join(", ").slice(0, 120);
+    warnings.push(
+      `${label}: ${bad.length} unparseable address(es)${sample ? `: ${JSON.stringify(sample)}` : ""}`,
+    );
   }
   return good;
 }

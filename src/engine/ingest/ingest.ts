@@ -165,8 +165,14 @@ async function ingestEach(
     if (src.kind === "imap") checkpoints.set(`${src.accountId}\n${src.mailbox}`, input);
   };
   if (inputs.length === 1) {
-    // One message (SMTP, the admin import, a retry one by one): everything in one read.
-    return decide(inputs[0]!, await openingRead(tx, inputs[0]!));
+    // One message (SMTP, the admin import, a retry one by one): everything in one read,
+    // and in the same round trip the draws of mail that opens a conversation whatever
+    // the read finds (`drawAlone`).
+    const input = inputs[0]!;
+    const read = openingRead(tx, input);
+    read.catch(() => {}); // awaited just below; the draws must go out behind it first
+    const drawn = drawAlone(tx, input, written);
+    return decide(input, { ...(await read), ...drawn });
   }
   // A batch: what is the same for every message of an address (tenant, address, queues,
   // rules, own addresses) is read once per address; the duplicate checks per message.
@@ -308,6 +314,42 @@ function drawForNew(
   // Awaited by ingestInTx in turn; a failure there fails the batch.
   contact.catch(() => {});
   ticket.catch(() => {});
+  return { contact, ticket };
+}
+
+/**
+ * For one message alone: mail that opens a conversation whatever its address's settings
+ * say — parsed, not a delivery report, not spam (its address may drop spam), naming no
+ * Message-ID or ticket number in any threading mode — draws its contact and ticket number
+ * together with the opening read, one round trip less. What the read can still turn up
+ * changes nothing for them: a duplicate (the upsert only touched the sender's contact row,
+ * and a ticket number stays unused, as after any rollback) or a missing address (the
+ * transaction fails). Rules may drop the mail after this, but they read the contact
+ * anyway. Null for any other mail, which draws in turn.
+ */
+function drawAlone(
+  tx: Tx,
+  input: IngestInput,
+  written: (writes: Promise<unknown>) => void,
+): Pick<Prefetched, "contact" | "ticket"> | null {
+  if (!input.parsed.ok) return null;
+  const mail = input.parsed.mail;
+  // Own addresses only weigh on loop risks, not on bounce or spam.
+  const cls = classifyInput(input, mail, []);
+  if (cls.bounce || cls.spam) return null;
+  const anyMode = threadingLookups({
+    mode: "REFERENCES_THEN_TICKET",
+    inReplyTo: mail.inReplyTo,
+    references: mail.references,
+    subject: mail.subject,
+  });
+  if (!namesNothing(anyMode)) return null;
+  const contact = upsertSender(tx, input.tenantId, mail);
+  const ticket = nextTicketNumber(tx);
+  // Awaited by ingestInTx when the mail is stored; checked after the transaction in any
+  // case, so a failure cannot pass unseen when the read ends the decision early.
+  written(contact);
+  written(ticket);
   return { contact, ticket };
 }
 
