@@ -21,6 +21,7 @@ export function makeParsedMail(overrides: Partial<ParsedMail> = {}): ParsedMail 
     deliveryStatus: null,
     warnings: [],
     sizeBytes: 100,
+    rawSha256: "0".repeat(64),
     contentHash: "0".repeat(64),
     ...overrides,
   };

@@ -136,6 +136,50 @@ describe("ingest pipeline", () => {
     expect(next.conversation.ticketNumber).toBeGreaterThan(first.conversation.ticketNumber);
   });
 
+  it("makes the copies of one mail delivered to two of our addresses one conversation", async () => {
+    const sales = await createQueueWithAddress(t.db.db, t.tenantId, { address: "sales@acme.test" });
+    const body = buildRawMail({
+      from: "Erik <erik@customer.example>",
+      to: "support@acme.test, sales@acme.test",
+      subject: "Quote",
+      messageId: "quote-1@customer.example",
+    });
+    // Each mailbox's server put its own trace fields on top of the same mail.
+    const copy = (rcpt: string, hop: string) =>
+      Buffer.concat([
+        Buffer.from(
+          `Return-Path: <erik@customer.example>\r\nDelivered-To: ${rcpt}\r\n` +
+            `Received: from mx.customer.example by ${hop} for <${rcpt}>; Wed, 01 May 2024 10:00:0${hop.length % 10} +0000\r\n`,
+        ),
+        body,
+      ]);
+    const first = await ingest(copy("support@acme.test", "imap-a.acme.test"));
+    expect(first).toMatchObject({ status: "stored", created: true });
+    const second = await t.ok(INGEST, {
+      a: encodeId("EmailAddress", sales.addressId),
+      raw: copy("sales@acme.test", "imap-bb.acme.test").toString("base64"),
+      b64: true,
+    });
+    expect(second.ingestRawMessage.status).toBe("duplicate");
+    const [{ n }] = (await t.db.db.execute(
+      sql`SELECT count(*)::int AS n FROM message WHERE message_id_header = 'quote-1@customer.example'`,
+    )) as unknown as [{ n: number }];
+    expect(n).toBe(1);
+  });
+
+  it("still recognises an exact re-delivery of mail stored under the raw-bytes key", async () => {
+    // Until 2026-11-22 every message's content_hash was the SHA-256 of its raw bytes.
+    const raw = buildRawMail({ subject: "Old", messageId: "old-1@customer.example" });
+    const first = await ingest(raw);
+    expect(first.status).toBe("stored");
+    const { createHash } = await import("node:crypto");
+    await t.db.db
+      .update(message)
+      .set({ contentHash: createHash("sha256").update(raw).digest("hex") })
+      .where(eq(message.messageIdHeader, "old-1@customer.example"));
+    expect((await ingest(raw)).status).toBe("duplicate");
+  });
+
   it("does not let a stranger join a conversation by guessing its ticket number", async () => {
     const first = await ingest(buildRawMail({ subject: "Private", messageId: "priv-1@customer.example" }));
     const stranger = await ingest(

@@ -79,8 +79,11 @@ describe("createMimeParser: parsing", () => {
       receivedCount: 1,
       warnings: [],
       sizeBytes: raw.length,
-      contentHash: createHash("sha256").update(raw).digest("hex"),
+      rawSha256: createHash("sha256").update(raw).digest("hex"),
     });
+    // With a Message-ID the dedupe key covers what the author wrote, not the trace fields.
+    expect(mail.contentHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(mail.contentHash).not.toBe(mail.rawSha256);
     expect(mail.date?.toISOString()).toBe("2024-05-01T10:00:00.000Z");
     expect(mail.headers["auto-submitted"]).toEqual(["no"]);
     expect(mail.headers["x-spam-status"]).toEqual(["No, score=0.1"]);
@@ -107,6 +110,44 @@ describe("createMimeParser: parsing", () => {
     expect(sanitized!.html).not.toMatch(/script|onclick/);
     expect(sanitized!.cidRefs).toEqual(["logo@kunde"]);
     expect(sanitized!.remoteResources).toEqual(["https://t.example/p.gif"]);
+  });
+
+  it("keys content dedupe on what the author wrote, not on what servers added on the way", async () => {
+    const copy = (trace: string, spec: Parameters<typeof buildRawMail>[0] = {}) =>
+      Buffer.concat([
+        Buffer.from(trace),
+        buildRawMail({ subject: "Same mail", messageId: "same@kunde.example", text: "Body", ...spec }),
+      ]);
+    const parse = async (raw: Buffer) => ok(await shared.parse(raw)).mail;
+    // Two delivered copies: each mailbox's server added its own trace fields.
+    const a = await parse(
+      copy(
+        "Return-Path: <k@kunde.example>\r\nDelivered-To: support@acme.example\r\n" +
+          "Received: from mx1 by imap1 for <support@acme.example>; Wed, 01 May 2024 10:00:01 +0000\r\n",
+      ),
+    );
+    const b = await parse(
+      copy(
+        "Return-Path: <k@kunde.example>\r\nDelivered-To: sales@acme.example\r\nX-Spam-Score: 0.3\r\n" +
+          "Received: from mx2 by imap2 for <sales@acme.example>; Wed, 01 May 2024 10:00:02 +0000\r\n" +
+          "Authentication-Results: mx2; dkim=pass\r\n",
+      ),
+    );
+    expect(a.rawSha256).not.toBe(b.rawSha256);
+    expect(a.contentHash).toBe(b.contentHash);
+    // What the author wrote differs: a different body or subject is not the same mail.
+    const otherBody = await parse(copy("", { text: "Body, edited" }));
+    const otherSubject = await parse(copy("", { subject: "Same mail?" }));
+    expect(new Set([a.contentHash, otherBody.contentHash, otherSubject.contentHash]).size).toBe(3);
+    // Without a Message-ID only the exact bytes count (a resync re-delivers them).
+    const bare = (trace: string) =>
+      parse(Buffer.concat([Buffer.from(trace), buildRawMail({ messageId: null, text: "Body" })]));
+    const [c, d] = [
+      await bare("Delivered-To: a@acme.example\r\n"),
+      await bare("Delivered-To: b@acme.example\r\n"),
+    ];
+    expect(c.contentHash).toBe(c.rawSha256);
+    expect(c.contentHash).not.toBe(d.contentHash);
   });
 
   it("records irregularities as warnings instead of failing", async () => {

@@ -14,6 +14,7 @@ import type {
   ParseOutcome,
 } from "../../engine/ingest/parsed-mail.js";
 import {
+  AUTHORED_FIELDS,
   extractMessageIds,
   HEADERS_OF_INTEREST,
   normalizeMessageId,
@@ -473,6 +474,21 @@ export function safeFilename(name: string | null | undefined): string | null {
   return n === "" ? null : n;
 }
 
+/**
+ * SHA-256 of the authored fields (`AUTHORED_FIELDS`, unfolded, in their order) and the body
+ * bytes: the same for every delivered copy of one mail (`ParsedMail.contentHash`).
+ */
+function authoredHash(lines: readonly HeaderLine[], raw: Buffer, headerEnd: number): string {
+  const hash = createHash("sha256");
+  for (const l of lines) {
+    const key = l.key.trim();
+    if (AUTHORED_FIELDS.has(key)) hash.update(`${key}:${fieldValue(l)}\n`);
+  }
+  hash.update("\n");
+  if (headerEnd >= 0) hash.update(raw.subarray(headerEnd).subarray(raw[headerEnd] === 0x0d ? 4 : 2));
+  return hash.digest("hex");
+}
+
 /** End of the top-level header block: index of the blank line, or -1 without a body. */
 function headerBlockEnd(raw: Buffer): number {
   const crlf = raw.indexOf("\r\n\r\n");
@@ -494,7 +510,7 @@ function rejected(
 
 export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promise<ParseOutcome> {
   const sizeBytes = input.length;
-  const contentHash = createHash("sha256").update(input).digest("hex");
+  const rawSha256 = createHash("sha256").update(input).digest("hex");
   const warnings: string[] = [];
 
   if (input.length <= 4096 && /^\s*$/.test(input.toString("latin1"))) {
@@ -740,7 +756,8 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
     deliveryStatus,
     warnings,
     sizeBytes,
-    contentHash,
+    rawSha256,
+    contentHash: messageId ? authoredHash(lines, raw, headerEnd) : rawSha256,
   };
   // PostgreSQL text and jsonb cannot hold U+0000, and broken mail does contain NUL bytes
   // (in headers, bodies, names): without this the message could never be stored.

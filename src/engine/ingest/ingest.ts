@@ -438,15 +438,20 @@ function imapDuplicateSql(sql: Sql, input: IngestInput) {
 }
 
 /**
- * The same bytes again: with their Message-ID, or — for mail that has none — by the bytes
- * alone (a UIDVALIDITY resync or an SMTP retry after a lost reply re-delivers exactly the
- * same message; two different deliveries differ in their trace headers).
+ * The same mail again: its Message-ID and the same authored content — another delivered
+ * copy (to another of our addresses) or a re-delivery — or, for mail that has no
+ * Message-ID, the same bytes (a UIDVALIDITY resync or an SMTP retry after a lost reply
+ * re-delivers exactly the same message; two different deliveries differ in their trace
+ * headers). See `ParsedMail.contentHash`. Messages stored while the key was the raw
+ * bytes' hash for all mail (until 2026-11-22) hold that hash: an exact re-delivery of one
+ * of them still matches it, through `rawSha256`.
  */
 function contentDuplicateSql(sql: Sql, input: IngestInput) {
   const mail = input.parsed.ok ? input.parsed.mail : null;
   return sql`
     (SELECT m.id FROM message m
-      WHERE m.tenant_id = ${input.tenantId}::uuid AND m.content_hash = ${mail?.contentHash ?? null}::text
+      WHERE m.tenant_id = ${input.tenantId}::uuid
+        AND m.content_hash IN (${mail?.contentHash ?? null}::text, ${mail?.rawSha256 ?? null}::text)
         AND CASE WHEN ${mail?.messageId ?? null}::text IS NULL
                  THEN m.message_id_header IS NULL AND m.direction = 'INBOUND'
                  ELSE m.message_id_header = ${mail?.messageId ?? null}::text END
@@ -1013,7 +1018,7 @@ function rawRow(tenantId: string, input: IngestInput, id: string = randomUUID())
     // The parser worker hashed these very bytes already; hashing 40 MB again here would
     // block the event loop for tens of milliseconds.
     sha256: input.parsed.ok
-      ? input.parsed.mail.contentHash
+      ? input.parsed.mail.rawSha256
       : createHash("sha256").update(input.raw).digest("hex"),
     sizeBytes: input.raw.length,
     data: input.raw,

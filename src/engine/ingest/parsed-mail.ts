@@ -119,9 +119,38 @@ export interface ParsedMail {
   /** Every irregularity noticed while parsing, human readable. Empty for clean mail. */
   warnings: string[];
   sizeBytes: number;
-  /** Hex SHA-256 of the raw bytes: identical re-deliveries hash the same. */
+  /** Hex SHA-256 of the raw bytes exactly as received (what `raw_message.sha256` records). */
+  rawSha256: string;
+  /**
+   * The content-dedupe key, hex SHA-256. For mail with a Message-ID: of what its author
+   * wrote — the fields in `AUTHORED_FIELDS` and the body bytes — so the copies of one mail
+   * delivered to several of our addresses, which differ only in what servers added on the
+   * way (Received, Delivered-To, Return-Path, Authentication-Results, spam scores…), are
+   * one message. For mail without a Message-ID: `rawSha256`, so only an exact
+   * re-delivery (a UIDVALIDITY resync, an SMTP retry) is a duplicate.
+   */
   contentHash: string;
 }
+
+/**
+ * The header fields the author's client writes, which no server on the way changes:
+ * with the body, what makes two deliveries the same mail (`ParsedMail.contentHash`).
+ */
+export const AUTHORED_FIELDS: ReadonlySet<string> = new Set([
+  "from",
+  "sender",
+  "to",
+  "cc",
+  "reply-to",
+  "subject",
+  "date",
+  "message-id",
+  "in-reply-to",
+  "references",
+  "mime-version",
+  "content-type",
+  "content-transfer-encoding",
+]);
 
 /** Why a message could not become a `ParsedMail`; ingest records it as rejected. */
 export const PARSE_REJECT_REASONS = [
