@@ -122,7 +122,6 @@ class MailParserRun {
   /** The attachment whose content stream is being read, with what it gave so far. */
   private current: { data: MpAttachment; stream: Readable; chunks: Buffer[]; length: number } | null = null;
   private readonly fail = this.onFail.bind(this);
-  private readonly readNext = this.onReadNext.bind(this);
   private readonly attachmentReadable = this.onAttachmentReadable.bind(this);
   private readonly attachmentEnd = this.onAttachmentEnd.bind(this);
 
@@ -221,7 +220,7 @@ class MailParserRun {
     this.current = null;
     cur.data.content = Buffer.concat(cur.chunks, cur.length);
     cur.data.release?.();
-    this.readNext();
+    this.onReadNext();
   }
 
   private onEnd(): void {
@@ -485,7 +484,8 @@ function authoredHash(lines: readonly HeaderLine[], raw: Buffer, headerEnd: numb
     if (AUTHORED_FIELDS.has(key)) hash.update(`${key}:${fieldValue(l)}\n`);
   }
   hash.update("\n");
-  if (headerEnd >= 0) hash.update(raw.subarray(headerEnd).subarray(raw[headerEnd] === 0x0d ? 4 : 2));
+  // The body starts after the blank line ("\r\n\r\n" or "\n\n"; see headerBlockEnd).
+  if (headerEnd >= 0) hash.update(raw.subarray(headerEnd + (raw[headerEnd] === 0x0d ? 4 : 2)));
   return hash.digest("hex");
 }
 

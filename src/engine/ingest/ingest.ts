@@ -17,7 +17,7 @@ import {
   tenant,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
-import type { ConversationStatus } from "../domain.js";
+import type { ConversationStatus, ThreadingMode } from "../domain.js";
 import { NotFoundError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import { scheduleStatusTimer } from "../lifecycle.js";
@@ -167,11 +167,11 @@ async function ingestEach(
   if (inputs.length === 1) {
     // One message (SMTP, the admin import, a retry one by one): everything in one read,
     // and in the same round trip the draws of mail that opens a conversation whatever
-    // the read finds (`drawAlone`).
+    // the read finds (`drawAhead` without the address).
     const input = inputs[0]!;
     const read = openingRead(tx, input);
     read.catch(() => {}); // awaited just below; the draws must go out behind it first
-    const drawn = drawAlone(tx, input, written);
+    const drawn = drawAhead(tx, input, null, written);
     return decide(input, { ...(await read), ...drawn });
   }
   // A batch: what is the same for every message of an address (tenant, address, queues,
@@ -208,11 +208,11 @@ async function ingestEach(
   const drawn: (Pick<Prefetched, "contact" | "ticket"> | null)[] = [];
   for (const [i, input] of inputs.entries()) {
     const read = early[i];
-    const { tenant: t, address, ownAddresses } = await sharedOf(input);
+    const { tenant: t, address } = await sharedOf(input);
     const duplicates = read ? await read : null;
     drawn.push(
       read && t && address && duplicates && !duplicates.imapDuplicate && !duplicates.contentDuplicate
-        ? drawForNew(tx, t, address, input, ownAddresses)
+        ? drawAhead(tx, input, address, written)
         : null,
     );
   }
@@ -286,74 +286,47 @@ interface Prefetched {
   queues: Map<string, QueueRow>;
   /** The address's and tenant's rules, compiled; null without rules. */
   rules: CompiledRuleSet | null;
-  /** Drawn ahead in a batch for mail that surely opens a conversation (`drawForNew`). */
+  /** Drawn ahead for mail that surely opens a conversation (`drawAhead`). */
   contact?: Promise<{ id: string; attributes: Record<string, string> }>;
   ticket?: Promise<number>;
 }
 
 /**
- * For a batch message that will surely open a conversation (what `ingestInTx` decides
- * from the same inputs: parsed, not a delivery report, not spam to drop, naming no earlier
- * message or ticket number), its contact upsert and ticket number, sent now; null for any
- * other message, which draws them in turn.
+ * The contact upsert and ticket number of mail that will surely open a conversation, sent
+ * ahead so they need no round trip of their own; `ingestInTx` takes them from `Prefetched`
+ * instead of drawing. "Surely": parsed, not a delivery report, not spam that may be dropped,
+ * naming no earlier Message-ID or ticket number —
+ * - in a batch, after its reads, with the `address` known: spam only when the address drops
+ *   it, lookups in the address's threading mode (what `ingestInTx` will decide);
+ * - for one message alone, with its opening read (`address` null): no spam at all, and
+ *   nothing named even in REFERENCES_THEN_TICKET, which looks up everything TICKET_ONLY
+ *   does and more. What that read can still turn up changes nothing for the draws: a
+ *   duplicate (the upsert only touched the sender's contact row; the ticket number stays
+ *   unused, as after any rollback) or a missing address (the transaction fails). Rules
+ *   that drop the mail read the contact anyway.
+ * Null for any other mail, which draws in turn. Both are checked after the transaction
+ * (`written`), so a failure cannot pass unseen when the decision ends early.
  */
-function drawForNew(
-  tx: Tx,
-  t: TenantRow,
-  address: AddressRow,
-  input: IngestInput,
-  ownAddresses: string[],
-): Pick<Prefetched, "contact" | "ticket"> | null {
-  if (!input.parsed.ok) return null;
-  const mail = input.parsed.mail;
-  const cls = classifyInput(input, mail, ownAddresses);
-  if (cls.bounce || (cls.spam && address.spamRouting === "DROP")) return null;
-  if (!namesNothing(lookupsOf(address, mail))) return null;
-  const contact = upsertSender(tx, t.id, mail);
-  const ticket = nextTicketNumber(tx);
-  // Awaited by ingestInTx in turn; a failure there fails the batch.
-  contact.catch(() => {});
-  ticket.catch(() => {});
-  return { contact, ticket };
-}
-
-/**
- * For one message alone: mail that opens a conversation whatever its address's settings
- * say — parsed, not a delivery report, not spam (its address may drop spam), naming no
- * Message-ID or ticket number in any threading mode — draws its contact and ticket number
- * together with the opening read, one round trip less. What the read can still turn up
- * changes nothing for them: a duplicate (the upsert only touched the sender's contact row,
- * and a ticket number stays unused, as after any rollback) or a missing address (the
- * transaction fails). Rules may drop the mail after this, but they read the contact
- * anyway. Null for any other mail, which draws in turn.
- */
-function drawAlone(
+function drawAhead(
   tx: Tx,
   input: IngestInput,
+  address: AddressRow | null,
   written: (writes: Promise<unknown>) => void,
 ): Pick<Prefetched, "contact" | "ticket"> | null {
   if (!input.parsed.ok) return null;
   const mail = input.parsed.mail;
   // Own addresses only weigh on loop risks, not on bounce or spam.
   const cls = classifyInput(input, mail, []);
-  if (cls.bounce || cls.spam) return null;
-  const anyMode = threadingLookups({
-    mode: "REFERENCES_THEN_TICKET",
-    inReplyTo: mail.inReplyTo,
-    references: mail.references,
-    subject: mail.subject,
-  });
-  if (!namesNothing(anyMode)) return null;
+  if (cls.bounce || (cls.spam && (address === null || address.spamRouting === "DROP"))) return null;
+  if (!namesNothing(lookupsOf(address?.threadingMode ?? "REFERENCES_THEN_TICKET", mail))) return null;
   const contact = upsertSender(tx, input.tenantId, mail);
   const ticket = nextTicketNumber(tx);
-  // Awaited by ingestInTx when the mail is stored; checked after the transaction in any
-  // case, so a failure cannot pass unseen when the read ends the decision early.
   written(contact);
   written(ticket);
   return { contact, ticket };
 }
 
-// The steps of a message's decision that `ingestInTx` takes and `drawForNew` foresees:
+// The steps of a message's decision that `ingestInTx` takes and `drawAhead` foresees:
 // one definition each, so the two cannot drift apart.
 
 function classifyInput(input: IngestInput, mail: ParsedMail, ownAddresses: string[]): Classification {
@@ -363,9 +336,9 @@ function classifyInput(input: IngestInput, mail: ParsedMail, ownAddresses: strin
   });
 }
 
-function lookupsOf(address: AddressRow, mail: ParsedMail) {
+function lookupsOf(mode: ThreadingMode, mail: ParsedMail) {
   return threadingLookups({
-    mode: address.threadingMode,
+    mode,
     inReplyTo: mail.inReplyTo,
     references: mail.references,
     subject: mail.subject,
@@ -619,11 +592,11 @@ async function ingestInTx(
   // 6. The contact: the From mailbox (never Reply-To, which anyone can set).
   // 7. Threading. Both go out together (pipelined on the transaction's connection).
   const sender = senderContact(mail.from);
-  const lookups = lookupsOf(address, mail);
+  const lookups = lookupsOf(address.threadingMode, mail);
   // Mail that names no earlier message or ticket opens a conversation: its ticket number
   // is drawn in this round trip too (a threaded reply draws none).
   const surelyNew = namesNothing(lookups);
-  // (In a batch, mail that surely opens a conversation drew both ahead: `drawForNew`.)
+  // (Mail that surely opens a conversation may have drawn both ahead: `drawAhead`.)
   const [sent, { byMessageId, byTicket }, earlyTicket] = await Promise.all([
     pre.contact ?? upsertSender(tx, t.id, mail),
     threadCandidates(tx, t.id, lookups.messageIds, lookups.ticketNumbers),
