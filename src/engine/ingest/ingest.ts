@@ -399,14 +399,15 @@ const addressRulesSql = (sql: Sql, tenantId: string, addressId: string, wanted: 
 
 /** The same IMAP position, stored or rejected (a re-fetch after a crash between commit and flagging). */
 function imapDuplicateSql(sql: Sql, input: IngestInput) {
-  const imap = input.source.kind === "imap" ? input.source : null;
+  if (input.source.kind !== "imap") return sql`NULL::uuid`;
+  const { accountId, uidValidity, uid } = input.source;
   return sql`
     (SELECT d.id FROM (
-       SELECT m.id FROM message m WHERE m.account_id = ${imap?.accountId ?? null}::uuid
-         AND m.uid_validity = ${imap?.uidValidity ?? null}::bigint AND m.uid = ${imap?.uid ?? null}::bigint
+       SELECT m.id FROM message m WHERE m.account_id = ${accountId}::uuid
+         AND m.uid_validity = ${uidValidity}::bigint AND m.uid = ${uid}::bigint
        UNION ALL
-       SELECT r.id FROM rejected_message r WHERE r.account_id = ${imap?.accountId ?? null}::uuid
-         AND r.uid_validity = ${imap?.uidValidity ?? null}::bigint AND r.uid = ${imap?.uid ?? null}::bigint
+       SELECT r.id FROM rejected_message r WHERE r.account_id = ${accountId}::uuid
+         AND r.uid_validity = ${uidValidity}::bigint AND r.uid = ${uid}::bigint
      ) d LIMIT 1)`;
 }
 
@@ -420,14 +421,25 @@ function imapDuplicateSql(sql: Sql, input: IngestInput) {
  * of them still matches it, through `rawSha256`.
  */
 function contentDuplicateSql(sql: Sql, input: IngestInput) {
-  const mail = input.parsed.ok ? input.parsed.mail : null;
+  if (!input.parsed.ok) return sql`NULL::uuid`;
+  const mail = input.parsed.mail;
+  // One statement text per case, each with every column of an index it can use in its
+  // conditions: these statements are prepared, and a generic plan made while the table
+  // was small (a new tenant's first IMAP backlog) picked message_tenant_msgid_idx on
+  // tenant_id alone when the Message-ID test was a CASE — a scan of all the tenant's
+  // messages for every message (docs/ingest.md "The duplicate checks' plans").
+  if (mail.messageId === null) {
+    // No Message-ID: the key is the raw bytes' hash (contentHash === rawSha256).
+    return sql`
+      (SELECT m.id FROM message m
+        WHERE m.tenant_id = ${input.tenantId}::uuid AND m.content_hash = ${mail.contentHash}::text
+          AND m.message_id_header IS NULL AND m.direction = 'INBOUND'
+        LIMIT 1)`;
+  }
   return sql`
     (SELECT m.id FROM message m
-      WHERE m.tenant_id = ${input.tenantId}::uuid
-        AND m.content_hash IN (${mail?.contentHash ?? null}::text, ${mail?.rawSha256 ?? null}::text)
-        AND CASE WHEN ${mail?.messageId ?? null}::text IS NULL
-                 THEN m.message_id_header IS NULL AND m.direction = 'INBOUND'
-                 ELSE m.message_id_header = ${mail?.messageId ?? null}::text END
+      WHERE m.tenant_id = ${input.tenantId}::uuid AND m.message_id_header = ${mail.messageId}::text
+        AND m.content_hash IN (${mail.contentHash}::text, ${mail.rawSha256}::text)
       LIMIT 1)`;
 }
 
@@ -492,14 +504,20 @@ async function sharedRead(
   return sharedFromRow(tx, tenantId, row!);
 }
 
-/** The duplicate checks of `openingRead` alone (a batch's message; the rest is shared). */
+/**
+ * The duplicate checks of `openingRead` alone, as a statement (a batch's message; the rest
+ * is shared). Exported for the test of its plans (test/integration/ingest-plans.test.ts).
+ */
+export function duplicateChecks(sql: Sql, input: IngestInput) {
+  return sql<{ imap_dup: string | null; content_dup: string | null }[]>`
+    SELECT ${imapDuplicateSql(sql, input)} AS imap_dup, ${contentDuplicateSql(sql, input)} AS content_dup`;
+}
+
 async function duplicateRead(
   tx: Tx,
   input: IngestInput,
 ): Promise<Pick<Prefetched, "imapDuplicate" | "contentDuplicate">> {
-  const sql = rawClient(tx);
-  const [row] = await sql<{ imap_dup: string | null; content_dup: string | null }[]>`
-    SELECT ${imapDuplicateSql(sql, input)} AS imap_dup, ${contentDuplicateSql(sql, input)} AS content_dup`;
+  const [row] = await duplicateChecks(rawClient(tx), input);
   return { imapDuplicate: row!.imap_dup, contentDuplicate: row!.content_dup };
 }
 
