@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
@@ -90,25 +90,39 @@ interface Slot {
   ready: boolean;
   job: Job | null;
   timer: NodeJS.Timeout | null;
-  /** The worker's Linux thread id, for its CPU time; null where unavailable. */
-  tid: number | null;
+  /**
+   * The worker thread's /proc/self/task/<tid>/stat, kept open for its CPU time (a read at
+   * offset 0 of an open file: ~6 µs, against ~32 µs to open, read and close it per job);
+   * null where unavailable.
+   */
+  statFd: number | null;
   /** Set once we terminate it ourselves, so its exit is not treated as a crash. */
   retired: boolean;
 }
 
 /**
- * CPU time (user + system) of one thread of this process, in ms, from
+ * CPU time (user + system) of one thread of this process, in ms, from its open
  * /proc/self/task/<tid>/stat (fields 14 and 15, in USER_HZ = 100 ticks per second on
- * every Linux ABI). Null when it cannot be read.
+ * every Linux ABI). Null when it cannot be read (the thread has exited: ESRCH).
  */
-function threadCpuMs(tid: number | null): number | null {
-  if (tid === null) return null;
+const statBuffer = Buffer.alloc(1024);
+function threadCpuMs(fd: number | null): number | null {
+  if (fd === null) return null;
   try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "latin1");
+    const stat = statBuffer.toString("latin1", 0, readSync(fd, statBuffer, 0, statBuffer.length, 0));
     // The command name (field 2) may contain spaces; fields are counted after its ")".
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[11]) + Number(fields[12]);
     return Number.isFinite(ticks) ? ticks * 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+function openThreadStat(tid: number | null): number | null {
+  if (tid === null) return null;
+  try {
+    return openSync(`/proc/self/task/${tid}/stat`, "r");
   } catch {
     return null;
   }
@@ -211,12 +225,12 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
       workerData: setup,
       resourceLimits: { maxOldGenerationSizeMb: maxHeap },
     });
-    const slot: Slot = { worker, ready: false, job: null, timer: null, tid: null, retired: false };
+    const slot: Slot = { worker, ready: false, job: null, timer: null, statFd: null, retired: false };
     slots.push(slot);
     worker.on("message", (msg: WorkerReply) => {
       if (msg.type === "ready") {
         slot.ready = true;
-        slot.tid = msg.tid;
+        slot.statFd = openThreadStat(msg.tid);
         startupFailures = 0;
         dispatch();
         // An idle worker must not keep the process alive (a forgotten close()).
@@ -243,6 +257,8 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
   const remove = (slot: Slot): void => {
     const i = slots.indexOf(slot);
     if (i >= 0) slots.splice(i, 1);
+    if (slot.statFd !== null) closeSync(slot.statFd);
+    slot.statFd = null;
   };
 
   const handleDeath = (slot: Slot, err: Error): void => {
@@ -292,10 +308,10 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
     // Closed, or the worker died, while copying: the job was settled elsewhere.
     if (slot.job !== job || !slots.includes(slot)) return;
     const startedAt = Date.now();
-    const cpuAtStart = threadCpuMs(slot.tid);
+    const cpuAtStart = threadCpuMs(slot.statFd);
     const expire = (): void => {
       const elapsed = Date.now() - startedAt;
-      const cpuNow = threadCpuMs(slot.tid);
+      const cpuNow = threadCpuMs(slot.statFd);
       const cpu = cpuAtStart !== null && cpuNow !== null ? cpuNow - cpuAtStart : null;
       // Starved rather than runaway: the thread has not used its budget yet. Wait for
       // the rest of it, unless the wall-clock cap is reached too.
@@ -350,7 +366,8 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
       closed = true;
       const err = new Error("MIME parser is closed");
       for (const j of queue.splice(0)) j.reject(err);
-      const all = slots.splice(0);
+      const all = [...slots];
+      for (const slot of all) remove(slot);
       await Promise.all(
         all.map(async (slot) => {
           slot.retired = true;
