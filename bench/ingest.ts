@@ -17,7 +17,9 @@
  *   PostgreSQL's processes; with BENCH_STATEMENTS=1 also the SQL statements the server
  *   sent, per message and by statement (counting costs the main thread ~6 %: the hook is
  *   the driver's debug option, which captures a stack trace per query); with BENCH_PGSS=1 (or
- *   all) PostgreSQL's own time per statement (pg_stat_statements, bench/pgss.ts).
+ *   all) PostgreSQL's own time per statement (pg_stat_statements, bench/pgss.ts); with
+ *   BENCH_EXPLAIN_MS=n the plan of every statement that took n ms or more (auto_explain,
+ *   written to BENCH_EXPLAIN_LOG; bench/pgss.ts).
  *
  * - The machine's idle and stolen CPU shares during each measured phase (/proc/stat): steal
  *   is time the hypervisor gave this VM's vCPUs to other guests; on a shared host it makes
@@ -56,7 +58,7 @@ import {
   threadCpuSince,
 } from "./cpu.js";
 import { typicalMail } from "./ingest-mail.js";
-import { pgssPrint, pgssReset, pgssSettings } from "./pgss.js";
+import { EXPLAIN_LOG, pgssPrint, pgssReset, pgssSettings } from "./pgss.js";
 
 const N = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
@@ -366,4 +368,6 @@ await dovecot?.stop();
 await app.stop();
 await pgss.end();
 await db.stop();
+if (process.env.BENCH_EXPLAIN_MS)
+  console.log(`auto_explain plans (≥ ${process.env.BENCH_EXPLAIN_MS} ms): ${EXPLAIN_LOG}`);
 console.log(JSON.stringify({ bench: "ingest", metrics }));

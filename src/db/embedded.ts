@@ -19,6 +19,8 @@ export async function startEmbeddedPostgres(opts: {
   database?: string;
   /** More server settings as `-c` pairs (e.g. the send bench's pg_stat_statements). */
   settings?: Record<string, string>;
+  /** The server's log output (e.g. the ingest bench's auto_explain plans); dropped by default. */
+  onLog?: (text: string) => void;
 }): Promise<EmbeddedDb> {
   const databaseDir = join(opts.dataDir, "pg");
   const fresh = !existsSync(join(databaseDir, "PG_VERSION"));
@@ -32,8 +34,8 @@ export async function startEmbeddedPostgres(opts: {
     password: "postgres",
     persistent: opts.persistent ?? true,
     createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {},
+    onLog: (m) => opts.onLog?.(String(m)),
+    onError: (m) => opts.onLog?.(String(m)),
     // Throwaway test clusters skip fsync: durability is irrelevant there, speed is not.
     postgresFlags: [
       "-c",
