@@ -139,11 +139,9 @@ describe("the duplicate checks' generic plans", () => {
   // message is offered alone (the others dropped in a transaction that is rolled back).
   it("gives every index it can use the message's own key, not tenant_id alone", async () => {
     const sql = rawClient(db.db);
-    const indexes = (
-      await sql<{ name: string; constraint: boolean }[]>`
+    const indexes = await sql<{ name: string; constraint: boolean }[]>`
       SELECT i.indexrelid::regclass::text AS name, EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) AS constraint
-        FROM pg_index i WHERE i.indrelid = 'message'::regclass`
-    );
+        FROM pg_index i WHERE i.indrelid = 'message'::regclass`;
     expect(indexes.map((i) => i.name)).toEqual(
       expect.arrayContaining(["message_tenant_msgid_idx", "message_tenant_hash_idx", "message_imap_uid_uq"]),
     );
