@@ -28,6 +28,7 @@ import { runMigrations } from "../src/db/migrate.js";
 import { createTenantWithAdmin } from "../src/engine/auth.js";
 import { silentLogger } from "../src/engine/context.js";
 import { generateApiKey } from "../src/engine/crypto.js";
+import { pgssSettings } from "./pgss.js";
 
 /** `--agents N --queues N --waiting N --runs N` scale it down for profiling; defaults are the issue's load. */
 const arg = (name: string, fallback: number): number => {
@@ -65,7 +66,12 @@ let stopPg: (() => Promise<void>) | null = null;
 let url = process.env.DATABASE_URL ?? "";
 if (!url) {
   dir = mkdtempSync(join(tmpdir(), "sb-bench-routing-"));
-  const pg = await startEmbeddedPostgres({ dataDir: dir, port: await freePort(), persistent: false });
+  const pg = await startEmbeddedPostgres({
+    dataDir: dir,
+    port: await freePort(),
+    persistent: false,
+    ...pgssSettings(),
+  });
   url = pg.url;
   stopPg = pg.stop;
 }
