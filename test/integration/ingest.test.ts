@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { eq, sql } from "drizzle-orm";
@@ -106,7 +106,7 @@ describe("ingest pipeline", () => {
   });
 
   it("keeps a duplicate of new mail a duplicate, though its contact and ticket were drawn ahead", async () => {
-    // New mail on its own draws contact and ticket number with its opening read (drawAlone),
+    // New mail on its own draws contact and ticket number with its opening read (drawAhead),
     // before the read says it is a duplicate: nothing of it may be stored.
     const raw = buildRawMail({
       from: "Dora <dora@customer.example>",
@@ -173,7 +173,6 @@ describe("ingest pipeline", () => {
     const raw = buildRawMail({ subject: "Old", messageId: "old-1@customer.example" });
     const first = await ingest(raw);
     expect(first.status).toBe("stored");
-    const { createHash } = await import("node:crypto");
     await t.db.db
       .update(message)
       .set({ contentHash: createHash("sha256").update(raw).digest("hex") })
