@@ -16,6 +16,7 @@ import { createSecretBox } from "./engine/crypto.js";
 import { NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
 import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trigger.js";
+import { type SearchIndexer, startSearchIndexer } from "./engine/search.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
 import { registerImapPoll, scheduleImapPolls } from "./jobs/imap-poll.js";
 import { registerRoutingJobs } from "./jobs/routing.js";
@@ -39,6 +40,8 @@ export interface Switchboard {
   smtp: SmtpListener | null;
   /** IMAP fetchers; always present (its poll can be run by hand), started when IMAP_ENABLED. */
   imap: ImapConnector;
+  /** The background search indexer, when SEARCH_INDEXER is on. */
+  search: SearchIndexer | null;
   /** Printed once when the database was empty and a tenant and admin were created. */
   bootstrap: { tenantId: string; userId: string; apiKey: string } | null;
   stop(): Promise<void>;
@@ -71,6 +74,11 @@ export async function startSwitchboard(
     await runMigrations(url);
     const database = connect(url, { onQuery: opts.onQuery });
     stops.push(() => database.close());
+    // Its own connection: indexing never holds one the API or ingest is waiting for.
+    const searchDb = config.search.enabled ? connect(url, { max: 1 }) : null;
+    if (searchDb) stops.push(() => searchDb.close());
+    const search = searchDb ? startSearchIndexer(searchDb.db, log, config.search) : null;
+    if (search) stops.push(() => search.stop());
 
     // Closed after the job runner stopped (stops run in reverse), so no send is cut off.
     const sender = new SmtpSender({ maxConnections: config.send.maxConnections });
@@ -176,7 +184,20 @@ export async function startSwitchboard(
     }
     log.info({ url: http.url }, "Switchboard is listening");
 
-    return { config, engine, database, hub, jobs, routing, http, smtp, imap, bootstrap, stop: stopAll };
+    return {
+      config,
+      engine,
+      database,
+      hub,
+      jobs,
+      routing,
+      http,
+      smtp,
+      imap,
+      search,
+      bootstrap,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

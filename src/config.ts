@@ -59,6 +59,13 @@ export interface Config {
     /** Pooled SMTP connections per account configuration. */
     maxConnections: number;
   };
+  /** The background search indexer (engine/search.ts, docs/search.md). */
+  search: {
+    enabled: boolean;
+    batchSize: number;
+    idleMs: number;
+    maxLagMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -171,6 +178,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       batchSize: int("SEND_BATCH_SIZE", 50, 1, 1000),
       pollingIntervalMs: int("SEND_POLL_MS", 1000, 500, 60_000),
       maxConnections: int("SEND_SMTP_CONNECTIONS", 5, 1, 100),
+    },
+    search: {
+      enabled: bool("SEARCH_INDEXER", true),
+      batchSize: int("SEARCH_BATCH_SIZE", 200, 1, 10_000),
+      idleMs: int("SEARCH_IDLE_MS", 1000, 10, 60_000),
+      maxLagMs: int("SEARCH_MAX_LAG_MS", 60_000, 0, 86_400_000),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);

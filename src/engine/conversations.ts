@@ -1,4 +1,17 @@
-import { and, asc, desc, eq, ilike, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import {
+  and,
+  arrayContains,
+  asc,
+  desc,
+  eq,
+  ilike,
+  inArray,
+  isNull,
+  lt,
+  or,
+  type SQL,
+  sql,
+} from "drizzle-orm";
 import {
   attachment,
   contact,
@@ -12,6 +25,7 @@ import type { EngineContext } from "./context.js";
 import type { ConversationStatus, WorkState } from "./domain.js";
 import { NotFoundError, Problems } from "./errors.js";
 import { type IngestInput, type IngestResult, ingestOrQuarantine } from "./ingest/ingest.js";
+import { indexedMatching, indexedMatchOf, pendingMatching, SEARCH_PROBE } from "./search.js";
 import { requireRole, type Viewer } from "./viewer.js";
 
 export type Conversation = typeof conversation.$inferSelect;
@@ -66,17 +80,7 @@ export async function listConversations(
   if (filter.contactId) conds.push(eq(conversation.contactId, filter.contactId));
   if (filter.assigneeId) conds.push(eq(conversation.assigneeId, filter.assigneeId));
   if (filter.ticketNumber != null) conds.push(eq(conversation.ticketNumber, filter.ticketNumber));
-  if (filter.tags?.length) conds.push(sql`${conversation.tags} @> ${filter.tags}::text[]`);
-  if (filter.text?.trim()) {
-    const q = filter.text.trim().slice(0, 200);
-    conds.push(
-      or(
-        ilike(conversation.subject, `%${q.replace(/[%_\\]/g, "\\$&")}%`),
-        sql`EXISTS (SELECT 1 FROM ${message} m WHERE m.conversation_id = ${conversation.id}
-              AND to_tsvector('simple', m.subject || ' ' || m.text) @@ plainto_tsquery('simple', ${q}))`,
-      ),
-    );
-  }
+  if (filter.tags?.length) conds.push(arrayContains(conversation.tags, filter.tags));
   if (page.after) {
     conds.push(
       or(
@@ -85,12 +89,69 @@ export async function listConversations(
       ),
     );
   }
+  const limit = Math.min(Math.max(page.first, 0), 200) + 1;
+  const order = [desc(conversation.lastActivityAt), desc(conversation.id)];
+  const text = filter.text?.trim().slice(0, 200);
+  if (!text) {
+    return ctx.db
+      .select()
+      .from(conversation)
+      .where(and(...conds))
+      .orderBy(...order)
+      .limit(limit);
+  }
+  // Text: the subject as a substring, or any message's words (engine/search.ts).
+  const subject = `%${text.replace(/[%_\\]/g, "\\$&")}%`;
+  // Messages the indexer has not reached yet, read once for both steps below.
+  const pendingIds = (
+    await ctx.db.execute<{ conversation_id: string }>(pendingMatching(viewer.tenantId, text))
+  ).map((r) => r.conversation_id);
+  const pending = sql`${sql.param(pendingIds)}::uuid[]`;
+  // First the newest conversations that pass the other filters, each tested on its own: a
+  // common word fills the page there, without reading every message that has it. (A CTE,
+  // so the per-conversation test runs on those rows only, and a scalar subquery, which
+  // PostgreSQL cannot turn into a scan of every document.)
+  const newest = ctx.db
+    .select({
+      id: conversation.id,
+      subject: conversation.subject,
+      lastActivityAt: conversation.lastActivityAt,
+    })
+    .from(conversation)
+    .where(and(...conds))
+    .orderBy(...order)
+    .limit(SEARCH_PROBE);
+  const probed = await ctx.db
+    .select()
+    .from(conversation)
+    .where(
+      inArray(
+        conversation.id,
+        sql`(WITH newest AS MATERIALIZED (${newest})
+             SELECT n.id FROM newest n
+              WHERE n.subject ILIKE ${subject} OR ${indexedMatchOf(sql`n.id`, text)} OR n.id = ANY (${pending})
+              ORDER BY n.last_activity_at DESC, n.id DESC LIMIT ${limit})`,
+      ),
+    )
+    .orderBy(...order)
+    .limit(limit);
+  if (probed.length === limit) return probed;
+  // Otherwise every match of the tenant, from the index: a rare word has few.
   return ctx.db
     .select()
     .from(conversation)
-    .where(and(...conds))
-    .orderBy(desc(conversation.lastActivityAt), desc(conversation.id))
-    .limit(Math.min(Math.max(page.first, 0), 200) + 1);
+    .where(
+      and(
+        ...conds,
+        or(
+          ilike(conversation.subject, subject),
+          sql`${conversation.id} IN ${indexedMatching(viewer.tenantId, text)}`,
+          sql`${conversation.id} = ANY (${pending})`,
+        ),
+      ),
+    )
+    .orderBy(...order)
+    .limit(limit);
 }
 
 export async function getConversation(ctx: EngineContext, viewer: Viewer, id: string): Promise<Conversation> {

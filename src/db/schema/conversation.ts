@@ -38,6 +38,11 @@ export const bytea = customType<{ data: Buffer; driverData: Buffer }>({
   dataType: () => "bytea",
 });
 
+/** A text-search document; only ever written and read in SQL (engine/search.ts). */
+export const tsvector = customType<{ data: string; driverData: string }>({
+  dataType: () => "tsvector",
+});
+
 /** One recipient of an outbound message refused by the relay (RFC 5321 §4.2 reply). */
 export interface RecipientFailure {
   address: string;
@@ -218,6 +223,44 @@ export const message = pgTable(
     index("message_tenant_hash_idx").on(t.tenantId, t.contentHash),
     index("message_outbound_idx").on(t.outboundStatus).where(sql`outbound_status IS NOT NULL`),
   ],
+);
+
+/**
+ * The text-search document of a message (subject and text), written by the search indexer
+ * (engine/search.ts) after the message committed. Its own table, so the wide `message` row
+ * is neither rewritten to add it nor read with it.
+ */
+export const messageSearch = pgTable(
+  "message_search",
+  {
+    messageId: uuid("message_id")
+      .primaryKey()
+      .references(() => message.id, { onDelete: "cascade" }),
+    tenantId: uuid("tenant_id").notNull(),
+    /** The message's conversation (messages never move), so a search needs no join. */
+    conversationId: uuid("conversation_id").notNull(),
+    document: tsvector("document").notNull(),
+  },
+  (t) => [
+    index("message_search_document_idx").using("gin", t.document),
+    index("message_search_conversation_idx").on(t.conversationId),
+  ],
+);
+
+/**
+ * Messages not yet in `message_search`: filled by a trigger on every insert into `message`
+ * (migrations/0011), emptied by the indexer. One index and no key or foreign key, so an
+ * insert costs the ingest transaction as little as a row can; a row whose message is gone
+ * is dropped by the indexer, and a message queued twice is indexed twice, harmlessly.
+ */
+export const messageSearchQueue = pgTable(
+  "message_search_queue",
+  {
+    messageId: uuid("message_id").notNull(),
+    tenantId: uuid("tenant_id").notNull(),
+    enqueuedAt: tstz("enqueued_at").notNull().defaultNow(),
+  },
+  (t) => [index("message_search_queue_enqueued_idx").on(t.enqueuedAt)],
 );
 
 export const attachment = pgTable(

@@ -1,0 +1,179 @@
+import { type Column, type SQL, sql } from "drizzle-orm";
+import type { Db } from "../db/client.js";
+import type { Logger } from "./context.js";
+
+/**
+ * Full-text search over messages (the conversation list's `text` filter).
+ *
+ * A message's search document is its subject and text through PostgreSQL's `simple`
+ * configuration. Building it costs ~1 µs of PostgreSQL time per word (3 ms for a 20 KB
+ * body), so it is not built in the ingest transaction: a trigger queues every inserted
+ * message (`message_search_queue`), and the indexer below writes the documents into
+ * `message_search` (GIN-indexed) after the fact. A search reads the index for indexed
+ * messages and builds the documents of the tenant's still-queued messages on the fly, so
+ * results are complete at any moment; only their cost depends on the indexer keeping up.
+ * See docs/search.md.
+ */
+
+/**
+ * What of a message goes into its document. PostgreSQL refuses a tsvector over 1 MB
+ * ("string is too long for tsvector"); 100,000 characters of text stay below that for any
+ * text (the worst case measured, two-character CJK words, is ~470 KB), so one huge mail
+ * can neither fail its indexing nor every search that reaches it.
+ */
+export const SEARCH_SUBJECT_CHARS = 1_000;
+export const SEARCH_TEXT_CHARS = 100_000;
+
+/** The search document of the `message` row under `alias`; one expression for index and fallback. */
+export function searchDocumentOf(alias: string): SQL {
+  const m = sql.identifier(alias);
+  return sql`to_tsvector('simple', left(${m}.subject, ${sql.raw(String(SEARCH_SUBJECT_CHARS))}) || ' ' || left(${m}.text, ${sql.raw(String(SEARCH_TEXT_CHARS))}))`;
+}
+
+/**
+ * A text search first tests the newest this many conversations (that pass the list's other
+ * filters) one by one, and reads all of the tenant's matches only when those did not fill
+ * the page (listConversations): a common word costs a few hundred index probes instead of
+ * reading every message that has it; a rare word costs the probes plus its few matches.
+ */
+export const SEARCH_PROBE = 500;
+
+const tsquery = (query: string): SQL => sql`plainto_tsquery('simple', ${query})`;
+
+/**
+ * Whether an indexed message of the conversation `id` has every word of `query`: one probe
+ * of the conversation's documents. A scalar subquery, not EXISTS: PostgreSQL may turn an
+ * EXISTS under OR into one pass over every document, which for a common word is the slow
+ * path this probe is there to avoid.
+ */
+export function indexedMatchOf(id: SQL | Column, query: string): SQL {
+  return sql`(SELECT true FROM message_search s WHERE s.conversation_id = ${id} AND s.document @@ ${tsquery(query)} LIMIT 1) IS NOT NULL`;
+}
+
+/** Conversation ids (a subquery) of `tenantId` with an indexed message that has every word of `query`. */
+export function indexedMatching(tenantId: string, query: string): SQL {
+  return sql`(SELECT s.conversation_id FROM message_search s WHERE s.tenant_id = ${tenantId} AND s.document @@ ${tsquery(query)})`;
+}
+
+/**
+ * Conversation ids (a subquery) of `tenantId` with a message still queued for the indexer
+ * that has every word of `query`: its document is built here, so a search never misses
+ * what the indexer has not reached yet.
+ */
+export function pendingMatching(tenantId: string, query: string): SQL {
+  return sql`(SELECT m.conversation_id FROM message_search_queue p JOIN message m ON m.id = p.message_id
+     WHERE p.tenant_id = ${tenantId} AND ${searchDocumentOf("m")} @@ ${tsquery(query)})`;
+}
+
+/**
+ * Indexes up to `limit` queued messages, oldest first, in one transaction: takes them off
+ * the queue (`SKIP LOCKED`, so several processes share the work without waiting on each
+ * other) and writes their documents. Returns how many queue rows it took (messages deleted
+ * since they were queued are dropped without a document).
+ */
+export async function indexQueuedMessages(db: Db, limit = 200): Promise<number> {
+  const rows = await db.execute<{ n: number }>(sql`
+    WITH taken AS (
+      DELETE FROM message_search_queue WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM message_search_queue ORDER BY enqueued_at LIMIT ${limit} FOR UPDATE SKIP LOCKED))
+      RETURNING message_id),
+    written AS (
+      INSERT INTO message_search (message_id, tenant_id, conversation_id, document)
+      SELECT m.id, m.tenant_id, m.conversation_id, ${searchDocumentOf("m")}
+        FROM message m WHERE m.id IN (SELECT message_id FROM taken)
+      ON CONFLICT (message_id) DO UPDATE SET document = EXCLUDED.document)
+    SELECT count(*)::int AS n FROM taken`);
+  return rows[0]?.n ?? 0;
+}
+
+/** How much is queued, and how much of it arrived in the last second (a burst in progress). */
+async function queueState(db: Db): Promise<{ queued: number; fresh: number; oldestAgeMs: number }> {
+  const [row] = await db.execute<{ queued: number; fresh: number; oldest_age_ms: number | null }>(sql`
+    SELECT count(*)::int AS queued,
+           count(*) FILTER (WHERE enqueued_at > now() - interval '1 second')::int AS fresh,
+           (extract(epoch FROM now() - min(enqueued_at)) * 1000)::float8 AS oldest_age_ms
+      FROM message_search_queue`);
+  return { queued: row?.queued ?? 0, fresh: row?.fresh ?? 0, oldestAgeMs: row?.oldest_age_ms ?? 0 };
+}
+
+export interface SearchIndexerOptions {
+  /** Queued messages per indexing transaction. */
+  batchSize: number;
+  /** How often an idle indexer looks at the queue. */
+  idleMs: number;
+  /**
+   * During a burst (at least a batch queued within the last second) the indexer stands back
+   * so ingest keeps the CPU, until the oldest queued message is this old.
+   */
+  maxLagMs: number;
+}
+
+export interface SearchIndexer {
+  /** Resolves when nothing is queued (for tests and benches). */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The background indexer: one loop per process. It indexes a batch, then pauses for as long
+ * as the batch took, so it uses at most half of one PostgreSQL backend; while a burst of
+ * mail is arriving it waits (up to `maxLagMs`), as the burst's ingest matters more than the
+ * searchability of its messages, which searches cover meanwhile by building documents.
+ */
+export function startSearchIndexer(db: Db, log: Logger, opts: SearchIndexerOptions): SearchIndexer {
+  let stopped = false;
+  let wake: (() => void) | null = null;
+  let idleWaiters: (() => void)[] = [];
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wake = null;
+        resolve();
+      }, ms);
+      wake = () => {
+        clearTimeout(timer);
+        wake = null;
+        resolve();
+      };
+    });
+
+  const loop = async () => {
+    while (!stopped) {
+      try {
+        const state = await queueState(db);
+        if (state.queued === 0) {
+          for (const w of idleWaiters) w();
+          idleWaiters = [];
+          await sleep(opts.idleMs);
+          continue;
+        }
+        if (state.fresh >= opts.batchSize && state.oldestAgeMs < opts.maxLagMs && idleWaiters.length === 0) {
+          await sleep(opts.idleMs);
+          continue;
+        }
+        const started = performance.now();
+        await indexQueuedMessages(db, opts.batchSize);
+        if (!stopped) await sleep(Math.max(1, performance.now() - started));
+      } catch (err) {
+        if (stopped) break;
+        log.error({ err }, "search indexing failed; retrying");
+        await sleep(Math.max(opts.idleMs, 1000));
+      }
+    }
+  };
+  const done = loop();
+  return {
+    idle: () =>
+      new Promise<void>((resolve) => {
+        idleWaiters.push(resolve);
+        wake?.();
+      }),
+    async stop() {
+      stopped = true;
+      wake?.();
+      await done;
+      for (const w of idleWaiters) w();
+      idleWaiters = [];
+    },
+  };
+}

@@ -1,0 +1,270 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTenantWithAdmin } from "../../src/engine/auth.js";
+import { silentLogger } from "../../src/engine/context.js";
+import {
+  indexQueuedMessages,
+  SEARCH_PROBE,
+  SEARCH_TEXT_CHARS,
+  startSearchIndexer,
+} from "../../src/engine/search.js";
+import { encodeId } from "../../src/schema/ids.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress } from "../helpers/fixtures.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
+
+// The indexer is driven by hand here, so each test knows what is queued and what is indexed.
+let t: TestApp;
+let addr: { queueId: string; addressId: string; address: string };
+
+beforeAll(async () => {
+  t = await startTestApp({ env: { SEARCH_INDEXER: "false" } });
+  addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "search@acme.test" });
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+const SEARCH = `query($text: String!, $first: Int, $after: String) {
+  conversations(filter: { text: $text }, first: $first, after: $after) {
+    edges { node { id ticketNumber } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+async function search(text: string, opts: { first?: number; key?: string } = {}): Promise<number[]> {
+  const r = await t.ok(SEARCH, { text, first: opts.first ?? 50 }, opts.key);
+  return r.conversations.edges.map((e: any) => e.node.ticketNumber);
+}
+
+/** Every page of a search, following the cursors. */
+async function searchAll(text: string, first: number): Promise<number[]> {
+  const out: number[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const r: any = await t.ok(SEARCH, { text, first, after });
+    out.push(...r.conversations.edges.map((e: any) => e.node.ticketNumber));
+    if (!r.conversations.pageInfo.hasNextPage) return out;
+    after = r.conversations.pageInfo.endCursor;
+  }
+}
+
+async function queued(): Promise<number> {
+  const [r] = await t.db.db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM message_search_queue`);
+  return r!.n;
+}
+
+async function indexAll(): Promise<number> {
+  let total = 0;
+  for (let n = await indexQueuedMessages(t.db.db, 100); n > 0; n = await indexQueuedMessages(t.db.db, 100)) {
+    total += n;
+  }
+  return total;
+}
+
+async function ingest(raw: Buffer, key?: string) {
+  const r = await t.ok(
+    `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw, base64: true) {
+       ... on IngestOutcome { conversation { id ticketNumber } } } }`,
+    { a: encodeId("EmailAddress", addr.addressId), raw: raw.toString("base64") },
+    key,
+  );
+  return r.ingestRawMessage.conversation as { id: string; ticketNumber: number };
+}
+
+/**
+ * `count` conversations of the tenant, straight in SQL (the ingest path has its own tests),
+ * ticket numbers from `firstTicket`, the newest last; each with an inbound message whose
+ * text is `text(i)` and an outbound reply "reply i".
+ */
+async function seedConversations(tenantId: string, firstTicket: number, texts: string[]): Promise<void> {
+  const [c] = await t.db.db.execute<{ id: string }>(sql`
+    INSERT INTO contact (tenant_id, email) VALUES (${tenantId}, ${`seed${firstTicket}@customer.test`})
+    RETURNING id`);
+  await t.db.db.execute(sql`
+    WITH conv AS (
+      INSERT INTO conversation (tenant_id, ticket_number, subject, status, contact_id, received_at,
+                                last_activity_at, status_changed_at)
+      SELECT ${tenantId}, ${firstTicket} + i - 1, 'Seeded ' || i, 'NEW', ${c!.id},
+             now() - interval '1 day' + (i || ' seconds')::interval,
+             now() - interval '1 day' + (i || ' seconds')::interval, now()
+        FROM generate_series(1, ${texts.length}) i
+      RETURNING id, ticket_number, received_at)
+    INSERT INTO message (tenant_id, conversation_id, direction, subject, text, received_at)
+    SELECT ${tenantId}, conv.id, d.direction, 'Seeded',
+           CASE d.direction WHEN 'INBOUND' THEN (${sql.param(texts)}::text[])[conv.ticket_number - ${firstTicket} + 1]
+                ELSE 'reply ' || conv.ticket_number END,
+           conv.received_at
+      FROM conv, (VALUES ('INBOUND'), ('OUTBOUND')) d(direction)`);
+}
+
+describe("conversation search", () => {
+  it("finds a word of a body before the indexer reached the message and after", async () => {
+    const c = await ingest(
+      buildRawMail({
+        subject: "Broken kettle",
+        messageId: "kettle@customer.example",
+        text: "The descaler fizzled",
+      }),
+    );
+    expect(await queued()).toBeGreaterThan(0);
+    expect(await search("descaler")).toEqual([c.ticketNumber]);
+    expect(await search("fizzled descaler")).toEqual([c.ticketNumber]); // every word, any order
+    expect(await search("kettle")).toEqual([c.ticketNumber]); // the subject, as a substring
+    expect(await search("descaler nowhere")).toEqual([]);
+
+    expect(await indexAll()).toBeGreaterThan(0);
+    expect(await queued()).toBe(0);
+    const [doc] = await t.db.db.execute<{ n: number }>(sql`
+      SELECT count(*)::int AS n FROM message_search s JOIN conversation c ON c.id = s.conversation_id
+       WHERE c.tenant_id = ${t.tenantId} AND c.ticket_number = ${c.ticketNumber}`);
+    expect(doc!.n).toBe(1);
+    expect(await search("descaler")).toEqual([c.ticketNumber]);
+    expect(await search("DESCALER")).toEqual([c.ticketNumber]);
+    expect(await search("descaler nowhere")).toEqual([]);
+  });
+
+  it("pages through matches older than the newest conversations it probes, indexed or not", async () => {
+    // 2 × SEARCH_PROBE conversations: "common" in all, "sometimes" in every 7th, "oldest" in #1.
+    const n = SEARCH_PROBE * 2;
+    const texts = Array.from(
+      { length: n },
+      (_, k) => `common ${k % 7 === 0 ? "sometimes " : ""}${k === 0 ? "oldest " : ""}words of seed ${k + 1}`,
+    );
+    await seedConversations(t.tenantId, 10_001, texts);
+    const newestFirst = (pick: (k: number) => boolean) =>
+      texts
+        .map((_, k) => k)
+        .filter(pick)
+        .reverse()
+        .map((k) => 10_001 + k);
+
+    for (const state of ["queued", "indexed", "half indexed"] as const) {
+      if (state === "indexed") await indexAll();
+      if (state === "half indexed") {
+        // Every other seeded message back in the queue, without its document.
+        await t.db.db.execute(sql`
+          WITH back AS (DELETE FROM message_search s USING message m, conversation c
+            WHERE m.id = s.message_id AND c.id = m.conversation_id AND c.ticket_number % 2 = 0
+              AND c.ticket_number > 10000 RETURNING s.message_id, s.tenant_id)
+          INSERT INTO message_search_queue (message_id, tenant_id) SELECT message_id, tenant_id FROM back`);
+      }
+      expect(await search("common", { first: 5 }), state).toEqual(newestFirst(() => true).slice(0, 5));
+      expect(await searchAll("sometimes", 20), state).toEqual(newestFirst((k) => k % 7 === 0));
+      expect(await search("oldest"), state).toEqual([10_001]);
+      expect(await search("oldest common"), state).toEqual([10_001]);
+      // A reply's words are searched too (the trigger queues every message, whoever wrote it).
+      expect(await search("reply 10500"), state).toEqual([10_500]);
+    }
+    await indexAll();
+  });
+
+  it("searches a huge message's first 100,000 characters without failing", async () => {
+    // ~190,000 distinct words: its full tsvector would exceed PostgreSQL's 1 MB limit.
+    const words = Array.from({ length: 190_000 }, (_, i) => `w${i.toString(36)}x`);
+    const text = `hugestart ${words.join(" ")} hugeend`;
+    expect(text.length).toBeGreaterThan(SEARCH_TEXT_CHARS * 10);
+    await seedConversations(t.tenantId, 20_001, [text]);
+    expect(await search("hugestart")).toEqual([20_001]);
+    expect(await search("hugeend")).toEqual([]); // past the indexed prefix: documented limit
+    expect(await indexAll()).toBeGreaterThan(0);
+    expect(await search("hugestart")).toEqual([20_001]);
+    expect(await search("w1x")).toEqual([20_001]);
+  });
+
+  it("never returns another tenant's conversations, queued or indexed", async () => {
+    const other = await createTenantWithAdmin(t.db.db, { tenantName: "Other", adminEmail: "o@other.test" });
+    await seedConversations(other.tenantId, 1, ["zanzibarquill from the other tenant"]);
+    await seedConversations(t.tenantId, 30_001, ["zanzibarquill here"]);
+    for (const step of ["queued", "indexed"]) {
+      if (step === "indexed") await indexAll();
+      expect(await search("zanzibarquill"), step).toEqual([30_001]);
+      expect(await search("zanzibarquill", { key: other.apiKey }), step).toEqual([1]);
+    }
+  });
+
+  it("answers a query with no words (only punctuation) by subject alone", async () => {
+    await seedConversations(t.tenantId, 40_001, ["plain text"]);
+    await t.db.db.execute(sql`UPDATE conversation SET subject = 'What?!' WHERE tenant_id = ${t.tenantId}
+                                AND ticket_number = 40001`);
+    expect(await search("?!")).toEqual([40_001]);
+    expect(await search("%")).toEqual([]); // LIKE wildcards match literally
+  });
+
+  it("drops queued messages that were deleted before the indexer reached them", async () => {
+    await seedConversations(t.tenantId, 50_001, ["ephemeral words"]);
+    await indexAll();
+    await seedConversations(t.tenantId, 50_002, ["ephemeral again"]);
+    expect(await queued()).toBe(2);
+    await t.db.db.execute(
+      sql`DELETE FROM conversation WHERE tenant_id = ${t.tenantId} AND ticket_number = 50002`,
+    );
+    expect(await indexQueuedMessages(t.db.db, 100)).toBe(2);
+    expect(await queued()).toBe(0);
+    expect(await search("ephemeral")).toEqual([50_001]);
+  });
+});
+
+describe("the conversation list's tag filter", () => {
+  it("takes one tag or several (all must be carried)", async () => {
+    await seedConversations(t.tenantId, 60_001, ["a", "b", "c"]);
+    await t.db.db.execute(sql`UPDATE conversation SET tags = CASE ticket_number
+        WHEN 60001 THEN ARRAY['vip'] WHEN 60002 THEN ARRAY['vip', 'billing'] ELSE ARRAY['billing'] END
+      WHERE tenant_id = ${t.tenantId} AND ticket_number BETWEEN 60001 AND 60003`);
+    const byTags = async (tags: string[]) =>
+      (
+        await t.ok(
+          `query($tags: [String!]) { conversations(filter: { tags: $tags }) { edges { node { ticketNumber } } } }`,
+          {
+            tags,
+          },
+        )
+      ).conversations.edges.map((e: any) => e.node.ticketNumber);
+    expect(await byTags(["vip"])).toEqual([60_002, 60_001]);
+    expect(await byTags(["billing"])).toEqual([60_003, 60_002]);
+    expect(await byTags(["vip", "billing"])).toEqual([60_002]);
+    expect(await byTags(["nobody's tag"])).toEqual([]);
+  });
+});
+
+describe("the background indexer", () => {
+  it("indexes what is queued, stands back during a burst until its lag bound, and stops", async () => {
+    await indexAll();
+    await seedConversations(t.tenantId, 70_001, ["trickle one"]);
+    const indexer = startSearchIndexer(t.db.db, silentLogger, {
+      batchSize: 50,
+      idleMs: 20,
+      maxLagMs: 60_000,
+    });
+    try {
+      // A trickle (less than a batch in the last second) is indexed at once.
+      await expect.poll(queued, { timeout: 5000, interval: 20 }).toBe(0);
+      // A burst (a batch or more in the last second) waits, as ingest comes first…
+      await seedConversations(
+        t.tenantId,
+        70_002,
+        Array.from({ length: 60 }, (_, i) => `burst ${i}`),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await queued()).toBe(120);
+      // …and idle() (tests, benches) does not wait for the burst to end.
+      await indexer.idle();
+      expect(await queued()).toBe(0);
+    } finally {
+      await indexer.stop();
+    }
+    // With no lag allowed, a burst is indexed at once too.
+    const eager = startSearchIndexer(t.db.db, silentLogger, { batchSize: 50, idleMs: 20, maxLagMs: 0 });
+    try {
+      await seedConversations(
+        t.tenantId,
+        70_100,
+        Array.from({ length: 60 }, (_, i) => `eager ${i}`),
+      );
+      await expect.poll(queued, { timeout: 5000, interval: 20 }).toBe(0);
+    } finally {
+      await eager.stop();
+    }
+    expect(await search("burst 7")).toContain(70_009);
+  });
+});
