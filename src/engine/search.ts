@@ -86,14 +86,23 @@ export async function indexQueuedMessages(db: Db, limit = 200): Promise<number> 
   return rows[0]?.n ?? 0;
 }
 
-/** How much is queued, and how much of it arrived in the last second (a burst in progress). */
-async function queueState(db: Db): Promise<{ queued: number; fresh: number; oldestAgeMs: number }> {
-  const [row] = await db.execute<{ queued: number; fresh: number; oldest_age_ms: number | null }>(sql`
-    SELECT count(*)::int AS queued,
-           count(*) FILTER (WHERE enqueued_at > now() - interval '1 second')::int AS fresh,
-           (extract(epoch FROM now() - min(enqueued_at)) * 1000)::float8 AS oldest_age_ms
-      FROM message_search_queue`);
-  return { queued: row?.queued ?? 0, fresh: row?.fresh ?? 0, oldestAgeMs: row?.oldest_age_ms ?? 0 };
+/**
+ * Whether anything is queued, how old the oldest is, and whether a burst is arriving (at
+ * least `burst` queued within the last second). Bounded work however long the queue is
+ * (after the migration it holds every stored message): the oldest is an index endpoint,
+ * the recent ones a range of the index capped at `burst`.
+ */
+async function queueState(
+  db: Db,
+  burst: number,
+): Promise<{ queued: boolean; burst: boolean; oldestAgeMs: number }> {
+  const [row] = await db.execute<{ oldest_age_ms: number | null; fresh: number }>(sql`
+    SELECT (extract(epoch FROM now() - (SELECT min(enqueued_at) FROM message_search_queue)) * 1000)::float8
+             AS oldest_age_ms,
+           (SELECT count(*)::int FROM (SELECT 1 FROM message_search_queue
+              WHERE enqueued_at > now() - interval '1 second' LIMIT ${burst}) f) AS fresh`);
+  const age = row?.oldest_age_ms ?? null;
+  return { queued: age !== null, burst: (row?.fresh ?? 0) >= burst, oldestAgeMs: age ?? 0 };
 }
 
 export interface SearchIndexerOptions {
@@ -109,7 +118,7 @@ export interface SearchIndexerOptions {
 }
 
 export interface SearchIndexer {
-  /** Resolves when nothing is queued (for tests and benches). */
+  /** Resolves when nothing is queued (for tests and benches); at once once stopped. */
   idle(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -140,14 +149,14 @@ export function startSearchIndexer(db: Db, log: Logger, opts: SearchIndexerOptio
   const loop = async () => {
     while (!stopped) {
       try {
-        const state = await queueState(db);
-        if (state.queued === 0) {
+        const state = await queueState(db, opts.batchSize);
+        if (!state.queued) {
           for (const w of idleWaiters) w();
           idleWaiters = [];
           await sleep(opts.idleMs);
           continue;
         }
-        if (state.fresh >= opts.batchSize && state.oldestAgeMs < opts.maxLagMs && idleWaiters.length === 0) {
+        if (state.burst && state.oldestAgeMs < opts.maxLagMs && idleWaiters.length === 0) {
           await sleep(opts.idleMs);
           continue;
         }
@@ -165,6 +174,7 @@ export function startSearchIndexer(db: Db, log: Logger, opts: SearchIndexerOptio
   return {
     idle: () =>
       new Promise<void>((resolve) => {
+        if (stopped) return resolve();
         idleWaiters.push(resolve);
         wake?.();
       }),

@@ -368,7 +368,10 @@ const ConversationFilterInput = builder.inputType("ConversationFilter", {
     assigneeId: t.id({ description: "Only conversations owned by this agent." }),
     ticketNumber: t.int({ description: "Exactly this ticket number." }),
     tags: t.stringList({ description: "Conversations carrying all these tags." }),
-    text: t.string({ description: "Full-text search over subjects and bodies." }),
+    text: t.string({
+      description:
+        "Conversations whose subject contains this text, or with a message whose subject or body has every word of it (docs/search.md).",
+    }),
   }),
 });
 

@@ -265,6 +265,7 @@ describe("the background indexer", () => {
     } finally {
       await eager.stop();
     }
+    await eager.idle(); // resolves at once once stopped (a bench waiting on a stopped indexer)
     expect(await search("burst 7")).toContain(70_009);
   });
 });
