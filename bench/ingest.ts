@@ -184,6 +184,7 @@ const app = await startSwitchboard(
     LOG_LEVEL: "silent",
     ...(process.env.PARSE_WORKERS ? { PARSE_WORKERS: process.env.PARSE_WORKERS } : {}),
     ...(process.env.IMAP_BATCH_SIZE ? { IMAP_BATCH_SIZE: process.env.IMAP_BATCH_SIZE } : {}),
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("SEARCH_"))),
   }),
   {
     log: silentLogger,

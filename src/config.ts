@@ -64,6 +64,7 @@ export interface Config {
     enabled: boolean;
     batchSize: number;
     idleMs: number;
+    burstPerSecond: number;
     maxLagMs: number;
   };
 }
@@ -183,6 +184,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       enabled: bool("SEARCH_INDEXER", true),
       batchSize: int("SEARCH_BATCH_SIZE", 200, 1, 10_000),
       idleMs: int("SEARCH_IDLE_MS", 1000, 10, 60_000),
+      burstPerSecond: int("SEARCH_BURST_PER_S", 20, 1, 100_000),
       maxLagMs: int("SEARCH_MAX_LAG_MS", 60_000, 0, 86_400_000),
     },
   };

@@ -87,33 +87,34 @@ export async function indexQueuedMessages(db: Db, limit = 200): Promise<number> 
 }
 
 /**
- * Whether anything is queued, how old the oldest is, and whether a burst is arriving (at
- * least `burst` queued within the last second). Bounded work however long the queue is
+ * Whether anything is queued, how old the oldest is, and how many messages were queued
+ * within the last second (counted up to `cap`). Bounded work however long the queue is
  * (after the migration it holds every stored message): the oldest is an index endpoint,
- * the recent ones a range of the index capped at `burst`.
+ * the recent ones a range of the index.
  */
 async function queueState(
   db: Db,
-  burst: number,
-): Promise<{ queued: boolean; burst: boolean; oldestAgeMs: number }> {
+  cap: number,
+): Promise<{ queued: boolean; fresh: number; oldestAgeMs: number }> {
   const [row] = await db.execute<{ oldest_age_ms: number | null; fresh: number }>(sql`
     SELECT (extract(epoch FROM now() - (SELECT min(enqueued_at) FROM message_search_queue)) * 1000)::float8
              AS oldest_age_ms,
            (SELECT count(*)::int FROM (SELECT 1 FROM message_search_queue
-              WHERE enqueued_at > now() - interval '1 second' LIMIT ${burst}) f) AS fresh`);
+              WHERE enqueued_at > now() - interval '1 second' LIMIT ${cap}) f) AS fresh`);
   const age = row?.oldest_age_ms ?? null;
-  return { queued: age !== null, burst: (row?.fresh ?? 0) >= burst, oldestAgeMs: age ?? 0 };
+  return { queued: age !== null, fresh: row?.fresh ?? 0, oldestAgeMs: age ?? 0 };
 }
 
 export interface SearchIndexerOptions {
   /** Queued messages per indexing transaction. */
   batchSize: number;
-  /** How often an idle indexer looks at the queue. */
+  /** How often an idle indexer looks at the queue, and how long it waits during a burst. */
   idleMs: number;
   /**
-   * During a burst (at least a batch queued within the last second) the indexer stands back
-   * so ingest keeps the CPU, until the oldest queued message is this old.
+   * A burst: at least this many messages queued within the last second. The indexer then
+   * stands back so ingest keeps the CPU, until the oldest queued message is `maxLagMs` old.
    */
+  burstPerSecond: number;
   maxLagMs: number;
 }
 
@@ -124,10 +125,13 @@ export interface SearchIndexer {
 }
 
 /**
- * The background indexer: one loop per process. It indexes a batch, then pauses for as long
- * as the batch took, so it uses at most half of one PostgreSQL backend; while a burst of
- * mail is arriving it waits (up to `maxLagMs`), as the burst's ingest matters more than the
- * searchability of its messages, which searches cover meanwhile by building documents.
+ * The background indexer: one loop per process.
+ * - Nothing queued: it looks again after `idleMs`.
+ * - A burst arriving (`burstPerSecond`): it waits, up to `maxLagMs` of lag, as the burst's
+ *   ingest matters more than the searchability of its messages, which searches cover
+ *   meanwhile by building their documents.
+ * - Otherwise it indexes a batch; while any mail is arriving it then pauses for as long as
+ *   the batch took (at most half of one PostgreSQL backend), else it goes straight on.
  */
 export function startSearchIndexer(db: Db, log: Logger, opts: SearchIndexerOptions): SearchIndexer {
   let stopped = false;
@@ -149,20 +153,21 @@ export function startSearchIndexer(db: Db, log: Logger, opts: SearchIndexerOptio
   const loop = async () => {
     while (!stopped) {
       try {
-        const state = await queueState(db, opts.batchSize);
+        const state = await queueState(db, Math.max(1, opts.burstPerSecond));
         if (!state.queued) {
           for (const w of idleWaiters) w();
           idleWaiters = [];
           await sleep(opts.idleMs);
           continue;
         }
-        if (state.burst && state.oldestAgeMs < opts.maxLagMs && idleWaiters.length === 0) {
+        const burst = state.fresh >= opts.burstPerSecond;
+        if (burst && state.oldestAgeMs < opts.maxLagMs && idleWaiters.length === 0) {
           await sleep(opts.idleMs);
           continue;
         }
         const started = performance.now();
         await indexQueuedMessages(db, opts.batchSize);
-        if (!stopped) await sleep(Math.max(1, performance.now() - started));
+        if (state.fresh > 0 && !stopped) await sleep(Math.max(1, performance.now() - started));
       } catch (err) {
         if (stopped) break;
         log.error({ err }, "search indexing failed; retrying");

@@ -234,12 +234,13 @@ describe("the background indexer", () => {
     const indexer = startSearchIndexer(t.db.db, silentLogger, {
       batchSize: 50,
       idleMs: 20,
+      burstPerSecond: 50,
       maxLagMs: 60_000,
     });
     try {
-      // A trickle (less than a batch in the last second) is indexed at once.
+      // A trickle (fewer than burstPerSecond in the last second) is indexed at once.
       await expect.poll(queued, { timeout: 5000, interval: 20 }).toBe(0);
-      // A burst (a batch or more in the last second) waits, as ingest comes first…
+      // A burst (burstPerSecond or more in the last second) waits, as ingest comes first…
       await seedConversations(
         t.tenantId,
         70_002,
@@ -254,7 +255,12 @@ describe("the background indexer", () => {
       await indexer.stop();
     }
     // With no lag allowed, a burst is indexed at once too.
-    const eager = startSearchIndexer(t.db.db, silentLogger, { batchSize: 50, idleMs: 20, maxLagMs: 0 });
+    const eager = startSearchIndexer(t.db.db, silentLogger, {
+      batchSize: 50,
+      idleMs: 20,
+      burstPerSecond: 50,
+      maxLagMs: 0,
+    });
     try {
       await seedConversations(
         t.tenantId,
