@@ -10,7 +10,7 @@ import {
 } from "../../src/engine/search.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
-import { createQueueWithAddress } from "../helpers/fixtures.js";
+import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
 
 // The indexer is driven by hand here, so each test knows what is queued and what is indexed.
@@ -180,6 +180,22 @@ describe("conversation search", () => {
       if (step === "indexed") await indexAll();
       expect(await search("zanzibarquill"), step).toEqual([30_001]);
       expect(await search("zanzibarquill", { key: other.apiKey }), step).toEqual([1]);
+    }
+  });
+
+  it("shows an agent only the matches in the agent's queues, queued or indexed", async () => {
+    const agent = await createUserWithKey(t.db.db, t.tenantId, "AGENT");
+    const elsewhere = await createQueueWithAddress(t.db.db, t.tenantId, { address: "elsewhere@acme.test" });
+    await t.db.db.execute(sql`INSERT INTO queue_member (tenant_id, queue_id, user_id)
+                                VALUES (${t.tenantId}, ${addr.queueId}, ${agent.id})`);
+    await seedConversations(t.tenantId, 35_001, ["quokkaledger mine", "quokkaledger not mine"]);
+    await t.db.db.execute(sql`UPDATE conversation SET queue_id = CASE ticket_number
+        WHEN 35001 THEN ${addr.queueId}::uuid ELSE ${elsewhere.queueId}::uuid END
+      WHERE tenant_id = ${t.tenantId} AND ticket_number IN (35001, 35002)`);
+    for (const step of ["queued", "indexed"]) {
+      if (step === "indexed") await indexAll();
+      expect(await search("quokkaledger", { key: agent.key }), step).toEqual([35_001]);
+      expect(await search("quokkaledger"), step).toEqual([35_002, 35_001]); // the admin sees both
     }
   });
 
