@@ -1,21 +1,3 @@
-/**
- * Routing service benchmark, end to end through the real app: embedded PostgreSQL (or
- * DATABASE_URL), 1,000 agents, 50 queues of 20 members, 20,000 waiting conversations.
- * One run signals every queue and waits until routing is idle; it measures
- *   - assignments/s (deliveries committed / wall time),
- *   - decision latency per conversation (server side: a pass's snapshot + plan + apply
- *     time divided by its deliveries, one sample per delivered conversation),
- *   - commit-to-subscriber latency: graphql-ws clients subscribed to `myInbox` of 20
- *     agents; receipt time minus the commit time of the pass that produced the event.
- * Between runs every conversation goes back to WAITING. Baseline in the same process:
- * sequential single-row UPDATEs of conversation rows per second.
- *
- * Run: npm run bench -- routing. Prints human lines, then one JSON line (medians of 3).
- */
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { createClient } from "graphql-ws";
@@ -23,25 +5,18 @@ import WebSocket from "ws";
 import { startSwitchboard } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { rawClient } from "../src/db/client.js";
-import { startEmbeddedPostgres } from "../src/db/embedded.js";
-import { runMigrations } from "../src/db/migrate.js";
 import { createTenantWithAdmin } from "../src/engine/auth.js";
 import { silentLogger } from "../src/engine/context.js";
 import { generateApiKey } from "../src/engine/crypto.js";
-import { pgssSettings } from "./pgss.js";
+import { benchDatabase, intArg } from "./bench-db.js";
 
 /** `--agents N --queues N --waiting N --runs N` scale it down for profiling; defaults are the issue's load. */
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
-  return Number.isInteger(v) && v > 0 ? v : fallback;
-};
-const AGENTS = arg("agents", 1_000);
-const QUEUES = arg("queues", 50);
-const WAITING = arg("waiting", 20_000);
+const AGENTS = intArg("agents", 1_000);
+const QUEUES = intArg("queues", 50);
+const WAITING = intArg("waiting", 20_000);
 const INBOX_LIMIT = 20;
 const SUBSCRIBED_AGENTS = Math.min(20, AGENTS);
-const RUNS = arg("runs", 3);
+const RUNS = intArg("runs", 3);
 
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return 0;
@@ -51,31 +26,8 @@ const pct = (xs: number[], p: number) => {
 const median = (xs: number[]) => pct(xs, 50);
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-let dir: string | null = null;
-let stopPg: (() => Promise<void>) | null = null;
-let url = process.env.DATABASE_URL ?? "";
-if (!url) {
-  dir = mkdtempSync(join(tmpdir(), "sb-bench-routing-"));
-  const pg = await startEmbeddedPostgres({
-    dataDir: dir,
-    port: await freePort(),
-    persistent: false,
-    ...pgssSettings(),
-  });
-  url = pg.url;
-  stopPg = pg.stop;
-}
-await runMigrations(url);
+const bench = await benchDatabase("routing");
+const url = bench.url;
 const config = loadConfig({
   NODE_ENV: "production",
   DATABASE_URL: url,
@@ -270,8 +222,7 @@ for (let run = 1; run <= RUNS; run++) {
 
 for (const c of clients) await c.dispose();
 await app.stop();
-await stopPg?.();
-if (dir) rmSync(dir, { recursive: true, force: true });
+await bench.stop();
 
 const metrics = {
   assignments_per_s: round(median(runs.map((r) => r.rate)), 1),

@@ -18,61 +18,26 @@
  *
  * Run: npm run bench -- search [--conversations N]. Human lines, then one JSON line.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { connect } from "../src/db/client.js";
-import { startEmbeddedPostgres } from "../src/db/embedded.js";
-import { runMigrations } from "../src/db/migrate.js";
 import { createTenantWithAdmin } from "../src/engine/auth.js";
 import type { EngineContext } from "../src/engine/context.js";
 import { type ConversationFilter, listConversations } from "../src/engine/conversations.js";
 import { indexQueuedMessages } from "../src/engine/search.js";
 import type { Viewer } from "../src/engine/viewer.js";
-import { pgssSettings } from "./pgss.js";
+import { benchDatabase, intArg } from "./bench-db.js";
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
-  return Number.isInteger(v) && v >= 0 ? v : fallback;
-};
-const CONVERSATIONS = arg("conversations", 20_000);
-const MESSAGES = arg("messages", 3);
-const RUNS = arg("runs", 5);
-const PENDING = arg("pending", 500);
-const LEGACY_MAX = arg("legacy-max", 2_000);
+const CONVERSATIONS = intArg("conversations", 20_000);
+const MESSAGES = intArg("messages", 3);
+const RUNS = intArg("runs", 5);
+const PENDING = intArg("pending", 500);
+const LEGACY_MAX = intArg("legacy-max", 2_000);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-let dir: string | null = null;
-let stopPg: (() => Promise<void>) | null = null;
-let url = process.env.DATABASE_URL ?? "";
-if (!url) {
-  dir = mkdtempSync(join(tmpdir(), "sb-bench-search-"));
-  const pg = await startEmbeddedPostgres({
-    dataDir: dir,
-    port: await freePort(),
-    persistent: false,
-    ...pgssSettings(),
-  });
-  url = pg.url;
-  stopPg = pg.stop;
-}
-await runMigrations(url);
-const database = connect(url, { max: 4 });
+const bench = await benchDatabase("search");
+const database = connect(bench.url, { max: 4 });
 const { db, sql } = database;
 const ctx = { db } as EngineContext;
 
@@ -208,6 +173,5 @@ console.log(
 );
 
 await database.close();
-await stopPg?.();
-if (dir) rmSync(dir, { recursive: true, force: true });
+await bench.stop();
 console.log(JSON.stringify({ bench: "search", metrics }));

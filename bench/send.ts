@@ -16,7 +16,6 @@ import type { ChildProcess } from "node:child_process";
 import { fork } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +41,7 @@ import { silentLogger } from "../src/engine/context.js";
 import { compose } from "../src/engine/outbound/compose.js";
 import { replyToConversation } from "../src/engine/outbound/service.js";
 import { loadViewer } from "../src/engine/viewer.js";
+import { freePort } from "./bench-db.js";
 import { postgresCpuMs, postmasterPid, procCpuMs, threadCpuMs, threadCpuSince } from "./cpu.js";
 import { pgssPrint, pgssReset, pgssSettings } from "./pgss.js";
 
@@ -49,17 +49,6 @@ const MESSAGES = Number(process.argv[2] ?? 5000);
 const RUNS = Number(process.argv[3] ?? 3);
 /** Agents replying at once (API requests in flight). */
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function percentile(sorted: number[], p: number): number {
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
