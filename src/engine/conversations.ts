@@ -25,7 +25,14 @@ import type { EngineContext } from "./context.js";
 import type { ConversationStatus, WorkState } from "./domain.js";
 import { NotFoundError, Problems } from "./errors.js";
 import { type IngestInput, type IngestResult, ingestOrQuarantine } from "./ingest/ingest.js";
-import { indexedMatching, indexedMatchOf, pendingMatching, SEARCH_PROBE } from "./search.js";
+import {
+  indexedMatchesUpTo,
+  indexedMatching,
+  indexedMatchOf,
+  pendingMatching,
+  SEARCH_CAP,
+  SEARCH_PROBE,
+} from "./search.js";
 import { requireRole, type Viewer } from "./viewer.js";
 
 export type Conversation = typeof conversation.$inferSelect;
@@ -107,8 +114,26 @@ export async function listConversations(
     await ctx.db.execute<{ conversation_id: string }>(pendingMatching(viewer.tenantId, text))
   ).map((r) => r.conversation_id);
   const pending = sql`${sql.param(pendingIds)}::uuid[]`;
-  // First the newest conversations that pass the other filters, each tested on its own: a
-  // common word fills the page there, without reading every message that has it. (A CTE,
+  // A word with few indexed matches: all of them in one capped read, then one ordered pass.
+  const capped = (
+    await ctx.db.execute<{ conversation_id: string }>(indexedMatchesUpTo(viewer.tenantId, text, SEARCH_CAP))
+  ).map((r) => r.conversation_id);
+  if (capped.length < SEARCH_CAP) {
+    const ids = [...new Set([...capped, ...pendingIds])];
+    return ctx.db
+      .select()
+      .from(conversation)
+      .where(
+        and(
+          ...conds,
+          or(ilike(conversation.subject, subject), sql`${conversation.id} = ANY (${sql.param(ids)}::uuid[])`),
+        ),
+      )
+      .orderBy(...order)
+      .limit(limit);
+  }
+  // A common word: first the newest conversations that pass the other filters, each tested
+  // on its own; it fills the page there, without reading every message that has it. (A CTE,
   // so the per-conversation test runs on those rows only, and a scalar subquery, which
   // PostgreSQL cannot turn into a scan of every document.)
   const newest = ctx.db
@@ -136,7 +161,7 @@ export async function listConversations(
     .orderBy(...order)
     .limit(limit);
   if (probed.length === limit) return probed;
-  // Otherwise every match of the tenant, from the index: a rare word has few.
+  // Otherwise every match of the tenant, from the index (a word common only in older mail).
   return ctx.db
     .select()
     .from(conversation)

@@ -38,6 +38,13 @@ export function searchDocumentOf(alias: string): SQL {
  */
 export const SEARCH_PROBE = 500;
 
+/**
+ * Before probing, a text search reads up to this many of the tenant's indexed matches: a
+ * word with fewer has them all, and the list is then one ordered pass over the
+ * conversations with that set in hand (listConversations).
+ */
+export const SEARCH_CAP = 1000;
+
 const tsquery = (query: string): SQL => sql`plainto_tsquery('simple', ${query})`;
 
 /**
@@ -53,6 +60,12 @@ export function indexedMatchOf(id: SQL | Column, query: string): SQL {
 /** Conversation ids (a subquery) of `tenantId` with an indexed message that has every word of `query`. */
 export function indexedMatching(tenantId: string, query: string): SQL {
   return sql`(SELECT s.conversation_id FROM message_search s WHERE s.tenant_id = ${tenantId} AND s.document @@ ${tsquery(query)})`;
+}
+
+/** Conversation ids of up to `limit` indexed messages of `tenantId` that have every word of `query`. */
+export function indexedMatchesUpTo(tenantId: string, query: string, limit: number): SQL {
+  return sql`SELECT s.conversation_id FROM message_search s
+     WHERE s.tenant_id = ${tenantId} AND s.document @@ ${tsquery(query)} LIMIT ${limit}`;
 }
 
 /**

@@ -4,6 +4,7 @@ import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { silentLogger } from "../../src/engine/context.js";
 import {
   indexQueuedMessages,
+  SEARCH_CAP,
   SEARCH_PROBE,
   SEARCH_TEXT_CHARS,
   startSearchIndexer,
@@ -125,11 +126,15 @@ describe("conversation search", () => {
   });
 
   it("pages through matches older than the newest conversations it probes, indexed or not", async () => {
-    // 2 × SEARCH_PROBE conversations: "common" in all, "sometimes" in every 7th, "oldest" in #1.
-    const n = SEARCH_PROBE * 2;
+    // Enough conversations for each path of listConversations once indexed: "common" in all
+    // (more than SEARCH_CAP matches, the newest SEARCH_PROBE fill the page), "sometimes" in
+    // every 7th (fewer than SEARCH_CAP: one capped read), "older" in all but the newest
+    // SEARCH_PROBE (more than SEARCH_CAP, none among the probed: the full read), "oldest" in #1.
+    const n = SEARCH_CAP + SEARCH_PROBE + 100;
     const texts = Array.from(
       { length: n },
-      (_, k) => `common ${k % 7 === 0 ? "sometimes " : ""}${k === 0 ? "oldest " : ""}words of seed ${k + 1}`,
+      (_, k) =>
+        `common ${k % 7 === 0 ? "sometimes " : ""}${k < n - SEARCH_PROBE ? "older " : ""}${k === 0 ? "oldest " : ""}words of seed ${k + 1}`,
     );
     await seedConversations(t.tenantId, 10_001, texts);
     const newestFirst = (pick: (k: number) => boolean) =>
@@ -151,6 +156,9 @@ describe("conversation search", () => {
       }
       expect(await search("common", { first: 5 }), state).toEqual(newestFirst(() => true).slice(0, 5));
       expect(await searchAll("sometimes", 20), state).toEqual(newestFirst((k) => k % 7 === 0));
+      expect(await search("older", { first: 5 }), state).toEqual(
+        newestFirst((k) => k < n - SEARCH_PROBE).slice(0, 5),
+      );
       expect(await search("oldest"), state).toEqual([10_001]);
       expect(await search("oldest common"), state).toEqual([10_001]);
       // A reply's words are searched too (the trigger queues every message, whoever wrote it).
