@@ -114,23 +114,25 @@ export async function listConversations(
     await ctx.db.execute<{ conversation_id: string }>(pendingMatching(viewer.tenantId, text))
   ).map((r) => r.conversation_id);
   const pending = sql`${sql.param(pendingIds)}::uuid[]`;
-  // A word with few indexed matches: all of them in one capped read, then one ordered pass.
-  const capped = (
-    await ctx.db.execute<{ conversation_id: string }>(indexedMatchesUpTo(viewer.tenantId, text, SEARCH_CAP))
-  ).map((r) => r.conversation_id);
-  if (capped.length < SEARCH_CAP) {
-    const ids = [...new Set([...capped, ...pendingIds])];
-    return ctx.db
+  /** The page of conversations whose subject matches, that are pending matches, or `indexed`. */
+  const matching = (indexed: SQL) =>
+    ctx.db
       .select()
       .from(conversation)
       .where(
         and(
           ...conds,
-          or(ilike(conversation.subject, subject), sql`${conversation.id} = ANY (${sql.param(ids)}::uuid[])`),
+          or(ilike(conversation.subject, subject), indexed, sql`${conversation.id} = ANY (${pending})`),
         ),
       )
       .orderBy(...order)
       .limit(limit);
+  // A word with few indexed matches: all of them in one capped read, then one ordered pass.
+  const capped = (
+    await ctx.db.execute<{ conversation_id: string }>(indexedMatchesUpTo(viewer.tenantId, text, SEARCH_CAP))
+  ).map((r) => r.conversation_id);
+  if (capped.length < SEARCH_CAP) {
+    return matching(sql`${conversation.id} = ANY (${sql.param([...new Set(capped)])}::uuid[])`);
   }
   // A common word: first the newest conversations that pass the other filters, each tested
   // on its own; it fills the page there, without reading every message that has it. (A CTE,
@@ -162,21 +164,7 @@ export async function listConversations(
     .limit(limit);
   if (probed.length === limit) return probed;
   // Otherwise every match of the tenant, from the index (a word common only in older mail).
-  return ctx.db
-    .select()
-    .from(conversation)
-    .where(
-      and(
-        ...conds,
-        or(
-          ilike(conversation.subject, subject),
-          sql`${conversation.id} IN ${indexedMatching(viewer.tenantId, text)}`,
-          sql`${conversation.id} = ANY (${pending})`,
-        ),
-      ),
-    )
-    .orderBy(...order)
-    .limit(limit);
+  return matching(sql`${conversation.id} IN ${indexedMatching(viewer.tenantId, text)}`);
 }
 
 export async function getConversation(ctx: EngineContext, viewer: Viewer, id: string): Promise<Conversation> {
