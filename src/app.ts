@@ -77,7 +77,7 @@ export async function startSwitchboard(
     // Its own connection: indexing never holds one the API or ingest is waiting for.
     const searchDb = config.search.enabled ? connect(url, { max: 1 }) : null;
     if (searchDb) stops.push(() => searchDb.close());
-    const search = searchDb ? startSearchIndexer(searchDb.db, log, config.search) : null;
+    const search = searchDb ? startSearchIndexer(searchDb, log, config.search) : null;
     if (search) stops.push(() => search.stop());
 
     // Closed after the job runner stopped (stops run in reverse), so no send is cut off.

@@ -25,14 +25,7 @@ import type { EngineContext } from "./context.js";
 import type { ConversationStatus, WorkState } from "./domain.js";
 import { NotFoundError, Problems } from "./errors.js";
 import { type IngestInput, type IngestResult, ingestOrQuarantine } from "./ingest/ingest.js";
-import {
-  indexedMatchesUpTo,
-  indexedMatching,
-  indexedMatchOf,
-  pendingMatching,
-  SEARCH_CAP,
-  SEARCH_PROBE,
-} from "./search.js";
+import { indexedMatching, indexedMatchOf, pendingMatching, SEARCH_CAP, SEARCH_PROBE } from "./search.js";
 import { requireRole, type Viewer } from "./viewer.js";
 
 export type Conversation = typeof conversation.$inferSelect;
@@ -129,7 +122,7 @@ export async function listConversations(
       .limit(limit);
   // A word with few indexed matches: all of them in one capped read, then one ordered pass.
   const capped = (
-    await ctx.db.execute<{ conversation_id: string }>(indexedMatchesUpTo(viewer.tenantId, text, SEARCH_CAP))
+    await ctx.db.execute<{ conversation_id: string }>(indexedMatching(viewer.tenantId, text, SEARCH_CAP))
   ).map((r) => r.conversation_id);
   if (capped.length < SEARCH_CAP) {
     return matching(sql`${conversation.id} = ANY (${sql.param([...new Set(capped)])}::uuid[])`);

@@ -1,4 +1,5 @@
 import { type Column, type SQL, sql } from "drizzle-orm";
+import type postgres from "postgres";
 import type { Db } from "../db/client.js";
 import type { Logger } from "./context.js";
 
@@ -57,15 +58,13 @@ export function indexedMatchOf(id: SQL | Column, query: string): SQL {
   return sql`(SELECT true FROM message_search s WHERE s.conversation_id = ${id} AND s.document @@ ${tsquery(query)} LIMIT 1) IS NOT NULL`;
 }
 
-/** Conversation ids (a subquery) of `tenantId` with an indexed message that has every word of `query`. */
-export function indexedMatching(tenantId: string, query: string): SQL {
-  return sql`(SELECT s.conversation_id FROM message_search s WHERE s.tenant_id = ${tenantId} AND s.document @@ ${tsquery(query)})`;
-}
-
-/** Conversation ids of up to `limit` indexed messages of `tenantId` that have every word of `query`. */
-export function indexedMatchesUpTo(tenantId: string, query: string, limit: number): SQL {
-  return sql`SELECT s.conversation_id FROM message_search s
-     WHERE s.tenant_id = ${tenantId} AND s.document @@ ${tsquery(query)} LIMIT ${limit}`;
+/**
+ * Conversation ids (a parenthesised query) of `tenantId`'s indexed messages that have every
+ * word of `query`: all of them, or up to `limit`.
+ */
+export function indexedMatching(tenantId: string, query: string, limit?: number): SQL {
+  return sql`(SELECT s.conversation_id FROM message_search s
+     WHERE s.tenant_id = ${tenantId} AND s.document @@ ${tsquery(query)}${limit === undefined ? sql`` : sql` LIMIT ${limit}`})`;
 }
 
 /**
@@ -121,7 +120,7 @@ async function queueState(
 export interface SearchIndexerOptions {
   /** Queued messages per indexing transaction. */
   batchSize: number;
-  /** How often an idle indexer looks at the queue, and how long it waits during a burst. */
+  /** How long the indexer waits during a burst before it looks again. */
   idleMs: number;
   /**
    * A burst: at least this many messages queued within the last second. The indexer then
@@ -138,20 +137,35 @@ export interface SearchIndexer {
 }
 
 /**
- * The background indexer: one loop per process.
- * - Nothing queued: it looks again after `idleMs`.
+ * An idle indexer looks at the queue when the enqueue trigger's NOTIFY says messages were
+ * queued (migrations/0012), and otherwise only this often: a missed notification (while
+ * reconnecting) costs this much delay at most, never a message.
+ */
+export const SEARCH_SWEEP_MS = 60_000;
+
+/**
+ * The background indexer: one loop per process, on its own connection (`sql` listens).
+ * - Nothing queued: it waits for a NOTIFY from the enqueue trigger (or `SEARCH_SWEEP_MS`).
  * - A burst arriving (`burstPerSecond`): it waits, up to `maxLagMs` of lag, as the burst's
  *   ingest matters more than the searchability of its messages, which searches cover
  *   meanwhile by building their documents.
  * - Otherwise it indexes a batch; while any mail is arriving it then pauses for as long as
  *   the batch took (at most half of one PostgreSQL backend), else it goes straight on.
  */
-export function startSearchIndexer(db: Db, log: Logger, opts: SearchIndexerOptions): SearchIndexer {
+export function startSearchIndexer(
+  database: { db: Db; sql: postgres.Sql },
+  log: Logger,
+  opts: SearchIndexerOptions,
+): SearchIndexer {
+  const { db } = database;
   let stopped = false;
+  /** Ends the current wait early; `waitingForWork`: whether a NOTIFY may end it. */
   let wake: (() => void) | null = null;
+  let waitingForWork = false;
   let idleWaiters: (() => void)[] = [];
-  const sleep = (ms: number) =>
+  const sleep = (ms: number, forWork = false) =>
     new Promise<void>((resolve) => {
+      waitingForWork = forWork;
       const timer = setTimeout(() => {
         wake = null;
         resolve();
@@ -162,15 +176,25 @@ export function startSearchIndexer(db: Db, log: Logger, opts: SearchIndexerOptio
         resolve();
       };
     });
+  // A NOTIFY ends only the wait for work: not a burst's stand-back, nor a pause between batches.
+  const listening = database.sql
+    .listen("switchboard_search", () => {
+      if (waitingForWork) wake?.();
+    })
+    .catch((err) => {
+      log.error({ err }, "search indexer could not LISTEN; it sweeps the queue instead");
+      return null;
+    });
 
   const loop = async () => {
+    await listening;
     while (!stopped) {
       try {
         const state = await queueState(db, Math.max(1, opts.burstPerSecond));
         if (!state.queued) {
           for (const w of idleWaiters) w();
           idleWaiters = [];
-          await sleep(opts.idleMs);
+          await sleep(SEARCH_SWEEP_MS, true);
           continue;
         }
         const burst = state.fresh >= opts.burstPerSecond;
@@ -200,6 +224,7 @@ export function startSearchIndexer(db: Db, log: Logger, opts: SearchIndexerOptio
       stopped = true;
       wake?.();
       await done;
+      await (await listening)?.unlisten().catch(() => {});
       for (const w of idleWaiters) w();
       idleWaiters = [];
     },

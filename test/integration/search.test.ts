@@ -252,17 +252,16 @@ describe("the conversation list's tag filter", () => {
 });
 
 describe("the background indexer", () => {
-  it("indexes what is queued, stands back during a burst until its lag bound, and stops", async () => {
+  it("is woken by the enqueue trigger, stands back during a burst until its lag bound, and stops", async () => {
     await indexAll();
-    await seedConversations(t.tenantId, 70_001, ["trickle one"]);
-    const indexer = startSearchIndexer(t.db.db, silentLogger, {
-      batchSize: 50,
-      idleMs: 20,
-      burstPerSecond: 50,
-      maxLagMs: 60_000,
-    });
+    // The idle indexer's own look at the queue is SEARCH_SWEEP_MS (a minute) away: within
+    // the few seconds below only the trigger's NOTIFY can have woken it.
+    const options = { batchSize: 50, idleMs: 20, burstPerSecond: 50, maxLagMs: 60_000 };
+    const indexer = startSearchIndexer(t.db, silentLogger, options);
     try {
+      await indexer.idle();
       // A trickle (fewer than burstPerSecond in the last second) is indexed at once.
+      await seedConversations(t.tenantId, 70_001, ["trickle one"]);
       await expect.poll(queued, { timeout: 5000, interval: 20 }).toBe(0);
       // A burst (burstPerSecond or more in the last second) waits, as ingest comes first…
       await seedConversations(
@@ -279,13 +278,9 @@ describe("the background indexer", () => {
       await indexer.stop();
     }
     // With no lag allowed, a burst is indexed at once too.
-    const eager = startSearchIndexer(t.db.db, silentLogger, {
-      batchSize: 50,
-      idleMs: 20,
-      burstPerSecond: 50,
-      maxLagMs: 0,
-    });
+    const eager = startSearchIndexer(t.db, silentLogger, { ...options, maxLagMs: 0 });
     try {
+      await eager.idle();
       await seedConversations(
         t.tenantId,
         70_100,
