@@ -21,6 +21,7 @@ import {
   message,
   rejectedMessage,
 } from "../db/schema/index.js";
+import { likePattern } from "./config/search.js";
 import type { EngineContext } from "./context.js";
 import type { ConversationStatus, WorkState } from "./domain.js";
 import { NotFoundError, Problems } from "./errors.js";
@@ -101,7 +102,7 @@ export async function listConversations(
       .limit(limit);
   }
   // Text: the subject as a substring, or any message's words (engine/search.ts).
-  const subject = `%${text.replace(/[%_\\]/g, "\\$&")}%`;
+  const subject = likePattern(text);
   // Messages the indexer has not reached yet, read once for both steps below.
   const pendingIds = (
     await ctx.db.execute<{ conversation_id: string }>(pendingMatching(viewer.tenantId, text))

@@ -5,6 +5,7 @@ import type { EngineContext } from "../context.js";
 import { ConflictError, NotFoundError, Problems, ValidationError } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
+import { likePattern } from "./search.js";
 import { isUniqueViolation } from "./teams.js";
 import { checkName } from "./validate.js";
 
@@ -94,9 +95,7 @@ export async function listAccessProfiles(
       and(
         eq(accessProfile.tenantId, viewer.tenantId),
         filter.includeArchived ? undefined : isNull(accessProfile.archivedAt),
-        filter.search
-          ? ilike(accessProfile.name, `%${filter.search.replace(/[%_\\]/g, "\\$&")}%`)
-          : undefined,
+        filter.search ? ilike(accessProfile.name, likePattern(filter.search)) : undefined,
       ),
     )
     .orderBy(asc(sql`lower(${accessProfile.name})`), asc(accessProfile.id))

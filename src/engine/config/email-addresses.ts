@@ -21,6 +21,7 @@ import { ConflictError, NotFoundError, Problems, ValidationError } from "../erro
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
 import { checkRefs } from "./refs.js";
+import { likePattern } from "./search.js";
 import { isUniqueViolation } from "./teams.js";
 import { checkEmail, checkHeaderText, checkIntRange, checkName } from "./validate.js";
 
@@ -183,7 +184,7 @@ export async function listEmailAddresses(
   page: Page,
 ): Promise<EmailAddress[]> {
   const { limit, offset } = clampPage(page);
-  const like = filter.search ? `%${filter.search.replace(/[%_\\]/g, "\\$&")}%` : null;
+  const like = filter.search ? likePattern(filter.search) : null;
   return ctx.db
     .select()
     .from(emailAddress)

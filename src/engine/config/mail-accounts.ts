@@ -7,6 +7,7 @@ import type { AccountKind, ImapAfterProcess, SmtpTlsMode } from "../domain.js";
 import { ConflictError, NotFoundError, Problems } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
+import { likePattern } from "./search.js";
 import { checkHeaderText, checkIntRange, checkName, isHostname } from "./validate.js";
 
 export type MailAccount = typeof mailAccount.$inferSelect;
@@ -187,7 +188,7 @@ export async function listMailAccounts(
       and(
         eq(mailAccount.tenantId, viewer.tenantId),
         filter.includeArchived ? undefined : isNull(mailAccount.archivedAt),
-        filter.search ? ilike(mailAccount.name, `%${filter.search.replace(/[%_\\]/g, "\\$&")}%`) : undefined,
+        filter.search ? ilike(mailAccount.name, likePattern(filter.search)) : undefined,
       ),
     )
     .orderBy(asc(sql`lower(${mailAccount.name})`), asc(mailAccount.id))

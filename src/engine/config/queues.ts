@@ -27,6 +27,7 @@ import type { EmailAddress } from "./email-addresses.js";
 import { PRIORITY_MAX, PRIORITY_MIN } from "./email-addresses.js";
 import { clampPage, type Page } from "./paging.js";
 import { checkRefs } from "./refs.js";
+import { likePattern } from "./search.js";
 import { isUniqueViolation, type Team } from "./teams.js";
 import { checkIntRange, checkName } from "./validate.js";
 
@@ -178,7 +179,7 @@ export async function listQueues(
         eq(queue.tenantId, viewer.tenantId),
         viewer.queueIds === null ? undefined : inArray(queue.id, [...viewer.queueIds]),
         filter.includeArchived ? undefined : isNull(queue.archivedAt),
-        filter.search ? ilike(queue.name, `%${filter.search.replace(/[%_\\]/g, "\\$&")}%`) : undefined,
+        filter.search ? ilike(queue.name, likePattern(filter.search)) : undefined,
       ),
     )
     .orderBy(asc(sql`lower(${queue.name})`), asc(queue.id))

@@ -4,6 +4,7 @@ import type { EngineContext } from "../context.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
+import { likePattern } from "./search.js";
 import { isUniqueViolation } from "./teams.js";
 
 export type Skill = typeof skill.$inferSelect;
@@ -41,10 +42,6 @@ const DUPLICATE = {
   message: "a skill with this name already exists (archived skills keep their names)",
 };
 
-function escapeLike(s: string): string {
-  return s.replace(/[%_\\]/g, "\\$&");
-}
-
 export async function listSkills(
   ctx: EngineContext,
   viewer: Viewer,
@@ -59,7 +56,7 @@ export async function listSkills(
       and(
         eq(skill.tenantId, viewer.tenantId),
         filter.includeArchived ? undefined : isNull(skill.archivedAt),
-        filter.search ? ilike(skill.name, `%${escapeLike(filter.search)}%`) : undefined,
+        filter.search ? ilike(skill.name, likePattern(filter.search)) : undefined,
       ),
     )
     .orderBy(asc(sql`lower(${skill.name})`), asc(skill.id))

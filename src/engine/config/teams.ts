@@ -5,6 +5,7 @@ import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { routeQueuesServed } from "../routing/supply.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
+import { likePattern } from "./search.js";
 import { validateInboxLimit } from "./validate.js";
 
 export type Team = typeof team.$inferSelect;
@@ -61,7 +62,7 @@ export async function listTeams(
       and(
         eq(team.tenantId, viewer.tenantId),
         filter.includeArchived ? undefined : isNull(team.archivedAt),
-        filter.search ? ilike(team.name, `%${filter.search.replace(/[%_\\]/g, "\\$&")}%`) : undefined,
+        filter.search ? ilike(team.name, likePattern(filter.search)) : undefined,
       ),
     )
     .orderBy(asc(sql`lower(${team.name})`), asc(team.id))

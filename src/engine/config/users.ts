@@ -8,6 +8,7 @@ import { ConflictError, NotFoundError, Problems, ValidationError } from "../erro
 import { routeQueuesServed } from "../routing/supply.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
+import { likePattern } from "./search.js";
 import { isUniqueViolation } from "./teams.js";
 import { checkEmail, checkName, validateInboxLimit } from "./validate.js";
 
@@ -51,7 +52,7 @@ export async function listUsers(
   page: Page,
 ): Promise<User[]> {
   const { limit, offset } = clampPage(page);
-  const like = filter.search ? `%${filter.search.replace(/[%_\\]/g, "\\$&")}%` : null;
+  const like = filter.search ? likePattern(filter.search) : null;
   return ctx.db
     .select()
     .from(user)
