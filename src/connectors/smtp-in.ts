@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream } from "smtp-server";
 import type { EngineContext } from "../engine/context.js";
 import {
   type IngestInput,
@@ -8,6 +8,8 @@ import {
   overProcessingLimit,
   resolveRecipient,
 } from "../engine/ingest/ingest.js";
+import { HEADLINE_BYTES } from "./mime/headline.js";
+import { oversizeOutcome } from "./mime/parse.js";
 
 export interface SmtpListenerOptions {
   host: string;
@@ -51,7 +53,7 @@ export async function startSmtpListener(
       ? { key: readFileSync(opts.tlsKeyFile), cert: readFileSync(opts.tlsCertFile) }
       : null;
   const log = ctx.log.child({ component: "smtp-in" });
-  const rcpts = new WeakMap<SMTPServerSession, Map<string, Recipient>>();
+  const resolved = new WeakMap<SMTPServerAddress, Recipient>();
 
   const server = new SMTPServer({
     name: opts.name ?? "switchboard",
@@ -71,12 +73,10 @@ export async function startSmtpListener(
         if (target.processingLimit !== null && (await overProcessingLimit(ctx, target.tenantId))) {
           return callback(reply(451, "4.3.2 Backlog over the processing limit, try again later"));
         }
-        let map = rcpts.get(session);
-        if (!map) {
-          map = new Map();
-          rcpts.set(session, map);
-        }
-        map.set(target.addressId, target);
+        // Kept on the address object smtp-server adds to this transaction's envelope: a
+        // recipient of an earlier transaction (before RSET, a 552, a new MAIL FROM) is
+        // never a target of this one.
+        resolved.set(address, target);
         callback();
       })().catch((err) => {
         log.error({ err }, "recipient check failed");
@@ -84,18 +84,32 @@ export async function startSmtpListener(
       });
     },
     onData(stream: SMTPServerDataStream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
+      let chunks: Buffer[] = [];
+      let bytes = 0;
+      stream.on("data", (c: Buffer) => {
+        const before = bytes;
+        bytes += c.length;
+        if (bytes <= opts.maxMessageBytes) chunks.push(c);
+        else if (before <= opts.maxMessageBytes) {
+          // Past the limit only the beginning is kept, for the rejected record's headline:
+          // a sender that did not declare SIZE cannot make the process hold its mail.
+          chunks = [Buffer.concat([...chunks, c], Math.min(HEADLINE_BYTES, bytes))];
+        }
+      });
       stream.on("end", () => {
         void (async () => {
-          if (stream.sizeExceeded) {
-            return callback(reply(552, `5.3.4 Message exceeds the ${opts.maxMessageBytes}-byte limit`));
-          }
-          const raw = Buffer.concat(chunks);
           const receivedAt = ctx.clock.now();
-          const targets = [...(rcpts.get(session)?.values() ?? [])];
-          rcpts.delete(session);
-          const parsed = await ctx.mime.parse(raw);
+          const byAddress = new Map<string, Recipient>();
+          for (const a of session.envelope.rcptTo) {
+            const target = resolved.get(a);
+            if (target) byAddress.set(target.addressId, target);
+          }
+          const targets = [...byAddress.values()];
+          const oversize = stream.sizeExceeded || bytes > opts.maxMessageBytes;
+          const raw = Buffer.concat(chunks);
+          const parsed = oversize
+            ? oversizeOutcome(raw, bytes, opts.maxMessageBytes)
+            : await ctx.mime.parse(raw);
           // One copy per point of contact; within a tenant the Message-ID + hash dedupe
           // makes a mail sent to two of our addresses one message.
           for (const target of targets) {
@@ -114,6 +128,11 @@ export async function startSmtpListener(
             // Refusing a mail the database can never store would only make the sender
             // retry until it gives up: it is quarantined instead (and accepted).
             await ingestOrQuarantine(ctx, input);
+          }
+          // Refused, and recorded for the admins (with its headline, without its bytes)
+          // first: the sender bounces it, and the customer's mail is on record here too.
+          if (oversize) {
+            return callback(reply(552, `5.3.4 Message exceeds the ${opts.maxMessageBytes}-byte limit`));
           }
           callback(null, "2.0.0 Message accepted");
         })().catch((err) => {

@@ -251,12 +251,13 @@ describe("createMimeParser: parsing", () => {
 describe("createMimeParser: limits", () => {
   it("rejects oversize mail before parsing", async () => {
     const p = parser({ maxBytes: 1000 });
-    const raw = buildRawMail({ text: "x".repeat(2000) });
+    const raw = buildRawMail({ text: "x".repeat(2000), messageId: "big@customer.example" });
     expect(await p.parse(raw)).toEqual({
       ok: false,
       reason: "oversize",
       detail: `message of ${raw.length} bytes exceeds the limit of 1000`,
       sizeBytes: raw.length,
+      headline: { messageId: "big@customer.example", from: "alice@customer.example", subject: "Hello" },
     });
   });
 
@@ -275,8 +276,13 @@ describe("createMimeParser: limits", () => {
 
   it("rejects a huge top-level header block", async () => {
     const p = parser({ maxHeaderBytes: 4096 });
-    const raw = buildRawMail({ headers: { "X-Filler": "a".repeat(10_000) } });
-    expect(await p.parse(raw)).toMatchObject({ ok: false, reason: "header_too_large" });
+    const raw = buildRawMail({ headers: { "X-Filler": "a".repeat(10_000) }, subject: "Filled" });
+    // What the header says of its sender is kept for the rejected record.
+    expect(await p.parse(raw)).toMatchObject({
+      ok: false,
+      reason: "header_too_large",
+      headline: { from: "alice@customer.example", subject: "Filled" },
+    });
   });
 
   it("rejects a huge header block inside a part", async () => {

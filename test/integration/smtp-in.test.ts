@@ -4,6 +4,7 @@ import { eq } from "drizzle-orm";
 import nodemailer, { type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { conversation, message, rawMessage, rejectedMessage, tenant } from "../../src/db/schema/index.js";
+import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { refuseMessageInserts } from "../helpers/db.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
@@ -29,6 +30,33 @@ async function send(to: string, extra: Partial<SendMailOptions> = {}) {
     text: "Hello over SMTP",
     ...extra,
   });
+}
+
+/** A raw SMTP client: `reply()` waits for the next final reply line after what was written. */
+function smtpDialog() {
+  const socket = connect(t.app.smtp!.port, "127.0.0.1");
+  socket.setEncoding("utf8");
+  let received = "";
+  const replies: string[] = [];
+  socket.on("data", (d: string) => {
+    received += d;
+    for (let nl = received.indexOf("\r\n"); nl >= 0; nl = received.indexOf("\r\n")) {
+      const line = received.slice(0, nl);
+      received = received.slice(nl + 2);
+      if (/^\d{3} /.test(line)) replies.push(line);
+    }
+  });
+  let seen = 0;
+  const reply = async (): Promise<string> => {
+    while (replies.length === seen) await once(socket, "data");
+    return replies[seen++]!;
+  };
+  /** Writes a command and returns its reply. */
+  const command = async (cmd: string): Promise<string> => {
+    socket.write(`${cmd}\r\n`);
+    return reply();
+  };
+  return { socket, reply, command };
 }
 
 beforeAll(async () => {
@@ -159,23 +187,7 @@ describe("inbound SMTP listener", () => {
       "From: Carol <carol@customer.example>\r\nTo: help@acme.test\r\nSubject: Dots\r\n" +
       `Message-ID: <dots-1@customer.example>\r\n\r\n${body}\r\n`;
     const stuffed = mail.replace(/^\./gm, "..");
-    const socket = connect(t.app.smtp!.port, "127.0.0.1");
-    socket.setEncoding("utf8");
-    let received = "";
-    const replies: string[] = [];
-    socket.on("data", (d: string) => {
-      received += d;
-      for (let nl = received.indexOf("\r\n"); nl >= 0; nl = received.indexOf("\r\n")) {
-        const line = received.slice(0, nl);
-        received = received.slice(nl + 2);
-        if (/^\d{3} /.test(line)) replies.push(line);
-      }
-    });
-    const reply = async (): Promise<string> => {
-      const n = replies.length;
-      while (replies.length === n) await once(socket, "data");
-      return replies.at(-1)!;
-    };
+    const { socket, reply } = smtpDialog();
     try {
       expect(await reply()).toMatch(/^220/);
       for (const cmd of [
@@ -207,5 +219,79 @@ describe("inbound SMTP listener", () => {
     expect(m!.text).toBe(`${body.replaceAll("\r\n", "\n")}\n`);
     const [raw] = await t.db.db.select().from(rawMessage).where(eq(rawMessage.id, m!.rawMessageId!));
     expect(raw!.data.toString("utf8")).toBe(mail);
+  });
+  describe("one connection, several transactions", () => {
+    let beta: { queueId: string; addressId: string; address: string };
+    let betaTenant: string;
+    beforeAll(async () => {
+      ({ tenantId: betaTenant } = await createTenantWithAdmin(t.db.db, {
+        tenantName: "Beta",
+        adminEmail: "admin@beta.test",
+      }));
+      beta = await createQueueWithAddress(t.db.db, betaTenant, { address: "help@beta.test" });
+    });
+
+    const mail = (id: string, body = "hello") =>
+      `From: Carol <carol@customer.example>\r\nSubject: Transaction ${id}\r\nMessage-ID: <${id}@customer.example>\r\n\r\n${body}\r\n.`;
+    const stored = (id: string) =>
+      t.db.db
+        .select({ tenantId: message.tenantId, addressId: message.addressId })
+        .from(message)
+        .where(eq(message.messageIdHeader, `${id}@customer.example`));
+
+    it("delivers only to the recipients of its own transaction after RSET", async () => {
+      const { socket, reply, command } = smtpDialog();
+      try {
+        expect(await reply()).toMatch(/^220/);
+        expect(await command("EHLO client.example")).toMatch(/^250/);
+        expect(await command("MAIL FROM:<carol@customer.example>")).toMatch(/^250/);
+        expect(await command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+        expect(await command("RSET")).toMatch(/^250/);
+        expect(await command("MAIL FROM:<carol@customer.example>")).toMatch(/^250/);
+        expect(await command("RCPT TO:<help@beta.test>")).toMatch(/^250/);
+        expect(await command("DATA")).toMatch(/^354/);
+        expect(await command(mail("rset-1"))).toMatch(/^250/);
+        await command("QUIT");
+      } finally {
+        socket.end();
+      }
+      expect(await stored("rset-1")).toEqual([{ tenantId: betaTenant, addressId: beta.addressId }]);
+    });
+
+    it("records oversize mail sent without SIZE, refuses it with 552, and the next transaction goes only to its own recipient", async () => {
+      const { socket, reply, command } = smtpDialog();
+      try {
+        expect(await reply()).toMatch(/^220/);
+        expect(await command("EHLO client.example")).toMatch(/^250/);
+        expect(await command("MAIL FROM:<carol@customer.example>")).toMatch(/^250/);
+        expect(await command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+        expect(await command("DATA")).toMatch(/^354/);
+        // 1.5 MB against the 512 KB limit, the sender having declared no SIZE.
+        const line = `${"z".repeat(998)}\r\n`;
+        expect(await command(mail("big-1", line.repeat(1500)))).toMatch(/^552/);
+        expect(await command("MAIL FROM:<carol@customer.example>")).toMatch(/^250/);
+        expect(await command("RCPT TO:<help@beta.test>")).toMatch(/^250/);
+        expect(await command("DATA")).toMatch(/^354/);
+        expect(await command(mail("after-big-1"))).toMatch(/^250/);
+        await command("QUIT");
+      } finally {
+        socket.end();
+      }
+      expect(await stored("big-1")).toEqual([]);
+      const [rej] = await t.db.db
+        .select()
+        .from(rejectedMessage)
+        .where(eq(rejectedMessage.messageIdHeader, "big-1@customer.example"));
+      expect(rej).toMatchObject({
+        tenantId: t.tenantId,
+        addressId: addr.addressId,
+        reason: "oversize",
+        fromAddress: "carol@customer.example",
+        subject: "Transaction big-1",
+        rawMessageId: null,
+      });
+      expect(rej!.sizeBytes).toBeGreaterThan(1500 * 1000);
+      expect(await stored("after-big-1")).toEqual([{ tenantId: betaTenant, addressId: beta.addressId }]);
+    });
   });
 });

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "../../src/connectors/mime/delivery-status.js";
+import { headlineOf } from "../../src/connectors/mime/headline.js";
 import { parseMailDate, safeFilename, stripComments } from "../../src/connectors/mime/mime-to-parsed.js";
 import { extractMessageIds, normalizeMessageId } from "../../src/engine/ingest/parsed-mail.js";
 
@@ -159,4 +160,47 @@ describe("parseDeliveryStatus (RFC 3464)", () => {
     ).toBe("x.1@acme.example");
     expect(messageIdOfHeaderBlock("From: a@b\n\nMessage-ID: <body@only>")).toBeNull();
   });
+});
+
+describe("headlineOf (the rejected record's sender, subject and Message-ID)", () => {
+  it("reads folded, encoded fields of the first header block only", () => {
+    const raw = Buffer.from(
+      "Received: from x\r\n by y\r\nSubject: =?UTF-8?B?w5xiZXJ3ZWlzdW5n?=\r\n folded\r\n" +
+        'From: "Doe, Jane" <jane@customer.example>\r\nMessage-ID:\r\n <m-1@customer.example>\r\n' +
+        "\r\nFrom: body@not.header\r\nSubject: not this\r\n",
+    );
+    expect(headlineOf(raw)).toEqual({
+      messageId: "m-1@customer.example",
+      from: "jane@customer.example",
+      subject: "Überweisung folded",
+    });
+  });
+
+  it("takes a bare From address, and gives nulls for what is missing or unusable", () => {
+    expect(headlineOf(Buffer.from("From: jane@customer.example (Jane)\nX: y\n\nbody"))).toEqual({
+      messageId: null,
+      from: "jane@customer.example",
+      subject: null,
+    });
+    expect(headlineOf(Buffer.from("garbage without any header\r\n"))).toEqual({
+      messageId: null,
+      from: null,
+      subject: null,
+    });
+    expect(headlineOf(Buffer.alloc(0))).toEqual({ messageId: null, from: null, subject: null });
+  });
+
+  it("reads only the first 64 KB, so a huge header costs nothing", () => {
+    const raw = Buffer.from(`X-Pad: ${"a".repeat(100_000)}\r\nSubject: late\r\n\r\n`);
+    expect(headlineOf(raw).subject).toBeNull();
+  });
+});
+
+it("headlineOf never throws, whatever the bytes", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 2000 }), (bytes) => {
+      const h = headlineOf(Buffer.from(bytes));
+      expect(h.subject === null || h.subject.length <= 998).toBe(true);
+    }),
+  );
 });

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import { convert as htmlToText } from "html-to-text";
 import type { MailParserOptions } from "mailparser";
@@ -21,6 +20,7 @@ import {
 } from "../../engine/ingest/parsed-mail.js";
 import { sanitizeHtml } from "../../engine/ingest/sanitize.js";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "./delivery-status.js";
+import { decodeWords, iconv, libmime } from "./headline.js";
 
 /**
  * Raw RFC 5322 bytes → `ParsedMail`, with mailparser. Runs inside the parse worker
@@ -39,14 +39,6 @@ export interface MimeLimits {
   maxHtmlChars: number;
 }
 
-// mailparser's own copies of iconv-lite and libmime, so charset checks agree with the
-// decoder that actually ran (and no extra dependency is declared for them).
-const mailparserRequire = createRequire(createRequire(import.meta.url).resolve("mailparser"));
-const iconv = mailparserRequire("iconv-lite") as { encodingExists(name: string): boolean };
-const libmime = mailparserRequire("libmime") as {
-  normalizeCharset(charset: string): string;
-  decodeWords(value: string): string;
-};
 
 interface MpAddress {
   address?: string;
@@ -237,14 +229,6 @@ function fieldValue(line: HeaderLine): string {
   const utf8 = Buffer.from(line.line, "binary").toString("utf8");
   const colon = utf8.indexOf(":");
   return (colon >= 0 ? utf8.slice(colon + 1) : "").replace(/\r?\n[ \t]*/g, " ").trim();
-}
-
-function decodeWords(value: string): string {
-  try {
-    return libmime.decodeWords(value);
-  } catch {
-    return value;
-  }
 }
 
 const ENCODED_WORD_RE = /=\?[^?\s]+\?[bq]\?[^?\s]*\?=/i;

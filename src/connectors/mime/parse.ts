@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { MimeParser, ParsedMail, ParseOptions, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
+import { headlineOf } from "./headline.js";
 import type { MimeLimits } from "./mime-to-parsed.js";
 import type { ParseJob, WorkerReply, WorkerSetup } from "./parse-worker.js";
 
@@ -195,6 +196,21 @@ function reviveBuffers(outcome: ParseOutcome): ParseOutcome {
   return outcome;
 }
 
+/**
+ * The rejection of a message over the size limit, from as much of its beginning as was
+ * kept (`head`: the whole message, or only its first bytes when the rest was never
+ * received or fetched) and its real size.
+ */
+export function oversizeOutcome(head: Buffer, sizeBytes: number, maxBytes: number): ParseOutcome {
+  return {
+    ok: false,
+    reason: "oversize",
+    detail: `message of ${sizeBytes} bytes exceeds the limit of ${maxBytes}`,
+    sizeBytes,
+    headline: headlineOf(head),
+  };
+}
+
 export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
   const poolSize = Math.max(1, Math.floor(opts.poolSize ?? defaultPoolSize()));
   const timeoutMs = opts.timeoutMs ?? MIME_PARSER_DEFAULTS.timeoutMs;
@@ -343,18 +359,11 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
   return {
     parse(raw: Buffer, options: ParseOptions = {}): Promise<ParseOutcome> {
       if (closed) return Promise.reject(new Error("MIME parser is closed"));
-      if (raw.byteLength > maxBytes) {
-        return Promise.resolve({
-          ok: false,
-          reason: "oversize",
-          detail: `message of ${raw.byteLength} bytes exceeds the limit of ${maxBytes}`,
-          sizeBytes: raw.byteLength,
-        });
-      }
+      if (raw.byteLength > maxBytes) return Promise.resolve(oversizeOutcome(raw, raw.byteLength, maxBytes));
       return new Promise<ParseOutcome>((resolve, reject) => {
         queue.push({ id: nextId++, raw, timeoutMs: options.timeoutMs ?? timeoutMs, resolve, reject });
         dispatch();
-      });
+      }).then((outcome) => (outcome.ok ? outcome : { ...outcome, headline: headlineOf(raw) }));
     },
 
     /**

@@ -162,6 +162,14 @@ export const PARSE_REJECT_REASONS = [
 ] as const;
 export type ParseRejectReason = (typeof PARSE_REJECT_REASONS)[number];
 
+/** Who sent a mail that could not be parsed, and what it was about, as far as its header says. */
+export interface MailHeadline {
+  messageId: string | null;
+  /** The From mailbox. */
+  from: string | null;
+  subject: string | null;
+}
+
 export type ParseOutcome =
   | {
       ok: true;
@@ -169,7 +177,14 @@ export type ParseOutcome =
       /** `sanitizeHtml(mail.html)` done off the main thread; null without HTML or when disabled. */
       sanitized: SanitizedHtml | null;
     }
-  | { ok: false; reason: ParseRejectReason; detail: string; sizeBytes: number };
+  | {
+      ok: false;
+      reason: ParseRejectReason;
+      detail: string;
+      sizeBytes: number;
+      /** Read from the header block, for the rejected record (the parser's `parse` adds it). */
+      headline?: MailHeadline;
+    };
 
 /**
  * The port the ingest service parses through (implemented by
