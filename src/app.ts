@@ -1,3 +1,4 @@
+import { pipeline } from "node:stream/promises";
 import type { Config } from "./config.js";
 import { createImapConnector, type ImapConnector } from "./connectors/imap.js";
 import { checkImap } from "./connectors/imap-check.js";
@@ -13,8 +14,9 @@ import { type Clock, systemClock } from "./engine/clock.js";
 import type { EngineContext, Logger, Signals } from "./engine/context.js";
 import { downloadAttachment } from "./engine/conversations.js";
 import { createSecretBox } from "./engine/crypto.js";
-import { NotFoundError } from "./engine/errors.js";
+import { ForbiddenError, NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
+import { openRejectedRaw, type RejectedRaw } from "./engine/rejected.js";
 import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trigger.js";
 import { type SearchIndexer, startSearchIndexer } from "./engine/search.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
@@ -159,6 +161,34 @@ export async function startSwitchboard(
         res.writeHead(404, { "content-type": "application/json" });
         res.end(JSON.stringify({ error: "not found" }));
       }
+    });
+    http.route("/rejected-messages/", async (req, res, viewer) => {
+      if (!viewer) {
+        res.writeHead(401, { "content-type": "application/json" });
+        return void res.end(JSON.stringify({ error: "authentication required" }));
+      }
+      const id = /^\/rejected-messages\/([0-9a-f-]{36})\/raw$/i.exec((req.url ?? "").split("?")[0]!)?.[1];
+      let raw: RejectedRaw;
+      try {
+        raw = await openRejectedRaw(engine, viewer, id ?? "00000000-0000-0000-0000-000000000000");
+      } catch (err) {
+        // As for attachments, one 404 for everything the caller may not read: a non-admin
+        // learns no more than an unknown or foreign ID would tell.
+        if (!(err instanceof NotFoundError || err instanceof ForbiddenError)) throw err;
+        res.writeHead(404, { "content-type": "application/json" });
+        return void res.end(JSON.stringify({ error: "not found" }));
+      }
+      res.writeHead(200, {
+        "content-type": "message/rfc822",
+        "content-length": raw.sizeBytes,
+        // Kept for audit, never rendered: the mail was rejected and may be hostile.
+        "content-disposition": `attachment; filename="${raw.filename}"`,
+        "x-content-type-options": "nosniff",
+      });
+      // Part by part with the socket's backpressure; a client that goes away ends the reads.
+      await pipeline(raw.parts, res).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "ERR_STREAM_PREMATURE_CLOSE") throw err;
+      });
     });
     await http.start();
     stops.push(() => http.stop());

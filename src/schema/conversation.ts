@@ -354,6 +354,12 @@ const RejectedMessageRef = builder.objectRef<RejectedMessage>("RejectedMessage")
       description: "Whether the raw bytes were kept (not for oversize mail).",
       resolve: (r) => r.rawMessageId !== null,
     }),
+    rawDownloadPath: t.string({
+      nullable: true,
+      description:
+        "GET this path on the server with the same Authorization header (ADMIN) to download the raw original as message/rfc822, byte for byte as received. Null when the raw bytes were not kept (oversize mail).",
+      resolve: (r) => (r.rawMessageId === null ? null : `/rejected-messages/${r.id}/raw`),
+    }),
     receivedAt: t.expose("receivedAt", { type: "DateTime", description: "When it arrived." }),
   }),
 });
