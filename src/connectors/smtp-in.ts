@@ -39,8 +39,9 @@ function reply(code: number, message: string): Error {
 
 /**
  * MX-style inbound delivery (SPEC §2, as Genesys does with an MX record). Accepts mail only
- * for configured addresses (550 otherwise), advertises SIZE and refuses larger mail with 552,
- * answers 451 while a recipient's tenant is over its processing limit, and replies 250 only
+ * for configured addresses (550 otherwise), advertises SIZE and refuses larger mail with 552
+ * (recording it), answers 451 while a recipient's tenant is over its processing limit or has
+ * its email channel switched off, and replies 250 only
  * after the message is committed — any failure before that is a 451, so the sending server
  * keeps the mail and retries: nothing is lost.
  */
@@ -66,10 +67,15 @@ export async function startSmtpListener(
     // A slow or silent peer must not hold a connection forever.
     socketTimeout: 60_000,
     closeTimeout: 5_000,
-    onRcptTo(address, session, callback) {
+    onRcptTo(address, _session, callback) {
       void (async () => {
         const target = await resolveRecipient(ctx, address.address);
-        if (!target?.emailEnabled) return callback(reply(550, "5.1.1 No such recipient here"));
+        if (!target) return callback(reply(550, "5.1.1 No such recipient here"));
+        // Switched off, not gone: the sending server keeps the mail and retries (for days),
+        // as IMAP leaves it on the server, so nothing sent meanwhile is lost.
+        if (!target.emailEnabled) {
+          return callback(reply(451, "4.3.2 Mail for this address is paused, try again later"));
+        }
         if (target.processingLimit !== null && (await overProcessingLimit(ctx, target.tenantId))) {
           return callback(reply(451, "4.3.2 Backlog over the processing limit, try again later"));
         }

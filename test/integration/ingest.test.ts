@@ -241,6 +241,105 @@ describe("ingest pipeline", () => {
     expect(linked.node).toEqual({ previousConversationId: first.conversation.id, status: "NEW" });
   });
 
+  it("lets an automatic reply join its conversation without reopening, requeueing or counting as the customer", async () => {
+    const first = await ingest(
+      buildRawMail({
+        from: "olga@customer.example",
+        subject: "Invoice",
+        messageId: "ooo-1@customer.example",
+      }),
+    );
+    const id = Buffer.from(first.conversation.id, "base64").toString().split(":")[1]!;
+    const resolvedAt = clock.now();
+    await t.db.db
+      .update(conversation)
+      .set({ status: "RESOLVED", resolvedAt, workState: "DONE" })
+      .where(eq(conversation.id, id));
+    const [was] = await t.db.db.select().from(conversation).where(eq(conversation.id, id));
+    clock.advance(DAY);
+    const outOfOffice = (n: number) =>
+      buildRawMail({
+        from: "olga@customer.example",
+        subject: "Automatic reply: Re: Invoice",
+        messageId: `ooo-${n}@customer.example`,
+        headers: { "In-Reply-To": "<ooo-1@customer.example>", "Auto-Submitted": "auto-replied" },
+      });
+    const ooo = await ingest(outOfOffice(2));
+    expect(ooo).toMatchObject({ status: "stored", created: false });
+    expect(ooo.conversation).toMatchObject({ id: first.conversation.id, status: "RESOLVED" });
+    const [row] = await t.db.db.select().from(conversation).where(eq(conversation.id, id));
+    expect(row).toMatchObject({
+      status: "RESOLVED",
+      workState: "DONE",
+      lastInboundAt: was!.lastInboundAt,
+      lastActivityAt: was!.lastActivityAt,
+    });
+    const stored = await t.db.db.select().from(message).where(eq(message.conversationId, id));
+    expect(stored.map((m) => m.messageIdHeader).sort()).toEqual([
+      "ooo-1@customer.example",
+      "ooo-2@customer.example",
+    ]);
+
+    // Closed, and past the reopen window: still no new conversation for an out-of-office.
+    await t.db.db
+      .update(conversation)
+      .set({ status: "CLOSED", closedAt: clock.now() })
+      .where(eq(conversation.id, id));
+    clock.advance(60 * DAY);
+    const late = await ingest(outOfOffice(3));
+    expect(late).toMatchObject({
+      created: false,
+      conversation: { id: first.conversation.id, status: "CLOSED" },
+    });
+
+    // The same mail written by the customer reopens as before (a new conversation, here).
+    const human = await ingest(
+      buildRawMail({
+        from: "olga@customer.example",
+        subject: "Re: Invoice",
+        messageId: "ooo-4@customer.example",
+        headers: { "In-Reply-To": "<ooo-1@customer.example>" },
+      }),
+    );
+    expect(human.created).toBe(true);
+  });
+
+  it("queues a conversation from when its mail was received, not when it was processed", async () => {
+    const receivedAt = new Date(clock.now().getTime() - 3 * 3_600_000);
+    const future = new Date(clock.now().getTime() + 3_600_000);
+    const [held, skewed] = await ingestMessages(t.app.engine, [
+      {
+        tenantId: t.tenantId,
+        addressId: addr.addressId,
+        raw: buildRawMail({ subject: "Held back", messageId: "held-1@customer.example" }),
+        parsed: await t.app.engine.mime.parse(
+          buildRawMail({ subject: "Held back", messageId: "held-1@customer.example" }),
+        ),
+        receivedAt,
+        source: { kind: "smtp", mailFrom: "a@customer.example", rcptTo: [addr.address] },
+      },
+      {
+        tenantId: t.tenantId,
+        addressId: addr.addressId,
+        raw: buildRawMail({ subject: "Skewed", messageId: "skew-1@customer.example" }),
+        parsed: await t.app.engine.mime.parse(
+          buildRawMail({ subject: "Skewed", messageId: "skew-1@customer.example" }),
+        ),
+        receivedAt: future,
+        source: { kind: "smtp", mailFrom: "a@customer.example", rcptTo: [addr.address] },
+      },
+    ] satisfies IngestInput[]);
+    const enqueuedAt = async (r: typeof held) => {
+      const [c] = await t.db.db
+        .select({ at: conversation.enqueuedAt })
+        .from(conversation)
+        .where(eq(conversation.id, (r as { conversationId: string }).conversationId));
+      return c!.at;
+    };
+    expect(await enqueuedAt(held)).toEqual(receivedAt);
+    expect(await enqueuedAt(skewed)).toEqual(clock.now());
+  });
+
   it("stores mail with NUL bytes in headers, body, HTML and file names (PostgreSQL text cannot hold them)", async () => {
     const raw = [
       "From: Nul\u0000 Sender <nul@customer.example>",

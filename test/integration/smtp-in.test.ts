@@ -144,6 +144,22 @@ describe("inbound SMTP listener", () => {
     expect((await send("help@acme.test")).response).toMatch(/^250/);
   });
 
+  it("answers 451 while the tenant's email channel is switched off, so the sender retries, and accepts again after", async () => {
+    await t.db.db.update(tenant).set({ emailEnabled: false }).where(eq(tenant.id, t.tenantId));
+    try {
+      await expect(
+        send("help@acme.test", { messageId: "<paused-1@customer.example>" }),
+      ).rejects.toMatchObject({
+        responseCode: 451,
+      });
+    } finally {
+      await t.db.db.update(tenant).set({ emailEnabled: true }).where(eq(tenant.id, t.tenantId));
+    }
+    expect((await send("help@acme.test", { messageId: "<paused-1@customer.example>" })).response).toMatch(
+      /^250/,
+    );
+  });
+
   it("keeps a delivery report out of conversations", async () => {
     const before = await t.db.db.select({ id: conversation.id }).from(conversation);
     const report = [

@@ -635,6 +635,11 @@ async function ingestInTx(
   });
 
   const now = ctx.clock.now();
+  // A conversation waits from when its mail was received, not from when it was processed:
+  // mail held back (processing limit, an outage, an IMAP backlog) keeps its place in the
+  // queue order (priority + minutes waiting). Never in the future (a skewed Date header
+  // is not the source of receivedAt, but a mail server's clock may be).
+  const waitingSince = receivedAt < now ? receivedAt : now;
   const events: NewEvent[] = [];
   let conv: typeof conversation.$inferSelect | undefined;
   let created = false;
@@ -651,10 +656,17 @@ async function ingestInTx(
   }
   if (conv) {
     before = { status: conv.status, lastActivityAt: conv.lastActivityAt };
-    const effect = onInboundMail(conv.status, conv.closedAt, receivedAt, {
-      reopenEnabled: t.reopenEnabled,
-      reopenWindowDays: t.reopenWindowDays,
-    });
+    // An automatic reply (RFC 3834: out of office, vacation) joins its conversation as it
+    // is: it reopens, reactivates or requeues nothing, starts no SLA target, and does not
+    // count as the customer writing — else every out-of-office answer to an agent's
+    // reply would hand finished work back to the queue, or open new work after the window.
+    const automatic = cls.autoSubmitted;
+    const effect = automatic
+      ? "SAME"
+      : onInboundMail(conv.status, conv.closedAt, receivedAt, {
+          reopenEnabled: t.reopenEnabled,
+          reopenWindowDays: t.reopenWindowDays,
+        });
     if (effect === "NEW_LINKED") {
       previousConversationId = conv.id;
       conv = undefined;
@@ -662,13 +674,12 @@ async function ingestInTx(
       const next = statusAfterInbound(conv.status, effect) ?? conv.status;
       const ownerless = conv.assigneeId === null && conv.offeredToId === null;
       // A reply on a finished or ownerless conversation puts it back in the queue.
-      const requeue = ownerless && (conv.workState === "DONE" || conv.workState === "WAITING");
+      const requeue = !automatic && ownerless && (conv.workState === "DONE" || conv.workState === "WAITING");
       const [updated] = await tx
         .update(conversation)
         .set({
           status: next,
-          lastInboundAt: receivedAt,
-          lastActivityAt: now,
+          ...(automatic ? {} : { lastInboundAt: receivedAt, lastActivityAt: now }),
           ...(next !== conv.status
             ? {
                 statusChangedAt: now,
@@ -678,7 +689,7 @@ async function ingestInTx(
           ...(requeue
             ? {
                 workState: "WAITING" as const,
-                enqueuedAt: conv.workState === "WAITING" ? conv.enqueuedAt : now,
+                enqueuedAt: conv.workState === "WAITING" ? conv.enqueuedAt : waitingSince,
               }
             : {}),
           ...(tags.length
@@ -695,7 +706,12 @@ async function ingestInTx(
         occurredAt: now,
         payload:
           decision.kind === "existing"
-            ? { via: decision.via, matched: decision.matched, senderIsMember: decision.senderIsMember }
+            ? {
+                via: decision.via,
+                matched: decision.matched,
+                senderIsMember: decision.senderIsMember,
+                ...(automatic ? { automatic: true } : {}),
+              }
             : {},
       });
       if (next !== conv.status) {
@@ -715,12 +731,14 @@ async function ingestInTx(
       conv = updated!;
       // SLA: a reactivated conversation's clock runs again; the message may start a next-response target.
       if (statusChanged) await applyStatusToSla(tx, ctx, conv.id, next, now);
-      await recordInboundSla(tx, ctx, conv.id, receivedAt);
-      await scheduleStatusTimer(tx, ctx, conv, {
-        activeToPausedDays: t.activeToPausedDays,
-        pausedToClosedDays: t.pausedToClosedDays,
-        resolvedToClosedDays: t.resolvedToClosedDays,
-      });
+      if (!automatic) {
+        await recordInboundSla(tx, ctx, conv.id, receivedAt);
+        await scheduleStatusTimer(tx, ctx, conv, {
+          activeToPausedDays: t.activeToPausedDays,
+          pausedToClosedDays: t.pausedToClosedDays,
+          resolvedToClosedDays: t.resolvedToClosedDays,
+        });
+      }
     }
   }
 
@@ -797,7 +815,7 @@ async function ingestInTx(
       tags,
       spam: cls.spam,
       workState: "WAITING" as const,
-      enqueuedAt: now,
+      enqueuedAt: waitingSince,
       previousConversationId,
       receivedAt,
       lastInboundAt: receivedAt,
