@@ -168,6 +168,43 @@ describe("ingest pipeline", () => {
     expect(n).toBe(1);
   });
 
+  it("makes copies of one mail that arrive at the same moment one message (two mailboxes fetched at once)", async () => {
+    const billing = await createQueueWithAddress(t.db.db, t.tenantId, { address: "billing@acme.test" });
+    const parse = (raw: Buffer) => t.app.engine.mime.parse(raw);
+    const input = async (addressId: string, raw: Buffer, uid: number): Promise<IngestInput> => ({
+      tenantId: t.tenantId,
+      addressId,
+      raw,
+      parsed: await parse(raw),
+      receivedAt: clock.now(),
+      source: { kind: "smtp", mailFrom: "erik@customer.example", rcptTo: [`n${uid}@acme.test`] },
+    });
+    for (let round = 0; round < 5; round++) {
+      const withId = buildRawMail({ subject: "Both at once", messageId: `race-${round}@customer.example` });
+      const withoutId = buildRawMail({ subject: `No id ${round}`, messageId: null });
+      // A batch (as IMAP fetches) and a single message (as SMTP delivers), both at once.
+      const results = await Promise.all([
+        ingestMessages(t.app.engine, [
+          await input(addr.addressId, withId, 1),
+          await input(addr.addressId, withoutId, 2),
+        ]),
+        ingestMessages(t.app.engine, [await input(billing.addressId, withId, 3)]),
+        ingestMessages(t.app.engine, [await input(billing.addressId, withoutId, 4)]),
+      ]);
+      // Each mail stored once, its copy a duplicate.
+      expect(
+        results
+          .flat()
+          .map((r) => r.status)
+          .sort(),
+      ).toEqual(["duplicate", "duplicate", "stored", "stored"]);
+      const rows = await t.db.db.execute<{ n: number }>(
+        sql`SELECT count(*)::int AS n FROM message WHERE message_id_header = ${`race-${round}@customer.example`} OR subject = ${`No id ${round}`}`,
+      );
+      expect(rows[0]!.n).toBe(2);
+    }
+  });
+
   it("still recognises an exact re-delivery of mail stored under the raw-bytes key", async () => {
     // Until 2026-11-22 every message's content_hash was the SHA-256 of its raw bytes.
     const raw = buildRawMail({ subject: "Old", messageId: "old-1@customer.example" });

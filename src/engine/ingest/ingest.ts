@@ -157,6 +157,12 @@ async function ingestEach(
   // changes, except the content dedupe — a message whose bytes' hash repeats an earlier
   // one's in the batch reads when its turn comes, after that one's inserts. (Threading
   // reads happen later, in turn, and see everything before them.)
+  // Copies of one mail ingested at the same moment (two mailboxes fetched at once, SMTP to
+  // two addresses on two connections) would both pass the content dedupe, each before the
+  // other committed: the batch first locks what its duplicate checks look for. It goes out
+  // ahead of them on the same connection, so they run only once the locks are held.
+  const locks = lockDuplicateKeys(tx, inputs);
+  if (locks) written(locks);
   const decide = async (input: IngestInput, read: Prefetched & SharedRead): Promise<void> => {
     const { tenant: t, address, ...pre } = read;
     if (!t || !address) throw new NotFoundError("EmailAddress", input.addressId);
@@ -220,6 +226,29 @@ async function ingestEach(
     const duplicates = await (early[i] ?? duplicateRead(tx, input));
     await decide(input, { ...(await sharedOf(input)), ...duplicates, ...drawn[i] });
   }
+}
+
+/**
+ * Locks, until commit, the content-dedupe key (tenant + Message-ID, or the hash of mail
+ * without one) of every parsed message of a batch: a transaction ingesting a copy of one
+ * of them waits for this one's commit, and its duplicate check then sees the stored
+ * message. Taken in key order in one statement, so two batches never deadlock. Not awaited
+ * (pipelined ahead of the reads); null when the batch has nothing to lock.
+ */
+function lockDuplicateKeys(tx: Tx, inputs: IngestInput[]): Promise<unknown> | null {
+  const keys: string[] = [];
+  for (const input of inputs) {
+    if (!input.parsed.ok) continue;
+    const mail = input.parsed.mail;
+    keys.push(`ingest-dedupe:${input.tenantId}:${mail.messageId ?? `#${mail.contentHash}`}`);
+  }
+  if (keys.length === 0) return null;
+  // The lock calls are evaluated after the sort (PostgreSQL postpones volatile functions
+  // of the select list past ORDER BY), i.e. in key order.
+  return rawClient(tx)`
+    SELECT pg_advisory_xact_lock(k) FROM (
+      SELECT DISTINCT hashtextextended(key, 0) AS k FROM unnest(${keys}::text[]) AS key) d
+    ORDER BY k`.execute();
 }
 
 /**
