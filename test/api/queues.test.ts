@@ -176,6 +176,47 @@ describe("queues", () => {
     expect((await create({ name: "billing" })).__typename).toBe("Queue");
   });
 
+  it("refuses to archive a queue that still receives an address's mail or has conversations waiting", async () => {
+    const q = (await create({ name: uniqueName() })) as { id: string };
+    const addressId = await createAddress("archive-me@acme.test", inboundAccountId);
+    const route = (queueId: string | null) =>
+      t.ok(
+        `mutation($id: ID!, $q: ID) { updateEmailAddress(id: $id, input: { queueId: $q }) { __typename } }`,
+        { id: addressId, q: queueId },
+      );
+    await route(q.id);
+    const raw =
+      "From: a@customer.example\r\nSubject: Waiting\r\nMessage-ID: <arch-1@customer.example>\r\n\r\nhi\r\n";
+    const ingested = await t.ok(
+      `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw) { ... on IngestOutcome { conversation { id } } } }`,
+      { a: addressId, raw },
+    );
+    const archive = async () =>
+      (
+        await t.ok(
+          `mutation($id: ID!) { archiveQueue(id: $id) { __typename ... on Queue { archivedAt } ... on ConflictError { code message } } }`,
+          { id: q.id },
+        )
+      ).archiveQueue;
+    expect(await archive()).toEqual({
+      __typename: "ConflictError",
+      code: "QUEUE_IN_USE",
+      message:
+        "queue still in use: it receives the mail of archive-me@acme.test; 1 conversation(s) are waiting in it — move them first",
+    });
+    await route(null);
+    expect(await archive()).toMatchObject({
+      code: "QUEUE_IN_USE",
+      message: expect.stringMatching(/^queue still in use: 1 conversation/),
+    });
+    const convId = Buffer.from(ingested.ingestRawMessage.conversation.id, "base64").toString().split(":")[1]!;
+    await t.db.db
+      .update(dbSchema.conversation)
+      .set({ workState: "DONE" })
+      .where(eq(dbSchema.conversation.id, convId));
+    expect(await archive()).toMatchObject({ __typename: "Queue", archivedAt: expect.any(String) });
+  });
+
   it("refuses a duplicate active name case-insensitively", async () => {
     await create({ name: "Returns" });
     const r = await create({ name: "RETURNS" });

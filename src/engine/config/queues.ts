@@ -21,7 +21,7 @@ import {
   type QueueOrder,
   type RoutingStrategy,
 } from "../domain.js";
-import { NotFoundError, Problems, ValidationError } from "../errors.js";
+import { ConflictError, NotFoundError, Problems, ValidationError } from "../errors.js";
 import { canSeeQueue, requireRole, type Viewer } from "../viewer.js";
 import type { EmailAddress } from "./email-addresses.js";
 import { PRIORITY_MAX, PRIORITY_MIN } from "./email-addresses.js";
@@ -267,16 +267,42 @@ export async function updateQueue(
   return updated;
 }
 
-/** Archived, not deleted: conversations and history keep their queue; the name becomes free again. */
+/**
+ * Archived, not deleted: conversations and history keep their queue; the name becomes free
+ * again. Refused (ConflictError, code QUEUE_IN_USE) while the queue still has work to
+ * route: an address whose mail (or spam) it receives — new mail would land in no queue —
+ * or conversations waiting in it, which routing would never offer again. The message
+ * names them, so the admin knows what to move first.
+ */
 export async function archiveQueue(ctx: EngineContext, viewer: Viewer, id: string): Promise<Queue> {
   requireRole(viewer, "ADMIN");
-  await findQueue(ctx.db, viewer, id);
-  const [row] = await ctx.db
-    .update(queue)
-    .set({ archivedAt: ctx.clock.now() })
-    .where(and(eq(queue.id, id), eq(queue.tenantId, viewer.tenantId)))
-    .returning();
-  return row!;
+  return ctx.db.transaction(async (tx) => {
+    await findQueue(tx, viewer, id, true);
+    const [use] = await tx.execute<{ addresses: string[] | null; waiting: number }>(sql`
+      SELECT (SELECT array_agg(a.address ORDER BY a.address) FROM email_address a
+               WHERE a.tenant_id = ${viewer.tenantId} AND a.archived_at IS NULL
+                 AND (a.queue_id = ${id} OR a.spam_queue_id = ${id})) AS addresses,
+             (SELECT count(*)::int FROM conversation c
+               WHERE c.tenant_id = ${viewer.tenantId} AND c.queue_id = ${id}
+                 AND c.work_state = 'WAITING') AS waiting`);
+    const reasons: string[] = [];
+    const addresses = use?.addresses ?? [];
+    if (addresses.length > 0) {
+      reasons.push(
+        `it receives the mail of ${addresses.slice(0, 10).join(", ")}${addresses.length > 10 ? ` and ${addresses.length - 10} more` : ""}`,
+      );
+    }
+    if ((use?.waiting ?? 0) > 0) reasons.push(`${use!.waiting} conversation(s) are waiting in it`);
+    if (reasons.length > 0) {
+      throw new ConflictError(`queue still in use: ${reasons.join("; ")} — move them first`, "QUEUE_IN_USE");
+    }
+    const [row] = await tx
+      .update(queue)
+      .set({ archivedAt: ctx.clock.now() })
+      .where(and(eq(queue.id, id), eq(queue.tenantId, viewer.tenantId)))
+      .returning();
+    return row!;
+  });
 }
 
 async function checkMembers(
