@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "./config.js";
 import { createImapConnector, type ImapConnector } from "./connectors/imap.js";
@@ -136,18 +137,22 @@ export async function startSwitchboard(
         return true;
       },
     });
+    // The file routes answer 401 without a key, and one 404 for everything the caller may
+    // not read (unknown, foreign, not theirs to see, malformed): no more is learnt from it.
+    const unauthorized = (res: ServerResponse) => {
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "authentication required" }));
+    };
+    const notFound = (res: ServerResponse) => {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "not found" }));
+    };
+    const NO_ID = "00000000-0000-0000-0000-000000000000";
     http.route("/attachments/", async (req, res, viewer) => {
-      if (!viewer) {
-        res.writeHead(401, { "content-type": "application/json" });
-        return void res.end(JSON.stringify({ error: "authentication required" }));
-      }
-      const id = decodeURIComponent((req.url ?? "").split("?")[0]!.slice("/attachments/".length));
+      if (!viewer) return unauthorized(res);
+      const id = /^\/attachments\/([0-9a-f-]{36})$/i.exec((req.url ?? "").split("?")[0]!)?.[1];
       try {
-        const file = await downloadAttachment(
-          engine,
-          viewer,
-          /^[0-9a-f-]{36}$/i.test(id) ? id : "00000000-0000-0000-0000-000000000000",
-        );
+        const file = await downloadAttachment(engine, viewer, id ?? NO_ID);
         res.writeHead(200, {
           "content-type": file.contentType,
           "content-length": file.data.length,
@@ -157,26 +162,20 @@ export async function startSwitchboard(
         });
         res.end(file.data);
       } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-        res.writeHead(404, { "content-type": "application/json" });
-        res.end(JSON.stringify({ error: "not found" }));
+        if (!(err instanceof NotFoundError || err instanceof ForbiddenError)) throw err;
+        notFound(res);
       }
     });
     http.route("/rejected-messages/", async (req, res, viewer) => {
-      if (!viewer) {
-        res.writeHead(401, { "content-type": "application/json" });
-        return void res.end(JSON.stringify({ error: "authentication required" }));
-      }
+      if (!viewer) return unauthorized(res);
       const id = /^\/rejected-messages\/([0-9a-f-]{36})\/raw$/i.exec((req.url ?? "").split("?")[0]!)?.[1];
       let raw: RejectedRaw;
       try {
-        raw = await openRejectedRaw(engine, viewer, id ?? "00000000-0000-0000-0000-000000000000");
+        raw = await openRejectedRaw(engine, viewer, id ?? NO_ID);
       } catch (err) {
-        // As for attachments, one 404 for everything the caller may not read: a non-admin
-        // learns no more than an unknown or foreign ID would tell.
+        // A non-admin learns no more than an unknown or foreign ID would tell.
         if (!(err instanceof NotFoundError || err instanceof ForbiddenError)) throw err;
-        res.writeHead(404, { "content-type": "application/json" });
-        return void res.end(JSON.stringify({ error: "not found" }));
+        return notFound(res);
       }
       res.writeHead(200, {
         "content-type": "message/rfc822",

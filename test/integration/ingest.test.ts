@@ -502,6 +502,15 @@ describe("ingest pipeline", () => {
       headers: { authorization: `Bearer ${other.apiKey}` },
     });
     expect(foreign.status).toBe(404);
+    // Malformed paths are a 404 too, never a server error.
+    for (const path of [
+      "/attachments/%E0%A4%A",
+      "/attachments/not-a-uuid",
+      `${m.attachments[0].downloadPath}/x`,
+    ]) {
+      const r = await fetch(base + path, { headers: { authorization: `Bearer ${t.adminKey}` } });
+      expect([path, r.status]).toEqual([path, 404]);
+    }
   });
 
   it("hides conversations outside an agent's queues and foreign addresses", async () => {
