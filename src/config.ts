@@ -37,6 +37,8 @@ export interface Config {
     lockRetrySeconds: number;
     batchSize: number;
     idle: boolean;
+    /** `maxMessageBytes` again: mail whose RFC822.SIZE is above it is not downloaded. */
+    maxMessageBytes: number;
   };
   graphql: {
     introspection: boolean;
@@ -137,6 +139,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     secretKey = loadOrCreateKeyFile(dataDir);
   }
 
+  const maxMessageBytes = int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
   const config: Config = {
     env: nodeEnv as Config["env"],
     host: env.HOST || "127.0.0.1",
@@ -153,7 +156,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       tlsKeyFile: env.SMTP_TLS_KEY_FILE || null,
       tlsCertFile: env.SMTP_TLS_CERT_FILE || null,
     },
-    maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    maxMessageBytes,
     parseWorkers: env.PARSE_WORKERS ? int("PARSE_WORKERS", 2, 1, 16) : null,
     imap: {
       enabled: bool("IMAP_ENABLED", true),
@@ -162,6 +165,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       lockRetrySeconds: int("IMAP_LOCK_RETRY_SECONDS", 5, 1, 3600),
       batchSize: int("IMAP_BATCH_SIZE", 50, 1, 1000),
       idle: bool("IMAP_IDLE", true),
+      maxMessageBytes,
     },
     graphql: {
       introspection: bool("GRAPHQL_INTROSPECTION", !production),

@@ -2,14 +2,11 @@ import { createHash } from "node:crypto";
 import { ImapFlow } from "imapflow";
 import postgres from "postgres";
 import type { EngineContext, Logger } from "../engine/context.js";
-import {
-  type IngestInput,
-  ingestMessages,
-  ingestOrQuarantine,
-  overProcessingLimit,
-} from "../engine/ingest/ingest.js";
+import { type IngestInput, ingestMessages, ingestOrQuarantine } from "../engine/ingest/ingest.js";
 import {
   accountAddressResolver,
+  type FetchPause,
+  fetchPause,
   getCheckpoint,
   getImapAccount,
   type ImapAccount,
@@ -18,6 +15,8 @@ import {
 } from "../engine/ingest/mailbox.js";
 import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
 import { describeImapError, ImapConnectorError } from "./imap-errors.js";
+import { HEADLINE_BYTES } from "./mime/headline.js";
+import { MIME_PARSER_DEFAULTS, oversizeOutcome } from "./mime/parse.js";
 
 export interface ImapSettings {
   /** The database the advisory locks live in (each lock holds one dedicated session). */
@@ -28,12 +27,23 @@ export interface ImapSettings {
   idleRestartSeconds: number;
   /** How often a worker that does not hold its mailbox's lock tries again. */
   lockRetrySeconds: number;
-  /** While over the processing limit, how often a worker re-checks. */
+  /** While paused (email channel off, over the processing limit), how often a worker re-checks. */
   pauseRecheckSeconds: number;
   /** UIDs fetched (and parsed in parallel) per round trip. */
   batchSize: number;
   /** false: no IDLE, new mail arrives with the poll only (servers without IDLE, tests). */
   idle: boolean;
+  /**
+   * MAX_MESSAGE_BYTES, the parser's limit: a message whose RFC822.SIZE is above it is
+   * recorded as oversize without its body being downloaded.
+   */
+  maxMessageBytes: number;
+  /**
+   * The sources of one batch together stop at this many bytes (at least one message per
+   * batch); default 64 MB, never below `maxMessageBytes`. A batch of big mail is cut
+   * short instead of holding `batchSize` × the limit.
+   */
+  batchBytes?: number;
 }
 
 export const defaultImapSettings = (databaseUrl: string): ImapSettings => ({
@@ -44,13 +54,17 @@ export const defaultImapSettings = (databaseUrl: string): ImapSettings => ({
   pauseRecheckSeconds: 15,
   batchSize: 50,
   idle: true,
+  maxMessageBytes: MIME_PARSER_DEFAULTS.maxBytes,
 });
+
+/** A batch's byte budget when none is set: typical mail is far below it, so 50 UIDs fit. */
+const DEFAULT_BATCH_BYTES = 64 * 1024 * 1024;
 
 export interface SyncResult {
   /** UIDs ingested (stored, duplicate or rejected) in this run. */
   processed: number;
-  /** Stopped because the tenant is over its processing limit; the mail stays on the server. */
-  paused: boolean;
+  /** Why the run stopped before the end of the mailbox; the rest stays on the server. */
+  paused: FetchPause | null;
 }
 
 /**
@@ -156,9 +170,20 @@ export async function syncMailbox(
   ctx: EngineContext,
   client: ImapFlow,
   account: ImapAccount,
-  opts: { batchSize: number; log: Logger; isStopped?: () => boolean; repair?: boolean },
+  opts: {
+    batchSize: number;
+    maxMessageBytes: number;
+    batchBytes?: number;
+    log: Logger;
+    isStopped?: () => boolean;
+    repair?: boolean;
+  },
 ): Promise<SyncResult> {
   const { log } = opts;
+  const limits: FetchLimits = {
+    maxBytes: opts.maxMessageBytes,
+    batchBytes: Math.max(opts.batchBytes ?? DEFAULT_BATCH_BYTES, opts.maxMessageBytes),
+  };
   let processed = 0;
   const lock = await client.getMailboxLock(account.mailbox);
   try {
@@ -167,8 +192,9 @@ export async function syncMailbox(
     const uidValidity = Number(mailbox.uidValidity);
     if (opts.repair) await repairAfterProcess(ctx, client, account, uidValidity, opts.batchSize, log);
     for (;;) {
-      if (opts.isStopped?.()) return { processed, paused: false };
-      if (await overProcessingLimit(ctx, account.tenantId)) return { processed, paused: true };
+      if (opts.isStopped?.()) return { processed, paused: null };
+      const pause = await fetchPause(ctx, account.tenantId);
+      if (pause) return { processed, paused: pause };
       const cp = await getCheckpoint(ctx, account.id, account.mailbox);
       // A new UIDVALIDITY invalidates every stored UID: fetch the whole mailbox again and
       // let the Message-ID + content-hash dedupe in ingestMessage drop what we already have.
@@ -180,24 +206,35 @@ export async function syncMailbox(
       // `n:*` always matches the highest UID even when it is below n (RFC 3501 §6.4.8).
       const found = (await client.search({ uid: `${from}:*` }, { uid: true })) || [];
       const todo = found.filter((u) => u >= from).sort((a, b) => a - b);
-      if (todo.length === 0) return { processed, paused: false };
+      if (todo.length === 0) return { processed, paused: null };
       const resolve = await accountAddressResolver(ctx, account.id);
-      const chunks: number[][] = [];
-      for (let i = 0; i < todo.length; i += opts.batchSize) chunks.push(todo.slice(i, i + opts.batchSize));
       // Fetch and parse the next batch while this one is ingested: ingest is serial (UID
-      // order keeps threading and the checkpoint right), the rest overlaps with it.
-      let next: Promise<Prepared[]> | null = prepareBatch(ctx, client, chunks[0]!);
-      for (let i = 0; i < chunks.length; i++) {
-        const batch = await next!;
+      // order keeps threading and the checkpoint right), the rest overlaps with it. Where
+      // the next batch starts is known once this one is prepared (the byte budget may have
+      // cut it short), which is before the next one is started.
+      let pos = 0;
+      let next: Promise<PreparedBatch> | null = prepareBatch(
+        ctx,
+        client,
+        todo.slice(0, opts.batchSize),
+        limits,
+      );
+      for (let i = 0; next; i++) {
+        const batch: PreparedBatch = await next;
         next = null;
-        if (opts.isStopped?.()) return { processed, paused: false };
-        if (i > 0 && (await overProcessingLimit(ctx, account.tenantId))) return { processed, paused: true };
-        if (i + 1 < chunks.length) {
-          next = prepareBatch(ctx, client, chunks[i + 1]!);
+        pos += batch.consumed;
+        if (opts.isStopped?.()) return { processed, paused: null };
+        if (i > 0) {
+          const pause = await fetchPause(ctx, account.tenantId);
+          if (pause) return { processed, paused: pause };
+        }
+        if (pos < todo.length) {
+          next = prepareBatch(ctx, client, todo.slice(pos, pos + opts.batchSize), limits);
           // Not awaited if we stop early; its failure must not become an unhandled rejection.
           next.catch(() => {});
         }
-        const done = await ingestBatch(ctx, account, uidValidity, batch, resolve);
+        if (batch.messages.length === 0) continue;
+        const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve);
         processed += done.length;
         await afterProcess(client, account, done, log);
       }
@@ -207,30 +244,167 @@ export async function syncMailbox(
   }
 }
 
+interface FetchLimits {
+  /** Above this RFC822.SIZE a message is oversize and its body is not fetched. */
+  maxBytes: number;
+  /** A batch's sources together; at least one message per batch. */
+  batchBytes: number;
+}
+
 interface Prepared {
   uid: number;
   raw: Buffer;
   internalDate: Date | null;
   parsed: ParseOutcome;
+  /** Addresses the mail may have been delivered to, best first (`recipientCandidates`). */
+  recipients: string[];
 }
 
-async function prepareBatch(ctx: EngineContext, client: ImapFlow, uids: number[]): Promise<Prepared[]> {
+interface PreparedBatch {
+  messages: Prepared[];
+  /** How many of the UIDs asked for this batch covers; the rest go to the next one. */
+  consumed: number;
+}
+
+/**
+ * The fields in which the delivering MTA names the envelope recipient. Mail that reached
+ * the mailbox by Bcc, an alias or a forward names our address only there, not in To/Cc.
+ * X-Original-To (Postfix), Envelope-To (Exim) and X-Envelope-To carry the recipient as
+ * the sender's server gave it, before alias expansion; Delivered-To (RFC 9228; Postfix,
+ * Dovecot LMTP, Gmail) usually the final one — the mailbox's own address, on every mail
+ * an alias brought in as well.
+ */
+export const DELIVERY_FIELDS = ["x-original-to", "envelope-to", "x-envelope-to", "delivered-to"];
+
+/**
+ * The addresses in a header block's delivery fields, earliest hop first: each server on
+ * the way adds its fields above the earlier ones, so a forward's first recipient (the
+ * address the sender used) is the bottom-most.
+ */
+export function deliveryAddresses(headers: Buffer | undefined): { original: string[]; final: string[] } {
+  const found = { original: [] as string[], final: [] as string[] };
+  if (!headers || headers.length === 0) return found;
+  const lines = headers
+    .toString("utf8")
+    .replace(/\r?\n[ \t]+/g, " ")
+    .split(/\r?\n/);
+  for (const line of lines.reverse()) {
+    const colon = line.indexOf(":");
+    const name = colon > 0 ? line.slice(0, colon).trim().toLowerCase() : "";
+    if (!DELIVERY_FIELDS.includes(name)) continue;
+    const into = name === "delivered-to" ? found.final : found.original;
+    // Bare, bracketed, or a list (Exim's Envelope-To may name several): each addr-spec.
+    for (const m of line.slice(colon + 1).matchAll(/[^\s<>,;:"'()[\]]+@[^\s<>,;:"'()[\]]+/g)) into.push(m[0]);
+  }
+  return found;
+}
+
+/**
+ * Which addresses a mail was meant for, best first; the first that is one of the
+ * account's addresses decides its address (and so its queue). The original envelope
+ * recipient outranks To/Cc: it is the one this copy was delivered for (a Bcc, an alias).
+ * Delivered-To comes after To/Cc: it mostly names the mailbox itself (Dovecot LMTP's and
+ * Gmail's default), so ranked first it would pull every alias's mail to the mailbox's
+ * address; it still decides for Bcc'd and forwarded mail whose To/Cc name none of ours.
+ */
+export function recipientCandidates(headers: Buffer | undefined, toCc: string[]): string[] {
+  const { original, final } = deliveryAddresses(headers);
+  return [...original, ...toCc, ...final];
+}
+
+const validDate = (d: Date | string | undefined): Date | null => {
+  const date = d ? new Date(d) : null;
+  return date && !Number.isNaN(date.getTime()) ? date : null;
+};
+
+/**
+ * Fetches and parses a batch in two steps, so that no message costs more memory than the
+ * size limit: first RFC822.SIZE, INTERNALDATE and the delivery fields of every UID; then
+ * the source of the messages within the limit (only as many as fit in the batch's byte
+ * budget), and of oversize ones only the first `HEADLINE_BYTES` (sender, subject and
+ * Message-ID for the rejected record, as SMTP keeps them) and the ENVELOPE (To/Cc for
+ * routing). An oversize message becomes the parser's own rejection (reason `oversize`,
+ * its real size), which ingest records, and the checkpoint and the server action pass it
+ * like any other mail. Downloaded whole first, it could exhaust memory, and then again on
+ * every restart: the checkpoint never got past it.
+ */
+async function prepareBatch(
+  ctx: EngineContext,
+  client: ImapFlow,
+  uids: number[],
+  limits: FetchLimits,
+): Promise<PreparedBatch> {
   // UIDs expunged between SEARCH and FETCH simply do not come back; the next search skips them.
-  const fetched = await client.fetchAll(uids, { uid: true, source: true, internalDate: true }, { uid: true });
-  fetched.sort((a, b) => a.uid - b.uid);
-  // The worker pool parses a batch in parallel.
-  return Promise.all(
-    fetched.map(async (m) => {
-      const raw = m.source ?? Buffer.alloc(0);
-      const internal = m.internalDate ? new Date(m.internalDate) : null;
-      return {
-        uid: m.uid,
-        raw,
-        internalDate: internal && !Number.isNaN(internal.getTime()) ? internal : null,
-        parsed: await ctx.mime.parse(raw),
-      };
+  const meta = await client.fetchAll(
+    uids,
+    { uid: true, size: true, internalDate: true, headers: DELIVERY_FIELDS },
+    { uid: true },
+  );
+  meta.sort((a, b) => a.uid - b.uid);
+  const oversize = (m: { size?: number }) => m.size !== undefined && m.size > limits.maxBytes;
+  let bytes = 0;
+  let n = 0;
+  for (; n < meta.length; n++) {
+    const m = meta[n]!;
+    // A server that does not say the size is trusted no further than the limit.
+    const cost = oversize(m) ? 0 : (m.size ?? limits.maxBytes);
+    if (n > 0 && bytes + cost > limits.batchBytes) break;
+    bytes += cost;
+  }
+  const taken = meta.slice(0, n);
+  const consumed = n < meta.length ? uids.indexOf(meta[n]!.uid) : uids.length;
+  const small = taken.filter((m) => !oversize(m)).map((m) => m.uid);
+  const big = taken.filter(oversize).map((m) => m.uid);
+  const [sources, heads] = await Promise.all([
+    // At most one byte past the limit even when RFC822.SIZE understated it: BODY.PEEK[]<0.n>.
+    small.length > 0
+      ? client.fetchAll(
+          small,
+          { uid: true, source: { start: 0, maxLength: limits.maxBytes + 1 } },
+          { uid: true },
+        )
+      : [],
+    big.length > 0
+      ? client.fetchAll(
+          big,
+          { uid: true, envelope: true, source: { start: 0, maxLength: HEADLINE_BYTES } },
+          { uid: true },
+        )
+      : [],
+  ]);
+  const sourceOf = new Map(sources.map((m) => [m.uid, m.source ?? Buffer.alloc(0)]));
+  const headOf = new Map(heads.map((m) => [m.uid, m]));
+  const messages = await Promise.all(
+    taken.map(async (m): Promise<Prepared | null> => {
+      const internalDate = validDate(m.internalDate);
+      if (oversize(m)) {
+        const head = headOf.get(m.uid);
+        if (!head) return null; // expunged in between
+        const env = head.envelope;
+        const listed = [...(env?.to ?? []), ...(env?.cc ?? [])].flatMap((a) =>
+          a.address ? [a.address] : [],
+        );
+        return {
+          uid: m.uid,
+          // Ingest keeps no raw bytes for oversize mail.
+          raw: Buffer.alloc(0),
+          internalDate,
+          parsed: oversizeOutcome(head.source ?? Buffer.alloc(0), m.size!, limits.maxBytes),
+          recipients: recipientCandidates(m.headers, listed),
+        };
+      }
+      const raw = sourceOf.get(m.uid);
+      if (!raw) return null;
+      // Cut off at the limit: RFC822.SIZE understated it. Its size is at least what came.
+      const parsed =
+        raw.length > limits.maxBytes
+          ? oversizeOutcome(raw, Math.max(raw.length, m.size ?? 0), limits.maxBytes)
+          : await ctx.mime.parse(raw); // the worker pool parses a batch in parallel
+      const listed = parsed.ok ? [...parsed.mail.to, ...parsed.mail.cc].map((a) => a.address) : [];
+      return { uid: m.uid, raw, internalDate, parsed, recipients: recipientCandidates(m.headers, listed) };
     }),
   );
+  return { messages: messages.filter((m) => m !== null), consumed };
 }
 
 async function ingestBatch(
@@ -242,8 +416,7 @@ async function ingestBatch(
 ): Promise<number[]> {
   const inputs: IngestInput[] = batch.map((m) => {
     const outcome = m.parsed;
-    const recipients = outcome.ok ? [...outcome.mail.to, ...outcome.mail.cc].map((a) => a.address) : [];
-    const target = resolve(recipients);
+    const target = resolve(m.recipients);
     if (!target)
       throw new ImapConnectorError({ kind: "permanent", code: null, message: "account has no address" });
     return {
@@ -476,7 +649,7 @@ export class MailboxWorker {
       await client.connect();
       this.client = client;
       await recordAccountStatus(this.ctx, this.account.id, "VALID", null);
-      let paused = false;
+      let paused: FetchPause | null = null;
       let firstSync = true;
       while (!this.stopped && !closed) {
         if (!(await this.lock.alive())) {
@@ -488,13 +661,18 @@ export class MailboxWorker {
         try {
           const r = await syncMailbox(this.ctx, client, this.account, {
             batchSize: this.settings.batchSize,
+            maxMessageBytes: this.settings.maxMessageBytes,
+            batchBytes: this.settings.batchBytes,
             log: this.log,
             isStopped: () => this.stopped,
             repair: firstSync,
           });
           firstSync = false;
-          if (r.paused && !paused) this.log.info({}, "tenant over its processing limit: fetching paused");
-          if (!r.paused && paused) this.log.info({}, "below the processing limit again: fetching resumed");
+          if (r.paused !== paused) {
+            if (r.paused === "email_off") this.log.info({}, "tenant's email channel is off: fetching paused");
+            else if (r.paused) this.log.info({}, "tenant over its processing limit: fetching paused");
+            else this.log.info({ was: paused }, "fetching resumed");
+          }
           paused = r.paused;
         } finally {
           for (const w of waiters) w();
@@ -610,6 +788,8 @@ export function createImapConnector(
           await recordAccountStatus(ctx, accountId, "VALID", null);
           await syncMailbox(ctx, client, account, {
             batchSize: settings.batchSize,
+            maxMessageBytes: settings.maxMessageBytes,
+            batchBytes: settings.batchBytes,
             log: log.child({ accountId }),
             repair: true,
           });

@@ -1,7 +1,8 @@
 import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
-import { emailAddress, mailAccount, mailboxCheckpoint } from "../../db/schema/index.js";
+import { emailAddress, mailAccount, mailboxCheckpoint, tenant } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { AccountStatus, ImapAfterProcess } from "../domain.js";
+import { overProcessingLimit } from "./ingest.js";
 
 /** What an IMAP worker needs of a mail account; the password is decrypted only here. */
 export interface ImapAccount {
@@ -112,8 +113,27 @@ export async function recordAccountStatus(
 }
 
 /**
+ * Why a mailbox is not fetched from right now; the mail stays on the server and the
+ * worker looks again every `pauseRecheckSeconds`. `email_off`: the tenant switched its
+ * email channel off (which stops ingest, as SMTP's refused recipients do);
+ * `processing_limit`: more open conversations than the tenant's limit (SPEC §3).
+ */
+export type FetchPause = "email_off" | "processing_limit";
+
+export async function fetchPause(ctx: EngineContext, tenantId: string): Promise<FetchPause | null> {
+  const [t] = await ctx.db
+    .select({ emailEnabled: tenant.emailEnabled })
+    .from(tenant)
+    .where(eq(tenant.id, tenantId));
+  if (t && !t.emailEnabled) return "email_off";
+  return (await overProcessingLimit(ctx, tenantId)) ? "processing_limit" : null;
+}
+
+/**
  * `resolveAccountAddress` for a whole batch: the account's addresses are read once and
- * each message picks the first To/Cc recipient among them, else the first address.
+ * each message picks the first of its candidate recipients, best first (the IMAP
+ * connector's `recipientCandidates`: delivery fields and To/Cc) that is one of them,
+ * else the first address.
  */
 export async function accountAddressResolver(
   ctx: EngineContext,
