@@ -129,6 +129,9 @@ const cases: [string, ConversationFilter][] = [
   ["text_two_words", { text: "lex2 lex40" }],
   ["text_rare", { text: "zebracorn" }],
   ["text_nowhere", { text: "nothingmatchesthis" }],
+  // Subjects are "Question about order <n>": part of a word, in 11 subjects / in all of them.
+  ["subject_part", { text: "rder 1234" }],
+  ["subject_everywhere", { text: "bout ord" }],
 ];
 const metrics: Record<string, number> = {
   conversations: CONVERSATIONS,

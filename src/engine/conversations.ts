@@ -26,7 +26,15 @@ import type { EngineContext } from "./context.js";
 import type { ConversationStatus, WorkState } from "./domain.js";
 import { NotFoundError, Problems } from "./errors.js";
 import { type IngestInput, type IngestResult, ingestOrQuarantine } from "./ingest/ingest.js";
-import { indexedMatching, indexedMatchOf, pendingMatching, SEARCH_CAP, SEARCH_PROBE } from "./search.js";
+import {
+  indexedMatching,
+  indexedMatchOf,
+  pendingMatching,
+  SEARCH_CAP,
+  SEARCH_PROBE,
+  SUBJECT_TRIGRAM_MIN,
+  subjectMatching,
+} from "./search.js";
 import { requireRole, type Viewer } from "./viewer.js";
 
 export type Conversation = typeof conversation.$inferSelect;
@@ -103,30 +111,35 @@ export async function listConversations(
   }
   // Text: the subject as a substring, or any message's words (engine/search.ts).
   const subject = likePattern(text);
-  // Messages the indexer has not reached yet, read once for both steps below.
-  const pendingIds = (
-    await ctx.db.execute<{ conversation_id: string }>(pendingMatching(viewer.tenantId, text))
-  ).map((r) => r.conversation_id);
-  const pending = sql`${sql.param(pendingIds)}::uuid[]`;
-  /** The page of conversations whose subject matches, that are pending matches, or `indexed`. */
-  const matching = (indexed: SQL) =>
+  const ids = (rows: { conversation_id: string }[]) => rows.map((r) => r.conversation_id);
+  // Messages the indexer has not reached yet, read once for every step below.
+  const pendingIds = ids(await ctx.db.execute(pendingMatching(viewer.tenantId, text)));
+  // Subjects that contain the text, up to the cap, by trigrams; null when the text is too
+  // short for trigrams or too common to list (then each conversation's subject is tested).
+  const subjectIds =
+    text.length >= SUBJECT_TRIGRAM_MIN
+      ? ids(await ctx.db.execute(subjectMatching(viewer.tenantId, subject, SEARCH_CAP)))
+      : null;
+  const listed = subjectIds !== null && subjectIds.length < SEARCH_CAP;
+  const anyOf = (list: string[]) => sql`${conversation.id} = ANY (${sql.param([...new Set(list)])}::uuid[])`;
+  const bySubject = listed ? anyOf(subjectIds) : ilike(conversation.subject, subject);
+  /** The page of the conversations that pass the other filters and `cond`. */
+  const matching = (cond: SQL | undefined) =>
     ctx.db
       .select()
       .from(conversation)
-      .where(
-        and(
-          ...conds,
-          or(ilike(conversation.subject, subject), indexed, sql`${conversation.id} = ANY (${pending})`),
-        ),
-      )
+      .where(and(...conds, cond))
       .orderBy(...order)
       .limit(limit);
-  // A word with few indexed matches: all of them in one capped read, then one ordered pass.
-  const capped = (
-    await ctx.db.execute<{ conversation_id: string }>(indexedMatching(viewer.tenantId, text, SEARCH_CAP))
-  ).map((r) => r.conversation_id);
+  // A word with few indexed matches: all of them in one capped read, then one ordered pass
+  // (with the subjects listed too, a lookup of that many conversations by id).
+  const capped = ids(await ctx.db.execute(indexedMatching(viewer.tenantId, text, SEARCH_CAP)));
   if (capped.length < SEARCH_CAP) {
-    return matching(sql`${conversation.id} = ANY (${sql.param([...new Set(capped)])}::uuid[])`);
+    return matching(
+      listed
+        ? anyOf([...subjectIds, ...capped, ...pendingIds])
+        : or(bySubject, anyOf([...capped, ...pendingIds])),
+    );
   }
   // A common word: first the newest conversations that pass the other filters, each tested
   // on its own; it fills the page there, without reading every message that has it. (A CTE,
@@ -150,7 +163,7 @@ export async function listConversations(
         conversation.id,
         sql`(WITH newest AS MATERIALIZED (${newest})
              SELECT n.id FROM newest n
-              WHERE n.subject ILIKE ${subject} OR ${indexedMatchOf(sql`n.id`, text)} OR n.id = ANY (${pending})
+              WHERE n.subject ILIKE ${subject} OR ${indexedMatchOf(sql`n.id`, text)} OR n.id = ANY (${sql.param(pendingIds)}::uuid[])
               ORDER BY n.last_activity_at DESC, n.id DESC LIMIT ${limit})`,
       ),
     )
@@ -158,7 +171,9 @@ export async function listConversations(
     .limit(limit);
   if (probed.length === limit) return probed;
   // Otherwise every match of the tenant, from the index (a word common only in older mail).
-  return matching(sql`${conversation.id} IN ${indexedMatching(viewer.tenantId, text)}`);
+  return matching(
+    or(bySubject, sql`${conversation.id} IN ${indexedMatching(viewer.tenantId, text)}`, anyOf(pendingIds)),
+  );
 }
 
 export async function getConversation(ctx: EngineContext, viewer: Viewer, id: string): Promise<Conversation> {

@@ -46,6 +46,21 @@ export const SEARCH_PROBE = 500;
  */
 export const SEARCH_CAP = 1000;
 
+/**
+ * Subject substrings are found by trigrams (migrations/0013) from this many characters on;
+ * a shorter text has no trigram to look up, and each subject is tested instead.
+ */
+export const SUBJECT_TRIGRAM_MIN = 3;
+
+/**
+ * Conversation ids (as `conversation_id`) of `tenantId` whose subject matches the ILIKE
+ * `pattern`, up to `limit`: a read of the trigram index, not of every conversation.
+ */
+export function subjectMatching(tenantId: string, pattern: string, limit: number): SQL {
+  return sql`SELECT c.id AS conversation_id FROM conversation c
+     WHERE c.tenant_id = ${tenantId} AND c.subject ILIKE ${pattern} LIMIT ${limit}`;
+}
+
 const tsquery = (query: string): SQL => sql`plainto_tsquery('simple', ${query})`;
 
 /**

@@ -165,6 +165,11 @@ describe("conversation search", () => {
       expect(await search("reply 10500"), state).toEqual([10_500]);
     }
     await indexAll();
+    // Subjects ("Seeded <i>") as substrings, which no word matches: a rare one is listed by
+    // the trigram index; one in every subject (more than SEARCH_CAP) is tested per row.
+    expect(await search("eded 1599")).toEqual([11_599]);
+    expect(await search("EDED 160")).toEqual([11_600, 10_160]);
+    expect(await search("eeded", { first: 3 })).toEqual(newestFirst(() => true).slice(0, 3));
   });
 
   it("searches a huge message's first 100,000 characters without failing", async () => {

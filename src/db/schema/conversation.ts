@@ -150,6 +150,10 @@ export const conversation = pgTable(
     index("conversation_contact_idx").on(t.contactId),
     index("conversation_tenant_status_idx").on(t.tenantId, t.status),
     index("conversation_tenant_activity_idx").on(t.tenantId, t.lastActivityAt),
+    // The conversation list's text filter matches subjects as substrings (ILIKE): trigrams
+    // (pg_trgm, with btree_gin for the tenant) find them without reading every
+    // conversation of the tenant (migrations/0013, docs/search.md).
+    index("conversation_subject_trgm_idx").using("gin", t.tenantId, t.subject.op("gin_trgm_ops")),
   ],
 );
 
