@@ -39,7 +39,6 @@ export interface MimeLimits {
   maxHtmlChars: number;
 }
 
-
 interface MpAddress {
   address?: string;
   name?: string;
