@@ -44,6 +44,12 @@ export interface DovecotInstance {
    * UIDVALIDITY. Call it while no client has the mailbox selected.
    */
   recreateMailbox(mailbox?: string): Promise<void>;
+  /**
+   * Drops every IMAP session of the test user from the server side (`doveadm kick`: the
+   * session's imap process says BYE and exits), as a server restart or an admin's kick
+   * looks to a client. The server keeps accepting new logins.
+   */
+  kick(): Promise<void>;
   /** An imapflow client for this server (not connected yet). */
   client(): ImapFlow;
   /** Dovecot's own log, for diagnosing a failing test. */
@@ -316,6 +322,10 @@ export async function startDovecot(): Promise<DovecotInstance> {
         // UIDVALIDITY counter stay, so the next UIDVALIDITY is guaranteed to differ.
         if (f === "dovecot-uidlist" || /^dovecot\.index/.test(f)) await rm(join(dir, f), { force: true });
       }
+    },
+
+    async kick() {
+      await doveadm(["kick", user]);
     },
 
     client,
