@@ -57,6 +57,9 @@ export const defaultImapSettings = (databaseUrl: string): ImapSettings => ({
   maxMessageBytes: MIME_PARSER_DEFAULTS.maxBytes,
 });
 
+/** A session that lasted this long was healthy: the reconnect after it starts from the shortest wait. */
+const HEALTHY_SESSION_MS = 60_000;
+
 /** A batch's byte budget when none is set: typical mail is far below it, so 50 UIDs fit. */
 const DEFAULT_BATCH_BYTES = 64 * 1024 * 1024;
 
@@ -617,10 +620,14 @@ export class MailboxWorker {
       this.log.info({}, "mailbox lock acquired");
       try {
         while (!this.stopped) {
+          const startedAt = Date.now();
           const outcome = await this.session();
           if (outcome === "lock-lost" || outcome === "stopped") break;
           if (outcome === "parked") return;
-          if (outcome === "ok") backoffMs = 1000;
+          // Only a session that lasted resets the backoff: a server that accepts the login
+          // and drops the connection at once (a proxy, a connection limit) would otherwise
+          // get a reconnect, a sync and a search every second, forever.
+          if (outcome === "ok" && Date.now() - startedAt >= HEALTHY_SESSION_MS) backoffMs = 1000;
           // A permanent error (missing folder, TLS mismatch) waits the longest backoff: it
           // may be fixed on the server without an edit here, so it is retried, slowly.
           await sleep(outcome === "permanent" ? 60_000 : backoffMs, this.abort.signal);

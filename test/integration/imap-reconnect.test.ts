@@ -29,6 +29,9 @@ interface TappedConnection {
   /** Client commands in order: the verb of each tagged command line, and `DONE`. */
   commands: string[];
   closedBy: "server" | "client" | null;
+  /** performance.now() when the client connected, and when either side hung up. */
+  openedAt: number;
+  closedAt: number | null;
 }
 
 /**
@@ -41,7 +44,12 @@ async function startTap(target: { host: string; port: number }) {
   const connections: TappedConnection[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
-    const conn: TappedConnection = { commands: [], closedBy: null };
+    const conn: TappedConnection = {
+      commands: [],
+      closedBy: null,
+      openedAt: performance.now(),
+      closedAt: null,
+    };
     connections.push(conn);
     const upstream = new Socket();
     sockets.add(client).add(upstream);
@@ -62,6 +70,7 @@ async function startTap(target: { host: string; port: number }) {
     upstream.on("data", (chunk: Buffer) => client.write(chunk));
     const hangUp = (by: "server" | "client") => () => {
       conn.closedBy ??= by;
+      conn.closedAt ??= performance.now();
       client.destroy();
       upstream.destroy();
     };
@@ -268,6 +277,39 @@ describe.skipIf(!enabled)("IMAP worker: IDLE restart and reconnect (real Dovecot
         const [acc] = await t.db.db.select().from(mailAccount).where(eq(mailAccount.id, s.accountId));
         expect(acc).toMatchObject({ status: "VALID", lastError: null });
         expect(await messagesOf(s.accountId)).toHaveLength(3);
+      } finally {
+        await imap.stop();
+        await retire(s.accountId);
+        await tap.close();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+  it(
+    "a server that keeps dropping the connection right after login gets ever longer waits, not a reconnect every second",
+    async () => {
+      const tap = await startTap(dovecot);
+      const s = await setup(tap);
+      const imap = connector({});
+      try {
+        // (The folder exists once it holds mail.)
+        await dovecot.appendMessage(customerMail(s.address, "bo-0@customer.example", "Hello"), s.mailbox);
+        imap.start();
+        await untilStored(tap, s.accountId, ["bo-0@customer.example"]);
+        // Four drops, each as soon as the session idles: the waits before the next
+        // connection must grow (1 s, 2 s, 4 s …) — a timer never fires early, so lower
+        // bounds hold on any machine.
+        for (let k = 0; k < 4; k++) {
+          await until(tap, `connection ${k} to idle`, () => tap.connections[k]?.commands.at(-1) === "IDLE");
+          await dovecot.kick();
+          await until(tap, `connection ${k} to be dropped`, () => tap.connections[k]!.closedAt !== null);
+        }
+        await until(tap, "the fifth connection", () => tap.connections[4]);
+        const waits = tap.connections.slice(1, 5).map((c, i) => c.openedAt - tap.connections[i]!.closedAt!);
+        expect(waits[0]).toBeGreaterThanOrEqual(900);
+        expect(waits[1]).toBeGreaterThanOrEqual(1900);
+        expect(waits[2]).toBeGreaterThanOrEqual(3900);
+        expect(waits[3]).toBeGreaterThanOrEqual(7900);
       } finally {
         await imap.stop();
         await retire(s.accountId);
