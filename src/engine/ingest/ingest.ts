@@ -7,7 +7,6 @@ import {
   contact,
   conversation,
   emailAddress,
-  mailAccount,
   mailboxCheckpoint,
   message,
   queue,
@@ -1362,27 +1361,6 @@ export async function overProcessingLimit(ctx: EngineContext, tenantId: string):
       WHERE tenant_id = ${tenantId} AND status NOT IN ('RESOLVED', 'CLOSED')
       LIMIT ${t.limit + 1}) s`);
   return (row?.n ?? 0) > t.limit;
-}
-
-/**
- * Which of our addresses an IMAP message belongs to: the first To/Cc recipient that is an
- * address of this account, else the account's first address.
- */
-export async function resolveAccountAddress(
-  ctx: EngineContext,
-  accountId: string,
-  recipients: string[],
-): Promise<{ tenantId: string; addressId: string } | null> {
-  const rows = await ctx.db
-    .select({ id: emailAddress.id, tenantId: emailAddress.tenantId, address: emailAddress.address })
-    .from(emailAddress)
-    .innerJoin(mailAccount, eq(mailAccount.id, emailAddress.accountId))
-    .where(and(eq(emailAddress.accountId, accountId), isNull(emailAddress.archivedAt)))
-    .orderBy(emailAddress.createdAt);
-  if (rows.length === 0) return null;
-  const wanted = new Set(recipients.map((r) => r.toLowerCase()));
-  const hit = rows.find((r) => wanted.has(r.address.toLowerCase())) ?? rows[0]!;
-  return { tenantId: hit.tenantId, addressId: hit.id };
 }
 
 /** The configured address an SMTP recipient maps to (any tenant: addresses are globally unique). */

@@ -130,8 +130,8 @@ export async function fetchPause(ctx: EngineContext, tenantId: string): Promise<
 }
 
 /**
- * `resolveAccountAddress` for a whole batch: the account's addresses are read once and
- * each message picks the first of its candidate recipients, best first (the IMAP
+ * Which of an account's addresses an IMAP message belongs to, for a whole batch: the
+ * account's addresses are read once and each message picks the first of its candidate recipients, best first (the IMAP
  * connector's `recipientCandidates`: delivery fields and To/Cc) that is one of them,
  * else the first address.
  */
