@@ -1,8 +1,10 @@
+import { eq } from "drizzle-orm";
 import type { Db } from "../../src/db/client.js";
-import { emailAddress, mailAccount } from "../../src/db/schema/index.js";
+import { emailAddress, mailAccount, message } from "../../src/db/schema/index.js";
 import type { SecretBox } from "../../src/engine/crypto.js";
 import type { ImapAfterProcess } from "../../src/engine/domain.js";
 import type { DovecotInstance } from "../helpers/dovecot.js";
+import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
 
 /** A mail account pointing at the test Dovecot, with one address in a fresh queue (test setup). */
@@ -42,6 +44,38 @@ export async function createDovecotAccount(
     .values({ tenantId, address: opts.address, name: "Support", queueId: opts.queueId, accountId: acc!.id })
     .returning({ id: emailAddress.id });
   return { accountId: acc!.id, addressId: a!.id };
+}
+
+let mailboxes = 0;
+
+/**
+ * A fresh Dovecot folder with its own account, address (`<prefix><n>@acme.test`) and queue:
+ * what each IMAP test starts from. `dovecot` may point at a relay in front of the server.
+ */
+export async function newDovecotMailbox(
+  t: { db: { db: Db }; app: { engine: { secrets: SecretBox } }; tenantId: string },
+  dovecot: DovecotInstance,
+  prefix: string,
+  opts: Omit<Parameters<typeof createDovecotAccount>[4], "address" | "queueId" | "mailbox"> = {},
+): Promise<{ accountId: string; addressId: string; mailbox: string; address: string; queueId: string }> {
+  const n = ++mailboxes;
+  const mailbox = `${prefix[0]!.toUpperCase()}${prefix.slice(1)}${n}`;
+  const { queueId } = await createQueueWithAddress(t.db.db, t.tenantId, {
+    address: `${prefix}q${n}@unused.test`,
+  });
+  const address = `${prefix}${n}@acme.test`;
+  const acc = await createDovecotAccount(t.db.db, t.app.engine.secrets, t.tenantId, dovecot, {
+    address,
+    queueId,
+    mailbox,
+    ...opts,
+  });
+  return { ...acc, mailbox, address, queueId };
+}
+
+/** The messages an account ingested, in UID order. */
+export async function messagesOf(db: Db, accountId: string) {
+  return db.select().from(message).where(eq(message.accountId, accountId)).orderBy(message.uid);
 }
 
 /** A customer mail; `replyTo` makes it a reply (In-Reply-To/References) to that Message-ID. */

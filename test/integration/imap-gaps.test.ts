@@ -21,7 +21,14 @@ import { startTestApp, type TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
-import { appendMany, createDovecotAccount, customerMail, serverState, waitFor } from "./imap-fixtures.js";
+import {
+  appendMany,
+  customerMail,
+  messagesOf as messagesOfAccount,
+  newDovecotMailbox,
+  serverState,
+  waitFor,
+} from "./imap-fixtures.js";
 
 // The three audit gaps of the IMAP connector: oversize mail downloaded whole before the
 // size check, the recipient address taken from To/Cc only, and the tenant's email channel
@@ -32,25 +39,9 @@ const enabled = requireDovecot();
 
 let t: TestApp;
 let dovecot: DovecotInstance;
-let seq = 0;
 
-async function setup(opts: { afterProcess?: "SEEN" | "LEAVE" } = {}) {
-  seq += 1;
-  const mailbox = `Gap${seq}`;
-  const { queueId } = await createQueueWithAddress(t.db.db, t.tenantId, { address: `gq${seq}@unused.test` });
-  const address = `gap${seq}@acme.test`;
-  const acc = await createDovecotAccount(t.db.db, t.app.engine.secrets, t.tenantId, dovecot, {
-    address,
-    queueId,
-    mailbox,
-    ...opts,
-  });
-  return { ...acc, mailbox, address, queueId };
-}
-
-async function messagesOf(accountId: string) {
-  return t.db.db.select().from(message).where(eq(message.accountId, accountId)).orderBy(message.uid);
-}
+const setup = (opts: { afterProcess?: "SEEN" | "LEAVE" } = {}) => newDovecotMailbox(t, dovecot, "gap", opts);
+const messagesOf = (accountId: string) => messagesOfAccount(t.db.db, accountId);
 
 async function rejectedOf(accountId: string) {
   return t.db.db
@@ -250,7 +241,7 @@ describe.skipIf(!enabled)("IMAP connector gaps (real Dovecot)", () => {
     const s = await setup();
     // A second address of the same account, in a queue of its own (created later: not the default).
     const second = await createQueueWithAddress(t.db.db, t.tenantId, {
-      address: `gap${seq}-sales@acme.test`,
+      address: s.address.replace("@", "-sales@"),
       addressFields: { accountId: s.accountId },
     });
     const mail = (id: string, to: string, headers: Record<string, string>) =>

@@ -2,11 +2,15 @@ import { createServer, type Server, Socket } from "node:net";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapSettings } from "../../src/connectors/imap.js";
-import { mailAccount, mailboxCheckpoint, message } from "../../src/db/schema/index.js";
+import { mailAccount, mailboxCheckpoint } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
-import { createQueueWithAddress } from "../helpers/fixtures.js";
-import { createDovecotAccount, customerMail, serverState } from "./imap-fixtures.js";
+import {
+  customerMail,
+  messagesOf as messagesOfAccount,
+  newDovecotMailbox,
+  serverState,
+} from "./imap-fixtures.js";
 
 // The worker's long-running connection: IDLE broken and re-entered every
 // idleRestartSeconds (RFC 2177 §3: a server may log off a client idle for 30 minutes), and
@@ -22,7 +26,6 @@ const TEST_TIMEOUT_MS = 90_000;
 
 let t: TestApp;
 let dovecot: DovecotInstance;
-let seq = 0;
 
 /** One TCP connection through the tap: what the client sent, and who hung up first. */
 interface TappedConnection {
@@ -107,26 +110,10 @@ async function startTap(target: { host: string; port: number }) {
 type Tap = Awaited<ReturnType<typeof startTap>>;
 
 /** An account whose IMAP host is the tap in front of the test Dovecot. */
-async function setup(tap: Tap) {
-  seq += 1;
-  const mailbox = `Rc${seq}`;
-  const { queueId } = await createQueueWithAddress(t.db.db, t.tenantId, { address: `rq${seq}@unused.test` });
-  const address = `rc${seq}@acme.test`;
-  const acc = await createDovecotAccount(
-    t.db.db,
-    t.app.engine.secrets,
-    t.tenantId,
-    { ...dovecot, port: tap.port },
-    { address, queueId, mailbox },
-  );
-  return { ...acc, mailbox, address };
-}
+/** A fresh mailbox whose account connects through `tap`. */
+const setup = (tap: Tap) => newDovecotMailbox(t, { ...dovecot, port: tap.port }, "rc");
+const messagesOf = (accountId: string) => messagesOfAccount(t.db.db, accountId);
 
-async function messagesOf(accountId: string) {
-  return t.db.db.select().from(message).where(eq(message.accountId, accountId)).orderBy(message.uid);
-}
-
-/** Polls until `fn` is truthy; on timeout the tap's transcript and Dovecot's log explain why. */
 async function until<T>(tap: Tap, what: string, fn: () => Promise<T | null | undefined | false> | T) {
   const deadline = Date.now() + WAIT_MS;
   for (;;) {

@@ -7,41 +7,29 @@ import {
   conversation,
   mailAccount,
   mailboxCheckpoint,
-  message,
   rejectedMessage,
   tenant,
 } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { refuseMessageInserts } from "../helpers/db.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
-import { createQueueWithAddress } from "../helpers/fixtures.js";
-import { appendMany, createDovecotAccount, customerMail, serverState, waitFor } from "./imap-fixtures.js";
+import {
+  appendMany,
+  customerMail,
+  messagesOf as messagesOfAccount,
+  newDovecotMailbox,
+  serverState,
+  waitFor,
+} from "./imap-fixtures.js";
 
 const enabled = requireDovecot();
 
 let t: TestApp;
 let dovecot: DovecotInstance;
-let seq = 0;
 
-async function setup(
-  opts: Parameters<typeof createDovecotAccount>[4] extends infer O ? Partial<O> : never = {},
-) {
-  seq += 1;
-  const mailbox = `Box${seq}`;
-  const { queueId } = await createQueueWithAddress(t.db.db, t.tenantId, { address: `q${seq}@unused.test` });
-  const address = `imap${seq}@acme.test`;
-  const acc = await createDovecotAccount(t.db.db, t.app.engine.secrets, t.tenantId, dovecot, {
-    address,
-    queueId,
-    mailbox,
-    ...opts,
-  });
-  return { ...acc, mailbox, address, queueId };
-}
-
-async function messagesOf(accountId: string) {
-  return t.db.db.select().from(message).where(eq(message.accountId, accountId)).orderBy(message.uid);
-}
+const setup = (opts: Parameters<typeof newDovecotMailbox>[3] = {}) =>
+  newDovecotMailbox(t, dovecot, "box", opts);
+const messagesOf = (accountId: string) => messagesOfAccount(t.db.db, accountId);
 
 async function checkpointOf(accountId: string) {
   const [cp] = await t.db.db
@@ -186,7 +174,8 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
   });
 
   it("MOVE: committed mail is moved to the configured folder (created when missing)", async () => {
-    const s = await setup({ afterProcess: "MOVE", moveTo: `Done${seq + 1}` });
+    const done = `Done${Date.now()}`;
+    const s = await setup({ afterProcess: "MOVE", moveTo: done });
     // The first APPEND creates the mailbox; appendMany needs it to exist.
     await dovecot.appendMessage(customerMail(s.address, "move-1@customer.example", "Move 1"), s.mailbox);
     await appendMany(
@@ -197,7 +186,7 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     await t.app.imap.pollAccount(s.accountId);
     expect(await messagesOf(s.accountId)).toHaveLength(3);
     expect(await serverState(dovecot, s.mailbox)).toEqual([]);
-    expect(await serverState(dovecot, `Done${seq}`)).toHaveLength(3);
+    expect(await serverState(dovecot, done)).toHaveLength(3);
   });
 
   it("a server action lost in a crash (committed, not flagged) is re-applied by the next session", async () => {

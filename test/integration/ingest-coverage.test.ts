@@ -4,9 +4,8 @@
  * covers: one Message-ID in two tenants, reopening switched off, inbound STARTTLS, and the
  * three spam routings.
  */
-import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +18,7 @@ import { decodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
+import { testCertificate } from "../helpers/smtp-sinks.js";
 
 let t: TestApp;
 
@@ -276,28 +276,10 @@ describe("inbound STARTTLS", () => {
     dir = mkdtempSync(join(tmpdir(), "sb-smtp-tls-"));
     const keyFile = join(dir, "key.pem");
     const certFile = join(dir, "cert.pem");
-    // A throwaway self-signed pair; the SAN lets the client verify it against 127.0.0.1.
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "3650",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        keyFile,
-        "-out",
-        certFile,
-      ],
-      { stdio: "ignore" },
-    );
+    // The shared throwaway self-signed pair (SAN 127.0.0.1), as files for the listener.
+    const pair = testCertificate();
+    writeFileSync(keyFile, pair.key);
+    writeFileSync(certFile, pair.cert);
     cert = readFileSync(certFile);
     tlsApp = await startTestApp({
       env: {
