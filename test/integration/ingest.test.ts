@@ -205,6 +205,109 @@ describe("ingest pipeline", () => {
     }
   });
 
+  it("records a rejection once: dropped spam to two addresses, a delivery report twice, an unparseable mail twice", async () => {
+    const drop = async (n: number) =>
+      createQueueWithAddress(t.db.db, t.tenantId, {
+        address: `drop${n}@acme.test`,
+        addressFields: { spamRouting: "DROP" },
+      });
+    const [a, b] = [await drop(1), await drop(2)];
+    const input = async (
+      addressId: string,
+      raw: Buffer,
+      parsed?: IngestInput["parsed"],
+    ): Promise<IngestInput> => ({
+      tenantId: t.tenantId,
+      addressId,
+      raw,
+      parsed: parsed ?? (await t.app.engine.mime.parse(raw)),
+      receivedAt: clock.now(),
+      source: { kind: "smtp", mailFrom: "x@spam.example", rcptTo: [] },
+    });
+    const statuses = async (inputs: IngestInput[]) => {
+      const out: string[] = [];
+      for (const i of inputs) out.push(...(await ingestMessages(t.app.engine, [i])).map((r) => r.status));
+      return out;
+    };
+    const recorded = async (messageId: string) =>
+      (
+        await t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage.messageIdHeader, messageId))
+      ).map((r) => r.reason);
+
+    const spam = buildRawMail({
+      subject: "WIN",
+      messageId: "spam-1@spam.example",
+      headers: { "X-Spam-Flag": "YES" },
+    });
+    expect(
+      await statuses([
+        await input(a.addressId, spam),
+        await input(b.addressId, spam),
+        await input(a.addressId, spam),
+      ]),
+    ).toEqual(["rejected", "duplicate", "duplicate"]);
+    expect(await recorded("spam-1@spam.example")).toEqual(["spam_dropped"]);
+
+    const report = Buffer.from(
+      [
+        "From: MAILER-DAEMON@mx.customer.example",
+        "To: support@acme.test",
+        "Subject: Undelivered Mail Returned to Sender",
+        "Message-ID: <dsn-1@mx.customer.example>",
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
+        "",
+        "--b",
+        "Content-Type: text/plain",
+        "",
+        "Delivery failed.",
+        "--b",
+        "Content-Type: message/delivery-status",
+        "",
+        "Reporting-MTA: dns; mx.customer.example",
+        "",
+        "Final-Recipient: rfc822; gone@customer.example",
+        "Action: failed",
+        "Status: 5.1.1",
+        "",
+        "--b--",
+        "",
+      ].join("\r\n"),
+    );
+    expect(
+      await statuses([await input(addr.addressId, report), await input(addr.addressId, report)]),
+    ).toEqual(["report", "duplicate"]);
+    expect(await recorded("dsn-1@mx.customer.example")).toEqual(["delivery_report"]);
+
+    const broken = Buffer.from("Message-ID: <broken-1@customer.example>\r\n\r\n");
+    const unparseable: IngestInput["parsed"] = {
+      ok: false,
+      reason: "unparseable",
+      detail: "test",
+      sizeBytes: broken.length,
+      headline: { messageId: "broken-1@customer.example", from: null, subject: null },
+    };
+    expect(
+      await statuses([
+        await input(addr.addressId, broken, unparseable),
+        await input(addr.addressId, broken, unparseable),
+      ]),
+    ).toEqual(["rejected", "duplicate"]);
+    // A timeout may be the machine's fault: each is recorded.
+    const timedOut = { ...unparseable, reason: "timeout" as const };
+    expect(
+      await statuses([
+        await input(addr.addressId, broken, timedOut),
+        await input(addr.addressId, broken, timedOut),
+      ]),
+    ).toEqual(["rejected", "rejected"]);
+    expect((await recorded("broken-1@customer.example")).sort()).toEqual([
+      "timeout",
+      "timeout",
+      "unparseable",
+    ]);
+  });
+
   it("still recognises an exact re-delivery of mail stored under the raw-bytes key", async () => {
     // Until 2026-11-22 every message's content_hash was the SHA-256 of its raw bytes.
     const raw = buildRawMail({ subject: "Old", messageId: "old-1@customer.example" });

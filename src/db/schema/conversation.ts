@@ -345,6 +345,10 @@ export const rejectedMessage = pgTable(
   },
   (t) => [
     index("rejected_message_tenant_idx").on(t.tenantId, t.receivedAt),
+    // The de-duplication of rejections by Message-ID (ingest.ts `alreadyRejected`).
+    index("rejected_message_msgid_idx")
+      .on(t.tenantId, t.messageIdHeader)
+      .where(sql`message_id_header IS NOT NULL`),
     uniqueIndex("rejected_message_imap_uid_uq")
       .on(t.accountId, t.uidValidity, t.uid)
       .where(sql`uid IS NOT NULL`),

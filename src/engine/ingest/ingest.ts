@@ -229,7 +229,8 @@ async function ingestEach(
 
 /**
  * Locks, until commit, the content-dedupe key (tenant + Message-ID, or the hash of mail
- * without one) of every parsed message of a batch: a transaction ingesting a copy of one
+ * without one) of every message of a batch (a rejected one's by the Message-ID its header
+ * names): a transaction ingesting a copy of one
  * of them waits for this one's commit, and its duplicate check then sees the stored
  * message. Taken in key order in one statement, so two batches never deadlock. Not awaited
  * (pipelined ahead of the reads); null when the batch has nothing to lock.
@@ -237,9 +238,13 @@ async function ingestEach(
 function lockDuplicateKeys(tx: Tx, inputs: IngestInput[]): Promise<unknown> | null {
   const keys: string[] = [];
   for (const input of inputs) {
-    if (!input.parsed.ok) continue;
-    const mail = input.parsed.mail;
-    keys.push(`ingest-dedupe:${input.tenantId}:${mail.messageId ?? `#${mail.contentHash}`}`);
+    const parsed = input.parsed;
+    if (parsed.ok) {
+      keys.push(`ingest-dedupe:${input.tenantId}:${parsed.mail.messageId ?? `#${parsed.mail.contentHash}`}`);
+    } else if ("headline" in parsed && parsed.headline?.messageId) {
+      // A rejection is de-duplicated by its Message-ID (`alreadyRejected`).
+      keys.push(`ingest-dedupe:${input.tenantId}:${parsed.headline.messageId}`);
+    }
   }
   if (keys.length === 0) return null;
   // The lock calls are evaluated after the sort (PostgreSQL postpones volatile functions
@@ -571,6 +576,10 @@ async function ingestInTx(
 
   // 2. Unparseable, oversize, timed out: kept as a rejected record with its reason, never lost.
   if (!parsed.ok) {
+    const headline = "headline" in parsed ? parsed.headline : undefined;
+    if (await alreadyRejected(tx, t.id, headline?.messageId, parsed.reason)) {
+      return { status: "duplicate", messageId: null };
+    }
     // Oversize mail is not stored: holding it is the very cost the limit prevents.
     const rawId = parsed.reason === "oversize" ? null : await storeRaw(tx, t.id, input);
     const [rej] = await tx
@@ -582,9 +591,9 @@ async function ingestInTx(
         reason: parsed.reason,
         detail: parsed.detail.slice(0, 2000),
         sizeBytes: parsed.sizeBytes,
-        messageIdHeader: "headline" in parsed ? (parsed.headline?.messageId ?? null) : null,
-        fromAddress: "headline" in parsed ? (parsed.headline?.from ?? null) : null,
-        subject: "headline" in parsed ? (parsed.headline?.subject ?? null) : null,
+        messageIdHeader: headline?.messageId ?? null,
+        fromAddress: headline?.from ?? null,
+        subject: headline?.subject ?? null,
         rawMessageId: rawId,
         receivedAt,
         ...imapPos,
@@ -799,6 +808,7 @@ async function ingestInTx(
           `dropped by rule ${JSON.stringify(by?.name ?? "")}`,
           imapPos,
         );
+        if (res.status === "duplicate") return res;
         await appendEvents(tx, ruleEvents(t.id, null, null, ruling, receivedAt, now));
         return res;
       }
@@ -1160,6 +1170,29 @@ async function threadCandidates(
   };
 }
 
+/**
+ * Whether mail with this Message-ID was already recorded as rejected for the same reason in
+ * the tenant: the content dedupe only knows stored messages, so without this a UIDVALIDITY
+ * resync, an SMTP retry or a copy to a second address recorded a dropped spam, a delivery
+ * report (bouncing its message again) or an unparseable mail once more. Read under the
+ * dedupe lock of the Message-ID (`lockDuplicateKeys`), through
+ * `rejected_message_msgid_idx`. Mail without a Message-ID, and parse timeouts (the machine's
+ * fault as much as the mail's), are recorded each time.
+ */
+async function alreadyRejected(
+  tx: Tx,
+  tenantId: string,
+  messageId: string | null | undefined,
+  reason: string,
+): Promise<boolean> {
+  if (!messageId || reason === "timeout") return false;
+  const [row] = await rawClient(tx)<{ id: string }[]>`
+    SELECT id FROM rejected_message
+     WHERE tenant_id = ${tenantId}::uuid AND message_id_header = ${messageId}::text AND reason = ${reason}::text
+     LIMIT 1`;
+  return row !== undefined;
+}
+
 async function recordRejection(
   tx: Tx,
   ctx: EngineContext,
@@ -1171,6 +1204,9 @@ async function recordRejection(
   detail: string,
   imapPos: { uidValidity: number | null; uid: number | null },
 ): Promise<IngestResult> {
+  if (await alreadyRejected(tx, tenantId, mail.messageId, reason)) {
+    return { status: "duplicate", messageId: null };
+  }
   const rawId = await storeRaw(tx, tenantId, input);
   const [rej] = await tx
     .insert(rejectedMessage)
@@ -1216,6 +1252,10 @@ async function recordDeliveryReport(
   cls: Classification,
   imapPos: { uidValidity: number | null; uid: number | null },
 ): Promise<IngestResult> {
+  // The same report again marks nothing again.
+  if (await alreadyRejected(tx, tenantId, mail.messageId, "delivery_report")) {
+    return { status: "duplicate", messageId: null };
+  }
   const ds = mail.deliveryStatus ?? heuristicDeliveryStatus(mail);
   const failed = (ds?.recipients ?? []).filter(
     (r) => (r.action ?? "").toLowerCase() === "failed" || /^5\./.test(r.status ?? ""),

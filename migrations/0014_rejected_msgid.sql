@@ -1,0 +1,1 @@
+CREATE INDEX "rejected_message_msgid_idx" ON "rejected_message" USING btree ("tenant_id","message_id_header") WHERE message_id_header IS NOT NULL;
