@@ -82,3 +82,36 @@ export function buildLargeMail(bytes: number): Buffer {
     ],
   });
 }
+
+/**
+ * An RFC 3464 delivery report to `to`: the final recipient gone@customer.example failed
+ * permanently (5.1.1). `messageId` gives the report its own Message-ID.
+ */
+export function buildDeliveryReport(to: string, messageId?: string): Buffer {
+  return Buffer.from(
+    [
+      "From: MAILER-DAEMON@mx.customer.example",
+      `To: ${to}`,
+      "Subject: Undelivered Mail Returned to Sender",
+      ...(messageId ? [`Message-ID: <${messageId}>`] : []),
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
+      "",
+      "--b",
+      "Content-Type: text/plain",
+      "",
+      "Delivery failed.",
+      "--b",
+      "Content-Type: message/delivery-status",
+      "",
+      "Reporting-MTA: dns; mx.customer.example",
+      "",
+      "Final-Recipient: rfc822; gone@customer.example",
+      "Action: failed",
+      "Status: 5.1.1",
+      "",
+      "--b--",
+      "",
+    ].join("\r\n"),
+  );
+}

@@ -11,7 +11,7 @@ import { type IngestInput, ingestMessages } from "../../src/engine/ingest/ingest
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
-import { buildRawMail } from "../helpers/raw-mail.js";
+import { buildDeliveryReport, buildRawMail } from "../helpers/raw-mail.js";
 
 const clock = new ManualClock("2026-03-02T09:00:00Z");
 let t: TestApp;
@@ -248,32 +248,7 @@ describe("ingest pipeline", () => {
     ).toEqual(["rejected", "duplicate", "duplicate"]);
     expect(await recorded("spam-1@spam.example")).toEqual(["spam_dropped"]);
 
-    const report = Buffer.from(
-      [
-        "From: MAILER-DAEMON@mx.customer.example",
-        "To: support@acme.test",
-        "Subject: Undelivered Mail Returned to Sender",
-        "Message-ID: <dsn-1@mx.customer.example>",
-        "MIME-Version: 1.0",
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
-        "",
-        "--b",
-        "Content-Type: text/plain",
-        "",
-        "Delivery failed.",
-        "--b",
-        "Content-Type: message/delivery-status",
-        "",
-        "Reporting-MTA: dns; mx.customer.example",
-        "",
-        "Final-Recipient: rfc822; gone@customer.example",
-        "Action: failed",
-        "Status: 5.1.1",
-        "",
-        "--b--",
-        "",
-      ].join("\r\n"),
-    );
+    const report = buildDeliveryReport("support@acme.test", "dsn-1@mx.customer.example");
     expect(
       await statuses([await input(addr.addressId, report), await input(addr.addressId, report)]),
     ).toEqual(["report", "duplicate"]);

@@ -8,6 +8,7 @@ import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { refuseMessageInserts } from "../helpers/db.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
+import { buildDeliveryReport } from "../helpers/raw-mail.js";
 
 let t: TestApp;
 let addr: { queueId: string; addressId: string; address: string };
@@ -162,29 +163,7 @@ describe("inbound SMTP listener", () => {
 
   it("keeps a delivery report out of conversations", async () => {
     const before = await t.db.db.select({ id: conversation.id }).from(conversation);
-    const report = [
-      "From: MAILER-DAEMON@mx.customer.example",
-      "To: help@acme.test",
-      "Subject: Undelivered Mail Returned to Sender",
-      "MIME-Version: 1.0",
-      'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
-      "",
-      "--b",
-      "Content-Type: text/plain",
-      "",
-      "Delivery failed.",
-      "--b",
-      "Content-Type: message/delivery-status",
-      "",
-      "Reporting-MTA: dns; mx.customer.example",
-      "",
-      "Final-Recipient: rfc822; gone@customer.example",
-      "Action: failed",
-      "Status: 5.1.1",
-      "",
-      "--b--",
-      "",
-    ].join("\r\n");
+    const report = buildDeliveryReport("help@acme.test");
     await transport().sendMail({ envelope: { from: "", to: "help@acme.test" }, raw: report });
     const after = await t.db.db.select({ id: conversation.id }).from(conversation);
     expect(after.length).toBe(before.length);
