@@ -8,6 +8,7 @@ import type { ActorType } from "./domain.js";
 export type EventType =
   | "message.received"
   | "message.rejected"
+  | "message.released"
   | "conversation.created"
   | "conversation.threaded"
   | "conversation.queued"

@@ -1,8 +1,10 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import { rawClient } from "../db/client.js";
-import { rawMessage, rejectedMessage } from "../db/schema/index.js";
+import { emailAddress, rawMessage, rejectedMessage } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
-import { NotFoundError } from "./errors.js";
+import { ConflictError, NotFoundError } from "./errors.js";
+import { appendEvents } from "./events.js";
+import { type IngestResult, ingestOrQuarantine } from "./ingest/ingest.js";
 import { requireRole, type Viewer } from "./viewer.js";
 
 /**
@@ -73,4 +75,81 @@ async function* readParts(
     if (!part) throw new Error(`raw_message ${rawId} disappeared during a download`);
     yield part.data;
   }
+}
+
+/** What an admin may release: mail that was dropped by policy, not mail that cannot be a message. */
+const RELEASABLE = new Set(["spam_dropped", "rule_dropped"]);
+
+/**
+ * Releases dropped mail (a false-positive spam verdict, a rule's drop) into ingest as if it
+ * had just arrived at its address at its original received time, except that spam is
+ * tagged instead of dropped and a rule's drop is ignored. ADMIN only. The record stays, marked
+ * released with the message it became, and a `message.released` event names both.
+ * ConflictError: `NOT_RELEASABLE` (unparseable, oversize, delivery reports…, or its raw or
+ * address is gone), `ALREADY_RELEASED`.
+ */
+export async function releaseRejectedMessage(
+  ctx: EngineContext,
+  viewer: Viewer,
+  rejectedId: string,
+): Promise<{ rejectedId: string; result: IngestResult }> {
+  requireRole(viewer, "ADMIN");
+  const [rec] = await ctx.db
+    .select()
+    .from(rejectedMessage)
+    .where(and(eq(rejectedMessage.id, rejectedId), eq(rejectedMessage.tenantId, viewer.tenantId)));
+  if (!rec) throw new NotFoundError("RejectedMessage", rejectedId);
+  if (rec.releasedAt) throw new ConflictError("this mail was already released", "ALREADY_RELEASED");
+  if (!RELEASABLE.has(rec.reason)) {
+    throw new ConflictError(`mail rejected as ${rec.reason} cannot be released`, "NOT_RELEASABLE");
+  }
+  const [raw] = rec.rawMessageId
+    ? await ctx.db
+        .select({ data: rawMessage.data })
+        .from(rawMessage)
+        .where(and(eq(rawMessage.id, rec.rawMessageId), eq(rawMessage.tenantId, viewer.tenantId)))
+    : [];
+  const [address] = rec.addressId
+    ? await ctx.db
+        .select({ id: emailAddress.id })
+        .from(emailAddress)
+        .where(
+          and(
+            eq(emailAddress.id, rec.addressId),
+            eq(emailAddress.tenantId, viewer.tenantId),
+            isNull(emailAddress.archivedAt),
+          ),
+        )
+    : [];
+  if (!raw || !address) {
+    throw new ConflictError("its raw bytes or its address are gone", "NOT_RELEASABLE");
+  }
+  const result = await ingestOrQuarantine(ctx, {
+    tenantId: viewer.tenantId,
+    addressId: address.id,
+    raw: raw.data,
+    parsed: await ctx.mime.parse(raw.data),
+    receivedAt: rec.receivedAt,
+    source: { kind: "api", userId: viewer.userId },
+    release: true,
+  });
+  const messageId = result.status === "stored" || result.status === "duplicate" ? result.messageId : null;
+  await ctx.db.transaction(async (tx) => {
+    await tx
+      .update(rejectedMessage)
+      .set({ releasedAt: ctx.clock.now(), releasedMessageId: messageId })
+      .where(eq(rejectedMessage.id, rec.id));
+    await appendEvents(tx, [
+      {
+        tenantId: viewer.tenantId,
+        type: "message.released",
+        conversationId: result.status === "stored" ? result.conversationId : null,
+        occurredAt: ctx.clock.now(),
+        actorType: "USER",
+        agentId: viewer.userId,
+        payload: { rejectedId: rec.id, reason: rec.reason, messageId, outcome: result.status },
+      },
+    ]);
+  });
+  return { rejectedId: rec.id, result };
 }

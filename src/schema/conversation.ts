@@ -26,6 +26,8 @@ import {
 } from "../engine/domain.js";
 import { ValidationError } from "../engine/errors.js";
 import type { EventRow } from "../engine/event-hub.js";
+import type { IngestResult } from "../engine/ingest/ingest.js";
+import { releaseRejectedMessage } from "../engine/rejected.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { EventRef } from "./event.js";
@@ -361,6 +363,11 @@ const RejectedMessageRef = builder.objectRef<RejectedMessage>("RejectedMessage")
       resolve: (r) => (r.rawMessageId === null ? null : `/rejected-messages/${r.id}/raw`),
     }),
     receivedAt: t.expose("receivedAt", { type: "DateTime", description: "When it arrived." }),
+    releasedAt: t.expose("releasedAt", {
+      type: "DateTime",
+      nullable: true,
+      description: "When an admin released it into ingest (`releaseRejectedMessage`); null if not.",
+    }),
   }),
 });
 
@@ -484,6 +491,37 @@ const IngestOutcomeRef = builder
     }),
   });
 
+function ingestOutcomeOf(r: IngestResult) {
+  switch (r.status) {
+    case "stored":
+      return { status: r.status, conversationId: r.conversationId, reason: null, created: r.created };
+    case "rejected":
+      return { status: r.status, conversationId: null, reason: r.reason, created: false };
+    default:
+      return { status: r.status, conversationId: null, reason: null, created: false };
+  }
+}
+
+builder.mutationField("releaseRejectedMessage", (t) =>
+  t.withAuth({ admin: true }).field({
+    type: IngestOutcomeRef,
+    description:
+      "Releases dropped mail (reason spam_dropped or rule_dropped: a false positive) into ingest at its address " +
+      "and original received time; spam is tagged instead of dropped and a rule's drop is ignored. The record " +
+      "stays, marked released. ConflictError NOT_RELEASABLE / ALREADY_RELEASED. ADMIN only.",
+    errors: { types: standardErrors },
+    args: { id: t.arg.id({ required: true, description: "Global ID of the RejectedMessage." }) },
+    resolve: async (_root, args, ctx) => {
+      const { result: r } = await releaseRejectedMessage(
+        ctx.engine,
+        ctx.viewer,
+        decodeId(String(args.id), "RejectedMessage"),
+      );
+      return ingestOutcomeOf(r);
+    },
+  }),
+);
+
 builder.mutationField("ingestRawMessage", (t) =>
   t.withAuth({ admin: true }).field({
     type: IngestOutcomeRef,
@@ -507,14 +545,7 @@ builder.mutationField("ingestRawMessage", (t) =>
         addressId: decodeId(String(args.addressId), "EmailAddress"),
         raw,
       });
-      switch (r.status) {
-        case "stored":
-          return { status: r.status, conversationId: r.conversationId, reason: null, created: r.created };
-        case "rejected":
-          return { status: r.status, conversationId: null, reason: r.reason, created: false };
-        default:
-          return { status: r.status, conversationId: null, reason: null, created: false };
-      }
+      return ingestOutcomeOf(r);
     },
   }),
 );

@@ -167,3 +167,49 @@ describe("downloading a rejected message's raw original", () => {
     expect(partReads).toBe(1);
   });
 });
+
+describe("releasing dropped mail into ingest", () => {
+  const RELEASE = `mutation($id: ID!) { releaseRejectedMessage(id: $id) {
+    __typename
+    ... on IngestOutcome { status created conversation { id tags spam queueId } }
+    ... on ConflictError { code }
+    ... on NotFoundError { entity }
+  } }`;
+
+  it("turns a false-positive spam drop into a conversation (tagged spam), once, and marks the record", async () => {
+    const garbageId = (await rejected("unparseable")).rowId;
+    expect(
+      (await t.ok(RELEASE, { id: encodeId("RejectedMessage", garbageId) })).releaseRejectedMessage,
+    ).toEqual({ __typename: "ConflictError", code: "NOT_RELEASABLE" });
+
+    const other = await createTenantWithAdmin(t.db.db, { tenantName: "Other3", adminEmail: "o3@other.test" });
+    expect(
+      (await t.ok(RELEASE, { id: encodeId("RejectedMessage", spamId) }, other.apiKey)).releaseRejectedMessage,
+    ).toEqual({ __typename: "NotFoundError", entity: "RejectedMessage" });
+
+    const released = (await t.ok(RELEASE, { id: encodeId("RejectedMessage", spamId) }))
+      .releaseRejectedMessage;
+    expect(released).toMatchObject({
+      __typename: "IngestOutcome",
+      status: "stored",
+      created: true,
+      conversation: { tags: ["spam"], spam: true },
+    });
+    const [row] = await t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage.id, spamId));
+    expect(row!.releasedAt).not.toBeNull();
+    expect(row!.releasedMessageId).not.toBeNull();
+    const [event] = await t.db.db.execute<{ payload: Record<string, unknown>; actor_type: string }>(
+      sql`SELECT payload, actor_type FROM event WHERE type = 'message.released' AND tenant_id = ${t.tenantId}`,
+    );
+    expect(event).toMatchObject({ actor_type: "USER", payload: { rejectedId: spamId, outcome: "stored" } });
+
+    expect((await t.ok(RELEASE, { id: encodeId("RejectedMessage", spamId) })).releaseRejectedMessage).toEqual(
+      { __typename: "ConflictError", code: "ALREADY_RELEASED" },
+    );
+    const list = await t.ok(`{ rejectedMessages(first: 100) { edges { node { reason releasedAt } } } }`);
+    const spamNode = list.rejectedMessages.edges
+      .map((e: any) => e.node)
+      .find((n: any) => n.reason === "spam_dropped");
+    expect(spamNode.releasedAt).toEqual(expect.any(String));
+  });
+});

@@ -348,6 +348,13 @@ describe("actions at ingest", () => {
       .from(rejectedMessage)
       .where(eq(rejectedMessage.id, r.status === "rejected" ? r.rejectedId : ""));
     expect(rej).toMatchObject({ reason: "rule_dropped", detail: 'dropped by rule "Drop spam subjects"' });
+
+    // An admin releases it: the rule's drop is ignored, and it becomes a conversation.
+    const released = await t.ok(
+      `mutation($id: ID!) { releaseRejectedMessage(id: $id) { ... on IngestOutcome { status created } } }`,
+      { id: encodeId("RejectedMessage", rej!.id) },
+    );
+    expect(released.releaseRejectedMessage).toEqual({ status: "stored", created: true });
   });
 
   it("an address's rules run first, then the tenant's, whatever their positions; STOP halts both", async () => {

@@ -341,6 +341,9 @@ export const rejectedMessage = pgTable(
     /** Raw bytes when they could be kept (not for oversize mail beyond the cap). */
     rawMessageId: uuid("raw_message_id").references(() => rawMessage.id, { onDelete: "set null" }),
     receivedAt: tstz("received_at").notNull(),
+    /** When an admin released it into ingest (dropped spam or a rule's drop), and the message it became. */
+    releasedAt: tstz("released_at"),
+    releasedMessageId: uuid("released_message_id"),
     ...timestamps(),
   },
   (t) => [

@@ -57,6 +57,11 @@ export interface IngestInput {
   /** When we received it: time-dependent decisions use this, never the processing time. */
   receivedAt: Date;
   source: IngestSource;
+  /**
+   * An admin released this mail from the rejected records (`releaseRejectedMessage`): spam
+   * is tagged instead of dropped, and a rule's drop is ignored (its other actions apply).
+   */
+  release?: boolean;
 }
 
 export type IngestResult =
@@ -630,7 +635,7 @@ async function ingestInTx(
   let queueId = address.queueId;
   const tags: string[] = [];
   if (cls.spam) {
-    if (address.spamRouting === "DROP") {
+    if (address.spamRouting === "DROP" && !input.release) {
       return recordRejection(
         tx,
         ctx,
@@ -795,7 +800,7 @@ async function ingestInTx(
           receivedAt,
         }),
       );
-      if (ruling.outcome.dropped) {
+      if (ruling.outcome.dropped && !input.release) {
         const by = ruling.matched.at(-1);
         const res = await recordRejection(
           tx,
