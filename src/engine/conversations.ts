@@ -321,6 +321,21 @@ export async function conversationEvents(
     .limit(Math.min(Math.max(page.first, 0), 500) + 1);
 }
 
+/** The tenant's address `id` if it exists and is not archived: where mail may still arrive. */
+export async function liveAddress(
+  ctx: EngineContext,
+  tenantId: string,
+  id: string,
+): Promise<{ id: string } | undefined> {
+  const [address] = await ctx.db
+    .select({ id: emailAddress.id })
+    .from(emailAddress)
+    .where(
+      and(eq(emailAddress.id, id), eq(emailAddress.tenantId, tenantId), isNull(emailAddress.archivedAt)),
+    );
+  return address;
+}
+
 /**
  * Admin import of a raw RFC 822 message for one of the tenant's addresses (importers,
  * demos, tests). Goes through exactly the pipeline SMTP and IMAP mail takes.
@@ -332,16 +347,7 @@ export async function ingestRaw(
 ): Promise<IngestResult> {
   requireRole(viewer, "ADMIN");
   new Problems().check(input.raw.length > 0, "raw", "must not be empty").throwIfAny();
-  const [address] = await ctx.db
-    .select({ id: emailAddress.id })
-    .from(emailAddress)
-    .where(
-      and(
-        eq(emailAddress.id, input.addressId),
-        eq(emailAddress.tenantId, viewer.tenantId),
-        isNull(emailAddress.archivedAt),
-      ),
-    );
+  const address = await liveAddress(ctx, viewer.tenantId, input.addressId);
   if (!address) throw new NotFoundError("EmailAddress", input.addressId);
   const parsed = await ctx.mime.parse(input.raw);
   const ingest: IngestInput = {

@@ -1,7 +1,8 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { rawClient } from "../db/client.js";
-import { emailAddress, rawMessage, rejectedMessage } from "../db/schema/index.js";
+import { rawMessage, rejectedMessage } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
+import { liveAddress } from "./conversations.js";
 import { ConflictError, NotFoundError } from "./errors.js";
 import { appendEvents } from "./events.js";
 import { type IngestResult, ingestOrQuarantine } from "./ingest/ingest.js";
@@ -109,18 +110,7 @@ export async function releaseRejectedMessage(
         .from(rawMessage)
         .where(and(eq(rawMessage.id, rec.rawMessageId), eq(rawMessage.tenantId, viewer.tenantId)))
     : [];
-  const [address] = rec.addressId
-    ? await ctx.db
-        .select({ id: emailAddress.id })
-        .from(emailAddress)
-        .where(
-          and(
-            eq(emailAddress.id, rec.addressId),
-            eq(emailAddress.tenantId, viewer.tenantId),
-            isNull(emailAddress.archivedAt),
-          ),
-        )
-    : [];
+  const address = rec.addressId ? await liveAddress(ctx, viewer.tenantId, rec.addressId) : undefined;
   if (!raw || !address) {
     throw new ConflictError("its raw bytes or its address are gone", "NOT_RELEASABLE");
   }
