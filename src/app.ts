@@ -201,6 +201,7 @@ export async function startSwitchboard(
       ...config.imap,
       databaseUrl: url,
       pauseRecheckSeconds: Math.min(15, config.imap.pollSeconds),
+      maxMessageBytes: config.maxMessageBytes,
     };
     const imap = createImapConnector(engine, imapSettings, (ids) =>
       scheduleImapPolls(jobs, ids, config.imap.pollSeconds),

@@ -37,8 +37,6 @@ export interface Config {
     lockRetrySeconds: number;
     batchSize: number;
     idle: boolean;
-    /** `maxMessageBytes` again: mail whose RFC822.SIZE is above it is not downloaded. */
-    maxMessageBytes: number;
   };
   graphql: {
     introspection: boolean;
@@ -139,7 +137,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     secretKey = loadOrCreateKeyFile(dataDir);
   }
 
-  const maxMessageBytes = int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
   const config: Config = {
     env: nodeEnv as Config["env"],
     host: env.HOST || "127.0.0.1",
@@ -156,7 +153,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       tlsKeyFile: env.SMTP_TLS_KEY_FILE || null,
       tlsCertFile: env.SMTP_TLS_CERT_FILE || null,
     },
-    maxMessageBytes,
+    maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     parseWorkers: env.PARSE_WORKERS ? int("PARSE_WORKERS", 2, 1, 16) : null,
     imap: {
       enabled: bool("IMAP_ENABLED", true),
@@ -165,7 +162,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       lockRetrySeconds: int("IMAP_LOCK_RETRY_SECONDS", 5, 1, 3600),
       batchSize: int("IMAP_BATCH_SIZE", 50, 1, 1000),
       idle: bool("IMAP_IDLE", true),
-      maxMessageBytes,
     },
     graphql: {
       introspection: bool("GRAPHQL_INTROSPECTION", !production),

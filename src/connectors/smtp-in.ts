@@ -76,7 +76,10 @@ export async function startSmtpListener(
         if (!target.emailEnabled) {
           return callback(reply(451, "4.3.2 Mail for this address is paused, try again later"));
         }
-        if (target.processingLimit !== null && (await overProcessingLimit(ctx, target.tenantId))) {
+        if (
+          target.processingLimit !== null &&
+          (await overProcessingLimit(ctx, target.tenantId, target.processingLimit))
+        ) {
           return callback(reply(451, "4.3.2 Backlog over the processing limit, try again later"));
         }
         // Kept on the address object smtp-server adds to this transaction's envelope: a

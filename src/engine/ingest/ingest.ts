@@ -1393,19 +1393,22 @@ async function advanceCheckpoint(
     });
 }
 
-/** Open conversations of a tenant versus its processing limit (SPEC §3): over it, ingest pauses. */
-export async function overProcessingLimit(ctx: EngineContext, tenantId: string): Promise<boolean> {
-  const [t] = await ctx.db
-    .select({ limit: tenant.processingLimit })
-    .from(tenant)
-    .where(eq(tenant.id, tenantId));
-  if (!t || t.limit === null) return false;
+/**
+ * Whether the tenant has more open conversations than `limit`, its processing limit
+ * (SPEC §3): over it, ingest pauses. Counts at most `limit + 1`. The callers have read the
+ * limit already (with the recipient, with the tenant's email switch).
+ */
+export async function overProcessingLimit(
+  ctx: EngineContext,
+  tenantId: string,
+  limit: number,
+): Promise<boolean> {
   const [row] = await ctx.db.execute<{ n: number }>(sql`
     SELECT count(*)::int AS n FROM (
       SELECT 1 FROM conversation
       WHERE tenant_id = ${tenantId} AND status NOT IN ('RESOLVED', 'CLOSED')
-      LIMIT ${t.limit + 1}) s`);
-  return (row?.n ?? 0) > t.limit;
+      LIMIT ${limit + 1}) s`);
+  return (row?.n ?? 0) > limit;
 }
 
 /** The configured address an SMTP recipient maps to (any tenant: addresses are globally unique). */

@@ -122,11 +122,12 @@ export type FetchPause = "email_off" | "processing_limit";
 
 export async function fetchPause(ctx: EngineContext, tenantId: string): Promise<FetchPause | null> {
   const [t] = await ctx.db
-    .select({ emailEnabled: tenant.emailEnabled })
+    .select({ emailEnabled: tenant.emailEnabled, limit: tenant.processingLimit })
     .from(tenant)
     .where(eq(tenant.id, tenantId));
-  if (t && !t.emailEnabled) return "email_off";
-  return (await overProcessingLimit(ctx, tenantId)) ? "processing_limit" : null;
+  if (!t) return null;
+  if (!t.emailEnabled) return "email_off";
+  return t.limit !== null && (await overProcessingLimit(ctx, tenantId, t.limit)) ? "processing_limit" : null;
 }
 
 /**
