@@ -15,7 +15,7 @@ import {
 } from "../engine/ingest/mailbox.js";
 import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
 import { describeImapError, ImapConnectorError } from "./imap-errors.js";
-import { HEADLINE_BYTES } from "./mime/headline.js";
+import { HEADLINE_BYTES, headerFields } from "./mime/headline.js";
 import { MIME_PARSER_DEFAULTS, oversizeOutcome } from "./mime/parse.js";
 
 export interface ImapSettings {
@@ -287,17 +287,11 @@ export const DELIVERY_FIELDS = ["x-original-to", "envelope-to", "x-envelope-to",
 export function deliveryAddresses(headers: Buffer | undefined): { original: string[]; final: string[] } {
   const found = { original: [] as string[], final: [] as string[] };
   if (!headers || headers.length === 0) return found;
-  const lines = headers
-    .toString("utf8")
-    .replace(/\r?\n[ \t]+/g, " ")
-    .split(/\r?\n/);
-  for (const line of lines.reverse()) {
-    const colon = line.indexOf(":");
-    const name = colon > 0 ? line.slice(0, colon).trim().toLowerCase() : "";
+  for (const [name, value] of headerFields(headers.toString("utf8")).reverse()) {
     if (!DELIVERY_FIELDS.includes(name)) continue;
     const into = name === "delivered-to" ? found.final : found.original;
     // Bare, bracketed, or a list (Exim's Envelope-To may name several): each addr-spec.
-    for (const m of line.slice(colon + 1).matchAll(/[^\s<>,;:"'()[\]]+@[^\s<>,;:"'()[\]]+/g)) into.push(m[0]);
+    for (const m of value.matchAll(/[^\s<>,;:"'()[\]]+@[^\s<>,;:"'()[\]]+/g)) into.push(m[0]);
   }
   return found;
 }

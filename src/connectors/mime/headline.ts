@@ -34,6 +34,19 @@ function fromAddressOf(value: string): string | null {
 }
 
 /**
+ * The fields of a header block (text up to its blank line, or fields alone) as
+ * [lower-case name, unfolded value] in their order. A plain line scan that cannot fail.
+ */
+export function headerFields(block: string): [string, string][] {
+  const fields: [string, string][] = [];
+  for (const line of block.replace(/\r?\n[ \t]+/g, " ").split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) fields.push([line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()]);
+  }
+  return fields;
+}
+
+/**
  * Message-ID, From mailbox and Subject of a message that could not be parsed (or was not
  * received whole, e.g. oversize mail cut off at the limit), read from the first
  * `HEADLINE_BYTES` of its header block by a plain line scan that cannot fail: what an admin
@@ -44,11 +57,8 @@ export function headlineOf(raw: Buffer): MailHeadline {
   const end = head.search(/\r?\n\r?\n/);
   const block = end < 0 ? head : head.slice(0, end);
   const found = new Map<string, string>();
-  for (const line of block.replace(/\r?\n[ \t]+/g, " ").split(/\r?\n/)) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const key = line.slice(0, colon).trim().toLowerCase();
-    if (FIELDS.has(key) && !found.has(key)) found.set(key, line.slice(colon + 1).trim());
+  for (const [key, value] of headerFields(block)) {
+    if (FIELDS.has(key) && !found.has(key)) found.set(key, value);
   }
   const from = found.get("from");
   const subject = found.get("subject");
