@@ -85,15 +85,19 @@ export function buildLargeMail(bytes: number): Buffer {
 
 /**
  * An RFC 3464 delivery report to `to`: the final recipient gone@customer.example failed
- * permanently (5.1.1). `messageId` gives the report its own Message-ID.
+ * permanently (5.1.1, "550 5.1.1 no such user"). `messageId` gives the report its own
+ * Message-ID; `original` adds the returned headers of the mail it reports on.
  */
-export function buildDeliveryReport(to: string, messageId?: string): Buffer {
+export function buildDeliveryReport(
+  to: string,
+  opts: { messageId?: string; original?: { messageId: string; subject: string } } = {},
+): Buffer {
   return Buffer.from(
     [
       "From: MAILER-DAEMON@mx.customer.example",
       `To: ${to}`,
       "Subject: Undelivered Mail Returned to Sender",
-      ...(messageId ? [`Message-ID: <${messageId}>`] : []),
+      ...(opts.messageId ? [`Message-ID: <${opts.messageId}>`] : []),
       "MIME-Version: 1.0",
       'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
       "",
@@ -109,7 +113,18 @@ export function buildDeliveryReport(to: string, messageId?: string): Buffer {
       "Final-Recipient: rfc822; gone@customer.example",
       "Action: failed",
       "Status: 5.1.1",
+      "Diagnostic-Code: smtp; 550 5.1.1 no such user",
       "",
+      ...(opts.original
+        ? [
+            "--b",
+            "Content-Type: text/rfc822-headers",
+            "",
+            `Message-ID: <${opts.original.messageId}>`,
+            `Subject: ${opts.original.subject}`,
+            "",
+          ]
+        : []),
       "--b--",
       "",
     ].join("\r\n"),

@@ -248,7 +248,7 @@ describe("ingest pipeline", () => {
     ).toEqual(["rejected", "duplicate", "duplicate"]);
     expect(await recorded("spam-1@spam.example")).toEqual(["spam_dropped"]);
 
-    const report = buildDeliveryReport("support@acme.test", "dsn-1@mx.customer.example");
+    const report = buildDeliveryReport("support@acme.test", { messageId: "dsn-1@mx.customer.example" });
     expect(
       await statuses([await input(addr.addressId, report), await input(addr.addressId, report)]),
     ).toEqual(["report", "duplicate"]);

@@ -43,7 +43,7 @@ import {
   waitFor,
   waitForStatus,
 } from "../helpers/outbound.js";
-import { buildRawMail } from "../helpers/raw-mail.js";
+import { buildDeliveryReport, buildRawMail } from "../helpers/raw-mail.js";
 import {
   type SmtpSink,
   startCapturingSink,
@@ -1056,37 +1056,10 @@ describe("delivery outcomes", () => {
     const id = decodeId(r.replyToConversation.id, "Message");
     const sent = await waitForStatus(t, id, ["SENT"]);
     const convCount = (await t.db.db.select({ id: conversation.id }).from(conversation)).length;
-    const report = [
-      "From: MAILER-DAEMON@mx.customer.example",
-      "To: help@acme.test",
-      "Subject: Undelivered Mail Returned to Sender",
-      "MIME-Version: 1.0",
-      'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
-      "",
-      "--b",
-      "Content-Type: text/plain",
-      "",
-      "Delivery failed.",
-      "--b",
-      "Content-Type: message/delivery-status",
-      "",
-      "Reporting-MTA: dns; mx.customer.example",
-      "",
-      "Final-Recipient: rfc822; gone@customer.example",
-      "Action: failed",
-      "Status: 5.1.1",
-      "Diagnostic-Code: smtp; 550 5.1.1 no such user",
-      "",
-      "--b",
-      "Content-Type: text/rfc822-headers",
-      "",
-      `Message-ID: <${sent.messageIdHeader}>`,
-      "Subject: Re: Bounce me",
-      "",
-      "--b--",
-      "",
-    ].join("\r\n");
-    const out = await ingestAt(t, addr.addressId, Buffer.from(report));
+    const report = buildDeliveryReport("help@acme.test", {
+      original: { messageId: sent.messageIdHeader!, subject: "Re: Bounce me" },
+    });
+    const out = await ingestAt(t, addr.addressId, report);
     expect(out.status).toBe("report");
     const [m] = await t.db.db.select().from(message).where(eq(message.id, id));
     expect(m!.outboundStatus).toBe("BOUNCED");
