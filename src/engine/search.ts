@@ -177,17 +177,28 @@ export function startSearchIndexer(
   /** Ends the current wait early; `waitingForWork`: whether a NOTIFY may end it. */
   let wake: (() => void) | null = null;
   let waitingForWork = false;
+  /**
+   * A NOTIFY that came while the loop was not waiting for work (it was reading the queue,
+   * indexing, or standing back). The queue read may have been taken before the notifying
+   * commit, so the next wait for work must not begin: without this a message committed
+   * during a queue read waited for the sweep, a minute.
+   */
+  let notified = false;
   let idleWaiters: (() => void)[] = [];
   const sleep = (ms: number, forWork = false) =>
     new Promise<void>((resolve) => {
+      // Stopped while a statement ran (stop() had nothing to wake), or notified meanwhile.
+      if (stopped || (forWork && notified)) return resolve();
       waitingForWork = forWork;
       const timer = setTimeout(() => {
         wake = null;
+        waitingForWork = false;
         resolve();
       }, ms);
       wake = () => {
         clearTimeout(timer);
         wake = null;
+        waitingForWork = false;
         resolve();
       };
     });
@@ -195,6 +206,7 @@ export function startSearchIndexer(
   const listening = database.sql
     .listen("switchboard_search", () => {
       if (waitingForWork) wake?.();
+      else notified = true;
     })
     .catch((err) => {
       log.error({ err }, "search indexer could not LISTEN; it sweeps the queue instead");
@@ -205,6 +217,7 @@ export function startSearchIndexer(
     await listening;
     while (!stopped) {
       try {
+        notified = false; // what it announced is visible to the read below
         const state = await queueState(db, Math.max(1, opts.burstPerSecond));
         if (!state.queued) {
           for (const w of idleWaiters) w();

@@ -298,4 +298,54 @@ describe("the background indexer", () => {
     await eager.idle(); // resolves at once once stopped (a bench waiting on a stopped indexer)
     expect(await search("burst 7")).toContain(70_009);
   });
+
+  it("stops at once when stopped while it reads the queue", async () => {
+    await indexAll();
+    const indexer = startSearchIndexer(t.db, silentLogger, {
+      batchSize: 50,
+      idleMs: 20,
+      burstPerSecond: 50,
+      maxLagMs: 60_000,
+    });
+    await indexer.idle(); // waiting for work, with no read of the queue under way
+    let release!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => {
+      locked = r;
+    });
+    // Holds the queue table so that the indexer's next read of it waits for the lock.
+    const holder = t.db.sql.begin(async (tx) => {
+      await tx`LOCK TABLE message_search_queue IN ACCESS EXCLUSIVE MODE`;
+      locked();
+      await new Promise<void>((r) => {
+        release = r;
+      });
+    });
+    try {
+      await isLocked;
+      await t.db.sql`SELECT pg_notify('switchboard_search', '')`; // wakes it: it reads the queue
+      const waiting = async () => {
+        const [r] = await t.db.sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE wait_event_type = 'Lock' AND query LIKE '%message_search_queue%'
+             AND query NOT LIKE '%pg_stat_activity%'`;
+        return r!.n;
+      };
+      await expect.poll(waiting, { timeout: 5000, interval: 20 }).toBe(1);
+      const started = performance.now();
+      const stopping = indexer.stop();
+      release();
+      await holder;
+      // Before the fix, the read found nothing queued and the loop began its minute-long
+      // wait for work although it had been stopped.
+      await Promise.race([
+        stopping,
+        new Promise((_, reject) => setTimeout(() => reject(new Error("stop() did not return")), 5000)),
+      ]);
+      expect(performance.now() - started).toBeLessThan(5000);
+    } finally {
+      release?.();
+      await holder.catch(() => {});
+    }
+  });
 });
