@@ -10,6 +10,7 @@ import { buildRawMime, SmtpSender } from "./connectors/smtp-out.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
+import { openSignedAttachment } from "./engine/attachment-links.js";
 import { bootstrapIfEmpty } from "./engine/auth.js";
 import { type Clock, systemClock } from "./engine/clock.js";
 import type { EngineContext, Logger, Signals } from "./engine/context.js";
@@ -149,22 +150,47 @@ export async function startSwitchboard(
     };
     const NO_ID = "00000000-0000-0000-0000-000000000000";
     http.route("/attachments/", async (req, res, viewer) => {
-      if (!viewer) return unauthorized(res);
-      const id = /^\/attachments\/([0-9a-f-]{36})$/i.exec((req.url ?? "").split("?")[0]!)?.[1];
-      try {
-        const file = await downloadAttachment(engine, viewer, id ?? NO_ID);
-        res.writeHead(200, {
-          "content-type": file.contentType,
-          "content-length": file.data.length,
-          // Never rendered inline by a browser: an attachment may be HTML or SVG with scripts.
-          "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
-          "x-content-type-options": "nosniff",
-        });
-        res.end(file.data);
-      } catch (err) {
-        if (!(err instanceof NotFoundError || err instanceof ForbiddenError)) throw err;
-        notFound(res);
+      const [path, search] = (req.url ?? "").split("?", 2) as [string, string | undefined];
+      const id = /^\/attachments\/([0-9a-f-]{36})$/i.exec(path)?.[1];
+      const query = new URLSearchParams(search ?? "");
+      // With a key: the caller's own access. Without one: a signed link (attachment-links.ts).
+      if (!viewer && !query.has("signature")) return unauthorized(res);
+      let file: { filename: string; contentType: string; data: Buffer };
+      let cache = "private, no-store";
+      if (viewer) {
+        try {
+          file = await downloadAttachment(engine, viewer, id ?? NO_ID);
+        } catch (err) {
+          if (!(err instanceof NotFoundError || err instanceof ForbiddenError)) throw err;
+          return notFound(res);
+        }
+      } else {
+        const link = await openSignedAttachment(engine, id ?? NO_ID, query);
+        if (!link.ok) {
+          if (link.reason === "invalid") return notFound(res);
+          res.writeHead(410, { "content-type": "application/json" });
+          res.end(JSON.stringify({ error: "link expired" }));
+          return;
+        }
+        file = link.file;
+        // The bytes behind an attachment ID never change: cacheable until the link expires.
+        const left = Math.max(0, link.expires - Math.floor(engine.clock.now().getTime() / 1000));
+        cache = `private, max-age=${left}`;
       }
+      res.writeHead(200, {
+        "content-type": file.contentType,
+        "content-length": file.data.length,
+        // Never rendered as a page by a browser: an attachment may be HTML or SVG with
+        // scripts. (<img> still shows an image: the disposition only governs navigation.)
+        "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+        "content-security-policy": "default-src 'none'; sandbox",
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        // Embeddable by an agent desktop on another origin, including cross-origin-isolated ones.
+        "cross-origin-resource-policy": "cross-origin",
+        "cache-control": cache,
+      });
+      res.end(file.data);
     });
     http.route("/rejected-messages/", async (req, res, viewer) => {
       if (!viewer) return unauthorized(res);

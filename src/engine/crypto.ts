@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 
 /**
  * Secrets at rest (mail passwords): AES-256-GCM with a random 96-bit IV per value, stored
@@ -7,11 +14,33 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEq
 export interface SecretBox {
   encrypt(plain: string): string;
   decrypt(sealed: string): string;
+  /**
+   * HMAC-SHA256 of `data` (base64url) under a key derived from the secret key for
+   * `purpose` alone, so a signature made for one purpose never passes for another.
+   */
+  sign(purpose: string, data: string): string;
+  /** Whether `signature` is `sign(purpose, data)`, compared in constant time. */
+  verify(purpose: string, data: string, signature: string): boolean;
 }
 
 export function createSecretBox(key: Buffer): SecretBox {
   if (key.length !== 32) throw new Error("secret key must be 32 bytes");
+  const purposeKeys = new Map<string, Buffer>();
+  const mac = (purpose: string, data: string) => {
+    let k = purposeKeys.get(purpose);
+    if (!k) {
+      k = createHmac("sha256", key).update(`switchboard signing key: ${purpose}`).digest();
+      purposeKeys.set(purpose, k);
+    }
+    return createHmac("sha256", k).update(data).digest();
+  };
   return {
+    sign: (purpose, data) => mac(purpose, data).toString("base64url"),
+    verify(purpose, data, signature) {
+      const given = Buffer.from(signature, "base64url");
+      const want = mac(purpose, data);
+      return given.length === want.length && timingSafeEqual(given, want);
+    },
     encrypt(plain) {
       const iv = randomBytes(12);
       const cipher = createCipheriv("aes-256-gcm", key, iv);

@@ -2,6 +2,15 @@ import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import { and, eq, inArray } from "drizzle-orm";
 import { type MailboxAddress, type RecipientFailure, user } from "../db/schema/index.js";
 import {
+  inlineImageHtml,
+  LINK_DEFAULT_SECONDS,
+  LINK_MAX_SECONDS,
+  LINK_MIN_SECONDS,
+  signedAttachmentPath,
+  validateBaseUrl,
+  validateLinkLifetime,
+} from "../engine/attachment-links.js";
+import {
   type Attachment,
   attachmentsOf,
   type Contact,
@@ -29,9 +38,10 @@ import type { EventRow } from "../engine/event-hub.js";
 import type { IngestResult } from "../engine/ingest/ingest.js";
 import { releaseRejectedMessage } from "../engine/rejected.js";
 import { builder } from "./builder.js";
-import { standardErrors } from "./errors.js";
+import { asGraphQLErrors, standardErrors } from "./errors.js";
 import { EventRef } from "./event.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
+import { batchLoad } from "./loaders.js";
 import { UserRef } from "./viewer.js";
 
 export const ConversationStatusEnum = builder.enumType("ConversationStatus", {
@@ -270,6 +280,39 @@ MessageRef.implement({
         "Sanitised HTML, safe to render: scripts, handlers, forms and frames removed; remote images neutralised " +
         "(original URL in data-remote-src); cid: images kept as cid: (match Attachment.contentId).",
     }),
+    inlineHtml: t.string({
+      nullable: true,
+      description:
+        "`html` with each cid: image that names one of the message's attachments pointing at a signed link " +
+        "(Attachment.signedDownloadPath), so a browser shows it without an Authorization header. Prefixed by " +
+        "`baseUrl`, the address clients reach this server at (default: paths relative to the server). " +
+        "Remote images stay neutralised.",
+      args: {
+        baseUrl: t.arg.string({ description: "e.g. https://switchboard.example.com; http(s), no query." }),
+        expiresInSeconds: t.arg.int({
+          description: `How long the links work: ${LINK_MIN_SECONDS}–${LINK_MAX_SECONDS} s (default ${LINK_DEFAULT_SECONDS}).`,
+        }),
+      },
+      resolve: async (m, args, ctx) => {
+        if (m.html === null) return null;
+        const [base, lifetime] = asGraphQLErrors(() => [
+          validateBaseUrl(args.baseUrl),
+          validateLinkLifetime(args.expiresInSeconds),
+        ]);
+        if (!/cid:/i.test(m.html)) return m.html;
+        const load = batchLoad(ctx, "messageAttachments", async (ids: string[]) => {
+          const lists = await attachmentsOf(ctx.engine, ctx.viewer!.tenantId, ids);
+          return new Map(ids.map((id, i) => [id, lists[i]!]));
+        });
+        const attachments = (await load(m.id)) ?? [];
+        return inlineImageHtml(
+          m.html,
+          attachments,
+          (a) => signedAttachmentPath(ctx.engine, a, lifetime),
+          base,
+        );
+      },
+    }),
     remoteResources: t.exposeStringList("remoteResources", {
       description: "Remote URLs the original HTML wanted to load (blocked by default).",
     }),
@@ -332,6 +375,22 @@ AttachmentRef.implement({
     downloadPath: t.string({
       description: "GET this path on the server with the same Authorization header to download the bytes.",
       resolve: (a) => `/attachments/${a.id}`,
+    }),
+    signedDownloadPath: t.string({
+      description:
+        "A path that downloads the bytes without an Authorization header until it expires (for <img src> and " +
+        "plain links). Anyone holding it can fetch the file until then; an expired link answers 410.",
+      args: {
+        expiresInSeconds: t.arg.int({
+          description: `How long the link works: ${LINK_MIN_SECONDS}–${LINK_MAX_SECONDS} s (default ${LINK_DEFAULT_SECONDS}).`,
+        }),
+      },
+      resolve: (a, args, ctx) =>
+        signedAttachmentPath(
+          ctx.engine,
+          a,
+          asGraphQLErrors(() => validateLinkLifetime(args.expiresInSeconds)),
+        ),
     }),
   }),
 });

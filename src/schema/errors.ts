@@ -1,6 +1,7 @@
+import { GraphQLError } from "graphql";
 import {
   ConflictError,
-  type DomainError,
+  DomainError,
   type FieldProblem,
   ForbiddenError,
   NotFoundError,
@@ -79,3 +80,16 @@ builder.objectType(ConflictError, {
 
 /** The error set most mutations declare. */
 export const standardErrors = [ValidationError, NotFoundError, ForbiddenError, ConflictError];
+
+/**
+ * For fields with no result union (queries, object fields): an expected failure becomes a
+ * GraphQL error with its code (VALIDATION, NOT_FOUND …) instead of a masked one.
+ */
+export function asGraphQLErrors<T>(body: () => T): T {
+  try {
+    return body();
+  } catch (e) {
+    if (e instanceof DomainError) throw new GraphQLError(e.message, { extensions: { code: e.code } });
+    throw e;
+  }
+}

@@ -1,0 +1,201 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signedAttachmentPath } from "../../src/engine/attachment-links.js";
+import { createTenantWithAdmin } from "../../src/engine/auth.js";
+import { encodeId } from "../../src/schema/ids.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress } from "../helpers/fixtures.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
+
+// Signed attachment links: inline images and downloads a browser fetches without the API key.
+let t: TestApp;
+let base: string; // the server's origin, e.g. http://127.0.0.1:41234
+const png = randomBytes(300);
+const gif = randomBytes(200);
+const pdf = randomBytes(500);
+
+beforeAll(async () => {
+  t = await startTestApp();
+  base = new URL(t.url).origin;
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+const MESSAGE = `query($id: ID!, $base: String, $ttl: Int) {
+  node(id: $id) { ... on Conversation { messages {
+    html inlineHtml(baseUrl: $base, expiresInSeconds: $ttl)
+    attachments { id filename contentId downloadPath signedDownloadPath(expiresInSeconds: $ttl) }
+  } } } }`;
+
+async function ingestTo(addressId: string, raw: Buffer, key?: string): Promise<string> {
+  const r = await t.ok(
+    `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw, base64: true) {
+       ... on IngestOutcome { conversation { id } } } }`,
+    { a: encodeId("EmailAddress", addressId), raw: raw.toString("base64") },
+    key,
+  );
+  return r.ingestRawMessage.conversation.id as string;
+}
+
+/** A mail with two inline images (one referenced URL-escaped), one referenced nowhere, and a PDF. */
+function mailWithImages(messageId: string): Buffer {
+  return buildRawMail({
+    messageId,
+    subject: "Photos of the damage",
+    html:
+      '<p>See <img src="cid:photo1@customer.example" alt="a"> and <img src="CID:scan%202@customer.example">' +
+      ' and <img src="cid:missing@customer.example"> and <img src="https://tracker.example/p.gif"></p>',
+    attachments: [
+      {
+        filename: "photo1.png",
+        contentType: "image/png",
+        content: png,
+        contentId: "photo1@customer.example",
+        inline: true,
+      },
+      {
+        filename: "scan 2.gif",
+        contentType: "image/gif",
+        content: gif,
+        contentId: "scan 2@customer.example",
+        inline: true,
+      },
+      { filename: "invoice.pdf", contentType: "application/pdf", content: pdf },
+    ],
+  });
+}
+
+const srcs = (html: string) =>
+  [...html.matchAll(/<img\b[^>]*?\ssrc="([^"]*)"/g)].map((m) => m[1]!.replaceAll("&amp;", "&"));
+
+describe("signed attachment links", () => {
+  it("point a message's cid: images at links a browser loads without the key, and nothing else", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "links@acme.test" });
+    const id = await ingestTo(addr.addressId, mailWithImages("links-1@customer.example"));
+    const r = await t.ok(MESSAGE, { id, base: "https://sb.example.com/desk/" });
+    const [m] = r.node.messages;
+    const byName = Object.fromEntries(m.attachments.map((a: any) => [a.filename, a]));
+    expect(srcs(m.html)).toEqual([
+      "cid:photo1@customer.example",
+      "CID:scan%202@customer.example",
+      "cid:missing@customer.example",
+    ]);
+
+    const inline = srcs(m.inlineHtml);
+    expect(inline).toHaveLength(3);
+    expect(inline[0]).toMatch(
+      /^https:\/\/sb\.example\.com\/desk\/attachments\/[0-9a-f-]{36}\?expires=\d+&signature=[\w-]{43}$/,
+    );
+    expect(inline[0]).toContain(byName["photo1.png"].downloadPath);
+    expect(inline[1]).toContain(byName["scan 2.gif"].downloadPath); // the URL-escaped reference
+    expect(inline[2]).toBe("cid:missing@customer.example"); // names no attachment: left alone
+    expect(m.inlineHtml).toContain('data-remote-src="https://tracker.example/p.gif"'); // still neutralised
+    expect(m.inlineHtml).not.toContain('tracker.example/p.gif"><'); // no src for it
+
+    // The browser's request: no Authorization header at all.
+    for (const [src, bytes, type] of [
+      [inline[0]!, png, "image/png"],
+      [inline[1]!, gif, "image/gif"],
+    ] as const) {
+      const res = await fetch(base + src.slice("https://sb.example.com/desk".length));
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe(type);
+      expect(res.headers.get("content-disposition")).toMatch(/^attachment;/);
+      expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
+      expect(res.headers.get("cache-control")).toMatch(/^private, max-age=(\d+)$/);
+      const maxAge = Number(/max-age=(\d+)/.exec(res.headers.get("cache-control")!)![1]);
+      expect(maxAge).toBeGreaterThan(3500);
+      expect(maxAge).toBeLessThanOrEqual(3660);
+      expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+    }
+
+    // Any attachment, as a plain link.
+    const pdfRes = await fetch(base + byName["invoice.pdf"].signedDownloadPath);
+    expect(pdfRes.status).toBe(200);
+    expect(Buffer.from(await pdfRes.arrayBuffer()).equals(pdf)).toBe(true);
+
+    // Links asked for within the same minute are the same URL, so a browser's cache serves them.
+    const again = await t.ok(MESSAGE, { id, base: "https://sb.example.com/desk/" });
+    const sameMinute = new Date().getUTCSeconds() < 58;
+    if (sameMinute) expect(srcs(again.node.messages[0].inlineHtml)).toEqual(inline);
+    // Without a base: paths relative to the server, as downloadPath is.
+    const relative = await t.ok(MESSAGE, { id });
+    expect(srcs(relative.node.messages[0].inlineHtml)[0]).toMatch(/^\/attachments\//);
+  });
+
+  it("refuse a tampered, foreign or expired link; without a key or a signature the answer is 401", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "links2@acme.test" });
+    const id = await ingestTo(addr.addressId, mailWithImages("links-2@customer.example"));
+    const [m] = (await t.ok(MESSAGE, { id })).node.messages;
+    const [a, b] = m.attachments as { signedDownloadPath: string; downloadPath: string }[];
+    const url = new URL(base + a!.signedDownloadPath);
+    const sig = url.searchParams.get("signature")!;
+    const exp = url.searchParams.get("expires")!;
+
+    const status = async (path: string) => (await fetch(base + path)).status;
+    expect(await status(a!.signedDownloadPath)).toBe(200);
+    // Another signature character, another expiry, another attachment with this signature.
+    const flipped = `${sig[0] === "A" ? "B" : "A"}${sig.slice(1)}`;
+    expect(await status(`${a!.downloadPath}?expires=${exp}&signature=${flipped}`)).toBe(404);
+    expect(await status(`${a!.downloadPath}?expires=${Number(exp) + 60}&signature=${sig}`)).toBe(404);
+    expect(await status(`${b!.downloadPath}?expires=${exp}&signature=${sig}`)).toBe(404);
+    expect(await status(`${a!.downloadPath}?expires=soon&signature=${sig}`)).toBe(404);
+    expect(await status(`${a!.downloadPath}?signature=`)).toBe(404);
+    expect(await status(`/attachments/not-an-id?expires=${exp}&signature=${sig}`)).toBe(404);
+    expect(await status(a!.downloadPath)).toBe(401);
+
+    // Another tenant's attachment, signed with the same server key but for its own tenant:
+    // a link made with tenant A's ID for it does not open it.
+    const other = await createTenantWithAdmin(t.db.db, {
+      tenantName: "Other",
+      adminEmail: "admin@other.test",
+    });
+    const otherAddr = await createQueueWithAddress(t.db.db, other.tenantId, { address: "links@other.test" });
+    const otherConv = await ingestTo(
+      otherAddr.addressId,
+      mailWithImages("links-3@customer.example"),
+      other.apiKey,
+    );
+    const [om] = (await t.ok(MESSAGE, { id: otherConv }, other.apiKey)).node.messages;
+    const otherId = /attachments\/([0-9a-f-]{36})/.exec(om.attachments[0].downloadPath)![1]!;
+    const forged = signedAttachmentPath(t.app.engine, { tenantId: t.tenantId, id: otherId }, 600);
+    expect(await status(forged)).toBe(404);
+    expect(await status(om.attachments[0].signedDownloadPath)).toBe(200); // its own link works
+    // Tenant A's key with tenant B's attachment: the key's own access decides, not the link.
+    expect(
+      (await fetch(base + om.attachments[0].downloadPath, { headers: { authorization: t.adminKey } })).status,
+    ).toBe(404);
+
+    // Expired: signed by this server an hour ago for one minute.
+    const attachmentId = /attachments\/([0-9a-f-]{36})/.exec(a!.downloadPath)![1]!;
+    const hourAgo = { secrets: t.app.engine.secrets, clock: { now: () => new Date(Date.now() - 3600_000) } };
+    const expired = await fetch(
+      base + signedAttachmentPath(hourAgo, { tenantId: t.tenantId, id: attachmentId }, 60),
+    );
+    expect(expired.status).toBe(410);
+    expect(await expired.json()).toEqual({ error: "link expired" });
+  });
+
+  it("reject a lifetime or base URL out of bounds with a VALIDATION error", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "links3@acme.test" });
+    const id = await ingestTo(addr.addressId, mailWithImages("links-4@customer.example"));
+    for (const vars of [
+      { ttl: 10 },
+      { ttl: 8 * 24 * 3600 },
+      { base: "javascript:alert(1)" },
+      { base: "https://sb.example.com/?x=1" },
+      { base: "https://user:pw@sb.example.com" },
+      { base: "not a url" },
+    ]) {
+      const r = await t.gql(MESSAGE, { id, ...vars });
+      expect(r.errors?.[0]?.extensions?.code, JSON.stringify(vars)).toBe("VALIDATION");
+    }
+    // A base with characters that would break out of the attribute is escaped, never raw.
+    const r = await t.ok(MESSAGE, { id, base: 'https://sb.example.com/a"b<c' });
+    const html: string = r.node.messages[0].inlineHtml;
+    expect(html).not.toContain('a"b');
+    expect(html).not.toContain("<c");
+    expect(srcs(html)[0]).toMatch(/^https:\/\/sb\.example\.com\/a%22b%3Cc\/attachments\//);
+  });
+});
