@@ -6,6 +6,7 @@ import {
   eq,
   ilike,
   inArray,
+  isNotNull,
   isNull,
   lt,
   or,
@@ -45,6 +46,8 @@ export type RejectedMessage = typeof rejectedMessage.$inferSelect;
 
 export interface ConversationFilter {
   queueIds?: string[] | null;
+  /** true: only conversations outside every queue; false: only those in one. */
+  unrouted?: boolean | null;
   statuses?: ConversationStatus[] | null;
   workStates?: WorkState[] | null;
   contactId?: string | null;
@@ -84,6 +87,9 @@ export async function listConversations(
 ): Promise<Conversation[]> {
   const conds: (SQL | undefined)[] = [visibility(viewer)];
   if (filter.queueIds?.length) conds.push(inArray(conversation.queueId, filter.queueIds));
+  if (filter.unrouted != null) {
+    conds.push(filter.unrouted ? isNull(conversation.queueId) : isNotNull(conversation.queueId));
+  }
   if (filter.statuses?.length) conds.push(inArray(conversation.status, filter.statuses));
   if (filter.workStates?.length) conds.push(inArray(conversation.workState, filter.workStates));
   if (filter.contactId) conds.push(eq(conversation.contactId, filter.contactId));

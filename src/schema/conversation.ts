@@ -434,6 +434,11 @@ const ConversationFilterInput = builder.inputType("ConversationFilter", {
   description: "Filters for `conversations`; all given ones must match.",
   fields: (t) => ({
     queueIds: t.idList({ description: "Only these queues (global IDs)." }),
+    unrouted: t.boolean({
+      description:
+        "true: only conversations outside every queue (mail to an address without a routing target, or whose " +
+        "queue was archived), which supervisors and admins transfer by hand; false: only those in a queue.",
+    }),
     statuses: t.field({ type: [ConversationStatusEnum], description: "Only these statuses." }),
     workStates: t.field({ type: [WorkStateEnum], description: "Only these routing positions." }),
     contactId: t.id({ description: "Only this contact." }),
@@ -472,6 +477,7 @@ builder.queryFields((t) => ({
         ctx.viewer,
         {
           queueIds: f.queueIds ? decodeIds(f.queueIds.map(String), "Queue") : null,
+          unrouted: f.unrouted ?? null,
           statuses: f.statuses ?? null,
           workStates: f.workStates ?? null,
           contactId: f.contactId ? decodeId(String(f.contactId), "Contact") : null,

@@ -397,6 +397,16 @@ function upsertSender(tx: Tx, tenantId: string, mail: ParsedMail) {
 type QueueRow = typeof queue.$inferSelect;
 
 /** A tenant's live queues among `ids`, by id. */
+/** Whether a queue of the tenant is live; the address's prefetched live queues answer without a read. */
+async function isLiveQueue(
+  tx: Tx,
+  tenantId: string,
+  id: string,
+  prefetched: Map<string, QueueRow>,
+): Promise<boolean> {
+  return prefetched.has(id) || (await liveQueues(tx, tenantId, [id])).has(id);
+}
+
 async function liveQueues(tx: Tx, tenantId: string, ids: string[]): Promise<Map<string, QueueRow>> {
   const rows = await tx
     .select()
@@ -717,6 +727,11 @@ async function ingestInTx(
       const ownerless = conv.assigneeId === null && conv.offeredToId === null;
       // A reply on a finished or ownerless conversation puts it back in the queue.
       const requeue = !automatic && ownerless && (conv.workState === "DONE" || conv.workState === "WAITING");
+      // Its queue archived since (or it never had one): the address's live queue takes it.
+      let requeueTo = conv.queueId;
+      if (requeue && !(conv.queueId && (await isLiveQueue(tx, t.id, conv.queueId, pre.queues)))) {
+        requeueTo = fallbackQueue(address, conv.spam, pre.queues)?.id ?? null;
+      }
       const [updated] = await tx
         .update(conversation)
         .set({
@@ -732,6 +747,7 @@ async function ingestInTx(
             ? {
                 workState: "WAITING" as const,
                 enqueuedAt: conv.workState === "WAITING" ? conv.enqueuedAt : waitingSince,
+                ...(requeueTo !== conv.queueId ? { queueId: requeueTo } : {}),
               }
             : {}),
           ...(tags.length
@@ -759,15 +775,22 @@ async function ingestInTx(
       if (next !== conv.status) {
         events.push(statusEvent(t.id, conv, conv.status, next, now, effect));
       }
-      if (requeue && conv.workState === "DONE" && conv.queueId) {
+      if (requeue && requeueTo && (conv.workState === "DONE" || requeueTo !== conv.queueId)) {
         events.push({
           tenantId: t.id,
           type: "conversation.queued",
           conversationId: conv.id,
-          queueId: conv.queueId,
+          queueId: requeueTo,
           occurredAt: now,
-          payload: { reason: "customer-reply" },
+          payload: {
+            reason: "customer-reply",
+            ...(requeueTo !== conv.queueId
+              ? { previousQueueId: conv.queueId, previousQueue: conv.queueId ? "archived" : "none" }
+              : {}),
+          },
         });
+      } else if (requeue && !requeueTo && conv.workState === "DONE") {
+        events.push(unroutedEvent(t.id, conv.id, conv.queueId, now));
       }
       const statusChanged = next !== conv.status;
       conv = updated!;
@@ -841,7 +864,11 @@ async function ingestInTx(
       queueId && !pre.queues.has(queueId) ? liveQueues(tx, t.id, [queueId]) : pre.queues,
       earlyTicket ?? nextTicketNumber(tx),
     ]);
+    // The queue asked for (a rule's, the spam queue, the address's) may have been archived
+    // since: the next of the address's own live queues takes the mail rather than none.
+    const requested = queueId;
     queueRow = (queueId && candidates.get(queueId)) || null;
+    if (!queueRow && queueId) queueRow = fallbackQueue(address, cls.spam, pre.queues);
     queueId = queueRow?.id ?? null;
     const values = {
       id: randomUUID(),
@@ -895,8 +922,11 @@ async function ingestInTx(
           requiredSkillIds: values.requiredSkillIds,
           language: values.language,
           spam: cls.spam,
+          ...(requested !== queueId ? { requestedQueueId: requested, requestedQueue: "archived" } : {}),
         },
       });
+    } else {
+      events.push(unroutedEvent(t.id, c.id, requested, now));
     }
   } else {
     c = { id: conv.id, queueId: conv.queueId, ticketNumber: conv.ticketNumber };
@@ -1045,6 +1075,45 @@ function ruleEvents(
       trace,
     },
   }));
+}
+
+/**
+ * Where mail goes when the queue asked for is archived: the address's spam queue for spam
+ * (when it routes spam to one), else the address's routing queue — whichever is live.
+ */
+function fallbackQueue(
+  address: { queueId: string | null; spamQueueId: string | null; spamRouting: string },
+  spam: boolean,
+  live: Map<string, QueueRow>,
+): QueueRow | null {
+  const order = [spam && address.spamRouting === "QUEUE" ? address.spamQueueId : null, address.queueId];
+  for (const id of order) {
+    const q = id ? live.get(id) : undefined;
+    if (q) return q;
+  }
+  return null;
+}
+
+/**
+ * A conversation that no queue takes: it waits outside every queue, which only supervisors
+ * and admins see (filter `unrouted`), until one of them transfers it. `requestedQueueId`:
+ * the archived queue it was meant for; null when the address has no routing target.
+ */
+function unroutedEvent(
+  tenantId: string,
+  conversationId: string,
+  requestedQueueId: string | null,
+  now: Date,
+): NewEvent {
+  return {
+    tenantId,
+    type: "conversation.unrouted",
+    conversationId,
+    occurredAt: now,
+    payload: requestedQueueId
+      ? { reason: "queue_archived", requestedQueueId }
+      : { reason: "no_routing_target" },
+  };
 }
 
 function statusEvent(
