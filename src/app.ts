@@ -23,6 +23,7 @@ import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trig
 import { type SearchIndexer, startSearchIndexer } from "./engine/search.js";
 import { type JobRunner, startJobRunner } from "./jobs/boss.js";
 import { registerImapPoll, scheduleImapPolls } from "./jobs/imap-poll.js";
+import { registerRetention } from "./jobs/retention.js";
 import { registerRoutingJobs } from "./jobs/routing.js";
 import { registerSendJobs } from "./jobs/send-message.js";
 import { registerSlaTimers } from "./jobs/sla-timers.js";
@@ -124,6 +125,7 @@ export async function startSwitchboard(
     await registerSendJobs(jobs, engine, config.send);
     await registerStatusTimers(jobs, engine);
     await registerSlaTimers(jobs, engine);
+    await registerRetention(jobs, engine);
     const bootstrap = config.bootstrap ? await bootstrapIfEmpty(database.db) : null;
     await hub.start();
     stops.push(() => hub.stop());

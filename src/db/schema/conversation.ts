@@ -154,6 +154,12 @@ export const conversation = pgTable(
     // (pg_trgm, with btree_gin for the tenant) find them without reading every
     // conversation of the tenant (migrations/0013, docs/search.md).
     index("conversation_subject_trgm_idx").using("gin", t.tenantId, t.subject.op("gin_trgm_ops")),
+    // Retention (engine/retention.ts): the tenant's conversations closed before the cutoff,
+    // oldest first, and the newer conversations that link to a purged one.
+    index("conversation_closed_idx").on(t.tenantId, t.closedAt).where(sql`status = 'CLOSED'`),
+    index("conversation_previous_idx")
+      .on(t.previousConversationId)
+      .where(sql`previous_conversation_id IS NOT NULL`),
   ],
 );
 

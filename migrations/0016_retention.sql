@@ -1,0 +1,2 @@
+CREATE INDEX "conversation_closed_idx" ON "conversation" USING btree ("tenant_id","closed_at") WHERE status = 'CLOSED';--> statement-breakpoint
+CREATE INDEX "conversation_previous_idx" ON "conversation" USING btree ("previous_conversation_id") WHERE previous_conversation_id IS NOT NULL;
