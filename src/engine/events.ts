@@ -1,5 +1,6 @@
 import { type DbOrTx, rawClient } from "../db/client.js";
 import type { ActorType } from "./domain.js";
+import { jsonbText } from "./text.js";
 
 /**
  * Event types of the timeline (SPEC §11). Open-ended on purpose: new capabilities add
@@ -67,7 +68,7 @@ export async function appendEvents(db: DbOrTx, events: NewEvent[]): Promise<numb
     FROM unnest(${col((e) => e.tenantId)}::uuid[], ${col((e) => e.type)}::text[],
                 ${col((e) => e.conversationId ?? null)}::uuid[], ${col((e) => e.queueId ?? null)}::uuid[],
                 ${col((e) => e.agentId ?? null)}::uuid[], ${col((e) => e.actorType ?? "SYSTEM")}::text[],
-                ${col((e) => e.actorId ?? null)}::uuid[], ${col((e) => JSON.stringify(e.payload ?? {}))}::text[],
+                ${col((e) => e.actorId ?? null)}::uuid[], ${col((e) => jsonbText(e.payload ?? {}))}::text[],
                 ${col((e) => e.occurredAt.toISOString())}::text[])
          WITH ORDINALITY AS e(tenant_id, type, conversation_id, queue_id, agent_id, actor_type, actor_id, payload, occurred_at, ord)
     ORDER BY ord

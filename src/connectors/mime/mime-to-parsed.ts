@@ -743,28 +743,41 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
     contentHash: messageId ? authoredHash(lines, raw, headerEnd) : rawSha256,
   };
   // PostgreSQL text and jsonb cannot hold U+0000, and broken mail does contain NUL bytes
-  // (in headers, bodies, names): without this the message could never be stored.
-  const nuls = { found: false };
-  const clean = withoutNul({ mail, sanitized }, nuls);
-  if (nuls.found) clean.mail.warnings.push("NUL characters removed");
+  // (in headers, bodies, names): without this the message could never be stored. Nor can
+  // jsonb hold half of a UTF-16 surrogate pair ("\ud83d"), which a UTF-16 encoded word can
+  // decode to: it becomes U+FFFD, as text columns would make it anyway.
+  const found = { nul: false, surrogate: false };
+  const clean = storable({ mail, sanitized }, found);
+  if (found.nul) clean.mail.warnings.push("NUL characters removed");
+  if (found.surrogate) clean.mail.warnings.push("invalid UTF-16 (unpaired surrogates) replaced by U+FFFD");
   return { ok: true, mail: clean.mail, sanitized: clean.sanitized };
 }
 
-/** A deep copy without U+0000 in any string (Buffers, Dates and numbers kept as they are). */
-function withoutNul<T>(value: T, seen: { found: boolean }): T {
+/**
+ * A deep copy in which every string can be stored: without U+0000 and well-formed (Buffers,
+ * Dates and numbers kept as they are).
+ */
+function storable<T>(value: T, seen: { nul: boolean; surrogate: boolean }): T {
   if (typeof value === "string") {
-    if (!value.includes("\u0000")) return value;
-    seen.found = true;
-    return value.replaceAll("\u0000", "") as T;
+    let s: string = value;
+    if (s.includes("\u0000")) {
+      seen.nul = true;
+      s = s.replaceAll("\u0000", "");
+    }
+    if (!s.isWellFormed()) {
+      seen.surrogate = true;
+      s = s.toWellFormed();
+    }
+    return s as T;
   }
   if (value === null || typeof value !== "object") return value;
   if (Buffer.isBuffer(value) || value instanceof Uint8Array || value instanceof Date) return value;
   if (Array.isArray(value)) {
     const out: unknown[] = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = withoutNul(value[i], seen);
+    for (let i = 0; i < value.length; i++) out[i] = storable(value[i], seen);
     return out as T;
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[withoutNul(k, seen)] = withoutNul(v, seen);
+  for (const [k, v] of Object.entries(value)) out[storable(k, seen)] = storable(v, seen);
   return out as T;
 }

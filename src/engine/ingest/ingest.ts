@@ -27,6 +27,7 @@ import { evaluateRules } from "../rules/evaluate.js";
 import { compileRuleRows, ruleInputOf } from "../rules/service.js";
 import type { RuleEvaluation } from "../rules/types.js";
 import { applyStatusToSla, recordInboundSla, startConversationSla } from "../sla.js";
+import { clip } from "../text.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
 import { type Classification, classify } from "./classify.js";
 import { normalizeEmailAddress, senderContact } from "./contact.js";
@@ -874,7 +875,7 @@ async function ingestInTx(
       id: randomUUID(),
       tenantId: t.id,
       ticketNumber: ticket,
-      subject: mail.subject.slice(0, 998),
+      subject: clip(mail.subject, 998),
       status: "NEW" as const,
       contactId,
       addressId: address.id,
@@ -947,7 +948,7 @@ async function ingestInTx(
         to: mail.to,
         cc: mail.cc,
         replyTo: mail.replyTo,
-        subject: mail.subject.slice(0, 998),
+        subject: clip(mail.subject, 998),
         text: mail.text,
         html: html?.html ?? null,
         remoteResources: html?.remoteResources ?? [],
@@ -996,7 +997,7 @@ async function ingestInTx(
     payload: {
       messageId: messageRowId,
       from: mail.from?.address ?? null,
-      subject: mail.subject.slice(0, 200),
+      subject: clip(mail.subject, 200),
       receivedAt: receivedAt.toISOString(),
       sizeBytes: mail.sizeBytes,
       attachments: mail.attachments.length,
@@ -1293,7 +1294,7 @@ async function recordRejection(
       sizeBytes: mail.sizeBytes,
       messageIdHeader: mail.messageId,
       fromAddress: mail.from?.address ?? null,
-      subject: mail.subject.slice(0, 998),
+      subject: clip(mail.subject, 998),
       rawMessageId: rawId,
       receivedAt: input.receivedAt,
       ...imapPos,

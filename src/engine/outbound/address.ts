@@ -1,3 +1,4 @@
+import { clip, wellFormed } from "../text.js";
 import { ComposeError } from "./errors.js";
 import { hasControlChars, stripControls } from "./text.js";
 
@@ -48,7 +49,7 @@ export function isValidAddress(address: string): boolean {
 /** Display name safe for a header: controls become spaces, length is capped. */
 export function cleanDisplayName(name: string | null | undefined): string {
   if (!name) return "";
-  return stripControls(name).slice(0, MAX_NAME_LENGTH).trim();
+  return clip(wellFormed(stripControls(name)), MAX_NAME_LENGTH).trim();
 }
 
 /**

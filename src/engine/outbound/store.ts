@@ -14,6 +14,7 @@ import {
 import type { EngineContext } from "../context.js";
 import { ValidationError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
+import { clip, jsonbText } from "../text.js";
 import type { MailAddress } from "./address.js";
 import type { AddressSettings, ComposedMail } from "./compose.js";
 import { ComposeError } from "./errors.js";
@@ -217,7 +218,7 @@ export async function queueOutbound(
   // DEFERRABLE INITIALLY DEFERRED (migration 0006) and checked at commit.
   const rawId = randomUUID();
   const messageId = randomUUID();
-  const json = (v: unknown) => JSON.stringify(v);
+  const json = jsonbText;
   // Values over 1 MB (large attachments, and then the raw MIME) are written in parts after
   // the rows, with the event loop free between parts (db/fast.ts).
   const largeRaw = raw.length > LARGE_BYTEA_BYTES;
@@ -277,7 +278,7 @@ export async function queueOutbound(
           kind: args.kind,
           to: mail.to.map((a) => a.address),
           cc: mail.cc.map((a) => a.address),
-          subject: mail.subject.slice(0, 200),
+          subject: clip(mail.subject, 200),
           attachments: mail.attachments.length,
           autoReply: args.isAutoReply,
         },

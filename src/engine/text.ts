@@ -1,0 +1,32 @@
+/**
+ * Strings on their way into PostgreSQL. A JavaScript string may hold half of a UTF-16
+ * surrogate pair (a cut through an emoji, a broken UTF-16 encoded word): a text column
+ * stores it as U+FFFD, but jsonb refuses the JSON escape `"\ud83d"` outright, which used to
+ * fail whole transactions (an ingested mail quarantined for an emoji at character 200 of
+ * its subject).
+ */
+
+// ES2024 (Node 20 has both); the project's lib is ES2023.
+declare global {
+  interface String {
+    isWellFormed(): boolean;
+    toWellFormed(): string;
+  }
+}
+
+/** `s` with every unpaired surrogate replaced by U+FFFD. */
+export function wellFormed(s: string): string {
+  return s.isWellFormed() ? s : s.toWellFormed();
+}
+
+/** The first `max` UTF-16 units of `s`, never ending in the first half of a pair. */
+export function clip(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const code = s.charCodeAt(max - 1);
+  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
+
+/** JSON text for a jsonb value: every string in it well-formed. */
+export function jsonbText(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (typeof v === "string" ? wellFormed(v) : v));
+}
