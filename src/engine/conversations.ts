@@ -22,6 +22,7 @@ import {
   message,
   rejectedMessage,
 } from "../db/schema/index.js";
+import { clampPage } from "./config/paging.js";
 import { likePattern } from "./config/search.js";
 import type { EngineContext } from "./context.js";
 import type { ConversationStatus, WorkState } from "./domain.js";
@@ -36,6 +37,7 @@ import {
   SUBJECT_TRIGRAM_MIN,
   subjectMatching,
 } from "./search.js";
+import { clip, wellFormed } from "./text.js";
 import { requireRole, type Viewer } from "./viewer.js";
 
 export type Conversation = typeof conversation.$inferSelect;
@@ -95,7 +97,15 @@ export async function listConversations(
   if (filter.contactId) conds.push(eq(conversation.contactId, filter.contactId));
   if (filter.assigneeId) conds.push(eq(conversation.assigneeId, filter.assigneeId));
   if (filter.ticketNumber != null) conds.push(eq(conversation.ticketNumber, filter.ticketNumber));
-  if (filter.tags?.length) conds.push(arrayContains(conversation.tags, filter.tags));
+  // No stored tag or text holds U+0000 (PostgreSQL refuses it): a NUL is dropped, not an error.
+  if (filter.tags?.length) {
+    conds.push(
+      arrayContains(
+        conversation.tags,
+        filter.tags.map((tag) => tag.replaceAll("\u0000", "")),
+      ),
+    );
+  }
   if (page.after) {
     conds.push(
       or(
@@ -106,7 +116,7 @@ export async function listConversations(
   }
   const limit = Math.min(Math.max(page.first, 0), 200) + 1;
   const order = [desc(conversation.lastActivityAt), desc(conversation.id)];
-  const text = filter.text?.trim().slice(0, 200);
+  const text = clip(wellFormed(filter.text?.replaceAll("\u0000", "") ?? ""), 200).trim();
   if (!text) {
     return ctx.db
       .select()
@@ -266,18 +276,19 @@ export async function listContacts(
   page: { limit: number; offset: number },
 ): Promise<Contact[]> {
   const s = filter.search?.trim();
+  const clamped = clampPage(page);
   return ctx.db
     .select()
     .from(contact)
     .where(
       and(
         eq(contact.tenantId, viewer.tenantId),
-        s ? or(ilike(contact.email, `%${s}%`), ilike(contact.name, `%${s}%`)) : undefined,
+        s ? or(ilike(contact.email, likePattern(s)), ilike(contact.name, likePattern(s))) : undefined,
       ),
     )
     .orderBy(asc(contact.email))
-    .limit(Math.min(page.limit, 201))
-    .offset(page.offset);
+    .limit(clamped.limit)
+    .offset(clamped.offset);
 }
 
 export async function getContact(ctx: EngineContext, viewer: Viewer, id: string): Promise<Contact> {

@@ -472,22 +472,25 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx) => {
       const f = args.filter ?? {};
       const first = args.first ?? 50;
-      const rows = await listConversations(
-        ctx.engine,
-        ctx.viewer,
-        {
-          queueIds: f.queueIds ? decodeIds(f.queueIds.map(String), "Queue") : null,
-          unrouted: f.unrouted ?? null,
-          statuses: f.statuses ?? null,
-          workStates: f.workStates ?? null,
-          contactId: f.contactId ? decodeId(String(f.contactId), "Contact") : null,
-          assigneeId: f.assigneeId ? decodeId(String(f.assigneeId), "User") : null,
-          ticketNumber: f.ticketNumber ?? null,
-          tags: f.tags ?? null,
-          text: f.text ?? null,
-        },
-        { first, after: decodeConvCursor(args.after) },
+      // A query has no result union: a bad ID or cursor is a coded GraphQL error.
+      const [filter, after] = asGraphQLErrors(
+        () =>
+          [
+            {
+              queueIds: f.queueIds ? decodeIds(f.queueIds.map(String), "Queue") : null,
+              unrouted: f.unrouted ?? null,
+              statuses: f.statuses ?? null,
+              workStates: f.workStates ?? null,
+              contactId: f.contactId ? decodeId(String(f.contactId), "Contact") : null,
+              assigneeId: f.assigneeId ? decodeId(String(f.assigneeId), "User") : null,
+              ticketNumber: f.ticketNumber ?? null,
+              tags: f.tags ?? null,
+              text: f.text ?? null,
+            },
+            decodeConvCursor(args.after),
+          ] as const,
       );
+      const rows = await listConversations(ctx.engine, ctx.viewer, filter, { first, after });
       const page = rows.slice(0, first);
       return {
         edges: page.map((c) => ({ node: c, cursor: encodeConvCursor(c) })),

@@ -5,7 +5,13 @@ export interface Page {
 }
 
 export const MAX_PAGE = 200;
+/**
+ * No configuration list is this long: a cursor past it (forged, or from a client bug)
+ * reads an empty page instead of overflowing PostgreSQL's OFFSET.
+ */
+export const MAX_OFFSET = 10_000_000;
 
 export function clampPage(page: Page): Page {
-  return { limit: Math.min(Math.max(page.limit, 0), MAX_PAGE + 1), offset: Math.max(page.offset, 0) };
+  const offset = Number.isFinite(page.offset) ? Math.min(Math.max(page.offset, 0), MAX_OFFSET) : 0;
+  return { limit: Math.min(Math.max(page.limit, 0), MAX_PAGE + 1), offset };
 }
