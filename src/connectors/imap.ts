@@ -237,7 +237,7 @@ export async function syncMailbox(
           next.catch(() => {});
         }
         if (batch.messages.length === 0) continue;
-        const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve);
+        const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resync);
         processed += done.length;
         await afterProcess(client, account, done, log);
       }
@@ -410,6 +410,7 @@ async function ingestBatch(
   uidValidity: number,
   batch: Prepared[],
   resolve: (recipients: string[]) => { tenantId: string; addressId: string } | null,
+  resync: boolean,
 ): Promise<number[]> {
   const inputs: IngestInput[] = batch.map((m) => {
     const outcome = m.parsed;
@@ -424,6 +425,7 @@ async function ingestBatch(
       // The server's INTERNALDATE is when the mail arrived: a backlog must not change routing.
       receivedAt: m.internalDate ?? ctx.clock.now(),
       source: { kind: "imap", accountId: account.id, mailbox: account.mailbox, uidValidity, uid: m.uid },
+      ...(resync ? { resync: true } : {}),
     };
   });
   try {

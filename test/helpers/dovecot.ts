@@ -32,8 +32,11 @@ export interface DovecotInstance {
   password: string;
   /** The temp dir holding config, runtime state, logs and mail. */
   root: string;
-  /** IMAP APPEND as the test user; creates the mailbox first when needed. */
-  appendMessage(raw: Buffer | string, mailbox?: string): Promise<AppendResult>;
+  /**
+   * IMAP APPEND as the test user; creates the mailbox first when needed. `internalDate`:
+   * the INTERNALDATE the server records (when the mail "arrived"), default now.
+   */
+  appendMessage(raw: Buffer | string, mailbox?: string, internalDate?: Date): Promise<AppendResult>;
   /** Current UIDVALIDITY of a mailbox (IMAP STATUS). */
   uidValidity(mailbox?: string): Promise<number>;
   /** Forces a new UIDVALIDITY (doveadm mailbox update), keeping messages and UIDs. */
@@ -291,13 +294,18 @@ export async function startDovecot(): Promise<DovecotInstance> {
     password,
     root,
 
-    appendMessage: (raw, mailbox = "INBOX") =>
+    appendMessage: (raw, mailbox = "INBOX", internalDate) =>
       withClient(async (c) => {
         if (mailbox.toUpperCase() !== "INBOX") {
           const exists = (await c.list()).some((m) => m.path === mailbox);
           if (!exists) await c.mailboxCreate(mailbox);
         }
-        const res = await c.append(mailbox, typeof raw === "string" ? Buffer.from(raw) : raw);
+        const res = await c.append(
+          mailbox,
+          typeof raw === "string" ? Buffer.from(raw) : raw,
+          [],
+          internalDate,
+        );
         if (!res || typeof res.uid !== "number" || typeof res.uidValidity !== "bigint") {
           throw new Error("APPEND did not return APPENDUID (RFC 4315)");
         }

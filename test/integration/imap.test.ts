@@ -10,6 +10,8 @@ import {
   rejectedMessage,
   tenant,
 } from "../../src/db/schema/index.js";
+import { silentLogger } from "../../src/engine/context.js";
+import { purgeExpired } from "../../src/engine/retention.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { refuseMessageInserts } from "../helpers/db.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
@@ -251,6 +253,54 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
       "uv-4@customer.example",
     ]);
     expect(await checkpointOf(s.accountId)).toMatchObject({ uidValidity: d.uidValidity, lastUid: d.uid });
+  });
+
+  it("UIDVALIDITY change after retention purged old mail: the resync does not bring it back", async () => {
+    const s = await setup({ afterProcess: "LEAVE" });
+    await t.db.db.update(tenant).set({ retentionDays: 30 }).where(eq(tenant.id, t.tenantId));
+    try {
+      const longAgo = new Date(Date.now() - 60 * 86_400_000);
+      await dovecot.appendMessage(
+        customerMail(s.address, "ret-1@customer.example", "Old"),
+        s.mailbox,
+        longAgo,
+      );
+      await dovecot.appendMessage(customerMail(s.address, "ret-2@customer.example", "New"), s.mailbox);
+      // Never seen before: old mail is ingested like any other on a first sync.
+      await t.app.imap.pollAccount(s.accountId);
+      const first = await messagesOf(s.accountId);
+      expect(first.map((m) => m.messageIdHeader).sort()).toEqual([
+        "ret-1@customer.example",
+        "ret-2@customer.example",
+      ]);
+      // The old one's conversation was closed long ago and retention purged it.
+      const old = first.find((m) => m.messageIdHeader === "ret-1@customer.example")!;
+      await t.db.db
+        .update(conversation)
+        .set({ status: "CLOSED", workState: "DONE", closedAt: new Date(Date.now() - 40 * 86_400_000) })
+        .where(eq(conversation.id, old.conversationId));
+      const purged = await purgeExpired(
+        { db: t.db.db, clock: { now: () => new Date() }, log: silentLogger },
+        { tenantId: t.tenantId },
+      );
+      expect(purged[0]).toMatchObject({ conversations: 1 });
+      expect((await messagesOf(s.accountId)).map((m) => m.messageIdHeader)).toEqual([
+        "ret-2@customer.example",
+      ]);
+
+      const before = await checkpointOf(s.accountId);
+      await dovecot.setUidValidity(s.mailbox, before!.uidValidity + 1000);
+      await t.app.imap.pollAccount(s.accountId);
+      expect((await messagesOf(s.accountId)).map((m) => m.messageIdHeader)).toEqual([
+        "ret-2@customer.example",
+      ]);
+      expect(await checkpointOf(s.accountId)).toMatchObject({
+        uidValidity: before!.uidValidity + 1000,
+        lastUid: before!.lastUid,
+      });
+    } finally {
+      await t.db.db.update(tenant).set({ retentionDays: null }).where(eq(tenant.id, t.tenantId));
+    }
   });
 
   it("processing limit: fetching pauses (mail stays on the server) and resumes below the limit", async () => {

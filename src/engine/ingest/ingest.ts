@@ -63,6 +63,13 @@ export interface IngestInput {
    * is tagged instead of dropped, and a rule's drop is ignored (its other actions apply).
    */
   release?: boolean;
+  /**
+   * Fetched by an IMAP resync (a UIDVALIDITY change re-reads the whole mailbox). Mail
+   * received before the tenant's retention period is passed over as a duplicate: it was
+   * ingested before, and if it is no longer stored, retention purged it — it must not come
+   * back as new work.
+   */
+  resync?: boolean;
 }
 
 export type IngestResult =
@@ -352,7 +359,8 @@ function drawAhead(
   address: AddressRow | null,
   written: (writes: Promise<unknown>) => void,
 ): Pick<Prefetched, "contact" | "ticket"> | null {
-  if (!input.parsed.ok) return null;
+  // A resync may pass its mail over (`IngestInput.resync`): draw nothing for it.
+  if (!input.parsed.ok || input.resync) return null;
   const mail = input.parsed.mail;
   // Own addresses only weigh on loop risks, not on bounce or spam.
   const cls = classifyInput(input, mail, []);
@@ -398,6 +406,10 @@ function upsertSender(tx: Tx, tenantId: string, mail: ParsedMail) {
 type QueueRow = typeof queue.$inferSelect;
 
 /** A tenant's live queues among `ids`, by id. */
+function retentionCutoff(ctx: EngineContext, days: number): Date {
+  return new Date(ctx.clock.now().getTime() - days * 86_400_000);
+}
+
 /** Whether a queue of the tenant is live; the address's prefetched live queues answer without a read. */
 async function isLiveQueue(
   tx: Tx,
@@ -584,6 +596,10 @@ async function ingestInTx(
 
   // 1. The same IMAP position twice (a re-fetch after a crash between commit and flagging).
   if (pre.imapDuplicate) return { status: "duplicate", messageId: pre.imapDuplicate };
+  //    A resync's mail from before the retention period (see `IngestInput.resync`).
+  if (input.resync && t.retentionDays !== null && receivedAt < retentionCutoff(ctx, t.retentionDays)) {
+    return { status: "duplicate", messageId: null };
+  }
 
   const imapPos =
     source.kind === "imap"
