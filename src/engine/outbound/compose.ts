@@ -645,8 +645,11 @@ function composeBody(
     }
   }
 
+  // Our own earlier replies are quoted without the history they quoted in turn: that
+  // history is the older messages, quoted here already. Quoting them whole made every
+  // reply carry all earlier replies whole, doubling in size each round until TOO_LARGE.
   const quoted = (historyApplies(input) ? quotedMessages(input.conversation, target, maxQuoted) : []).map(
-    (m) => renderPrevious(m, timeZone),
+    (m) => renderPrevious(m, timeZone, mintedBy(m, input.messageIdDomain)),
   );
   const forwarded = input.kind === "FORWARD" && target ? renderPrevious(target, timeZone) : null;
 
@@ -692,11 +695,93 @@ interface RenderedPrevious {
   attribution: string;
 }
 
-/** A previous message's sanitised HTML, text and attribution line, each computed once. */
-function renderPrevious(m: PreviousMessage, timeZone: string): RenderedPrevious {
-  const html = m.html?.trim() ? sanitizeContentHtml(m.html) : null;
-  const text = m.text?.trim() ? m.text.replace(/\r\n?/g, "\n").trim() : html ? htmlToText(html) : "";
-  return { message: m, text, html: html ?? textToHtml(m.text ?? ""), attribution: attribution(m, timeZone) };
+/**
+ * A previous message's sanitised HTML, text and attribution line, each computed once.
+ * `withoutHistory`: a mail we composed, rendered without the quotes `composeBody` put
+ * at its end — what its author wrote (and its signature) only.
+ */
+function renderPrevious(m: PreviousMessage, timeZone: string, withoutHistory = false): RenderedPrevious {
+  let html = m.html?.trim() ? sanitizeContentHtml(m.html) : null;
+  let source = m.text?.trim() ? m.text.replace(/\r\n?/g, "\n") : null;
+  if (withoutHistory) {
+    if (html !== null) html = withoutQuotedHtml(html);
+    if (source !== null) source = withoutQuotedText(source);
+  }
+  const text = source?.trim() ? source.trim() : html ? htmlToText(html) : "";
+  return {
+    message: m,
+    text,
+    html: html ?? textToHtml(source ?? m.text ?? ""),
+    attribution: attribution(m, timeZone),
+  };
+}
+
+/**
+ * True when the message's id was minted with our Message-ID domain, i.e. we composed it
+ * (as auto-reply loop protection recognises our own mail). Mail from elsewhere is quoted
+ * as it is: we do not guess where another client's quote starts.
+ */
+function mintedBy(m: PreviousMessage, messageIdDomain: string): boolean {
+  const id = normalizeMessageId(m.messageId);
+  return id !== null && id.slice(id.lastIndexOf("@") + 1, -1).toLowerCase() === messageIdDomain.toLowerCase();
+}
+
+// The attribution line `attribution()` writes: date and time are always digits, the name
+// and address have no line breaks.
+const ATTRIBUTION_LINE_RE = /^On \d{4}-\d{2}-\d{2} \d{2}:\d{2}, .* wrote:$/;
+
+/**
+ * Text we composed, without its quoted history. `composeBody` ends the text with the
+ * quotes, each an attribution line followed by `>` lines (`quoteText` prefixes every
+ * line, blank ones too), separated by one blank line from each other and from the
+ * agent's text or signature. The cut is at the earliest blank line after which only such
+ * blocks follow; a quote the agent typed is kept when their own text or the signature
+ * comes after it. Replies stored before their quoting changed have the same outline
+ * (the nested quotes are `>` lines), so they lose their history the same way.
+ */
+function withoutQuotedText(text: string): string {
+  const lines = text.replace(/\n+$/, "").split("\n");
+  let cut = lines.length;
+  let end = lines.length - 1;
+  while (end >= 0) {
+    let start = end;
+    while (start >= 0 && (lines[start] as string).startsWith(">")) start--;
+    // lines[start] must be the attribution of the `>` lines after it.
+    if (start === end || start < 0 || !ATTRIBUTION_LINE_RE.test(lines[start] as string)) break;
+    if (start > 0 && lines[start - 1] !== "") break;
+    cut = start;
+    end = start - 2;
+  }
+  return lines.slice(0, cut).join("\n").trimEnd();
+}
+
+const QUOTE_DIV = '<div class="sb-quote">';
+const DIV_TAG_RE = /<div[\s>]|<\/div>/g;
+
+/**
+ * Sanitised HTML we composed, without the `<div class="sb-quote">` blocks `composeBody`
+ * wraps each quoted message in (and the template around them stays). On sanitised HTML
+ * every `<div` and `</div>` is a tag — `<` in text and attribute values is escaped and
+ * tags are balanced — so counting them finds the end of each block.
+ */
+function withoutQuotedHtml(html: string): string {
+  let out = "";
+  let from = 0;
+  for (;;) {
+    const start = html.indexOf(QUOTE_DIV, from);
+    if (start < 0) return out + html.slice(from);
+    out += html.slice(from, start);
+    DIV_TAG_RE.lastIndex = start;
+    let depth = 0;
+    from = html.length;
+    for (let tag = DIV_TAG_RE.exec(html); tag; tag = DIV_TAG_RE.exec(html)) {
+      depth += tag[0] === "</div>" ? -1 : 1;
+      if (depth === 0) {
+        from = DIV_TAG_RE.lastIndex;
+        break;
+      }
+    }
+  }
 }
 
 /** Messages to quote: the target and those before it, newest first, at most `max`. */
