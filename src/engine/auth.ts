@@ -2,6 +2,7 @@ import { and, eq, isNull, lt, or } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { apiKey, tenant, user } from "../db/schema/index.js";
 import type { Clock } from "./clock.js";
+import { checkName } from "./config/validate.js";
 import { generateApiKey, parseApiKey, verifySecret } from "./crypto.js";
 import type { Role } from "./domain.js";
 import { NotFoundError, Problems } from "./errors.js";
@@ -44,9 +45,9 @@ export async function createApiKey(
   input: { userId: string; name: string },
 ): Promise<{ id: string; key: string; prefix: string }> {
   if (input.userId !== viewer.userId) requireRole(viewer, "ADMIN");
-  new Problems()
-    .check(input.name.trim().length > 0 && input.name.length <= 100, "name", "must be 1–100 characters")
-    .throwIfAny();
+  const p = new Problems();
+  checkName(p, "name", input.name);
+  p.throwIfAny();
   const [owner] = await db
     .select({ id: user.id })
     .from(user)

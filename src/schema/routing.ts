@@ -235,7 +235,7 @@ builder.mutationFields((t) => ({
     errors: { types: standardErrors },
     args: {
       agentId: t.arg.id({ required: true, description: "Global ID of the agent (User)." }),
-      reason: t.arg.string({ description: "Free text, e.g. the call id." }),
+      reason: t.arg.string({ description: "Free text, e.g. the call id; one line, at most 200 characters." }),
     },
     resolve: (_root, args, ctx) =>
       interruptAgent(ctx.engine, ctx.viewer, decodeId(String(args.agentId), "User"), args.reason ?? null),

@@ -23,7 +23,7 @@ import {
 } from "./html.js";
 import { clampPage, type Page } from "./paging.js";
 import { likePattern } from "./search.js";
-import { checkName } from "./validate.js";
+import { checkName, checkText } from "./validate.js";
 
 /**
  * Tenant content objects (SPEC §2, §9): branded templates, canned responses and
@@ -40,11 +40,9 @@ export interface ListFilter {
   includeArchived?: boolean;
 }
 
+/** The subject becomes a mail header: one line, no control characters (CR/LF would inject headers). */
 function checkSubject(p: Problems, subject: string | null | undefined): void {
-  if (subject === null || subject === undefined) return;
-  p.check(subject.length <= MAX_SUBJECT, "subject", `at most ${MAX_SUBJECT} characters`);
-  // The subject becomes a mail header: CR/LF would inject headers.
-  p.check(!/[\r\n]/.test(subject), "subject", "must be a single line");
+  checkText(p, "subject", subject, MAX_SUBJECT);
 }
 
 /** Called after validation, so an oversized body never reaches the sanitiser. */

@@ -23,7 +23,7 @@ import { clampPage, type Page } from "./paging.js";
 import { checkRefs } from "./refs.js";
 import { likePattern } from "./search.js";
 import { isUniqueViolation } from "./teams.js";
-import { checkEmail, checkHeaderText, checkIntRange, checkName } from "./validate.js";
+import { checkEmail, checkHeaderText, checkIntRange, checkName, hasChanges } from "./validate.js";
 
 export type EmailAddress = typeof emailAddress.$inferSelect;
 
@@ -265,9 +265,11 @@ export async function updateEmailAddress(
       const p = checkShape(input, current);
       await checkReferences(tx, viewer, input, current, p);
       p.throwIfAny();
+      const values = columns(input);
+      if (!hasChanges(values)) return current;
       const [row] = await tx
         .update(emailAddress)
-        .set(columns(input))
+        .set(values)
         .where(and(eq(emailAddress.id, id), eq(emailAddress.tenantId, viewer.tenantId)))
         .returning();
       return row!;

@@ -1,5 +1,6 @@
 import sanitizeHtml from "sanitize-html";
 import type { Problems } from "../errors.js";
+import { checkText } from "./validate.js";
 
 /**
  * HTML that admins save ends up in outbound mail and in agents' browsers, so it is
@@ -94,7 +95,7 @@ export const MAX_TEXT = 100_000;
 export const MAX_HTML = 500_000;
 export const MAX_SUBJECT = 500;
 
+/** A text or HTML body: bounded; line breaks and tabs are content, NUL and unpaired surrogates are not. */
 export function checkBody(p: Problems, field: string, value: string | null | undefined, max: number) {
-  if (value === null || value === undefined) return;
-  p.check(value.length <= max, field, `at most ${max.toLocaleString("en-US")} characters`);
+  checkText(p, field, value, max, { multiline: true });
 }

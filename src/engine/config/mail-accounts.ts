@@ -8,7 +8,7 @@ import { ConflictError, NotFoundError, Problems } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
 import { likePattern } from "./search.js";
-import { checkHeaderText, checkIntRange, checkName, isHostname } from "./validate.js";
+import { checkHeaderText, checkIntRange, checkName, hasChanges, isHostname } from "./validate.js";
 
 export type MailAccount = typeof mailAccount.$inferSelect;
 
@@ -252,6 +252,9 @@ export async function updateMailAccount(
       }
     }
     p.throwIfAny();
+    // Checked on the input: `columns` also derives values (an outbound-only account's
+    // cleared IMAP settings, default ports) that would turn "nothing given" into a write.
+    if (!hasChanges(input)) return current;
     const [row] = await tx
       .update(mailAccount)
       .set(columns(ctx, input, current))

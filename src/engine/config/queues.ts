@@ -29,7 +29,7 @@ import { clampPage, type Page } from "./paging.js";
 import { checkRefs } from "./refs.js";
 import { likePattern } from "./search.js";
 import { isUniqueViolation, type Team } from "./teams.js";
-import { checkIntRange, checkName } from "./validate.js";
+import { checkIntRange, checkName, checkText, hasChanges } from "./validate.js";
 
 export type Queue = typeof queue.$inferSelect;
 export type QueueUser = typeof user.$inferSelect;
@@ -83,8 +83,7 @@ function checkShape(input: QueueInput, current: Queue | null): Problems {
   const p = new Problems();
   if (!current && input.name === undefined) p.add("name", "is required");
   checkName(p, "name", input.name);
-  if (input.description !== undefined)
-    p.check(input.description.length <= 2000, "description", "at most 2,000 characters");
+  checkText(p, "description", input.description, 2000, { multiline: true });
   for (const [field, [min, max]] of Object.entries(QUEUE_LIMITS)) {
     checkIntRange(p, field, input[field as keyof typeof QUEUE_LIMITS], min, max);
   }
@@ -246,15 +245,19 @@ export async function updateQueue(
 ): Promise<Queue> {
   requireRole(viewer, "ADMIN");
   let updated: Queue;
+  let changed = false;
   try {
     updated = await ctx.db.transaction(async (tx) => {
       const current = await findQueue(tx, viewer, id, true);
       const p = checkShape(input, current);
       await checkReferences(tx, viewer, input, p);
       p.throwIfAny();
+      const values = columns(input);
+      if (!hasChanges(values)) return current;
+      changed = true;
       const [row] = await tx
         .update(queue)
-        .set(columns(input))
+        .set(values)
         .where(and(eq(queue.id, id), eq(queue.tenantId, viewer.tenantId)))
         .returning();
       return row!;
@@ -263,7 +266,7 @@ export async function updateQueue(
     return nameTaken(err);
   }
   // Settings such as autoAssign, presences or the daily limit change who is eligible: re-route after commit.
-  ctx.signals.routeQueue(viewer.tenantId, id);
+  if (changed) ctx.signals.routeQueue(viewer.tenantId, id);
   return updated;
 }
 

@@ -6,6 +6,7 @@ import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
 import { likePattern } from "./search.js";
 import { isUniqueViolation } from "./teams.js";
+import { checkText } from "./validate.js";
 
 export type Skill = typeof skill.$inferSelect;
 
@@ -30,8 +31,7 @@ function checkSkill(input: SkillInput, creating: boolean): void {
       "must be 2–30 characters: letters, digits and - _ . : only",
     );
   }
-  if (input.description !== undefined)
-    p.check(input.description.length <= 500, "description", "at most 500 characters");
+  checkText(p, "description", input.description, 500, { multiline: true });
   p.throwIfAny();
 }
 
@@ -105,14 +105,16 @@ export async function updateSkill(
 ): Promise<Skill> {
   requireRole(viewer, "ADMIN");
   checkSkill(input, false);
-  await getSkill(ctx, viewer, id);
+  const existing = await getSkill(ctx, viewer, id);
+  const set = {
+    ...(input.name !== undefined ? { name: input.name } : {}),
+    ...(input.description !== undefined ? { description: input.description } : {}),
+  };
+  if (Object.keys(set).length === 0) return existing;
   try {
     const [row] = await ctx.db
       .update(skill)
-      .set({
-        ...(input.name !== undefined ? { name: input.name } : {}),
-        ...(input.description !== undefined ? { description: input.description } : {}),
-      })
+      .set(set)
       .where(and(eq(skill.id, id), eq(skill.tenantId, viewer.tenantId)))
       .returning();
     return row!;

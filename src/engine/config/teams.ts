@@ -6,7 +6,7 @@ import { routeQueuesServed } from "../routing/supply.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
 import { likePattern } from "./search.js";
-import { validateInboxLimit } from "./validate.js";
+import { checkName, checkText, validateInboxLimit } from "./validate.js";
 
 export type Team = typeof team.$inferSelect;
 
@@ -19,12 +19,9 @@ export interface TeamInput {
 
 function checkTeam(input: TeamInput, creating: boolean): void {
   const p = new Problems();
-  if (creating || input.name !== undefined) {
-    const name = input.name?.trim() ?? "";
-    p.check(name.length >= 1 && name.length <= 100, "name", "must be 1–100 characters");
-  }
-  if (input.description !== undefined)
-    p.check(input.description.length <= 2000, "description", "at most 2,000 characters");
+  if (creating && input.name === undefined) p.add("name", "is required");
+  checkName(p, "name", input.name);
+  checkText(p, "description", input.description, 2000, { multiline: true });
   if (input.inboxLimit !== undefined) validateInboxLimit(p, "inboxLimit", input.inboxLimit);
   p.throwIfAny();
 }
@@ -109,16 +106,18 @@ export async function updateTeam(
 ): Promise<Team> {
   requireRole(viewer, "ADMIN");
   checkTeam(input, false);
-  await getTeam(ctx, viewer, id);
+  const existing = await getTeam(ctx, viewer, id);
+  const set = {
+    ...(input.name !== undefined ? { name: input.name.trim() } : {}),
+    ...(input.description !== undefined ? { description: input.description } : {}),
+    ...inboxColumns(input.inboxLimit),
+  };
+  if (Object.keys(set).length === 0) return existing;
   let updated: Team;
   try {
     const [row] = await ctx.db
       .update(team)
-      .set({
-        ...(input.name !== undefined ? { name: input.name.trim() } : {}),
-        ...(input.description !== undefined ? { description: input.description } : {}),
-        ...inboxColumns(input.inboxLimit),
-      })
+      .set(set)
       .where(and(eq(team.id, id), eq(team.tenantId, viewer.tenantId)))
       .returning();
     updated = row!;

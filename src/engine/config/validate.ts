@@ -31,12 +31,55 @@ export function checkEmail(
   p.check(isEmailAddress(value), field, "must be a valid email address");
 }
 
+/** Any C0 control character or DEL: CR/LF would let a value inject mail or protocol headers. */
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+
+/** Half of a UTF-16 surrogate pair with no other half. */
+const LONE_SURROGATES_RE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+export interface TextOptions {
+  /** Bodies (text, HTML): line breaks and tabs are content, so only NUL is refused. Default false. */
+  multiline?: boolean;
+}
+
+/**
+ * Why `value` cannot be stored as text, or null. PostgreSQL refuses NUL in text (22021)
+ * and in jsonb (22P05), and an unpaired surrogate in jsonb (22P02); a text column would
+ * silently store it as U+FFFD. Single-line values (names, subjects, reasons, tags) end up
+ * in mail headers and logs, where no control character is legitimate.
+ */
+export function textProblem(value: string, opts: TextOptions = {}): string | null {
+  if (!value.isWellFormed()) return "must be valid Unicode (no unpaired surrogate code units)";
+  if (opts.multiline) return value.includes("\u0000") ? "must not contain NUL characters" : null;
+  return CONTROL_RE.test(value) ? "must not contain line breaks or control characters" : null;
+}
+
+/** `value` without its unpaired surrogates (`wellFormed` in ../text.ts keeps their place as U+FFFD). */
+export function dropLoneSurrogates(value: string): string {
+  return value.replace(LONE_SURROGATES_RE, "");
+}
+
+/** Free text: at most `max` UTF-16 units, storable (see `textProblem`); null/undefined = not given. */
+export function checkText(
+  p: Problems,
+  field: string,
+  value: string | null | undefined,
+  max: number,
+  opts: TextOptions = {},
+): void {
+  if (value === null || value === undefined) return;
+  p.check(value.length <= max, field, `at most ${max.toLocaleString("en-US")} characters`);
+  const problem = textProblem(value, opts);
+  if (problem !== null) p.add(field, problem);
+}
+
 export function checkName(p: Problems, field: string, value: string | undefined, max = 100): void {
   if (value === undefined) return;
   const v = value.trim();
   p.check(v.length >= 1 && v.length <= max, field, `must be 1–${max} characters`);
   // Names end up in headers and logs; control characters are never legitimate.
-  p.check(!/[\u0000-\u001f\u007f]/.test(v), field, "must not contain control characters");
+  const problem = textProblem(v);
+  if (problem !== null) p.add(field, problem);
 }
 
 export function checkIntRange(
@@ -63,9 +106,6 @@ export function isValidTimeZone(tz: string): boolean {
   }
 }
 
-/** Any C0 control character or DEL: CR/LF would let a value inject mail or protocol headers. */
-const CONTROL_RE = /[\u0000-\u001f\u007f]/;
-
 /** Free text that ends up in a mail header or an IMAP/SMTP command: bounded, no control characters. */
 export function checkHeaderText(
   p: Problems,
@@ -75,7 +115,8 @@ export function checkHeaderText(
 ): void {
   if (value === null || value === undefined) return;
   p.check(value.length <= max, field, `at most ${max} characters`);
-  p.check(!CONTROL_RE.test(value), field, "must not contain line breaks or control characters");
+  const problem = textProblem(value);
+  if (problem !== null) p.add(field, problem);
 }
 
 const HOSTNAME_RE =
@@ -84,4 +125,12 @@ const HOSTNAME_RE =
 /** A DNS name, IPv4 literal or bracket-free IPv6 literal. */
 export function isHostname(value: string): boolean {
   return HOSTNAME_RE.test(value) || /^[0-9a-fA-F.]*:[0-9a-fA-F:.]*$/.test(value);
+}
+
+/**
+ * Whether an update sets anything. drizzle's `set()` drops undefined values and throws
+ * "No values to set" when none is left, so an empty update returns the row instead.
+ */
+export function hasChanges(values: object): boolean {
+  return Object.values(values).some((v) => v !== undefined);
 }

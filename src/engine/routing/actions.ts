@@ -1,10 +1,11 @@
 import { and, eq, isNull, or, sql } from "drizzle-orm";
 import { type DbOrTx, rawClient, type Tx } from "../../db/client.js";
 import { agentState, contact, conversation, queue, queueMember, user } from "../../db/schema/index.js";
+import { checkText } from "../config/validate.js";
 import type { EngineContext } from "../context.js";
 import type { Conversation } from "../conversations.js";
 import type { Presence } from "../domain.js";
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
+import { ConflictError, ForbiddenError, NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import { canSeeQueue, requirePermission, type Viewer } from "../viewer.js";
 import { lockTenantRouting, ROUTING_JOBS } from "./service.js";
@@ -618,15 +619,20 @@ async function queuesOfAgent(tx: DbOrTx, tenantId: string, agentId: string, afte
   for (const r of rows) after.queues.add(r.queueId);
 }
 
+/** A presence or interruption reason: one line of at most 200 characters (it is shown and logged). */
+function checkReason(reason: string | null | undefined): void {
+  const p = new Problems();
+  checkText(p, "reason", reason, 200);
+  p.throwIfAny();
+}
+
 /** The viewer's own presence and login flag; routing runs for every queue the agent serves. */
 export async function setPresence(
   ctx: EngineContext,
   viewer: Viewer,
   input: { presence: Presence; reason?: string | null; loggedIn?: boolean | null },
 ): Promise<typeof user.$inferSelect> {
-  if (input.reason && input.reason.length > 200) {
-    throw new ValidationError({ field: "reason", message: "at most 200 characters" });
-  }
+  checkReason(input.reason);
   return run(ctx, viewer.tenantId, async (tx, after) => {
     const now = ctx.clock.now();
     const [before] = await tx.select().from(user).where(eq(user.id, viewer.userId)).for("no key update");
@@ -681,6 +687,7 @@ export async function interruptAgent(
   reason: string | null,
 ): Promise<{ agentId: string; conversationId: string | null }> {
   requireSelfOrSupervisor(viewer, agentId);
+  checkReason(reason);
   return run(ctx, viewer.tenantId, async (tx) => {
     const now = ctx.clock.now();
     await requireAgentInTenant(tx, viewer.tenantId, agentId);

@@ -32,6 +32,9 @@ export const RULE_LIMITS = {
   body: 65_536,
   priorityMin: 0,
   priorityMax: 1_000_000,
+  /** Room for 500 rules and gaps between them, far from int4's end when the next is "last + 1". */
+  positionMin: 0,
+  positionMax: 100_000,
 } as const;
 
 /**

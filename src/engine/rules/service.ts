@@ -9,6 +9,7 @@ import {
   rule,
   skill,
 } from "../../db/schema/index.js";
+import { checkIntRange, textProblem } from "../config/validate.js";
 import type { EngineContext } from "../context.js";
 import type { BusinessCalendar } from "../domain.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
@@ -16,7 +17,7 @@ import { senderContact } from "../ingest/contact.js";
 import type { ParsedMail } from "../ingest/parsed-mail.js";
 import { validateCalendar } from "../time/calendar.js";
 import { requireRole, type Viewer } from "../viewer.js";
-import { type CompiledRuleSet, compileRules } from "./compile.js";
+import { type CompiledRuleSet, compileRules, RULE_LIMITS } from "./compile.js";
 import { evaluateRules } from "./evaluate.js";
 import {
   calendarIdsOf,
@@ -177,11 +178,41 @@ async function requireAddress(db: DbOrTx, tenantId: string, addressId: string): 
 }
 
 /**
- * Every problem with one rule: the compiler's (paths without the `rules[0].` prefix, so
- * `conditions[1].value`) and references to objects that are not this tenant's.
+ * Checks on what the caller sent, beyond the compiler's: the position's range, and text
+ * that is stored in jsonb (no NUL, no unpaired surrogate) and is one line (no control
+ * characters). Not in `compileRules`, which also compiles stored rules at ingest: a rule
+ * saved before these checks must keep running, and stay editable in its other fields.
  */
-async function validateRule(db: DbOrTx, tenantId: string, fields: RuleFields): Promise<void> {
+function checkSent(p: Problems, sent: Partial<RuleFields>): void {
+  checkIntRange(p, "position", sent.position, RULE_LIMITS.positionMin, RULE_LIMITS.positionMax);
+  const text = (field: string, value: unknown) => {
+    const problem = typeof value === "string" ? textProblem(value) : null;
+    if (problem !== null) p.add(field, problem);
+  };
+  text("name", sent.name);
+  for (const [i, c] of (sent.conditions ?? []).entries()) {
+    if ("key" in c) text(`conditions[${i}].key`, c.key);
+    if ("value" in c) text(`conditions[${i}].value`, c.value);
+  }
+  for (const [i, a] of (sent.actions ?? []).entries()) {
+    if (a.type !== "ADD_TAGS" || !Array.isArray(a.tags)) continue;
+    for (const [j, tag] of a.tags.entries()) text(`actions[${i}].tags[${j}]`, tag);
+  }
+}
+
+/**
+ * Every problem with one rule: the compiler's (paths without the `rules[0].` prefix, so
+ * `conditions[1].value`), `checkSent`'s on the fields sent, and references to objects
+ * that are not this tenant's.
+ */
+async function validateRule(
+  db: DbOrTx,
+  tenantId: string,
+  fields: RuleFields,
+  sent: Partial<RuleFields>,
+): Promise<void> {
   const p = new Problems();
+  checkSent(p, sent);
   const calendars = await calendarsById(
     db,
     tenantId,
@@ -239,10 +270,12 @@ export async function createRule(
             input.addressId ? eq(rule.addressId, input.addressId) : isNull(rule.addressId),
           ),
         );
-      position = (m?.max ?? -1) + 1;
+      // Clamped: a list may still hold a position from before the bound (up to int4's
+      // maximum, where "last + 1" overflowed, 22003); ties are ordered by creation.
+      position = Math.min(Math.max((m?.max ?? -1) + 1, RULE_LIMITS.positionMin), RULE_LIMITS.positionMax);
     }
     const fields: RuleFields = { ...input, position, name: input.name.trim() };
-    await validateRule(tx, viewer.tenantId, fields);
+    await validateRule(tx, viewer.tenantId, fields, { ...input, position: input.position ?? undefined });
     const [row] = await tx
       .insert(rule)
       .values({ tenantId: viewer.tenantId, addressId: input.addressId, ...fields })
@@ -270,7 +303,7 @@ export async function updateRule(
     );
     const fields: RuleFields = { ...toStored(row), ...defined };
     fields.name = fields.name.trim();
-    await validateRule(tx, viewer.tenantId, fields);
+    await validateRule(tx, viewer.tenantId, fields, defined);
     const [updated] = await tx.update(rule).set(fields).where(eq(rule.id, id)).returning();
     return updated!;
   });

@@ -1,5 +1,7 @@
+import { dropLoneSurrogates, textProblem } from "../config/validate.js";
 import type { BusinessCalendar, Holiday, IsoWeekday } from "../domain.js";
 import type { FieldProblem } from "../errors.js";
+import { clip } from "../text.js";
 import {
   assertInstant,
   DAY_MS,
@@ -155,8 +157,9 @@ export function validateCalendar(input: CalendarInput): FieldProblem[] {
         add(`holidays[${i}].name`, "must not be empty");
       } else if (h.name.length > CALENDAR_LIMITS.holidayName) {
         add(`holidays[${i}].name`, `at most ${CALENDAR_LIMITS.holidayName} characters`);
-      } else if (/[\u0000-\u001f\u007f]/.test(h.name)) {
-        add(`holidays[${i}].name`, "must not contain control characters");
+      } else {
+        const problem = textProblem(h.name);
+        if (problem !== null) add(`holidays[${i}].name`, problem);
       }
     });
   }
@@ -586,6 +589,18 @@ function icalDay(value: string): { day: number; midnight: boolean; hasTime: bool
   return { day, hasTime, midnight: !hasTime || (m[4] === "00" && m[5] === "00" && m[6] === "00") };
 }
 
+/**
+ * A SUMMARY as a holiday name `validateCalendar` accepts: control characters (a TAB, a
+ * NUL, which jsonb refuses) become spaces, unpaired surrogates are dropped, and the cut
+ * at the length limit never keeps half of a surrogate pair.
+ */
+function holidayName(value: string): string {
+  const clean = dropLoneSurrogates(unescapeText(value))
+    .replace(/[\u0000-\u001f\u007f]+/g, " ")
+    .trim();
+  return clip(clean, CALENDAR_LIMITS.holidayName).trim();
+}
+
 function unescapeText(value: string): string {
   return value.replace(/\\([\\;,nN])/g, (_, ch: string) => (ch === "n" || ch === "N" ? " " : ch)).trim();
 }
@@ -677,10 +692,7 @@ function addEvent(props: IcalProp[], byDay: Map<number, string>): boolean {
   }
   if (days > ICAL_MAX_EVENT_DAYS) return false;
   const summary = get("SUMMARY");
-  const name = (summary !== undefined ? unescapeText(summary.value) : "").slice(
-    0,
-    CALENDAR_LIMITS.holidayName,
-  );
+  const name = summary !== undefined ? holidayName(summary.value) : "";
   for (let d = 0; d < days; d++) {
     if (!byDay.has(start.day + d)) byDay.set(start.day + d, name.length > 0 ? name : "Holiday");
   }
