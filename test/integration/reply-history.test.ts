@@ -8,6 +8,7 @@ import {
   DEFAULT_COMPOSE_LIMITS,
   type PreviousMessage,
 } from "../../src/engine/outbound/compose.js";
+import { quoteText } from "../../src/engine/outbound/text.js";
 import { decodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
@@ -182,6 +183,110 @@ describe("quoted history over many reply rounds", () => {
   }, 180_000);
 });
 
+describe("customers quoting our previous reply", () => {
+  // The customer's client quotes our whole previous reply below their new text, as Gmail
+  // does in both parts. Quoted whole, each inbound mail carried the whole history again
+  // and our reply quoted it: 1.6 KB, 3.8 KB, 8.0 KB … 21.7 MB at the 14th reply, and the
+  // 15th customer mail was too large to take in. Now the client's quote is cut and only
+  // the customer's text is quoted: 1.6 KB, 2.7 KB, 3.7 KB … 11.9 KB at the 15th reply.
+  const customerText = (round: number) => `customer-text-${pad(round)}`;
+  const agentText = (round: number) => `agent-reply-${pad(round)}`;
+
+  /** Gmail's attribution: `On Mon, Mar 2, 2026 at 9:10 AM Name <addr> wrote:`. */
+  function gmailAttribution(at: Date, name: string, address: string, html: boolean): string {
+    const day = at.toLocaleDateString("en-US", {
+      weekday: "short",
+      month: "short",
+      day: "numeric",
+      year: "numeric",
+      timeZone: "UTC",
+    });
+    const time = at.toLocaleTimeString("en-US", { hour: "numeric", minute: "2-digit", timeZone: "UTC" });
+    const who = html ? `${name} &lt;<a href="mailto:${address}">${address}</a>&gt;` : `${name} <${address}>`;
+    return `On ${day} at ${time} ${who} wrote:`;
+  }
+
+  it(`${ROUNDS} rounds: each customer text is quoted once and replies grow linearly`, async () => {
+    const max = DEFAULT_COMPOSE_LIMITS.maxQuotedMessages;
+    const tokens: string[] = [];
+    const sizes: number[] = [];
+    let conversationId: string | null = null;
+    let ticketNumber = 0;
+    let previous: { id: string; date: Date; text: string; html: string } | null = null;
+    let lastText = "";
+    let lastHtml = "";
+
+    for (let round = 1; round <= ROUNDS; round++) {
+      clock.set(START.getTime() + 30 * 24 * HOUR + round * HOUR);
+      const own = `Still smearing (${customerText(round)}).`;
+      const mail: { text: string; html: string; headers: Record<string, string> } = previous
+        ? {
+            text: `${own}\nPage 3 this time.\n\n${gmailAttribution(previous.date, "ACME Support", addr.address, false)}\n\n${quoteText(previous.text)}\n`,
+            html:
+              `<div dir="ltr">${own}<br>Page 3 this time.</div><br><div class="gmail_quote">` +
+              `<div dir="ltr" class="gmail_attr">${gmailAttribution(previous.date, "ACME Support", addr.address, true)}<br></div>` +
+              `<blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex">` +
+              `${previous.html.replace(/<\/?(?:html|head|body)\b[^>]*>/gi, "")}</blockquote></div>`,
+            headers: { "In-Reply-To": `<${previous.id}>`, References: `<${previous.id}>` },
+          }
+        : {
+            text: `${own}\nPage 3 this time.`,
+            html: `<div dir="ltr">${own}<br>Page 3 this time.</div>`,
+            headers: {},
+          };
+      const ingested = await ingestAt(
+        t,
+        addr.addressId,
+        buildRawMail({
+          from: "Carla Customer <carla@customer.example>",
+          to: addr.address,
+          subject: round === 1 ? "Toner smear" : `Re: Toner smear [#${ticketNumber}]`,
+          messageId: `quoting-${round}@customer.example`,
+          date: clock.now().toUTCString(),
+          ...mail,
+        }),
+      );
+      expect(ingested.status).toBe("stored");
+      conversationId ??= ingested.conversation!.id;
+      ticketNumber = ingested.conversation!.ticketNumber;
+      expect(ingested.conversation!.id).toBe(conversationId);
+      tokens.push(customerText(round));
+
+      clock.advance(10 * MINUTE);
+      const r = await t.ok(
+        REPLY,
+        { c: conversationId, i: { text: `Clean the drum (${agentText(round)}).\nThen print again.` } },
+        agent.key,
+      );
+      expect(r.replyToConversation, `reply of round ${round}`).toMatchObject({ __typename: "Message" });
+      const sent = await waitForStatus(t, decodeId(r.replyToConversation.id, "Message"), ["SENT", "FAILED"]);
+      expect(sent.outboundStatus, `reply of round ${round}`).toBe("SENT");
+      const captured = capturedWith(sink, sent.messageIdHeader);
+      sizes.push(captured.raw.length);
+      const parsed = await parseCaptured(captured.raw);
+      lastText = parsed.text ?? "";
+      lastHtml = typeof parsed.html === "string" ? parsed.html : "";
+      previous = { id: sent.messageIdHeader!, date: clock.now(), text: lastText, html: lastHtml };
+
+      // Every message within the limit once, in both parts: the customer's text only
+      // from their own message, never again from their client's copy of our reply.
+      for (const token of [...tokens.slice(-max), agentText(round)]) {
+        expect(occurrences(lastText, token), `${token} in the text of reply ${round}`).toBe(1);
+        expect(occurrences(lastHtml, token), `${token} in the HTML of reply ${round}`).toBe(1);
+      }
+      for (const token of tokens.slice(0, Math.max(0, tokens.length - max))) {
+        expect(occurrences(lastText, token), `${token} beyond the limit in reply ${round}`).toBe(0);
+        expect(occurrences(lastHtml, token), `${token} beyond the limit in reply ${round}`).toBe(0);
+      }
+      tokens.push(agentText(round));
+    }
+
+    // What each customer wrote is quoted with its second line, not only its token.
+    expect(occurrences(lastText, "> Page 3 this time.")).toBe(Math.ceil(max / 2));
+    expect(sizes[ROUNDS - 1]!, `sizes ${sizes.join(", ")}`).toBeLessThan(8 * sizes[1]!);
+  }, 180_000);
+});
+
 describe("quoting our earlier replies (composition)", () => {
   const OURS = "mail.acme.example";
   const customer = (n: number, text: string): PreviousMessage => ({
@@ -235,11 +340,20 @@ describe("quoting our earlier replies (composition)", () => {
     const c1 = customer(1, "first-problem");
     const r1 = stored(reply([c1], { text: "first-answer" }));
     const c2 = customer(3, "second-problem");
-    // Composed under another Message-ID domain, the earlier reply is quoted whole: the
-    // outline every reply had before, with first-problem quoted twice.
-    const old = reply([c1, r1, c2], { text: "second-answer" }, "elsewhere.example");
+    // The outline every reply had before: the earlier reply quoted whole, with its own
+    // quotes, so first-problem is there twice. Built from a reply of today by putting
+    // the quoted earlier reply back whole.
+    const current = reply([c1, r1, c2], { text: "second-answer" });
+    const cut = (html: string) => html.replace(/<div class="sb-quote">[\s\S]*?<\/blockquote><\/div>/, "");
+    const old = {
+      ...stored(current),
+      messageId: "<r2@mail.acme.example>",
+      text: current.text.replace(quoteText(r1.text!.split("\n\nOn ")[0]!), quoteText(r1.text!)),
+      html: current.html!.replace(cut(r1.html!), r1.html!),
+    };
     expect(old.text.split("first-problem").length - 1).toBe(2);
-    const r2 = { ...stored(old), messageId: "<r2@mail.acme.example>" };
+    expect(old.html.split("first-problem").length - 1).toBe(2);
+    const r2 = old;
 
     const mail = reply([c1, r1, c2, r2, customer(5, "third-problem")], { html: "<p>third-answer</p>" });
     for (const token of [
@@ -267,12 +381,15 @@ describe("quoting our earlier replies (composition)", () => {
     expect(mail.text.split("> problem").length - 1).toBe(1);
   });
 
-  it("quotes mail from elsewhere whole, even when it ends like one of our quotes", () => {
-    const forged: PreviousMessage = {
-      ...customer(2, "from-elsewhere\n\nOn 2024-03-01 09:00, Bob <bob@x.example> wrote:\n> kept-quote"),
+  it("mail from elsewhere loses its client's trailing quote, not one answered below", () => {
+    const trailing: PreviousMessage = {
+      ...customer(2, "from-elsewhere\n\nOn 2024-03-01 09:00, Bob <bob@x.example> wrote:\n> cut-quote"),
       messageId: "<x1@other.example>",
     };
-    const mail = reply([customer(1, "problem"), forged], { text: "answer" });
-    expect(mail.text).toContain(">> kept-quote");
+    const answered = customer(3, "On 2024-03-01 09:00, Bob <bob@x.example> wrote:\n> kept-quote\nmy-answer");
+    const mail = reply([customer(1, "problem"), trailing, answered], { text: "answer" });
+    expect(mail.text).toContain("> from-elsewhere");
+    expect(mail.text).not.toContain("cut-quote");
+    expect(mail.text).toContain(">> kept-quote\n> my-answer");
   });
 });

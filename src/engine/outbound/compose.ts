@@ -13,6 +13,7 @@ import {
 } from "./address.js";
 import { ComposeError } from "./errors.js";
 import { htmlToText, memoize, sanitizeContentHtml, sanitizeTemplateHtml } from "./html.js";
+import { withoutClientQuoteHtml, withoutClientQuoteText } from "./quotes.js";
 import {
   escapeHtml,
   hasControlChars,
@@ -648,8 +649,10 @@ function composeBody(
   // Our own earlier replies are quoted without the history they quoted in turn: that
   // history is the older messages, quoted here already. Quoting them whole made every
   // reply carry all earlier replies whole, doubling in size each round until TOO_LARGE.
+  // Mail from elsewhere loses the quote its client appended (usually our previous reply,
+  // which carries the history again): quoted whole, each round doubled the size anyway.
   const quoted = (historyApplies(input) ? quotedMessages(input.conversation, target, maxQuoted) : []).map(
-    (m) => renderPrevious(m, timeZone, mintedBy(m, input.messageIdDomain)),
+    (m) => renderPrevious(m, timeZone, mintedBy(m, input.messageIdDomain) ? "OURS" : "CLIENT"),
   );
   const forwarded = input.kind === "FORWARD" && target ? renderPrevious(target, timeZone) : null;
 
@@ -696,16 +699,29 @@ interface RenderedPrevious {
 }
 
 /**
- * A previous message's sanitised HTML, text and attribution line, each computed once.
- * `withoutHistory`: a mail we composed, rendered without the quotes `composeBody` put
- * at its end — what its author wrote (and its signature) only.
+ * Which quote a previous message is rendered without: `OURS`, a mail we composed,
+ * without the quotes `composeBody` put at its end; `CLIENT`, mail from elsewhere,
+ * without the trailing quote its mail client appended (see `quotes.ts`); `NONE`, whole
+ * (a forward).
  */
-function renderPrevious(m: PreviousMessage, timeZone: string, withoutHistory = false): RenderedPrevious {
+type QuoteCut = "OURS" | "CLIENT" | "NONE";
+
+/** A previous message's sanitised HTML, text and attribution line, each computed once. */
+function renderPrevious(m: PreviousMessage, timeZone: string, cut: QuoteCut = "NONE"): RenderedPrevious {
   let html = m.html?.trim() ? sanitizeContentHtml(m.html) : null;
   let source = m.text?.trim() ? m.text.replace(/\r\n?/g, "\n") : null;
-  if (withoutHistory) {
+  if (cut === "OURS") {
     if (html !== null) html = withoutQuotedHtml(html);
     if (source !== null) source = withoutQuotedText(source);
+  } else if (cut === "CLIENT") {
+    const cutText = source === null ? null : withoutClientQuoteText(source);
+    const cutHtml = html === null ? null : withoutClientQuoteHtml(html);
+    // Both parts show the same: a quote found in one part only is cut from the other by
+    // deriving it from the part that was cut (HTML made from text has no formatting).
+    if (cutText !== null) source = cutText;
+    if (cutHtml !== null) html = cutHtml;
+    else if (cutText !== null && html !== null) html = textToHtml(cutText);
+    if (cutHtml !== null && cutText === null && source !== null) source = htmlToText(cutHtml);
   }
   const text = source?.trim() ? source.trim() : html ? htmlToText(html) : "";
   return {
@@ -718,8 +734,8 @@ function renderPrevious(m: PreviousMessage, timeZone: string, withoutHistory = f
 
 /**
  * True when the message's id was minted with our Message-ID domain, i.e. we composed it
- * (as auto-reply loop protection recognises our own mail). Mail from elsewhere is quoted
- * as it is: we do not guess where another client's quote starts.
+ * (as auto-reply loop protection recognises our own mail), so its quotes are ours and
+ * their outline is known exactly; other mail gets the heuristics of `quotes.ts`.
  */
 function mintedBy(m: PreviousMessage, messageIdDomain: string): boolean {
   const id = normalizeMessageId(m.messageId);
