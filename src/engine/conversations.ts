@@ -4,6 +4,7 @@ import {
   asc,
   desc,
   eq,
+  exists,
   ilike,
   inArray,
   isNotNull,
@@ -269,6 +270,21 @@ export async function contactsByIds(ctx: EngineContext, tenantId: string, ids: r
   return ids.map((id) => rows.find((r) => r.id === id) ?? new NotFoundError("Contact", id));
 }
 
+/**
+ * Contacts a viewer may see: all of the tenant's for those who see every queue; for the
+ * others (agents, supervisors with an access profile) those with a conversation they may
+ * see — a customer who only wrote to another queue stays unknown to them.
+ */
+function contactVisibility(db: EngineContext["db"], viewer: Viewer): SQL | undefined {
+  if (viewer.queueIds === null) return undefined;
+  return exists(
+    db
+      .select({ one: sql`1` })
+      .from(conversation)
+      .where(and(eq(conversation.contactId, contact.id), visibility(viewer))),
+  );
+}
+
 export async function listContacts(
   ctx: EngineContext,
   viewer: Viewer,
@@ -283,6 +299,7 @@ export async function listContacts(
     .where(
       and(
         eq(contact.tenantId, viewer.tenantId),
+        contactVisibility(ctx.db, viewer),
         s ? or(ilike(contact.email, likePattern(s)), ilike(contact.name, likePattern(s))) : undefined,
       ),
     )
@@ -295,7 +312,7 @@ export async function getContact(ctx: EngineContext, viewer: Viewer, id: string)
   const [row] = await ctx.db
     .select()
     .from(contact)
-    .where(and(eq(contact.id, id), eq(contact.tenantId, viewer.tenantId)));
+    .where(and(eq(contact.id, id), eq(contact.tenantId, viewer.tenantId), contactVisibility(ctx.db, viewer)));
   if (!row) throw new NotFoundError("Contact", id);
   return row;
 }

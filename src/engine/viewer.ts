@@ -27,9 +27,11 @@ export function requirePermission(viewer: Viewer, permission: Permission): void 
 }
 
 export function canSeeQueue(viewer: Viewer, queueId: string | null): boolean {
+  // A conversation outside every queue (unrouted) is visible only to those who see every
+  // queue: admins and unrestricted supervisors — as `visibility()` (conversations.ts) reads
+  // it. (An agent never sees every queue: its set is its memberships.)
   if (viewer.queueIds === null) return true;
-  // A conversation outside every queue (e.g. unrouted) is visible to supervisors and admins only.
-  if (queueId === null) return viewer.role !== "AGENT";
+  if (queueId === null) return false;
   return viewer.queueIds.has(queueId);
 }
 

@@ -346,8 +346,13 @@ MessageRef.implement({
       type: [RecipientFailureRef],
       description:
         "Recipients the relay refused at send time (outbound only). The message is SENT when others were " +
-        "accepted, FAILED when all were refused.",
-      resolve: (m) => m.failedRecipients,
+        "accepted, FAILED when all were refused. Bcc recipients only for callers with SEE_BCC.",
+      resolve: (m, _a, ctx) => {
+        if (ctx.viewer?.permissions.has("SEE_BCC")) return m.failedRecipients;
+        // A refused Bcc recipient would name whom the mail was blind-copied to.
+        const visible = new Set([...m.to, ...m.cc].map((a) => a.address.toLowerCase()));
+        return m.failedRecipients.filter((f) => visible.has(f.address.toLowerCase()));
+      },
     }),
     sizeBytes: t.exposeInt("sizeBytes", { description: "Size of the raw message." }),
     attachments: t.loadableList({

@@ -1,5 +1,5 @@
 import { decodeCursor, type EventRow, encodeCursor } from "../engine/event-hub.js";
-import { canSeeQueue } from "../engine/viewer.js";
+import { canSeeQueue, type Viewer } from "../engine/viewer.js";
 import { builder } from "./builder.js";
 import { encodeId } from "./ids.js";
 
@@ -45,6 +45,22 @@ export const EventRef = builder.objectRef<EventRow>("Event").implement({
   }),
 });
 
+/**
+ * Events about what only admins may read: rejected mail (its sender, subject and reason),
+ * its release, and retention's purges.
+ */
+const ADMIN_EVENTS = new Set(["message.rejected", "message.released", "retention.purged"]);
+
+/**
+ * Whether the tenant stream shows an event: admin-only events to admins; the rest by its
+ * queue. An event without a queue is about work outside every queue (unrouted) or about
+ * the tenant, and only those who see every queue get it.
+ */
+export function canSeeEvent(viewer: Viewer, e: { type: string; queueId: string | null }): boolean {
+  if (ADMIN_EVENTS.has(e.type)) return viewer.role === "ADMIN";
+  return canSeeQueue(viewer, e.queueId);
+}
+
 builder.subscriptionField("tenantEvents", (t) =>
   t.withAuth({ supervisor: true }).field({
     type: EventRef,
@@ -58,7 +74,7 @@ builder.subscriptionField("tenantEvents", (t) =>
       const viewer = ctx.viewer;
       const from = args.after ? decodeCursor(args.after) : await ctx.engine.hub.head(viewer.tenantId);
       if (!from) throw new Error("after is not a valid cursor");
-      return ctx.engine.hub.subscribe(viewer.tenantId, (e) => canSeeQueue(viewer, e.queueId), { from });
+      return ctx.engine.hub.subscribe(viewer.tenantId, (e) => canSeeEvent(viewer, e), { from });
     },
     resolve: (e) => e,
   }),

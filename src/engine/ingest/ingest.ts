@@ -1355,8 +1355,14 @@ async function recordDeliveryReport(
   const original = ds?.originalMessageId ? ds.originalMessageId.replace(/^<|>$/g, "") : null;
   if (original && failed.length > 0) {
     const rows = await tx
-      .select({ id: message.id, conversationId: message.conversationId, to: message.to })
+      .select({
+        id: message.id,
+        conversationId: message.conversationId,
+        to: message.to,
+        queueId: conversation.queueId,
+      })
       .from(message)
+      .innerJoin(conversation, eq(conversation.id, message.conversationId))
       .where(
         and(
           eq(message.tenantId, tenantId),
@@ -1381,6 +1387,7 @@ async function recordDeliveryReport(
           tenantId,
           type: "message.bounced",
           conversationId: r.conversationId,
+          queueId: r.queueId,
           occurredAt: now,
           payload: {
             messageId: r.id,

@@ -391,6 +391,21 @@ function permanentRejections(list: readonly RecipientRejection[] | undefined): R
   return (list ?? []).filter((r) => r.responseCode !== null && r.responseCode >= 500 && r.address !== "");
 }
 
+/**
+ * Event payloads are read by everyone who may see the conversation, SEE_BCC or not: they
+ * name only the visible recipients (To and Cc) and count the others — the agent's Bcc and
+ * the address's hidden BCC, which the SMTP envelope carries too.
+ */
+function visibleRecipients(m: Claimed): (address: string) => boolean {
+  const visible = new Set([...(m.to ?? []), ...(m.cc ?? [])].map((a) => a.address.toLowerCase()));
+  return (address) => visible.has(address.toLowerCase());
+}
+
+/** `{[key]: n}` when there are any: payloads without blind copies stay as they were. */
+function countOf(key: string, n: number): Record<string, number> {
+  return n > 0 ? { [key]: n } : {};
+}
+
 function asFailures(list: readonly RecipientRejection[] | undefined): RecipientFailure[] {
   return (list ?? []).map((r) => ({ address: r.address, responseCode: r.responseCode, reason: r.response }));
 }
@@ -415,6 +430,7 @@ async function markRejectedRecipients(
       .where(and(eq(contact.tenantId, m.tenantId), eq(contact.email, r.address.toLowerCase())));
   }
   if (rejected.length === 0) return [];
+  const isVisible = visibleRecipients(m);
   return [
     {
       tenantId: m.tenantId,
@@ -424,8 +440,9 @@ async function markRejectedRecipients(
       occurredAt: now,
       payload: {
         messageId: m.id,
-        recipients: asFailures(rejected),
-        markedUndeliverable: permanent.map((r) => r.address),
+        recipients: asFailures(rejected.filter((r) => isVisible(r.address))),
+        markedUndeliverable: permanent.filter((r) => isVisible(r.address)).map((r) => r.address),
+        ...countOf("bccRejected", rejected.filter((r) => !isVisible(r.address)).length),
       },
     },
   ];
@@ -466,6 +483,7 @@ async function writeSent(tx: Tx, sent: readonly Sent[], now: Date): Promise<void
   }
   for (const { m, queueId, result } of sent) {
     const base = { tenantId: m.tenantId, conversationId: m.conversationId, queueId };
+    const isVisible = visibleRecipients(m);
     events.push({
       ...base,
       type: "message.sent",
@@ -473,8 +491,10 @@ async function writeSent(tx: Tx, sent: readonly Sent[], now: Date): Promise<void
       payload: {
         messageId: m.id,
         attempts: m.sendAttempts,
-        accepted: result.accepted,
-        rejected: result.rejected,
+        accepted: result.accepted.filter(isVisible),
+        rejected: result.rejected.filter(isVisible),
+        ...countOf("bccAccepted", result.accepted.filter((a) => !isVisible(a)).length),
+        ...countOf("bccRejected", result.rejected.filter((a) => !isVisible(a)).length),
         response: result.response.slice(0, 300),
       },
     });

@@ -1,6 +1,7 @@
 import { and, eq, isNull, or, sql } from "drizzle-orm";
 import { type DbOrTx, rawClient, type Tx } from "../../db/client.js";
-import { agentState, contact, conversation, queue, queueMember, user } from "../../db/schema/index.js";
+import { agentState, contact, conversation, queue, queueMember, skill, user } from "../../db/schema/index.js";
+import { checkRefs } from "../config/refs.js";
 import { checkText } from "../config/validate.js";
 import type { EngineContext } from "../context.js";
 import type { Conversation } from "../conversations.js";
@@ -573,6 +574,23 @@ export async function transferConversation(
     if (requiredSkillIds && requiredSkillIds.length > 20) {
       throw new ValidationError({ field: "requiredSkillIds", message: "at most 20 skills" });
     }
+    if (requiredSkillIds?.length) {
+      // Only the tenant's own live skills: another tenant's or an unknown one would leave
+      // the conversation waiting for an agent who can never exist.
+      const p = new Problems();
+      await checkRefs(
+        tx,
+        viewer.tenantId,
+        p,
+        requiredSkillIds.map((id, i) => ({
+          field: `requiredSkillIds[${i}]`,
+          table: skill,
+          id,
+          what: "skill",
+        })),
+      );
+      p.throwIfAny();
+    }
     const previous = c.assigneeId ?? c.offeredToId;
     const { handleTimeMs } = await unown(tx, c, now);
     await tx
@@ -691,6 +709,7 @@ export async function interruptAgent(
   return run(ctx, viewer.tenantId, async (tx) => {
     const now = ctx.clock.now();
     await requireAgentInTenant(tx, viewer.tenantId, agentId);
+    await requireAgentInViewersQueues(tx, viewer, agentId);
     const active = await activeOf(tx, agentId);
     const st = await lockAgent(tx, viewer.tenantId, agentId);
     if (st.interruptedAt !== null) return { agentId, conversationId: st.interruptedConversationId };
@@ -704,6 +723,8 @@ export async function interruptAgent(
       tenantId: viewer.tenantId,
       type: "agent.interrupted",
       conversationId: parked,
+      // Whose queue it concerns: tenantEvents shows it to those who see that queue.
+      queueId: parked ? (active?.queueId ?? null) : null,
       agentId,
       actorType: "USER",
       actorId: viewer.userId,
@@ -725,6 +746,7 @@ export async function resumeAgent(
   return run(ctx, viewer.tenantId, async (tx, after) => {
     const now = ctx.clock.now();
     await requireAgentInTenant(tx, viewer.tenantId, agentId);
+    await requireAgentInViewersQueues(tx, viewer, agentId);
     const [pre] = await tx.select().from(agentState).where(eq(agentState.userId, agentId));
     const target = pre?.interruptedConversationId
       ? await lockConversation(tx, viewer.tenantId, pre.interruptedConversationId).catch(() => null)
@@ -762,6 +784,7 @@ export async function resumeAgent(
       tenantId: viewer.tenantId,
       type: "agent.resumed",
       conversationId: resumed,
+      queueId: resumed ? (target?.queueId ?? null) : null,
       agentId,
       actorType: "USER",
       actorId: viewer.userId,
@@ -772,6 +795,25 @@ export async function resumeAgent(
     await queuesOfAgent(tx, viewer.tenantId, agentId, after);
     return { agentId, conversationId: resumed };
   });
+}
+
+/**
+ * A supervisor whose access profile limits its queues acts only on agents of those
+ * queues (members directly or through their team); any other agent is unknown to it, as
+ * their conversations are. Unrestricted supervisors and the agent itself pass.
+ */
+async function requireAgentInViewersQueues(tx: DbOrTx, viewer: Viewer, agentId: string): Promise<void> {
+  if (viewer.queueIds === null || viewer.userId === agentId) return;
+  const queues = [...viewer.queueIds];
+  const rows =
+    queues.length === 0
+      ? []
+      : await rawClient(tx)`
+          SELECT 1 FROM queue_member m JOIN "user" u ON u.id = ${agentId}::uuid
+           WHERE m.tenant_id = ${viewer.tenantId}::uuid AND m.queue_id = ANY(${queues}::uuid[])
+             AND (m.user_id = u.id OR (u.team_id IS NOT NULL AND m.team_id = u.team_id))
+           LIMIT 1`;
+  if (rows.length === 0) throw new NotFoundError("User", agentId);
 }
 
 async function requireAgentInTenant(tx: DbOrTx, tenantId: string, agentId: string): Promise<void> {
