@@ -442,7 +442,8 @@ const ConversationFilterInput = builder.inputType("ConversationFilter", {
     unrouted: t.boolean({
       description:
         "true: only conversations outside every queue (mail to an address without a routing target, or whose " +
-        "queue was archived), which supervisors and admins transfer by hand; false: only those in a queue.",
+        "queue was archived), which admins and supervisors without an access profile see and transfer by hand; " +
+        "false: only those in a queue.",
     }),
     statuses: t.field({ type: [ConversationStatusEnum], description: "Only these statuses." }),
     workStates: t.field({ type: [WorkStateEnum], description: "Only these routing positions." }),
