@@ -23,6 +23,10 @@ export interface Config {
     port: number;
     tlsKeyFile: string | null;
     tlsCertFile: string | null;
+    /** Connections at once (smtp-in.ts). */
+    maxClients: number;
+    /** Mail held in memory across connections; null = 8 × maxMessageBytes, ≥ 64 MB. */
+    maxBufferedBytes: number | null;
   };
   maxMessageBytes: number;
   /** MIME parser worker threads; null = the parser's default (one per core, at most 2). */
@@ -152,6 +156,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       port: int("SMTP_PORT", 2525, 0, 65535),
       tlsKeyFile: env.SMTP_TLS_KEY_FILE || null,
       tlsCertFile: env.SMTP_TLS_CERT_FILE || null,
+      maxClients: int("SMTP_MAX_CLIENTS", 100, 1, 10_000),
+      maxBufferedBytes: env.SMTP_MAX_BUFFERED_MB
+        ? int("SMTP_MAX_BUFFERED_MB", 320, 1, 1024 * 1024) * 1024 * 1024
+        : null,
     },
     maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     parseWorkers: env.PARSE_WORKERS ? int("PARSE_WORKERS", 2, 1, 16) : null,

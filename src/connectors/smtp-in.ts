@@ -20,6 +20,15 @@ export interface SmtpListenerOptions {
   tlsCertFile?: string | null;
   /** Hostname announced in the greeting. */
   name?: string;
+  /** Connections at once; more get 421 and come back later (default 100). */
+  maxClients?: number;
+  /**
+   * Bytes of mail held in memory across all connections (received, not yet committed).
+   * A message that would go past it is answered 451 at the end of DATA and sent again
+   * later by its server, so a burst of large mail cannot exhaust the process's memory
+   * (default: 8 × maxMessageBytes, at least 64 MB).
+   */
+  maxBufferedBytes?: number | null;
 }
 
 export interface SmtpListener {
@@ -55,6 +64,9 @@ export async function startSmtpListener(
       : null;
   const log = ctx.log.child({ component: "smtp-in" });
   const resolved = new WeakMap<SMTPServerAddress, Recipient>();
+  const budget = opts.maxBufferedBytes ?? Math.max(8 * opts.maxMessageBytes, 64 * 1024 * 1024);
+  /** Bytes held by messages being received or ingested, across all connections. */
+  let buffered = 0;
 
   const server = new SMTPServer({
     name: opts.name ?? "switchboard",
@@ -67,6 +79,7 @@ export async function startSmtpListener(
     // A slow or silent peer must not hold a connection forever.
     socketTimeout: 60_000,
     closeTimeout: 5_000,
+    maxClients: opts.maxClients ?? 100,
     onRcptTo(address, _session, callback) {
       void (async () => {
         const target = await resolveRecipient(ctx, address.address);
@@ -95,17 +108,48 @@ export async function startSmtpListener(
     onData(stream: SMTPServerDataStream, session, callback) {
       let chunks: Buffer[] = [];
       let bytes = 0;
+      // What this message holds of the shared budget; released once it is answered, or
+      // when the client goes away mid-message (smtp-server then destroys the stream).
+      let held = 0;
+      let overBudget = false;
+      const hold = (n: number) => {
+        held += n;
+        buffered += n;
+      };
+      const release = () => {
+        buffered -= held;
+        held = 0;
+      };
+      stream.on("close", () => {
+        if (!stream.readableEnded) release();
+      });
       stream.on("data", (c: Buffer) => {
+        if (overBudget) return;
         const before = bytes;
         bytes += c.length;
-        if (bytes <= opts.maxMessageBytes) chunks.push(c);
-        else if (before <= opts.maxMessageBytes) {
+        if (bytes <= opts.maxMessageBytes) {
+          if (buffered + c.length > budget) {
+            // Too much mail in memory at once: this one is not kept, and is asked for again.
+            overBudget = true;
+            chunks = [];
+            release();
+            return;
+          }
+          chunks.push(c);
+          hold(c.length);
+        } else if (before <= opts.maxMessageBytes) {
           // Past the limit only the beginning is kept, for the rejected record's headline:
           // a sender that did not declare SIZE cannot make the process hold its mail.
           chunks = [Buffer.concat([...chunks, c], Math.min(HEADLINE_BYTES, bytes))];
+          release();
+          hold(chunks[0]!.length);
         }
       });
       stream.on("end", () => {
+        if (overBudget) {
+          log.warn({ budget }, "mail in memory over the budget; asking the sender to retry");
+          return callback(reply(451, "4.3.1 Too much mail in progress, try again later"));
+        }
         void (async () => {
           const receivedAt = ctx.clock.now();
           const byAddress = new Map<string, Recipient>();
@@ -144,10 +188,12 @@ export async function startSmtpListener(
             return callback(reply(552, `5.3.4 Message exceeds the ${opts.maxMessageBytes}-byte limit`));
           }
           callback(null, "2.0.0 Message accepted");
-        })().catch((err) => {
-          log.error({ err }, "ingest failed; asking the sender to retry");
-          callback(reply(451, "4.3.0 Temporary failure, try again later"));
-        });
+        })()
+          .catch((err) => {
+            log.error({ err }, "ingest failed; asking the sender to retry");
+            callback(reply(451, "4.3.0 Temporary failure, try again later"));
+          })
+          .finally(release);
       });
     },
   });

@@ -3,6 +3,7 @@ import { connect } from "node:net";
 import { eq } from "drizzle-orm";
 import nodemailer, { type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startSmtpListener } from "../../src/connectors/smtp-in.js";
 import { conversation, message, rawMessage, rejectedMessage, tenant } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -34,8 +35,8 @@ async function send(to: string, extra: Partial<SendMailOptions> = {}) {
 }
 
 /** A raw SMTP client: `reply()` waits for the next final reply line after what was written. */
-function smtpDialog() {
-  const socket = connect(t.app.smtp!.port, "127.0.0.1");
+function smtpDialog(port = t.app.smtp!.port) {
+  const socket = connect(port, "127.0.0.1");
   socket.setEncoding("utf8");
   let received = "";
   const replies: string[] = [];
@@ -288,5 +289,78 @@ describe("inbound SMTP listener", () => {
       expect(rej!.sizeBytes).toBeGreaterThan(1500 * 1000);
       expect(await stored("after-big-1")).toEqual([{ tenantId: betaTenant, addressId: beta.addressId }]);
     });
+  });
+});
+
+describe("inbound SMTP listener: memory and connection limits", () => {
+  it("holds at most maxBufferedBytes of mail: a message past it gets 451, and what a message held is released when it is answered or its client goes away", async () => {
+    const listener = await startSmtpListener(t.app.engine, {
+      host: "127.0.0.1",
+      port: 0,
+      maxMessageBytes: 512 * 1024,
+      maxBufferedBytes: 600 * 1024,
+      maxClients: 4,
+    });
+    const open = async (n: number) => {
+      const d = smtpDialog(listener.port);
+      expect(await d.reply()).toMatch(/^220/);
+      await d.command("EHLO sender.example");
+      await d.command("MAIL FROM:<carol@customer.example>");
+      expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+      expect(await d.command("DATA")).toMatch(/^354/);
+      return Object.assign(d, { n });
+    };
+    // ~400 KB each: one fits the 600 KB budget, two at once do not.
+    const body = (id: string) =>
+      `From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Big ${id}\r\n` +
+      `Message-ID: <${id}@customer.example>\r\n\r\n${`${"x".repeat(998)}\r\n`.repeat(400)}`;
+    const settle = () => new Promise((r) => setTimeout(r, 1000));
+    try {
+      const a = await open(1);
+      const b = await open(2);
+      a.socket.write(body("budget-a")); // received, not finished: held
+      await settle();
+      b.socket.write(body("budget-b"));
+      expect(await b.command(".")).toMatch(/^451 4\.3\.1/);
+      expect(await a.command(".")).toMatch(/^250/);
+      // A client that goes away mid-message gives its share back.
+      const d = await open(4);
+      d.socket.write(body("budget-d"));
+      await settle();
+      d.socket.destroy();
+      await settle();
+      const e = await open(5);
+      e.socket.write(body("budget-e"));
+      expect(await e.command(".")).toMatch(/^250/);
+      // b's mail comes again later and is taken then.
+      expect(await b.command("MAIL FROM:<carol@customer.example>")).toMatch(/^250/);
+      await b.command("RCPT TO:<help@acme.test>");
+      await b.command("DATA");
+      b.socket.write(body("budget-b"));
+      expect(await b.command(".")).toMatch(/^250/);
+      const stored = await t.db.db.select({ id: message.messageIdHeader }).from(message);
+      const ids = stored.map((m) => m.id).filter((id) => id?.startsWith("budget-"));
+      expect(ids.sort()).toEqual([
+        "budget-a@customer.example",
+        "budget-b@customer.example",
+        "budget-e@customer.example",
+      ]);
+      for (const x of [a, b, e]) x.socket.destroy();
+      await settle();
+
+      // Connections past maxClients are turned away with 421.
+      const held = [
+        smtpDialog(listener.port),
+        smtpDialog(listener.port),
+        smtpDialog(listener.port),
+        smtpDialog(listener.port),
+      ];
+      for (const h of held) expect(await h.reply()).toMatch(/^220/);
+      const fifth = smtpDialog(listener.port);
+      expect(await fifth.reply()).toMatch(/^421/);
+      for (const h of [...held, fifth]) h.socket.destroy();
+    } finally {
+      await listener.close();
+    }
   });
 });
