@@ -41,6 +41,8 @@ export interface Config {
     lockRetrySeconds: number;
     batchSize: number;
     idle: boolean;
+    /** What all mailboxes hold in memory at once (fetched, not yet ingested). */
+    bufferedBytes: number;
   };
   graphql: {
     introspection: boolean;
@@ -170,6 +172,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       lockRetrySeconds: int("IMAP_LOCK_RETRY_SECONDS", 5, 1, 3600),
       batchSize: int("IMAP_BATCH_SIZE", 50, 1, 1000),
       idle: bool("IMAP_IDLE", true),
+      bufferedBytes: int("IMAP_MAX_BUFFERED_MB", 512, 1, 1024 * 1024) * 1024 * 1024,
     },
     graphql: {
       introspection: bool("GRAPHQL_INTROSPECTION", !production),

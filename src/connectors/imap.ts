@@ -14,6 +14,7 @@ import {
   recordAccountStatus,
 } from "../engine/ingest/mailbox.js";
 import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
+import { ByteBudget } from "./byte-budget.js";
 import { describeImapError, ImapConnectorError } from "./imap-errors.js";
 import { HEADLINE_BYTES, headerFields } from "./mime/headline.js";
 import { MIME_PARSER_DEFAULTS, oversizeOutcome } from "./mime/parse.js";
@@ -44,7 +45,14 @@ export interface ImapSettings {
    * short instead of holding `batchSize` × the limit.
    */
   batchBytes?: number;
+  /**
+   * What all mailbox workers of the process hold in memory together (fetched, not yet
+   * ingested), in bytes; default 512 MB (`ByteBudget`).
+   */
+  bufferedBytes?: number;
 }
+
+export const DEFAULT_IMAP_BUFFERED_BYTES = 512 * 1024 * 1024;
 
 export const defaultImapSettings = (databaseUrl: string): ImapSettings => ({
   databaseUrl,
@@ -180,12 +188,15 @@ export async function syncMailbox(
     log: Logger;
     isStopped?: () => boolean;
     repair?: boolean;
+    /** Shared with the process's other mailboxes; a private one without it. */
+    budget?: ByteBudget;
   },
 ): Promise<SyncResult> {
   const { log } = opts;
   const limits: FetchLimits = {
     maxBytes: opts.maxMessageBytes,
     batchBytes: Math.max(opts.batchBytes ?? DEFAULT_BATCH_BYTES, opts.maxMessageBytes),
+    budget: opts.budget ?? new ByteBudget(DEFAULT_IMAP_BUFFERED_BYTES),
   };
   let processed = 0;
   const lock = await client.getMailboxLock(account.mailbox);
@@ -222,24 +233,36 @@ export async function syncMailbox(
         todo.slice(0, opts.batchSize),
         limits,
       );
-      for (let i = 0; next; i++) {
-        const batch: PreparedBatch = await next;
-        next = null;
-        pos += batch.consumed;
-        if (opts.isStopped?.()) return { processed, paused: null };
-        if (i > 0) {
-          const pause = await fetchPause(ctx, account.tenantId);
-          if (pause) return { processed, paused: pause };
+      try {
+        for (let i = 0; next; i++) {
+          const batch: PreparedBatch = await next;
+          next = null;
+          try {
+            pos += batch.consumed;
+            if (opts.isStopped?.()) return { processed, paused: null };
+            if (i > 0) {
+              const pause = await fetchPause(ctx, account.tenantId);
+              if (pause) return { processed, paused: pause };
+            }
+            if (pos < todo.length) {
+              next = prepareBatch(ctx, client, todo.slice(pos, pos + opts.batchSize), limits);
+              // Not awaited if we stop early; its failure must not become an unhandled rejection.
+              next.catch(() => {});
+            }
+            if (batch.messages.length === 0) continue;
+            const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resync);
+            processed += done.length;
+            await afterProcess(client, account, done, log);
+          } finally {
+            batch.release();
+          }
         }
-        if (pos < todo.length) {
-          next = prepareBatch(ctx, client, todo.slice(pos, pos + opts.batchSize), limits);
-          // Not awaited if we stop early; its failure must not become an unhandled rejection.
-          next.catch(() => {});
-        }
-        if (batch.messages.length === 0) continue;
-        const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resync);
-        processed += done.length;
-        await afterProcess(client, account, done, log);
+      } finally {
+        // A batch fetched ahead and not used (stopped, paused, a failure): its bytes go back.
+        next?.then(
+          (b) => b.release(),
+          () => {},
+        );
       }
     }
   } finally {
@@ -252,6 +275,8 @@ interface FetchLimits {
   maxBytes: number;
   /** A batch's sources together; at least one message per batch. */
   batchBytes: number;
+  /** What every mailbox of the process holds together. */
+  budget: ByteBudget;
 }
 
 interface Prepared {
@@ -267,6 +292,8 @@ interface PreparedBatch {
   messages: Prepared[];
   /** How many of the UIDs asked for this batch covers; the rest go to the next one. */
   consumed: number;
+  /** Gives the batch's bytes back to the shared budget (once ingested, or not used). */
+  release: () => void;
 }
 
 /**
@@ -352,6 +379,28 @@ async function prepareBatch(
   const consumed = n < meta.length ? uids.indexOf(meta[n]!.uid) : uids.length;
   const small = taken.filter((m) => !oversize(m)).map((m) => m.uid);
   const big = taken.filter(oversize).map((m) => m.uid);
+  // The sources are held until the batch is ingested: taken from the process's budget
+  // first, so all mailboxes together stay within it (they wait their turn).
+  const release = await limits.budget.acquire(bytes + big.length * HEADLINE_BYTES);
+  try {
+    const messages = await fetchSources(ctx, client, limits, taken, small, big, oversize);
+    return { messages, consumed, release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/** The second step of `prepareBatch`: the sources (or heads) of the messages it took. */
+async function fetchSources(
+  ctx: EngineContext,
+  client: ImapFlow,
+  limits: FetchLimits,
+  taken: Awaited<ReturnType<ImapFlow["fetchAll"]>>,
+  small: number[],
+  big: number[],
+  oversize: (m: { size?: number }) => boolean,
+): Promise<Prepared[]> {
   const [sources, heads] = await Promise.all([
     // At most one byte past the limit even when RFC822.SIZE understated it: BODY.PEEK[]<0.n>.
     small.length > 0
@@ -401,7 +450,7 @@ async function prepareBatch(
       return { uid: m.uid, raw, internalDate, parsed, recipients: recipientCandidates(m.headers, listed) };
     }),
   );
-  return { messages: messages.filter((m) => m !== null), consumed };
+  return messages.filter((m) => m !== null);
 }
 
 async function ingestBatch(
@@ -541,6 +590,10 @@ export class MailboxWorker {
     private readonly ctx: EngineContext,
     readonly account: ImapAccount,
     private readonly settings: ImapSettings,
+    /** Shared by the process's workers (`ByteBudget`); a private one without it. */
+    private readonly budget: ByteBudget = new ByteBudget(
+      settings.bufferedBytes ?? DEFAULT_IMAP_BUFFERED_BYTES,
+    ),
   ) {
     this.lock = new MailboxLock(settings.databaseUrl, account.id);
     this.log = ctx.log.child({ component: "imap", accountId: account.id });
@@ -669,6 +722,7 @@ export class MailboxWorker {
             log: this.log,
             isStopped: () => this.stopped,
             repair: firstSync,
+            budget: this.budget,
           });
           firstSync = false;
           if (r.paused !== paused) {
@@ -714,6 +768,8 @@ export interface ImapConnector {
   workers(): ReadonlyMap<string, MailboxWorker>;
   /** Reloads the account list now (also done every poll interval). */
   reconcile(): Promise<void>;
+  /** The bytes all mailboxes of this process may hold at once (`IMAP_MAX_BUFFERED_MB`). */
+  readonly budget: ByteBudget;
   stop(): Promise<void>;
 }
 
@@ -728,6 +784,7 @@ export function createImapConnector(
   onTick: (accountIds: string[]) => Promise<void> = async () => {},
 ): ImapConnector {
   const log = ctx.log.child({ component: "imap-supervisor" });
+  const budget = new ByteBudget(settings.bufferedBytes ?? DEFAULT_IMAP_BUFFERED_BYTES);
   const workers = new Map<string, MailboxWorker>();
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -745,7 +802,7 @@ export function createImapConnector(
     }
     for (const a of accounts) {
       if (stopped || workers.has(a.id)) continue;
-      const w = new MailboxWorker(ctx, a, settings);
+      const w = new MailboxWorker(ctx, a, settings, budget);
       workers.set(a.id, w);
       w.start();
     }
@@ -771,6 +828,7 @@ export function createImapConnector(
       tick();
     },
     reconcile,
+    budget,
     workers: () => workers,
     async pollAccount(accountId) {
       const local = workers.get(accountId);
@@ -795,6 +853,7 @@ export function createImapConnector(
             batchBytes: settings.batchBytes,
             log: log.child({ accountId }),
             repair: true,
+            budget,
           });
         } catch (err) {
           const info = describeImapError(err);

@@ -237,6 +237,38 @@ describe.skipIf(!enabled)("IMAP connector gaps (real Dovecot)", () => {
     expect(all.every((m) => m.seen)).toBe(true);
   });
 
+  it("all mailboxes of a process hold at most IMAP_MAX_BUFFERED_MB together: two mailboxes drained at once take turns, nothing skipped, everything given back", async () => {
+    const a = await setup();
+    const b = await setup();
+    for (const s of [a, b]) {
+      await appendMany(
+        dovecot,
+        [0, 1, 2, 3].map((i) => bigMail(s.address, `shared-${s.accountId}-${i}@customer.example`, 60 * 1024)),
+        s.mailbox,
+      );
+    }
+    // A batch is two 60 KB mails (150 KB per batch); the process may hold 100 KB: one
+    // batch at a time, across both mailboxes and their fetch-ahead.
+    const imap = createImapConnector(t.app.engine, {
+      ...defaultImapSettings(t.db.url),
+      maxMessageBytes: LIMIT,
+      batchBytes: 150 * 1024,
+      bufferedBytes: 100 * 1024,
+    });
+    try {
+      expect(await Promise.all([imap.pollAccount(a.accountId), imap.pollAccount(b.accountId)])).toEqual([
+        "synced",
+        "synced",
+      ]);
+    } finally {
+      await imap.stop();
+    }
+    for (const s of [a, b]) expect(await messagesOf(s.accountId)).toHaveLength(4);
+    expect(imap.budget.peak).toBeGreaterThan(100 * 1024); // one batch over the budget, alone
+    expect(imap.budget.peak).toBeLessThanOrEqual(150 * 1024);
+    expect(imap.budget.held).toBe(0);
+  });
+
   it("recipient address: X-Original-To / Envelope-To, then To/Cc, then Delivered-To — the first naming one of the account's addresses; else the first address", async () => {
     const s = await setup();
     // A second address of the same account, in a queue of its own (created later: not the default).

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { ByteBudget } from "../../src/connectors/byte-budget.js";
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("ByteBudget", () => {
+  it("grants what fits at once and queues the rest in order until bytes come back", async () => {
+    const b = new ByteBudget(100);
+    const r1 = await b.acquire(60);
+    const order: string[] = [];
+    const second = b.acquire(50).then((r) => (order.push("50"), r));
+    const third = b.acquire(10).then((r) => (order.push("10"), r)); // fits, but waits its turn
+    await tick();
+    expect(order).toEqual([]);
+    expect(b.held).toBe(60);
+    r1();
+    const [r2, r3] = await Promise.all([second, third]);
+    expect(order).toEqual(["50", "10"]);
+    expect(b.held).toBe(60);
+    r2();
+    r2(); // giving back twice gives back once
+    expect(b.held).toBe(10);
+    r3();
+    expect(b.held).toBe(0);
+    expect(b.peak).toBe(60);
+  });
+
+  it("a request larger than the whole budget is served when nothing else is held", async () => {
+    const b = new ByteBudget(100);
+    const small = await b.acquire(30);
+    let big: (() => void) | null = null;
+    const pending = b.acquire(250).then((r) => {
+      big = r;
+    });
+    await tick();
+    expect(big).toBeNull();
+    small();
+    await pending;
+    expect(b.held).toBe(250);
+    big!();
+    expect(b.held).toBe(0);
+  });
+});
