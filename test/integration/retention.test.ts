@@ -2,19 +2,19 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { silentLogger } from "../../src/engine/context.js";
-import { type IngestResult, ingestMessage } from "../../src/engine/ingest/ingest.js";
+import type { IngestResult } from "../../src/engine/ingest/ingest.js";
 import { purgeExpired } from "../../src/engine/retention.js";
 import { indexQueuedMessages } from "../../src/engine/search.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
+import { ingestRaw } from "../helpers/ingest.js";
 import { buildRawMail, type RawMailSpec } from "../helpers/raw-mail.js";
 
 // Retention (SPEC §11): closed conversations and rejected mail past the tenant's period go,
 // with everything that hangs on them; nothing else does.
 let t: TestApp;
 let seq = 0;
-const DAY = 86_400_000;
 
 beforeAll(async () => {
   t = await startTestApp({ env: { SEARCH_INDEXER: "false" } });
@@ -31,15 +31,7 @@ async function ingest(tenantId: string, addressId: string, spec: RawMailSpec = {
     attachments: [{ filename: "a.pdf", contentType: "application/pdf", content: Buffer.from(`pdf ${seq}`) }],
     ...spec,
   });
-  const ctx = t.app.engine;
-  return ingestMessage(ctx, {
-    tenantId,
-    addressId,
-    raw,
-    parsed: await ctx.mime.parse(raw),
-    receivedAt: new Date(),
-    source: { kind: "smtp", mailFrom: "alice@customer.example", rcptTo: [] },
-  });
+  return ingestRaw(t.app.engine, { tenantId, addressId }, raw);
 }
 
 const convId = (r: IngestResult) => {

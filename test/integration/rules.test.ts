@@ -10,10 +10,11 @@ import {
   skill,
 } from "../../src/db/schema/index.js";
 import { ManualClock } from "../../src/engine/clock.js";
-import { type IngestResult, ingestMessage } from "../../src/engine/ingest/ingest.js";
+import type { IngestResult } from "../../src/engine/ingest/ingest.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+import { ingestRaw } from "../helpers/ingest.js";
 import { buildRawMail, type RawMailSpec } from "../helpers/raw-mail.js";
 
 // Monday 2026-03-02.
@@ -41,12 +42,7 @@ async function createRule(input: Record<string, unknown>) {
 async function ingest(addressId: string, spec: RawMailSpec = {}, receivedAt?: Date): Promise<IngestResult> {
   seq += 1;
   const raw = buildRawMail({ subject: `Mail ${seq}`, messageId: `rules-${seq}@customer.example`, ...spec });
-  const ctx = t.app.engine;
-  return ingestMessage(ctx, {
-    tenantId: t.tenantId,
-    addressId,
-    raw,
-    parsed: await ctx.mime.parse(raw),
+  return ingestRaw(t.app.engine, { tenantId: t.tenantId, addressId }, raw, {
     receivedAt: receivedAt ?? clock.now(),
     source: { kind: "api", userId: t.adminId },
   });

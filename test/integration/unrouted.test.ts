@@ -1,9 +1,10 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type IngestResult, ingestMessage } from "../../src/engine/ingest/ingest.js";
+import type { IngestResult } from "../../src/engine/ingest/ingest.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+import { ingestRaw } from "../helpers/ingest.js";
 import { buildRawMail, type RawMailSpec } from "../helpers/raw-mail.js";
 
 // Where mail goes when no queue is there to take it: an address without a routing target,
@@ -25,13 +26,7 @@ async function ingest(addressId: string, spec: RawMailSpec = {}): Promise<Ingest
     messageId: `unrouted-${seq}@customer.example`,
     ...spec,
   });
-  const ctx = t.app.engine;
-  return ingestMessage(ctx, {
-    tenantId: t.tenantId,
-    addressId,
-    raw,
-    parsed: await ctx.mime.parse(raw),
-    receivedAt: new Date(),
+  return ingestRaw(t.app.engine, { tenantId: t.tenantId, addressId }, raw, {
     source: { kind: "api", userId: t.adminId },
   });
 }
