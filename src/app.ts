@@ -153,7 +153,9 @@ export async function startSwitchboard(
     const NO_ID = "00000000-0000-0000-0000-000000000000";
     http.route("/attachments/", async (req, res, viewer) => {
       const [path, search] = (req.url ?? "").split("?", 2) as [string, string | undefined];
-      const id = /^\/attachments\/([0-9a-f-]{36})$/i.exec(path)?.[1];
+      const id = /^\/attachments\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i.exec(
+        path,
+      )?.[1];
       const query = new URLSearchParams(search ?? "");
       // With a key: the caller's own access. Without one: a signed link (attachment-links.ts).
       if (!viewer && !query.has("signature")) return unauthorized(res);
@@ -196,7 +198,10 @@ export async function startSwitchboard(
     });
     http.route("/rejected-messages/", async (req, res, viewer) => {
       if (!viewer) return unauthorized(res);
-      const id = /^\/rejected-messages\/([0-9a-f-]{36})\/raw$/i.exec((req.url ?? "").split("?")[0]!)?.[1];
+      const id =
+        /^\/rejected-messages\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/raw$/i.exec(
+          (req.url ?? "").split("?")[0]!,
+        )?.[1];
       let raw: RejectedRaw;
       try {
         raw = await openRejectedRaw(engine, viewer, id ?? NO_ID);

@@ -143,6 +143,16 @@ describe("signed attachment links", () => {
     expect(await status(`${a!.downloadPath}?expires=soon&signature=${sig}`)).toBe(404);
     expect(await status(`${a!.downloadPath}?signature=`)).toBe(404);
     expect(await status(`/attachments/not-an-id?expires=${exp}&signature=${sig}`)).toBe(404);
+    // The shape of an ID but no UUID: still 404, with or without a key (it was a 500).
+    const dashes = "-".repeat(36);
+    expect(await status(`/attachments/${dashes}?expires=${exp}&signature=${sig}`)).toBe(404);
+    expect(
+      (await fetch(`${base}/attachments/${dashes}`, { headers: { authorization: t.adminKey } })).status,
+    ).toBe(404);
+    expect(
+      (await fetch(`${base}/rejected-messages/${dashes}/raw`, { headers: { authorization: t.adminKey } }))
+        .status,
+    ).toBe(404);
     expect(await status(a!.downloadPath)).toBe(401);
 
     // Another tenant's attachment, signed with the same server key but for its own tenant:
