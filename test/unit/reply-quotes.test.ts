@@ -300,3 +300,38 @@ describe("quoting an inbound message in a reply", () => {
     expect(mail.text).toContain("agent-answer-01");
   });
 });
+
+describe("Outlook quotes with the message's subject: only a header block of this conversation is a quote", () => {
+  const pasted =
+    "Hi, see what the courier told me:\n\n-----Original Message-----\nFrom: Courier <noreply@courier.example>\n" +
+    "Sent: Monday, March 2, 2026 9:10 AM\nTo: Carla\nSubject: Delivery failed\n\nWe could not deliver.\n\n" +
+    "MY OWN QUESTION: can you resend it?";
+  const reply =
+    "Still broken.\n\n-----Original Message-----\nFrom: ACME Support [mailto:history@acme.test]\n" +
+    "Sent: Monday, March 2, 2026 9:10 AM\nTo: Carla\nSubject: RE: Paper jam [#7]\n\nPlease try this.";
+
+  it("cuts a header block naming this conversation's subject (prefixes, ticket and case aside)", () => {
+    expect(withoutClientQuoteText(reply, "AW: Re: paper JAM [#7]")).toBe("Still broken.");
+    expect(withoutClientQuoteText(reply, "Paper jam")).toBe("Still broken.");
+  });
+
+  it("keeps a pasted or forwarded mail of another subject whole, with the customer's text after it", () => {
+    expect(withoutClientQuoteText(pasted, "Re: Paper jam [#7]")).toBeNull();
+    const noSeparator = pasted.replace("-----Original Message-----\n", "");
+    expect(withoutClientQuoteText(noSeparator, "Re: Paper jam [#7]")).toBeNull();
+    const html = stored(
+      "<p>Hi, see below.</p><hr><p><b>From:</b> Courier<br><b>Sent:</b> Monday, March 2, 2026 9:10 AM<br>" +
+        "<b>Subject:</b> Delivery failed</p><p>We could not deliver.</p><p>MY OWN QUESTION: can you resend it?</p>",
+    );
+    expect(withoutClientQuoteHtml(html, "Re: Paper jam [#7]")).toBeNull();
+    const ours = stored(
+      "<p>Still broken.</p><hr><p><b>From:</b> ACME<br><b>Sent:</b> Monday, March 2, 2026 9:10 AM<br>" +
+        "<b>Subject:</b> RE: Paper jam [#7]</p><p>Please try this.</p>",
+    );
+    expect(textOfHtml(withoutClientQuoteHtml(ours, "RE: RE: Paper jam [#7]")!)).toBe("Still broken.");
+  });
+
+  it("an empty subject never makes a header block a quote", () => {
+    expect(withoutClientQuoteText(reply, "")).toBeNull();
+  });
+});

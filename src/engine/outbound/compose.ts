@@ -714,8 +714,9 @@ function renderPrevious(m: PreviousMessage, timeZone: string, cut: QuoteCut = "N
     if (html !== null) html = withoutQuotedHtml(html);
     if (source !== null) source = withoutQuotedText(source);
   } else if (cut === "CLIENT") {
-    const cutText = source === null ? null : withoutClientQuoteText(source);
-    const cutHtml = html === null ? null : withoutClientQuoteHtml(html);
+    // Outlook's quote is recognised by a header block naming this message's subject.
+    const cutText = source === null ? null : withoutClientQuoteText(source, m.subject ?? "");
+    const cutHtml = html === null ? null : withoutClientQuoteHtml(html, m.subject ?? "");
     // Both parts show the same: a quote found in one part only is cut from the other by
     // deriving it from the part that was cut (HTML made from text has no formatting).
     if (cutText !== null) source = cutText;

@@ -135,24 +135,53 @@ const SUBJECT_LABEL_RE = /^\*?(?:Subject|Betreff|Objet|Asunto|Oggetto|Onderwerp)
  * line among the next lines of the block. Without a separator above it (`strict`) the
  * block must look like Outlook's own: a Sent line and a Subject line.
  */
-function isHeaderBlock(lines: readonly string[], at: number, strict: boolean): boolean {
+function isHeaderBlock(
+  lines: readonly string[],
+  at: number,
+  strict: boolean,
+  subject: string | undefined,
+): boolean {
   if (!FROM_LABEL_RE.test(squash(lines[at] ?? ""))) return false;
   const block: string[] = [];
   for (let i = at + 1; i < lines.length && block.length < 6 && !isBlank(lines[i] as string); i++)
     block.push(squash(lines[i] as string));
+  // A header block is the quote of this conversation only when it names its subject: a
+  // pasted or forwarded mail (a courier's notice) has another, and the customer's own
+  // text may follow it.
+  if (subject !== undefined) {
+    const line = block.find((l) => SUBJECT_LABEL_RE.test(l));
+    if (!line || !sameThread(line.replace(SUBJECT_LABEL_RE, ""), subject)) return false;
+  }
   if (!strict) return block.some((l) => DATE_LABEL_RE.test(l));
   return block.some((l) => SENT_LABEL_RE.test(l)) && block.some((l) => SUBJECT_LABEL_RE.test(l));
 }
 
+const REPLY_PREFIX_RE = /^(?:re|aw|wg|fw|fwd|sv|vs|antw|tr|rv|r|ref|réf|rif|odp|vl)\s*(?:\[\d+\])?\s*:\s*/i;
+
+/** A subject without reply/forward prefixes, ticket tokens, case and spacing. */
+function threadSubject(subject: string): string {
+  let s = squash(subject.toLowerCase().replace(/[[{]#?\d+[\]}]/g, " ")).replace(/^\*+\s*/, "");
+  for (let next = s.replace(REPLY_PREFIX_RE, ""); next !== s; next = s.replace(REPLY_PREFIX_RE, "")) s = next;
+  return squash(s);
+}
+
+/** Whether a quoted header's subject is this message's (Outlook may cut a long one short). */
+function sameThread(quoted: string, subject: string): boolean {
+  const a = threadSubject(quoted);
+  const b = threadSubject(subject);
+  if (a === "" || b === "") return false;
+  return a === b || (a.length >= 20 && b.startsWith(a));
+}
+
 /** The line where Outlook's quote starts (separator or header block), or null. */
-function outlookCut(lines: readonly string[]): number | null {
+function outlookCut(lines: readonly string[], subject: string | undefined): number | null {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
     if (SEPARATOR_RE.test(line)) {
       let j = i + 1;
       while (j < lines.length && j <= i + 2 && isBlank(lines[j] as string)) j++;
-      if (isHeaderBlock(lines, j, false)) return i;
-    } else if ((i === 0 || isBlank(lines[i - 1] as string)) && isHeaderBlock(lines, i, true)) {
+      if (isHeaderBlock(lines, j, false, subject)) return i;
+    } else if ((i === 0 || isBlank(lines[i - 1] as string)) && isHeaderBlock(lines, i, true, subject)) {
       return i;
     }
   }
@@ -163,9 +192,9 @@ function outlookCut(lines: readonly string[]): number | null {
  * Plain text without the quote the customer's client appended, or null when there is
  * no recognised trailing quote or nothing of the customer's own would be left.
  */
-export function withoutClientQuoteText(text: string): string | null {
+export function withoutClientQuoteText(text: string, subject?: string): string | null {
   const lines = text.replace(/\r\n?/g, "\n").split("\n");
-  const cuts = [trailingQuoteCut(lines), outlookCut(lines)]
+  const cuts = [trailingQuoteCut(lines), outlookCut(lines, subject)]
     .filter((c): c is number => c !== null)
     .sort((a, b) => a - b);
   for (const cut of cuts) {
@@ -327,7 +356,7 @@ function trailingBlockquoteCut(html: string, tokens: readonly Token[]): number |
 const BORDER_TOP_RE = /\bstyle="[^"]*border-top:\s*(?:solid|dotted|dashed)/i;
 
 /** The token of Outlook's separator (`<hr>` or border-top block) above a header block. */
-function outlookHtmlCut(html: string, tokens: readonly Token[]): number | null {
+function outlookHtmlCut(html: string, tokens: readonly Token[], subject: string | undefined): number | null {
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i] as Token;
     const separator =
@@ -336,7 +365,7 @@ function outlookHtmlCut(html: string, tokens: readonly Token[]): number | null {
     if (!separator) continue;
     // The header block is a few short lines; 40 tokens hold it with its bold labels.
     const lines = linesOf(html, tokens, i + 1, Math.min(tokens.length, i + 41));
-    if (isHeaderBlock(lines, 0, false)) return i;
+    if (isHeaderBlock(lines, 0, false, subject)) return i;
   }
   return null;
 }
@@ -346,9 +375,9 @@ function outlookHtmlCut(html: string, tokens: readonly Token[]): number | null {
  * elements left open by the cut are closed), or null when there is no recognised
  * trailing quote or nothing of the customer's own would be left.
  */
-export function withoutClientQuoteHtml(html: string): string | null {
+export function withoutClientQuoteHtml(html: string, subject?: string): string | null {
   const tokens = tokenize(html);
-  const cuts = [trailingBlockquoteCut(html, tokens), outlookHtmlCut(html, tokens)]
+  const cuts = [trailingBlockquoteCut(html, tokens), outlookHtmlCut(html, tokens, subject)]
     .filter((c): c is number => c !== null)
     .sort((a, b) => a - b);
   for (let cut of cuts) {
