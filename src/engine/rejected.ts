@@ -79,7 +79,7 @@ async function* readParts(
 }
 
 /** What an admin may release: mail that was dropped by policy, not mail that cannot be a message. */
-const RELEASABLE = new Set(["spam_dropped", "rule_dropped"]);
+const RELEASABLE = new Set(["spam_dropped", "rule_dropped", "expired"]);
 
 /**
  * Releases dropped mail (a false-positive spam verdict, a rule's drop) into ingest as if it

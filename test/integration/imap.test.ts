@@ -12,6 +12,7 @@ import {
 } from "../../src/db/schema/index.js";
 import { silentLogger } from "../../src/engine/context.js";
 import { purgeExpired } from "../../src/engine/retention.js";
+import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { refuseMessageInserts } from "../helpers/db.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
@@ -298,6 +299,28 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
         uidValidity: before!.uidValidity + 1000,
         lastUid: before!.lastUid,
       });
+      // Not lost in case it never came in: recorded once (raw kept), and an admin can let it in.
+      const expired = () =>
+        t.db.db
+          .select()
+          .from(rejectedMessage)
+          .where(and(eq(rejectedMessage.accountId, s.accountId), eq(rejectedMessage.reason, "expired")));
+      const [rec] = await expired();
+      expect(rec).toMatchObject({ messageIdHeader: "ret-1@customer.example" });
+      expect(rec!.rawMessageId).not.toBeNull();
+      expect(rec!.receivedAt.getTime()).toBeGreaterThan(Date.now() - 60_000); // lasts a period from now
+      await dovecot.setUidValidity(s.mailbox, before!.uidValidity + 2000);
+      await t.app.imap.pollAccount(s.accountId);
+      expect(await expired()).toHaveLength(1);
+      const released = await t.ok(
+        `mutation($id: ID!) { releaseRejectedMessage(id: $id) { __typename ... on IngestOutcome { status created } } }`,
+        { id: encodeId("RejectedMessage", rec!.id) },
+      );
+      expect(released.releaseRejectedMessage).toMatchObject({ status: "stored", created: true });
+      expect((await messagesOf(s.accountId)).map((m) => m.messageIdHeader).sort()).toEqual([
+        "ret-1@customer.example",
+        "ret-2@customer.example",
+      ]);
     } finally {
       await t.db.db.update(tenant).set({ retentionDays: null }).where(eq(tenant.id, t.tenantId));
     }

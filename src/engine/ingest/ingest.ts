@@ -596,10 +596,6 @@ async function ingestInTx(
 
   // 1. The same IMAP position twice (a re-fetch after a crash between commit and flagging).
   if (pre.imapDuplicate) return { status: "duplicate", messageId: pre.imapDuplicate };
-  //    A resync's mail from before the retention period (see `IngestInput.resync`).
-  if (input.resync && t.retentionDays !== null && receivedAt < retentionCutoff(ctx, t.retentionDays)) {
-    return { status: "duplicate", messageId: null };
-  }
 
   const imapPos =
     source.kind === "imap"
@@ -652,6 +648,25 @@ async function ingestInTx(
   // 3. One mail sent to several of our addresses (or re-fetched after a UIDVALIDITY change)
   //    is one message: same Message-ID and same bytes within the tenant.
   if (pre.contentDuplicate) return { status: "duplicate", messageId: pre.contentDuplicate };
+  //    A resync's mail from before the retention period that is not stored (see
+  //    `IngestInput.resync`): most likely purged by retention, so not new work — but in
+  //    case it never was stored, it is recorded (with its raw bytes, releasable), not lost.
+  if (input.resync && t.retentionDays !== null && receivedAt < retentionCutoff(ctx, t.retentionDays)) {
+    const now = ctx.clock.now();
+    return recordRejection(
+      tx,
+      ctx,
+      t.id,
+      address,
+      // Recorded now: the record lasts a retention period from today, not from the mail.
+      { ...input, receivedAt: now },
+      mail,
+      "expired",
+      `received ${receivedAt.toISOString()}, before the retention period of ${t.retentionDays} days; ` +
+        "a mailbox resync found it and it is not stored here (retention purged it, or it never came in)",
+      imapPos,
+    );
+  }
 
   const cls = classifyInput(input, mail, pre.ownAddresses);
 
