@@ -1,4 +1,4 @@
-import { and, eq, isNull, or, sql } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, isNull, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "../db/client.js";
 import { accessProfile, accessProfileQueue, queue, queueMember, user } from "../db/schema/index.js";
 import type { Permission, Role } from "./domain.js";
@@ -95,4 +95,29 @@ export function queueFilterIds(viewer: Viewer, requested?: string[] | null): str
   if (viewer.queueIds === null) return requested ?? null;
   const allowed = [...viewer.queueIds];
   return requested ? requested.filter((id) => viewer.queueIds?.has(id)) : allowed;
+}
+
+/**
+ * The agents of some queues: members directly or through their team (what a supervisor
+ * limited to those queues may follow in the tenant stream, e.g. their presence).
+ */
+export async function agentsOfQueues(
+  db: DbOrTx,
+  tenantId: string,
+  queueIds: readonly string[],
+): Promise<Set<string>> {
+  if (queueIds.length === 0) return new Set();
+  const rows = await db
+    .selectDistinct({ id: user.id })
+    .from(user)
+    .innerJoin(
+      queueMember,
+      and(
+        eq(queueMember.tenantId, tenantId),
+        inArray(queueMember.queueId, [...queueIds]),
+        or(eq(queueMember.userId, user.id), and(isNotNull(user.teamId), eq(queueMember.teamId, user.teamId))),
+      ),
+    )
+    .where(eq(user.tenantId, tenantId));
+  return new Set(rows.map((r) => r.id));
 }

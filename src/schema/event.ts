@@ -1,5 +1,5 @@
 import { decodeCursor, type EventRow, encodeCursor } from "../engine/event-hub.js";
-import { canSeeQueue, type Viewer } from "../engine/viewer.js";
+import { agentsOfQueues, canSeeQueue, type Viewer } from "../engine/viewer.js";
 import { builder } from "./builder.js";
 import { encodeId } from "./ids.js";
 
@@ -56,9 +56,16 @@ const ADMIN_EVENTS = new Set(["message.rejected", "message.released", "retention
  * queue. An event without a queue is about work outside every queue (unrouted) or about
  * the tenant, and only those who see every queue get it.
  */
-export function canSeeEvent(viewer: Viewer, e: { type: string; queueId: string | null }): boolean {
+export function canSeeEvent(
+  viewer: Viewer,
+  e: { type: string; queueId: string | null; conversationId: string | null; agentId: string | null },
+  agents: ReadonlySet<string> | null,
+): boolean {
   if (ADMIN_EVENTS.has(e.type)) return viewer.role === "ADMIN";
-  return canSeeQueue(viewer, e.queueId);
+  if (canSeeQueue(viewer, e.queueId)) return true;
+  // About an agent of the caller's queues and no conversation (presence, an interruption
+  // with nothing parked): what a supervisor follows about its own agents.
+  return e.queueId === null && e.conversationId === null && e.agentId !== null && !!agents?.has(e.agentId);
 }
 
 builder.subscriptionField("tenantEvents", (t) =>
@@ -74,7 +81,11 @@ builder.subscriptionField("tenantEvents", (t) =>
       const viewer = ctx.viewer;
       const from = args.after ? decodeCursor(args.after) : await ctx.engine.hub.head(viewer.tenantId);
       if (!from) throw new Error("after is not a valid cursor");
-      return ctx.engine.hub.subscribe(viewer.tenantId, (e) => canSeeEvent(viewer, e), { from });
+      // A supervisor limited to some queues follows their agents (read once, at subscribe).
+      const agents = viewer.queueIds
+        ? await agentsOfQueues(ctx.engine.db, viewer.tenantId, [...viewer.queueIds])
+        : null;
+      return ctx.engine.hub.subscribe(viewer.tenantId, (e) => canSeeEvent(viewer, e, agents), { from });
     },
     resolve: (e) => e,
   }),

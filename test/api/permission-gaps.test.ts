@@ -163,6 +163,10 @@ describe("permission gaps", () => {
     await t.ok(`mutation($a: ID!) { interruptAgent(agentId: $a) { __typename } }`, {
       a: gid("User", agent1.id),
     });
+    // Presence of an agent of q1 and of one of q2 only.
+    for (const a of [agent1, agent2]) {
+      await t.ok(`mutation { setPresence(presence: AWAY, reason: "lunch") { __typename } }`, {}, a.key);
+    }
     await new Promise((r) => setTimeout(r, 1200));
     for (const s of [admin, all, restricted]) s.stop();
 
@@ -172,7 +176,14 @@ describe("permission gaps", () => {
     expect(types(restricted)).not.toContain("message.rejected");
     expect(types(all)).toContain("conversation.unrouted");
     expect(types(restricted)).not.toContain("conversation.unrouted");
-    expect(restricted.out.filter((e) => e.queueId === null)).toEqual([]);
+    // Queue-less events reach the restricted supervisor only about its own agents.
+    const presence = (s: { out: Ev[] }) =>
+      s.out.filter((e) => e.type === "agent.presence_changed").map((e) => e.agentId);
+    expect(presence(all).sort()).toEqual([gid("User", agent1.id), gid("User", agent2.id)].sort());
+    expect(presence(restricted)).toEqual([gid("User", agent1.id)]);
+    expect(restricted.out.filter((e) => e.queueId === null && e.type !== "agent.presence_changed")).toEqual(
+      [],
+    );
     // The interrupt names its conversation's queue, so the restricted supervisor of q1 gets it.
     const interrupted = admin.out.find((e) => e.type === "agent.interrupted");
     expect(interrupted?.conversationId).toBe(inQ1.conversation!.id);
