@@ -461,7 +461,7 @@ describe("text fields refuse what PostgreSQL cannot store, naming the field", ()
     expectProblem(await run(c.defs, c.call, c.vars(NUL), c.select), c.field, NUL_MSG);
     expectProblem(await run(c.defs, c.call, c.vars(LONE), c.select), c.field, UNICODE_MSG);
     if (c.oneLine) {
-      for (const v of [CONTROL, TAB, LINE_BREAK])
+      for (const v of [CONTROL, TAB, LINE_BREAK, "a\u0085b", "a\u2028b"])
         expectProblem(await run(c.defs, c.call, c.vars(v), c.select), c.field, CONTROL_MSG);
     } else {
       // Only NUL among the control characters: CR/LF and TAB are content of a body.

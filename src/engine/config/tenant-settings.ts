@@ -4,7 +4,7 @@ import type { EngineContext } from "../context.js";
 import { PERMISSIONS, type Permission, ROLES, type Role } from "../domain.js";
 import { NotFoundError, Problems } from "../errors.js";
 import { requireRole, type Viewer } from "../viewer.js";
-import { checkIntRange, checkName, isValidTimeZone } from "./validate.js";
+import { checkIntRange, checkName, isValidTimeZone, textProblem } from "./validate.js";
 
 export type TenantSettings = typeof tenant.$inferSelect;
 
@@ -84,7 +84,8 @@ export function checkTenantSettings(input: TenantSettingsPatch, current: TenantS
   if (input.name !== undefined && input.name !== null) checkName(p, "name", input.name);
   if (input.company !== undefined && input.company !== null) {
     p.check(input.company.length <= 200, "company", "at most 200 characters");
-    p.check(!/[\u0000-\u001f\u007f]/.test(input.company), "company", "must not contain control characters");
+    const problem = textProblem(input.company);
+    if (problem !== null) p.add("company", problem);
   }
   if (input.timeZone !== undefined && input.timeZone !== null)
     p.check(isIanaTimeZone(input.timeZone), "timeZone", "must be an IANA time zone such as Europe/Berlin");

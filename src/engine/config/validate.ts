@@ -31,8 +31,12 @@ export function checkEmail(
   p.check(isEmailAddress(value), field, "must be a valid email address");
 }
 
-/** Any C0 control character or DEL: CR/LF would let a value inject mail or protocol headers. */
-const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+/**
+ * Any C0 or C1 control character, DEL, or a Unicode line/paragraph separator: CR/LF would
+ * let a value inject mail or protocol headers, and NEL (U+0085), U+2028 and U+2029 break a
+ * line for many readers too (the same set as outbound/text.ts).
+ */
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** Half of a UTF-16 surrogate pair with no other half. */
 const LONE_SURROGATES_RE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
