@@ -18,6 +18,7 @@ import { downloadAttachment } from "./engine/conversations.js";
 import { createSecretBox } from "./engine/crypto.js";
 import { ForbiddenError, NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
+import { renderMetrics } from "./engine/metrics.js";
 import { openRejectedRaw, type RejectedRaw } from "./engine/rejected.js";
 import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trigger.js";
 import { type SearchIndexer, startSearchIndexer } from "./engine/search.js";
@@ -135,6 +136,7 @@ export async function startSwitchboard(
       config,
       schema,
       engine,
+      ...(config.metricsToken ? { metrics: { token: config.metricsToken, render: renderMetrics } } : {}),
       ready: async () => {
         await database.sql`SELECT 1`;
         return true;

@@ -29,6 +29,8 @@ export interface Config {
     maxBufferedBytes: number | null;
   };
   maxMessageBytes: number;
+  /** Bearer token for `GET /metrics`; null: no metrics route. */
+  metricsToken: string | null;
   /** MIME parser worker threads; null = the parser's default (one per core, at most 2). */
   parseWorkers: number | null;
   /** IMAP fetchers (connectors/imap): one worker per account, lock per mailbox. */
@@ -113,6 +115,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     problems.push(`NODE_ENV must be development, production or test (got ${JSON.stringify(nodeEnv)})`);
   }
   const production = nodeEnv === "production";
+  if (env.METRICS_TOKEN && env.METRICS_TOKEN.length < 16) {
+    problems.push("METRICS_TOKEN must be at least 16 characters (it guards GET /metrics)");
+  }
   if (!!env.SMTP_TLS_KEY_FILE !== !!env.SMTP_TLS_CERT_FILE) {
     problems.push("SMTP_TLS_KEY_FILE and SMTP_TLS_CERT_FILE must be set together (STARTTLS)");
   }
@@ -164,6 +169,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
         : null,
     },
     maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    metricsToken: env.METRICS_TOKEN || null,
     parseWorkers: env.PARSE_WORKERS ? int("PARSE_WORKERS", 2, 1, 16) : null,
     imap: {
       enabled: bool("IMAP_ENABLED", true),

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
@@ -40,7 +41,8 @@ export function createHttpApp(opts: {
   schema: GraphQLSchema;
   engine: EngineContext;
   ready: () => Promise<boolean>;
-  metrics?: () => string;
+  /** `GET /metrics` with `Authorization: Bearer <token>`; without it the route is 404. */
+  metrics?: { token: string; render: () => string };
 }): HttpApp {
   const { config, schema, engine } = opts;
   const routes: { prefix: string; handler: Parameters<HttpApp["route"]>[1] }[] = [];
@@ -104,8 +106,13 @@ export function createHttpApp(opts: {
         return json(res, ok ? 200 : 503, { status: ok ? "ready" : "unavailable" });
       }
       if (path === "/metrics" && opts.metrics) {
+        const given = Buffer.from(req.headers.authorization ?? "");
+        const wanted = Buffer.from(`Bearer ${opts.metrics.token}`);
+        if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+          return json(res, 401, { error: "metrics need the bearer token (METRICS_TOKEN)" });
+        }
         res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-        return res.end(opts.metrics());
+        return res.end(opts.metrics.render());
       }
       for (const r of routes) {
         if (path.startsWith(r.prefix)) {

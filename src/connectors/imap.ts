@@ -14,6 +14,7 @@ import {
   recordAccountStatus,
 } from "../engine/ingest/mailbox.js";
 import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
+import { registerGauge } from "../engine/metrics.js";
 import { ByteBudget } from "./byte-budget.js";
 import { describeImapError, ImapConnectorError } from "./imap-errors.js";
 import { HEADLINE_BYTES, headerFields } from "./mime/headline.js";
@@ -786,6 +787,16 @@ export function createImapConnector(
   const log = ctx.log.child({ component: "imap-supervisor" });
   const budget = new ByteBudget(settings.bufferedBytes ?? DEFAULT_IMAP_BUFFERED_BYTES);
   const workers = new Map<string, MailboxWorker>();
+  registerGauge(
+    "switchboard_imap_buffered_bytes",
+    "Mail all IMAP mailboxes of the process hold in memory now (IMAP_MAX_BUFFERED_MB bounds it).",
+    () => budget.held,
+  );
+  registerGauge(
+    "switchboard_imap_workers",
+    "IMAP mailbox workers running in this process.",
+    () => workers.size,
+  );
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
   let reconciling: Promise<void> | null = null;

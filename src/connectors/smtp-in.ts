@@ -8,6 +8,7 @@ import {
   overProcessingLimit,
   resolveRecipient,
 } from "../engine/ingest/ingest.js";
+import { metrics, registerGauge } from "../engine/metrics.js";
 import { HEADLINE_BYTES } from "./mime/headline.js";
 import { oversizeOutcome } from "./mime/parse.js";
 
@@ -67,6 +68,12 @@ export async function startSmtpListener(
   const budget = opts.maxBufferedBytes ?? Math.max(8 * opts.maxMessageBytes, 64 * 1024 * 1024);
   /** Bytes held by messages being received or ingested, across all connections. */
   let buffered = 0;
+  registerGauge(
+    "switchboard_smtp_buffered_bytes",
+    "Mail the inbound SMTP listener holds in memory now (SMTP_MAX_BUFFERED_MB bounds it).",
+    () => buffered,
+  );
+  const answered = (code: number) => metrics.smtpReplies.inc({ code: String(code) });
 
   const server = new SMTPServer({
     name: opts.name ?? "switchboard",
@@ -148,6 +155,7 @@ export async function startSmtpListener(
       stream.on("end", () => {
         if (overBudget) {
           log.warn({ budget }, "mail in memory over the budget; asking the sender to retry");
+          answered(451);
           return callback(reply(451, "4.3.1 Too much mail in progress, try again later"));
         }
         void (async () => {
@@ -185,12 +193,15 @@ export async function startSmtpListener(
           // Refused, and recorded for the admins (with its headline, without its bytes)
           // first: the sender bounces it, and the customer's mail is on record here too.
           if (oversize) {
+            answered(552);
             return callback(reply(552, `5.3.4 Message exceeds the ${opts.maxMessageBytes}-byte limit`));
           }
+          answered(250);
           callback(null, "2.0.0 Message accepted");
         })()
           .catch((err) => {
             log.error({ err }, "ingest failed; asking the sender to retry");
+            answered(451);
             callback(reply(451, "4.3.0 Temporary failure, try again later"));
           })
           .finally(release);

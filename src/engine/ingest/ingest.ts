@@ -20,6 +20,7 @@ import type { ConversationStatus, ThreadingMode } from "../domain.js";
 import { NotFoundError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import { scheduleStatusTimer } from "../lifecycle.js";
+import { metrics } from "../metrics.js";
 import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
 import { heuristicBounce } from "../outbound/dsn.js";
 import type { CompiledRuleSet } from "../rules/compile.js";
@@ -144,6 +145,7 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
   }
   const failure = await firstFailure();
   if (failure) throw failure;
+  results.forEach((r, i) => metrics.ingested.inc({ source: inputs[i]!.source.kind, outcome: r.status }));
   const routed = new Set<string>();
   results.forEach((r, i) => {
     if (r.status !== "stored" || !r.queueId) return;
