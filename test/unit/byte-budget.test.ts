@@ -8,8 +8,14 @@ describe("ByteBudget", () => {
     const b = new ByteBudget(100);
     const r1 = await b.acquire(60);
     const order: string[] = [];
-    const second = b.acquire(50).then((r) => (order.push("50"), r));
-    const third = b.acquire(10).then((r) => (order.push("10"), r)); // fits, but waits its turn
+    const second = b.acquire(50).then((r) => {
+      order.push("50");
+      return r;
+    });
+    const third = b.acquire(10).then((r) => {
+      order.push("10"); // fits, but waits its turn
+      return r;
+    });
     await tick();
     expect(order).toEqual([]);
     expect(b.held).toBe(60);

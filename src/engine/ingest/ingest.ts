@@ -145,7 +145,9 @@ export async function ingestMessages(ctx: EngineContext, inputs: IngestInput[]):
   }
   const failure = await firstFailure();
   if (failure) throw failure;
-  results.forEach((r, i) => metrics.ingested.inc({ source: inputs[i]!.source.kind, outcome: r.status }));
+  results.forEach((r, i) => {
+    metrics.ingested.inc({ source: inputs[i]!.source.kind, outcome: r.status });
+  });
   const routed = new Set<string>();
   results.forEach((r, i) => {
     if (r.status !== "stored" || !r.queueId) return;
