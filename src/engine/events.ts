@@ -1,5 +1,6 @@
 import { type DbOrTx, rawClient } from "../db/client.js";
 import type { ActorType } from "./domain.js";
+import { metrics } from "./metrics.js";
 import { jsonbText } from "./text.js";
 
 /**
@@ -60,6 +61,7 @@ export interface NewEvent {
  */
 export async function appendEvents(db: DbOrTx, events: NewEvent[]): Promise<number[]> {
   if (events.length === 0) return [];
+  for (const e of events) metrics.events.inc({ type: e.type });
   const sql = rawClient(db);
   const col = <T>(f: (e: NewEvent) => T) => events.map(f);
   const rows = await sql<{ id: string }[]>`

@@ -46,6 +46,12 @@ export const metrics = {
     "switchboard_ingest_messages_total",
     "Mail through ingest by source (smtp, imap, api) and outcome (stored, duplicate, rejected, report).",
   ),
+  /**
+   * Timeline events this process wrote, by type: routing offers and assignments, sends and
+   * failures, SLA warnings and breaches … (counted at the write; a transaction that rolls
+   * back afterwards, which is rare, is counted all the same).
+   */
+  events: new Counter("switchboard_events_total", "Timeline events written by this process, by type."),
   /** What the inbound SMTP listener answered at the end of DATA. */
   smtpReplies: new Counter(
     "switchboard_smtp_data_replies_total",

@@ -63,6 +63,9 @@ describe("GET /metrics", () => {
     expect(
       value(after, 'switchboard_ingest_messages_total{source="smtp",outcome="stored"}'),
     ).toBeGreaterThanOrEqual(1);
+    // Timeline events by type: two new conversations (the API one and the SMTP one).
+    const created = 'switchboard_events_total{type="conversation.created"}';
+    expect(value(after, created) - value(before, created)).toBe(2);
     expect(after).toContain("# TYPE switchboard_smtp_buffered_bytes gauge");
     expect(value(after, "switchboard_smtp_buffered_bytes")).toBe(0);
     expect(value(after, "process_resident_memory_bytes")).toBeGreaterThan(0);
