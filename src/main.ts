@@ -37,6 +37,15 @@ async function main(): Promise<void> {
   // This process owns its signals: app.stop() stops the embedded database last.
   process.removeAllListeners("SIGINT");
   process.removeAllListeners("SIGTERM");
+  // A promise nobody awaited that failed is a bug of ours, but not one worth every
+  // conversation of every tenant: it is logged, and the process goes on (Node's default
+  // would end it).
+  process.on("unhandledRejection", (err) => {
+    void starting
+      ?.then((app) => app.engine.log.error({ err }, "unhandled rejection"))
+      .catch(() => console.error("unhandled rejection", err));
+    if (!starting) console.error("unhandled rejection", err);
+  });
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
 

@@ -36,6 +36,22 @@ type WsExtra = {
  * `/healthz` (process alive) and `/readyz` (database answers). graphql-ws operations run
  * through `yoga.getEnveloped`, so they get the same plugins, limits and context as HTTP.
  */
+/** The largest WebSocket frame a client may send. */
+export const WS_MAX_PAYLOAD = 1024 * 1024;
+
+/** `err` with `code` unless it has one already. */
+function withCode(err: GraphQLError, code: string): GraphQLError {
+  if (err.extensions?.code !== undefined) return err;
+  return new GraphQLError(err.message, {
+    nodes: err.nodes,
+    source: err.source,
+    positions: err.positions,
+    path: err.path,
+    originalError: err.originalError,
+    extensions: { ...err.extensions, code },
+  });
+}
+
 export function createHttpApp(opts: {
   config: Pick<Config, "host" | "port" | "graphql" | "env">;
   schema: GraphQLSchema;
@@ -132,7 +148,9 @@ export function createHttpApp(opts: {
     }
   });
 
-  const wss = new WebSocketServer({ server, path: "/graphql" });
+  // A frame is parsed before anything else looks at it (also before authentication):
+  // 1 MiB holds any subscription; large mutations (attachments) go over HTTP.
+  const wss = new WebSocketServer({ server, path: "/graphql", maxPayload: WS_MAX_PAYLOAD });
   const wsHandle = useServer<Record<string, unknown> | undefined, WsExtra>(
     {
       execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
@@ -169,9 +187,19 @@ export function createHttpApp(opts: {
           params,
           viewer,
         });
-        const document = parse(params.query);
-        const errors = validate(s, document);
-        if (errors.length > 0) return errors;
+        // A syntax error or a query over the limits (graphql-armor checks them while
+        // parsing) is an error for this subscription, not a reason to close the connection
+        // and every other subscription on it.
+        let document: ReturnType<typeof parse>;
+        let errors: readonly GraphQLError[];
+        try {
+          document = parse(params.query);
+          errors = validate(s, document);
+        } catch (err) {
+          if (err instanceof GraphQLError) return [withCode(err, "GRAPHQL_PARSE_FAILED")];
+          throw err;
+        }
+        if (errors.length > 0) return errors.map((e) => withCode(e, "GRAPHQL_VALIDATION_FAILED"));
         return {
           schema: s,
           operationName: params.operationName,

@@ -27,10 +27,24 @@ export function encodeCursor(e: { txId: string | bigint; id: number }): string {
   return `${e.txId}.${e.id}`;
 }
 
+const MAX_TX_ID = 2n ** 64n - 1n; // xid8
+
 export function decodeCursor(cursor: string): EventCursor | null {
-  const m = /^(\d{1,20})\.(\d{1,18})$/.exec(cursor);
-  return m ? { txId: BigInt(m[1]!), id: Number(m[2]) } : null;
+  const m = /^(\d{1,20})\.(\d{1,16})$/.exec(cursor);
+  if (!m) return null;
+  const txId = BigInt(m[1]!);
+  const id = Number(m[2]);
+  // Out of range for PostgreSQL's xid8 or a safe integer: no event is there, and the read
+  // would fail in the database (a client's input, not our error).
+  return txId <= MAX_TX_ID && Number.isSafeInteger(id) ? { txId, id } : null;
 }
+
+/**
+ * Events a subscriber may fall behind by: a client that stops reading (a stalled socket)
+ * would otherwise make the hub hold every event since. Past it the stream completes; the
+ * client resumes from its last cursor without a gap.
+ */
+export const MAX_QUEUED_EVENTS = 5000;
 
 /** Whether an event comes after a stream position, in (tx_id, id) order. */
 export const after = (e: EventRow, c: EventCursor) => {
@@ -273,6 +287,17 @@ export class EventHub {
       tenantId,
       filter,
       push: (e) => {
+        if (done) return;
+        if (queue.length >= MAX_QUEUED_EVENTS) {
+          // Too far behind: what is queued goes, and the stream ends (resume by cursor).
+          this.log.warn(
+            { tenantId, queued: queue.length },
+            "event subscriber too far behind; completing its stream",
+          );
+          queue = [];
+          close();
+          return;
+        }
         queue.push(e);
         notify?.();
       },
@@ -287,29 +312,29 @@ export class EventHub {
     };
     opts.signal?.addEventListener("abort", close, { once: true });
 
-    const replay = async (): Promise<EventRow[]> => {
-      if (!opts.from) return [];
-      const out: EventRow[] = [];
-      let cursor = opts.from;
-      for (;;) {
-        const { rows } = await this.readPage(cursor, tenantId, BATCH);
-        for (const r of rows) if (filter(r)) out.push(r);
-        if (rows.length < BATCH) return out;
-        const tail = rows[rows.length - 1]!;
-        cursor = { txId: BigInt(tail.txId), id: tail.id };
-      }
-    };
-    let replayed: Promise<EventRow[]> | null = replay();
+    // The replay is read page by page as the consumer asks (never all of it in memory),
+    // and only when it asks: a read's failure reaches the consumer's `next()`, never an
+    // unawaited promise (a subscription completed before its first `next()` read nothing).
+    // Live events queue meanwhile; `last` drops those the replay already gave.
+    let replayFrom: EventCursor | null = opts.from ?? null;
+    const readPage = (c: EventCursor) => this.readPage(c, tenantId, BATCH);
 
     const iterator: AsyncIterableIterator<EventRow[]> = {
       [Symbol.asyncIterator]() {
         return iterator;
       },
       async next(): Promise<IteratorResult<EventRow[]>> {
-        if (replayed) {
-          const rows = await replayed;
-          replayed = null;
-          queue = [...rows, ...queue];
+        while (replayFrom && !done) {
+          const { rows } = await readPage(replayFrom);
+          const tail = rows[rows.length - 1];
+          replayFrom = rows.length < BATCH || !tail ? null : { txId: BigInt(tail.txId), id: tail.id };
+          const out: EventRow[] = [];
+          for (const r of rows) {
+            if (!filter(r) || (last && !after(r, last))) continue;
+            last = { txId: BigInt(r.txId), id: r.id };
+            out.push(r);
+          }
+          if (out.length > 0) return { value: out, done: false };
         }
         for (;;) {
           if (queue.length > 0) {

@@ -1,3 +1,4 @@
+import { GraphQLError } from "graphql";
 import { decodeCursor, type EventRow, encodeCursor } from "../engine/event-hub.js";
 import { agentsOfQueues, canSeeQueue, type Viewer } from "../engine/viewer.js";
 import { builder } from "./builder.js";
@@ -80,7 +81,7 @@ builder.subscriptionField("tenantEvents", (t) =>
     subscribe: async (_root, args, ctx) => {
       const viewer = ctx.viewer;
       const from = args.after ? decodeCursor(args.after) : await ctx.engine.hub.head(viewer.tenantId);
-      if (!from) throw new Error("after is not a valid cursor");
+      if (!from) throw badCursor();
       // A supervisor limited to some queues follows their agents (read once, at subscribe).
       const agents = viewer.queueIds
         ? await agentsOfQueues(ctx.engine.db, viewer.tenantId, [...viewer.queueIds])
@@ -90,3 +91,8 @@ builder.subscriptionField("tenantEvents", (t) =>
     resolve: (e) => e,
   }),
 );
+
+/** A malformed or impossible `after` cursor: the client's input, said so. */
+export function badCursor(): GraphQLError {
+  return new GraphQLError("after is not a valid event cursor", { extensions: { code: "BAD_USER_INPUT" } });
+}

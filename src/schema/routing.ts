@@ -29,7 +29,7 @@ import { builder } from "./builder.js";
 import type { GraphQLContext } from "./context.js";
 import { ConversationRef } from "./conversation.js";
 import { standardErrors } from "./errors.js";
-import { EventRef } from "./event.js";
+import { badCursor, EventRef } from "./event.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
 import { PresenceEnum, UserRef } from "./viewer.js";
 
@@ -276,8 +276,9 @@ builder.subscriptionFields((t) => ({
     description: `A queue's figures: sent at once, then after events that can change them (queue work, SLA warnings and breaches, agent presence). A burst of events yields one update per ${QUEUE_STATS_WINDOW_MS} ms at most, and the last update always reflects the last event. NotFound for a queue the caller may not see.`,
     args: { queueId: t.arg.id({ required: true, description: "Global ID of the queue." }) },
     subscribe: (_root, args, ctx) =>
+      // decodeId inside: a malformed ID is NOT_FOUND like an unknown one, not a masked error.
       notFoundAsGraphQLError(
-        watchQueueStats(ctx.engine, ctx.viewer, decodeId(String(args.queueId), "Queue")),
+        (async () => watchQueueStats(ctx.engine, ctx.viewer, decodeId(String(args.queueId), "Queue")))(),
       ),
     resolve: (s) => s,
   }),
@@ -292,10 +293,10 @@ builder.subscriptionFields((t) => ({
       const viewer = ctx.viewer;
       const engine = ctx.engine;
       const from = args.after ? decodeCursor(args.after) : await engine.hub.head(viewer.tenantId);
-      if (!from) throw new Error("after is not a valid cursor");
+      if (!from) throw badCursor();
       const userId = viewer.userId;
       const batches = engine.hub.subscribeBatches(viewer.tenantId, (e) => e.agentId === userId, { from });
-      return (async function* () {
+      const updates = (async function* () {
         try {
           for await (const batch of batches) {
             // One query for every conversation the batch names, and only when a client selects it.
@@ -317,6 +318,19 @@ builder.subscriptionFields((t) => ({
           await batches.return?.();
         }
       })();
+      // A generator's `return()` runs its `finally` only once it has started, and only after
+      // a pending `next()`: a subscription completed early or while waiting would leave its
+      // hub subscriber (and its queue) behind. End the hub's stream directly.
+      type Update = { event: EventRow; conversation: () => Promise<Conversation | null> };
+      const iterator: AsyncIterableIterator<Update> = {
+        [Symbol.asyncIterator]: () => iterator,
+        next: () => updates.next() as Promise<IteratorResult<Update>>,
+        async return() {
+          await batches.return?.();
+          return (await updates.return(undefined)) as IteratorResult<Update>;
+        },
+      };
+      return iterator;
     },
     resolve: (u) => u,
   }),
@@ -330,10 +344,12 @@ builder.subscriptionFields((t) => ({
     },
     subscribe: async (_root, args, ctx) => {
       const viewer = ctx.viewer;
-      const id = decodeId(String(args.conversationId), "Conversation");
+      const id = await notFoundAsGraphQLError(
+        (async () => decodeId(String(args.conversationId), "Conversation"))(),
+      );
       await notFoundAsGraphQLError(getConversation(ctx.engine, viewer, id));
       const from = args.after ? decodeCursor(args.after) : await ctx.engine.hub.head(viewer.tenantId);
-      if (!from) throw new Error("after is not a valid cursor");
+      if (!from) throw badCursor();
       return ctx.engine.hub.subscribe(viewer.tenantId, (e) => e.conversationId === id && canSee(viewer, e), {
         from,
       });
