@@ -29,7 +29,16 @@ export interface HttpApp {
 type WsExtra = {
   /** The key given at connection init: re-checked on every subscribe (revocation, archiving, role changes). */
   apiKey?: string;
+  /** Ids of this connection's running subscriptions (`WS_MAX_SUBSCRIPTIONS`). */
+  running?: Set<string>;
 };
+
+type SubscribeArgs = Parameters<
+  NonNullable<Parameters<typeof useServer<Record<string, unknown> | undefined, WsExtra>>[0]["onSubscribe"]>
+>;
+
+/** Subscriptions one WebSocket connection may run at once; each costs reads to start. */
+export const WS_MAX_SUBSCRIPTIONS = 100;
 
 /**
  * HTTP + WebSocket front door: GraphQL (with GraphiQL) and graphql-ws on the same path,
@@ -165,53 +174,79 @@ export function createHttpApp(opts: {
         ctx.extra.apiKey = key;
         return true;
       },
-      onSubscribe: async (ctx, _id, params) => {
-        // The connection was authenticated at init, but a key revoked or a user archived
-        // since then must not start new subscriptions: re-resolve the viewer each time.
-        const viewer = await authenticate(engine.db, engine.clock, ctx.extra.apiKey);
-        if (!viewer) {
-          ctx.extra.socket.close(4403, "Forbidden");
-          return [new GraphQLError("Forbidden", { extensions: { code: "FORBIDDEN" } })];
+      onComplete: (ctx, id) => {
+        ctx.extra.running?.delete(id);
+      },
+      onSubscribe: async (ctx, id, params) => {
+        // Checked first, before any read: a flood of subscribes costs the database nothing.
+        // The place is taken at once (subscribes are handled concurrently) and given back
+        // when the subscription is refused.
+        ctx.extra.running ??= new Set();
+        const running = ctx.extra.running;
+        if (running.size >= WS_MAX_SUBSCRIPTIONS) {
+          return [
+            new GraphQLError(`At most ${WS_MAX_SUBSCRIPTIONS} subscriptions run at once on one connection`, {
+              extensions: { code: "TOO_MANY_SUBSCRIPTIONS" },
+            }),
+          ];
         }
-        const {
-          schema: s,
-          execute,
-          subscribe,
-          contextFactory,
-          parse,
-          validate,
-        } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          viewer,
-        });
-        // A syntax error or a query over the limits (graphql-armor checks them while
-        // parsing) is an error for this subscription, not a reason to close the connection
-        // and every other subscription on it.
-        let document: ReturnType<typeof parse>;
-        let errors: readonly GraphQLError[];
-        try {
-          document = parse(params.query);
-          errors = validate(s, document);
-        } catch (err) {
-          if (err instanceof GraphQLError) return [withCode(err, "GRAPHQL_PARSE_FAILED")];
+        running.add(id);
+        const started = await startSubscription(ctx, params).catch((err) => {
+          running.delete(id);
           throw err;
-        }
-        if (errors.length > 0) return errors.map((e) => withCode(e, "GRAPHQL_VALIDATION_FAILED"));
-        return {
-          schema: s,
-          operationName: params.operationName,
-          document,
-          variableValues: params.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
+        });
+        if (Array.isArray(started)) running.delete(id);
+        return started;
       },
     },
     wss,
   );
+
+  /** What `onSubscribe` does once the subscription has a place: the checks and its execution arguments. */
+  async function startSubscription(ctx: SubscribeArgs[0], params: SubscribeArgs[2]) {
+    // The connection was authenticated at init, but a key revoked or a user archived
+    // since then must not start new subscriptions: re-resolve the viewer each time.
+    const viewer = await authenticate(engine.db, engine.clock, ctx.extra.apiKey);
+    if (!viewer) {
+      ctx.extra.socket.close(4403, "Forbidden");
+      return [new GraphQLError("Forbidden", { extensions: { code: "FORBIDDEN" } })];
+    }
+    const {
+      schema: s,
+      execute,
+      subscribe,
+      contextFactory,
+      parse,
+      validate,
+    } = yoga.getEnveloped({
+      ...ctx,
+      req: ctx.extra.request,
+      socket: ctx.extra.socket,
+      params,
+      viewer,
+    });
+    // A syntax error or a query over the limits (graphql-armor checks them while
+    // parsing) is an error for this subscription, not a reason to close the connection
+    // and every other subscription on it.
+    let document: ReturnType<typeof parse>;
+    let errors: readonly GraphQLError[];
+    try {
+      document = parse(params.query);
+      errors = validate(s, document);
+    } catch (err) {
+      if (err instanceof GraphQLError) return [withCode(err, "GRAPHQL_PARSE_FAILED")];
+      throw err;
+    }
+    if (errors.length > 0) return errors.map((e) => withCode(e, "GRAPHQL_VALIDATION_FAILED"));
+    return {
+      schema: s,
+      operationName: params.operationName,
+      document,
+      variableValues: params.variables,
+      contextValue: await contextFactory(),
+      rootValue: { execute, subscribe },
+    };
+  }
 
   const app: HttpApp = {
     server,

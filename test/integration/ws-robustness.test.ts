@@ -1,9 +1,10 @@
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { MAX_QUEUED_EVENTS } from "../../src/engine/event-hub.js";
+import { encodeCursor, MAX_QUEUED_EVENTS } from "../../src/engine/event-hub.js";
 import { appendEvents } from "../../src/engine/events.js";
 import { encodeId } from "../../src/schema/ids.js";
+import { WS_MAX_SUBSCRIPTIONS } from "../../src/server.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createUserWithKey } from "../helpers/fixtures.js";
 
@@ -57,6 +58,29 @@ function errorOf(frames: any[], id: string): { extensions?: { code?: string } } 
   }
   return undefined;
 }
+
+// Before the flood test below: its backlog, still being delivered, would swamp 100 live streams.
+describe("subscriptions per connection", () => {
+  it(`at most ${WS_MAX_SUBSCRIPTIONS} run at once on one connection; a completed one makes room`, async () => {
+    const c = await raw(t.adminKey);
+    const query = "subscription($a: String) { tenantEvents(after: $a) { type } }";
+    for (let i = 0; i < WS_MAX_SUBSCRIPTIONS; i++)
+      c.send({ id: `s${i}`, type: "subscribe", payload: { query } });
+    c.send({ id: "over", type: "subscribe", payload: { query } });
+    await waitFor(() => errorOf(c.frames, "over") !== undefined);
+    expect(errorOf(c.frames, "over")?.extensions?.code).toBe("TOO_MANY_SUBSCRIPTIONS");
+    expect(c.frames.filter((f) => f.type === "error" && f.id !== "over")).toEqual([]);
+    c.send({ id: "s0", type: "complete" });
+    await settle();
+    // From a cursor taken before the event, so its delivery does not depend on timing.
+    const from = encodeCursor(await t.app.engine.hub.head(t.tenantId));
+    c.send({ id: "again", type: "subscribe", payload: { query, variables: { a: from } } });
+    await appendEvents(t.db.db, [{ tenantId: t.tenantId, type: "test.room", occurredAt: new Date() }]);
+    await waitFor(() => c.frames.some((f) => f.id === "again" && f.type === "next"));
+    expect(errorOf(c.frames, "again")).toBeUndefined();
+    c.socket.close();
+  });
+});
 
 describe("the WebSocket endpoint", () => {
   it("a cursor beyond xid8, subscribed and completed at once, is a BAD_USER_INPUT error and no unhandled rejection", async () => {
