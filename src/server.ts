@@ -89,16 +89,7 @@ export function createHttpApp(opts: {
         // What graphql-js, Pothos and the limits raise about a request (a variable that does
         // not coerce, `first: -1`, a malformed global ID or cursor, a query over the cost
         // limit) comes without a code: it is the caller's input, so say so.
-        if (out instanceof GraphQLError && out.message !== message && out.extensions?.code === undefined) {
-          return new GraphQLError(out.message, {
-            nodes: out.nodes,
-            source: out.source,
-            positions: out.positions,
-            path: out.path,
-            originalError: out.originalError,
-            extensions: { ...out.extensions, code: "BAD_USER_INPUT" },
-          });
-        }
+        if (out instanceof GraphQLError && out.message !== message) return withCode(out, "BAD_USER_INPUT");
         return out;
       },
     },

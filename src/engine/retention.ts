@@ -29,6 +29,11 @@ export interface RetentionSummary {
 
 const DAY_MS = 86_400_000;
 
+/** Before this, a tenant's closed work and rejected mail is past its retention period. */
+export function retentionCutoff(now: Date, days: number): Date {
+  return new Date(now.getTime() - days * DAY_MS);
+}
+
 /** Purges what every tenant's retention period has expired; one summary per tenant that lost anything. */
 export async function purgeExpired(
   ctx: Pick<EngineContext, "db" | "clock" | "log">,
@@ -41,7 +46,7 @@ export async function purgeExpired(
      ORDER BY id`;
   const out: RetentionSummary[] = [];
   for (const t of tenants) {
-    const before = new Date(ctx.clock.now().getTime() - t.retention_days * DAY_MS);
+    const before = retentionCutoff(ctx.clock.now(), t.retention_days);
     const s = await purgeTenant(ctx, t.id, before, opts.batch ?? RETENTION_BATCH);
     if (s.conversations + s.rejectedMessages > 0) {
       out.push(s);

@@ -30,3 +30,20 @@ export function clip(s: string, max: number): string {
 export function jsonbText(value: unknown): string {
   return JSON.stringify(value, (_key, v) => (typeof v === "string" ? wellFormed(v) : v));
 }
+
+// C0 controls (incl. CR, LF, NUL, TAB), DEL, C1 controls and the Unicode line/paragraph
+// separators: any of them in a header value can split it into a second header
+// (RFC 5322 §2.2 — a header field ends at CRLF), confuse a parser downstream, or break a
+// one-line value (a name, a subject) for its readers.
+const CONTROL_RUN_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** True when the string holds any character a one-line value must not hold. */
+export function hasControlChars(value: string): boolean {
+  return CONTROL_RE.test(value);
+}
+
+/** Replaces every run of control characters with one space and tidies the spaces. */
+export function stripControls(value: string): string {
+  return value.replace(CONTROL_RUN_RE, " ").replace(/ {2,}/g, " ").trim();
+}

@@ -121,3 +121,26 @@ export async function agentsOfQueues(
     .where(eq(user.tenantId, tenantId));
   return new Set(rows.map((r) => r.id));
 }
+
+/**
+ * Events about what only admins may read: rejected mail (its sender, subject and reason),
+ * its release, and retention's purges.
+ */
+const ADMIN_EVENTS = new Set(["message.rejected", "message.released", "retention.purged"]);
+
+/**
+ * Whether the tenant stream shows an event: admin-only events to admins; the rest by its
+ * queue. An event without a queue is about work outside every queue (unrouted) or about
+ * the tenant, and only those who see every queue get it.
+ */
+export function canSeeEvent(
+  viewer: Viewer,
+  e: { type: string; queueId: string | null; conversationId: string | null; agentId: string | null },
+  agents: ReadonlySet<string> | null,
+): boolean {
+  if (ADMIN_EVENTS.has(e.type)) return viewer.role === "ADMIN";
+  if (canSeeQueue(viewer, e.queueId)) return true;
+  // About an agent of the caller's queues and no conversation (presence, an interruption
+  // with nothing parked): what a supervisor follows about its own agents.
+  return e.queueId === null && e.conversationId === null && e.agentId !== null && !!agents?.has(e.agentId);
+}

@@ -1,4 +1,3 @@
-import { GraphQLError } from "graphql";
 import {
   type ApiKeyInfo,
   createApiKey,
@@ -6,9 +5,9 @@ import {
   listApiKeys,
   revokeApiKey,
 } from "../engine/config/api-keys.js";
-import { DomainError, NotFoundError } from "../engine/errors.js";
+import { NotFoundError } from "../engine/errors.js";
 import { builder } from "./builder.js";
-import { standardErrors } from "./errors.js";
+import { asGraphQLErrors, standardErrors } from "./errors.js";
 import { decodeId, encodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
 import { decodeFilterId } from "./refs.js";
@@ -63,14 +62,10 @@ builder.queryFields((t) => ({
     },
     resolve: async (_root, { userId }, ctx) => {
       const id = userId ? decodeFilterId(String(userId), "User") : ctx.viewer.userId;
-      try {
+      return asGraphQLErrors(() => {
         if (!id) throw new NotFoundError("User", String(userId));
-        return await listApiKeys(ctx.engine, ctx.viewer, id);
-      } catch (e) {
-        // A query has no result union: expected failures become coded GraphQL errors.
-        if (e instanceof DomainError) throw new GraphQLError(e.message, { extensions: { code: e.code } });
-        throw e;
-      }
+        return listApiKeys(ctx.engine, ctx.viewer, id);
+      });
     },
   }),
 }));

@@ -82,14 +82,21 @@ builder.objectType(ConflictError, {
 export const standardErrors = [ValidationError, NotFoundError, ForbiddenError, ConflictError];
 
 /**
- * For fields with no result union (queries, object fields): an expected failure becomes a
- * GraphQL error with its code (VALIDATION, NOT_FOUND …) instead of a masked one.
+ * For fields with no result union (queries, object fields, subscriptions): an expected
+ * failure becomes a GraphQL error with its code (VALIDATION, NOT_FOUND …) instead of a
+ * masked one. `body` may throw or return a promise that rejects; both are mapped.
  */
 export function asGraphQLErrors<T>(body: () => T): T {
   try {
-    return body();
+    const out = body();
+    if (out instanceof Promise) return out.catch(rethrowCoded) as T;
+    return out;
   } catch (e) {
-    if (e instanceof DomainError) throw new GraphQLError(e.message, { extensions: { code: e.code } });
-    throw e;
+    return rethrowCoded(e);
   }
+}
+
+function rethrowCoded(e: unknown): never {
+  if (e instanceof DomainError) throw new GraphQLError(e.message, { extensions: { code: e.code } });
+  throw e;
 }

@@ -1,9 +1,7 @@
 import { and, eq } from "drizzle-orm";
-import { GraphQLError } from "graphql";
 import { user } from "../db/schema/index.js";
 import { type Conversation, conversationsByIds, getConversation } from "../engine/conversations.js";
 import type { Presence } from "../engine/domain.js";
-import { NotFoundError } from "../engine/errors.js";
 import { decodeCursor, type EventRow } from "../engine/event-hub.js";
 import {
   acceptOffer,
@@ -28,7 +26,7 @@ import { canSeeQueue, type Viewer } from "../engine/viewer.js";
 import { builder } from "./builder.js";
 import type { GraphQLContext } from "./context.js";
 import { ConversationRef } from "./conversation.js";
-import { standardErrors } from "./errors.js";
+import { asGraphQLErrors, standardErrors } from "./errors.js";
 import { badCursor, EventRef } from "./event.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
 import { PresenceEnum, UserRef } from "./viewer.js";
@@ -277,9 +275,7 @@ builder.subscriptionFields((t) => ({
     args: { queueId: t.arg.id({ required: true, description: "Global ID of the queue." }) },
     subscribe: (_root, args, ctx) =>
       // decodeId inside: a malformed ID is NOT_FOUND like an unknown one, not a masked error.
-      notFoundAsGraphQLError(
-        (async () => watchQueueStats(ctx.engine, ctx.viewer, decodeId(String(args.queueId), "Queue")))(),
-      ),
+      asGraphQLErrors(() => watchQueueStats(ctx.engine, ctx.viewer, decodeId(String(args.queueId), "Queue"))),
     resolve: (s) => s,
   }),
   myInbox: t.withAuth({ authenticated: true }).field({
@@ -344,10 +340,8 @@ builder.subscriptionFields((t) => ({
     },
     subscribe: async (_root, args, ctx) => {
       const viewer = ctx.viewer;
-      const id = await notFoundAsGraphQLError(
-        (async () => decodeId(String(args.conversationId), "Conversation"))(),
-      );
-      await notFoundAsGraphQLError(getConversation(ctx.engine, viewer, id));
+      const id = asGraphQLErrors(() => decodeId(String(args.conversationId), "Conversation"));
+      await asGraphQLErrors(() => getConversation(ctx.engine, viewer, id));
       const from = args.after ? decodeCursor(args.after) : await ctx.engine.hub.head(viewer.tenantId);
       if (!from) throw badCursor();
       return ctx.engine.hub.subscribe(viewer.tenantId, (e) => e.conversationId === id && canSee(viewer, e), {
@@ -363,17 +357,6 @@ builder.subscriptionFields((t) => ({
  * as "Unexpected error": an unknown or invisible object is reported as a GraphQL error
  * with code NOT_FOUND (same answer for "does not exist" and "not yours").
  */
-async function notFoundAsGraphQLError<T>(p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof NotFoundError) {
-      throw new GraphQLError(err.message, { extensions: { code: "NOT_FOUND" } });
-    }
-    throw err;
-  }
-}
-
 function canSee(viewer: Viewer, e: EventRow): boolean {
   return canSeeQueue(viewer, e.queueId) || e.agentId === viewer.userId;
 }

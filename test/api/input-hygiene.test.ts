@@ -504,7 +504,7 @@ describe("importCalendarHolidays cleans SUMMARY instead of failing", () => {
       .map(([d, s]) => `BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:${d}\r\nSUMMARY:${s}\r\nEND:VEVENT\r\n`)
       .join("")}END:VCALENDAR\r\n`;
 
-  it("drops control characters and unpaired surrogates and cuts at 100 without splitting a pair", async () => {
+  it("turns control characters into spaces and unpaired surrogates into U+FFFD, and cuts at 100 without splitting a pair", async () => {
     const straddling = `${"x".repeat(99)}😀 tail`;
     const r = (
       await t.ok(IMPORT, {
@@ -515,18 +515,20 @@ describe("importCalendarHolidays cleans SUMMARY instead of failing", () => {
           ["20311226", "Zweiter\tTag"],
           ["20311227", straddling],
           ["20311228", "\u0000\u0007"],
+          ["20311229", "Drei\u0085Tage"],
         ]),
       })
     ).r;
     expect(r.__typename, JSON.stringify(r)).toBe("HolidayImport");
-    expect(r.imported).toBe(5);
+    expect(r.imported).toBe(6);
     expect(r.calendar.holidays).toEqual([
       { date: "2031-12-24", name: "Heilig abend" },
-      { date: "2031-12-25", name: `Weihnachten ${ONE_LINE}` },
+      { date: "2031-12-25", name: `Weih\uFFFDnachten \uFFFD${ONE_LINE}` },
       { date: "2031-12-26", name: "Zweiter Tag" },
       // 99 + 2 units would be 101: the emoji goes whole, never half of it.
       { date: "2031-12-27", name: "x".repeat(99) },
       { date: "2031-12-28", name: "Holiday" },
+      { date: "2031-12-29", name: "Drei Tage" }, // NEL (C1): refused in names, so cleaned here
     ]);
     // What was imported is a valid calendar: saving it back unchanged is accepted.
     const again = await run(

@@ -1,4 +1,5 @@
 import type { Problems } from "../errors.js";
+import { hasControlChars } from "../text.js";
 
 /** Inbox limit: a number 0–1,000, OFF (no automatic delivery), or null (inherit/default). */
 export function validateInboxLimit(p: Problems, field: string, value: number | "OFF" | null): void {
@@ -31,16 +32,6 @@ export function checkEmail(
   p.check(isEmailAddress(value), field, "must be a valid email address");
 }
 
-/**
- * Any C0 or C1 control character, DEL, or a Unicode line/paragraph separator: CR/LF would
- * let a value inject mail or protocol headers, and NEL (U+0085), U+2028 and U+2029 break a
- * line for many readers too (the same set as outbound/text.ts).
- */
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
-/** Half of a UTF-16 surrogate pair with no other half. */
-const LONE_SURROGATES_RE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
 export interface TextOptions {
   /** Bodies (text, HTML): line breaks and tabs are content, so only NUL is refused. Default false. */
   multiline?: boolean;
@@ -55,12 +46,7 @@ export interface TextOptions {
 export function textProblem(value: string, opts: TextOptions = {}): string | null {
   if (!value.isWellFormed()) return "must be valid Unicode (no unpaired surrogate code units)";
   if (opts.multiline) return value.includes("\u0000") ? "must not contain NUL characters" : null;
-  return CONTROL_RE.test(value) ? "must not contain line breaks or control characters" : null;
-}
-
-/** `value` without its unpaired surrogates (`wellFormed` in ../text.ts keeps their place as U+FFFD). */
-export function dropLoneSurrogates(value: string): string {
-  return value.replace(LONE_SURROGATES_RE, "");
+  return hasControlChars(value) ? "must not contain line breaks or control characters" : null;
 }
 
 /** Free text: at most `max` UTF-16 units, storable (see `textProblem`); null/undefined = not given. */

@@ -23,6 +23,7 @@ import { scheduleStatusTimer } from "../lifecycle.js";
 import { metrics } from "../metrics.js";
 import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
 import { heuristicBounce } from "../outbound/dsn.js";
+import { retentionCutoff } from "../retention.js";
 import type { CompiledRuleSet } from "../rules/compile.js";
 import { evaluateRules } from "../rules/evaluate.js";
 import { compileRuleRows, ruleInputOf } from "../rules/service.js";
@@ -410,10 +411,6 @@ function upsertSender(tx: Tx, tenantId: string, mail: ParsedMail) {
 type QueueRow = typeof queue.$inferSelect;
 
 /** A tenant's live queues among `ids`, by id. */
-function retentionCutoff(ctx: EngineContext, days: number): Date {
-  return new Date(ctx.clock.now().getTime() - days * 86_400_000);
-}
-
 /** Whether a queue of the tenant is live; the address's prefetched live queues answer without a read. */
 async function isLiveQueue(
   tx: Tx,
@@ -655,7 +652,11 @@ async function ingestInTx(
   //    A resync's mail from before the retention period that is not stored (see
   //    `IngestInput.resync`): most likely purged by retention, so not new work — but in
   //    case it never was stored, it is recorded (with its raw bytes, releasable), not lost.
-  if (input.resync && t.retentionDays !== null && receivedAt < retentionCutoff(ctx, t.retentionDays)) {
+  if (
+    input.resync &&
+    t.retentionDays !== null &&
+    receivedAt < retentionCutoff(ctx.clock.now(), t.retentionDays)
+  ) {
     const now = ctx.clock.now();
     return recordRejection(
       tx,

@@ -3,21 +3,8 @@
  * Everything here is pure and synchronous.
  */
 
-// C0 controls (incl. CR, LF, NUL, TAB), DEL, C1 controls and the Unicode line/paragraph
-// separators: any of them in a header value can split it into a second header
-// (RFC 5322 §2.2 — a header field ends at CRLF) or confuse a parser downstream.
-const CONTROL_RUN_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
-/** True when the string holds any character that must never reach a header. */
-export function hasControlChars(value: string): boolean {
-  return CONTROL_RE.test(value);
-}
-
-/** Replaces every run of control characters with one space and tidies the spaces. */
-export function stripControls(value: string): string {
-  return value.replace(CONTROL_RUN_RE, " ").replace(/ {2,}/g, " ").trim();
-}
+// One definition of what a one-line value must not hold, for headers and validation alike.
+export { hasControlChars, stripControls } from "../text.js";
 
 const HTML_ESCAPES: Record<string, string> = {
   "&": "&amp;",

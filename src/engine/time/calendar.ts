@@ -1,7 +1,7 @@
-import { dropLoneSurrogates, textProblem } from "../config/validate.js";
+import { textProblem } from "../config/validate.js";
 import type { BusinessCalendar, Holiday, IsoWeekday } from "../domain.js";
 import type { FieldProblem } from "../errors.js";
-import { clip } from "../text.js";
+import { clip, stripControls, wellFormed } from "../text.js";
 import {
   assertInstant,
   DAY_MS,
@@ -591,14 +591,11 @@ function icalDay(value: string): { day: number; midnight: boolean; hasTime: bool
 
 /**
  * A SUMMARY as a holiday name `validateCalendar` accepts: control characters (a TAB, a
- * NUL, which jsonb refuses) become spaces, unpaired surrogates are dropped, and the cut
+ * NUL, which jsonb refuses, a NEL) become spaces, unpaired surrogates U+FFFD, and the cut
  * at the length limit never keeps half of a surrogate pair.
  */
 function holidayName(value: string): string {
-  const clean = dropLoneSurrogates(unescapeText(value))
-    .replace(/[\u0000-\u001f\u007f]+/g, " ")
-    .trim();
-  return clip(clean, CALENDAR_LIMITS.holidayName).trim();
+  return clip(stripControls(wellFormed(unescapeText(value))), CALENDAR_LIMITS.holidayName).trim();
 }
 
 function unescapeText(value: string): string {
