@@ -1,7 +1,8 @@
 /**
- * A process-wide allowance of bytes held in memory, shared by every IMAP mailbox worker
+ * A process-wide allowance of bytes held in memory. The IMAP mailbox workers share one
  * (connectors/imap.ts): a batch of mail takes its bytes before its sources are fetched and
- * gives them back once it is ingested. Each worker's batch is capped already; this caps
+ * gives them back once it is ingested. The SMTP listener has its own and never waits
+ * (`tryAcquire`): a message that does not fit is answered 451 and sent again later. Each worker's batch is capped already; this caps
  * what all of them hold together — after an outage a hundred mailboxes may each have a
  * batch of large mail waiting at once.
  *
@@ -27,21 +28,30 @@ export class ByteBudget {
   /** Resolves when `bytes` may be held; call the returned function once to give them back. */
   acquire(bytes: number): Promise<() => void> {
     const n = Math.max(0, bytes);
-    return new Promise((resolve) => {
-      const grant = () => {
-        this.heldBytes += n;
-        this.peakBytes = Math.max(this.peakBytes, this.heldBytes);
-        let released = false;
-        resolve(() => {
-          if (released) return;
-          released = true;
-          this.heldBytes -= n;
-          this.serve();
-        });
-      };
-      if (this.waiting.length === 0 && this.fits(n)) grant();
-      else this.waiting.push({ bytes: n, grant });
-    });
+    if (this.waiting.length === 0 && this.fits(n)) return Promise.resolve(this.take(n));
+    return new Promise((resolve) => this.waiting.push({ bytes: n, grant: () => resolve(this.take(n)) }));
+  }
+
+  /**
+   * `bytes` now or not at all (never waits): the give-back function, or null when they do
+   * not fit or others are waiting. For a holder that can ask its peer to come back later
+   * instead (the SMTP listener answers 451).
+   */
+  tryAcquire(bytes: number): (() => void) | null {
+    const n = Math.max(0, bytes);
+    return this.waiting.length === 0 && this.fits(n) ? this.take(n) : null;
+  }
+
+  private take(n: number): () => void {
+    this.heldBytes += n;
+    this.peakBytes = Math.max(this.peakBytes, this.heldBytes);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.heldBytes -= n;
+      this.serve();
+    };
   }
 
   private fits(n: number): boolean {

@@ -9,6 +9,7 @@ import {
   resolveRecipient,
 } from "../engine/ingest/ingest.js";
 import { metrics, registerGauge } from "../engine/metrics.js";
+import { ByteBudget } from "./byte-budget.js";
 import { HEADLINE_BYTES } from "./mime/headline.js";
 import { oversizeOutcome } from "./mime/parse.js";
 
@@ -65,13 +66,14 @@ export async function startSmtpListener(
       : null;
   const log = ctx.log.child({ component: "smtp-in" });
   const resolved = new WeakMap<SMTPServerAddress, Recipient>();
-  const budget = opts.maxBufferedBytes ?? Math.max(8 * opts.maxMessageBytes, 64 * 1024 * 1024);
   /** Bytes held by messages being received or ingested, across all connections. */
-  let buffered = 0;
+  const budget = new ByteBudget(
+    opts.maxBufferedBytes ?? Math.max(8 * opts.maxMessageBytes, 64 * 1024 * 1024),
+  );
   registerGauge(
     "switchboard_smtp_buffered_bytes",
     "Mail the inbound SMTP listener holds in memory now (SMTP_MAX_BUFFERED_MB bounds it).",
-    () => buffered,
+    () => budget.held,
   );
   const answered = (code: number) => metrics.smtpReplies.inc({ code: String(code) });
 
@@ -117,15 +119,11 @@ export async function startSmtpListener(
       let bytes = 0;
       // What this message holds of the shared budget; released once it is answered, or
       // when the client goes away mid-message (smtp-server then destroys the stream).
-      let held = 0;
+      let held: (() => void)[] = [];
       let overBudget = false;
-      const hold = (n: number) => {
-        held += n;
-        buffered += n;
-      };
       const release = () => {
-        buffered -= held;
-        held = 0;
+        for (const giveBack of held) giveBack();
+        held = [];
       };
       stream.on("close", () => {
         if (!stream.readableEnded) release();
@@ -135,7 +133,8 @@ export async function startSmtpListener(
         const before = bytes;
         bytes += c.length;
         if (bytes <= opts.maxMessageBytes) {
-          if (buffered + c.length > budget) {
+          const taken = budget.tryAcquire(c.length);
+          if (!taken) {
             // Too much mail in memory at once: this one is not kept, and is asked for again.
             overBudget = true;
             chunks = [];
@@ -143,18 +142,20 @@ export async function startSmtpListener(
             return;
           }
           chunks.push(c);
-          hold(c.length);
+          held.push(taken);
         } else if (before <= opts.maxMessageBytes) {
           // Past the limit only the beginning is kept, for the rejected record's headline:
           // a sender that did not declare SIZE cannot make the process hold its mail.
           chunks = [Buffer.concat([...chunks, c], Math.min(HEADLINE_BYTES, bytes))];
           release();
-          hold(chunks[0]!.length);
+          // The headline is kept whatever the budget says: 64 KB, and the record needs it.
+          const taken = budget.tryAcquire(chunks[0]!.length);
+          if (taken) held.push(taken);
         }
       });
       stream.on("end", () => {
         if (overBudget) {
-          log.warn({ budget }, "mail in memory over the budget; asking the sender to retry");
+          log.warn({ budget: budget.limit }, "mail in memory over the budget; asking the sender to retry");
           answered(451);
           return callback(reply(451, "4.3.1 Too much mail in progress, try again later"));
         }

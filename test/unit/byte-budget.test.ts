@@ -46,4 +46,19 @@ describe("ByteBudget", () => {
     big!();
     expect(b.held).toBe(0);
   });
+
+  it("tryAcquire takes what fits now, never waits, and never jumps the queue", async () => {
+    const b = new ByteBudget(100);
+    const a = b.tryAcquire(70);
+    expect(a).not.toBeNull();
+    expect(b.tryAcquire(40)).toBeNull(); // does not fit
+    const waiting = b.acquire(40);
+    a!();
+    await waiting;
+    expect(b.held).toBe(40);
+    const queued = b.acquire(70); // waits: 40 + 70 > 100
+    expect(b.tryAcquire(10)).toBeNull(); // fits, but someone waits first
+    expect(b.held).toBe(40);
+    void queued;
+  });
 });
