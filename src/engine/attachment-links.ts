@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import { attachment } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
 import { Problems } from "./errors.js";
+import { contentIdOfCidUrl } from "./ingest/sanitize.js";
 
 /**
  * Signed attachment links (docs/api.md "Attachments and inline images"): a path that
@@ -115,18 +116,9 @@ export function inlineImageHtml(
   }
   if (byCid.size === 0) return html;
   return html.replace(CID_SRC, (whole, head: string, ref: string, tail: string) => {
-    const a = byCid.get(normaliseContentId(cidUrlToContentId(decodeAttribute(ref))));
+    const a = byCid.get(normaliseContentId(contentIdOfCidUrl(`cid:${decodeAttribute(ref)}`)));
     return a ? `${head}${escapeAttribute(baseUrl + link(a))}${tail}` : whole;
   });
-}
-
-/** RFC 2392: a cid URL is the Content-ID URL-escaped, without its angle brackets. */
-function cidUrlToContentId(ref: string): string {
-  try {
-    return decodeURIComponent(ref);
-  } catch {
-    return ref;
-  }
 }
 
 function normaliseContentId(id: string): string {

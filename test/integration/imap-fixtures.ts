@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { Db } from "../../src/db/client.js";
-import { emailAddress, mailAccount, message } from "../../src/db/schema/index.js";
+import { emailAddress, mailAccount, mailboxCheckpoint, message } from "../../src/db/schema/index.js";
 import type { SecretBox } from "../../src/engine/crypto.js";
 import type { ImapAfterProcess } from "../../src/engine/domain.js";
 import type { DovecotInstance } from "../helpers/dovecot.js";
@@ -135,4 +135,10 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** The account's committed IMAP checkpoint, or null. */
+export async function checkpointOf(db: Db, accountId: string) {
+  const [cp] = await db.select().from(mailboxCheckpoint).where(eq(mailboxCheckpoint.accountId, accountId));
+  return cp ?? null;
 }

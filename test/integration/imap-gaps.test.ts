@@ -9,20 +9,14 @@ import {
   recipientCandidates,
 } from "../../src/connectors/imap.js";
 import { HEADLINE_BYTES } from "../../src/connectors/mime/headline.js";
-import {
-  conversation,
-  event,
-  mailboxCheckpoint,
-  message,
-  rejectedMessage,
-  tenant,
-} from "../../src/db/schema/index.js";
+import { conversation, event, message, rejectedMessage, tenant } from "../../src/db/schema/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
 import {
   appendMany,
+  checkpointOf as checkpointOfAccount,
   customerMail,
   messagesOf as messagesOfAccount,
   newDovecotMailbox,
@@ -51,13 +45,7 @@ async function rejectedOf(accountId: string) {
     .orderBy(rejectedMessage.uid);
 }
 
-async function checkpointOf(accountId: string) {
-  const [cp] = await t.db.db
-    .select()
-    .from(mailboxCheckpoint)
-    .where(eq(mailboxCheckpoint.accountId, accountId));
-  return cp ?? null;
-}
+const checkpointOf = (accountId: string) => checkpointOfAccount(t.db.db, accountId);
 
 /** A mail of about `bytes` bytes (CRLF throughout, so Dovecot's RFC822.SIZE is its length). */
 function bigMail(to: string, id: string, bytes: number, headers: Record<string, string> = {}): Buffer {

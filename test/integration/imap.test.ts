@@ -3,13 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
 import { checkImap } from "../../src/connectors/imap-check.js";
 import { ImapConnectorError } from "../../src/connectors/imap-errors.js";
-import {
-  conversation,
-  mailAccount,
-  mailboxCheckpoint,
-  rejectedMessage,
-  tenant,
-} from "../../src/db/schema/index.js";
+import { conversation, mailAccount, rejectedMessage, tenant } from "../../src/db/schema/index.js";
 import { silentLogger } from "../../src/engine/context.js";
 import { purgeExpired } from "../../src/engine/retention.js";
 import { encodeId } from "../../src/schema/ids.js";
@@ -18,6 +12,7 @@ import { refuseMessageInserts } from "../helpers/db.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
 import {
   appendMany,
+  checkpointOf as checkpointOfAccount,
   customerMail,
   messagesOf as messagesOfAccount,
   newDovecotMailbox,
@@ -34,13 +29,7 @@ const setup = (opts: Parameters<typeof newDovecotMailbox>[3] = {}) =>
   newDovecotMailbox(t, dovecot, "box", opts);
 const messagesOf = (accountId: string) => messagesOfAccount(t.db.db, accountId);
 
-async function checkpointOf(accountId: string) {
-  const [cp] = await t.db.db
-    .select()
-    .from(mailboxCheckpoint)
-    .where(eq(mailboxCheckpoint.accountId, accountId));
-  return cp ?? null;
-}
+const checkpointOf = (accountId: string) => checkpointOfAccount(t.db.db, accountId);
 
 describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
   beforeAll(async () => {

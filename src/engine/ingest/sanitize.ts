@@ -310,13 +310,17 @@ export function sanitizeHtml(input: string): SanitizedHtml {
 }
 
 function pushCid(cids: string[], src: string): void {
-  // RFC 2392: the cid URL is the Content-ID with URL-escaping, without the brackets.
+  const id = contentIdOfCidUrl(src);
+  if (id && !cids.includes(id)) cids.push(id);
+}
+
+/** RFC 2392: a `cid:` URL is the Content-ID URL-escaped, without its angle brackets. */
+export function contentIdOfCidUrl(src: string): string {
   let id = src.slice(4);
   try {
     id = decodeURIComponent(id);
   } catch {
     // keep the raw form: a malformed escape cannot match any Content-ID anyway
   }
-  id = id.replace(/^<|>$/g, "");
-  if (id && !cids.includes(id)) cids.push(id);
+  return id.replace(/^<|>$/g, "");
 }
