@@ -38,6 +38,7 @@ import type { EventRow } from "../engine/event-hub.js";
 import type { IngestResult } from "../engine/ingest/ingest.js";
 import { releaseRejectedMessage } from "../engine/rejected.js";
 import { builder } from "./builder.js";
+import type { GraphQLContext } from "./context.js";
 import { asGraphQLErrors, standardErrors } from "./errors.js";
 import { EventRef } from "./event.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
@@ -247,6 +248,14 @@ builder.node(ConversationRef, {
   }),
 });
 
+/** A page's messages' attachments in one query, shared by `attachments` and `inlineHtml`. */
+function messageAttachments(ctx: GraphQLContext) {
+  return batchLoad(ctx, "messageAttachments", async (ids: string[]) => {
+    const lists = await attachmentsOf(ctx.engine, ctx.viewer!.tenantId, ids);
+    return new Map(ids.map((id, i) => [id, lists[i]!]));
+  });
+}
+
 MessageRef.implement({
   description: "One email (or internal note) of a conversation.",
   fields: (t) => ({
@@ -300,11 +309,7 @@ MessageRef.implement({
           validateLinkLifetime(args.expiresInSeconds),
         ]);
         if (!/cid:/i.test(m.html)) return m.html;
-        const load = batchLoad(ctx, "messageAttachments", async (ids: string[]) => {
-          const lists = await attachmentsOf(ctx.engine, ctx.viewer!.tenantId, ids);
-          return new Map(ids.map((id, i) => [id, lists[i]!]));
-        });
-        const attachments = (await load(m.id)) ?? [];
+        const attachments = (await messageAttachments(ctx)(m.id)) ?? [];
         return inlineImageHtml(
           m.html,
           attachments,
@@ -355,11 +360,10 @@ MessageRef.implement({
       },
     }),
     sizeBytes: t.exposeInt("sizeBytes", { description: "Size of the raw message." }),
-    attachments: t.loadableList({
-      type: AttachmentRef,
+    attachments: t.field({
+      type: [AttachmentRef],
       description: "Attachments and inline images.",
-      load: (ids: string[], ctx) => attachmentsOf(ctx.engine, ctx.viewer!.tenantId, ids),
-      resolve: (m) => m.id,
+      resolve: async (m, _a, ctx) => (await messageAttachments(ctx)(m.id)) ?? [],
     }),
   }),
 });

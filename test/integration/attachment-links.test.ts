@@ -116,9 +116,15 @@ describe("signed attachment links", () => {
     expect(Buffer.from(await pdfRes.arrayBuffer()).equals(pdf)).toBe(true);
 
     // Links asked for within the same minute are the same URL, so a browser's cache serves them.
-    const again = await t.ok(MESSAGE, { id, base: "https://sb.example.com/desk/" });
-    const sameMinute = new Date().getUTCSeconds() < 58;
-    if (sameMinute) expect(srcs(again.node.messages[0].inlineHtml)).toEqual(inline);
+    // (Deterministic: two clocks 40 s apart within one minute.)
+    const at = (iso: string) => ({ secrets: t.app.engine.secrets, clock: { now: () => new Date(iso) } });
+    const photo = { tenantId: t.tenantId, id: /attachments\/([0-9a-f-]{36})/.exec(inline[0]!)![1]! };
+    expect(signedAttachmentPath(at("2026-11-22T10:00:05Z"), photo, 3600)).toBe(
+      signedAttachmentPath(at("2026-11-22T10:00:45Z"), photo, 3600),
+    );
+    expect(signedAttachmentPath(at("2026-11-22T10:01:05Z"), photo, 3600)).not.toBe(
+      signedAttachmentPath(at("2026-11-22T10:00:45Z"), photo, 3600),
+    );
     // Without a base: paths relative to the server, as downloadPath is.
     const relative = await t.ok(MESSAGE, { id });
     expect(srcs(relative.node.messages[0].inlineHtml)[0]).toMatch(/^\/attachments\//);
