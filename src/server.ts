@@ -29,8 +29,6 @@ export interface HttpApp {
 type WsExtra = {
   /** The key given at connection init: re-checked on every subscribe (revocation, archiving, role changes). */
   apiKey?: string;
-  /** Ids of this connection's running subscriptions (`WS_MAX_SUBSCRIPTIONS`). */
-  running?: Set<string>;
 };
 
 type SubscribeArgs = Parameters<
@@ -165,29 +163,18 @@ export function createHttpApp(opts: {
         ctx.extra.apiKey = key;
         return true;
       },
-      onComplete: (ctx, id) => {
-        ctx.extra.running?.delete(id);
-      },
-      onSubscribe: async (ctx, id, params) => {
+      onSubscribe: async (ctx, _id, params) => {
         // Checked first, before any read: a flood of subscribes costs the database nothing.
-        // The place is taken at once (subscribes are handled concurrently) and given back
-        // when the subscription is refused.
-        ctx.extra.running ??= new Set();
-        const running = ctx.extra.running;
-        if (running.size >= WS_MAX_SUBSCRIPTIONS) {
+        // graphql-ws keeps every running (and starting) subscription of the connection in
+        // `ctx.subscriptions`, this one included, and drops it when it completes.
+        if (Object.keys(ctx.subscriptions).length > WS_MAX_SUBSCRIPTIONS) {
           return [
             new GraphQLError(`At most ${WS_MAX_SUBSCRIPTIONS} subscriptions run at once on one connection`, {
               extensions: { code: "TOO_MANY_SUBSCRIPTIONS" },
             }),
           ];
         }
-        running.add(id);
-        const started = await startSubscription(ctx, params).catch((err) => {
-          running.delete(id);
-          throw err;
-        });
-        if (Array.isArray(started)) running.delete(id);
-        return started;
+        return startSubscription(ctx, params);
       },
     },
     wss,
