@@ -52,6 +52,18 @@ export const after = (e: EventRow, c: EventCursor) => {
   return tx > c.txId || (tx === c.txId && e.id > c.id);
 };
 
+export interface SubscribeOptions {
+  /** Replay the stored events past this cursor first; none: live only. */
+  from?: EventCursor | null;
+  signal?: AbortSignal;
+  /**
+   * The replay reads only this conversation's events (event_conversation_idx) instead of
+   * the tenant's whole log through the filter: `conversationEvents` from `0.0` in a tenant
+   * with millions of events. The filter must still select this conversation.
+   */
+  conversationId?: string;
+}
+
 interface Subscriber {
   tenantId: string;
   filter: (e: EventRow) => boolean;
@@ -191,6 +203,7 @@ export class EventHub {
     from: EventCursor,
     tenantId: string | null,
     limit: number,
+    conversationId: string | null = null,
   ): Promise<{ rows: EventRow[]; pending: boolean }> {
     const rows = await this.sql<((EventRow & { pending: boolean }) | { id: null; pending: boolean })[]>`
       WITH page AS (
@@ -200,6 +213,7 @@ export class EventHub {
         WHERE (tx_id, id) > (${from.txId.toString()}::xid8, ${from.id})
           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
           ${tenantId ? this.sql`AND tenant_id = ${tenantId}` : this.sql``}
+          ${conversationId ? this.sql`AND conversation_id = ${conversationId}::uuid` : this.sql``}
         ORDER BY tx_id, id
         LIMIT ${limit}
       ),
@@ -244,7 +258,7 @@ export class EventHub {
   subscribe(
     tenantId: string,
     filter: (e: EventRow) => boolean,
-    opts: { from?: EventCursor | null; signal?: AbortSignal } = {},
+    opts: SubscribeOptions = {},
   ): AsyncIterableIterator<EventRow> {
     const batches = this.subscribeBatches(tenantId, filter, opts);
     let buffered: EventRow[] = [];
@@ -277,7 +291,7 @@ export class EventHub {
   subscribeBatches(
     tenantId: string,
     filter: (e: EventRow) => boolean,
-    opts: { from?: EventCursor | null; signal?: AbortSignal } = {},
+    opts: SubscribeOptions = {},
   ): AsyncIterableIterator<EventRow[]> {
     let queue: EventRow[] = [];
     let notify: (() => void) | null = null;
@@ -317,7 +331,7 @@ export class EventHub {
     // unawaited promise (a subscription completed before its first `next()` read nothing).
     // Live events queue meanwhile; `last` drops those the replay already gave.
     let replayFrom: EventCursor | null = opts.from ?? null;
-    const readPage = (c: EventCursor) => this.readPage(c, tenantId, BATCH);
+    const readPage = (c: EventCursor) => this.readPage(c, tenantId, BATCH, opts.conversationId ?? null);
 
     const iterator: AsyncIterableIterator<EventRow[]> = {
       [Symbol.asyncIterator]() {

@@ -346,6 +346,7 @@ builder.subscriptionFields((t) => ({
       if (!from) throw badCursor();
       return ctx.engine.hub.subscribe(viewer.tenantId, (e) => e.conversationId === id && canSee(viewer, e), {
         from,
+        conversationId: id,
       });
     },
     resolve: (e) => e,

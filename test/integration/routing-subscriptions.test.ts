@@ -224,6 +224,46 @@ describe("subscriptions over graphql-ws", () => {
     expect(JSON.stringify(hidden.errors)).toMatch(/not found/i);
   });
 
+  it("conversationEvents from 0.0 reads only its conversation's events, over several pages, in commit order", async () => {
+    const s = await routingSetup(t, { agents: 1 });
+    const c = await addConversation(t, s.queueId);
+    const other = await addConversation(t, s.queueId);
+    // 1,200 events of its own interleaved with 1,200 of another conversation's, in 4
+    // transactions: its replay spans three pages of the hub's 500.
+    const now = t.app.engine.clock.now();
+    for (let k = 0; k < 4; k++) {
+      await t.db.db.transaction((tx) =>
+        appendEvents(
+          tx,
+          Array.from({ length: 600 }, (_, i) => ({
+            tenantId: t.tenantId,
+            type: "conversation.note",
+            conversationId: i % 2 === 0 ? c.id : other.id,
+            queueId: s.queueId,
+            occurredAt: now,
+            payload: { k, i },
+          })),
+        ),
+      );
+    }
+    const own = await t.db.sql<{ type: string; txId: string; id: string }[]>`
+      SELECT type, tx_id::text AS "txId", id::text AS id FROM event
+       WHERE conversation_id = ${c.id} ORDER BY event.tx_id, event.id`;
+    expect(own.length).toBeGreaterThanOrEqual(1200);
+    // The hub reads the conversation's events, not the tenant's log through a filter.
+    const page = await t.app.hub.readPage({ txId: 0n, id: 0 }, t.tenantId, 500, c.id);
+    expect(page.rows).toHaveLength(500);
+    expect(page.rows.every((r) => r.conversationId === c.id)).toBe(true);
+
+    const Q = `subscription($id: ID!) { conversationEvents(conversationId: $id, after: "0.0") { type cursor } }`;
+    const all = stream<{ conversationEvents: { type: string; cursor: string } }>(t.ws(t.adminKey), Q, {
+      id: encodeId("Conversation", c.id),
+    });
+    const got = await all.take(own.length);
+    all.stop();
+    expect(got.map((g) => g.conversationEvents.cursor)).toEqual(own.map((e) => `${e.txId}.${e.id}`));
+  });
+
   it("queueStats emits at once and after every change in the queue; queues outside the caller's access are not found", async () => {
     const s = await routingSetup(t, { agents: 1 });
     const q = encodeId("Queue", s.queueId);
