@@ -27,6 +27,11 @@ export interface Config {
     maxClients: number;
     /** Mail held in memory across connections; null = 8 × maxMessageBytes, ≥ 64 MB. */
     maxBufferedBytes: number | null;
+    /** Connections at once from one IP address. */
+    maxClientsPerIp: number;
+    /** The longest one message's DATA may take; the longest a session may last between mails. */
+    dataTimeoutMs: number;
+    sessionTimeoutMs: number;
   };
   maxMessageBytes: number;
   /** Bearer token for `GET /metrics`; null: no metrics route. */
@@ -167,6 +172,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxBufferedBytes: env.SMTP_MAX_BUFFERED_MB
         ? int("SMTP_MAX_BUFFERED_MB", 320, 1, 1024 * 1024) * 1024 * 1024
         : null,
+      maxClientsPerIp: int("SMTP_MAX_CLIENTS_PER_IP", 20, 1, 10_000),
+      dataTimeoutMs: int("SMTP_DATA_TIMEOUT_SECONDS", 600, 10, 86_400) * 1000,
+      sessionTimeoutMs: int("SMTP_SESSION_TIMEOUT_SECONDS", 1800, 10, 86_400) * 1000,
     },
     maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     metricsToken: env.METRICS_TOKEN || null,
@@ -205,6 +213,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxLagMs: int("SEARCH_MAX_LAG_MS", 60_000, 0, 86_400_000),
     },
   };
+  const buffered = config.smtpListen.maxBufferedBytes;
+  if (buffered !== null && buffered < config.maxMessageBytes) {
+    // A message the listener may accept would never fit: its sender would get 451 forever.
+    problems.push("SMTP_MAX_BUFFERED_MB must hold at least one message of MAX_MESSAGE_BYTES");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

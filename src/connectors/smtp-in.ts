@@ -1,6 +1,11 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream } from "smtp-server";
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from "smtp-server";
 import type { EngineContext } from "../engine/context.js";
 import {
   type IngestInput,
@@ -9,6 +14,7 @@ import {
   resolveRecipient,
 } from "../engine/ingest/ingest.js";
 import { metrics, registerGauge } from "../engine/metrics.js";
+import { stripControls } from "../engine/text.js";
 import { ByteBudget } from "./byte-budget.js";
 import { HEADLINE_BYTES } from "./mime/headline.js";
 import { oversizeOutcome } from "./mime/parse.js";
@@ -31,6 +37,19 @@ export interface SmtpListenerOptions {
    * (default: 8 × maxMessageBytes, at least 64 MB).
    */
   maxBufferedBytes?: number | null;
+  /** Connections at once from one IP address; more get 421 (default 20). */
+  maxClientsPerIp?: number;
+  /**
+   * The longest one message's DATA may take, however steadily its bytes trickle in (the
+   * idle timeout alone is reset by every byte): past it the connection gets 421 and is
+   * closed, and the sender retries later (default 10 minutes: 40 MB at 1 Mbit/s).
+   */
+  dataTimeoutMs?: number;
+  /**
+   * The longest a connection may stay between mails (NOOP, RSET, unanswered MAIL FROMs);
+   * past it the connection gets 421 at the next chance (default 30 minutes).
+   */
+  sessionTimeoutMs?: number;
 }
 
 export interface SmtpListener {
@@ -41,6 +60,36 @@ export interface SmtpListener {
 interface Recipient {
   tenantId: string;
   addressId: string;
+}
+
+/** MAIL FROM parameters of the extensions advertised (SIZE, 8BITMIME, SMTPUTF8); RCPT TO takes none. */
+const MAIL_PARAMS = new Set(["SIZE", "BODY", "SMTPUTF8"]);
+const RCPT_PARAMS = new Set<string>();
+
+/** The first parameter of a MAIL FROM or RCPT TO that is not in `allowed`, or null. */
+function unsupportedParams(args: unknown, allowed: Set<string>): string | null {
+  if (!args || typeof args !== "object") return null;
+  for (const key of Object.keys(args)) if (!allowed.has(key.toUpperCase())) return key.toUpperCase();
+  return null;
+}
+
+/**
+ * `Return-Path` (the envelope sender; `<>` for a bounce, which keeps auto-replies from
+ * answering it) and `Received` (client name and IP, this server, the session, the time) of
+ * this delivery, as RFC 5321 §4.4 has the receiving server add them.
+ */
+function traceHeaders(name: string, session: SMTPServerSession): Buffer {
+  const clean = (v: string) => stripControls(v).replace(/[<>]/g, "");
+  const from = session.envelope.mailFrom ? clean(session.envelope.mailFrom.address) : "";
+  const helo = clean(session.hostNameAppearsAs || "unknown") || "unknown";
+  const date = new Date().toUTCString().replace("GMT", "+0000");
+  const via = session.secure ? "ESMTPS" : "ESMTP";
+  return Buffer.from(
+    `Return-Path: <${from}>\r\n` +
+      `Received: from ${helo} ([${clean(session.remoteAddress)}])\r\n` +
+      `\tby ${clean(name)} (Switchboard) with ${via} id ${clean(session.id)};\r\n` +
+      `\t${date}\r\n`,
+  );
 }
 
 /** SMTP reply with an enhanced status code (RFC 3463), as smtp-server expects errors. */
@@ -67,8 +116,13 @@ export async function startSmtpListener(
   const log = ctx.log.child({ component: "smtp-in" });
   const resolved = new WeakMap<SMTPServerAddress, Recipient>();
   /** Bytes held by messages being received or ingested, across all connections. */
+  // Never below one whole message: a mail the listener may accept must fit, or its
+  // sender would be answered 451 on every attempt until it gives up.
   const budget = new ByteBudget(
-    opts.maxBufferedBytes ?? Math.max(8 * opts.maxMessageBytes, 64 * 1024 * 1024),
+    Math.max(
+      opts.maxBufferedBytes ?? Math.max(8 * opts.maxMessageBytes, 64 * 1024 * 1024),
+      opts.maxMessageBytes,
+    ),
   );
   registerGauge(
     "switchboard_smtp_buffered_bytes",
@@ -76,9 +130,27 @@ export async function startSmtpListener(
     () => budget.held,
   );
   const answered = (code: number) => metrics.smtpReplies.inc({ code: String(code) });
+  const name = opts.name ?? "switchboard";
+  const maxPerIp = opts.maxClientsPerIp ?? 20;
+  const dataTimeoutMs = opts.dataTimeoutMs ?? 10 * 60_000;
+  const sessionTimeoutMs = opts.sessionTimeoutMs ?? 30 * 60_000;
+  /** Connections by client IP address, and what each counted connection holds. */
+  const perIp = new Map<string, number>();
+  const sessions = new Map<string, { ip: string; lifetime: NodeJS.Timeout; inData: boolean }>();
+  /** Ends a connection with 421 (the sender retries later). */
+  const drop = (sessionId: string, text: string) => {
+    for (const c of server.connections) {
+      if (c.session.id !== sessionId) continue;
+      c.send(421, text);
+      c.close();
+    }
+  };
 
   const server = new SMTPServer({
-    name: opts.name ?? "switchboard",
+    name,
+    // The peer's name is not used for anything here (the Received line carries its IP);
+    // a lookup per connection would only delay the greeting.
+    disableReverseLookup: true,
     banner: "Switchboard ESMTP",
     size: opts.maxMessageBytes,
     authOptional: true,
@@ -89,7 +161,46 @@ export async function startSmtpListener(
     socketTimeout: 60_000,
     closeTimeout: 5_000,
     maxClients: opts.maxClients ?? 100,
+    onConnect(session, callback) {
+      // One source cannot take every connection (SMTP_MAX_CLIENTS) for itself.
+      const ip = session.remoteAddress;
+      const n = (perIp.get(ip) ?? 0) + 1;
+      if (n > maxPerIp) {
+        return callback(reply(421, "4.7.0 Too many connections from your address, try again later"));
+      }
+      perIp.set(ip, n);
+      const state = {
+        ip,
+        inData: false,
+        lifetime: setTimeout(function expire() {
+          // Not in the middle of a message: that one has its own deadline.
+          if (state.inData) state.lifetime = setTimeout(expire, 5_000);
+          else drop(session.id, "4.4.2 Session too long, closing; reconnect to send more");
+        }, sessionTimeoutMs),
+      };
+      state.lifetime.unref();
+      sessions.set(session.id, state);
+      callback();
+    },
+    onClose(session) {
+      const state = sessions.get(session.id);
+      if (!state) return;
+      sessions.delete(session.id);
+      clearTimeout(state.lifetime);
+      const n = (perIp.get(state.ip) ?? 1) - 1;
+      if (n <= 0) perIp.delete(state.ip);
+      else perIp.set(state.ip, n);
+    },
+    onMailFrom(address, _session, callback) {
+      // RFC 5321 §4.1.1.11: a parameter of an extension not advertised is refused (DSN's
+      // RET/ENVID would otherwise be accepted and the notifications they ask for never sent).
+      const unknown = unsupportedParams(address.args, MAIL_PARAMS);
+      if (unknown) return callback(reply(555, `5.5.4 Unsupported MAIL FROM parameter ${unknown}`));
+      callback();
+    },
     onRcptTo(address, _session, callback) {
+      const unknown = unsupportedParams(address.args, RCPT_PARAMS);
+      if (unknown) return callback(reply(555, `5.5.4 Unsupported RCPT TO parameter ${unknown}`));
       void (async () => {
         const target = await resolveRecipient(ctx, address.address);
         if (!target) return callback(reply(550, "5.1.1 No such recipient here"));
@@ -115,8 +226,21 @@ export async function startSmtpListener(
       });
     },
     onData(stream: SMTPServerDataStream, session, callback) {
-      let chunks: Buffer[] = [];
+      // RFC 5321 §4.4: the trace lines of this delivery go in front of the message.
+      let chunks: Buffer[] = [traceHeaders(name, session)];
       let bytes = 0;
+      const state = sessions.get(session.id);
+      if (state) state.inData = true;
+      // However steadily the bytes trickle in, one message's DATA has a deadline.
+      const deadline = setTimeout(() => {
+        if (!stream.readableEnded) drop(session.id, "4.4.2 DATA took too long, closing");
+      }, dataTimeoutMs);
+      deadline.unref();
+      const dataDone = () => {
+        clearTimeout(deadline);
+        if (state) state.inData = false;
+      };
+      stream.on("end", dataDone);
       // What this message holds of the shared budget; released once it is answered, or
       // when the client goes away mid-message (smtp-server then destroys the stream).
       let held: (() => void)[] = [];
@@ -126,6 +250,7 @@ export async function startSmtpListener(
         held = [];
       };
       stream.on("close", () => {
+        dataDone();
         if (!stream.readableEnded) release();
       });
       stream.on("data", (c: Buffer) => {

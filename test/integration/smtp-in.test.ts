@@ -144,6 +144,7 @@ describe("inbound SMTP listener", () => {
       .set({ processingLimit: open.length + 10 })
       .where(eq(tenant.id, t.tenantId));
     expect((await send("help@acme.test")).response).toMatch(/^250/);
+    await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
   });
 
   it("answers 451 while the tenant's email channel is switched off, so the sender retries, and accepts again after", async () => {
@@ -214,7 +215,88 @@ describe("inbound SMTP listener", () => {
       .where(eq(message.messageIdHeader, "dots-1@customer.example"));
     expect(m!.text).toBe(`${body.replaceAll("\r\n", "\n")}\n`);
     const [raw] = await t.db.db.select().from(rawMessage).where(eq(rawMessage.id, m!.rawMessageId!));
-    expect(raw!.data.toString("utf8")).toBe(mail);
+    // As received, behind the trace lines of this delivery.
+    const stored = raw!.data.toString("utf8");
+    expect(stored.endsWith(mail)).toBe(true);
+    expect(stored.slice(0, -mail.length)).toMatch(/^Return-Path: <[^>]*>\r\nReceived: [\s\S]*\r\n$/);
+  });
+
+  it("adds Return-Path and Received (RFC 5321 §4.4): the envelope sender, the client's name and IP, this server; <> for a bounce", async () => {
+    const d = smtpDialog();
+    try {
+      expect(await d.reply()).toMatch(/^220/);
+      await d.command("EHLO relay.customer.example");
+      for (const [from, id] of [
+        ["bounces+42@lists.customer.example", "trace-1"],
+        ["", "trace-2"],
+      ] as const) {
+        expect(await d.command(`MAIL FROM:<${from}>`)).toMatch(/^250/);
+        expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+        expect(await d.command("DATA")).toMatch(/^354/);
+        d.socket.write(
+          `From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Trace\r\nMessage-ID: <${id}@customer.example>\r\n\r\nHi\r\n`,
+        );
+        expect(await d.command(".")).toMatch(/^250/);
+      }
+    } finally {
+      d.socket.end();
+    }
+    const rawOf = async (id: string) => {
+      const [m] = await t.db.db.select().from(message).where(eq(message.messageIdHeader, id));
+      const [raw] = await t.db.db.select().from(rawMessage).where(eq(rawMessage.id, m!.rawMessageId!));
+      return raw!.data.toString("utf8");
+    };
+    const first = await rawOf("trace-1@customer.example");
+    expect(first).toMatch(
+      /^Return-Path: <bounces\+42@lists\.customer\.example>\r\nReceived: from relay\.customer\.example \(\[(127\.0\.0\.1|::ffff:127\.0\.0\.1)\]\)\r\n\tby \S+ \(Switchboard\) with ESMTP id \S+;\r\n\t\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r\nFrom: carol@customer\.example\r\n/,
+    );
+    expect(await rawOf("trace-2@customer.example")).toMatch(/^Return-Path: <>\r\n/);
+  });
+
+  it("finds an address on an internationalised domain whichever form the recipient is written in (smtp-server passes the Unicode form on)", async () => {
+    await createQueueWithAddress(t.db.db, t.tenantId, { address: "shop@xn--mnchen-3ya.test" });
+    const d = smtpDialog();
+    try {
+      expect(await d.reply()).toMatch(/^220/);
+      await d.command("EHLO sender.example");
+      for (const [rcpt, id] of [
+        ["shop@münchen.test", "idn-1"],
+        ["Shop@XN--MNCHEN-3YA.test", "idn-2"],
+      ] as const) {
+        expect(await d.command("MAIL FROM:<carol@customer.example> SMTPUTF8")).toMatch(/^250/);
+        expect(await d.command(`RCPT TO:<${rcpt}>`)).toMatch(/^250/);
+        expect(await d.command("DATA")).toMatch(/^354/);
+        d.socket.write(
+          `From: carol@customer.example\r\nTo: ${rcpt}\r\nSubject: IDN\r\nMessage-ID: <${id}@customer.example>\r\n\r\nHi\r\n`,
+        );
+        expect(await d.command(".")).toMatch(/^250/);
+      }
+      expect(await d.command("MAIL FROM:<carol@customer.example>")).toMatch(/^250/);
+      expect(await d.command("RCPT TO:<shop@muenchen.test>")).toMatch(/^550/);
+    } finally {
+      d.socket.end();
+    }
+    for (const id of ["idn-1@customer.example", "idn-2@customer.example"]) {
+      const [m] = await t.db.db.select().from(message).where(eq(message.messageIdHeader, id));
+      expect(m).toBeDefined();
+    }
+  });
+
+  it("refuses MAIL FROM and RCPT TO parameters of extensions it does not offer (555), e.g. DSN's NOTIFY and RET", async () => {
+    const d = smtpDialog();
+    try {
+      expect(await d.reply()).toMatch(/^220/);
+      await d.command("EHLO sender.example");
+      expect(await d.command("MAIL FROM:<carol@customer.example> FOO=bar")).toMatch(/^555 5\.5\.4 .*FOO/);
+      expect(await d.command("MAIL FROM:<carol@customer.example> RET=FULL")).toMatch(/^555 5\.5\.4 .*RET/);
+      expect(await d.command("MAIL FROM:<carol@customer.example> BODY=8BITMIME SMTPUTF8 SIZE=100")).toMatch(
+        /^250/,
+      );
+      expect(await d.command("RCPT TO:<help@acme.test> NOTIFY=SUCCESS")).toMatch(/^555 5\.5\.4 .*NOTIFY/);
+      expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+    } finally {
+      d.socket.end();
+    }
   });
   describe("one connection, several transactions", () => {
     let beta: { queueId: string; addressId: string; address: string };
@@ -359,6 +441,110 @@ describe("inbound SMTP listener: memory and connection limits", () => {
       const fifth = smtpDialog(listener.port);
       expect(await fifth.reply()).toMatch(/^421/);
       for (const h of [...held, fifth]) h.socket.destroy();
+    } finally {
+      await listener.close();
+    }
+  });
+
+  it("a message bigger than the buffer budget but within the size limit is still taken (the budget never goes below one message)", async () => {
+    const listener = await startSmtpListener(t.app.engine, {
+      host: "127.0.0.1",
+      port: 0,
+      maxMessageBytes: 512 * 1024,
+      maxBufferedBytes: 256 * 1024,
+    });
+    const d = smtpDialog(listener.port);
+    try {
+      expect(await d.reply()).toMatch(/^220/);
+      await d.command("EHLO sender.example");
+      await d.command("MAIL FROM:<carol@customer.example>");
+      expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+      expect(await d.command("DATA")).toMatch(/^354/);
+      d.socket.write(
+        "From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Over the budget\r\n" +
+          `Message-ID: <over-budget@customer.example>\r\n\r\n${`${"y".repeat(998)}\r\n`.repeat(300)}`,
+      );
+      expect(await d.command(".")).toMatch(/^250/);
+    } finally {
+      d.socket.destroy();
+      await listener.close();
+    }
+  });
+
+  it("bounds slow clients: connections per IP address, the time one message's DATA may take, the time a session may idle between mails", async () => {
+    const listener = await startSmtpListener(t.app.engine, {
+      host: "127.0.0.1",
+      port: 0,
+      maxMessageBytes: 512 * 1024,
+      maxClients: 10,
+      maxClientsPerIp: 2,
+      dataTimeoutMs: 1500,
+      sessionTimeoutMs: 2500,
+    });
+    const closed = (d: ReturnType<typeof smtpDialog>) =>
+      d.socket.closed ? Promise.resolve() : once(d.socket, "close").then(() => {});
+    try {
+      // Per IP: a third connection from the same address is turned away at once.
+      const a = smtpDialog(listener.port);
+      const b = smtpDialog(listener.port);
+      expect(await a.reply()).toMatch(/^220/);
+      expect(await b.reply()).toMatch(/^220/);
+      const c = smtpDialog(listener.port);
+      expect(await c.reply()).toMatch(/^421 4\.7\.0/);
+      await closed(c);
+
+      // DATA that trickles in, one line every 200 ms: cut off at its deadline, nothing stored,
+      // nothing left held; the place it took is free again.
+      await a.command("EHLO slow.example");
+      await a.command("MAIL FROM:<carol@customer.example>");
+      expect(await a.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+      expect(await a.command("DATA")).toMatch(/^354/);
+      a.socket.write(
+        "From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Slow\r\nMessage-ID: <slowloris@customer.example>\r\n\r\n",
+      );
+      const started = Date.now();
+      const trickle = setInterval(() => {
+        if (!a.socket.destroyed) a.socket.write("still here\r\n");
+      }, 200);
+      try {
+        expect(await a.reply()).toMatch(/^421 4\.4\.2/);
+        await closed(a);
+      } finally {
+        clearInterval(trickle);
+      }
+      expect(Date.now() - started).toBeLessThan(5000);
+      const [m] = await t.db.db
+        .select()
+        .from(message)
+        .where(eq(message.messageIdHeader, "slowloris@customer.example"));
+      expect(m).toBeUndefined();
+      const again = smtpDialog(listener.port);
+      expect(await again.reply()).toMatch(/^220/);
+
+      // A session that only NOOPs: closed with 421 once it has lasted sessionTimeoutMs.
+      await b.command("EHLO idle.example");
+      const idleSince = Date.now();
+      const answers: string[] = [];
+      b.socket.write("NOOP\r\n");
+      while (!b.socket.destroyed && Date.now() - idleSince < 6000) {
+        const next = await Promise.race([b.reply(), once(b.socket, "close").then(() => "")]);
+        if (next) answers.push(next);
+        if (!next || /^421/.test(next)) break;
+        await new Promise((r) => setTimeout(r, 200));
+        if (!b.socket.destroyed) b.socket.write("NOOP\r\n");
+      }
+      // A reply that came in while the loop slept is still queued in the dialog.
+      if (!/^421/.test(answers.at(-1) ?? "")) {
+        const queued = await Promise.race([
+          b.reply(),
+          new Promise<string>((r) => setTimeout(() => r(""), 200)),
+        ]);
+        if (queued) answers.push(queued);
+      }
+      expect(answers.at(-1)).toMatch(/^421 4\.4\.2/);
+      expect(answers.slice(0, -1).every((x) => /^250/.test(x))).toBe(true);
+      expect(Date.now() - idleSince).toBeLessThan(5000);
+      again.socket.destroy();
     } finally {
       await listener.close();
     }

@@ -116,6 +116,19 @@ describe("configuration", () => {
     }
   });
 
+  it("refuses an SMTP memory budget that could not hold one message of the size limit", () => {
+    expect(() =>
+      loadConfig({ MAX_MESSAGE_BYTES: String(40 * 1024 * 1024), SMTP_MAX_BUFFERED_MB: "16" }),
+    ).toThrow(/SMTP_MAX_BUFFERED_MB must hold at least one message of MAX_MESSAGE_BYTES/);
+    const ok = loadConfig({ MAX_MESSAGE_BYTES: String(10 * 1024 * 1024), SMTP_MAX_BUFFERED_MB: "16" });
+    expect(ok.smtpListen.maxBufferedBytes).toBe(16 * 1024 * 1024);
+    expect(ok.smtpListen).toMatchObject({
+      maxClientsPerIp: 20,
+      dataTimeoutMs: 600_000,
+      sessionTimeoutMs: 1_800_000,
+    });
+  });
+
   it("requires SECRET_KEY in production with an external database", () => {
     expect(() => loadConfig({ NODE_ENV: "production", DATABASE_URL: "postgres://db/x" })).toThrow(
       /SECRET_KEY/,

@@ -1535,6 +1535,12 @@ export async function resolveRecipient(
   /** The tenant's processing limit; null when it has none (so there is nothing to count). */
   processingLimit: number | null;
 } | null> {
+  // smtp-server hands over an internationalised domain in its Unicode form whatever the
+  // client sent, and an address may be configured with either (the API takes the A-label
+  // form); a local part may come in another Unicode normalisation form than it was stored.
+  const spelled = rcpt.trim().toLowerCase();
+  const n = normalizeEmailAddress(spelled);
+  const spellings = [...new Set([spelled, ...(n ? [n.address, n.asciiAddress] : [])])];
   // Once per recipient of every SMTP mail: hand-written (docs/architecture.md "Hot paths").
   const [row] = await rawClient(ctx.db)<
     { id: string; tenantId: string; emailEnabled: boolean; processingLimit: number | null }[]
@@ -1542,7 +1548,8 @@ export async function resolveRecipient(
     SELECT a.id, a.tenant_id AS "tenantId", t.email_enabled AS "emailEnabled",
            t.processing_limit AS "processingLimit"
     FROM email_address a JOIN tenant t ON t.id = a.tenant_id
-    WHERE lower(a.address) = ${rcpt.trim().toLowerCase()} AND a.archived_at IS NULL`;
+    WHERE lower(a.address) = ANY(${spellings}::text[]) AND a.archived_at IS NULL
+    LIMIT 1`;
   return row
     ? {
         tenantId: row.tenantId,
