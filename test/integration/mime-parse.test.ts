@@ -169,6 +169,42 @@ describe("createMimeParser: parsing", () => {
     expect(w).toMatch(/never closed \(truncated/);
   });
 
+  it("takes mail without a header block as all body, also behind a server's trace lines; a broken fold among real fields is left to mailparser", async () => {
+    const bodyOnly = ok(
+      await shared.parse(Buffer.from("Hi team,\r\n\r\nplease call me back on 555-0100.\r\n")),
+    );
+    expect(bodyOnly.mail.text).toBe("Hi team,\n\nplease call me back on 555-0100.\n");
+    expect(bodyOnly.mail.warnings).toContain("no header block: the whole message is taken as its body");
+    const noBlank = ok(await shared.parse(Buffer.from("just a body line\nand another\n")));
+    expect(noBlank.mail.text).toBe("just a body line\nand another\n");
+
+    const traced = ok(
+      await shared.parse(
+        Buffer.from(
+          "Return-Path: <carol@customer.example>\r\nReceived: from relay ([192.0.2.1])\r\n\tby switchboard; Mon, 23 Nov 2026 01:00:00 +0000\r\n" +
+            "Hi team,\r\n\r\nplease call me back.\r\n",
+        ),
+      ),
+    );
+    expect(traced.mail.text).toBe("Hi team,\n\nplease call me back.\n");
+    expect(traced.mail.warnings).toContain(
+      "header block ends in lines that are no header fields: they are taken as the body",
+    );
+    expect(traced.mail.receivedCount).toBe(1);
+
+    // A broken fold in the message's own fields is no body.
+    const folded = ok(
+      await shared.parse(
+        Buffer.from(
+          "From: carol@customer.example\r\nSubject: Folded\r\nReferences: <a@x.example>, <invalid.   \r\nsomething@x.example>\r\n\r\nBody\r\n",
+        ),
+      ),
+    );
+    expect(folded.mail.text).toBe("Body\n");
+    expect(folded.mail.subject).toBe("Folded");
+    expect(folded.mail.warnings.join(" ")).not.toMatch(/taken as (its|the) body/);
+  });
+
   it("parses an RFC 3464 delivery report", async () => {
     const raw = Buffer.from(
       [

@@ -481,6 +481,50 @@ function headerBlockEnd(raw: Buffer): number {
   return Math.min(crlf, lf);
 }
 
+/** A header field's start (RFC 5322 §2.2 field-name, obsolete WSP before the colon allowed). */
+const FIELD_START_RE = /^[\x21-\x39\x3b-\x7e]+[ \t]*:/;
+
+/** Fields a delivering server puts in front of a message (RFC 5321 §4.4 and common practice). */
+const TRACE_FIELDS = new Set([
+  "return-path",
+  "received",
+  "delivered-to",
+  "x-original-to",
+  "envelope-to",
+  "x-envelope-from",
+  "x-envelope-to",
+]);
+
+/**
+ * Where the body really begins in mail that has no header block of its own: its first line
+ * is no header field, either at the very start or right after the trace fields a server
+ * put in front of it ("Hi team," would otherwise be read as a broken field and lost, and
+ * the text would start at the second paragraph). Null for anything else — in particular a
+ * broken fold among the message's own fields, which mailparser reads as well as it can —
+ * and when a header field still follows the stray line.
+ */
+function bodyInHeaderBlock(raw: Buffer, headerBytes: number): number | null {
+  const text = raw.subarray(0, headerBytes).toString("latin1");
+  let offset = 0;
+  let firstStray: number | null = null;
+  for (const line of text.split("\n")) {
+    const start = offset;
+    offset += line.length + 1;
+    const content = line.endsWith("\r") ? line.slice(0, -1) : line;
+    if (content === "") continue;
+    const field = FIELD_START_RE.exec(content);
+    if (field) {
+      if (firstStray !== null) return null;
+      const name = field[0].slice(0, -1).trim().toLowerCase();
+      if (!TRACE_FIELDS.has(name)) return null; // the message's own header block
+      continue;
+    }
+    if (/^[ \t]/.test(content) && start > 0 && firstStray === null) continue;
+    if (firstStray === null) firstStray = start;
+  }
+  return firstStray;
+}
+
 // --- the parse ----------------------------------------------------------------------
 
 function rejected(
@@ -507,8 +551,8 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
     raw = nl >= 0 ? raw.subarray(nl + 1) : Buffer.alloc(0);
     warnings.push("leading mbox 'From ' line ignored");
   }
-  const headerEnd = headerBlockEnd(raw);
-  const headerBytes = headerEnd < 0 ? raw.length : headerEnd;
+  let headerEnd = headerBlockEnd(raw);
+  let headerBytes = headerEnd < 0 ? raw.length : headerEnd;
   if (headerBytes > limits.maxHeaderBytes) {
     return rejected(
       "header_too_large",
@@ -516,7 +560,24 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
       sizeBytes,
     );
   }
-  if (headerEnd < 0) warnings.push("no blank line after the header block: message has no body");
+  const bodyAt = bodyInHeaderBlock(raw, headerBytes);
+  if (bodyAt !== null) {
+    // The blank line the sender left out goes in, with the line ending of the line before
+    // it (in this parse only: the stored raw bytes stay as received).
+    const eol = bodyAt >= 2 && raw[bodyAt - 2] === 0x0d ? "\r\n" : bodyAt === 0 ? "\r\n" : "\n";
+    raw = Buffer.concat([raw.subarray(0, bodyAt), Buffer.from(eol), raw.subarray(bodyAt)]);
+    // No header fields at all: there is no header block to end (and so no Message-ID for
+    // the authored-content hash, nor a Content-Type to check the body against).
+    headerEnd = bodyAt === 0 ? -1 : headerBlockEnd(raw);
+    headerBytes = bodyAt;
+    warnings.push(
+      bodyAt === 0
+        ? "no header block: the whole message is taken as its body"
+        : "header block ends in lines that are no header fields: they are taken as the body",
+    );
+  } else if (headerEnd < 0) {
+    warnings.push("no blank line after the header block: message has no body");
+  }
 
   let mp: MpResult;
   try {
