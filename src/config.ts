@@ -32,6 +32,8 @@ export interface Config {
     /** The longest one message's DATA may take; the longest a session may last between mails. */
     dataTimeoutMs: number;
     sessionTimeoutMs: number;
+    /** The configured address that takes mail for `postmaster` (RFC 5321 §4.5.1); null: 550. */
+    postmaster: string | null;
   };
   maxMessageBytes: number;
   /** Bearer token for `GET /metrics`; null: no metrics route. */
@@ -175,6 +177,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxClientsPerIp: int("SMTP_MAX_CLIENTS_PER_IP", 20, 1, 10_000),
       dataTimeoutMs: int("SMTP_DATA_TIMEOUT_SECONDS", 600, 10, 86_400) * 1000,
       sessionTimeoutMs: int("SMTP_SESSION_TIMEOUT_SECONDS", 1800, 10, 86_400) * 1000,
+      postmaster: env.SMTP_POSTMASTER_ADDRESS?.trim() || null,
     },
     maxMessageBytes: int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     metricsToken: env.METRICS_TOKEN || null,

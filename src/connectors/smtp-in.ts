@@ -10,6 +10,7 @@ import type { EngineContext } from "../engine/context.js";
 import {
   type IngestInput,
   ingestOrQuarantine,
+  isPostmasterAddress,
   overProcessingLimit,
   resolveRecipient,
 } from "../engine/ingest/ingest.js";
@@ -37,6 +38,12 @@ export interface SmtpListenerOptions {
    * (default: 8 × maxMessageBytes, at least 64 MB).
    */
   maxBufferedBytes?: number | null;
+  /**
+   * A configured address that takes mail for `postmaster` — without a domain, or at any
+   * domain of a configured address — as RFC 5321 §4.5.1 requires of every mail server.
+   * Null: such mail gets 550 like any unknown recipient.
+   */
+  postmaster?: string | null;
   /** Connections at once from one IP address; more get 421 (default 20). */
   maxClientsPerIp?: number;
   /**
@@ -202,7 +209,11 @@ export async function startSmtpListener(
       const unknown = unsupportedParams(address.args, RCPT_PARAMS);
       if (unknown) return callback(reply(555, `5.5.4 Unsupported RCPT TO parameter ${unknown}`));
       void (async () => {
-        const target = await resolveRecipient(ctx, address.address);
+        const target =
+          (await resolveRecipient(ctx, address.address)) ??
+          (opts.postmaster && (await isPostmasterAddress(ctx, address.address))
+            ? await resolveRecipient(ctx, opts.postmaster)
+            : null);
         if (!target) return callback(reply(550, "5.1.1 No such recipient here"));
         // Switched off, not gone: the sending server keeps the mail and retries (for days),
         // as IMAP leaves it on the server, so nothing sent meanwhile is lost.
@@ -340,6 +351,12 @@ export async function startSmtpListener(
     server.server.once("error", reject);
     server.listen(opts.port, opts.host, () => resolve());
   });
+  if (opts.postmaster && !(await resolveRecipient(ctx, opts.postmaster))) {
+    log.warn(
+      { postmaster: opts.postmaster },
+      "SMTP_POSTMASTER_ADDRESS is no configured address: postmaster mail gets 550",
+    );
+  }
   const { port } = server.server.address() as AddressInfo;
   log.info({ host: opts.host, port }, "SMTP listener started");
   return {

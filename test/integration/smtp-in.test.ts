@@ -282,6 +282,45 @@ describe("inbound SMTP listener", () => {
     }
   });
 
+  it("takes mail for postmaster (without a domain, or at a domain it serves) into SMTP_POSTMASTER_ADDRESS; without one, 550", async () => {
+    const listener = await startSmtpListener(t.app.engine, {
+      host: "127.0.0.1",
+      port: 0,
+      maxMessageBytes: 512 * 1024,
+      postmaster: "help@acme.test",
+    });
+    const d = smtpDialog(listener.port);
+    try {
+      expect(await d.reply()).toMatch(/^220/);
+      await d.command("EHLO sender.example");
+      expect(await d.command("MAIL FROM:<abuse-desk@isp.example>")).toMatch(/^250/);
+      expect(await d.command("RCPT TO:<Postmaster>")).toMatch(/^250/);
+      expect(await d.command("RCPT TO:<POSTMASTER@acme.test>")).toMatch(/^250/);
+      expect(await d.command("RCPT TO:<postmaster@elsewhere.example>")).toMatch(/^550/);
+      expect(await d.command("DATA")).toMatch(/^354/);
+      d.socket.write(
+        "From: abuse-desk@isp.example\r\nTo: postmaster@acme.test\r\nSubject: Abuse report\r\nMessage-ID: <pm-1@isp.example>\r\n\r\nHello postmaster\r\n",
+      );
+      expect(await d.command(".")).toMatch(/^250/);
+    } finally {
+      d.socket.end();
+      await listener.close();
+    }
+    const [m] = await t.db.db.select().from(message).where(eq(message.messageIdHeader, "pm-1@isp.example"));
+    const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, m!.conversationId));
+    expect(c!.queueId).toBe(addr.queueId);
+    // The app's own listener has no postmaster address.
+    const plain = smtpDialog();
+    try {
+      expect(await plain.reply()).toMatch(/^220/);
+      await plain.command("EHLO sender.example");
+      await plain.command("MAIL FROM:<abuse-desk@isp.example>");
+      expect(await plain.command("RCPT TO:<postmaster@acme.test>")).toMatch(/^550/);
+    } finally {
+      plain.socket.end();
+    }
+  });
+
   it("refuses MAIL FROM and RCPT TO parameters of extensions it does not offer (555), e.g. DSN's NOTIFY and RET", async () => {
     const d = smtpDialog();
     try {

@@ -1524,6 +1524,25 @@ export async function overProcessingLimit(
   return (row?.n ?? 0) > limit;
 }
 
+/**
+ * `postmaster` without a domain, or at a domain some configured address is on (the
+ * domains this server takes mail for).
+ */
+export async function isPostmasterAddress(ctx: EngineContext, rcpt: string): Promise<boolean> {
+  const at = rcpt.lastIndexOf("@");
+  const local = at < 0 ? rcpt : rcpt.slice(0, at);
+  if (local.trim().toLowerCase() !== "postmaster") return false;
+  if (at < 0) return true;
+  const n = normalizeEmailAddress(rcpt);
+  if (!n) return false;
+  const [row] = await rawClient(ctx.db)<{ one: number }[]>`
+    SELECT 1 AS one FROM email_address
+     WHERE archived_at IS NULL
+       AND lower(split_part(address, '@', 2)) = ANY(${[n.domain, n.asciiAddress.split("@")[1]!]}::text[])
+     LIMIT 1`;
+  return row !== undefined;
+}
+
 /** The configured address an SMTP recipient maps to (any tenant: addresses are globally unique). */
 export async function resolveRecipient(
   ctx: EngineContext,
