@@ -62,6 +62,8 @@ export interface SubscribeOptions {
    * with millions of events. The filter must still select this conversation.
    */
   conversationId?: string;
+  /** The same for one agent's events (event_agent_idx): `myInbox`. */
+  agentId?: string;
 }
 
 interface Subscriber {
@@ -204,6 +206,7 @@ export class EventHub {
     tenantId: string | null,
     limit: number,
     conversationId: string | null = null,
+    agentId: string | null = null,
   ): Promise<{ rows: EventRow[]; pending: boolean }> {
     const rows = await this.sql<((EventRow & { pending: boolean }) | { id: null; pending: boolean })[]>`
       WITH page AS (
@@ -214,6 +217,7 @@ export class EventHub {
           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
           ${tenantId ? this.sql`AND tenant_id = ${tenantId}` : this.sql``}
           ${conversationId ? this.sql`AND conversation_id = ${conversationId}::uuid` : this.sql``}
+          ${agentId ? this.sql`AND agent_id = ${agentId}::uuid` : this.sql``}
         ORDER BY tx_id, id
         LIMIT ${limit}
       ),
@@ -331,7 +335,8 @@ export class EventHub {
     // unawaited promise (a subscription completed before its first `next()` read nothing).
     // Live events queue meanwhile; `last` drops those the replay already gave.
     let replayFrom: EventCursor | null = opts.from ?? null;
-    const readPage = (c: EventCursor) => this.readPage(c, tenantId, BATCH, opts.conversationId ?? null);
+    const readPage = (c: EventCursor) =>
+      this.readPage(c, tenantId, BATCH, opts.conversationId ?? null, opts.agentId ?? null);
 
     const iterator: AsyncIterableIterator<EventRow[]> = {
       [Symbol.asyncIterator]() {

@@ -291,7 +291,10 @@ builder.subscriptionFields((t) => ({
       const from = args.after ? decodeCursor(args.after) : await engine.hub.head(viewer.tenantId);
       if (!from) throw badCursor();
       const userId = viewer.userId;
-      const batches = engine.hub.subscribeBatches(viewer.tenantId, (e) => e.agentId === userId, { from });
+      const batches = engine.hub.subscribeBatches(viewer.tenantId, (e) => e.agentId === userId, {
+        from,
+        agentId: userId,
+      });
       const updates = (async function* () {
         try {
           for await (const batch of batches) {

@@ -410,6 +410,8 @@ export const event = pgTable(
     index("event_tx_idx").on(t.txId, t.id),
     index("event_tenant_tx_idx").on(t.tenantId, t.txId, t.id),
     index("event_conversation_idx").on(t.conversationId, t.id).where(sql`conversation_id IS NOT NULL`),
+    // An agent's events in stream order: `myInbox` replays read only these.
+    index("event_agent_idx").on(t.agentId, t.txId, t.id).where(sql`agent_id IS NOT NULL`),
   ],
 );
 

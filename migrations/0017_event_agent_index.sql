@@ -1,0 +1,1 @@
+CREATE INDEX "event_agent_idx" ON "event" USING btree ("agent_id","tx_id","id") WHERE agent_id IS NOT NULL;
