@@ -343,6 +343,29 @@ const validDate = (d: Date | string | undefined): Date | null => {
 };
 
 /**
+ * The answers of a UID FETCH to what it asked, one per UID, in UID order. A server also
+ * sends FETCH responses nobody asked for — another client's flag changes during the
+ * fetch — which imapflow returns with the rest: without a UID (Dovecot), or with one
+ * that was not asked for (servers that always send it, or QRESYNC). Taken as answers they
+ * put `undefined` into the next fetch's UID set (a "permanent" error that marked the
+ * account INVALID), or an unrelated UID into the batch, out of order, past its checkpoint.
+ */
+function answered<T extends { uid?: number }>(
+  asked: number[],
+  rows: T[],
+  carriesData: (row: T) => boolean,
+): (T & { uid: number })[] {
+  const wanted = new Set(asked);
+  const byUid = new Map<number, T & { uid: number }>();
+  for (const row of rows) {
+    const uid = row.uid;
+    if (uid === undefined || !wanted.has(uid) || !carriesData(row)) continue;
+    if (!byUid.has(uid)) byUid.set(uid, row as T & { uid: number });
+  }
+  return [...byUid.values()].sort((a, b) => a.uid - b.uid);
+}
+
+/**
  * Fetches and parses a batch in two steps, so that no message costs more memory than the
  * size limit: first RFC822.SIZE, INTERNALDATE and the delivery fields of every UID; then
  * the source of the messages within the limit (only as many as fit in the batch's byte
@@ -360,12 +383,15 @@ async function prepareBatch(
   limits: FetchLimits,
 ): Promise<PreparedBatch> {
   // UIDs expunged between SEARCH and FETCH simply do not come back; the next search skips them.
-  const meta = await client.fetchAll(
+  const meta = answered(
     uids,
-    { uid: true, size: true, internalDate: true, headers: DELIVERY_FIELDS },
-    { uid: true },
+    await client.fetchAll(
+      uids,
+      { uid: true, size: true, internalDate: true, headers: DELIVERY_FIELDS },
+      { uid: true },
+    ),
+    (m) => m.size !== undefined || m.internalDate !== undefined,
   );
-  meta.sort((a, b) => a.uid - b.uid);
   const oversize = (m: { size?: number }) => m.size !== undefined && m.size > limits.maxBytes;
   let bytes = 0;
   let n = 0;
@@ -419,8 +445,10 @@ async function fetchSources(
         )
       : [],
   ]);
-  const sourceOf = new Map(sources.map((m) => [m.uid, m.source ?? Buffer.alloc(0)]));
-  const headOf = new Map(heads.map((m) => [m.uid, m]));
+  const sourceOf = new Map(
+    answered(small, sources, (m) => m.source !== undefined).map((m) => [m.uid, m.source!]),
+  );
+  const headOf = new Map(answered(big, heads, (m) => m.source !== undefined).map((m) => [m.uid, m]));
   const messages = await Promise.all(
     taken.map(async (m): Promise<Prepared | null> => {
       const internalDate = validDate(m.internalDate);
