@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { ImapFlow } from "imapflow";
 import postgres from "postgres";
+import { sameMailboxName } from "../engine/config/mail-accounts.js";
 import type { EngineContext, Logger } from "../engine/context.js";
 import { type IngestInput, ingestMessages, ingestOrQuarantine } from "../engine/ingest/ingest.js";
 import {
@@ -253,7 +254,7 @@ export async function syncMailbox(
             if (batch.messages.length === 0) continue;
             const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resync);
             processed += done.length;
-            await afterProcess(client, account, done, log);
+            await afterProcess(ctx, client, account, done, log);
           } finally {
             batch.release();
           }
@@ -555,6 +556,7 @@ async function repairAfterProcess(
     "re-applying the server action of committed mail",
   );
   await afterProcess(
+    ctx,
     client,
     account,
     uids.sort((a, b) => a - b),
@@ -562,28 +564,76 @@ async function repairAfterProcess(
   );
 }
 
-/** After commit only. A failure here loses nothing: the message is stored, only the flag/move is missing. */
+/**
+ * After commit only. A failure here loses nothing: the message is stored, only the
+ * flag/move is missing. What the server refuses (imapflow answers a NO with `false`, not an
+ * error) is logged and shown on the account (`lastError`, status left VALID: mail still
+ * comes in); a read-only mailbox and a move into the mailbox itself are not attempted.
+ */
 async function afterProcess(
+  ctx: EngineContext,
   client: ImapFlow,
   account: ImapAccount,
   uids: number[],
   log: Logger,
 ): Promise<void> {
-  if (uids.length === 0) return;
-  if (account.afterProcess === "SEEN") {
-    await client.messageFlagsAdd(uids, ["\\Seen"], { uid: true });
-  } else if (account.afterProcess === "MOVE") {
-    if (!account.moveTo) {
-      log.warn({}, "imap_after_process is MOVE but no folder is set; leaving messages");
-      return;
-    }
-    const moved = await client.messageMove(uids, account.moveTo, { uid: true }).catch(() => false as const);
-    if (moved === false) {
-      // Most likely the folder does not exist yet (TRYCREATE): create it once and retry.
-      await client.mailboxCreate(account.moveTo).catch(() => {});
-      await client.messageMove(uids, account.moveTo, { uid: true });
-    }
+  if (uids.length === 0 || account.afterProcess === "LEAVE") return;
+  const problem = await serverAction(client, account, uids);
+  if (problem === null) return;
+  log.warn({ action: account.afterProcess, problem }, "server action after ingest not done");
+  await recordAccountStatus(ctx, account.id, "VALID", `server action: ${problem}`, account.version).catch(
+    () => {},
+  );
+}
+
+/** The configured server action on committed mail; what kept it from being done, or null. */
+async function serverAction(client: ImapFlow, account: ImapAccount, uids: number[]): Promise<string | null> {
+  // Flags and moves would fail on every message, and a MOVE there (COPY, then an EXPUNGE
+  // the server refuses) would copy the mail again in every session's repair.
+  if (client.mailbox ? client.mailbox.readOnly : false) {
+    return "the mailbox is read-only: processed mail is left as it is";
   }
+  if (account.afterProcess === "SEEN") {
+    const ok = await client.messageFlagsAdd(uids, ["\\Seen"], { uid: true });
+    return ok === false ? "the server refused to set \\Seen" : null;
+  }
+  if (!account.moveTo) return "MOVE is configured without a folder: processed mail is left as it is";
+  if (sameMailboxName(account.moveTo, account.mailbox)) {
+    // Saved before this was checked, or by hand: mail moved onto itself gets a new UID
+    // above the checkpoint and would be read and moved again without end.
+    return `the MOVE folder ${JSON.stringify(account.moveTo)} is the mailbox that is read: processed mail is left as it is`;
+  }
+  const moved = await client.messageMove(uids, account.moveTo, { uid: true }).catch(() => false as const);
+  if (moved !== false) return null;
+  // Most likely the folder does not exist yet (TRYCREATE): create it once and retry.
+  await client.mailboxCreate(account.moveTo).catch(() => {});
+  const again = await client.messageMove(uids, account.moveTo, { uid: true }).catch(() => false as const);
+  return again === false ? `the server refused to move mail to ${JSON.stringify(account.moveTo)}` : null;
+}
+
+/** How long a LOGOUT may take before the connection is simply closed. */
+const LOGOUT_TIMEOUT_MS = 5_000;
+
+/**
+ * LOGOUT, or a close once it fails or takes longer than `LOGOUT_TIMEOUT_MS`. A connection
+ * that went silent (a dead NAT entry, a firewall dropping packets) answers nothing, and
+ * imapflow's own socket timeout is minutes: an unbounded LOGOUT held up the worker's stop,
+ * the reload of every account of the process and the shutdown for ~5 minutes. Closing the
+ * socket also fails whatever command was still waiting on it.
+ */
+async function endSession(client: ImapFlow): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    client.logout().then(
+      () => "done" as const,
+      () => "failed" as const,
+    ),
+    new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), LOGOUT_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (outcome !== "done") client.close();
 }
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
@@ -648,7 +698,7 @@ export class MailboxWorker {
     this.abort.abort();
     this.wake();
     const c = this.client;
-    if (c) await c.logout().catch(() => c.close());
+    if (c) await endSession(c);
     await this.running;
     for (const w of this.waiters.splice(0)) w();
   }
@@ -733,7 +783,7 @@ export class MailboxWorker {
     try {
       await client.connect();
       this.client = client;
-      await recordAccountStatus(this.ctx, this.account.id, "VALID", null);
+      await recordAccountStatus(this.ctx, this.account.id, "VALID", null, this.account.version);
       let paused: FetchPause | null = null;
       let firstSync = true;
       while (!this.stopped && !closed) {
@@ -777,13 +827,14 @@ export class MailboxWorker {
         this.account.id,
         info.kind === "transient" ? "VALID" : "INVALID",
         `${info.kind}: ${info.message}`,
+        this.account.version,
       ).catch(() => {});
       if (info.kind === "auth") return "parked";
       return info.kind;
     } finally {
       this.client = null;
       for (const w of this.waiters.splice(0)) w();
-      if (!closed) await client.logout().catch(() => client.close());
+      if (!closed) await endSession(client);
     }
   }
 }
@@ -832,13 +883,17 @@ export function createImapConnector(
   const reconcileOnce = async () => {
     const accounts = await listImapAccounts(ctx);
     const wanted = new Map(accounts.map((a) => [a.id, a]));
+    // Stopped together: each is bounded (`endSession`), but one after the other a few
+    // silent connections would still hold up every other account's reload.
+    const stopping: Promise<void>[] = [];
     for (const [id, w] of workers) {
       const a = wanted.get(id);
       if (!a || a.version !== w.account.version) {
         workers.delete(id);
-        await w.stop();
+        stopping.push(w.stop());
       }
     }
+    await Promise.all(stopping);
     for (const a of accounts) {
       if (stopped || workers.has(a.id)) continue;
       const w = new MailboxWorker(ctx, a, settings, budget);
@@ -885,7 +940,7 @@ export function createImapConnector(
         client.on("error", () => {});
         try {
           await client.connect();
-          await recordAccountStatus(ctx, accountId, "VALID", null);
+          await recordAccountStatus(ctx, accountId, "VALID", null, account.version);
           await syncMailbox(ctx, client, account, {
             batchSize: settings.batchSize,
             maxMessageBytes: settings.maxMessageBytes,
@@ -901,10 +956,11 @@ export function createImapConnector(
             accountId,
             info.kind === "transient" ? "VALID" : "INVALID",
             `${info.kind}: ${info.message}`,
+            account.version,
           ).catch(() => {});
           throw ImapConnectorError.from(err);
         } finally {
-          await client.logout().catch(() => client.close());
+          await endSession(client);
         }
         return "synced";
       } finally {

@@ -1,8 +1,14 @@
+import { execFileSync } from "node:child_process";
+import { createServer, type Server, Socket } from "node:net";
+import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { ImapFlow } from "imapflow";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createImapConnector, defaultImapSettings } from "../../src/connectors/imap.js";
 import { mailAccount } from "../../src/db/schema/index.js";
+import { sameMailboxName, testMailAccount } from "../../src/engine/config/mail-accounts.js";
+import { recordAccountStatus } from "../../src/engine/ingest/mailbox.js";
+import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
 import {
@@ -12,6 +18,7 @@ import {
   messagesOf,
   newDovecotMailbox,
   serverState,
+  waitFor,
 } from "./imap-fixtures.js";
 
 // Faults an IMAP probe found against the real Dovecot (session 13): what another client
@@ -45,6 +52,50 @@ async function asOtherClient<T>(mailbox: string, fn: (c: ImapFlow) => Promise<T>
     await c.logout().catch(() => c.close());
   }
 }
+
+/** A TCP relay in front of Dovecot that can go silent (packets swallowed, no FIN/RST). */
+async function startRelay(port: number) {
+  let frozen = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const up = new Socket();
+    sockets.add(client).add(up);
+    client.on("data", (d) => !frozen && up.write(d));
+    up.on("data", (d) => !frozen && client.write(d));
+    const end = () => {
+      client.destroy();
+      up.destroy();
+    };
+    client.on("error", end).on("close", end);
+    up.on("error", end).on("close", end);
+    up.connect(port, "127.0.0.1");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as { port: number }).port,
+    freeze: () => {
+      frozen = true;
+    },
+    async close() {
+      for (const x of sockets) x.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe("sameMailboxName", () => {
+  it.each([
+    ["INBOX", "inbox", true],
+    [" Inbox ", "INBOX", true],
+    ["inbox.Done", "INBOX.Done", true],
+    ["inbox/Done", "INBOX/Done", true],
+    ["Done", "done", false],
+    ["INBOXES", "inboxes", false],
+    ["Archive", "Archive", true],
+  ])("%j vs %j → %s", (a, b, same) => {
+    expect(sameMailboxName(a, b)).toBe(same);
+  });
+});
 
 describe.skipIf(!enabled)("IMAP connector robustness (real Dovecot)", () => {
   beforeAll(async () => {
@@ -103,4 +154,176 @@ describe.skipIf(!enabled)("IMAP connector robustness (real Dovecot)", () => {
     expect((await accountRow(s.accountId)).status).not.toBe("INVALID");
     expect(imap.budget.held).toBe(0);
   });
+
+  it("MOVE into the mailbox that is read (INBOX is case-insensitive) is refused when saved, and never attempted: no endless loop", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "self", { afterProcess: "LEAVE" });
+    // The API refuses it …
+    const r = await t.gql(
+      `mutation($id: ID!, $input: MailAccountInput!) { updateMailAccount(id: $id, input: $input) { __typename ... on ValidationError { field problems { field message } } } }`,
+      {
+        id: encodeId("MailAccount", s.accountId),
+        input: { imapMailbox: "INBOX", imapAfterProcess: "MOVE", imapMoveTo: "inbox" },
+      },
+    );
+    expect(JSON.stringify(r.data)).toMatch(/imapMoveTo.*must differ from the mailbox that is read/);
+    // … and a row saved before that check (or by hand) does not loop.
+    await t.db.db
+      .update(mailAccount)
+      .set({ imapMailbox: "INBOX", imapAfterProcess: "MOVE", imapMoveTo: "inbox" })
+      .where(eq(mailAccount.id, s.accountId));
+    await appendMany(
+      dovecot,
+      [1, 2, 3].map((i) => customerMail(s.address, `self-${i}-${s.accountId}@c.example`, `Self ${i}`)),
+      "INBOX",
+    );
+    const before = await serverState(dovecot, "INBOX");
+    const done = await Promise.race([
+      t.app.imap.pollAccount(s.accountId),
+      new Promise((resolve) => setTimeout(() => resolve("still running"), 15_000)),
+    ]);
+    expect(done).toBe("synced");
+    const mine = (await messagesOf(t.db.db, s.accountId))
+      .map((m) => m.subject)
+      .filter((x) => x?.startsWith("Self"));
+    expect(mine).toEqual(["Self 1", "Self 2", "Self 3"]);
+    // Left where they were (same UIDs), and the account says why.
+    expect((await serverState(dovecot, "INBOX")).map((m) => m.uid)).toEqual(before.map((m) => m.uid));
+    const acc = await accountRow(s.accountId);
+    expect(acc.status).toBe("VALID");
+    expect(acc.lastError).toMatch(/server action: the MOVE folder "inbox" is the mailbox that is read/);
+  });
+
+  it("a read-only mailbox: mail still comes in, no flag or move is attempted (a MOVE there would copy the mail again in every session), and the account says why", async () => {
+    for (const afterProcess of ["SEEN", "MOVE"] as const) {
+      const s = await newDovecotMailbox(t, dovecot, `ro${afterProcess.toLowerCase()}`, {
+        afterProcess,
+        ...(afterProcess === "MOVE" ? { moveTo: `Done${afterProcess}` } : {}),
+      });
+      await appendMany(
+        dovecot,
+        [1, 2].map((i) =>
+          customerMail(s.address, `ro-${afterProcess}-${i}-${s.accountId}@c.example`, `RO ${i}`),
+        ),
+        s.mailbox,
+      );
+      const dirs = ["cur", "new", "tmp"].map((d) =>
+        join(dovecot.root, "mail", dovecot.user, `.${s.mailbox}`, d),
+      );
+      execFileSync("chmod", ["a-w", ...dirs]);
+      try {
+        expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
+        expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced"); // a second session's repair
+        expect((await messagesOf(t.db.db, s.accountId)).map((m) => m.subject)).toEqual(["RO 1", "RO 2"]);
+        const left = await serverState(dovecot, s.mailbox);
+        expect(left).toHaveLength(2);
+        expect(left.every((m) => !m.seen)).toBe(true);
+        if (afterProcess === "MOVE") {
+          const copied = await serverState(dovecot, `Done${afterProcess}`).catch(() => []);
+          expect(copied).toEqual([]);
+        }
+        const acc = await accountRow(s.accountId);
+        expect(acc.status).toBe("VALID");
+        expect(acc.lastError).toMatch(/server action: the mailbox is read-only/);
+      } finally {
+        execFileSync("chmod", ["u+w", ...dirs]);
+      }
+    }
+  });
+
+  it("a verdict about settings an admin has since changed is not written: the old worker's failed login does not park the new password", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "pw");
+    // An account the API takes edits of also sends (its SMTP side).
+    await t.db.db.update(mailAccount).set({ smtpHost: "127.0.0.1" }).where(eq(mailAccount.id, s.accountId));
+    const [before] = await t.db.db.select().from(mailAccount).where(eq(mailAccount.id, s.accountId));
+    const oldVersion = before!.updatedAt.toISOString();
+    // The admin enters a new password: the row's version moves on.
+    const r = await t.gql(
+      `mutation($id: ID!, $input: MailAccountInput!) { updateMailAccount(id: $id, input: $input) { __typename } }`,
+      { id: encodeId("MailAccount", s.accountId), input: { imapPassword: "rotated-secret" } },
+    );
+    expect(r.data?.updateMailAccount.__typename).toBe("MailAccount");
+    // A worker still on the old settings fails to log in and reports it.
+    await recordAccountStatus(
+      t.app.engine,
+      s.accountId,
+      "INVALID",
+      "auth: Authentication failed.",
+      oldVersion,
+    );
+    let acc = await accountRow(s.accountId);
+    expect(acc.status).not.toBe("INVALID");
+    // About the current settings, the verdict is written.
+    await recordAccountStatus(
+      t.app.engine,
+      s.accountId,
+      "INVALID",
+      "auth: Authentication failed.",
+      acc.updatedAt.toISOString(),
+    );
+    acc = await accountRow(s.accountId);
+    expect(acc.status).toBe("INVALID");
+  });
+
+  it("testing the connection records its verdict without counting as an edit (the running worker is not restarted)", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "tc");
+    const [before] = await t.db.db.select().from(mailAccount).where(eq(mailAccount.id, s.accountId));
+    const [admin] = await t.db.sql<{ id: string }[]>`
+      SELECT id FROM "user" WHERE tenant_id = ${t.tenantId} AND role = 'ADMIN' LIMIT 1`;
+    await testMailAccount(
+      t.app.engine,
+      { tenantId: t.tenantId, userId: admin!.id, role: "ADMIN" } as Parameters<typeof testMailAccount>[1],
+      s.accountId,
+      {
+        checker: {
+          checkImap: async () => ({ ok: true }),
+          checkSmtp: async () => ({ ok: true }),
+        } as unknown as NonNullable<Parameters<typeof testMailAccount>[3]>["checker"],
+      },
+    );
+    const acc = await accountRow(s.accountId);
+    expect(acc.lastCheckedAt).not.toBeNull();
+    expect(acc.updatedAt.toISOString()).toBe(before!.updatedAt.toISOString());
+  });
+
+  it("a connection that goes silent mid-drain: disabling the account and stopping the connector finish within seconds", async () => {
+    const relay = await startRelay(dovecot.port);
+    const s = await newDovecotMailbox(t, { ...dovecot, port: relay.port }, "bh");
+    await appendMany(
+      dovecot,
+      Array.from({ length: 100 }, (_, i) =>
+        customerMail(s.address, `bh-${i}-${s.accountId}@c.example`, `bh-${i}`),
+      ),
+      s.mailbox,
+    );
+    const imap = createImapConnector(t.app.engine, {
+      ...defaultImapSettings(t.db.url),
+      pollSeconds: 3600,
+      batchSize: 5,
+    });
+    try {
+      imap.start();
+      await waitFor(
+        "some mail in",
+        async () => (await messagesOf(t.db.db, s.accountId)).length >= 10,
+        20_000,
+        10,
+      );
+      relay.freeze();
+      await new Promise((r) => setTimeout(r, 500));
+      await t.db.db.update(mailAccount).set({ enabled: false }).where(eq(mailAccount.id, s.accountId));
+      const t0 = Date.now();
+      const done = await Promise.race([
+        imap.reconcile().then(() => "done"),
+        new Promise((r) => setTimeout(() => r("still waiting"), 20_000)),
+      ]);
+      expect(done).toBe("done");
+      expect(Date.now() - t0).toBeLessThan(12_000);
+      expect(imap.workers().has(s.accountId)).toBe(false);
+    } finally {
+      const t1 = Date.now();
+      await imap.stop();
+      expect(Date.now() - t1).toBeLessThan(12_000);
+      await relay.close();
+    }
+  }, 60_000);
 });

@@ -10,6 +10,17 @@ import { clampPage, type Page } from "./paging.js";
 import { likePattern } from "./search.js";
 import { checkHeaderText, checkIntRange, checkName, hasChanges, isHostname } from "./validate.js";
 
+/**
+ * Whether two IMAP mailbox names name one mailbox: names are case-sensitive except INBOX
+ * (RFC 3501 §5.1), also as the first level of a hierarchy ("inbox.Done" is "INBOX.Done" on
+ * servers that put folders under it). Moving mail into the mailbox it is read from gives
+ * it a new UID above the checkpoint: it is read again, moved again, without end.
+ */
+export function sameMailboxName(a: string, b: string): boolean {
+  const canonical = (name: string) => name.trim().replace(/^inbox(?=$|[./])/i, "INBOX");
+  return canonical(a) === canonical(b);
+}
+
 export type MailAccount = typeof mailAccount.$inferSelect;
 
 /**
@@ -111,7 +122,7 @@ function checkAccount(input: MailAccountInput, current: MailAccount | null): Pro
   const moveTo = pick("imapMoveTo");
   if (kind === "INBOUND_OUTBOUND" && afterProcess === "MOVE") {
     if (blank(moveTo)) p.add("imapMoveTo", "is required when processed mail is moved");
-    else if (moveTo!.trim() === (input.imapMailbox ?? current?.imapMailbox ?? "INBOX").trim())
+    else if (sameMailboxName(moveTo!, input.imapMailbox ?? current?.imapMailbox ?? "INBOX"))
       p.add("imapMoveTo", "must differ from the mailbox that is read");
   }
   text("imapMoveTo", input.imapMoveTo, 200);
@@ -363,6 +374,9 @@ export async function testMailAccount(
       status: errors.length === 0 ? "VALID" : "INVALID",
       lastError: errors.length === 0 ? null : errors.join("; ").slice(0, 2000),
       lastCheckedAt: ctx.clock.now(),
+      // A verdict, not an edit: the running worker's settings (its version) are unchanged,
+      // so it must not restart for it.
+      updatedAt: sql`${mailAccount.updatedAt}`,
     })
     .where(and(eq(mailAccount.id, id), eq(mailAccount.tenantId, viewer.tenantId)))
     .returning();

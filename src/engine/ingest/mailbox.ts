@@ -100,6 +100,13 @@ export async function recordAccountStatus(
   accountId: string,
   status: AccountStatus,
   lastError: string | null,
+  /**
+   * The settings the verdict is about (`ImapAccount.version`): when an admin edited the
+   * account since, the verdict is about settings that are gone and is not written — a
+   * worker still on the old password would otherwise park the account, new password and
+   * all, as INVALID until the next edit.
+   */
+  version?: string,
 ): Promise<void> {
   await ctx.db
     .update(mailAccount)
@@ -109,7 +116,14 @@ export async function recordAccountStatus(
       lastCheckedAt: ctx.clock.now(),
       updatedAt: sql`${mailAccount.updatedAt}`,
     })
-    .where(eq(mailAccount.id, accountId));
+    .where(
+      version === undefined
+        ? eq(mailAccount.id, accountId)
+        : and(
+            eq(mailAccount.id, accountId),
+            sql`date_trunc('milliseconds', ${mailAccount.updatedAt}) = ${version}::timestamptz`,
+          ),
+    );
 }
 
 /**
