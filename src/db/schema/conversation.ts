@@ -219,6 +219,12 @@ export const message = pgTable(
     /** The address (point of contact) it came in on / goes out from. */
     addressId: uuid("address_id").references(() => emailAddress.id, { onDelete: "set null" }),
     accountId: uuid("account_id").references(() => mailAccount.id, { onDelete: "set null" }),
+    /**
+     * IMAP mail: the folder it was fetched from (`mail_account.imap_mailbox` then). The
+     * IMAP position is (account, folder, UIDVALIDITY, UID): two folders may share a
+     * UIDVALIDITY (RFC 3501), so without the folder another folder's UIDs would match.
+     */
+    imapMailbox: text("imap_mailbox"),
     uidValidity: bigint("uid_validity", { mode: "number" }),
     uid: bigint("uid", { mode: "number" }),
     contentHash: text("content_hash"),
@@ -229,7 +235,9 @@ export const message = pgTable(
   (t) => [
     index("message_conversation_idx").on(t.conversationId, t.receivedAt),
     index("message_tenant_msgid_idx").on(t.tenantId, t.messageIdHeader),
-    uniqueIndex("message_imap_uid_uq").on(t.accountId, t.uidValidity, t.uid).where(sql`uid IS NOT NULL`),
+    uniqueIndex("message_imap_uid_uq")
+      .on(t.accountId, t.imapMailbox, t.uidValidity, t.uid)
+      .where(sql`uid IS NOT NULL`),
     index("message_tenant_hash_idx").on(t.tenantId, t.contentHash),
     index("message_outbound_idx").on(t.outboundStatus).where(sql`outbound_status IS NOT NULL`),
   ],
@@ -342,6 +350,8 @@ export const rejectedMessage = pgTable(
     messageIdHeader: text("message_id_header"),
     fromAddress: text("from_address"),
     subject: text("subject"),
+    /** IMAP mail: the folder it was fetched from; part of the IMAP position (as on `message`). */
+    imapMailbox: text("imap_mailbox"),
     uidValidity: bigint("uid_validity", { mode: "number" }),
     uid: bigint("uid", { mode: "number" }),
     /** Raw bytes when they could be kept (not for oversize mail beyond the cap). */
@@ -359,7 +369,7 @@ export const rejectedMessage = pgTable(
       .on(t.tenantId, t.messageIdHeader)
       .where(sql`message_id_header IS NOT NULL`),
     uniqueIndex("rejected_message_imap_uid_uq")
-      .on(t.accountId, t.uidValidity, t.uid)
+      .on(t.accountId, t.imapMailbox, t.uidValidity, t.uid)
       .where(sql`uid IS NOT NULL`),
   ],
 );

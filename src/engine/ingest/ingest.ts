@@ -41,7 +41,11 @@ import {
   threadingLookups,
 } from "./threading.js";
 
-/** Where a raw message came from; IMAP positions are the dedupe key and the checkpoint. */
+/**
+ * Where a raw message came from. An IMAP position — account, folder, UIDVALIDITY, UID — is
+ * a dedupe key and the checkpoint; the folder is part of it because two folders may share
+ * a UIDVALIDITY (RFC 3501), so their UIDs say nothing without it.
+ */
 export type IngestSource =
   | { kind: "smtp"; mailFrom: string | null; rcptTo: string[] }
   | { kind: "imap"; accountId: string; mailbox: string; uidValidity: number; uid: number }
@@ -95,7 +99,7 @@ type TenantRow = typeof tenant.$inferSelect;
  * de-duplicated, classified, threaded, placed in its queue, events written and — for IMAP —
  * the mailbox checkpoint advanced, all committed together. A crash anywhere before commit
  * leaves nothing behind and the checkpoint unmoved, so the message is fetched again; after
- * commit the (account, UIDVALIDITY, UID) key makes a second fetch a no-op.
+ * commit the (account, folder, UIDVALIDITY, UID) key makes a second fetch a no-op.
  */
 export async function ingestMessage(ctx: EngineContext, input: IngestInput): Promise<IngestResult> {
   const [result] = await ingestMessages(ctx, [input]);
@@ -459,16 +463,22 @@ const addressRulesSql = (sql: Sql, tenantId: string, addressId: string, wanted: 
     WHERE ${wanted}::boolean AND r.tenant_id = ${tenantId}::uuid
       AND (r.address_id = ${addressId}::uuid OR r.address_id IS NULL))`;
 
-/** The same IMAP position, stored or rejected (a re-fetch after a crash between commit and flagging). */
+/**
+ * The same IMAP position, stored or rejected (a re-fetch after a crash between commit and
+ * flagging). The folder is part of it: another folder of the account with the same
+ * UIDVALIDITY has UIDs 1..n too (until 2026-11-23 its mail was taken for duplicates).
+ */
 function imapDuplicateSql(sql: Sql, input: IngestInput) {
   if (input.source.kind !== "imap") return sql`NULL::uuid`;
-  const { accountId, uidValidity, uid } = input.source;
+  const { accountId, mailbox, uidValidity, uid } = input.source;
   return sql`
     (SELECT d.id FROM (
        SELECT m.id FROM message m WHERE m.account_id = ${accountId}::uuid
+         AND m.imap_mailbox = ${mailbox}::text
          AND m.uid_validity = ${uidValidity}::bigint AND m.uid = ${uid}::bigint
        UNION ALL
        SELECT r.id FROM rejected_message r WHERE r.account_id = ${accountId}::uuid
+         AND r.imap_mailbox = ${mailbox}::text
          AND r.uid_validity = ${uidValidity}::bigint AND r.uid = ${uid}::bigint
      ) d LIMIT 1)`;
 }
@@ -583,6 +593,9 @@ async function duplicateRead(
   return { imapDuplicate: row!.imap_dup, contentDuplicate: row!.content_dup };
 }
 
+/** The IMAP position columns of a message or rejected row (all null for other sources). */
+type ImapPosition = { imapMailbox: string | null; uidValidity: number | null; uid: number | null };
+
 async function ingestInTx(
   tx: Tx,
   ctx: EngineContext,
@@ -598,10 +611,11 @@ async function ingestInTx(
   // 1. The same IMAP position twice (a re-fetch after a crash between commit and flagging).
   if (pre.imapDuplicate) return { status: "duplicate", messageId: pre.imapDuplicate };
 
-  const imapPos =
+  // Written on every row this mail becomes (message or rejected record).
+  const imapPos: ImapPosition =
     source.kind === "imap"
-      ? { uidValidity: source.uidValidity, uid: source.uid }
-      : { uidValidity: null, uid: null };
+      ? { imapMailbox: source.mailbox, uidValidity: source.uidValidity, uid: source.uid }
+      : { imapMailbox: null, uidValidity: null, uid: null };
 
   // 2. Unparseable, oversize, timed out: kept as a rejected record with its reason, never lost.
   if (!parsed.ok) {
@@ -1313,7 +1327,7 @@ async function recordRejection(
   mail: ParsedMail,
   reason: string,
   detail: string,
-  imapPos: { uidValidity: number | null; uid: number | null },
+  imapPos: ImapPosition,
 ): Promise<IngestResult> {
   if (await alreadyRejected(tx, tenantId, mail.messageId, reason)) {
     return { status: "duplicate", messageId: null };
@@ -1361,7 +1375,7 @@ async function recordDeliveryReport(
   input: IngestInput,
   mail: ParsedMail,
   cls: Classification,
-  imapPos: { uidValidity: number | null; uid: number | null },
+  imapPos: ImapPosition,
 ): Promise<IngestResult> {
   // The same report again marks nothing again.
   if (await alreadyRejected(tx, tenantId, mail.messageId, "delivery_report")) {
