@@ -223,6 +223,14 @@ export async function syncMailbox(
       const found = (await client.search({ uid: `${from}:*` }, { uid: true })) || [];
       const todo = found.filter((u) => u >= from).sort((a, b) => a - b);
       if (todo.length === 0) return { processed, paused: null };
+      // Mail up to here is fetched as a resync: the whole mailbox as it was when the change
+      // was seen, also when this sync is interrupted and a later one goes on from the
+      // checkpoint (which keeps the bound: `resync_through_uid`).
+      const resyncThrough = resync
+        ? todo.at(-1)!
+        : cp?.uidValidity === uidValidity
+          ? cp.resyncThroughUid
+          : null;
       const resolve = await accountAddressResolver(ctx, account.id);
       // Fetch and parse the next batch while this one is ingested: ingest is serial (UID
       // order keeps threading and the checkpoint right), the rest overlaps with it. Where
@@ -252,7 +260,7 @@ export async function syncMailbox(
               next.catch(() => {});
             }
             if (batch.messages.length === 0) continue;
-            const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resync);
+            const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resyncThrough);
             processed += done.length;
             await afterProcess(ctx, client, account, done, log);
           } finally {
@@ -489,7 +497,7 @@ async function ingestBatch(
   uidValidity: number,
   batch: Prepared[],
   resolve: (recipients: string[]) => { tenantId: string; addressId: string } | null,
-  resync: boolean,
+  resyncThrough: number | null,
 ): Promise<number[]> {
   const inputs: IngestInput[] = batch.map((m) => {
     const outcome = m.parsed;
@@ -503,8 +511,15 @@ async function ingestBatch(
       parsed: outcome,
       // The server's INTERNALDATE is when the mail arrived: a backlog must not change routing.
       receivedAt: m.internalDate ?? ctx.clock.now(),
-      source: { kind: "imap", accountId: account.id, mailbox: account.mailbox, uidValidity, uid: m.uid },
-      ...(resync ? { resync: true } : {}),
+      source: {
+        kind: "imap",
+        accountId: account.id,
+        mailbox: account.mailbox,
+        uidValidity,
+        uid: m.uid,
+        resyncThrough,
+      },
+      ...(resyncThrough !== null && m.uid <= resyncThrough ? { resync: true } : {}),
     };
   });
   try {

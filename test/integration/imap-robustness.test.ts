@@ -4,10 +4,17 @@ import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { ImapFlow } from "imapflow";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { createImapConnector, defaultImapSettings } from "../../src/connectors/imap.js";
-import { mailAccount } from "../../src/db/schema/index.js";
+import {
+  createImapConnector,
+  defaultImapSettings,
+  imapClient,
+  syncMailbox,
+} from "../../src/connectors/imap.js";
+import { conversation, mailAccount, rejectedMessage, tenant } from "../../src/db/schema/index.js";
 import { sameMailboxName, testMailAccount } from "../../src/engine/config/mail-accounts.js";
-import { recordAccountStatus } from "../../src/engine/ingest/mailbox.js";
+import { silentLogger } from "../../src/engine/context.js";
+import { getImapAccount, recordAccountStatus } from "../../src/engine/ingest/mailbox.js";
+import { purgeExpired } from "../../src/engine/retention.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
@@ -326,4 +333,78 @@ describe.skipIf(!enabled)("IMAP connector robustness (real Dovecot)", () => {
       await relay.close();
     }
   }, 60_000);
+
+  it("a UIDVALIDITY resync interrupted after its first batch goes on as a resync: mail retention purged is recorded expired, not new work", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "rsy", { afterProcess: "LEAVE" });
+    await t.db.db.update(tenant).set({ retentionDays: 30 }).where(eq(tenant.id, t.tenantId));
+    try {
+      const longAgo = new Date(Date.now() - 60 * 86_400_000);
+      for (const i of [1, 2]) {
+        await dovecot.appendMessage(
+          customerMail(s.address, `rsy-old-${i}-${s.accountId}@c.example`, `old ${i}`),
+          s.mailbox,
+          longAgo,
+        );
+      }
+      await dovecot.appendMessage(
+        customerMail(s.address, `rsy-new-${s.accountId}@c.example`, "new"),
+        s.mailbox,
+      );
+      expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
+      const first = await messagesOf(t.db.db, s.accountId);
+      expect(first).toHaveLength(3);
+      // Retention purges the two old conversations.
+      for (const m of first.filter((x) => x.subject!.startsWith("old"))) {
+        await t.db.db
+          .update(conversation)
+          .set({ status: "CLOSED", workState: "DONE", closedAt: new Date(Date.now() - 40 * 86_400_000) })
+          .where(eq(conversation.id, m.conversationId));
+      }
+      await purgeExpired(
+        { db: t.db.db, clock: { now: () => new Date() }, log: silentLogger } as Parameters<
+          typeof purgeExpired
+        >[0],
+        { tenantId: t.tenantId },
+      );
+      expect((await messagesOf(t.db.db, s.accountId)).map((m) => m.subject)).toEqual(["new"]);
+      const cp = await checkpointOf(t.db.db, s.accountId);
+      await dovecot.setUidValidity(s.mailbox, cp!.uidValidity + 1000);
+
+      // The resync runs one batch of one mail, then stops (a deploy, a crash, a dropped connection).
+      const account = (await getImapAccount(t.app.engine, s.accountId))!;
+      const client = imapClient(account, { idle: false, idleRestartSeconds: 60 });
+      await client.connect();
+      let calls = 0;
+      try {
+        await syncMailbox(t.app.engine, client, account, {
+          batchSize: 1,
+          maxMessageBytes: 1024 * 1024,
+          log: silentLogger,
+          isStopped: () => ++calls > 2,
+        });
+      } finally {
+        await client.logout();
+      }
+      expect(
+        await t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage.accountId, s.accountId)),
+      ).toHaveLength(1);
+      // The next sync finishes it, as a resync.
+      expect(await t.app.imap.pollAccount(s.accountId)).toBe("synced");
+      expect((await messagesOf(t.db.db, s.accountId)).map((m) => m.subject)).toEqual(["new"]);
+      const rejected = await t.db.db
+        .select()
+        .from(rejectedMessage)
+        .where(eq(rejectedMessage.accountId, s.accountId));
+      expect(rejected.map((r) => [r.subject, r.reason]).sort()).toEqual([
+        ["old 1", "expired"],
+        ["old 2", "expired"],
+      ]);
+      // The bound is gone once the position passed it.
+      const [row] = await t.db.sql<{ through: string | null }[]>`
+        SELECT resync_through_uid::text AS through FROM mailbox_checkpoint WHERE account_id = ${s.accountId}`;
+      expect(row!.through).toBeNull();
+    } finally {
+      await t.db.db.update(tenant).set({ retentionDays: null }).where(eq(tenant.id, t.tenantId));
+    }
+  });
 });

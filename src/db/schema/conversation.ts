@@ -388,6 +388,12 @@ export const mailboxCheckpoint = pgTable(
     mailbox: text("mailbox").notNull(),
     uidValidity: bigint("uid_validity", { mode: "number" }).notNull(),
     lastUid: bigint("last_uid", { mode: "number" }).notNull().default(0),
+    /**
+     * A resync after a UIDVALIDITY change is under way through this UID (the mailbox's
+     * highest when the change was seen): mail up to it is fetched as a resync even after
+     * an interruption. Null when none is.
+     */
+    resyncThroughUid: bigint("resync_through_uid", { mode: "number" }),
     ...timestamps(),
   },
   (t) => [uniqueIndex("mailbox_checkpoint_account_mailbox_uq").on(t.accountId, t.mailbox)],

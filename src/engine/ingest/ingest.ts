@@ -48,7 +48,15 @@ import {
  */
 export type IngestSource =
   | { kind: "smtp"; mailFrom: string | null; rcptTo: string[] }
-  | { kind: "imap"; accountId: string; mailbox: string; uidValidity: number; uid: number }
+  | {
+      kind: "imap";
+      accountId: string;
+      mailbox: string;
+      uidValidity: number;
+      uid: number;
+      /** A resync under way through this UID (`mailbox_checkpoint.resync_through_uid`). */
+      resyncThrough?: number | null;
+    }
   | { kind: "api"; userId: string };
 
 export interface IngestInput {
@@ -1498,8 +1506,17 @@ function heuristicDeliveryStatus(mail: ParsedMail): DeliveryStatus | null {
 async function advanceCheckpoint(
   tx: Tx,
   tenantId: string,
-  src: { accountId: string; mailbox: string; uidValidity: number; uid: number },
+  src: {
+    accountId: string;
+    mailbox: string;
+    uidValidity: number;
+    uid: number;
+    resyncThrough?: number | null;
+  },
 ): Promise<void> {
+  // A resync's bound is kept until the position passes it: an interrupted resync goes on
+  // as one (`IngestInput.resync`) instead of taking old mail for new.
+  const through = src.resyncThrough != null && src.resyncThrough > src.uid ? src.resyncThrough : null;
   await tx
     .insert(mailboxCheckpoint)
     .values({
@@ -1508,6 +1525,7 @@ async function advanceCheckpoint(
       mailbox: src.mailbox,
       uidValidity: src.uidValidity,
       lastUid: src.uid,
+      resyncThroughUid: through,
     })
     .onConflictDoUpdate({
       target: [mailboxCheckpoint.accountId, mailboxCheckpoint.mailbox],
@@ -1515,6 +1533,11 @@ async function advanceCheckpoint(
         // A new UIDVALIDITY resets the position; otherwise only ever move forward.
         lastUid: sql`CASE WHEN ${mailboxCheckpoint.uidValidity} = excluded.uid_validity
                      THEN greatest(${mailboxCheckpoint.lastUid}, excluded.last_uid) ELSE excluded.last_uid END`,
+        resyncThroughUid: sql`CASE WHEN ${mailboxCheckpoint.uidValidity} <> excluded.uid_validity
+                     THEN excluded.resync_through_uid
+                     WHEN greatest(${mailboxCheckpoint.lastUid}, excluded.last_uid)
+                          >= coalesce(${mailboxCheckpoint.resyncThroughUid}, 0) THEN NULL
+                     ELSE ${mailboxCheckpoint.resyncThroughUid} END`,
         uidValidity: sql`excluded.uid_validity`,
       },
     });

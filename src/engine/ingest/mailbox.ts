@@ -83,9 +83,13 @@ export async function getCheckpoint(
   ctx: EngineContext,
   accountId: string,
   mailbox: string,
-): Promise<{ uidValidity: number; lastUid: number } | null> {
+): Promise<{ uidValidity: number; lastUid: number; resyncThroughUid: number | null } | null> {
   const [row] = await ctx.db
-    .select({ uidValidity: mailboxCheckpoint.uidValidity, lastUid: mailboxCheckpoint.lastUid })
+    .select({
+      uidValidity: mailboxCheckpoint.uidValidity,
+      lastUid: mailboxCheckpoint.lastUid,
+      resyncThroughUid: mailboxCheckpoint.resyncThroughUid,
+    })
     .from(mailboxCheckpoint)
     .where(and(eq(mailboxCheckpoint.accountId, accountId), eq(mailboxCheckpoint.mailbox, mailbox)));
   return row ?? null;

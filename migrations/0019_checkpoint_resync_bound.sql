@@ -1,0 +1,1 @@
+ALTER TABLE "mailbox_checkpoint" ADD COLUMN "resync_through_uid" bigint;
