@@ -840,7 +840,9 @@ export class MailboxWorker {
       await recordAccountStatus(
         this.ctx,
         this.account.id,
-        info.kind === "transient" ? "VALID" : "INVALID",
+        // A passing failure says nothing about the settings: the last verdict stands
+        // (an account that never connected stays UNKNOWN, with the error beside it).
+        info.kind === "transient" ? null : "INVALID",
         `${info.kind}: ${info.message}`,
         this.account.version,
       ).catch(() => {});
@@ -969,7 +971,9 @@ export function createImapConnector(
           await recordAccountStatus(
             ctx,
             accountId,
-            info.kind === "transient" ? "VALID" : "INVALID",
+            // A passing failure says nothing about the settings: the last verdict stands
+            // (an account that never connected stays UNKNOWN, with the error beside it).
+            info.kind === "transient" ? null : "INVALID",
             `${info.kind}: ${info.message}`,
             account.version,
           ).catch(() => {});

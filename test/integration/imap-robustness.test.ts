@@ -407,4 +407,15 @@ describe.skipIf(!enabled)("IMAP connector robustness (real Dovecot)", () => {
       await t.db.db.update(tenant).set({ retentionDays: null }).where(eq(tenant.id, t.tenantId));
     }
   });
+
+  it("a passing failure (connection refused) of an account that never connected leaves it UNKNOWN, with the error beside it", async () => {
+    const relay = await startRelay(dovecot.port);
+    const port = relay.port;
+    await relay.close(); // nothing listens there any more
+    const s = await newDovecotMailbox(t, { ...dovecot, port }, "refused");
+    await expect(t.app.imap.pollAccount(s.accountId)).rejects.toThrow();
+    const acc = await accountRow(s.accountId);
+    expect(acc.status).toBe("UNKNOWN");
+    expect(acc.lastError).toMatch(/^transient: /);
+  });
 });

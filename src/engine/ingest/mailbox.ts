@@ -102,7 +102,8 @@ export async function getCheckpoint(
 export async function recordAccountStatus(
   ctx: EngineContext,
   accountId: string,
-  status: AccountStatus,
+  /** Null: leave the status as it is (a passing failure), record only the error. */
+  status: AccountStatus | null,
   lastError: string | null,
   /**
    * The settings the verdict is about (`ImapAccount.version`): when an admin edited the
@@ -115,7 +116,7 @@ export async function recordAccountStatus(
   await ctx.db
     .update(mailAccount)
     .set({
-      status,
+      status: status ?? sql`${mailAccount.status}`,
       lastError: lastError?.slice(0, 1000) ?? null,
       lastCheckedAt: ctx.clock.now(),
       updatedAt: sql`${mailAccount.updatedAt}`,
