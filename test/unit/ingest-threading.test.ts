@@ -272,12 +272,20 @@ describe("threadingLookups", () => {
     });
     expect(messageIds).toHaveLength(MAX_REFERENCE_LOOKUPS);
     expect(messageIds[0]).toBe("r499@x");
+    // The thread's root is always among them, whatever the cap.
+    expect(messageIds.at(-1)).toBe("r0@x");
   });
 
   it("decideThread only uses ids that threadingLookups asked for", () => {
     const references = Array.from({ length: 60 }, (_, i) => `r${i}@x`);
-    // r0 is beyond the cap: even if the caller passes a candidate for it, it is ignored.
-    const d = decideThread(input({ references, candidatesByMessageId: [byId("r0@x", "C1")] }));
+    // r1 is beyond the cap: even if the caller passes a candidate for it, it is ignored.
+    const d = decideThread(input({ references, candidatesByMessageId: [byId("r1@x", "C1")] }));
     expect(d.kind).toBe("new");
+  });
+
+  it("a long References that names only the thread's root (the first id) still threads", () => {
+    const references = ["root@x", ...Array.from({ length: 99 }, (_, i) => `unknown${i}@x`)];
+    const d = decideThread(input({ references, candidatesByMessageId: [byId("root@x", "C1")] }));
+    expect(d).toMatchObject({ kind: "existing", conversationId: "C1" });
   });
 });

@@ -621,8 +621,9 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
   }
   let references = [...referenceSet];
   if (references.length > 100) {
-    warnings.push(`References has ${references.length} ids; only the newest 100 are kept`);
-    references = references.slice(-100);
+    // The first id is the thread's root (RFC 5322 §3.6.4): kept, with the newest 99.
+    warnings.push(`References has ${references.length} ids; only the first and the newest 99 are kept`);
+    references = [references[0]!, ...references.slice(-99)];
   }
 
   // Addresses

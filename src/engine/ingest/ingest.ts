@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, ne, sql } from "drizzle-orm";
 import { pipelinedTransaction, rawClient, type Tx } from "../../db/client.js";
 import { insertRows, insertRowsInParts, rowFromJson } from "../../db/fast.js";
 import {
@@ -772,12 +772,32 @@ async function ingestInTx(
     // count as the customer writing — else every out-of-office answer to an agent's
     // reply would hand finished work back to the queue, or open new work after the window.
     const automatic = cls.autoSubmitted;
-    const effect = automatic
-      ? "SAME"
-      : onInboundMail(conv.status, conv.closedAt, receivedAt, {
-          reopenEnabled: t.reopenEnabled,
-          reopenWindowDays: t.reopenWindowDays,
-        });
+    const reopen = { reopenEnabled: t.reopenEnabled, reopenWindowDays: t.reopenWindowDays };
+    let effect = automatic ? "SAME" : onInboundMail(conv.status, conv.closedAt, receivedAt, reopen);
+    if (effect === "NEW_LINKED") {
+      // Past the reopen window, the customer's first mail started a new conversation
+      // linked to this one; their next mails (sent before anyone answered from the new
+      // ticket, so still naming this one) join it instead of opening one each. Under this
+      // conversation's row lock, so two such mails at once open one conversation, not two.
+      const [followUp] = await tx
+        .select()
+        .from(conversation)
+        .where(
+          and(
+            eq(conversation.tenantId, t.id),
+            eq(conversation.previousConversationId, conv.id),
+            ne(conversation.status, "CLOSED"),
+          ),
+        )
+        .orderBy(desc(conversation.createdAt))
+        .limit(1)
+        .for("update");
+      if (followUp) {
+        conv = followUp;
+        before = { status: conv.status, lastActivityAt: conv.lastActivityAt };
+        effect = onInboundMail(conv.status, conv.closedAt, receivedAt, reopen);
+      }
+    }
     if (effect === "NEW_LINKED") {
       previousConversationId = conv.id;
       conv = undefined;

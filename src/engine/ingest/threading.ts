@@ -96,15 +96,23 @@ export function threadingLookups(input: {
   return { messageIds: messageIdsInOrder(input.inReplyTo, input.references), ticketNumbers };
 }
 
-/** In-Reply-To first, then References newest first, de-duplicated and capped. */
+/**
+ * In-Reply-To first, then References newest first, de-duplicated and capped — and the
+ * thread's root (the first References id) always, whatever the cap: mail clients shorten
+ * long References to the root and the newest ids, and a long thread whose newer mail we
+ * never saw (outside copies, forwards) must still find the conversation it started.
+ */
 function messageIdsInOrder(inReplyTo: string | null, references: readonly string[]): string[] {
   const ids: string[] = [];
   const irt = normalizeMessageId(inReplyTo);
   if (irt) ids.push(irt);
-  for (let i = references.length - 1; i >= 0 && ids.length < MAX_REFERENCE_LOOKUPS; i--) {
+  const root = references.length > 0 ? normalizeMessageId(references[0]) : null;
+  const cap = root && root !== irt ? MAX_REFERENCE_LOOKUPS - 1 : MAX_REFERENCE_LOOKUPS;
+  for (let i = references.length - 1; i >= 0 && ids.length < cap; i--) {
     const id = normalizeMessageId(references[i]);
     if (id && !ids.includes(id)) ids.push(id);
   }
+  if (root && !ids.includes(root)) ids.push(root);
   return ids;
 }
 

@@ -1,0 +1,107 @@
+import { randomBytes } from "node:crypto";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { conversation, message } from "../../src/db/schema/index.js";
+import { DAY, ManualClock } from "../../src/engine/clock.js";
+import type { IngestResult } from "../../src/engine/ingest/ingest.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress } from "../helpers/fixtures.js";
+import { ingestRaw } from "../helpers/ingest.js";
+import { buildRawMail, type RawMailSpec } from "../helpers/raw-mail.js";
+
+// Threading faults a probe found (session 13): a long References that names only the
+// thread's root, and the mails a customer sends after the reopen window to a closed
+// conversation — each opened a new conversation of its own.
+
+const clock = new ManualClock("2026-03-02T09:00:00Z");
+let t: TestApp;
+let A: { tenantId: string; addressId: string };
+let n = 0;
+const uid = (p = "m") => `${p}-${++n}-${randomBytes(3).toString("hex")}@customer.example`;
+
+const send = (spec: RawMailSpec, receivedAt = clock.now()) =>
+  ingestRaw(t.app.engine, A, buildRawMail(spec), { receivedAt });
+function stored(r: IngestResult) {
+  if (r.status !== "stored") throw new Error(`not stored: ${JSON.stringify(r)}`);
+  return r;
+}
+
+beforeAll(async () => {
+  t = await startTestApp({ clock });
+  A = {
+    tenantId: t.tenantId,
+    ...(await createQueueWithAddress(t.db.db, t.tenantId, { address: "support@acme.test" })),
+  };
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe("threading: follow-ups", () => {
+  it("a reply whose long References names only the thread's root joins the conversation the root started", async () => {
+    const root = uid("root");
+    const a = stored(await send({ messageId: root, subject: "Long thread" }));
+    const references = [`<${root}>`, ...Array.from({ length: 120 }, () => `<${uid("elsewhere")}>`)].join(" ");
+    const r = stored(
+      await send({ messageId: uid(), subject: "Re: Long thread", headers: { References: references } }),
+    );
+    expect(r.conversationId).toBe(a.conversationId);
+  });
+
+  async function closedLongAgo() {
+    const id = uid("old");
+    const closedAt = new Date(clock.now().getTime() - 60 * DAY);
+    const a = stored(
+      await send({ messageId: id, subject: "Closed case" }, new Date(closedAt.getTime() - DAY)),
+    );
+    await t.db.db
+      .update(conversation)
+      .set({ status: "CLOSED", workState: "DONE", closedAt })
+      .where(eq(conversation.id, a.conversationId));
+    return { a, id };
+  }
+
+  it("after the reopen window the first mail opens a new linked conversation, and the next ones join it", async () => {
+    const { a, id } = await closedLongAgo();
+    const reply = () =>
+      send({
+        messageId: uid(),
+        subject: `Re: Closed case [#${a.ticketNumber}]`,
+        headers: { "In-Reply-To": `<${id}>` },
+      });
+    const r1 = stored(await reply());
+    expect(r1.created).toBe(true);
+    const [c1] = await t.db.db.select().from(conversation).where(eq(conversation.id, r1.conversationId));
+    expect(c1!.previousConversationId).toBe(a.conversationId);
+    const r2 = stored(await reply());
+    const r3 = stored(await reply());
+    expect([r2.conversationId, r3.conversationId]).toEqual([r1.conversationId, r1.conversationId]);
+    expect(r2.created).toBe(false);
+    const msgs = await t.db.db.select().from(message).where(eq(message.conversationId, r1.conversationId));
+    expect(msgs).toHaveLength(3);
+    // Once the follow-up is closed too, the next mail opens another one.
+    await t.db.db
+      .update(conversation)
+      .set({ status: "CLOSED", workState: "DONE", closedAt: new Date(clock.now().getTime() - 40 * DAY) })
+      .where(eq(conversation.id, r1.conversationId));
+    const r4 = stored(await reply());
+    expect(r4.created).toBe(true);
+    expect(r4.conversationId).not.toBe(r1.conversationId);
+  });
+
+  it("two such mails at once open one conversation, not two", async () => {
+    const { a, id } = await closedLongAgo();
+    const rs = await Promise.all(
+      [0, 1].map(() =>
+        send({
+          messageId: uid(),
+          subject: `Re: Closed case [#${a.ticketNumber}]`,
+          headers: { "In-Reply-To": `<${id}>` },
+        }),
+      ),
+    );
+    const ids = rs.map((r) => stored(r).conversationId);
+    expect(ids[0]).toBe(ids[1]);
+    expect(ids[0]).not.toBe(a.conversationId);
+  });
+});
