@@ -104,4 +104,43 @@ describe("threading: follow-ups", () => {
     expect(ids[0]).toBe(ids[1]);
     expect(ids[0]).not.toBe(a.conversationId);
   });
+
+  it("by ticket number, everyone copied or written to in the conversation belongs to it; the tenant's own addresses never do", async () => {
+    const tk = await createQueueWithAddress(t.db.db, t.tenantId, {
+      address: "team@acme.test",
+      addressFields: { threadingMode: "TICKET_ONLY" },
+    });
+    const to = { tenantId: t.tenantId, addressId: tk.addressId };
+    const sendTo = (spec: RawMailSpec) =>
+      ingestRaw(t.app.engine, to, buildRawMail(spec), { receivedAt: clock.now() });
+    const a = stored(
+      await sendTo({
+        messageId: uid(),
+        subject: "Team issue",
+        from: "hank@customer.example",
+        to: "team@acme.test",
+        headers: { Cc: "ivy@customer.example" },
+      }),
+    );
+    // The agent writes to a supplier from the conversation.
+    await t.db.db.insert(message).values({
+      tenantId: t.tenantId,
+      conversationId: a.conversationId,
+      direction: "OUTBOUND",
+      messageIdHeader: uid("ours"),
+      from: { address: "team@acme.test", name: "Support" },
+      to: [{ address: "vendor@supplier.example", name: "" }],
+      subject: "Re: Team issue",
+      receivedAt: clock.now(),
+      outboundStatus: "SENT",
+    });
+    const answer = (from: string) =>
+      sendTo({ messageId: uid(), subject: `Re: Team issue [#${a.ticketNumber}]`, from });
+    // Ivy, copied by the customer, answers all; the supplier answers.
+    expect(stored(await answer("ivy@customer.example")).conversationId).toBe(a.conversationId);
+    expect(stored(await answer("Vendor@Supplier.example")).conversationId).toBe(a.conversationId);
+    // A stranger with the number, and mail forged as from our own address, open new ones.
+    expect(stored(await answer("stranger@elsewhere.example")).created).toBe(true);
+    expect(stored(await answer("team@acme.test")).created).toBe(true);
+  });
 });

@@ -1297,9 +1297,21 @@ async function threadCandidates(
       .select({
         id: conversation.id,
         contactEmail: contact.email,
+        // Everyone who wrote or was written to in the conversation (inbound From, To and
+        // Cc; outbound To and Cc) — a colleague the customer copied, a supplier the agent
+        // wrote to — but never the tenant's own addresses: mail with a forged
+        // `From: support@…` must not count as a member of every conversation.
         senders: sql<(string | null)[]>`array(
-          SELECT DISTINCT lower(m.from->>'address') FROM message m
-          WHERE m.conversation_id = ${conversation.id} AND m.direction = 'INBOUND' AND m.from IS NOT NULL)`,
+          SELECT DISTINCT lower(p.address) FROM message m
+          CROSS JOIN LATERAL (
+            SELECT m.from->>'address' AS address WHERE m.direction = 'INBOUND'
+            UNION ALL SELECT x->>'address' FROM jsonb_array_elements(m.to) x
+            UNION ALL SELECT x->>'address' FROM jsonb_array_elements(m.cc) x
+          ) p
+          WHERE m.conversation_id = ${conversation.id} AND p.address IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM email_address a
+                             WHERE a.tenant_id = ${conversation.tenantId}
+                               AND lower(a.address) = lower(p.address)))`,
       })
       .from(conversation)
       .innerJoin(contact, eq(contact.id, conversation.contactId))
