@@ -1272,6 +1272,9 @@ async function threadCandidates(
           .select({ conversationId: message.conversationId, messageId: message.messageIdHeader })
           .from(message)
           .where(and(eq(message.tenantId, tenantId), inArray(message.messageIdHeader, messageIds)))
+          // Newest first: when one Message-ID sits in two conversations and the sender
+          // belongs to neither, the latest one is "the caller's first" (`decideThread`).
+          .orderBy(desc(message.receivedAt))
           .limit(200),
     ticketNumbers.length === 0
       ? ([] as { conversationId: string; ticketNumber: number }[])
