@@ -180,7 +180,8 @@ export async function startSmtpListener(
         ip,
         inData: false,
         lifetime: setTimeout(function expire() {
-          // Not in the middle of a message: that one has its own deadline.
+          // Not in the middle of a message (its DATA has its own deadline, and once it is
+          // in, its answer must not be cut off: the sender would send it again).
           if (state.inData) state.lifetime = setTimeout(expire, 5_000);
           else drop(session.id, "4.4.2 Session too long, closing; reconnect to send more");
         }, sessionTimeoutMs),
@@ -247,11 +248,13 @@ export async function startSmtpListener(
         if (!stream.readableEnded) drop(session.id, "4.4.2 DATA took too long, closing");
       }, dataTimeoutMs);
       deadline.unref();
-      const dataDone = () => {
+      // The deadline ends with the transfer; the message counts as in progress until it
+      // is answered (or its client is gone).
+      const answeredOrGone = () => {
         clearTimeout(deadline);
         if (state) state.inData = false;
       };
-      stream.on("end", dataDone);
+      stream.on("end", () => clearTimeout(deadline));
       // What this message holds of the shared budget; released once it is answered, or
       // when the client goes away mid-message (smtp-server then destroys the stream).
       let held: (() => void)[] = [];
@@ -261,8 +264,10 @@ export async function startSmtpListener(
         held = [];
       };
       stream.on("close", () => {
-        dataDone();
-        if (!stream.readableEnded) release();
+        if (!stream.readableEnded) {
+          answeredOrGone();
+          release();
+        }
       });
       stream.on("data", (c: Buffer) => {
         if (overBudget) return;
@@ -293,6 +298,7 @@ export async function startSmtpListener(
         if (overBudget) {
           log.warn({ budget: budget.limit }, "mail in memory over the budget; asking the sender to retry");
           answered(451);
+          answeredOrGone();
           return callback(reply(451, "4.3.1 Too much mail in progress, try again later"));
         }
         void (async () => {
@@ -341,7 +347,10 @@ export async function startSmtpListener(
             answered(451);
             callback(reply(451, "4.3.0 Temporary failure, try again later"));
           })
-          .finally(release);
+          .finally(() => {
+            answeredOrGone();
+            release();
+          });
       });
     },
   });

@@ -588,4 +588,39 @@ describe("inbound SMTP listener: memory and connection limits", () => {
       await listener.close();
     }
   });
+
+  it("a session past its lifetime is not cut off while its message is being ingested: the 250 comes first", async () => {
+    const listener = await startSmtpListener(t.app.engine, {
+      host: "127.0.0.1",
+      port: 0,
+      maxMessageBytes: 512 * 1024,
+      sessionTimeoutMs: 1000,
+    });
+    const lock = await t.db.sql.reserve();
+    const d = smtpDialog(listener.port);
+    try {
+      expect(await d.reply()).toMatch(/^220/);
+      await d.command("EHLO sender.example");
+      await d.command("MAIL FROM:<carol@customer.example>");
+      expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+      expect(await d.command("DATA")).toMatch(/^354/);
+      // The ingest waits for this lock, past the session's lifetime.
+      await lock`BEGIN`;
+      await lock`LOCK TABLE message IN EXCLUSIVE MODE`;
+      d.socket.write(
+        "From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Slow ingest\r\nMessage-ID: <slow-ingest@customer.example>\r\n\r\nHi\r\n.\r\n",
+      );
+      await new Promise((r) => setTimeout(r, 2000));
+      await lock`COMMIT`;
+      expect(await d.reply()).toMatch(/^250/);
+      // Then the session ends.
+      const next = await Promise.race([d.reply(), new Promise<string>((r) => setTimeout(() => r(""), 8000))]);
+      expect(next).toMatch(/^421 4\.4\.2/);
+    } finally {
+      await lock`ROLLBACK`.catch(() => {});
+      lock.release();
+      d.socket.destroy();
+      await listener.close();
+    }
+  });
 });
