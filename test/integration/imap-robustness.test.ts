@@ -273,7 +273,8 @@ describe.skipIf(!enabled)("IMAP connector robustness (real Dovecot)", () => {
 
   it("a verdict about the current settings is written, also on a row whose timestamp has microseconds (made by the database)", async () => {
     const s = await newDovecotMailbox(t, dovecot, "fresh");
-    await t.db.sql`UPDATE mail_account SET updated_at = '2026-11-23 01:02:03.123456+00' WHERE id = ${s.accountId}`;
+    await t.db
+      .sql`UPDATE mail_account SET updated_at = '2026-11-23 01:02:03.123456+00' WHERE id = ${s.accountId}`;
     const account = (await getImapAccount(t.app.engine, s.accountId))!;
     await recordAccountStatus(t.app.engine, s.accountId, "INVALID", "permanent: test", account.version);
     expect((await accountRow(s.accountId)).status).toBe("INVALID");
