@@ -239,7 +239,8 @@ export async function startSmtpListener(
     },
     onData(stream: SMTPServerDataStream, session, callback) {
       // RFC 5321 §4.4: the trace lines of this delivery go in front of the message.
-      let chunks: Buffer[] = [traceHeaders(name, session)];
+      const trace = traceHeaders(name, session);
+      let chunks: Buffer[] = [trace];
       let bytes = 0;
       const state = sessions.get(session.id);
       if (state) state.inData = true;
@@ -314,6 +315,16 @@ export async function startSmtpListener(
           const parsed = oversize
             ? oversizeOutcome(raw, bytes, opts.maxMessageBytes)
             : await ctx.mime.parse(raw);
+          if (parsed.ok && parsed.mail.messageId === null && raw.length >= trace.length) {
+            // Mail without a Message-ID is recognised by its bytes alone, and our trace
+            // lines differ on every delivery attempt: the key is the bytes as the sender
+            // sent them, so a resend after a lost 250 stays one message. (WebCrypto hashes
+            // on libuv's pool: a big mail does not hold up the event loop.)
+            const sent = raw.subarray(trace.length) as Uint8Array<ArrayBuffer>;
+            parsed.mail.contentHash = Buffer.from(await crypto.subtle.digest("SHA-256", sent)).toString(
+              "hex",
+            );
+          }
           // One copy per point of contact; within a tenant the Message-ID + hash dedupe
           // makes a mail sent to two of our addresses one message.
           for (const target of targets) {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { connect } from "node:net";
 import { eq } from "drizzle-orm";
@@ -251,6 +252,28 @@ describe("inbound SMTP listener", () => {
       /^Return-Path: <bounces\+42@lists\.customer\.example>\r\nReceived: from relay\.customer\.example \(\[(127\.0\.0\.1|::ffff:127\.0\.0\.1)\]\)\r\n\tby \S+ \(Switchboard\) with ESMTP id \S+;\r\n\t\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r\nFrom: carol@customer\.example\r\n/,
     );
     expect(await rawOf("trace-2@customer.example")).toMatch(/^Return-Path: <>\r\n/);
+  });
+
+  it("a mail without a Message-ID sent again (a lost 250) stays one message: its key is the bytes as sent, without our trace lines", async () => {
+    const mail =
+      "From: dora@customer.example\r\nTo: help@acme.test\r\nSubject: No id at all\r\n\r\nPlease call me.\r\n";
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const d = smtpDialog();
+      try {
+        expect(await d.reply()).toMatch(/^220/);
+        await d.command("EHLO relay.customer.example");
+        await d.command("MAIL FROM:<dora@customer.example>");
+        expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+        expect(await d.command("DATA")).toMatch(/^354/);
+        d.socket.write(mail);
+        expect(await d.command(".")).toMatch(/^250/);
+      } finally {
+        d.socket.end();
+      }
+    }
+    const rows = await t.db.db.select().from(message).where(eq(message.subject, "No id at all"));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.contentHash).toBe(createHash("sha256").update(mail).digest("hex"));
   });
 
   it("finds an address on an internationalised domain whichever form the recipient is written in (smtp-server passes the Unicode form on)", async () => {
