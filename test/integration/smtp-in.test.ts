@@ -62,6 +62,18 @@ function smtpDialog(port = t.app.smtp!.port) {
   return { socket, reply, command };
 }
 
+/** The greeting, EHLO, MAIL FROM, RCPT TO (accepted) and DATA (354): ready for the message. */
+async function readyForData(
+  d: ReturnType<typeof smtpDialog>,
+  opts: { helo?: string; from?: string; rcpt?: string } = {},
+): Promise<void> {
+  expect(await d.reply()).toMatch(/^220/);
+  await d.command(`EHLO ${opts.helo ?? "sender.example"}`);
+  await d.command(`MAIL FROM:<${opts.from ?? "carol@customer.example"}>`);
+  expect(await d.command(`RCPT TO:<${opts.rcpt ?? "help@acme.test"}>`)).toMatch(/^250/);
+  expect(await d.command("DATA")).toMatch(/^354/);
+}
+
 beforeAll(async () => {
   t = await startTestApp({
     env: { SMTP_ENABLED: "true", SMTP_PORT: "0", MAX_MESSAGE_BYTES: String(512 * 1024) },
@@ -260,11 +272,7 @@ describe("inbound SMTP listener", () => {
     for (let attempt = 0; attempt < 2; attempt++) {
       const d = smtpDialog();
       try {
-        expect(await d.reply()).toMatch(/^220/);
-        await d.command("EHLO relay.customer.example");
-        await d.command("MAIL FROM:<dora@customer.example>");
-        expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
-        expect(await d.command("DATA")).toMatch(/^354/);
+        await readyForData(d, { helo: "relay.customer.example", from: "dora@customer.example" });
         d.socket.write(mail);
         expect(await d.command(".")).toMatch(/^250/);
       } finally {
@@ -447,11 +455,7 @@ describe("inbound SMTP listener: memory and connection limits", () => {
     });
     const open = async (n: number) => {
       const d = smtpDialog(listener.port);
-      expect(await d.reply()).toMatch(/^220/);
-      await d.command("EHLO sender.example");
-      await d.command("MAIL FROM:<carol@customer.example>");
-      expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
-      expect(await d.command("DATA")).toMatch(/^354/);
+      await readyForData(d);
       return Object.assign(d, { n });
     };
     // ~400 KB each: one fits the 600 KB budget, two at once do not.
@@ -517,11 +521,7 @@ describe("inbound SMTP listener: memory and connection limits", () => {
     });
     const d = smtpDialog(listener.port);
     try {
-      expect(await d.reply()).toMatch(/^220/);
-      await d.command("EHLO sender.example");
-      await d.command("MAIL FROM:<carol@customer.example>");
-      expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
-      expect(await d.command("DATA")).toMatch(/^354/);
+      await readyForData(d);
       d.socket.write(
         "From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Over the budget\r\n" +
           `Message-ID: <over-budget@customer.example>\r\n\r\n${`${"y".repeat(998)}\r\n`.repeat(300)}`,
@@ -622,11 +622,7 @@ describe("inbound SMTP listener: memory and connection limits", () => {
     const lock = await t.db.sql.reserve();
     const d = smtpDialog(listener.port);
     try {
-      expect(await d.reply()).toMatch(/^220/);
-      await d.command("EHLO sender.example");
-      await d.command("MAIL FROM:<carol@customer.example>");
-      expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
-      expect(await d.command("DATA")).toMatch(/^354/);
+      await readyForData(d);
       // The ingest waits for this lock, past the session's lifetime.
       await lock`BEGIN`;
       await lock`LOCK TABLE message IN EXCLUSIVE MODE`;
