@@ -86,94 +86,110 @@ const ruleInput = (over: Record<string, unknown> = {}) => ({
 });
 const holidays = (name: string) => [{ date: "2031-01-01", name }];
 
+/** What a create or update case of one text field varies in. */
+interface FieldCase {
+  /** The object type: `create<type>` / `update<type>`, and the typename of a success. */
+  type: string;
+  /** The input type of the mutation (default `<type>Input`). */
+  inputType?: string;
+  /** The text field, as the ValidationError names it (and the test's name, unless `label`). */
+  field: string;
+  label?: string;
+  oneLine: boolean;
+  select: string;
+  /** The input with `v` in the field. */
+  input: (v: string) => Record<string, unknown>;
+  stored?: (r: Result) => unknown;
+}
+
+/** `create<type>(input: $input)` with `v` in one text field. */
+const created = (c: FieldCase): TextCase => ({
+  name: `create${c.type} ${c.label ?? c.field}`,
+  defs: `$input: ${c.inputType ?? `${c.type}Input`}!`,
+  call: `create${c.type}(input: $input)`,
+  vars: (v) => ({ input: c.input(v) }),
+  field: c.field,
+  oneLine: c.oneLine,
+  select: c.select,
+  ok: c.type,
+  stored: c.stored,
+});
+
+/** `update<type>(id: $id, input: $input)` of the object `ids[idKey]`, with `v` in one text field. */
+const updated = (idKey: string, c: FieldCase): TextCase => ({
+  ...created(c),
+  name: `update${c.type} ${c.label ?? c.field}`,
+  defs: `$id: ID!, $input: ${c.inputType ?? `${c.type}Input`}!`,
+  call: `update${c.type}(id: $id, input: $input)`,
+  vars: (v) => ({ id: ids[idKey], input: c.input(v) }),
+});
+
+const own = (field: string) => (r: Result) => r[field];
+
 const CASES: TextCase[] = [
-  {
-    name: "createQueue description",
-    defs: "$input: QueueInput!",
-    call: "createQueue(input: $input)",
-    vars: (v) => ({ input: { name: uniq("Queue"), description: v } }),
+  created({
+    type: "Queue",
     field: "description",
     oneLine: false,
     select: QUEUE,
-    ok: "Queue",
-    stored: (r) => r["description"],
-  },
-  {
-    name: "updateQueue description",
-    defs: "$id: ID!, $input: QueueInput!",
-    call: "updateQueue(id: $id, input: $input)",
-    vars: (v) => ({ id: ids["queue"], input: { description: v } }),
+    input: (v) => ({ name: uniq("Queue"), description: v }),
+    stored: own("description"),
+  }),
+  updated("queue", {
+    type: "Queue",
     field: "description",
     oneLine: false,
     select: QUEUE,
-    ok: "Queue",
-    stored: (r) => r["description"],
-  },
-  {
-    name: "createTeam name",
-    defs: "$input: TeamInput!",
-    call: "createTeam(input: $input)",
-    vars: (v) => ({ input: { name: `${v} ${++seq}` } }),
+    input: (v) => ({ description: v }),
+    stored: own("description"),
+  }),
+  created({
+    type: "Team",
     field: "name",
     oneLine: true,
     select: TEAM,
-    ok: "Team",
-  },
-  {
-    name: "createTeam description",
-    defs: "$input: TeamInput!",
-    call: "createTeam(input: $input)",
-    vars: (v) => ({ input: { name: uniq("Team"), description: v } }),
+    input: (v) => ({ name: `${v} ${++seq}` }),
+  }),
+  created({
+    type: "Team",
     field: "description",
     oneLine: false,
     select: TEAM,
-    ok: "Team",
-    stored: (r) => r["description"],
-  },
-  {
-    name: "updateTeam name",
-    defs: "$id: ID!, $input: TeamInput!",
-    call: "updateTeam(id: $id, input: $input)",
-    vars: (v) => ({ id: ids["team"], input: { name: v } }),
+    input: (v) => ({ name: uniq("Team"), description: v }),
+    stored: own("description"),
+  }),
+  updated("team", {
+    type: "Team",
     field: "name",
     oneLine: true,
     select: TEAM,
-    ok: "Team",
-    stored: (r) => r["name"],
-  },
-  {
-    name: "updateTeam description",
-    defs: "$id: ID!, $input: TeamInput!",
-    call: "updateTeam(id: $id, input: $input)",
-    vars: (v) => ({ id: ids["team"], input: { description: v } }),
+    input: (v) => ({ name: v }),
+    stored: own("name"),
+  }),
+  updated("team", {
+    type: "Team",
     field: "description",
     oneLine: false,
     select: TEAM,
-    ok: "Team",
-    stored: (r) => r["description"],
-  },
-  {
-    name: "createSkill description",
-    defs: "$input: SkillInput!",
-    call: "createSkill(input: $input)",
-    vars: (v) => ({ input: { name: `skill-${++seq}`, description: v } }),
+    input: (v) => ({ description: v }),
+    stored: own("description"),
+  }),
+  created({
+    type: "Skill",
     field: "description",
     oneLine: false,
     select: SKILL,
-    ok: "Skill",
-    stored: (r) => r["description"],
-  },
-  {
-    name: "updateSkill description",
-    defs: "$id: ID!, $input: SkillInput!",
-    call: "updateSkill(id: $id, input: $input)",
-    vars: (v) => ({ id: ids["skill"], input: { description: v } }),
+    input: (v) => ({ name: `skill-${++seq}`, description: v }),
+    stored: own("description"),
+  }),
+  updated("skill", {
+    type: "Skill",
     field: "description",
     oneLine: false,
     select: SKILL,
-    ok: "Skill",
-    stored: (r) => r["description"],
-  },
+    input: (v) => ({ description: v }),
+    stored: own("description"),
+  }),
   {
     name: "createApiKey name",
     defs: "$name: String!, $userId: ID!",
@@ -207,200 +223,147 @@ const CASES: TextCase[] = [
     select: "... on AgentInterruption { agentId }",
     ok: "AgentInterruption",
   },
-  ...(["text", "html"] as const).flatMap((field): TextCase[] => [
-    {
-      name: `createSignature ${field}`,
-      defs: "$input: SignatureInput!",
-      call: "createSignature(input: $input)",
-      vars: (v) => ({ input: { name: uniq("Signature"), [field]: v } }),
+  ...(["text", "html"] as const).flatMap((field): TextCase[] => {
+    const c = (input: FieldCase["input"]): FieldCase => ({
+      type: "Signature",
       field,
       oneLine: false,
       select: SIGNATURE,
-      ok: "Signature",
-      stored: field === "text" ? (r) => r["text"] : undefined,
-    },
-    {
-      name: `updateSignature ${field}`,
-      defs: "$id: ID!, $input: SignatureInput!",
-      call: "updateSignature(id: $id, input: $input)",
-      vars: (v) => ({ id: ids["signature"], input: { [field]: v } }),
-      field,
-      oneLine: false,
-      select: SIGNATURE,
-      ok: "Signature",
-      stored: field === "text" ? (r) => r["text"] : undefined,
-    },
-  ]),
-  ...(["subject", "text", "html"] as const).flatMap((field): TextCase[] => {
-    const oneLine = field === "subject";
-    const stored = field === "html" ? undefined : (r: Result) => r[field];
+      input,
+      stored: field === "text" ? own("text") : undefined,
+    });
     return [
-      {
-        name: `createCannedResponse ${field}`,
-        defs: "$input: CannedResponseInput!",
-        call: "createCannedResponse(input: $input)",
-        vars: (v) => ({ input: { name: uniq("Canned"), [field]: v } }),
-        field,
-        oneLine,
-        select: CANNED,
-        ok: "CannedResponse",
-        stored,
-      },
-      {
-        name: `updateCannedResponse ${field}`,
-        defs: "$id: ID!, $input: CannedResponseInput!",
-        call: "updateCannedResponse(id: $id, input: $input)",
-        vars: (v) => ({ id: ids["canned"], input: { [field]: v } }),
-        field,
-        oneLine,
-        select: CANNED,
-        ok: "CannedResponse",
-        stored,
-      },
-      {
-        name: `createAutoReplyTemplate ${field}`,
-        defs: "$input: AutoReplyTemplateInput!",
-        call: "createAutoReplyTemplate(input: $input)",
-        vars: (v) => ({ input: { name: uniq("Auto"), [field]: v } }),
-        field,
-        oneLine,
-        select: AUTO_REPLY,
-        ok: "AutoReplyTemplate",
-        stored,
-      },
-      {
-        name: `updateAutoReplyTemplate ${field}`,
-        defs: "$id: ID!, $input: AutoReplyTemplateInput!",
-        call: "updateAutoReplyTemplate(id: $id, input: $input)",
-        vars: (v) => ({ id: ids["autoReply"], input: { [field]: v } }),
-        field,
-        oneLine,
-        select: AUTO_REPLY,
-        ok: "AutoReplyTemplate",
-        stored,
-      },
+      created(c((v) => ({ name: uniq("Signature"), [field]: v }))),
+      updated(
+        "signature",
+        c((v) => ({ [field]: v })),
+      ),
     ];
   }),
-  {
-    name: "createRule name",
-    defs: "$input: CreateRuleInput!",
-    call: "createRule(input: $input)",
-    vars: (v) => ({ input: ruleInput({ name: v }) }),
+  ...(["subject", "text", "html"] as const).flatMap((field): TextCase[] => {
+    const c = (type: string, select: string, input: FieldCase["input"]): FieldCase => ({
+      type,
+      field,
+      oneLine: field === "subject",
+      select,
+      input,
+      stored: field === "html" ? undefined : own(field),
+    });
+    return [
+      created(c("CannedResponse", CANNED, (v) => ({ name: uniq("Canned"), [field]: v }))),
+      updated(
+        "canned",
+        c("CannedResponse", CANNED, (v) => ({ [field]: v })),
+      ),
+      created(c("AutoReplyTemplate", AUTO_REPLY, (v) => ({ name: uniq("Auto"), [field]: v }))),
+      updated(
+        "autoReply",
+        c("AutoReplyTemplate", AUTO_REPLY, (v) => ({ [field]: v })),
+      ),
+    ];
+  }),
+  created({
+    type: "Rule",
+    inputType: "CreateRuleInput",
     field: "name",
     oneLine: true,
     select: RULE,
-    ok: "Rule",
-    stored: (r) => r["name"],
-  },
-  {
-    name: "createRule conditions[].value",
-    defs: "$input: CreateRuleInput!",
-    call: "createRule(input: $input)",
-    vars: (v) => ({ input: ruleInput({ conditions: [{ field: "BODY", op: "CONTAINS", value: v }] }) }),
+    input: (v) => ruleInput({ name: v }),
+    stored: own("name"),
+  }),
+  created({
+    type: "Rule",
+    inputType: "CreateRuleInput",
     field: "conditions[0].value",
+    label: "conditions[].value",
     oneLine: true,
     select: RULE,
-    ok: "Rule",
+    input: (v) => ruleInput({ conditions: [{ field: "BODY", op: "CONTAINS", value: v }] }),
     stored: (r) => (r["conditions"] as { value: string }[])[0]?.value,
-  },
-  {
-    name: "createRule conditions[].value (REGEX)",
-    defs: "$input: CreateRuleInput!",
-    call: "createRule(input: $input)",
-    vars: (v) => ({ input: ruleInput({ conditions: [{ field: "SUBJECT", op: "REGEX", value: v }] }) }),
+  }),
+  created({
+    type: "Rule",
+    inputType: "CreateRuleInput",
     field: "conditions[0].value",
+    label: "conditions[].value (REGEX)",
     oneLine: true,
     select: RULE,
-    ok: "Rule",
-  },
-  {
-    name: "createRule conditions[].key",
-    defs: "$input: CreateRuleInput!",
-    call: "createRule(input: $input)",
-    vars: (v) => ({
-      input: ruleInput({ conditions: [{ field: "CONTACT_ATTRIBUTE", key: v, op: "EQUALS", value: "gold" }] }),
-    }),
+    input: (v) => ruleInput({ conditions: [{ field: "SUBJECT", op: "REGEX", value: v }] }),
+  }),
+  created({
+    type: "Rule",
+    inputType: "CreateRuleInput",
     field: "conditions[0].key",
+    label: "conditions[].key",
     oneLine: true,
     select: RULE,
-    ok: "Rule",
+    input: (v) =>
+      ruleInput({ conditions: [{ field: "CONTACT_ATTRIBUTE", key: v, op: "EQUALS", value: "gold" }] }),
     stored: (r) => (r["conditions"] as { key: string }[])[0]?.key,
-  },
-  {
-    name: "createRule actions[].tags[]",
-    defs: "$input: CreateRuleInput!",
-    call: "createRule(input: $input)",
-    // The emoji text is 19 UTF-16 units: within the 50 a tag may have.
-    vars: (v) => ({ input: ruleInput({ actions: [{ type: "ADD_TAGS", tags: ["ok", v] }] }) }),
+  }),
+  created({
+    type: "Rule",
+    inputType: "CreateRuleInput",
     field: "actions[0].tags[1]",
+    label: "actions[].tags[]",
     oneLine: true,
     select: RULE,
-    ok: "Rule",
+    // The emoji text is 19 UTF-16 units: within the 50 a tag may have.
+    input: (v) => ruleInput({ actions: [{ type: "ADD_TAGS", tags: ["ok", v] }] }),
     stored: (r) => (r["actions"] as { tags: string[] }[])[0]?.tags[1],
-  },
-  {
-    name: "updateRule name",
-    defs: "$id: ID!, $input: UpdateRuleInput!",
-    call: "updateRule(id: $id, input: $input)",
-    vars: (v) => ({ id: ids["rule"], input: { name: v } }),
+  }),
+  updated("rule", {
+    type: "Rule",
+    inputType: "UpdateRuleInput",
     field: "name",
     oneLine: true,
     select: RULE,
-    ok: "Rule",
-    stored: (r) => r["name"],
-  },
-  {
-    name: "updateRule conditions[].value",
-    defs: "$id: ID!, $input: UpdateRuleInput!",
-    call: "updateRule(id: $id, input: $input)",
-    vars: (v) => ({
-      id: ids["rule"],
-      input: {
-        conditions: [
-          { field: "FROM", op: "CONTAINS", value: "x" },
-          { field: "SUBJECT", op: "EQUALS", value: v },
-        ],
-      },
-    }),
+    input: (v) => ({ name: v }),
+    stored: own("name"),
+  }),
+  updated("rule", {
+    type: "Rule",
+    inputType: "UpdateRuleInput",
     field: "conditions[1].value",
+    label: "conditions[].value",
     oneLine: true,
     select: RULE,
-    ok: "Rule",
+    input: (v) => ({
+      conditions: [
+        { field: "FROM", op: "CONTAINS", value: "x" },
+        { field: "SUBJECT", op: "EQUALS", value: v },
+      ],
+    }),
     stored: (r) => (r["conditions"] as { value: string }[])[1]?.value,
-  },
-  {
-    name: "updateRule actions[].tags[]",
-    defs: "$id: ID!, $input: UpdateRuleInput!",
-    call: "updateRule(id: $id, input: $input)",
-    vars: (v) => ({ id: ids["rule"], input: { actions: [{ type: "ADD_TAGS", tags: [v] }] } }),
+  }),
+  updated("rule", {
+    type: "Rule",
+    inputType: "UpdateRuleInput",
     field: "actions[0].tags[0]",
+    label: "actions[].tags[]",
     oneLine: true,
     select: RULE,
-    ok: "Rule",
+    input: (v) => ({ actions: [{ type: "ADD_TAGS", tags: [v] }] }),
     stored: (r) => (r["actions"] as { tags: string[] }[])[0]?.tags[0],
-  },
-  {
-    name: "createBusinessCalendar holidays[].name",
-    defs: "$input: BusinessCalendarInput!",
-    call: "createBusinessCalendar(input: $input)",
-    vars: (v) => ({ input: { name: uniq("Calendar"), timeZone: "Europe/Berlin", holidays: holidays(v) } }),
+  }),
+  created({
+    type: "BusinessCalendar",
     field: "holidays[0].name",
+    label: "holidays[].name",
     oneLine: true,
     select: CALENDAR,
-    ok: "BusinessCalendar",
+    input: (v) => ({ name: uniq("Calendar"), timeZone: "Europe/Berlin", holidays: holidays(v) }),
     stored: (r) => (r["holidays"] as { name: string }[])[0]?.name,
-  },
-  {
-    name: "updateBusinessCalendar holidays[].name",
-    defs: "$id: ID!, $input: BusinessCalendarInput!",
-    call: "updateBusinessCalendar(id: $id, input: $input)",
-    vars: (v) => ({ id: ids["calendar"], input: { holidays: holidays(v) } }),
+  }),
+  updated("calendar", {
+    type: "BusinessCalendar",
     field: "holidays[0].name",
+    label: "holidays[].name",
     oneLine: true,
     select: CALENDAR,
-    ok: "BusinessCalendar",
+    input: (v) => ({ holidays: holidays(v) }),
     stored: (r) => (r["holidays"] as { name: string }[])[0]?.name,
-  },
+  }),
 ];
 
 async function createId(call: string, defs: string, vars: Record<string, unknown>): Promise<string> {
