@@ -143,7 +143,11 @@ export async function startSmtpListener(
   const sessionTimeoutMs = opts.sessionTimeoutMs ?? 30 * 60_000;
   /** Connections by client IP address, and what each counted connection holds. */
   const perIp = new Map<string, number>();
-  const sessions = new Map<string, { ip: string; lifetime: NodeJS.Timeout; inData: boolean }>();
+  const sessions = new Map<
+    string,
+    { ip: string; lifetime: NodeJS.Timeout; inData: boolean; expired: boolean }
+  >();
+  const SESSION_TOO_LONG = "4.4.2 Session too long, closing; reconnect to send more";
   /** Ends a connection with 421 (the sender retries later). */
   const drop = (sessionId: string, text: string) => {
     for (const c of server.connections) {
@@ -179,11 +183,13 @@ export async function startSmtpListener(
       const state = {
         ip,
         inData: false,
-        lifetime: setTimeout(function expire() {
+        expired: false,
+        lifetime: setTimeout(() => {
           // Not in the middle of a message (its DATA has its own deadline, and once it is
-          // in, its answer must not be cut off: the sender would send it again).
-          if (state.inData) state.lifetime = setTimeout(expire, 5_000);
-          else drop(session.id, "4.4.2 Session too long, closing; reconnect to send more");
+          // in, its answer must not be cut off: the sender would send it again): then the
+          // session ends right after that message is answered.
+          if (state.inData) state.expired = true;
+          else drop(session.id, SESSION_TOO_LONG);
         }, sessionTimeoutMs),
       };
       state.lifetime.unref();
@@ -253,7 +259,9 @@ export async function startSmtpListener(
       // is answered (or its client is gone).
       const answeredOrGone = () => {
         clearTimeout(deadline);
-        if (state) state.inData = false;
+        if (!state) return;
+        state.inData = false;
+        if (state.expired) drop(session.id, SESSION_TOO_LONG);
       };
       stream.on("end", () => clearTimeout(deadline));
       // What this message holds of the shared budget; released once it is answered, or
