@@ -67,13 +67,7 @@ async function replay(scope: Scope, scoped: boolean): Promise<{ ms: number; page
   let found = 0;
   const t0 = performance.now();
   for (;;) {
-    const { rows } = await hub.readPage(
-      from,
-      tenantId,
-      PAGE,
-      scoped ? (scope.conversationId ?? null) : null,
-      scoped ? (scope.agentId ?? null) : null,
-    );
+    const { rows } = await hub.readPage(from, tenantId, PAGE, scoped ? scope : {});
     pages++;
     for (const r of rows) {
       if (scope.conversationId ? r.conversationId === scope.conversationId : r.agentId === scope.agentId)

@@ -205,9 +205,10 @@ export class EventHub {
     from: EventCursor,
     tenantId: string | null,
     limit: number,
-    conversationId: string | null = null,
-    agentId: string | null = null,
+    /** Only one conversation's or one agent's events (`SubscribeOptions`). */
+    scope: Pick<SubscribeOptions, "conversationId" | "agentId"> = {},
   ): Promise<{ rows: EventRow[]; pending: boolean }> {
+    const { conversationId, agentId } = scope;
     const rows = await this.sql<((EventRow & { pending: boolean }) | { id: null; pending: boolean })[]>`
       WITH page AS (
         SELECT id, tx_id, tenant_id, conversation_id, queue_id, agent_id, type, actor_type, actor_id,
@@ -335,8 +336,7 @@ export class EventHub {
     // unawaited promise (a subscription completed before its first `next()` read nothing).
     // Live events queue meanwhile; `last` drops those the replay already gave.
     let replayFrom: EventCursor | null = opts.from ?? null;
-    const readPage = (c: EventCursor) =>
-      this.readPage(c, tenantId, BATCH, opts.conversationId ?? null, opts.agentId ?? null);
+    const readPage = (c: EventCursor) => this.readPage(c, tenantId, BATCH, opts);
 
     const iterator: AsyncIterableIterator<EventRow[]> = {
       [Symbol.asyncIterator]() {

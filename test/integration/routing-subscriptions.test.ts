@@ -251,7 +251,7 @@ describe("subscriptions over graphql-ws", () => {
        WHERE conversation_id = ${c.id} ORDER BY event.tx_id, event.id`;
     expect(own.length).toBeGreaterThanOrEqual(1200);
     // The hub reads the conversation's events, not the tenant's log through a filter.
-    const page = await t.app.hub.readPage({ txId: 0n, id: 0 }, t.tenantId, 500, c.id);
+    const page = await t.app.hub.readPage({ txId: 0n, id: 0 }, t.tenantId, 500, { conversationId: c.id });
     expect(page.rows).toHaveLength(500);
     expect(page.rows.every((r) => r.conversationId === c.id)).toBe(true);
 
@@ -281,7 +281,7 @@ describe("subscriptions over graphql-ws", () => {
         })),
       ),
     );
-    const page = await t.app.hub.readPage({ txId: 0n, id: 0 }, t.tenantId, 500, null, a!);
+    const page = await t.app.hub.readPage({ txId: 0n, id: 0 }, t.tenantId, 500, { agentId: a! });
     expect(page.rows).toHaveLength(500);
     expect(page.rows.every((r) => r.agentId === a)).toBe(true);
     // The index serves the read (a test table is small enough for a planner to prefer a
