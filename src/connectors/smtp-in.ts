@@ -322,17 +322,10 @@ export async function startSmtpListener(
           const raw = Buffer.concat(chunks);
           const parsed = oversize
             ? oversizeOutcome(raw, bytes, opts.maxMessageBytes)
-            : await ctx.mime.parse(raw);
-          if (parsed.ok && parsed.mail.messageId === null && raw.length >= trace.length) {
-            // Mail without a Message-ID is recognised by its bytes alone, and our trace
-            // lines differ on every delivery attempt: the key is the bytes as the sender
-            // sent them, so a resend after a lost 250 stays one message. (WebCrypto hashes
-            // on libuv's pool: a big mail does not hold up the event loop.)
-            const sent = raw.subarray(trace.length) as Uint8Array<ArrayBuffer>;
-            parsed.mail.contentHash = Buffer.from(await crypto.subtle.digest("SHA-256", sent)).toString(
-              "hex",
-            );
-          }
+            : // Mail without a Message-ID is recognised by its bytes alone, and our trace
+              // lines differ on every attempt: its key is the bytes as the sender sent them,
+              // so a resend after a lost 250 stays one message.
+              await ctx.mime.parse(raw, { traceBytes: trace.length });
           // One copy per point of contact; within a tenant the Message-ID + hash dedupe
           // makes a mail sent to two of our addresses one message.
           for (const target of targets) {

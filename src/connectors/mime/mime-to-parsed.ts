@@ -535,7 +535,12 @@ function rejected(
   return { ok: false, reason, detail, sizeBytes };
 }
 
-export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promise<ParseOutcome> {
+export async function parseRawMessage(
+  input: Buffer,
+  limits: MimeLimits,
+  /** `ParseOptions.traceBytes`: leading bytes the content key of mail without a Message-ID skips. */
+  traceBytes = 0,
+): Promise<ParseOutcome> {
   const sizeBytes = input.length;
   const rawSha256 = createHash("sha256").update(input).digest("hex");
   const warnings: string[] = [];
@@ -802,7 +807,11 @@ export async function parseRawMessage(input: Buffer, limits: MimeLimits): Promis
     warnings,
     sizeBytes,
     rawSha256,
-    contentHash: messageId ? authoredHash(lines, raw, headerEnd) : rawSha256,
+    contentHash: messageId
+      ? authoredHash(lines, raw, headerEnd)
+      : traceBytes > 0 && traceBytes <= input.length
+        ? createHash("sha256").update(input.subarray(traceBytes)).digest("hex")
+        : rawSha256,
   };
   // PostgreSQL text and jsonb cannot hold U+0000, and broken mail does contain NUL bytes
   // (in headers, bodies, names): without this the message could never be stored. Nor can

@@ -15,6 +15,8 @@ import { parseRawMessage } from "./mime-to-parsed.js";
 export interface ParseJob {
   id: number;
   raw: ArrayBuffer;
+  /** `ParseOptions.traceBytes`. */
+  traceBytes: number;
 }
 
 export interface WorkerSetup {
@@ -72,7 +74,7 @@ port.on("message", (job: ParseJob) => {
   void (async () => {
     let outcome: ParseOutcome;
     try {
-      outcome = await parseRawMessage(Buffer.from(job.raw), limits);
+      outcome = await parseRawMessage(Buffer.from(job.raw), limits, job.traceBytes);
     } catch (err) {
       // parseRawMessage turns known failures into rejections; this is the last net.
       outcome = {

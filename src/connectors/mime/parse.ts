@@ -82,6 +82,7 @@ interface Job {
   id: number;
   raw: Buffer;
   timeoutMs: number;
+  traceBytes: number;
   resolve: (outcome: ParseOutcome) => void;
   reject: (err: Error) => void;
 }
@@ -352,7 +353,7 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
       dispatch();
     };
     slot.timer = setTimeout(expire, job.timeoutMs);
-    const message: ParseJob = { id: job.id, raw };
+    const message: ParseJob = { id: job.id, raw, traceBytes: job.traceBytes };
     slot.worker.postMessage(message, [raw]);
   };
 
@@ -361,7 +362,14 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
       if (closed) return Promise.reject(new Error("MIME parser is closed"));
       if (raw.byteLength > maxBytes) return Promise.resolve(oversizeOutcome(raw, raw.byteLength, maxBytes));
       return new Promise<ParseOutcome>((resolve, reject) => {
-        queue.push({ id: nextId++, raw, timeoutMs: options.timeoutMs ?? timeoutMs, resolve, reject });
+        queue.push({
+          id: nextId++,
+          raw,
+          timeoutMs: options.timeoutMs ?? timeoutMs,
+          traceBytes: options.traceBytes ?? 0,
+          resolve,
+          reject,
+        });
         dispatch();
       }).then((outcome) => (outcome.ok ? outcome : { ...outcome, headline: headlineOf(raw) }));
     },

@@ -198,6 +198,12 @@ export interface ParseOptions {
    * retrying a message that timed out while the machine was busy.
    */
   timeoutMs?: number;
+  /**
+   * The first this many bytes are trace lines the receiving server put in front of the
+   * mail (the SMTP listener's Return-Path and Received): they differ on every delivery
+   * attempt, so the content key of mail without a Message-ID leaves them out.
+   */
+  traceBytes?: number;
 }
 
 export interface MimeParser {
