@@ -102,16 +102,25 @@ describe("inbound SMTP listener", () => {
     // Stand-ins for a value PostgreSQL can never store (class 22) and a passing failure.
     const removeTrap = await refuseMessageInserts(t.db.db, { Refused: "22021", Passing: "40001" });
     try {
-      const info = await send("help@acme.test", {
-        subject: "Refused",
-        messageId: "<refused-1@customer.example>",
-      });
-      expect(info.response).toMatch(/^250/);
-      const [rej] = await t.db.db
+      const raw =
+        "From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Refused\r\n" +
+        "Message-ID: <refused-1@customer.example>\r\n\r\nHello\r\n";
+      // Twice (the sender lost our 250): one record, known by the parsed mail's content key.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const info = await transport().sendMail({
+          envelope: { from: "carol@customer.example", to: ["help@acme.test"] },
+          raw,
+        });
+        expect(info.response).toMatch(/^250/);
+      }
+      const rejs = await t.db.db
         .select()
         .from(rejectedMessage)
         .where(eq(rejectedMessage.reason, "ingest_failed"));
-      expect(rej).toMatchObject({ tenantId: t.tenantId, addressId: addr.addressId });
+      expect(rejs).toHaveLength(1);
+      const rej = rejs[0];
+      expect(rej).toMatchObject({ tenantId: t.tenantId, addressId: addr.addressId, messageIdHeader: null });
+      expect(rej!.contentHash).toMatch(/^[0-9a-f]{64}$/);
       expect(rej!.detail).toContain("refused by test");
       expect(rej!.rawMessageId).not.toBeNull();
       await expect(send("help@acme.test", { subject: "Passing" })).rejects.toMatchObject({
@@ -282,6 +291,58 @@ describe("inbound SMTP listener", () => {
     const rows = await t.db.db.select().from(message).where(eq(message.subject, "No id at all"));
     expect(rows).toHaveLength(1);
     expect(rows[0]!.contentHash).toBe(createHash("sha256").update(mail).digest("hex"));
+  });
+
+  it("a rejected mail without a Message-ID sent again stays one rejected record (spam dropped, too many parts); another mail is recorded", async () => {
+    await createQueueWithAddress(t.db.db, t.tenantId, {
+      address: "drop@acme.test",
+      addressFields: { spamRouting: "DROP" },
+    });
+    const spam = (body: string) =>
+      `From: win@spam.example\r\nTo: drop@acme.test\r\nSubject: Norid spam\r\nX-Spam-Flag: YES\r\n\r\n${body}\r\n`;
+    const parts = Array.from(
+      { length: 501 },
+      (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`,
+    );
+    const tooManyParts =
+      "From: eve@customer.example\r\nTo: drop@acme.test\r\nSubject: Norid parts\r\n" +
+      'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' +
+      `${parts.join("")}--b--\r\n`;
+    // Each twice (the sender lost our 250), then a different mail of each kind.
+    for (const mail of [
+      spam("Cheap pills"),
+      spam("Cheap pills"),
+      tooManyParts,
+      tooManyParts,
+      spam("Other pills"),
+    ]) {
+      const d = smtpDialog();
+      try {
+        await readyForData(d, {
+          helo: "relay.spam.example",
+          from: "win@spam.example",
+          rcpt: "drop@acme.test",
+        });
+        d.socket.write(mail);
+        expect(await d.command(".")).toMatch(/^250/);
+      } finally {
+        d.socket.end();
+      }
+    }
+    const recorded = async (subject: string) =>
+      (await t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage.subject, subject))).map((r) => ({
+        reason: r.reason,
+        key: r.contentHash,
+      }));
+    const bodyKey = (mail: string) => createHash("sha256").update(mail).digest("hex");
+    expect(await recorded("Norid spam")).toEqual(
+      expect.arrayContaining([
+        { reason: "spam_dropped", key: bodyKey(spam("Cheap pills")) },
+        { reason: "spam_dropped", key: bodyKey(spam("Other pills")) },
+      ]),
+    );
+    expect(await recorded("Norid spam")).toHaveLength(2);
+    expect(await recorded("Norid parts")).toEqual([{ reason: "too_many_parts", key: bodyKey(tooManyParts) }]);
   });
 
   it("finds an address on an internationalised domain whichever form the recipient is written in (smtp-server passes the Unicode form on)", async () => {

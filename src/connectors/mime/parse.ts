@@ -1,3 +1,4 @@
+import { webcrypto } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
@@ -212,6 +213,24 @@ export function oversizeOutcome(head: Buffer, sizeBytes: number, maxBytes: numbe
   };
 }
 
+/**
+ * A rejection with what the rejected record needs from the header block (`headline`) and,
+ * for mail without a Message-ID, its content key (`contentHash`, as a parsed mail's): the
+ * hash runs on libuv's thread pool (WebCrypto), not on the event loop, since unparseable
+ * mail can be up to the size cap.
+ */
+async function rejectionOutcome(
+  outcome: Extract<ParseOutcome, { ok: false }>,
+  raw: Buffer,
+  traceBytes: number,
+): Promise<ParseOutcome> {
+  const headline = headlineOf(raw);
+  if (headline.messageId || outcome.reason === "timeout") return { ...outcome, headline };
+  const keyed = traceBytes > 0 && traceBytes <= raw.length ? raw.subarray(traceBytes) : raw;
+  const digest = await webcrypto.subtle.digest("SHA-256", keyed);
+  return { ...outcome, headline, contentHash: Buffer.from(digest).toString("hex") };
+}
+
 export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
   const poolSize = Math.max(1, Math.floor(opts.poolSize ?? defaultPoolSize()));
   const timeoutMs = opts.timeoutMs ?? MIME_PARSER_DEFAULTS.timeoutMs;
@@ -371,7 +390,7 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
           reject,
         });
         dispatch();
-      }).then((outcome) => (outcome.ok ? outcome : { ...outcome, headline: headlineOf(raw) }));
+      }).then((outcome) => (outcome.ok ? outcome : rejectionOutcome(outcome, raw, options.traceBytes ?? 0)));
     },
 
     /**

@@ -348,6 +348,13 @@ export const rejectedMessage = pgTable(
     detail: text("detail").notNull().default(""),
     sizeBytes: integer("size_bytes").notNull(),
     messageIdHeader: text("message_id_header"),
+    /**
+     * For mail without a Message-ID: the content key (`ParsedMail.contentHash`: SHA-256 of
+     * the bytes after our own trace lines), by which the same mail delivered again is known
+     * (ingest.ts `alreadyRejected`). Null where the Message-ID is the key, and for oversize
+     * mail and parse timeouts.
+     */
+    contentHash: text("content_hash"),
     fromAddress: text("from_address"),
     subject: text("subject"),
     /** IMAP mail: the folder it was fetched from; part of the IMAP position (as on `message`). */
@@ -368,6 +375,8 @@ export const rejectedMessage = pgTable(
     index("rejected_message_msgid_idx")
       .on(t.tenantId, t.messageIdHeader)
       .where(sql`message_id_header IS NOT NULL`),
+    // … and of those without one, by their content key.
+    index("rejected_message_hash_idx").on(t.tenantId, t.contentHash).where(sql`content_hash IS NOT NULL`),
     uniqueIndex("rejected_message_imap_uid_uq")
       .on(t.accountId, t.imapMailbox, t.uidValidity, t.uid)
       .where(sql`uid IS NOT NULL`),

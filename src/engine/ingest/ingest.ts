@@ -68,7 +68,16 @@ export interface IngestInput {
    * Parsed outside the transaction (worker thread); a rejection is recorded, not thrown.
    * `ingest_failed` is what `quarantineMessage` passes for mail the database refused.
    */
-  parsed: ParseOutcome | { ok: false; reason: "ingest_failed"; detail: string; sizeBytes: number };
+  parsed:
+    | ParseOutcome
+    | {
+        ok: false;
+        reason: "ingest_failed";
+        detail: string;
+        sizeBytes: number;
+        /** The parsed mail's content key (`quarantineMessage`). */
+        contentHash?: string;
+      };
   /** When we received it: time-dependent decisions use this, never the processing time. */
   receivedAt: Date;
   source: IngestSource;
@@ -271,9 +280,12 @@ function lockDuplicateKeys(tx: Tx, inputs: IngestInput[]): Promise<unknown> | nu
     const parsed = input.parsed;
     if (parsed.ok) {
       keys.push(`ingest-dedupe:${input.tenantId}:${parsed.mail.messageId ?? `#${parsed.mail.contentHash}`}`);
-    } else if ("headline" in parsed && parsed.headline?.messageId) {
-      // A rejection is de-duplicated by its Message-ID (`alreadyRejected`).
-      keys.push(`ingest-dedupe:${input.tenantId}:${parsed.headline.messageId}`);
+    } else {
+      // A rejection is de-duplicated by its Message-ID, or without one by its content key
+      // (`alreadyRejected`).
+      const key = rejectionKeyOf(parsed);
+      if (key.messageId) keys.push(`ingest-dedupe:${input.tenantId}:${key.messageId}`);
+      else if (key.contentHash) keys.push(`ingest-dedupe:${input.tenantId}:#${key.contentHash}`);
     }
   }
   if (keys.length === 0) return null;
@@ -319,9 +331,19 @@ async function quarantineMessage(
     { err, tenantId: input.tenantId, source: input.source.kind },
     "message quarantined: ingest refused it",
   );
+  // Known by the parsed mail's content key, so the same mail refused again is one record.
+  // Nothing of its header goes into the record: the database may be refusing just that
+  // (a Message-ID too long for an index, a NUL in the subject).
+  const contentHash = input.parsed.ok ? input.parsed.mail.contentHash : undefined;
   return ingestMessage(ctx, {
     ...input,
-    parsed: { ok: false, reason: "ingest_failed", detail, sizeBytes: input.raw.length },
+    parsed: {
+      ok: false,
+      reason: "ingest_failed",
+      detail,
+      sizeBytes: input.raw.length,
+      ...(contentHash ? { contentHash } : {}),
+    },
   });
 }
 
@@ -628,7 +650,8 @@ async function ingestInTx(
   // 2. Unparseable, oversize, timed out: kept as a rejected record with its reason, never lost.
   if (!parsed.ok) {
     const headline = "headline" in parsed ? parsed.headline : undefined;
-    if (await alreadyRejected(tx, t.id, headline?.messageId, parsed.reason)) {
+    const key = rejectionKeyOf(parsed);
+    if (await alreadyRejected(tx, t.id, key, parsed.reason)) {
       return { status: "duplicate", messageId: null };
     }
     // Oversize mail is not stored: holding it is the very cost the limit prevents.
@@ -642,7 +665,8 @@ async function ingestInTx(
         reason: parsed.reason,
         detail: parsed.detail.slice(0, 2000),
         sizeBytes: parsed.sizeBytes,
-        messageIdHeader: headline?.messageId ?? null,
+        messageIdHeader: key.messageId,
+        contentHash: key.contentHash,
         fromAddress: headline?.from ?? null,
         subject: headline?.subject ?? null,
         rawMessageId: rawId,
@@ -1344,21 +1368,51 @@ async function threadCandidates(
  * resync, an SMTP retry or a copy to a second address recorded a dropped spam, a delivery
  * report (bouncing its message again) or an unparseable mail once more. Read under the
  * dedupe lock of the Message-ID (`lockDuplicateKeys`), through
- * `rejected_message_msgid_idx`. Mail without a Message-ID, and parse timeouts (the machine's
- * fault as much as the mail's), are recorded each time.
+ * `rejected_message_msgid_idx`. Mail without a Message-ID is known by its content key
+ * instead (the bytes after our own trace lines, so an SMTP retry is the same mail though
+ * its Received line is not), through `rejected_message_hash_idx`. Parse timeouts (the
+ * machine's fault as much as the mail's) are recorded each time, and so are oversize mail
+ * and records from before migration 0020 without either key.
  */
 async function alreadyRejected(
   tx: Tx,
   tenantId: string,
-  messageId: string | null | undefined,
+  key: RejectionKey,
   reason: string,
 ): Promise<boolean> {
-  if (!messageId || reason === "timeout") return false;
-  const [row] = await rawClient(tx)<{ id: string }[]>`
-    SELECT id FROM rejected_message
-     WHERE tenant_id = ${tenantId}::uuid AND message_id_header = ${messageId}::text AND reason = ${reason}::text
-     LIMIT 1`;
-  return row !== undefined;
+  if (reason === "timeout") return false;
+  const sql = rawClient(tx);
+  let rows: { id: string }[] = [];
+  if (key.messageId) {
+    rows = await sql`
+      SELECT id FROM rejected_message
+       WHERE tenant_id = ${tenantId}::uuid AND message_id_header = ${key.messageId}::text
+         AND reason = ${reason}::text
+       LIMIT 1`;
+  } else if (key.contentHash) {
+    rows = await sql`
+      SELECT id FROM rejected_message
+       WHERE tenant_id = ${tenantId}::uuid AND content_hash = ${key.contentHash}::text AND reason = ${reason}::text
+       LIMIT 1`;
+  }
+  return rows.length > 0;
+}
+
+/** What a rejected record is known by: its Message-ID, or without one its content key. */
+interface RejectionKey {
+  messageId: string | null;
+  contentHash: string | null;
+}
+
+function rejectionKey(
+  messageId: string | null | undefined,
+  contentHash: string | null | undefined,
+): RejectionKey {
+  return messageId ? { messageId, contentHash: null } : { messageId: null, contentHash: contentHash ?? null };
+}
+
+function rejectionKeyOf(parsed: Extract<IngestInput["parsed"], { ok: false }>): RejectionKey {
+  return rejectionKey("headline" in parsed ? parsed.headline?.messageId : null, parsed.contentHash);
 }
 
 async function recordRejection(
@@ -1372,7 +1426,8 @@ async function recordRejection(
   detail: string,
   imapPos: ImapPosition,
 ): Promise<IngestResult> {
-  if (await alreadyRejected(tx, tenantId, mail.messageId, reason)) {
+  const key = rejectionKey(mail.messageId, mail.contentHash);
+  if (await alreadyRejected(tx, tenantId, key, reason)) {
     return { status: "duplicate", messageId: null };
   }
   const rawId = await storeRaw(tx, tenantId, input);
@@ -1385,7 +1440,8 @@ async function recordRejection(
       reason,
       detail: detail.slice(0, 2000),
       sizeBytes: mail.sizeBytes,
-      messageIdHeader: mail.messageId,
+      messageIdHeader: key.messageId,
+      contentHash: key.contentHash,
       fromAddress: mail.from?.address ?? null,
       subject: clip(mail.subject, 998),
       rawMessageId: rawId,
@@ -1421,7 +1477,9 @@ async function recordDeliveryReport(
   imapPos: ImapPosition,
 ): Promise<IngestResult> {
   // The same report again marks nothing again.
-  if (await alreadyRejected(tx, tenantId, mail.messageId, "delivery_report")) {
+  if (
+    await alreadyRejected(tx, tenantId, rejectionKey(mail.messageId, mail.contentHash), "delivery_report")
+  ) {
     return { status: "duplicate", messageId: null };
   }
   const ds = mail.deliveryStatus ?? heuristicDeliveryStatus(mail);

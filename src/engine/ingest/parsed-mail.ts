@@ -184,6 +184,14 @@ export type ParseOutcome =
       sizeBytes: number;
       /** Read from the header block, for the rejected record (the parser's `parse` adds it). */
       headline?: MailHeadline;
+      /**
+       * The content key as `ParsedMail.contentHash` gives it for mail without a Message-ID
+       * (SHA-256 of the bytes after `ParseOptions.traceBytes`), so the same mail delivered
+       * again is one rejected record. Added by the parser's `parse` when the header names no
+       * Message-ID; never for oversize mail (hashing what the cap refuses would be the very
+       * cost it prevents) or a timeout (recorded each time).
+       */
+      contentHash?: string;
     };
 
 /**

@@ -1,0 +1,2 @@
+ALTER TABLE "rejected_message" ADD COLUMN "content_hash" text;--> statement-breakpoint
+CREATE INDEX "rejected_message_hash_idx" ON "rejected_message" USING btree ("tenant_id","content_hash") WHERE content_hash IS NOT NULL;
