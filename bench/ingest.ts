@@ -31,6 +31,9 @@
  *   pauses after each batch for as long as the batch took). During a phase it stands back,
  *   as it does during any burst shorter than SEARCH_MAX_LAG_MS.
  *
+ * BENCH_SENDER=raw replaces the nodemailer senders by raw SMTP senders as a sending MTA works
+ * (pipelined envelope, the mail dot-stuffed once, untimed; smtp-client-process.ts `sendRaw`):
+ * the server's work per mail is the same, the senders' CPU on these two cores is not.
  * BENCH_WARMUP=n changes the unmeasured warm-up (default 300 messages). BENCH_PHASES=imap
  * (or a comma list of smtp, imap, lag, baseline) runs only those phases; default all.
  *   npm run bench -- ingest [messages=5000] [runs=3]
@@ -218,9 +221,12 @@ const clients = fork(fileURLToPath(new URL("./smtp-client-process.ts", import.me
 });
 await once(clients, "message");
 
+/** BENCH_SENDER=raw: senders as a sending MTA, without nodemailer (smtp-client-process.ts `sendRaw`). */
+const SENDER = process.env.BENCH_SENDER === "raw" ? "raw" : "nodemailer";
+
 async function smtpRun(run: number, count = N): Promise<{ perS: number; p50: number; p99: number }> {
   const answer = once(clients, "message");
-  clients.send({ port: app.smtp!.port, to: smtpTo, count, concurrency: CONCURRENCY, run });
+  clients.send({ port: app.smtp!.port, to: smtpTo, count, concurrency: CONCURRENCY, run, sender: SENDER });
   const [{ secs, latencies }] = (await answer) as [{ secs: number; latencies: number[] }];
   return { perS: count / secs, p50: pct(latencies, 50), p99: pct(latencies, 99) };
 }
@@ -381,7 +387,7 @@ const metrics = {
   search_index_msgs_per_s: round(median(searchRates)),
 };
 console.log(
-  `medians of ${RUNS} run(s), ${N} messages each; smtp/baseline ${round(metrics.smtp_msgs_per_s / metrics.baseline_insert_per_s, 3)}, ` +
+  `medians of ${RUNS} run(s), ${N} messages each, ${SENDER} senders; smtp/baseline ${round(metrics.smtp_msgs_per_s / metrics.baseline_insert_per_s, 3)}, ` +
     `imap/baseline ${round(metrics.imap_msgs_per_s / metrics.baseline_insert_per_s, 3)}; load average ${loadavg()
       .map((l) => round(l, 2))
       .join(" ")}`,

@@ -49,13 +49,18 @@ const clients = fork(fileURLToPath(new URL("./smtp-client-process.ts", import.me
 });
 await once(clients, "message");
 
+/** BENCH_SENDER=raw: raw SMTP senders instead of nodemailer, as in bench/ingest.ts. */
+const SENDER = process.env.BENCH_SENDER === "raw" ? "raw" : "nodemailer";
+
 async function run(run: number, count: number) {
   const m0 = machineTicks();
   const c0 = process.cpuUsage();
   const k0 = procCpuMs(clients.pid!);
   const answer = once(clients, "message");
-  clients.send({ port, to: "support@bench.test", count, concurrency: CONCURRENCY, run });
-  const [{ secs, latencies }] = (await answer) as [{ secs: number; latencies: number[] }];
+  clients.send({ port, to: "support@bench.test", count, concurrency: CONCURRENCY, run, sender: SENDER });
+  const [{ secs, latencies, windowCpuMs }] = (await answer) as [
+    { secs: number; latencies: number[]; windowCpuMs: number },
+  ];
   const c = process.cpuUsage(c0);
   const shares = machineShares(m0);
   const sorted = [...latencies].sort((a, b) => a - b);
@@ -65,6 +70,8 @@ async function run(run: number, count: number) {
     serverCpuMs: (c.user + c.system) / 1000 / count,
     // The sender's CPU includes building the mails (before its clock starts).
     senderCpuMs: (procCpuMs(clients.pid!) - k0) / count,
+    // … and while sending alone: what competes with the server for the cores.
+    senderSendCpuMs: windowCpuMs / count,
     ...shares,
   };
 }
@@ -76,7 +83,7 @@ for (let r = 1; r <= RUNS; r++) {
   results.push(x);
   console.log(
     `run ${r}: ${x.perS.toFixed(1)} msg/s, p50 ${x.p50.toFixed(1)} ms; CPU/msg server ${x.serverCpuMs.toFixed(2)} ms, ` +
-      `sender ${x.senderCpuMs.toFixed(2)} ms (incl. building the mails); idle ${x.idlePct} %, stolen ${x.stealPct} %; ` +
+      `sender ${x.senderCpuMs.toFixed(2)} ms (incl. building the mails; sending alone ${x.senderSendCpuMs.toFixed(2)} ms), ${SENDER}; idle ${x.idlePct} %, stolen ${x.stealPct} %; ` +
       `load ${loadavg()
         .map((l) => l.toFixed(2))
         .join(" ")}`,
@@ -94,6 +101,7 @@ console.log(
       latency_p50_ms: round(median(results.map((x) => x.p50))),
       server_cpu_ms_per_msg: round(median(results.map((x) => x.serverCpuMs)), 2),
       sender_cpu_ms_per_msg: round(median(results.map((x) => x.senderCpuMs)), 2),
+      sender_send_cpu_ms_per_msg: round(median(results.map((x) => x.senderSendCpuMs)), 2),
       steal_pct: round(median(results.map((x) => x.stealPct))),
     },
   }),
