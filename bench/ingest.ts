@@ -224,11 +224,26 @@ await once(clients, "message");
 /** BENCH_SENDER=raw: senders as a sending MTA, without nodemailer (smtp-client-process.ts `sendRaw`). */
 const SENDER = process.env.BENCH_SENDER === "raw" ? "raw" : "nodemailer";
 
-async function smtpRun(run: number, count = N): Promise<{ perS: number; p50: number; p99: number }> {
+interface SmtpResult {
+  perS: number;
+  p50: number;
+  p99: number;
+  /** The sender process's CPU per message while sending (not building the mails). */
+  senderCpuMs: number;
+}
+
+async function smtpRun(run: number, count = N): Promise<SmtpResult> {
   const answer = once(clients, "message");
   clients.send({ port: app.smtp!.port, to: smtpTo, count, concurrency: CONCURRENCY, run, sender: SENDER });
-  const [{ secs, latencies }] = (await answer) as [{ secs: number; latencies: number[] }];
-  return { perS: count / secs, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+  const [{ secs, latencies, windowCpuMs }] = (await answer) as [
+    { secs: number; latencies: number[]; windowCpuMs: number },
+  ];
+  return {
+    perS: count / secs,
+    p50: pct(latencies, 50),
+    p99: pct(latencies, 99),
+    senderCpuMs: windowCpuMs / count,
+  };
 }
 
 interface Cpu {
@@ -339,12 +354,21 @@ await smtpRun(0, WARMUP);
 await searchCatchUp();
 console.log(`warm-up: ${WARMUP} SMTP messages`);
 
-const smtp: ({ perS: number; p50: number; p99: number } & Cpu)[] = [];
+const smtp: (SmtpResult & Cpu)[] = [];
 const imap: ({ perS: number } & Cpu)[] = [];
 const lag: number[] = [];
 const base: number[] = [];
 for (let run = 1; run <= RUNS; run++) {
-  const skipped = { perS: 0, p50: 0, p99: 0, nodeCpuMs: 0, pgCpuMs: null, idlePct: 0, stealPct: 0 };
+  const skipped = {
+    perS: 0,
+    p50: 0,
+    p99: 0,
+    senderCpuMs: 0,
+    nodeCpuMs: 0,
+    pgCpuMs: null,
+    idlePct: 0,
+    stealPct: 0,
+  };
   base.push(PHASES.has("baseline") ? await baselineRun() : 0);
   smtp.push(PHASES.has("smtp") ? await withCpu(N, () => smtpRun(run)) : skipped);
   await searchCatchUp();
@@ -358,7 +382,8 @@ for (let run = 1; run <= RUNS; run++) {
     `CPU/msg node ${round(c.nodeCpuMs, 2)} ms + pg ${c.pgCpuMs === null ? "?" : round(c.pgCpuMs, 2)} ms; ` +
     `idle ${c.idlePct} %, stolen ${c.stealPct} %`;
   console.log(
-    `run ${run}: smtp ${round(s.perS)} msg/s (p50 ${round(s.p50)} ms, p99 ${round(s.p99)} ms; ${cpu(s)}), ` +
+    `run ${run}: smtp ${round(s.perS)} msg/s (p50 ${round(s.p50)} ms, p99 ${round(s.p99)} ms; ${cpu(s)}; ` +
+      `${SENDER} senders ${round(s.senderCpuMs, 2)} ms), ` +
       `imap ${round(i.perS)} msg/s (${cpu(i)}), lag p99 ${round(lag.at(-1)!)} ms (40 MB), ` +
       `baseline ${round(base.at(-1)!)} insert/s, search indexer ${round(searchRates.at(-1) ?? 0)} msg/s, load ${loadavg()
         .map((l) => round(l, 2))
