@@ -10,11 +10,13 @@ import { buildRawMime, SmtpSender } from "./connectors/smtp-out.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
+import { sendDownload } from "./downloads.js";
 import { openSignedAttachment } from "./engine/attachment-links.js";
 import { bootstrapIfEmpty } from "./engine/auth.js";
+import { readByteaParts } from "./engine/bytea-parts.js";
 import { type Clock, systemClock } from "./engine/clock.js";
 import type { EngineContext, Logger, Signals } from "./engine/context.js";
-import { downloadAttachment } from "./engine/conversations.js";
+import { type AttachmentFile, downloadAttachment } from "./engine/conversations.js";
 import { createSecretBox } from "./engine/crypto.js";
 import { ForbiddenError, NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
@@ -161,7 +163,7 @@ export async function startSwitchboard(
       const query = new URLSearchParams(search ?? "");
       // With a key: the caller's own access. Without one: a signed link (attachment-links.ts).
       if (!viewer && !query.has("signature")) return unauthorized(res);
-      let file: { filename: string; contentType: string; data: Buffer };
+      let file: AttachmentFile;
       let cache = "private, no-store";
       if (viewer) {
         try {
@@ -183,20 +185,23 @@ export async function startSwitchboard(
         const left = Math.max(0, link.expires - Math.floor(engine.clock.now().getTime() / 1000));
         cache = `private, max-age=${left}`;
       }
-      res.writeHead(200, {
-        "content-type": file.contentType,
-        "content-length": file.data.length,
-        // Never rendered as a page by a browser: an attachment may be HTML or SVG with
-        // scripts. (<img> still shows an image: the disposition only governs navigation.)
-        "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
-        "content-security-policy": "default-src 'none'; sandbox",
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-        // Embeddable by an agent desktop on another origin, including cross-origin-isolated ones.
-        "cross-origin-resource-policy": "cross-origin",
-        "cache-control": cache,
+      await sendDownload(req, res, {
+        sizeBytes: file.sizeBytes,
+        etag: file.sha256,
+        headers: {
+          "content-type": file.contentType,
+          // Never rendered as a page by a browser: an attachment may be HTML or SVG with
+          // scripts. (<img> still shows an image: the disposition only governs navigation.)
+          "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+          "content-security-policy": "default-src 'none'; sandbox",
+          "x-content-type-options": "nosniff",
+          "referrer-policy": "no-referrer",
+          // Embeddable by an agent desktop on another origin, including cross-origin-isolated ones.
+          "cross-origin-resource-policy": "cross-origin",
+          "cache-control": cache,
+        },
+        read: (from, length) => readByteaParts(engine, file.value, from, length),
       });
-      res.end(file.data);
     });
     http.route("/rejected-messages/", async (req, res, viewer) => {
       if (!viewer) return unauthorized(res);

@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { attachment } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
+import { type AttachmentFile, attachmentFile, attachmentFileColumns } from "./conversations.js";
 import { Problems } from "./errors.js";
 import { contentIdOfCidUrl } from "./ingest/sanitize.js";
 
@@ -49,7 +50,7 @@ export function signedAttachmentPath(
 }
 
 export type LinkCheck =
-  | { ok: true; file: { filename: string; contentType: string; data: Buffer }; expires: number }
+  | { ok: true; file: AttachmentFile; expires: number }
   | { ok: false; reason: "invalid" | "expired" };
 
 /**
@@ -69,12 +70,7 @@ export async function openSignedAttachment(
   }
   const expires = Number(expiresText);
   const [row] = await ctx.db
-    .select({
-      tenantId: attachment.tenantId,
-      filename: attachment.filename,
-      contentType: attachment.contentType,
-      data: attachment.data,
-    })
+    .select(attachmentFileColumns)
     .from(attachment)
     .where(eq(attachment.id, attachmentId));
   if (!row || !ctx.secrets.verify(PURPOSE, signedText(row.tenantId, attachmentId, expires), signature)) {
@@ -83,7 +79,7 @@ export async function openSignedAttachment(
   if (expires * 1000 <= ctx.clock.now().getTime()) return { ok: false, reason: "expired" };
   return {
     ok: true,
-    file: { filename: row.filename, contentType: row.contentType, data: row.data },
+    file: attachmentFile(row),
     expires,
   };
 }

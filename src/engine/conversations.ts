@@ -23,6 +23,7 @@ import {
   message,
   rejectedMessage,
 } from "../db/schema/index.js";
+import type { ByteaValue } from "./bytea-parts.js";
 import { clampPage } from "./config/paging.js";
 import { likePattern } from "./config/search.js";
 import type { EngineContext } from "./context.js";
@@ -251,15 +252,55 @@ export async function downloadAttachment(
   ctx: EngineContext,
   viewer: Viewer,
   attachmentId: string,
-): Promise<{ filename: string; contentType: string; data: Buffer }> {
+): Promise<AttachmentFile> {
   const [row] = await ctx.db
-    .select({ filename: attachment.filename, contentType: attachment.contentType, data: attachment.data })
+    .select(attachmentFileColumns)
     .from(attachment)
     .innerJoin(message, eq(message.id, attachment.messageId))
     .innerJoin(conversation, eq(conversation.id, message.conversationId))
     .where(and(eq(attachment.id, attachmentId), visibility(viewer)));
   if (!row) throw new NotFoundError("Attachment", attachmentId);
-  return row;
+  return attachmentFile(row);
+}
+
+/** An attachment to download: what its response's headers say, and where its bytes are read from. */
+export interface AttachmentFile {
+  filename: string;
+  contentType: string;
+  sizeBytes: number;
+  /** Hex SHA-256 of the bytes: an attachment never changes, so this is its strong ETag. */
+  sha256: string;
+  /** Read in parts, or a range of it (`readByteaParts`), never whole into memory. */
+  value: ByteaValue;
+}
+
+/** What `AttachmentFile` is made of; the value's size and compression read its TOAST pointer only. */
+export const attachmentFileColumns = {
+  id: attachment.id,
+  tenantId: attachment.tenantId,
+  filename: attachment.filename,
+  contentType: attachment.contentType,
+  sha256: attachment.sha256,
+  sizeBytes: sql<number>`octet_length(${attachment.data})`,
+  compressed: sql<boolean>`pg_column_compression(${attachment.data}) IS NOT NULL`,
+};
+
+export function attachmentFile(row: {
+  id: string;
+  tenantId: string;
+  filename: string;
+  contentType: string;
+  sha256: string;
+  sizeBytes: number;
+  compressed: boolean;
+}): AttachmentFile {
+  return {
+    filename: row.filename,
+    contentType: row.contentType,
+    sizeBytes: Number(row.sizeBytes),
+    sha256: row.sha256,
+    value: { table: "attachment", id: row.id, tenantId: row.tenantId, compressed: row.compressed },
+  };
 }
 
 export async function contactsByIds(ctx: EngineContext, tenantId: string, ids: readonly string[]) {
