@@ -51,6 +51,8 @@ export async function createTestDatabase(opts: { max?: number } = {}): Promise<T
 export async function refuseMessageInserts(
   db: Database["db"],
   refusals: Record<string, string>,
+  /** Or the rejected records (`rejected_message`, whose subject may be null). */
+  table: "message" | "rejected_message" = "message",
 ): Promise<() => Promise<void>> {
   const name = `test_refuse_${randomBytes(4).toString("hex")}`;
   const branches = Object.entries(refusals)
@@ -65,10 +67,10 @@ export async function refuseMessageInserts(
     ),
   );
   await db.execute(
-    sql.raw(`CREATE TRIGGER ${name} BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION ${name}()`),
+    sql.raw(`CREATE TRIGGER ${name} BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION ${name}()`),
   );
   return async () => {
-    await db.execute(sql.raw(`DROP TRIGGER ${name} ON message`));
+    await db.execute(sql.raw(`DROP TRIGGER ${name} ON ${table}`));
     await db.execute(sql.raw(`DROP FUNCTION ${name}()`));
   };
 }

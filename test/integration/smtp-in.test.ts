@@ -345,6 +345,64 @@ describe("inbound SMTP listener", () => {
     expect(await recorded("Norid parts")).toEqual([{ reason: "too_many_parts", key: bodyKey(tooManyParts) }]);
   });
 
+  it("a rejected mail with a NUL in its Subject, From or Message-ID keeps its reason and sender, once; a record the database refuses keeps its reason too", async () => {
+    const parts = Array.from(
+      { length: 501 },
+      (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`,
+    );
+    const tooManyParts = (head: string) =>
+      `${head}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n${parts.join("")}--b--\r\n`;
+    const sendTwice = async (mail: string) => {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const d = smtpDialog();
+        try {
+          await readyForData(d);
+          d.socket.write(mail);
+          expect(await d.command(".")).toMatch(/^250/);
+        } finally {
+          d.socket.end();
+        }
+      }
+    };
+    const rejectedWith = (column: "subject" | "fromAddress" | "messageIdHeader", value: string) =>
+      t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage[column], value));
+
+    // A NUL raw in the Subject and the From, and from an encoded word in the Message-ID.
+    await sendTwice(
+      tooManyParts(
+        "From: nul\u0000@customer.example\r\nSubject: Hel\u0000lo parts\r\n" +
+          "Message-ID: <=?utf-8?B?AG51bC0x?=@customer.example>\r\n",
+      ),
+    );
+    const rows = await rejectedWith("subject", "Hello parts");
+    expect(rows.map((r) => [r.reason, r.fromAddress, r.messageIdHeader])).toEqual([
+      ["too_many_parts", "nul@customer.example", "nul-1@customer.example"],
+    ]);
+
+    // The database refusing the record itself: written again without the header fields,
+    // with the mail's own reason and the error; sent again, still one record.
+    const removeTrap = await refuseMessageInserts(t.db.db, { "Trap parts": "22021" }, "rejected_message");
+    try {
+      await sendTwice(
+        tooManyParts("From: trap@customer.example\r\nSubject: Trap parts\r\nMessage-ID: <trap-1@x>\r\n"),
+      );
+    } finally {
+      await removeTrap();
+    }
+    const all = await t.db.db
+      .select()
+      .from(rejectedMessage)
+      .where(eq(rejectedMessage.reason, "too_many_parts"));
+    const refused = all.filter((r) => r.detail.includes("refused by test"));
+    expect(
+      refused.map((r) => [r.subject, r.fromAddress, r.messageIdHeader, r.rawMessageId !== null]),
+    ).toEqual([[null, null, null, true]]);
+    expect(refused[0]!.detail).toMatch(
+      /; the record of it failed without its header fields: refused by test$/,
+    );
+    expect(refused[0]!.contentHash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
   it("finds an address on an internationalised domain whichever form the recipient is written in (smtp-server passes the Unicode form on)", async () => {
     await createQueueWithAddress(t.db.db, t.tenantId, { address: "shop@xn--mnchen-3ya.test" });
     const d = smtpDialog();

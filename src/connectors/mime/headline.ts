@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { type MailHeadline, normalizeMessageId } from "../../engine/ingest/parsed-mail.js";
+import { clip, wellFormed } from "../../engine/text.js";
 
 // mailparser's own copies of iconv-lite and libmime, so charset checks agree with the
 // decoder that actually ran (and no extra dependency is declared for them). libmime alone,
@@ -29,7 +30,10 @@ export function decodeWords(value: string): string {
 function fromAddressOf(value: string): string | null {
   const bracketed = /<([^<>\s]+@[^<>\s]+)>/.exec(value);
   const token = bracketed?.[1] ?? value.split(/[\s,;]+/).find((t) => t.includes("@"));
-  const clean = token?.replace(/^[<("']+|[>)"']+$/g, "");
+  // No address is longer (RFC 5321 §4.5.3.1); and the trim below is quadratic in a long
+  // run of the characters it trims.
+  if (!token || token.length > 400) return null;
+  const clean = token.replace(/^[<("']+|[>)"']+$/g, "");
   return clean && clean.length <= 320 ? clean : null;
 }
 
@@ -64,8 +68,15 @@ export function headlineOf(raw: Buffer): MailHeadline {
   const subject = found.get("subject");
   const messageId = found.get("message-id");
   return {
-    messageId: messageId ? normalizeMessageId(messageId) : null,
-    from: from ? fromAddressOf(decodeWords(from)) : null,
-    subject: subject !== undefined ? decodeWords(subject).slice(0, 998) : null,
+    // Encoded words decoded as the parser does (mime-to-parsed.ts), so both give one id.
+    messageId: messageId ? storable(normalizeMessageId(decodeWords(messageId))) : null,
+    from: from ? storable(fromAddressOf(decodeWords(from))) : null,
+    subject: subject !== undefined ? clip(wellFormed(withoutNul(decodeWords(subject))), 998) : null,
   };
 }
+
+// The headline goes into the rejected record's text columns, which cannot hold U+0000: a
+// NUL there (raw, or from an encoded word) used to fail the record and turn the mail's
+// real reason into `ingest_failed`.
+const withoutNul = (s: string): string => s.replaceAll("\u0000", "");
+const storable = (s: string | null): string | null => (s === null ? null : wellFormed(withoutNul(s)) || null);

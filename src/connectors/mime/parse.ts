@@ -214,10 +214,11 @@ export function oversizeOutcome(head: Buffer, sizeBytes: number, maxBytes: numbe
 }
 
 /**
- * A rejection with what the rejected record needs from the header block (`headline`) and,
- * for mail without a Message-ID, its content key (`contentHash`, as a parsed mail's): the
- * hash runs on libuv's thread pool (WebCrypto), not on the event loop, since unparseable
- * mail can be up to the size cap.
+ * A rejection with what the rejected record needs from the header block (`headline`) and
+ * its content key (`contentHash`, as a parsed mail without a Message-ID has it): the key of
+ * mail without a Message-ID, and of any whose record had to be written without its header
+ * fields (ingest.ts `quarantineMessage`). The hash runs on libuv's thread pool (WebCrypto),
+ * not on the event loop, since unparseable mail can be up to the size cap.
  */
 async function rejectionOutcome(
   outcome: Extract<ParseOutcome, { ok: false }>,
@@ -225,7 +226,7 @@ async function rejectionOutcome(
   traceBytes: number,
 ): Promise<ParseOutcome> {
   const headline = headlineOf(raw);
-  if (headline.messageId || outcome.reason === "timeout") return { ...outcome, headline };
+  if (outcome.reason === "timeout") return { ...outcome, headline };
   const keyed = traceBytes > 0 && traceBytes <= raw.length ? raw.subarray(traceBytes) : raw;
   const digest = await webcrypto.subtle.digest("SHA-256", keyed);
   return { ...outcome, headline, contentHash: Buffer.from(digest).toString("hex") };

@@ -316,6 +316,8 @@ function isMessageDataError(err: unknown): boolean {
  * reason `ingest_failed` with its raw bytes and the error, and — for IMAP — moves the
  * checkpoint past it: one bad mail must not stall its mailbox (or, over SMTP, be refused
  * until the sender gives up and it is lost). Admins see it among rejected messages.
+ * Mail that was being recorded as rejected already (unparseable, oversize, …) keeps its
+ * reason, with the error added to the detail: only the record failed, not the mail.
  */
 async function quarantineMessage(
   ctx: EngineContext,
@@ -331,20 +333,26 @@ async function quarantineMessage(
     { err, tenantId: input.tenantId, source: input.source.kind },
     "message quarantined: ingest refused it",
   );
-  // Known by the parsed mail's content key, so the same mail refused again is one record.
-  // Nothing of its header goes into the record: the database may be refusing just that
-  // (a Message-ID too long for an index, a NUL in the subject).
-  const contentHash = input.parsed.ok ? input.parsed.mail.contentHash : undefined;
-  return ingestMessage(ctx, {
-    ...input,
-    parsed: {
-      ok: false,
-      reason: "ingest_failed",
-      detail,
-      sizeBytes: input.raw.length,
-      ...(contentHash ? { contentHash } : {}),
-    },
-  });
+  // Known by the content key, so the same mail refused again is one record. Nothing of its
+  // header goes into the record: the database may be refusing just that (a value it
+  // cannot hold, an index entry too large).
+  const p = input.parsed;
+  const parsed: IngestInput["parsed"] = p.ok
+    ? {
+        ok: false,
+        reason: "ingest_failed",
+        detail,
+        sizeBytes: input.raw.length,
+        contentHash: p.mail.contentHash,
+      }
+    : ({
+        ok: false,
+        reason: p.reason,
+        detail: `${p.detail}; the record of it failed without its header fields: ${detail}`.slice(0, 2000),
+        sizeBytes: p.sizeBytes,
+        ...(p.contentHash ? { contentHash: p.contentHash } : {}),
+      } as IngestInput["parsed"]);
+  return ingestMessage(ctx, { ...input, parsed });
 }
 
 /**

@@ -187,9 +187,10 @@ export type ParseOutcome =
       /**
        * The content key as `ParsedMail.contentHash` gives it for mail without a Message-ID
        * (SHA-256 of the bytes after `ParseOptions.traceBytes`), so the same mail delivered
-       * again is one rejected record. Added by the parser's `parse` when the header names no
-       * Message-ID; never for oversize mail (hashing what the cap refuses would be the very
-       * cost it prevents) or a timeout (recorded each time).
+       * again is one rejected record: the key of mail without a Message-ID, and of a record
+       * that had to be written without its header fields. Added by the parser's `parse`;
+       * never for oversize mail (hashing what the cap refuses would be the very cost it
+       * prevents) or a timeout (recorded each time).
        */
       contentHash?: string;
     };
