@@ -625,6 +625,26 @@ describe("ingest pipeline", () => {
   });
 });
 
+describe("Message-IDs with spaces (found by a fuzz probe)", () => {
+  it("a stranger's reply naming another id with spaces does not join the conversation", async () => {
+    // Both ids used to be stored and looked up as "@", so any two such mails were one thread.
+    const a = await ingest(
+      buildRawMail({ from: "Bob <bob@customer.example>", subject: "Private matter", messageId: "x y @ z" }),
+    );
+    const b = await ingest(
+      buildRawMail({
+        from: "Eve <eve@elsewhere.example>",
+        subject: "Re: something else",
+        messageId: "eve-1@elsewhere.example",
+        headers: { "In-Reply-To": "<q r @ s>" },
+      }),
+    );
+    expect([a.status, a.created, b.status, b.created]).toEqual(["stored", true, "stored", true]);
+    const [m] = await t.db.db.select().from(message).where(eq(message.subject, "Private matter"));
+    expect(m!.messageIdHeader).toBe("xy@z");
+  });
+});
+
 describe("a batch in one transaction (ingestMessages, as an IMAP batch)", () => {
   it("shares each address's reads and still decides every message as if it were alone", async () => {
     const a = await createQueueWithAddress(t.db.db, t.tenantId, { address: "batch-a@acme.test" });

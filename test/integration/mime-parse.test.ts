@@ -459,3 +459,78 @@ describe("createMimeParser: lifecycle", () => {
 
 // Speed (event-loop lag during a 40 MB parse, parse throughput) is measured by
 // `npm run bench -- ingest`, not asserted here: timed tests fail on a loaded machine.
+
+describe("createMimeParser: input that used to take quadratic time (found by a fuzz probe)", () => {
+  // Each was a `timeout` rejection after 10 s of the parser thread's CPU, recorded again on
+  // every delivery. With a 3 s limit, each must now be an ordinary parse.
+  const mail = (head: string, body: string, type = "text/html") =>
+    Buffer.from(
+      `From: h@customer.example\r\nTo: support@acme.test\r\nMessage-ID: <q-${Math.random()}@x>\r\n${head}` +
+        `MIME-Version: 1.0\r\nContent-Type: ${type}; charset=utf-8\r\n\r\n${body}\r\n`,
+    );
+
+  it("HTML nested 100,000 deep: stored, not sanitised, its text by stripping tags", async () => {
+    const o = ok(
+      await shared.parse(
+        mail("Subject: deep\r\n", `${"<div>".repeat(100_000)}deep${"</div>".repeat(100_000)}`),
+        {
+          timeoutMs: 3000,
+        },
+      ),
+    );
+    expect(o.sanitized).toBeNull();
+    expect(o.mail.text.trim()).toBe("deep");
+    expect(o.mail.warnings).toContain(
+      "HTML nested 100000 elements deep (over 1000); only the text body can be shown",
+    );
+    // Ordinary nesting is sanitised as before.
+    const normal = ok(
+      await shared.parse(mail("Subject: ok\r\n", `${"<div>".repeat(900)}fine${"</div>".repeat(900)}`)),
+    );
+    expect(normal.sanitized?.html).toContain("fine");
+  });
+
+  it("a style of 40,000 unclosed url(, a References of 200,000 '(', an unclosed <script per 10 bytes in huge HTML", async () => {
+    const style = ok(
+      await shared.parse(mail("Subject: style\r\n", `<p style="${"url(".repeat(40_000)}">x</p>`), {
+        timeoutMs: 3000,
+      }),
+    );
+    expect(style.sanitized?.html).toContain("x");
+    const refs = ok(
+      await shared.parse(
+        mail(`Subject: refs\r\nReferences: ${"(".repeat(200_000)}<root@x>\r\n`, "hi", "text/plain"),
+        {
+          timeoutMs: 3000,
+        },
+      ),
+    );
+    expect(refs.mail.subject).toBe("refs");
+    // Over maxHtmlChars: text by stripping tags, whose patterns were quadratic too.
+    const crude = ok(
+      await parser({ maxHtmlChars: 1000 }).parse(
+        mail("Subject: crude\r\n", `<b>hi</b>${"<script x".repeat(30_000)}`),
+        {
+          timeoutMs: 3000,
+        },
+      ),
+    );
+    expect(crude.mail.text).toBe("hi");
+  });
+
+  it("line ends of bare CR (classic Mac OS) are read as CRLF; the stored bytes and key stay as received", async () => {
+    const raw = Buffer.from(
+      "From: Old Mac <mac@customer.example>\rTo: support@acme.test\rSubject: old mac mail\r" +
+        "Message-ID: <bare-cr@x>\r\rThe body text.\r",
+    );
+    const o = ok(await shared.parse(raw));
+    expect([o.mail.subject, o.mail.from?.address, o.mail.messageId, o.mail.text.trim()]).toEqual([
+      "old mac mail",
+      "mac@customer.example",
+      "bare-cr@x",
+      "The body text.",
+    ]);
+    expect(o.mail.warnings).toContain("line ends are bare CR; read as CRLF");
+    expect(o.mail.rawSha256).toBe(createHash("sha256").update(raw).digest("hex"));
+  });
+});

@@ -91,6 +91,25 @@ describe("decideDisplayName", () => {
   it("caps the length", () => {
     expect(decideDisplayName("A".repeat(500), "a@x.example")).toHaveLength(200);
   });
+
+  it("looks at the first 1,000 characters only: a huge name costs no more than a long one", () => {
+    // Each took seconds (the address test and the quote loop are quadratic): 100,000
+    // characters ~8 s, on the event loop, twice per message.
+    const cases = [
+      "=".repeat(100_000),
+      `${'"'.repeat(50_000)}Bob${'"'.repeat(50_000)}`,
+      `N${"a".repeat(100_000)}`,
+    ];
+    for (const name of cases) {
+      const started = performance.now();
+      decideDisplayName(name, "a@x.example");
+      expect(performance.now() - started).toBeLessThan(250);
+    }
+    expect(decideDisplayName(`${"B".repeat(300)}${" x".repeat(50_000)}`, "a@x.example")).toBe(
+      "B".repeat(200),
+    );
+    expect(decideDisplayName(`Bank ${"x".repeat(900)} support@bank.example`, "evil@x.example")).toBeNull();
+  });
 });
 
 describe("senderContact", () => {

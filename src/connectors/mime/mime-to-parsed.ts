@@ -19,6 +19,7 @@ import {
   normalizeMessageId,
 } from "../../engine/ingest/parsed-mail.js";
 import { sanitizeHtml } from "../../engine/ingest/sanitize.js";
+import { withoutComments } from "../../engine/text.js";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "./delivery-status.js";
 import { decodeWords, iconv, libmime } from "./headline.js";
 
@@ -37,6 +38,8 @@ export interface MimeLimits {
   sanitize: boolean;
   /** HTML longer than this is not sanitised (null + warning) nor converted with html-to-text. */
   maxHtmlChars: number;
+  /** HTML nested deeper than this (`htmlDepth`) is treated as too large. */
+  maxHtmlDepth: number;
 }
 
 interface MpAddress {
@@ -420,11 +423,15 @@ function charsetKnown(charset: string): boolean {
   }
 }
 
+/**
+ * Text from HTML too large or too deep for html-to-text, by stripping tags. Linear in the
+ * input: every pattern stops at the next "<" (an unclosed `<script` or tag made the regexes
+ * this replaced quadratic).
+ */
 function crudeHtmlToText(html: string): string {
-  return html
-    .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, " ")
+  return withoutRawTextElements(html)
     .replace(/<br\s*\/?>|<\/(?:p|div|tr|li|h\d)>/gi, "\n")
-    .replace(/<[^>]*>/g, " ")
+    .replace(/<[^<>]*>/g, " ")
     .replace(/&nbsp;/gi, " ")
     .replace(/&lt;/gi, "<")
     .replace(/&gt;/gi, ">")
@@ -433,6 +440,66 @@ function crudeHtmlToText(html: string): string {
     .replace(/\n\s*\n\s*\n+/g, "\n\n")
     .trim();
 }
+
+/** `html` without the content of script and style elements (to their end tag, or the end). */
+function withoutRawTextElements(html: string): string {
+  const lower = html.toLowerCase();
+  let out = "";
+  let at = 0;
+  const open = /<(script|style)\b/gi;
+  for (let m = open.exec(html); m; m = open.exec(html)) {
+    if (m.index < at) continue;
+    out += `${html.slice(at, m.index)} `;
+    const end = lower.indexOf(`</${m[1]!.toLowerCase()}`, m.index);
+    if (end < 0) return out;
+    const close = lower.indexOf(">", end);
+    at = close < 0 ? html.length : close + 1;
+    open.lastIndex = at;
+  }
+  return out + html.slice(at);
+}
+
+/**
+ * How deep the elements of `html` nest, by a linear scan of its tags (void elements and
+ * `<…/>` do not nest; an end tag closes one level). The HTML parser under sanitize-html
+ * and html-to-text keeps its open elements in an array it shifts at the front, so a
+ * document nested N deep costs it N² (100,000 nested divs: 9 s, a parse timeout).
+ */
+export function htmlDepth(html: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let at = html.indexOf("<"); at >= 0; ) {
+    const end = html.indexOf(">", at + 1);
+    if (end < 0) break;
+    const tag = /^<(\/?)([a-zA-Z][a-zA-Z0-9-]*)/.exec(html.slice(at, Math.min(end + 1, at + 64)));
+    if (tag) {
+      if (tag[1]) depth = Math.max(0, depth - 1);
+      else if (!VOID_ELEMENTS.has(tag[2]!.toLowerCase()) && html[end - 1] !== "/") {
+        depth++;
+        if (depth > max) max = depth;
+      }
+    }
+    at = html.indexOf("<", end + 1);
+  }
+  return max;
+}
+
+const VOID_ELEMENTS = new Set([
+  "area",
+  "base",
+  "br",
+  "col",
+  "embed",
+  "hr",
+  "img",
+  "input",
+  "link",
+  "meta",
+  "param",
+  "source",
+  "track",
+  "wbr",
+]);
 
 /**
  * A file name as a name only: no directory part (`../../etc/passwd`, `C:\\x`), no
@@ -549,6 +616,12 @@ export async function parseRawMessage(
     return rejected("unparseable", "empty message", sizeBytes);
   }
   let raw = input;
+  // Line ends of bare CR only (classic Mac OS): mailparser takes the whole message for one
+  // header line, and subject, sender and body are lost. In this parse only, CR is CRLF.
+  if (!raw.includes(0x0a) && raw.includes(0x0d)) {
+    raw = Buffer.from(raw.toString("latin1").replaceAll("\r", "\r\n"), "latin1");
+    warnings.push("line ends are bare CR; read as CRLF");
+  }
   // An mbox "From " separator line (RFC 4155) is not a header; mailparser would read
   // it as one and lose the real first field.
   if (/^From [^\s:]+(?:[ \t]|\r?\n)/.test(raw.subarray(0, 200).toString("latin1"))) {
@@ -619,7 +692,7 @@ export async function parseRawMessage(
 
   const referenceSet = new Set<string>();
   for (const l of linesOf(lines, "references")) {
-    const v = fieldValue(l).replace(/\([^)]*\)/g, " ");
+    const v = withoutComments(fieldValue(l));
     for (const id of extractMessageIds(v)) referenceSet.add(id);
     const bad = badReferenceTokens(v);
     if (bad > 0) warnings.push(`References: ${bad} token(s) are not <msg-id>`);
@@ -706,8 +779,16 @@ export async function parseRawMessage(
   let text = mp.text.replace(/\r\n/g, "\n");
   if (text.includes("\ufffd") || html?.includes("\ufffd"))
     warnings.push("body contains bytes invalid in its charset");
+  // Too deep for the HTML parser (`htmlDepth`): treated as too large.
+  const depth = html ? htmlDepth(html) : 0;
+  const fullHtml = html !== null && html.length <= limits.maxHtmlChars && depth <= limits.maxHtmlDepth;
+  if (html && depth > limits.maxHtmlDepth) {
+    warnings.push(
+      `HTML nested ${depth} elements deep (over ${limits.maxHtmlDepth}); only the text body can be shown`,
+    );
+  }
   if (text.trim() === "" && html) {
-    if (html.length <= limits.maxHtmlChars) {
+    if (fullHtml) {
       try {
         text = htmlToText(html, { wordwrap: false, selectors: [{ selector: "img", format: "skip" }] });
       } catch (err) {
@@ -716,7 +797,7 @@ export async function parseRawMessage(
       }
     } else {
       text = crudeHtmlToText(html);
-      warnings.push("HTML too large for full text conversion; text derived by stripping tags");
+      warnings.push("HTML too large or deep for full text conversion; text derived by stripping tags");
     }
   }
   if (html === "") html = null;
@@ -780,8 +861,8 @@ export async function parseRawMessage(
 
   let sanitized: Extract<ParseOutcome, { ok: true }>["sanitized"] = null;
   if (limits.sanitize && html !== null) {
-    if (html.length <= limits.maxHtmlChars) sanitized = sanitizeHtml(html);
-    else
+    if (fullHtml) sanitized = sanitizeHtml(html);
+    else if (html.length > limits.maxHtmlChars)
       warnings.push(
         `HTML of ${html.length} characters is too large to sanitise; only the text body can be shown`,
       );

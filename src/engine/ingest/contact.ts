@@ -1,4 +1,5 @@
 import { domainToASCII, domainToUnicode } from "node:url";
+import { clip } from "../text.js";
 import type { MailAddress } from "./parsed-mail.js";
 
 /**
@@ -75,17 +76,21 @@ export function sameAddress(a: string | null | undefined, b: string | null | und
 }
 
 const MAX_NAME = 200;
+const NAME_INPUT_CHARS = 1000;
 
 /**
  * The display name to store for a contact, or null when the header gave nothing usable.
  * Rejected as names: empty strings, a copy of an address (`"john@x.com" <john@x.com>`),
  * anything containing an `@` address (a spoofing trick: `"support@bank.com" <evil@x>`),
  * and strings with no letter or digit. Quotes, control characters and runs of
- * whitespace are cleaned; the result is at most 200 characters.
+ * whitespace are cleaned; the result is at most 200 characters. Only the first
+ * `NAME_INPUT_CHARS` are looked at: the address test and the quote stripping take time
+ * quadratic in the length (a From name of 100,000 characters held the event loop ~8 s),
+ * and nothing past them could reach the stored name.
  */
 export function decideDisplayName(name: string | null | undefined, address: string): string | null {
   if (!name) return null;
-  let n = name
+  let n = clip(name, NAME_INPUT_CHARS)
     .normalize("NFC")
     .replace(/[\u0000-\u001f\u007f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, " ")
     .replace(/\s+/g, " ")

@@ -221,8 +221,15 @@ export interface MimeParser {
 }
 
 // RFC 5322 §3.6.4 msg-id: "<" id-left "@" id-right ">". Real mail also carries ids
-// without "@" or brackets, so the extractor is lenient and only rejects whitespace.
-const BRACKETED_ID_RE = /<([^<>\s]+)>/g;
+// without "@" or brackets, so the extractor is lenient. Whitespace inside the brackets is
+// dropped: it is folding (clients that fold long ids) or the obsolete syntax's CFWS around
+// the "@" (RFC 5322 §4.5.4); taking the pieces between spaces as tokens made `<x y @ z>`
+// the id "@", which every such id shares.
+const BRACKETED_ID_RE = /<([^<>]+)>/g;
+// Whitespace and control characters (a NUL cannot be stored) are never part of an id.
+const NOT_IN_ID_RE = /[\s\u0000-\u001f\u007f]+/g;
+// A bare token is taken for an id only with something on both sides of its "@".
+const BARE_ID_RE = /^[^@]+@[^@]+$/;
 
 /**
  * Canonical form of a Message-ID for storage and lookup: no angle brackets, no
@@ -244,7 +251,9 @@ export function extractMessageIds(value: string): string[] {
   // A Set, not includes(): a crafted References field can hold tens of thousands of ids.
   const seen = new Set<string>();
   const push = (id: string): void => {
-    const clean = id.trim();
+    const clean = id.replace(NOT_IN_ID_RE, "");
+    // "@", "<...>": nothing that tells one mail from another.
+    if (!/[\p{L}\p{N}]/u.test(clean)) return;
     // 998 bytes, not characters: the id is indexed, and a btree entry holds ~2,700 bytes.
     if (clean && Buffer.byteLength(clean) <= 998) seen.add(clean);
   };
@@ -252,7 +261,7 @@ export function extractMessageIds(value: string): string[] {
   if (seen.size === 0) {
     for (const token of value.split(/[\s,]+/)) {
       const t = token.replace(/^<|>$/g, "");
-      if (t.includes("@") && !/[<>()"]/.test(t)) push(t);
+      if (BARE_ID_RE.test(t) && !/[<>()"]/.test(t)) push(t);
     }
   }
   return [...seen];
