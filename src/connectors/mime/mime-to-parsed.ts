@@ -19,7 +19,7 @@ import {
   normalizeMessageId,
 } from "../../engine/ingest/parsed-mail.js";
 import { sanitizeHtml } from "../../engine/ingest/sanitize.js";
-import { withoutComments } from "../../engine/text.js";
+import { stripComments } from "../../engine/text.js";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "./delivery-status.js";
 import { decodeWords, iconv, libmime } from "./headline.js";
 
@@ -369,33 +369,6 @@ export function parseMailDate(value: string): Date | null {
   return null;
 }
 
-/** Removes RFC 5322 comments (nested, with quoted-pairs), leaving quoted strings alone. */
-export function stripComments(value: string): string {
-  let out = "";
-  let depth = 0;
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i];
-    if (ch === "\\" && i + 1 < value.length) {
-      if (depth === 0) out += ch + value[i + 1];
-      i++;
-      continue;
-    }
-    if (depth === 0 && ch === '"') quoted = !quoted;
-    if (!quoted && ch === "(") {
-      depth++;
-      continue;
-    }
-    if (!quoted && ch === ")" && depth > 0) {
-      depth--;
-      if (depth === 0) out += " ";
-      continue;
-    }
-    if (depth === 0) out += ch;
-  }
-  return out;
-}
-
 /** Every `Content-Type` field anywhere in the message (top level and parts), unfolded. */
 function contentTypeFields(rawLatin1: string): string[] {
   const out: string[] = [];
@@ -692,7 +665,7 @@ export async function parseRawMessage(
 
   const referenceSet = new Set<string>();
   for (const l of linesOf(lines, "references")) {
-    const v = withoutComments(fieldValue(l));
+    const v = stripComments(fieldValue(l));
     for (const id of extractMessageIds(v)) referenceSet.add(id);
     const bad = badReferenceTokens(v);
     if (bad > 0) warnings.push(`References: ${bad} token(s) are not <msg-id>`);

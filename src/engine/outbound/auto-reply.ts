@@ -1,5 +1,5 @@
 import type { ConversationStatus } from "../domain.js";
-import { withoutComments } from "../text.js";
+import { stripComments } from "../text.js";
 import { bareAddress, domainOf, extractMessageIds, sameAddress } from "./address.js";
 import { AutoReplyError } from "./errors.js";
 import { escapeHtml, isValidTimeZone, localDateTime } from "./text.js";
@@ -172,7 +172,7 @@ function lowerCaseHeaders(headers: RawHeaders): Map<string, string[]> {
 /** The first token of a header value, lower-case, without RFC 5322 comments or parameters. */
 function keyword(value: string): string {
   return (
-    withoutComments(value)
+    stripComments(value)
       .split(/[;\s]/)
       .filter((s) => s !== "")[0]
       ?.toLowerCase() ?? ""
