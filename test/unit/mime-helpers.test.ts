@@ -65,6 +65,9 @@ describe("parseMailDate", () => {
     ["Wed, 01 May 2024 10:00:00 +0000 (UTC)", "2024-05-01T10:00:00.000Z"],
     ["Thu, 13 Feb 1969 23:32 -0330 (Newfoundland Time)", "1969-02-14T03:02:00.000Z"],
     ["Fri, 21 Nov 1997 09(comment):   55  :  06 -0600", "1997-11-21T15:55:06.000Z"],
+    ["Thu, 31 Dec 2026 23:30:00 -1400", "2027-01-01T13:30:00.000Z"],
+    ["2026-03-02T08:00:00Z", "2026-03-02T08:00:00.000Z"],
+    ["Mon, 2 Mar 26 08:00:00 +0000", "2026-03-02T08:00:00.000Z"],
   ])("%j → %s", (raw, iso) => {
     expect(parseMailDate(raw)?.toISOString()).toBe(iso);
   });
@@ -75,6 +78,11 @@ describe("parseMailDate", () => {
     ["Mon, 30 Jun 3609 15:33:50 +0600"],
     ["Wed, 15 Dec 2010    59:10 -0500"],
     ["Pn, 29 paX 2007 21:13:00 +0100"],
+    // Date.parse reads these as 2000-01-01, 2000-03-02 and a date four days off.
+    ["0"],
+    ["Mon, 02 Mar 0000 08:00:00 +0000"],
+    ["Mon, 02 Mar 2026 08:00:00 +9999"],
+    ["Mon, 02 Mar 2026 08:00:00 +0160"],
   ])("%j → null", (raw) => {
     expect(parseMailDate(raw)).toBeNull();
   });

@@ -348,8 +348,17 @@ const FIELD_LABEL: Record<string, string> = {
 
 // RFC 5322 date-time, tolerating what real mail gets wrong: missing weekday, comments,
 // two-digit years, "UT"/"GMT+0100" zones. Date.parse already accepts most of it.
+const MONTH_OR_ISO_RE = /\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\d{4}-\d{2}-\d{2}/i;
+
 export function parseMailDate(value: string): Date | null {
   const noComments = stripComments(value).replace(/\s+/g, " ").trim();
+  // What JavaScript's Date.parse makes of anything: "0" is 2000-01-01, a year 0000 is
+  // 2000, a zone +9999 a shift of four days. A date names its month, a numeric zone is at
+  // most ±14:59, and a four-digit year is the year it says.
+  if (!MONTH_OR_ISO_RE.test(noComments)) return null;
+  const zone = /(?:^|\s)[+-](\d{2})(\d{2})(?=\s|$)/.exec(noComments);
+  if (zone && (Number(zone[1]) > 14 || Number(zone[2]) > 59)) return null;
+  const year = /(?:^|[\s,-])(\d{4})(?=$|[\s,T-])/.exec(noComments)?.[1];
   const attempts = [
     value,
     noComments,
@@ -362,8 +371,10 @@ export function parseMailDate(value: string): Date | null {
     const t = Date.parse(a);
     if (!Number.isNaN(t)) {
       const d = new Date(t);
-      // Years far outside the age of email are broken fields, not real send times.
-      if (d.getUTCFullYear() >= 1900 && d.getUTCFullYear() < 2200) return d;
+      // Years far outside the age of email are broken fields, not real send times. (A
+      // zone can move the UTC year by one from the year written.)
+      const y = d.getUTCFullYear();
+      if (y >= 1900 && y < 2200 && (year === undefined || Math.abs(y - Number(year)) <= 1)) return d;
     }
   }
   return null;
