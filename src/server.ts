@@ -5,7 +5,7 @@ import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
 import { GraphQLError, type GraphQLSchema } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
-import { createYoga, maskError, type YogaInitialContext } from "graphql-yoga";
+import { createYoga, maskError, type Plugin, type YogaInitialContext } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import type { Config } from "./config.js";
 import { authenticate } from "./engine/auth.js";
@@ -59,8 +59,20 @@ function withCode(err: GraphQLError, code: string): GraphQLError {
   });
 }
 
+/** What an unauthenticated GraphQL request may send: any query or introspection fits. */
+export const ANONYMOUS_BODY_BYTES = 1024 * 1024;
+
+/**
+ * What an authenticated GraphQL request may send: yoga's default 25 MB, or enough for
+ * `ingestRawMessage` to carry a mail of MAX_MESSAGE_BYTES in base64 (4/3 of it) with room
+ * for the rest of the request.
+ */
+export function authenticatedBodyBytes(maxMessageBytes: number): number {
+  return Math.max(25_000_000, Math.ceil((maxMessageBytes * 4) / 3) + 1024 * 1024);
+}
+
 export function createHttpApp(opts: {
-  config: Pick<Config, "host" | "port" | "graphql" | "env">;
+  config: Pick<Config, "host" | "port" | "graphql" | "env" | "maxMessageBytes">;
   schema: GraphQLSchema;
   engine: EngineContext;
   ready: () => Promise<boolean>;
@@ -70,8 +82,11 @@ export function createHttpApp(opts: {
   const { config, schema, engine } = opts;
   const routes: { prefix: string; handler: Parameters<HttpApp["route"]>[1] }[] = [];
 
-  const yoga = createYoga<{ viewer?: Viewer }, GraphQLContext>({
+  const bodyLimit = authenticatedBodyBytes(config.maxMessageBytes);
+  const yoga = createYoga<{ viewer?: Viewer | null }, GraphQLContext>({
     schema,
+    // Per caller instead (`useBodyLimit`): authenticated before the body is read.
+    maxRequestBodySize: false,
     graphqlEndpoint: "/graphql",
     landingPage: false,
     graphiql: { subscriptionsProtocol: "WS" },
@@ -93,6 +108,7 @@ export function createHttpApp(opts: {
     },
     logging: false,
     plugins: [
+      useBodyLimit((viewer) => (viewer ? bodyLimit : ANONYMOUS_BODY_BYTES)),
       EnvelopArmorPlugin({
         maxDepth: { n: config.graphql.maxDepth },
         maxAliases: { n: config.graphql.maxAliases },
@@ -103,10 +119,12 @@ export function createHttpApp(opts: {
       }),
       ...(config.graphql.introspection ? [] : [useDisableIntrospection()]),
     ],
-    context: async (init: YogaInitialContext & { viewer?: Viewer }): Promise<GraphQLContext> => {
+    context: async (init: YogaInitialContext & { viewer?: Viewer | null }): Promise<GraphQLContext> => {
+      // HTTP requests come authenticated (the handler below); WebSocket operations with theirs.
       const viewer =
-        init.viewer ??
-        (await authenticate(engine.db, engine.clock, init.request?.headers.get("authorization")));
+        init.viewer !== undefined
+          ? init.viewer
+          : await authenticate(engine.db, engine.clock, init.request?.headers.get("authorization"));
       return { engine, viewer, loaders: new Map() };
     },
   });
@@ -138,7 +156,9 @@ export function createHttpApp(opts: {
         res.writeHead(302, { location: "/graphql" });
         return res.end();
       }
-      return yoga(req, res);
+      // Authenticated before yoga reads the body, whose size limit depends on the caller.
+      const viewer = await authenticate(engine.db, engine.clock, req.headers.authorization);
+      return yoga(req, res, { viewer });
     } catch (err) {
       engine.log.error({ err, path }, "http handler failed");
       if (!res.headersSent) json(res, 500, { error: "internal error" });
@@ -257,4 +277,51 @@ export function createHttpApp(opts: {
 function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { "content-type": "application/json" });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * yoga's request body limit (`maxRequestBodySize`), but per caller: `limitOf(viewer)` bytes,
+ * checked against Content-Length and counted on the stream (chunked requests). Without a
+ * key a request may send `ANONYMOUS_BODY_BYTES`: it can do nothing but fail or introspect,
+ * so it has no business making the server parse 25 MB of JSON.
+ */
+function useBodyLimit(limitOf: (viewer: Viewer | null | undefined) => number): Plugin<{ viewer?: Viewer | null }> {
+  const tooLarge = () =>
+    new GraphQLError("Request body too large", {
+      extensions: { http: { status: 413 }, code: "REQUEST_ENTITY_TOO_LARGE" },
+    });
+  return {
+    onRequestParse({ request, serverContext, requestParser, setRequestParser, fetchAPI }) {
+      const limit = limitOf((serverContext as { viewer?: Viewer | null }).viewer);
+      const length = request.headers.get("content-length");
+      if (length !== null && /^\d+$/.test(length) && Number(length) > limit) throw tooLarge();
+      if (!requestParser || !request.body) return;
+      const parse = requestParser;
+      setRequestParser((req) => {
+        let read = 0;
+        // The stream class of the body's own implementation (native, or whatwg-node's), as
+        // yoga's own limit does (graphql-yoga#4583).
+        const Transform = req.body instanceof ReadableStream ? TransformStream : fetchAPI.TransformStream;
+        const body = req.body!.pipeThrough(
+          new Transform<Uint8Array, Uint8Array>({
+            transform(chunk, controller) {
+              read += chunk.byteLength;
+              if (read > limit) controller.error(tooLarge());
+              else controller.enqueue(chunk);
+            },
+          }),
+        );
+        return parse(
+          new fetchAPI.Request(req.url, {
+            method: req.method,
+            headers: req.headers,
+            signal: req.signal,
+            body,
+            // @ts-expect-error Node's fetch needs it for a streamed body; the DOM types lack it.
+            duplex: "half",
+          }),
+        );
+      });
+    },
+  };
 }
