@@ -285,7 +285,9 @@ function json(res: ServerResponse, status: number, body: unknown): void {
  * key a request may send `ANONYMOUS_BODY_BYTES`: it can do nothing but fail or introspect,
  * so it has no business making the server parse 25 MB of JSON.
  */
-function useBodyLimit(limitOf: (viewer: Viewer | null | undefined) => number): Plugin<{ viewer?: Viewer | null }> {
+function useBodyLimit(
+  limitOf: (viewer: Viewer | null | undefined) => number,
+): Plugin<{ viewer?: Viewer | null }> {
   const tooLarge = () =>
     new GraphQLError("Request body too large", {
       extensions: { http: { status: 413 }, code: "REQUEST_ENTITY_TOO_LARGE" },
