@@ -65,24 +65,46 @@ process.on("message", async (msg: Job | LargeJob | "close") => {
     maxConnections: concurrency,
     maxMessages: Number.POSITIVE_INFINITY,
   });
+  const result = await closedLoop(
+    count,
+    concurrency,
+    async () => transport,
+    async (_, i) => {
+      await transport.sendMail({ envelope: { from: "c@customer.example", to: [to] }, raw: mails[i]! });
+    },
+  );
+  transport.close();
+  process.send?.(result);
+});
+
+/**
+ * `count` mails sent by `concurrency` senders in a closed loop, each on the connection its
+ * sender opened: the wall time, each mail's latency, and this process's CPU meanwhile.
+ */
+async function closedLoop<C>(
+  count: number,
+  concurrency: number,
+  open: () => Promise<C>,
+  sendOne: (conn: C, i: number) => Promise<void>,
+  close: (conn: C) => void = () => {},
+): Promise<{ secs: number; latencies: number[]; windowCpuMs: number }> {
   const latencies: number[] = [];
   let next = 0;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
+      const conn = await open();
       for (let i = next++; i < count; i = next++) {
         const s = performance.now();
-        await transport.sendMail({ envelope: { from: "c@customer.example", to: [to] }, raw: mails[i]! });
+        await sendOne(conn, i);
         latencies.push(performance.now() - s);
       }
+      close(conn);
     }),
   );
-  const secs = (performance.now() - t0) / 1000;
-  const windowCpuMs = cpuMsSince(c0);
-  transport.close();
-  process.send?.({ secs, latencies, windowCpuMs });
-});
+  return { secs: (performance.now() - t0) / 1000, latencies, windowCpuMs: cpuMsSince(c0) };
+}
 /**
  * BENCH_SENDER=raw: the senders as a sending MTA (Postfix) works, without nodemailer's
  * cost on this machine's two cores: each mail dot-stuffed once, untimed; over
@@ -103,30 +125,26 @@ async function sendRaw(
     return Buffer.from(`${text}.\r\n`, "latin1");
   });
   const envelope = Buffer.from(`MAIL FROM:<c@customer.example>\r\nRCPT TO:<${to}>\r\nDATA\r\n`);
-  const latencies: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+  return closedLoop(
+    bodies.length,
+    concurrency,
+    async () => {
       const conn = replies(connect(port, "127.0.0.1"));
       expect(await conn.next(), "220");
       conn.socket.write("EHLO sender.example\r\n");
       expect(await conn.next(), "250");
-      for (let i = next++; i < bodies.length; i = next++) {
-        const s = performance.now();
-        conn.socket.write(envelope);
-        expect(await conn.next(), "250");
-        expect(await conn.next(), "250");
-        expect(await conn.next(), "354");
-        conn.socket.write(bodies[i]!);
-        expect(await conn.next(), "250");
-        latencies.push(performance.now() - s);
-      }
-      conn.socket.end("QUIT\r\n");
-    }),
+      return conn;
+    },
+    async (conn, i) => {
+      conn.socket.write(envelope);
+      expect(await conn.next(), "250");
+      expect(await conn.next(), "250");
+      expect(await conn.next(), "354");
+      conn.socket.write(bodies[i]!);
+      expect(await conn.next(), "250");
+    },
+    (conn) => conn.socket.end("QUIT\r\n"),
   );
-  return { secs: (performance.now() - t0) / 1000, latencies, windowCpuMs: cpuMsSince(c0) };
 }
 
 /** The final reply lines of an SMTP connection, in order. */
