@@ -281,6 +281,23 @@ const dataStreamEdits = [
   ],
 ];
 
+const QP_MARK = "/* switchboard: linear trailing whitespace */";
+
+/**
+ * libqp 2.1.2 decodes quoted-printable after stripping each line's trailing whitespace with
+ * \`/[\t ]+$/gm\`: at every position of a run of spaces or tabs that does not end its line,
+ * the regex takes the rest of the run and gives it back, so the time is quadratic in the
+ * run (25,000 spaces 1.3 s, 100,000 a parse timeout; found by a fuzz probe, ~100 KB of mail
+ * cost 10 s of a parser thread per delivery). Patched: the match may only start where a
+ * run starts (a lookbehind), which strips exactly the same characters in linear time.
+ */
+const qpEdits = [
+  [
+    "        .replace(/[\\t ]+$/gm, '')",
+    `        ${QP_MARK}\n        .replace(/(?<![\\t ])[\\t ]+$/gm, '')`,
+  ],
+];
+
 /** A file in both builds of a package: its ESM and its CommonJS copy. */
 const postgresBuilds = (file) => [`postgres/src/${file}`, `postgres/cjs/src/${file}`];
 const distBuilds = (pkg, file) => [`${pkg}/dist/esm/${file}`, `${pkg}/dist/cjs/${file}`];
@@ -330,6 +347,10 @@ const targets = [
       patch(SCAN_MARK, splitterEdits, "mailsplit line scan"),
       patch(KEEP_MARK, splitterKeepEdits, "mailsplit closure keep-alive"),
     ],
+  },
+  {
+    files: ["libqp/lib/libqp.js"],
+    patches: [patch(QP_MARK, qpEdits, "libqp linear trailing whitespace")],
   },
   {
     files: distBuilds("imapflow", "handler/token-parser.js"),
