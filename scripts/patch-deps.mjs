@@ -292,10 +292,7 @@ const QP_MARK = "/* switchboard: linear trailing whitespace */";
  * run starts (a lookbehind), which strips exactly the same characters in linear time.
  */
 const qpEdits = [
-  [
-    "        .replace(/[\\t ]+$/gm, '')",
-    `        ${QP_MARK}\n        .replace(/(?<![\\t ])[\\t ]+$/gm, '')`,
-  ],
+  ["        .replace(/[\\t ]+$/gm, '')", `        ${QP_MARK}\n        .replace(/(?<![\\t ])[\\t ]+$/gm, '')`],
 ];
 
 /** A file in both builds of a package: its ESM and its CommonJS copy. */
