@@ -483,7 +483,17 @@ describe("createMimeParser: input that used to take quadratic time (found by a f
     expect(o.mail.warnings).toContain(
       "HTML nested 100000 elements deep (over 1000); only the text body can be shown",
     );
-    // Ordinary nesting is sanitised as before.
+    // Ordinary nesting is sanitised as before, and so is a long table whose cells, rows and
+    // paragraphs leave out their optional end tags (the next one closes them).
+    const table = `<table>${"<tr><td><p>cell".repeat(3000)}</table>`;
+    expect(ok(await shared.parse(mail("Subject: cells\r\n", table))).sanitized?.html).toContain("cell");
+    // Elements between which the optional ones open and close still count.
+    const wrapped = ok(
+      await shared.parse(mail("Subject: wrapped\r\n", `${"<div><p>a</p>".repeat(5000)}x`), {
+        timeoutMs: 3000,
+      }),
+    );
+    expect(wrapped.sanitized).toBeNull();
     const normal = ok(
       await shared.parse(mail("Subject: ok\r\n", `${"<div>".repeat(900)}fine${"</div>".repeat(900)}`)),
     );

@@ -444,10 +444,11 @@ function withoutRawTextElements(html: string): string {
 }
 
 /**
- * How deep the elements of `html` nest, by a linear scan of its tags (void elements and
- * `<…/>` do not nest; an end tag closes one level). The HTML parser under sanitize-html
- * and html-to-text keeps its open elements in an array it shifts at the front, so a
- * document nested N deep costs it N² (100,000 nested divs: 9 s, a parse timeout).
+ * How deep the elements of `html` nest, by a linear scan of its tags: void elements, those
+ * with optional end tags and `<…/>` do not count; an end tag closes one level. The HTML
+ * parser under sanitize-html and html-to-text keeps its open elements in an array it shifts
+ * at the front, so a document nested N deep costs it N² (100,000 nested divs: 9 s, a parse
+ * timeout).
  */
 export function htmlDepth(html: string): number {
   let depth = 0;
@@ -456,9 +457,9 @@ export function htmlDepth(html: string): number {
     const end = html.indexOf(">", at + 1);
     if (end < 0) break;
     const tag = /^<(\/?)([a-zA-Z][a-zA-Z0-9-]*)/.exec(html.slice(at, Math.min(end + 1, at + 64)));
-    if (tag) {
+    if (tag && !FLAT_ELEMENTS.has(tag[2]!.toLowerCase())) {
       if (tag[1]) depth = Math.max(0, depth - 1);
-      else if (!VOID_ELEMENTS.has(tag[2]!.toLowerCase()) && html[end - 1] !== "/") {
+      else if (html[end - 1] !== "/") {
         depth++;
         if (depth > max) max = depth;
       }
@@ -468,7 +469,25 @@ export function htmlDepth(html: string): number {
   return max;
 }
 
-const VOID_ELEMENTS = new Set([
+// Elements that never nest in the parser's stack: void ones, and those whose end tag HTML
+// lets a writer leave out (the next <p>, <li>, <td>, <tr>… closes them), which many
+// generated mails do; counted, a long table of cells without end tags was "too deep".
+const FLAT_ELEMENTS = new Set([
+  "p",
+  "li",
+  "dt",
+  "dd",
+  "td",
+  "th",
+  "tr",
+  "thead",
+  "tbody",
+  "tfoot",
+  "colgroup",
+  "option",
+  "optgroup",
+  "rt",
+  "rp",
   "area",
   "base",
   "br",
