@@ -26,6 +26,7 @@ function post(
       t.url,
       {
         method: "POST",
+        agent: false,
         headers: {
           "content-type": "application/json",
           ...(opts.key ? { authorization: opts.key } : {}),
@@ -41,10 +42,14 @@ function post(
         res.on("end", () => resolve({ status: res.statusCode!, text }));
       },
     );
-    // The server may answer and close before all of a refused body is written.
-    req.on("error", (err: NodeJS.ErrnoException) =>
-      err.code === "EPIPE" || err.code === "ECONNRESET" ? undefined : reject(err),
-    );
+    // The server may answer and close before all of a refused body is written: the rest of
+    // the writes then fail on the socket, which is expected here. Own connection (no agent),
+    // so the failed socket never goes back to a pool.
+    const ignore = (err: NodeJS.ErrnoException) => {
+      if (err.code !== "EPIPE" && err.code !== "ECONNRESET") reject(err);
+    };
+    req.on("error", ignore);
+    req.on("socket", (socket) => socket.on("error", ignore));
     if (opts.chunked) {
       for (let at = 0; at < body.length; at += 64 * 1024) req.write(body.subarray(at, at + 64 * 1024));
       req.end();
