@@ -296,7 +296,16 @@ function useBodyLimit(
     onRequestParse({ request, serverContext, requestParser, setRequestParser, fetchAPI }) {
       const limit = limitOf((serverContext as { viewer?: Viewer | null }).viewer);
       const length = request.headers.get("content-length");
-      if (length !== null && /^\d+$/.test(length) && Number(length) > limit) throw tooLarge();
+      if (length !== null) {
+        // One non-negative integer, as yoga's own check demands (Node's parser refuses
+        // most other forms before this).
+        if (!/^\d+$/.test(length)) {
+          throw new GraphQLError("Content-Length header is invalid.", {
+            extensions: { http: { status: 400 }, code: "BAD_REQUEST" },
+          });
+        }
+        if (Number(length) > limit) throw tooLarge();
+      }
       if (!requestParser || !request.body) return;
       const parse = requestParser;
       setRequestParser((req) => {
