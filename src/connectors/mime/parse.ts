@@ -229,7 +229,6 @@ async function rejectionOutcome(
   traceBytes: number,
 ): Promise<ParseOutcome> {
   const headline = headlineOf(raw);
-  if (outcome.reason === "timeout") return { ...outcome, headline };
   const keyed = traceBytes > 0 && traceBytes <= raw.length ? raw.subarray(traceBytes) : raw;
   const digest = await webcrypto.subtle.digest("SHA-256", keyed);
   return { ...outcome, headline, contentHash: Buffer.from(digest).toString("hex") };

@@ -1378,9 +1378,11 @@ async function threadCandidates(
  * dedupe lock of the Message-ID (`lockDuplicateKeys`), through
  * `rejected_message_msgid_idx`. Mail without a Message-ID is known by its content key
  * instead (the bytes after our own trace lines, so an SMTP retry is the same mail though
- * its Received line is not), through `rejected_message_hash_idx`. Parse timeouts (the
- * machine's fault as much as the mail's) are recorded each time, and so are oversize mail
- * and records from before migration 0020 without either key.
+ * its Received line is not), through `rejected_message_hash_idx`. A parse timeout too: the
+ * parser's limit counts the thread's CPU, not a busy machine's wall clock, and each
+ * delivery is still parsed anew (a mail that parses the second time is stored); only a
+ * second timeout adds nothing. Recorded each time: oversize mail without a Message-ID, and
+ * records from before migration 0020 without either key.
  */
 async function alreadyRejected(
   tx: Tx,
@@ -1388,7 +1390,6 @@ async function alreadyRejected(
   key: RejectionKey,
   reason: string,
 ): Promise<boolean> {
-  if (reason === "timeout") return false;
   const sql = rawClient(tx);
   let rows: { id: string }[] = [];
   if (key.messageId) {

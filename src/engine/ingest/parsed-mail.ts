@@ -190,7 +190,7 @@ export type ParseOutcome =
        * again is one rejected record: the key of mail without a Message-ID, and of a record
        * that had to be written without its header fields. Added by the parser's `parse`;
        * never for oversize mail (hashing what the cap refuses would be the very cost it
-       * prevents) or a timeout (recorded each time).
+       * prevents).
        */
       contentHash?: string;
     };
