@@ -343,6 +343,15 @@ describe("inbound SMTP listener", () => {
     );
     expect(await recorded("Norid spam")).toHaveLength(2);
     expect(await recorded("Norid parts")).toEqual([{ reason: "too_many_parts", key: bodyKey(tooManyParts) }]);
+    // The raw row's hash is of the bytes it holds (trace lines included), made by the
+    // parser off the event loop.
+    const [rej] = await t.db.db
+      .select()
+      .from(rejectedMessage)
+      .where(eq(rejectedMessage.subject, "Norid parts"));
+    const [raw] = await t.db.db.select().from(rawMessage).where(eq(rawMessage.id, rej!.rawMessageId!));
+    expect(raw!.sha256).toBe(createHash("sha256").update(raw!.data).digest("hex"));
+    expect(raw!.data.subarray(raw!.data.length - tooManyParts.length).toString()).toBe(tooManyParts);
   });
 
   it("a rejected mail with a NUL in its Subject, From or Message-ID keeps its reason and sender, once; a record the database refuses keeps its reason too", async () => {

@@ -217,11 +217,12 @@ export function oversizeOutcome(head: Buffer, sizeBytes: number, maxBytes: numbe
 }
 
 /**
- * A rejection with what the rejected record needs from the header block (`headline`) and
- * its content key (`contentHash`, as a parsed mail without a Message-ID has it): the key of
- * mail without a Message-ID, and of any whose record had to be written without its header
- * fields (ingest.ts `quarantineMessage`). The hash runs on libuv's thread pool (WebCrypto),
- * not on the event loop, since unparseable mail can be up to the size cap.
+ * A rejection with what the rejected record needs from the header block (`headline`), its
+ * content key (`contentHash`, as a parsed mail without a Message-ID has it: the key of mail
+ * without a Message-ID, and of any whose record had to be written without its header
+ * fields, ingest.ts `quarantineMessage`) and the hash of its raw bytes (`rawSha256`, for
+ * `raw_message.sha256`). The hashes run on libuv's thread pool (WebCrypto), not on the event
+ * loop, since unparseable mail can be up to the size cap.
  */
 async function rejectionOutcome(
   outcome: Extract<ParseOutcome, { ok: false }>,
@@ -229,9 +230,12 @@ async function rejectionOutcome(
   traceBytes: number,
 ): Promise<ParseOutcome> {
   const headline = headlineOf(raw);
-  const keyed = traceBytes > 0 && traceBytes <= raw.length ? raw.subarray(traceBytes) : raw;
-  const digest = await webcrypto.subtle.digest("SHA-256", keyed);
-  return { ...outcome, headline, contentHash: Buffer.from(digest).toString("hex") };
+  const hex = async (bytes: Buffer) =>
+    Buffer.from(await webcrypto.subtle.digest("SHA-256", bytes)).toString("hex");
+  const traced = traceBytes > 0 && traceBytes <= raw.length;
+  const rawSha256 = await hex(raw);
+  const contentHash = traced ? await hex(raw.subarray(traceBytes)) : rawSha256;
+  return { ...outcome, headline, contentHash, rawSha256 };
 }
 
 export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {

@@ -75,8 +75,9 @@ export interface IngestInput {
         reason: "ingest_failed";
         detail: string;
         sizeBytes: number;
-        /** The parsed mail's content key (`quarantineMessage`). */
+        /** The parsed mail's content key and raw hash (`quarantineMessage`). */
         contentHash?: string;
+        rawSha256?: string;
       };
   /** When we received it: time-dependent decisions use this, never the processing time. */
   receivedAt: Date;
@@ -344,6 +345,7 @@ async function quarantineMessage(
         detail,
         sizeBytes: input.raw.length,
         contentHash: p.mail.contentHash,
+        rawSha256: p.mail.rawSha256,
       }
     : ({
         ok: false,
@@ -351,6 +353,7 @@ async function quarantineMessage(
         detail: `${p.detail}; the record of it failed without its header fields: ${detail}`.slice(0, 2000),
         sizeBytes: p.sizeBytes,
         ...(p.contentHash ? { contentHash: p.contentHash } : {}),
+        ...("rawSha256" in p && p.rawSha256 ? { rawSha256: p.rawSha256 } : {}),
       } as IngestInput["parsed"]);
   return ingestMessage(ctx, { ...input, parsed });
 }
@@ -1250,11 +1253,13 @@ function rawRow(tenantId: string, input: IngestInput, id: string = randomUUID())
   return {
     id,
     tenantId,
-    // The parser worker hashed these very bytes already; hashing 40 MB again here would
-    // block the event loop for tens of milliseconds.
+    // The parser hashed these very bytes already (a rejection off the event loop too);
+    // hashing 40 MB again here would block the event loop for tens of milliseconds.
     sha256: input.parsed.ok
       ? input.parsed.mail.rawSha256
-      : createHash("sha256").update(input.raw).digest("hex"),
+      : "rawSha256" in input.parsed && input.parsed.rawSha256
+        ? input.parsed.rawSha256
+        : createHash("sha256").update(input.raw).digest("hex"),
     sizeBytes: input.raw.length,
     data: input.raw,
   };

@@ -193,6 +193,8 @@ export type ParseOutcome =
        * prevents).
        */
       contentHash?: string;
+      /** Hex SHA-256 of the raw bytes as received (`raw_message.sha256`), added with `contentHash`. */
+      rawSha256?: string;
     };
 
 /**
