@@ -1,5 +1,4 @@
 import type { ServerResponse } from "node:http";
-import { pipeline } from "node:stream/promises";
 import type { Config } from "./config.js";
 import { createImapConnector, type ImapConnector } from "./connectors/imap.js";
 import { checkImap } from "./connectors/imap-check.js";
@@ -217,16 +216,18 @@ export async function startSwitchboard(
         if (!(err instanceof NotFoundError || err instanceof ForbiddenError)) throw err;
         return notFound(res);
       }
-      res.writeHead(200, {
-        "content-type": "message/rfc822",
-        "content-length": raw.sizeBytes,
-        // Kept for audit, never rendered: the mail was rejected and may be hostile.
-        "content-disposition": `attachment; filename="${raw.filename}"`,
-        "x-content-type-options": "nosniff",
-      });
-      // Part by part with the socket's backpressure; a client that goes away ends the reads.
-      await pipeline(raw.parts, res).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== "ERR_STREAM_PREMATURE_CLOSE") throw err;
+      // As attachments are sent (downloads.ts): in parts, ETag, one byte range, HEAD.
+      await sendDownload(req, res, {
+        sizeBytes: raw.sizeBytes,
+        etag: raw.sha256,
+        headers: {
+          "content-type": "message/rfc822",
+          // Kept for audit, never rendered: the mail was rejected and may be hostile.
+          "content-disposition": `attachment; filename="${raw.filename}"`,
+          "x-content-type-options": "nosniff",
+          "cache-control": "private, no-store",
+        },
+        read: (from, length) => readByteaParts(engine, raw.value, from, length),
       });
     });
     await http.start();

@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import { rawMessage, rejectedMessage } from "../db/schema/index.js";
-import { readByteaParts } from "./bytea-parts.js";
+import type { ByteaValue } from "./bytea-parts.js";
 import type { EngineContext } from "./context.js";
 import { liveAddress } from "./conversations.js";
 import { ConflictError, NotFoundError } from "./errors.js";
@@ -12,8 +12,10 @@ import { requireRole, type Viewer } from "./viewer.js";
 export interface RejectedRaw {
   filename: string;
   sizeBytes: number;
-  /** The bytes exactly as received, in order; fails if the raw row vanished meanwhile. */
-  parts: AsyncIterable<Buffer>;
+  /** Hex SHA-256 of the bytes (`raw_message.sha256`): the raw never changes, so its ETag. */
+  sha256: string;
+  /** The bytes exactly as received, read in parts (`readByteaParts`). */
+  value: ByteaValue;
 }
 
 /**
@@ -30,6 +32,7 @@ export async function openRejectedRaw(
   const [row] = await ctx.db
     .select({
       rawId: rawMessage.id,
+      sha256: rawMessage.sha256,
       // Both read the TOAST pointer only, not the value.
       sizeBytes: sql<number>`octet_length(${rawMessage.data})`,
       compressed: sql<boolean>`pg_column_compression(${rawMessage.data}) IS NOT NULL`,
@@ -41,17 +44,12 @@ export async function openRejectedRaw(
     )
     .where(and(eq(rejectedMessage.id, rejectedId), eq(rejectedMessage.tenantId, viewer.tenantId)));
   if (!row) throw new NotFoundError("RejectedMessage", rejectedId);
-  // Raw stored compressed (before migration 0010) is read whole (bytea-parts.ts).
-  const value = {
-    table: "raw_message",
-    id: row.rawId,
-    tenantId: viewer.tenantId,
-    compressed: row.compressed,
-  } as const;
   return {
     filename: `rejected-${rejectedId}.eml`,
     sizeBytes: row.sizeBytes,
-    parts: readByteaParts(ctx, value, 0, row.sizeBytes),
+    sha256: row.sha256,
+    // Raw stored compressed (before migration 0010) is read in one statement (bytea-parts.ts).
+    value: { table: "raw_message", id: row.rawId, tenantId: viewer.tenantId, compressed: row.compressed },
   };
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rejectedMessage } from "../../src/db/schema/index.js";
@@ -92,6 +92,26 @@ describe("downloading a rejected message's raw original", () => {
     expect(body.equals(spam)).toBe(true);
     // In parts, never the whole 2 MB (80 MB for the largest mail) as one hex text.
     expect(partReads).toBeGreaterThan(1);
+  });
+
+  it("sends it as attachments are sent: ETag (304), one byte range (206/416), HEAD", async () => {
+    const path = `/rejected-messages/${spamId}/raw`;
+    const etag = `"${createHash("sha256").update(spam).digest("hex")}"`;
+    const whole = await get(path);
+    expect([whole.headers.get("etag"), whole.headers.get("accept-ranges")]).toEqual([etag, "bytes"]);
+    await whole.arrayBuffer();
+    const auth = { authorization: `Bearer ${t.adminKey}` };
+    expect((await fetch(base + path, { headers: { ...auth, "if-none-match": etag } })).status).toBe(304);
+    const part = await fetch(base + path, { headers: { ...auth, range: "bytes=524280-524300" } });
+    expect([part.status, part.headers.get("content-range")]).toEqual([
+      206,
+      `bytes 524280-524300/${spam.length}`,
+    ]);
+    expect(Buffer.from(await part.arrayBuffer()).equals(spam.subarray(524280, 524301))).toBe(true);
+    const past = await fetch(base + path, { headers: { ...auth, range: `bytes=${spam.length}-` } });
+    expect(past.status).toBe(416);
+    const head = await fetch(base + path, { method: "HEAD", headers: auth });
+    expect([head.status, head.headers.get("content-length")]).toEqual([200, String(spam.length)]);
   });
 
   it("gives an admin the unparseable mail byte for byte", async () => {
