@@ -1,11 +1,36 @@
 import { eq } from "drizzle-orm";
+import { afterAll, beforeAll } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { emailAddress, mailAccount, mailboxCheckpoint, message } from "../../src/db/schema/index.js";
 import type { SecretBox } from "../../src/engine/crypto.js";
 import type { ImapAfterProcess } from "../../src/engine/domain.js";
-import type { DovecotInstance } from "../helpers/dovecot.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { type DovecotInstance, startDovecot } from "../helpers/dovecot.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
+
+/**
+ * For a describe block of IMAP tests: Dovecot and a test app (with `opts`) started before
+ * its tests and stopped after them, both also when the other failed to start; `use` gets
+ * them once started.
+ */
+export function withDovecotApp(
+  use: (started: { t: TestApp; dovecot: DovecotInstance }) => void,
+  opts?: Parameters<typeof startTestApp>[0],
+): void {
+  const started: { t?: TestApp; dovecot?: DovecotInstance } = {};
+  beforeAll(async () => {
+    const dovecot = await startDovecot();
+    started.dovecot = dovecot;
+    const t = await startTestApp(opts);
+    started.t = t;
+    use({ t, dovecot });
+  });
+  afterAll(async () => {
+    await started.t?.stop();
+    await started.dovecot?.stop();
+  });
+}
 
 /** A mail account pointing at the test Dovecot, with one address in a fresh queue (test setup). */
 export async function createDovecotAccount(

@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import { ImapFlow } from "imapflow";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   createImapConnector,
   DELIVERY_FIELDS,
@@ -10,8 +10,8 @@ import {
 } from "../../src/connectors/imap.js";
 import { HEADLINE_BYTES } from "../../src/connectors/mime/headline.js";
 import { conversation, event, message, rejectedMessage, tenant } from "../../src/db/schema/index.js";
-import { startTestApp, type TestApp } from "../helpers/app.js";
-import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
+import type { TestApp } from "../helpers/app.js";
+import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
 import {
@@ -22,6 +22,7 @@ import {
   newDovecotMailbox,
   serverState,
   waitFor,
+  withDovecotApp,
 } from "./imap-fixtures.js";
 
 // The three audit gaps of the IMAP connector: oversize mail downloaded whole before the
@@ -122,16 +123,9 @@ describe("deliveryAddresses / recipientCandidates: the envelope recipient from t
 });
 
 describe.skipIf(!enabled)("IMAP connector gaps (real Dovecot)", () => {
-  beforeAll(async () => {
-    dovecot = await startDovecot();
-    t = await startTestApp({ env: { MAX_MESSAGE_BYTES: String(LIMIT) } });
-  });
+  withDovecotApp((started) => ({ t, dovecot } = started), { env: { MAX_MESSAGE_BYTES: String(LIMIT) } });
   afterEach(() => {
     vi.restoreAllMocks();
-  });
-  afterAll(async () => {
-    await t?.stop();
-    await dovecot?.stop();
   });
 
   it("oversize: recorded as rejected (oversize, real size, its sender) without downloading its body; the mail around it is stored, the checkpoint and \\Seen pass it", async () => {

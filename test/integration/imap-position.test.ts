@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { and, eq, isNotNull, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { rawClient } from "../../src/db/client.js";
 import { MIGRATIONS_DIR } from "../../src/db/migrate.js";
 import {
@@ -19,11 +19,11 @@ import {
 } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { ingestMessage } from "../../src/engine/ingest/ingest.js";
-import { startTestApp, type TestApp } from "../helpers/app.js";
+import type { TestApp } from "../helpers/app.js";
 import { createTestDatabase } from "../helpers/db.js";
-import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
+import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
-import { appendMany, customerMail, newDovecotMailbox, serverState } from "./imap-fixtures.js";
+import { appendMany, customerMail, newDovecotMailbox, serverState, withDovecotApp } from "./imap-fixtures.js";
 
 const enabled = requireDovecot();
 
@@ -53,14 +53,7 @@ async function positions(accountId: string) {
 }
 
 describe.skipIf(!enabled)("IMAP position: (account, folder, UIDVALIDITY, UID) (real Dovecot)", () => {
-  beforeAll(async () => {
-    dovecot = await startDovecot();
-    t = await startTestApp();
-  });
-  afterAll(async () => {
-    await t?.stop();
-    await dovecot?.stop();
-  });
+  withDovecotApp((started) => ({ t, dovecot } = started));
 
   it("an account switched between two folders with the same UIDVALIDITY, and back, with new mail in each meanwhile: every mail stored once, nothing lost", async () => {
     const s = await newDovecotMailbox(t, dovecot, "pos");

@@ -1,15 +1,16 @@
 import { createServer, type Server, Socket } from "node:net";
 import { eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapSettings } from "../../src/connectors/imap.js";
 import { mailAccount, mailboxCheckpoint } from "../../src/db/schema/index.js";
-import { startTestApp, type TestApp } from "../helpers/app.js";
-import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
+import type { TestApp } from "../helpers/app.js";
+import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
 import {
   customerMail,
   messagesOf as messagesOfAccount,
   newDovecotMailbox,
   serverState,
+  withDovecotApp,
 } from "./imap-fixtures.js";
 
 // The worker's long-running connection: IDLE broken and re-entered every
@@ -149,14 +150,7 @@ function connector(overrides: Partial<ImapSettings>) {
 }
 
 describe.skipIf(!enabled)("IMAP worker: IDLE restart and reconnect (real Dovecot)", () => {
-  beforeAll(async () => {
-    dovecot = await startDovecot();
-    t = await startTestApp();
-  });
-  afterAll(async () => {
-    await t?.stop();
-    await dovecot?.stop();
-  });
+  withDovecotApp((started) => ({ t, dovecot } = started));
 
   /** Every connector here runs a worker for every enabled account: retire each test's own. */
   async function retire(accountId: string) {

@@ -3,7 +3,7 @@ import { createServer, type Server, Socket } from "node:net";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { ImapFlow } from "imapflow";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   createImapConnector,
   defaultImapSettings,
@@ -16,8 +16,8 @@ import { silentLogger } from "../../src/engine/context.js";
 import { getImapAccount, recordAccountStatus } from "../../src/engine/ingest/mailbox.js";
 import { purgeExpired } from "../../src/engine/retention.js";
 import { encodeId } from "../../src/schema/ids.js";
-import { startTestApp, type TestApp } from "../helpers/app.js";
-import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
+import type { TestApp } from "../helpers/app.js";
+import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
 import {
   appendMany,
   checkpointOf,
@@ -26,6 +26,7 @@ import {
   newDovecotMailbox,
   serverState,
   waitFor,
+  withDovecotApp,
 } from "./imap-fixtures.js";
 
 // Faults an IMAP probe found against the real Dovecot (session 13): what another client
@@ -105,16 +106,9 @@ describe("sameMailboxName", () => {
 });
 
 describe.skipIf(!enabled)("IMAP connector robustness (real Dovecot)", () => {
-  beforeAll(async () => {
-    dovecot = await startDovecot();
-    t = await startTestApp({});
-  });
+  withDovecotApp((started) => ({ t, dovecot } = started));
   afterEach(() => {
     vi.restoreAllMocks();
-  });
-  afterAll(async () => {
-    await t?.stop();
-    await dovecot?.stop();
   });
 
   it("another client's flag changes during a FETCH (unsolicited FETCH responses) are no answers: all mail stored, the account stays VALID", async () => {

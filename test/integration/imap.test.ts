@@ -1,5 +1,5 @@
 import { and, count, eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
 import { checkImap } from "../../src/connectors/imap-check.js";
 import { ImapConnectorError } from "../../src/connectors/imap-errors.js";
@@ -7,9 +7,9 @@ import { conversation, mailAccount, rejectedMessage, tenant } from "../../src/db
 import { silentLogger } from "../../src/engine/context.js";
 import { purgeExpired } from "../../src/engine/retention.js";
 import { encodeId } from "../../src/schema/ids.js";
-import { startTestApp, type TestApp } from "../helpers/app.js";
+import type { TestApp } from "../helpers/app.js";
 import { refuseMessageInserts } from "../helpers/db.js";
-import { type DovecotInstance, requireDovecot, startDovecot } from "../helpers/dovecot.js";
+import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
 import {
   appendMany,
   checkpointOf as checkpointOfAccount,
@@ -18,6 +18,7 @@ import {
   newDovecotMailbox,
   serverState,
   waitFor,
+  withDovecotApp,
 } from "./imap-fixtures.js";
 
 const enabled = requireDovecot();
@@ -32,14 +33,7 @@ const messagesOf = (accountId: string) => messagesOfAccount(t.db.db, accountId);
 const checkpointOf = (accountId: string) => checkpointOfAccount(t.db.db, accountId);
 
 describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
-  beforeAll(async () => {
-    dovecot = await startDovecot();
-    t = await startTestApp();
-  });
-  afterAll(async () => {
-    await t?.stop();
-    await dovecot?.stop();
-  });
+  withDovecotApp((started) => ({ t, dovecot } = started));
 
   it("poll: ingests what arrived while nobody listened, commits the checkpoint with it, then sets \\Seen", async () => {
     const s = await setup();
