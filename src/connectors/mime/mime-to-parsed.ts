@@ -432,7 +432,6 @@ function withoutRawTextElements(html: string): string {
   let at = 0;
   const open = /<(script|style)\b/gi;
   for (let m = open.exec(html); m; m = open.exec(html)) {
-    if (m.index < at) continue;
     out += `${html.slice(at, m.index)} `;
     const end = lower.indexOf(`</${m[1]!.toLowerCase()}`, m.index);
     if (end < 0) return out;
