@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rawClient } from "../../src/db/client.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
-import { duplicateChecks, type IngestInput } from "../../src/engine/ingest/ingest.js";
+import { duplicateChecks, earlierRepliesQuery, type IngestInput } from "../../src/engine/ingest/ingest.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { makeParsedMail } from "../helpers/parsed-mail.js";
@@ -187,5 +187,19 @@ describe("the duplicate checks' generic plans", () => {
     });
     const { string: s2 } = await duplicateChecks(rawClient(db.db), unparsed).describe();
     expect(await messageScans(s2)).toHaveLength(1);
+  });
+});
+
+describe("the lookup of replies that arrived first", () => {
+  it("finds them by the mail's own Message-ID, not by tenant alone", async () => {
+    const { string } = await earlierRepliesQuery(
+      rawClient(db.db),
+      tenantId,
+      "m5@customer.example",
+    ).describe();
+    const scans = await messageScans(string);
+    expect(scans).toHaveLength(1);
+    expect(scans[0]).toMatchObject({ index: "message_tenant_irt_idx" });
+    expect(scans[0]!.cond).toMatch(/in_reply_to = /);
   });
 });

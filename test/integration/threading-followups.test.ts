@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { conversation, message } from "../../src/db/schema/index.js";
+import { conversation, event, message } from "../../src/db/schema/index.js";
+import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { DAY, ManualClock } from "../../src/engine/clock.js";
-import type { IngestResult } from "../../src/engine/ingest/ingest.js";
+import { type IngestResult, ingestMessages } from "../../src/engine/ingest/ingest.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { ingestRaw } from "../helpers/ingest.js";
@@ -142,5 +143,170 @@ describe("threading: follow-ups", () => {
     // A stranger with the number, and mail forged as from our own address, open new ones.
     expect(stored(await answer("stranger@elsewhere.example")).created).toBe(true);
     expect(stored(await answer("team@acme.test")).created).toBe(true);
+  });
+
+  describe("a reply that arrived before the mail it answers", () => {
+    async function eventsOf(conversationId: string) {
+      return t.db.db.select().from(event).where(eq(event.conversationId, conversationId));
+    }
+
+    it("the late original joins the reply's conversation, as a message of the same customer", async () => {
+      const original = uid("late");
+      const replyId = uid();
+      const reply = stored(
+        await send({
+          messageId: replyId,
+          subject: "Re: Invoice 77",
+          from: "jane@customer.example",
+          headers: { "In-Reply-To": `<${original}>` },
+        }),
+      );
+      expect(reply.created).toBe(true);
+      const late = stored(
+        await send({ messageId: original, subject: "Invoice 77", from: "Jane <jane@customer.example>" }),
+      );
+      expect(late.conversationId).toBe(reply.conversationId);
+      expect(late.created).toBe(false);
+      const msgs = await t.db.db
+        .select()
+        .from(message)
+        .where(eq(message.conversationId, reply.conversationId));
+      expect(msgs.map((m) => m.messageIdHeader).sort()).toEqual([original, replyId].sort());
+      const threaded = (await eventsOf(reply.conversationId)).filter(
+        (e) => e.type === "conversation.threaded",
+      );
+      expect(threaded.map((e) => e.payload)).toEqual([
+        { via: "earlier-reply", matched: original, senderIsMember: true },
+      ]);
+    });
+
+    it("a colleague the reply copied sends the original: it joins too", async () => {
+      const original = uid("late");
+      const reply = stored(
+        await send({
+          messageId: uid(),
+          subject: "Re: Outage",
+          from: "dan@customer.example",
+          headers: { "In-Reply-To": `<${original}>`, Cc: "erin@customer.example" },
+        }),
+      );
+      const late = stored(
+        await send({ messageId: original, subject: "Outage", from: "erin@customer.example" }),
+      );
+      expect(late.conversationId).toBe(reply.conversationId);
+    });
+
+    it("a stranger's mail with that Message-ID opens its own conversation, and the refused match is on its timeline", async () => {
+      const original = uid("late");
+      const reply = stored(
+        await send({
+          messageId: uid(),
+          subject: "Re: Private",
+          from: "kim@customer.example",
+          headers: { "In-Reply-To": `<${original}>` },
+        }),
+      );
+      const other = stored(
+        await send({ messageId: original, subject: "Hello", from: "mallory@elsewhere.example" }),
+      );
+      expect(other.created).toBe(true);
+      expect(other.conversationId).not.toBe(reply.conversationId);
+      const created = (await eventsOf(other.conversationId)).find((e) => e.type === "conversation.created");
+      expect(created!.payload).toMatchObject({
+        rejectedThreadMatches: [
+          { conversationId: reply.conversationId, via: "earlier-reply", reason: "sender-not-member" },
+        ],
+      });
+    });
+
+    it("an address threading by ticket number only does not look", async () => {
+      const tk = await createQueueWithAddress(t.db.db, t.tenantId, {
+        address: "tickets@acme.test",
+        addressFields: { threadingMode: "TICKET_ONLY" },
+      });
+      const to = { tenantId: t.tenantId, addressId: tk.addressId };
+      const sendTo = (spec: RawMailSpec) =>
+        ingestRaw(t.app.engine, to, buildRawMail(spec), { receivedAt: clock.now() });
+      const original = uid("late");
+      const reply = stored(
+        await sendTo({
+          messageId: uid(),
+          subject: "Re: Order",
+          from: "lee@customer.example",
+          to: "tickets@acme.test",
+          headers: { "In-Reply-To": `<${original}>` },
+        }),
+      );
+      const late = stored(
+        await sendTo({
+          messageId: original,
+          subject: "Order",
+          from: "lee@customer.example",
+          to: "tickets@acme.test",
+        }),
+      );
+      expect(late.created).toBe(true);
+      expect(late.conversationId).not.toBe(reply.conversationId);
+    });
+
+    it("in one batch (an IMAP backlog), the reply first and the original after it", async () => {
+      const original = uid("late");
+      const mails = [
+        buildRawMail({
+          messageId: uid(),
+          subject: "Re: Backlog",
+          from: "pat@customer.example",
+          headers: { "In-Reply-To": `<${original}>` },
+        }),
+        buildRawMail({ messageId: original, subject: "Backlog", from: "pat@customer.example" }),
+      ];
+      const inputs = await Promise.all(
+        mails.map(async (raw) => ({
+          ...A,
+          raw,
+          parsed: await t.app.engine.mime.parse(raw),
+          receivedAt: clock.now(),
+          source: { kind: "smtp" as const, mailFrom: "pat@customer.example", rcptTo: [] },
+        })),
+      );
+      const [reply, late] = (await ingestMessages(t.app.engine, inputs)).map(stored);
+      expect(reply!.created).toBe(true);
+      expect(late!.conversationId).toBe(reply!.conversationId);
+    });
+
+    it("never across tenants", async () => {
+      const other = await createTenantWithAdmin(t.db.db, {
+        tenantName: "Other",
+        adminEmail: "admin@other.test",
+      });
+      const B = {
+        tenantId: other.tenantId,
+        ...(await createQueueWithAddress(t.db.db, other.tenantId, { address: "help@other.test" })),
+      };
+      const original = uid("late");
+      const reply = stored(
+        await send({
+          messageId: uid(),
+          subject: "Re: Cross",
+          from: "max@customer.example",
+          headers: { "In-Reply-To": `<${original}>` },
+        }),
+      );
+      const late = stored(
+        await ingestRaw(
+          t.app.engine,
+          B,
+          buildRawMail({
+            messageId: original,
+            subject: "Cross",
+            from: "max@customer.example",
+            to: "help@other.test",
+          }),
+          { receivedAt: clock.now() },
+        ),
+      );
+      expect(late.created).toBe(true);
+      expect(late.conversationId).not.toBe(reply.conversationId);
+    });
   });
 });

@@ -228,6 +228,61 @@ describe("decideThread", () => {
     });
   });
 
+  describe("a reply that arrived first", () => {
+    const reply = (conversationId: string, contactEmail = ALICE) =>
+      byId("orig@customer.example", conversationId, contactEmail);
+
+    it("takes the mail into the reply's conversation when the sender belongs to it", () => {
+      expect(decideThread(input({ candidatesByReply: [reply("C1")] }))).toEqual({
+        kind: "existing",
+        conversationId: "C1",
+        via: "earlier-reply",
+        matched: "orig@customer.example",
+        senderIsMember: true,
+        rejected: [],
+      });
+      // Bob was copied on the reply: his original joins it too.
+      expect(decideThread(input({ senderEmail: BOB, candidatesByReply: [reply("C1")] }))).toMatchObject({
+        kind: "existing",
+        conversationId: "C1",
+      });
+    });
+
+    it("never for a stranger, and says so once per conversation", () => {
+      expect(
+        decideThread(input({ senderEmail: MALLORY, candidatesByReply: [reply("C1"), reply("C1")] })),
+      ).toEqual({
+        kind: "new",
+        rejected: [{ conversationId: "C1", via: "earlier-reply", reason: "sender-not-member" }],
+      });
+    });
+
+    it("comes after what the mail names itself, and before ticket numbers", () => {
+      expect(
+        decideThread(
+          input({
+            inReplyTo: "a@acme.example",
+            candidatesByMessageId: [byId("a@acme.example", "C2")],
+            candidatesByReply: [reply("C1")],
+          }),
+        ),
+      ).toMatchObject({ conversationId: "C2", via: "in-reply-to" });
+      expect(
+        decideThread(
+          input({
+            subject: "[#42]",
+            candidatesByTicket: [byTicket(42, "C2")],
+            candidatesByReply: [reply("C1")],
+          }),
+        ),
+      ).toMatchObject({ conversationId: "C1", via: "earlier-reply" });
+    });
+
+    it("is not looked at in TICKET_ONLY mode", () => {
+      expect(decideThread(input({ mode: "TICKET_ONLY", candidatesByReply: [reply("C1")] })).kind).toBe("new");
+    });
+  });
+
   it.each([["REFERENCES_THEN_TICKET"], ["TICKET_ONLY"]] as [ThreadingMode][])(
     "%s: a conversation of another contact never matches by ticket",
     (mode) => {
@@ -253,13 +308,19 @@ describe("threadingLookups", () => {
         references: ["<a@x>", "b@x", "c@x"],
         subject: "Re: [#42] and #7",
       }),
-    ).toEqual({ messageIds: ["c@x", "b@x", "a@x"], ticketNumbers: [42, 7] });
+    ).toEqual({ messageIds: ["c@x", "b@x", "a@x"], ticketNumbers: [42, 7], repliedBy: null });
+  });
+
+  it("names the mail's own Message-ID, to find a reply to it that arrived first (not in TICKET_ONLY)", () => {
+    const mail = { messageId: " <Own@x> ", inReplyTo: null, references: [], subject: "Hi" };
+    expect(threadingLookups({ mode: "REFERENCES_THEN_TICKET", ...mail }).repliedBy).toBe("Own@x");
+    expect(threadingLookups({ mode: "TICKET_ONLY", ...mail }).repliedBy).toBeNull();
   });
 
   it("TICKET_ONLY needs no Message-ID lookups", () => {
     expect(
       threadingLookups({ mode: "TICKET_ONLY", inReplyTo: "c@x", references: ["a@x"], subject: "[#42]" }),
-    ).toEqual({ messageIds: [], ticketNumbers: [42] });
+    ).toEqual({ messageIds: [], ticketNumbers: [42], repliedBy: null });
   });
 
   it("caps the lookups a crafted References header can cause", () => {

@@ -235,6 +235,10 @@ export const message = pgTable(
   (t) => [
     index("message_conversation_idx").on(t.conversationId, t.receivedAt),
     index("message_tenant_msgid_idx").on(t.tenantId, t.messageIdHeader),
+    // Replies that arrived before the mail they answer (threading's `earlier-reply`).
+    index("message_tenant_irt_idx")
+      .on(t.tenantId, t.inReplyTo)
+      .where(sql`in_reply_to IS NOT NULL AND direction = 'INBOUND'`),
     uniqueIndex("message_imap_uid_uq")
       .on(t.accountId, t.imapMailbox, t.uidValidity, t.uid)
       .where(sql`uid IS NOT NULL`),

@@ -37,6 +37,7 @@ import type { DeliveryStatus, ParsedMail, ParseOutcome } from "./parsed-mail.js"
 import {
   decideThread,
   type MessageIdCandidate,
+  type ThreadingLookups,
   type TicketCandidate,
   threadingLookups,
 } from "./threading.js";
@@ -250,7 +251,7 @@ async function ingestEach(
   // earlier message or ticket — needs nothing of the messages before it, so its contact
   // upsert and ticket number go out now, in message order, for all of them together. The
   // batch's inserts then follow one another without a round trip per message.
-  const drawn: (Pick<Prefetched, "contact" | "ticket"> | null)[] = [];
+  const drawn: (Pick<Prefetched, "contact" | "ticket" | "replies"> | null)[] = [];
   for (const [i, input] of inputs.entries()) {
     const read = early[i];
     const { tenant: t, address } = await sharedOf(input);
@@ -260,6 +261,15 @@ async function ingestEach(
         ? drawAhead(tx, input, address, written)
         : null,
     );
+  }
+  // Replies read ahead cannot see a reply earlier in this batch (not inserted yet): a
+  // message answered by one reads them in turn instead.
+  const repliedTo = new Set<string>();
+  for (const [i, input] of inputs.entries()) {
+    const mail = input.parsed.ok ? input.parsed.mail : null;
+    const own = drawn[i];
+    if (own?.replies && mail?.messageId && repliedTo.has(mail.messageId)) delete own.replies;
+    if (mail?.inReplyTo) repliedTo.add(mail.inReplyTo);
   }
   for (const [i, input] of inputs.entries()) {
     const duplicates = await (early[i] ?? duplicateRead(tx, input));
@@ -385,6 +395,8 @@ interface Prefetched {
   /** Drawn ahead for mail that surely opens a conversation (`drawAhead`). */
   contact?: Promise<{ id: string; attributes: Record<string, string> }>;
   ticket?: Promise<number>;
+  /** Read ahead with them: replies to this mail that arrived first (`earlierReplies`). */
+  replies?: Promise<{ conversationId: string }[]>;
 }
 
 /**
@@ -408,19 +420,23 @@ function drawAhead(
   input: IngestInput,
   address: AddressRow | null,
   written: (writes: Promise<unknown>) => void,
-): Pick<Prefetched, "contact" | "ticket"> | null {
+): Pick<Prefetched, "contact" | "ticket" | "replies"> | null {
   // A resync may pass its mail over (`IngestInput.resync`): draw nothing for it.
   if (!input.parsed.ok || input.resync) return null;
   const mail = input.parsed.mail;
   // Own addresses only weigh on loop risks, not on bounce or spam.
   const cls = classifyInput(input, mail, []);
   if (cls.bounce || (cls.spam && (address === null || address.spamRouting === "DROP"))) return null;
-  if (!namesNothing(lookupsOf(address?.threadingMode ?? "REFERENCES_THEN_TICKET", mail))) return null;
+  const lookups = lookupsOf(address?.threadingMode ?? "REFERENCES_THEN_TICKET", mail);
+  if (!namesNothing(lookups)) return null;
   const contact = upsertSender(tx, input.tenantId, mail);
   const ticket = nextTicketNumber(tx);
   written(contact);
   written(ticket);
-  return { contact, ticket };
+  if (lookups.repliedBy === null) return { contact, ticket };
+  const replies = earlierReplies(tx, input.tenantId, lookups.repliedBy);
+  written(replies);
+  return { contact, ticket, replies };
 }
 
 // The steps of a message's decision that `ingestInTx` takes and `drawAhead` foresees:
@@ -436,13 +452,18 @@ function classifyInput(input: IngestInput, mail: ParsedMail, ownAddresses: strin
 function lookupsOf(mode: ThreadingMode, mail: ParsedMail) {
   return threadingLookups({
     mode,
+    messageId: mail.messageId,
     inReplyTo: mail.inReplyTo,
     references: mail.references,
     subject: mail.subject,
   });
 }
 
-/** Mail that names no earlier Message-ID or ticket number opens a conversation. */
+/**
+ * Mail that names no earlier Message-ID or ticket number opens a conversation, unless a
+ * reply to it arrived first (`decideThread`): then the number drawn for it stays unused, a
+ * gap in the sequence as after any rollback.
+ */
 function namesNothing(lookups: ReturnType<typeof lookupsOf>): boolean {
   return lookups.messageIds.length === 0 && lookups.ticketNumbers.length === 0;
 }
@@ -764,9 +785,9 @@ async function ingestInTx(
   // is drawn in this round trip too (a threaded reply draws none).
   const surelyNew = namesNothing(lookups);
   // (Mail that surely opens a conversation may have drawn both ahead: `drawAhead`.)
-  const [sent, { byMessageId, byTicket }, earlyTicket] = await Promise.all([
+  const [sent, { byMessageId, byTicket, byReply }, earlyTicket] = await Promise.all([
     pre.contact ?? upsertSender(tx, t.id, mail),
-    threadCandidates(tx, t.id, lookups.messageIds, lookups.ticketNumbers),
+    threadCandidates(tx, t.id, lookups, pre.replies),
     surelyNew ? (pre.ticket ?? nextTicketNumber(tx)) : null,
   ]);
   const contactId = sent.id;
@@ -777,6 +798,7 @@ async function ingestInTx(
     subject: mail.subject,
     candidatesByMessageId: byMessageId,
     candidatesByTicket: byTicket,
+    candidatesByReply: byReply,
     senderEmail: sender?.email ?? null,
   });
 
@@ -1293,16 +1315,24 @@ async function upsertContact(
 
 /**
  * Candidates for threading, tenant-scoped: conversations holding any of the Message-IDs
- * (inbound or outbound) or ticket numbers, with their contact and the addresses that wrote
- * in them (the membership rule of `decideThread`).
+ * (inbound or outbound) or ticket numbers, or inbound replies to this mail that arrived
+ * before it, with their contact and the addresses that wrote in them (the membership rule
+ * of `decideThread`). The three reads go out together; the members' read only when one
+ * found something.
  */
 async function threadCandidates(
   tx: Tx,
   tenantId: string,
-  messageIds: string[],
-  ticketNumbers: number[],
-): Promise<{ byMessageId: MessageIdCandidate[]; byTicket: TicketCandidate[] }> {
-  const [byMessageIdRows, byTicketRows] = await Promise.all([
+  lookups: ThreadingLookups,
+  /** `earlierReplies` of `lookups.repliedBy`, sent ahead (`drawAhead`); absent: read now. */
+  sentReplies?: Promise<{ conversationId: string }[]>,
+): Promise<{
+  byMessageId: MessageIdCandidate[];
+  byTicket: TicketCandidate[];
+  byReply: MessageIdCandidate[];
+}> {
+  const { messageIds, ticketNumbers, repliedBy } = lookups;
+  const [byMessageIdRows, byTicketRows, byReplyRows] = await Promise.all([
     messageIds.length === 0
       ? ([] as { conversationId: string; messageId: string | null }[])
       : tx
@@ -1324,11 +1354,13 @@ async function threadCandidates(
               inArray(conversation.ticketNumber, ticketNumbers.slice(0, 20)),
             ),
           ),
+    repliedBy === null ? [] : (sentReplies ?? earlierReplies(tx, tenantId, repliedBy)),
   ]);
   const ids = [
     ...new Set([
       ...byMessageIdRows.map((r) => r.conversationId),
       ...byTicketRows.map((r) => r.conversationId),
+      ...byReplyRows.map((r) => r.conversationId),
     ]),
   ];
   const members = new Map<string, { contactEmail: string; participants: string[] }>();
@@ -1372,7 +1404,29 @@ async function threadCandidates(
       .filter((r): r is { conversationId: string; messageId: string } => r.messageId !== null)
       .map(withMembers),
     byTicket: byTicketRows.map(withMembers),
+    byReply: byReplyRows.map((r) => withMembers({ ...r, messageId: repliedBy ?? "" })),
   };
+}
+
+/**
+ * The conversations of stored inbound mail whose In-Reply-To is `messageId`: replies to a
+ * mail that arrived before it (`decideThread`). Through message_tenant_irt_idx (migration
+ * 0021); oldest first, as the first reply to arrive opened the conversation. The statement
+ * is exported for the test of its plan (test/integration/ingest-plans.test.ts).
+ */
+export function earlierRepliesQuery(sql: Sql, tenantId: string, messageId: string) {
+  return sql<{ conversationId: string }[]>`
+    SELECT conversation_id AS "conversationId" FROM message
+    WHERE tenant_id = ${tenantId}::uuid AND in_reply_to = ${messageId} AND direction = 'INBOUND'
+    ORDER BY received_at LIMIT 20`;
+}
+
+async function earlierReplies(
+  tx: Tx,
+  tenantId: string,
+  messageId: string,
+): Promise<{ conversationId: string }[]> {
+  return earlierRepliesQuery(rawClient(tx), tenantId, messageId);
 }
 
 /**

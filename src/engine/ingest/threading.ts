@@ -21,6 +21,11 @@ import { normalizeMessageId } from "./parsed-mail.js";
  *   into another customer's conversation, and the agent's answer — which goes to the
  *   sender — would leak the conversation to them. A rejected match is reported in
  *   `rejected` so the caller can log it on the new conversation's timeline.
+ * - A **reply that arrived first** (mail delayed on its way: a customer's "forgot the
+ *   attachment" reaches us before the mail it answers) names this mail's Message-ID in its
+ *   In-Reply-To. It counts like a ticket number, only when the sender belongs to the
+ *   reply's conversation: the reply is someone else's mail, and copying a Message-ID into
+ *   a new mail shows nothing about who its sender is.
  * - Addresses are compared after `normalizeEmailAddress`; an unparseable sender never
  *   satisfies the ticket rule.
  */
@@ -52,10 +57,15 @@ export interface ThreadingInput {
   candidatesByMessageId: readonly MessageIdCandidate[];
   /** Every conversation of the tenant whose ticket number is in `threadingLookups().ticketNumbers`. */
   candidatesByTicket: readonly TicketCandidate[];
+  /**
+   * Stored inbound mail whose In-Reply-To is `threadingLookups().repliedBy` (this mail's
+   * own Message-ID), oldest first; `messageId` is that id. Absent: none.
+   */
+  candidatesByReply?: readonly MessageIdCandidate[] | undefined;
   senderEmail: string | null;
 }
 
-export type ThreadVia = "in-reply-to" | "references" | "ticket";
+export type ThreadVia = "in-reply-to" | "references" | "earlier-reply" | "ticket";
 
 export interface RejectedMatch {
   conversationId: string;
@@ -82,18 +92,25 @@ export const MAX_REFERENCE_LOOKUPS = 50;
 export interface ThreadingLookups {
   messageIds: string[];
   ticketNumbers: number[];
+  /** This mail's own Message-ID, to find replies to it that arrived first; null: none. */
+  repliedBy: string | null;
 }
 
 /** What the caller must look up before calling `decideThread`. */
 export function threadingLookups(input: {
   mode: ThreadingMode;
+  messageId?: string | null | undefined;
   inReplyTo: string | null;
   references: readonly string[];
   subject: string;
 }): ThreadingLookups {
   const ticketNumbers = extractTicketNumbers(input.subject);
-  if (input.mode === "TICKET_ONLY") return { messageIds: [], ticketNumbers };
-  return { messageIds: messageIdsInOrder(input.inReplyTo, input.references), ticketNumbers };
+  if (input.mode === "TICKET_ONLY") return { messageIds: [], ticketNumbers, repliedBy: null };
+  return {
+    messageIds: messageIdsInOrder(input.inReplyTo, input.references),
+    ticketNumbers,
+    repliedBy: normalizeMessageId(input.messageId),
+  };
 }
 
 /**
@@ -142,6 +159,26 @@ export function decideThread(input: ThreadingInput): ThreadingDecision {
         senderIsMember: isMember(chosen, sender),
         rejected,
       };
+    }
+    // Nothing this mail names is stored; a reply to it may be (it arrived first).
+    for (const c of input.candidatesByReply ?? []) {
+      if (isMember(c, sender)) {
+        return {
+          kind: "existing",
+          conversationId: c.conversationId,
+          via: "earlier-reply",
+          matched: c.messageId,
+          senderIsMember: true,
+          rejected,
+        };
+      }
+      if (!rejected.some((r) => r.conversationId === c.conversationId)) {
+        rejected.push({
+          conversationId: c.conversationId,
+          via: "earlier-reply",
+          reason: "sender-not-member",
+        });
+      }
     }
   }
 

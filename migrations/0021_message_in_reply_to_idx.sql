@@ -1,0 +1,1 @@
+CREATE INDEX "message_tenant_irt_idx" ON "message" USING btree ("tenant_id","in_reply_to") WHERE in_reply_to IS NOT NULL AND direction = 'INBOUND';
