@@ -98,6 +98,18 @@ describe("mail accounts", () => {
     expect(after.mailAccounts.edges.map((e: { node: { id: string } }) => e.node.id)).not.toContain(a.id);
   });
 
+  it("stores INBOX in any spelling as INBOX, so a change of spelling alone reads nothing again", async () => {
+    const a = await create({ ...valid, name: "Lower inbox", imapMailbox: " inbox " });
+    expect(a.imapMailbox).toBe("INBOX");
+    const u = await t.ok(UPDATE, { id: a.id, input: { imapMailbox: "Inbox" } });
+    expect(u.updateMailAccount.imapMailbox).toBe("INBOX");
+    // Other names are case-sensitive (RFC 3501 §5.1) and stay as given.
+    const other = await t.ok(UPDATE, { id: a.id, input: { imapMailbox: "support" } });
+    expect(other.updateMailAccount.imapMailbox).toBe("support");
+    const sub = await t.ok(UPDATE, { id: a.id, input: { imapMailbox: "inbox.Support" } });
+    expect(sub.updateMailAccount.imapMailbox).toBe("inbox.Support");
+  });
+
   it("creates an outbound-only account without IMAP", async () => {
     const a = await create({ name: "Auto-replies", kind: "OUTBOUND_ONLY", smtpHost: "smtp.acme.test" });
     expect(a).toMatchObject({

@@ -279,3 +279,103 @@ describe("migration 0018: the folder of rows stored before it", () => {
     }
   });
 });
+
+describe("migration 0022: INBOX in another spelling", () => {
+  it("gives the account, its checkpoint and its rows' positions the name INBOX, and leaves other names alone", async () => {
+    const db = await createTestDatabase({ max: 2 });
+    try {
+      const sql = rawClient(db.db);
+      const { tenantId } = await createTenantWithAdmin(db.db, {
+        tenantName: "Spelling",
+        adminEmail: "a@sp.test",
+      });
+      const [c] = await sql<{ id: string }[]>`
+        INSERT INTO contact (tenant_id, email) VALUES (${tenantId}, 'c@customer.example') RETURNING id`;
+      const [conv] = await sql<{ id: string }[]>`
+        INSERT INTO conversation (tenant_id, ticket_number, contact_id, received_at, last_activity_at, status_changed_at)
+        VALUES (${tenantId}, 1, ${c!.id}, now(), now(), now()) RETURNING id`;
+      const account = async (current: string, checkpoints: [string, number][], uids: [string, number][]) => {
+        const [a] = await sql<{ id: string }[]>`
+          INSERT INTO mail_account (tenant_id, name, imap_mailbox) VALUES (${tenantId}, ${current}, ${current}) RETURNING id`;
+        for (const [box, last] of checkpoints) {
+          await sql`INSERT INTO mailbox_checkpoint (tenant_id, account_id, mailbox, uid_validity, last_uid)
+            VALUES (${tenantId}, ${a!.id}, ${box}, 7, ${last})`;
+        }
+        for (const [box, uid] of uids) {
+          await sql`INSERT INTO message (tenant_id, conversation_id, direction, received_at, account_id, imap_mailbox, uid_validity, uid)
+            VALUES (${tenantId}, ${conv!.id}, 'INBOUND', now(), ${a!.id}, ${box}, 7, ${uid})`;
+          await sql`INSERT INTO rejected_message (tenant_id, reason, size_bytes, received_at, account_id, imap_mailbox, uid_validity, uid)
+            VALUES (${tenantId}, 'unparseable', 1, now(), ${a!.id}, ${box}, 7, ${uid})`;
+        }
+        return a!.id;
+      };
+      // Read as "inbox" since it was made.
+      const lower = await account(
+        "inbox",
+        [["inbox", 20]],
+        [
+          ["inbox", 1],
+          ["inbox", 2],
+        ],
+      );
+      // Read as "INBOX" up to UID 10, then as "Inbox" (which read the mailbox again: UID 1
+      // is in the table under both names).
+      const switched = await account(
+        "Inbox",
+        [
+          ["INBOX", 10],
+          ["Inbox", 30],
+        ],
+        [
+          ["INBOX", 1],
+          ["Inbox", 1],
+          ["Inbox", 25],
+        ],
+      );
+      const other = await account("support", [["support", 5]], [["support", 1]]);
+      const statements = readFileSync(`${MIGRATIONS_DIR}/0022_imap_inbox_spelling.sql`, "utf8")
+        .split("--> statement-breakpoint")
+        .filter((st) => /^\s*(--[^\n]*\n\s*)*(UPDATE|DELETE)/.test(st));
+      expect(statements).toHaveLength(5);
+      for (const st of statements) await sql.unsafe(st);
+      const name = new Map([
+        [lower, "lower"],
+        [switched, "switched"],
+        [other, "other"],
+      ]);
+      const accounts = await sql<{ id: string; imap_mailbox: string }[]>`
+        SELECT id, imap_mailbox FROM mail_account WHERE tenant_id = ${tenantId}`;
+      expect(accounts.map((a) => `${name.get(a.id)} ${a.imap_mailbox}`).sort()).toEqual([
+        "lower INBOX",
+        "other support",
+        "switched INBOX",
+      ]);
+      const checkpoints = await sql<{ account_id: string; mailbox: string; last_uid: string }[]>`
+        SELECT account_id, mailbox, last_uid::text FROM mailbox_checkpoint WHERE tenant_id = ${tenantId}`;
+      expect(checkpoints.map((r) => `${name.get(r.account_id)} ${r.mailbox} ${r.last_uid}`).sort()).toEqual([
+        "lower INBOX 20",
+        "other support 5",
+        "switched INBOX 30",
+      ]);
+      for (const table of ["message", "rejected_message"]) {
+        const rows = await sql.unsafe<{ account_id: string; imap_mailbox: string; uid: string }[]>(
+          `SELECT account_id, imap_mailbox, uid::text FROM ${table} WHERE tenant_id = $1`,
+          [tenantId],
+        );
+        expect(rows.map((r) => `${name.get(r.account_id)} ${r.imap_mailbox} ${r.uid}`).sort(), table).toEqual(
+          [
+            "lower INBOX 1",
+            "lower INBOX 2",
+            "other support 1",
+            "switched INBOX 1",
+            "switched INBOX 25",
+            // The copy read again under the other spelling: its position is already taken.
+            "switched Inbox 1",
+          ],
+        );
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+});

@@ -21,6 +21,17 @@ export function sameMailboxName(a: string, b: string): boolean {
   return canonical(a) === canonical(b);
 }
 
+/**
+ * The name an account stores for the mailbox it reads: trimmed, and INBOX in any case as
+ * "INBOX". The name is part of the checkpoint's and the IMAP position's key, so a change of
+ * spelling alone must not read the whole mailbox again (migration 0022 did the same for
+ * accounts stored before). Other names are case-sensitive and stay as given.
+ */
+export function canonicalMailboxName(name: string): string {
+  const trimmed = name.trim();
+  return trimmed.toUpperCase() === "INBOX" ? "INBOX" : trimmed;
+}
+
 export type MailAccount = typeof mailAccount.$inferSelect;
 
 /**
@@ -158,7 +169,7 @@ function columns(ctx: EngineContext, input: MailAccountInput, current: MailAccou
     imapTls: input.imapTls,
     imapUser: trimOrNull(input.imapUser),
     imapPasswordEnc: seal(ctx, input.imapPassword),
-    imapMailbox: input.imapMailbox?.trim(),
+    imapMailbox: input.imapMailbox === undefined ? undefined : canonicalMailboxName(input.imapMailbox),
     imapAfterProcess: input.imapAfterProcess,
     imapMoveTo: trimOrNull(input.imapMoveTo),
     smtpHost: trimOrNull(input.smtpHost),
