@@ -11,6 +11,7 @@ import type { Config } from "./config.js";
 import { authenticate } from "./engine/auth.js";
 import type { EngineContext } from "./engine/context.js";
 import type { Viewer } from "./engine/viewer.js";
+import { useVariableCostLimit } from "./query-cost.js";
 import type { GraphQLContext } from "./schema/context.js";
 
 export interface HttpApp {
@@ -117,6 +118,7 @@ export function createHttpApp(opts: {
         maxDirectives: { n: 20 },
         blockFieldSuggestion: { enabled: !config.graphql.introspection },
       }),
+      useVariableCostLimit(config.graphql.maxCost),
       ...(config.graphql.introspection ? [] : [useDisableIntrospection()]),
     ],
     context: async (init: YogaInitialContext & { viewer?: Viewer | null }): Promise<GraphQLContext> => {

@@ -365,13 +365,14 @@ export async function listRejectedMessages(
   page: { limit: number; offset: number },
 ): Promise<RejectedMessage[]> {
   requireRole(viewer, "ADMIN");
+  const clamped = clampPage(page);
   return ctx.db
     .select()
     .from(rejectedMessage)
     .where(eq(rejectedMessage.tenantId, viewer.tenantId))
     .orderBy(desc(rejectedMessage.receivedAt), desc(rejectedMessage.id))
-    .limit(Math.min(page.limit, 201))
-    .offset(page.offset);
+    .limit(clamped.limit)
+    .offset(clamped.offset);
 }
 
 /** A conversation's timeline, oldest first, keyset-paged by event id. */

@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   type AccessProfile,
   archiveAccessProfile,
@@ -12,6 +11,7 @@ import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, encodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 import { decodeFilterId, decodeRef } from "./refs.js";
 
 export const AccessProfileRef = builder.objectRef<AccessProfile>("AccessProfile");
@@ -71,7 +71,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived profiles (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listAccessProfiles(
           ctx.engine,
           ctx.viewer,

@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   type AutoReplyAttachmentMeta,
   type AutoReplyTemplate,
@@ -14,6 +13,7 @@ import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, encodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 
 const TAGS = AUTO_REPLY_TAGS.map((t) => `@{${t}}`).join(", ");
 
@@ -115,7 +115,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived templates (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listAutoReplyTemplates(
           ctx.engine,
           ctx.viewer,

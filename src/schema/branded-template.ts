@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   archiveBrandedTemplate,
   type BrandedTemplate,
@@ -11,6 +10,7 @@ import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 
 export const BrandedTemplateRef = builder.objectRef<BrandedTemplate>("BrandedTemplate");
 
@@ -59,7 +59,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived templates (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listBrandedTemplates(
           ctx.engine,
           ctx.viewer,

@@ -7,6 +7,9 @@ import { GraphQLError } from "graphql";
 import type { Viewer } from "../engine/viewer.js";
 import type { GraphQLContext } from "./context.js";
 
+/** `nodes(ids:)` takes at most this many IDs (GitHub's API takes 100 too). */
+export const MAX_NODES = 100;
+
 export interface AuthedContext extends GraphQLContext {
   viewer: Viewer;
 }
@@ -62,8 +65,15 @@ export const builder = new SchemaBuilder<{
     },
     nodesQueryOptions: {
       authScopes: { authenticated: true },
-      description: "Several objects by global ID; null entries for IDs the caller may not see.",
+      description: `Several objects by global ID (at most ${MAX_NODES}); null entries for IDs the caller may not see.`,
       args: { ids: { description: "The global IDs." } },
+      // Each ID is its own read, and variables are not counted by the query limits.
+      resolve: (_root, args, _ctx, _info, resolveNodes) => {
+        if (args.ids.length > MAX_NODES) {
+          throw new GraphQLError(`ids: at most ${MAX_NODES}`, { extensions: { code: "BAD_USER_INPUT" } });
+        }
+        return resolveNodes(args.ids);
+      },
     },
     firstArgOptions: { description: "Page size from the start (default depends on the list; at most 200)." },
     afterArgOptions: { description: "Return items after this cursor (from pageInfo.endCursor)." },

@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   archiveCalendar,
   type Calendar,
@@ -14,6 +13,7 @@ import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 
 export const BusinessCalendarRef = builder.objectRef<Calendar>("BusinessCalendar");
 
@@ -126,7 +126,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived calendars (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listCalendars(
           ctx.engine,
           ctx.viewer,

@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   archiveCannedResponse,
   type CannedResponse,
@@ -11,6 +10,7 @@ import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 
 export const CannedResponseRef = builder.objectRef<CannedResponse>("CannedResponse");
 
@@ -69,7 +69,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived responses (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listCannedResponses(
           ctx.engine,
           ctx.viewer,

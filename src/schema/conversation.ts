@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import { and, eq, inArray } from "drizzle-orm";
 import { type MailboxAddress, type RecipientFailure, user } from "../db/schema/index.js";
 import {
@@ -43,6 +42,7 @@ import { asGraphQLErrors, standardErrors } from "./errors.js";
 import { EventRef } from "./event.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
 import { batchLoad } from "./loaders.js";
+import { badCursor, forwardPageSize, offsetConnection } from "./paging.js";
 import { UserRef } from "./viewer.js";
 
 export const ConversationStatusEnum = builder.enumType("ConversationStatus", {
@@ -223,12 +223,9 @@ builder.node(ConversationRef, {
       type: EventRef,
       description: "Everything that happened to it and why (SPEC §11), oldest first.",
       resolve: async (c, args, ctx) => {
-        const first = args.first ?? 100;
-        const afterId = args.after ? Number(Buffer.from(args.after, "base64url").toString()) : null;
-        const rows = await conversationEvents(ctx.engine, ctx.viewer!, c.id, {
-          first,
-          afterId: Number.isFinite(afterId) ? afterId : null,
-        });
+        const first = forwardPageSize(args, { default: 100, max: 500 });
+        const afterId = decodeEventCursor(args.after);
+        const rows = await conversationEvents(ctx.engine, ctx.viewer!, c.id, { first, afterId });
         const page = rows.slice(0, first);
         return {
           edges: page.map((e) => ({
@@ -303,11 +300,12 @@ MessageRef.implement({
         }),
       },
       resolve: async (m, args, ctx) => {
-        if (m.html === null) return null;
+        // Checked first: invalid arguments are an error whether or not this message has HTML.
         const [base, lifetime] = asGraphQLErrors(() => [
           validateBaseUrl(args.baseUrl),
           validateLinkLifetime(args.expiresInSeconds),
         ]);
+        if (m.html === null) return null;
         if (!/cid:/i.test(m.html)) return m.html;
         const attachments = (await messageAttachments(ctx)(m.id)) ?? [];
         return inlineImageHtml(
@@ -462,13 +460,39 @@ const ConversationFilterInput = builder.inputType("ConversationFilter", {
   }),
 });
 
+/**
+ * `<lastActivityAt ISO>|<id>`, as `encodeConvCursor` makes it. Anything else is refused here:
+ * a year PostgreSQL has no date for, or an id that is not a UUID, failed the query.
+ */
+const CONV_CURSOR =
+  /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)\|([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+
 function decodeConvCursor(cursor: string | null | undefined) {
-  if (!cursor) return null;
-  const [at, id] = Buffer.from(cursor, "base64url").toString().split("|");
-  const d = new Date(at ?? "");
-  if (!id || Number.isNaN(d.getTime()))
-    throw new ValidationError({ field: "after", message: "not a valid cursor" });
-  return { at: d, id };
+  if (cursor == null) return null;
+  const m = CONV_CURSOR.exec(Buffer.from(cursor, "base64url").toString("latin1"));
+  const d = new Date(m?.[1] ?? "");
+  if (!m || Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1) throw badCursor("after");
+  return { at: d, id: m[2]!.toLowerCase() };
+}
+
+/** A filter's list of IDs, each one bound as a parameter: no more than `n` (PostgreSQL takes 65,535). */
+function atMost<T>(list: readonly T[], n: number, field: string): readonly T[] {
+  if (list.length > n) throw new ValidationError({ field, message: `at most ${n}` });
+  return list;
+}
+
+/** Standard or URL-safe base64, padded or not, with line breaks: what `Buffer.from(s, "base64")` decodes whole. */
+function isBase64(s: string): boolean {
+  const compact = s.replace(/[\r\n\t ]+/g, "");
+  return compact.length % 4 !== 1 && /^[A-Za-z0-9+/_-]*={0,2}$/.test(compact);
+}
+
+/** An event id, as the timeline's cursors hold it; at most 15 digits (a safe integer). */
+function decodeEventCursor(cursor: string | null | undefined): number | null {
+  if (cursor == null) return null;
+  const text = Buffer.from(cursor, "base64url").toString("latin1");
+  if (!/^\d{1,15}$/.test(text)) throw badCursor("after");
+  return Number(text);
 }
 const encodeConvCursor = (c: Conversation) =>
   Buffer.from(`${c.lastActivityAt.toISOString()}|${c.id}`).toString("base64url");
@@ -481,18 +505,21 @@ builder.queryFields((t) => ({
     args: { filter: t.arg({ type: ConversationFilterInput, description: "Optional filters." }) },
     resolve: async (_root, args, ctx) => {
       const f = args.filter ?? {};
-      const first = args.first ?? 50;
+      const first = forwardPageSize(args, { default: 50, max: 200 });
       // A query has no result union: a bad ID or cursor is a coded GraphQL error.
       const [filter, after] = asGraphQLErrors(
         () =>
           [
             {
-              queueIds: f.queueIds ? decodeIds(f.queueIds.map(String), "Queue") : null,
+              queueIds: f.queueIds
+                ? decodeIds(atMost(f.queueIds, 100, "queueIds").map(String), "Queue")
+                : null,
               unrouted: f.unrouted ?? null,
-              statuses: f.statuses ?? null,
-              workStates: f.workStates ?? null,
-              contactId: f.contactId ? decodeId(String(f.contactId), "Contact") : null,
-              assigneeId: f.assigneeId ? decodeId(String(f.assigneeId), "User") : null,
+              // Enum values: a list of them has at most a handful of distinct ones.
+              statuses: f.statuses ? [...new Set(f.statuses)] : null,
+              workStates: f.workStates ? [...new Set(f.workStates)] : null,
+              contactId: f.contactId != null ? decodeId(String(f.contactId), "Contact") : null,
+              assigneeId: f.assigneeId != null ? decodeId(String(f.assigneeId), "User") : null,
               ticketNumber: f.ticketNumber ?? null,
               tags: f.tags ?? null,
               text: f.text ?? null,
@@ -533,15 +560,13 @@ builder.queryFields((t) => ({
     description: "Contacts of the tenant, by email address.",
     args: { search: t.arg.string({ description: "Substring of email or name." }) },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
-        listContacts(ctx.engine, ctx.viewer, { search: args.search }, page),
-      ),
+      offsetConnection(args, (page) => listContacts(ctx.engine, ctx.viewer, { search: args.search }, page)),
   }),
   rejectedMessages: t.withAuth({ admin: true }).connection({
     type: RejectedMessageRef,
     description: "Rejected and quarantined mail with reasons, newest first. ADMIN only.",
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) => listRejectedMessages(ctx.engine, ctx.viewer, page)),
+      offsetConnection(args, (page) => listRejectedMessages(ctx.engine, ctx.viewer, page)),
   }),
 }));
 
@@ -618,6 +643,11 @@ builder.mutationField("ingestRawMessage", (t) =>
       }),
     },
     resolve: async (_root, args, ctx) => {
+      // Node's decoder skips what is not base64: RFC 822 text sent with `base64: true` (a
+      // client that forgot to encode) became a mail of binary junk.
+      if (args.base64 && !isBase64(args.raw)) {
+        throw new ValidationError({ field: "raw", message: "is not base64 (or send it with base64: false)" });
+      }
       const raw = args.base64 ? Buffer.from(args.raw, "base64") : Buffer.from(args.raw, "utf8");
       const r = await ingestRaw(ctx.engine, ctx.viewer, {
         addressId: decodeId(String(args.addressId), "EmailAddress"),

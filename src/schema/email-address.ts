@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   archiveEmailAddress,
   createEmailAddress,
@@ -23,6 +22,7 @@ import { standardErrors } from "./errors.js";
 import { decodeId, decodeRefId, encodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
 import { MailAccountRef } from "./mail-account.js";
+import { offsetConnection } from "./paging.js";
 
 export const SpamRoutingEnum = builder.enumType("SpamRouting", {
   description:
@@ -253,7 +253,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived addresses (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listEmailAddresses(
           ctx.engine,
           ctx.viewer,

@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   archiveMailAccount,
   createMailAccount,
@@ -16,6 +15,7 @@ import { DomainError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
+import { offsetConnection } from "./paging.js";
 
 export const AccountKindEnum = builder.enumType("AccountKind", {
   description:
@@ -244,7 +244,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived accounts (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listMailAccounts(
           ctx.engine,
           ctx.viewer,

@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import { loadEmailAddresses } from "../engine/config/email-addresses.js";
 import {
   addQueueMembers,
@@ -20,6 +19,7 @@ import { EmailAddressRef, QueueRef } from "./channel-refs.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, decodeRefId, encodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 import { TeamRef } from "./team.js";
 import { PresenceEnum, UserRef } from "./viewer.js";
 
@@ -304,7 +304,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived queues (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listQueues(
           ctx.engine,
           ctx.viewer,

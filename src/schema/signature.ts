@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   archiveSignature,
   assignUserSignature,
@@ -16,6 +15,7 @@ import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 import { UserRef } from "./viewer.js";
 
 const TAGS = SIGNATURE_TAGS.map((t) => `{{${t}}}`).join(", ");
@@ -114,7 +114,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived signatures (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listSignatures(
           ctx.engine,
           ctx.viewer,

@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   archiveSkill,
   createSkill,
@@ -12,6 +11,7 @@ import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 import { decodeFilterId } from "./refs.js";
 
 export const SkillRef = builder.objectRef<Skill>("Skill");
@@ -61,7 +61,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived skills (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listSkills(
           ctx.engine,
           ctx.viewer,

@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import { getCalendarsByIds } from "../engine/config/calendars.js";
 import {
   archiveSlaPolicy,
@@ -20,6 +19,7 @@ import { BusinessCalendarRef } from "./calendar.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, decodeOptionalId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 
 export const SlaPolicyRef = builder.objectRef<SlaPolicy>("SlaPolicy");
 
@@ -164,7 +164,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived policies (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listSlaPolicies(
           ctx.engine,
           ctx.viewer,

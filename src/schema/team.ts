@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import {
   archiveTeam,
   createTeam,
@@ -12,6 +11,7 @@ import { InboxLimit, InboxLimitInput, inboxLimitFromInput } from "./common.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
 import { loadVisible } from "./load.js";
+import { offsetConnection } from "./paging.js";
 
 export const TeamRef = builder.objectRef<Team>("Team");
 
@@ -63,7 +63,7 @@ builder.queryFields((t) => ({
       includeArchived: t.arg.boolean({ description: "Include archived teams (default false)." }),
     },
     resolve: (_root, args, ctx) =>
-      resolveOffsetConnection({ args }, (page) =>
+      offsetConnection(args, (page) =>
         listTeams(
           ctx.engine,
           ctx.viewer,

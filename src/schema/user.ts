@@ -1,4 +1,3 @@
-import { resolveOffsetConnection } from "@pothos/plugin-relay";
 import { accessProfilesByIds } from "../engine/config/access-profiles.js";
 import { type EffectiveInboxLimit, effectiveInboxLimit } from "../engine/config/inbox-limit.js";
 import {
@@ -21,6 +20,7 @@ import type { GraphQLContext } from "./context.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, encodeId } from "./ids.js";
 import { batchLoad } from "./loaders.js";
+import { offsetConnection } from "./paging.js";
 import { decodeFilterId, decodeOptionalRef, decodeRef } from "./refs.js";
 import { SkillRef } from "./skill.js";
 import { TeamRef } from "./team.js";
@@ -217,8 +217,8 @@ builder.queryFields((t) => ({
     },
     resolve: (_root, args, ctx) => {
       const teamId = args.teamId ? decodeFilterId(String(args.teamId), "Team") : null;
-      if (args.teamId && !teamId) return resolveOffsetConnection({ args }, async () => []);
-      return resolveOffsetConnection({ args }, (page) =>
+      if (args.teamId && !teamId) return offsetConnection(args, async () => []);
+      return offsetConnection(args, (page) =>
         listUsers(
           ctx.engine,
           ctx.viewer,

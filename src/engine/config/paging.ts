@@ -13,5 +13,7 @@ export const MAX_OFFSET = 10_000_000;
 
 export function clampPage(page: Page): Page {
   const offset = Number.isFinite(page.offset) ? Math.min(Math.max(page.offset, 0), MAX_OFFSET) : 0;
-  return { limit: Math.min(Math.max(page.limit, 0), MAX_PAGE + 1), offset };
+  // Never NaN: drizzle leaves the LIMIT out for a value that is not >= 0.
+  const limit = Number.isFinite(page.limit) ? Math.min(Math.max(page.limit, 0), MAX_PAGE + 1) : MAX_PAGE + 1;
+  return { limit, offset };
 }

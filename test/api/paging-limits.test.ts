@@ -1,0 +1,265 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contact, conversation, event } from "../../src/db/schema/index.js";
+import { encodeId } from "../../src/schema/ids.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+import { buildRawMail } from "../helpers/raw-mail.js";
+
+// Paging and query limits a probe of the API found wanting (session 15): cursors the server
+// did not make failed the query ("Unexpected error.") or read a whole table without a
+// LIMIT; a page size over a list's cap said there was no next page; page sizes given as
+// variables escaped the cost limit; `nodes(ids:)` had no bound.
+
+let t: TestApp;
+let agentKey: string;
+let queueId: string;
+let addressId: string;
+let busyConv: string;
+const N = 230; // more conversations than a page may hold (200)
+const statements: string[] = [];
+let recording = false;
+
+beforeAll(async () => {
+  t = await startTestApp({ onQuery: (q) => void (recording && statements.push(q)) });
+  ({ queueId, addressId } = await createQueueWithAddress(t.db.db, t.tenantId));
+  agentKey = (await createUserWithKey(t.db.db, t.tenantId, "AGENT")).key;
+  const [c] = await t.db.db
+    .insert(contact)
+    .values({ tenantId: t.tenantId, email: "bulk@customer.example" })
+    .returning({ id: contact.id });
+  const now = Date.now();
+  const rows = await t.db.db
+    .insert(conversation)
+    .values(
+      Array.from({ length: N }, (_, i) => ({
+        tenantId: t.tenantId,
+        ticketNumber: 700_000 + i,
+        subject: `bulk ${i}`,
+        contactId: c!.id,
+        queueId,
+        receivedAt: new Date(now - i * 1000),
+        lastActivityAt: new Date(now - i * 1000),
+        statusChangedAt: new Date(now),
+      })),
+    )
+    .returning({ id: conversation.id });
+  busyConv = rows[0]!.id;
+  // More events on one conversation than a timeline page may hold (500).
+  await t.db.db.insert(event).values(
+    Array.from({ length: 530 }, (_, i) => ({
+      tenantId: t.tenantId,
+      conversationId: busyConv,
+      queueId,
+      type: "test.event",
+      payload: { i },
+      occurredAt: new Date(now + i),
+    })),
+  );
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+const codes = (r: { errors?: { message: string; extensions?: { code?: string } }[] }) =>
+  (r.errors ?? []).map((e) => `${e.extensions?.code}: ${e.message}`);
+const b64url = (s: string) => Buffer.from(s).toString("base64url");
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+const U = "00000000-0000-4000-8000-000000000001";
+
+describe("cursors the server did not make", () => {
+  it.each([
+    ["an id that is not a UUID", b64url("2024-01-01T00:00:00.000Z|notauuid")],
+    ["a date before PostgreSQL's range", b64url(`-271821-04-20T00:00:00.000Z|${U}`)],
+    ["year 0", b64url(`0000-01-01T00:00:00.000Z|${U}`)],
+    ["garbage", "garbage!!"],
+  ])("conversations(after:) with %s is VALIDATION", async (_l, after) => {
+    const r = await t.gql(`query($a: String) { conversations(after: $a) { edges { node { id } } } }`, {
+      a: after,
+    });
+    expect(codes(r)).toEqual(["VALIDATION: after: not a valid cursor"]);
+  });
+
+  it.each([
+    ["a number past bigint", b64url("99999999999999999999")],
+    ["a fraction", b64url("0.5")],
+    ["garbage (was read as no cursor)", "garbage!!"],
+  ])("timeline(after:) with %s is VALIDATION", async (_l, after) => {
+    const r = await t.gql(
+      `query($id: ID!, $a: String) { node(id: $id) { ... on Conversation { timeline(after: $a) { edges { cursor } } } } }`,
+      { id: encodeId("Conversation", busyConv), a: after },
+    );
+    expect(codes(r)).toEqual(["VALIDATION: after: not a valid cursor"]);
+  });
+
+  it("a real cursor still pages: conversations and timeline, to the end and with nothing left out", async () => {
+    const seen = new Set<string>();
+    let after: string | null = null as string | null;
+    for (;;) {
+      const r = await t.ok(
+        `query($a: String) { conversations(first: 100, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`,
+        { a: after },
+      );
+      for (const e of r.conversations.edges) seen.add(e.node.id);
+      if (!r.conversations.pageInfo.hasNextPage) break;
+      after = r.conversations.pageInfo.endCursor;
+    }
+    expect(seen.size).toBe(N);
+  });
+
+  it.each(["contacts", "rejectedMessages"])(
+    "%s: an offset cursor whose number is not a number is VALIDATION and reads nothing",
+    async (list) => {
+      statements.length = 0;
+      recording = true;
+      const r = await t.gql(`query($a: String) { ${list}(after: $a) { edges { node { id } } } }`, {
+        a: b64("OffsetConnection:x"),
+      });
+      recording = false;
+      expect(codes(r)).toEqual(["VALIDATION: after: not a valid cursor"]);
+      expect(statements.filter((s) => /from "(contact|rejected_message)"/.test(s))).toEqual([]);
+    },
+  );
+
+  it.each(["99999999999999999999", "-5"])(
+    "rejectedMessages: an offset cursor of %s gives a page, as the other lists do",
+    async (n) => {
+      const r = await t.gql(`query($a: String) { rejectedMessages(after: $a) { edges { node { id } } } }`, {
+        a: b64(`OffsetConnection:${n}`),
+      });
+      expect(r.errors).toBeUndefined();
+    },
+  );
+});
+
+describe("page sizes", () => {
+  it("first over the cap is served as the cap, and says more follow", async () => {
+    const r = await t.ok(`{ conversations(first: 250) { edges { node { id } } pageInfo { hasNextPage } } }`);
+    expect(r.conversations.edges).toHaveLength(200);
+    expect(r.conversations.pageInfo.hasNextPage).toBe(true);
+    const tl = await t.ok(
+      `query($id: ID!) { node(id: $id) { ... on Conversation { timeline(first: 520) { edges { cursor } pageInfo { hasNextPage } } } } }`,
+      { id: encodeId("Conversation", busyConv) },
+    );
+    expect(tl.node.timeline.edges).toHaveLength(500);
+    expect(tl.node.timeline.pageInfo.hasNextPage).toBe(true);
+  });
+
+  it("first: -1, last and before are BAD_USER_INPUT on the lists paged forward", async () => {
+    for (const args of ["first: -1", "last: 1", 'before: "x"']) {
+      const r = await t.gql(`{ conversations(${args}) { edges { node { id } } } }`);
+      expect(
+        codes(r).map((c) => c.split(":")[0]),
+        args,
+      ).toEqual(["BAD_USER_INPUT"]);
+      const tl = await t.gql(
+        `query($id: ID!) { node(id: $id) { ... on Conversation { timeline(${args}) { edges { cursor } } } } }`,
+        { id: encodeId("Conversation", busyConv) },
+      );
+      expect(
+        codes(tl).map((c) => c.split(":")[0]),
+        `timeline ${args}`,
+      ).toEqual(["BAD_USER_INPUT"]);
+    }
+  });
+});
+
+describe("the cost limit", () => {
+  const aliases = (n: string, m: string) =>
+    Array.from(
+      { length: 30 },
+      (_, i) =>
+        `a${i}: conversations(first: ${n}) { edges { node { timeline(first: ${m}) { edges { node { type } } } } } }`,
+    ).join(" ");
+
+  it("counts first/last given as variables as it counts literals", async () => {
+    const literal = await t.gql(`{ ${aliases("200", "500")} }`);
+    expect(literal.errors?.[0]?.message).toMatch(/Query Cost limit/);
+    statements.length = 0;
+    recording = true;
+    const viaVars = await t.gql(`query($n: Int, $m: Int) { ${aliases("$n", "$m")} }`, { n: 200, m: 500 });
+    recording = false;
+    expect(codes(viaVars)).toEqual([
+      expect.stringMatching(/^BAD_USER_INPUT: Query Cost limit of \d+ exceeded/),
+    ]);
+    expect(statements.filter((s) => /from "(conversation|event)"/.test(s))).toEqual([]);
+  });
+
+  it("lets an ordinary query with variables through", async () => {
+    const r = await t.ok(
+      `query($n: Int) { conversations(first: $n) { edges { node { id timeline(first: 5) { edges { node { type } } } } } } }`,
+      { n: 20 },
+    );
+    expect(r.conversations.edges).toHaveLength(20);
+  });
+});
+
+describe("nodes(ids:)", () => {
+  it("takes at most 100 IDs", async () => {
+    const ids = (n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        encodeId("Conversation", `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`),
+      );
+    const over = await t.gql(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids: ids(101) }, agentKey);
+    expect(codes(over)).toEqual(["BAD_USER_INPUT: ids: at most 100"]);
+    const ok = await t.gql(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids: ids(100) }, agentKey);
+    expect(ok.errors).toBeUndefined();
+    expect(ok.data!.nodes).toHaveLength(100);
+  });
+});
+
+describe("filters", () => {
+  const Q = `query($f: ConversationFilter) { conversations(filter: $f, first: 1) { edges { node { id } } } }`;
+
+  it("70,000 statuses are a handful; more than 100 queue IDs are VALIDATION", async () => {
+    const many = await t.gql(Q, { f: { statuses: Array(70_000).fill("NEW") } });
+    expect(many.errors).toBeUndefined();
+    const queues = await t.gql(Q, { f: { queueIds: Array(101).fill(encodeId("Queue", queueId)) } });
+    expect(codes(queues)).toEqual(["VALIDATION: queueIds: at most 100"]);
+  });
+
+  it.each(["contactId", "assigneeId"])(
+    '%s: "" is NOT_FOUND like any malformed ID, not ignored',
+    async (field) => {
+      const r = await t.gql(Q, { f: { [field]: "" } });
+      expect(codes(r).map((c) => c.split(":")[0])).toEqual(["NOT_FOUND"]);
+    },
+  );
+});
+
+describe("arguments checked whatever the data", () => {
+  const INGEST = `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw, base64: true) {
+    __typename ... on IngestOutcome { status conversation { id } } ... on ValidationError { problems { field message } } } }`;
+  const mail = buildRawMail({ subject: "Where is my kettle?" });
+
+  it("ingestRawMessage(base64: true) refuses a raw that is not base64, and takes base64 with line breaks", async () => {
+    for (const raw of [mail.toString("utf8"), `${mail.toString("base64")}!!!@@@###`]) {
+      const r = await t.ok(INGEST, { a: encodeId("EmailAddress", addressId), raw });
+      expect(r.ingestRawMessage).toEqual({
+        __typename: "ValidationError",
+        problems: [{ field: "raw", message: "is not base64 (or send it with base64: false)" }],
+      });
+    }
+    const wrapped = (mail.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n");
+    const ok = await t.ok(INGEST, { a: encodeId("EmailAddress", addressId), raw: wrapped });
+    expect(ok.ingestRawMessage).toMatchObject({ __typename: "IngestOutcome", status: "stored" });
+  });
+
+  it.each([
+    ["baseUrl javascript:", `baseUrl: "javascript:alert(1)"`],
+    ["expiresInSeconds 0", "expiresInSeconds: 0"],
+  ])("inlineHtml(%s) is VALIDATION on a message without HTML too", async (_l, args) => {
+    const textOnly = buildRawMail({
+      subject: "No HTML",
+      messageId: `${args.length}-${Date.now()}@customer.example`,
+    });
+    const r = await t.ok(INGEST, {
+      a: encodeId("EmailAddress", addressId),
+      raw: textOnly.toString("base64"),
+    });
+    const q = await t.gql(
+      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { inlineHtml(${args}) } } } }`,
+      { id: r.ingestRawMessage.conversation.id },
+    );
+    expect(codes(q).map((c) => c.split(":")[0])).toEqual(["VALIDATION"]);
+  });
+});
