@@ -42,6 +42,33 @@ export class ByteBudget {
     return this.waiting.length === 0 && this.fits(n) ? this.take(n) : null;
   }
 
+  /**
+   * A share that grows piece by piece (`tryAdd`, never waits, as `tryAcquire`) and is given
+   * back whole, once (`release`): one object per holder rather than a give-back function
+   * per piece. A message received in many small pieces holds no more than its bytes.
+   */
+  holding(): BudgetHolding {
+    let bytes = 0;
+    let released = false;
+    return {
+      tryAdd: (n) => {
+        const m = Math.max(0, n);
+        if (released || this.waiting.length > 0 || !this.fits(m)) return false;
+        this.heldBytes += m;
+        this.peakBytes = Math.max(this.peakBytes, this.heldBytes);
+        bytes += m;
+        return true;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        this.heldBytes -= bytes;
+        bytes = 0;
+        this.serve();
+      },
+    };
+  }
+
   private take(n: number): () => void {
     this.heldBytes += n;
     this.peakBytes = Math.max(this.peakBytes, this.heldBytes);
@@ -61,4 +88,12 @@ export class ByteBudget {
   private serve(): void {
     while (this.waiting.length > 0 && this.fits(this.waiting[0]!.bytes)) this.waiting.shift()!.grant();
   }
+}
+
+/** What `ByteBudget.holding` returns. */
+export interface BudgetHolding {
+  /** Adds `bytes` now or not at all; false when they do not fit, others wait, or it was released. */
+  tryAdd(bytes: number): boolean;
+  /** Gives back everything added; later calls do nothing. */
+  release(): void;
 }

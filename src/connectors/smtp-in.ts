@@ -71,6 +71,8 @@ interface Recipient {
 
 /** MAIL FROM parameters of the extensions advertised (SIZE, 8BITMIME, SMTPUTF8); RCPT TO takes none. */
 const MAIL_PARAMS = new Set(["SIZE", "BODY", "SMTPUTF8"]);
+/** Pieces of DATA smaller than a quarter of this are copied into slabs of this size. */
+const SLAB_BYTES = 16 * 1024;
 const RCPT_PARAMS = new Set<string>();
 
 /** The first parameter of a MAIL FROM or RCPT TO that is not in `allowed`, or null. */
@@ -266,11 +268,31 @@ export async function startSmtpListener(
       stream.on("end", () => clearTimeout(deadline));
       // What this message holds of the shared budget; released once it is answered, or
       // when the client goes away mid-message (smtp-server then destroys the stream).
-      let held: (() => void)[] = [];
+      let held = budget.holding();
       let overBudget = false;
-      const release = () => {
-        for (const giveBack of held) giveBack();
-        held = [];
+      const release = () => held.release();
+      // Small pieces (a client writing a byte per TCP segment) are copied into slabs: kept
+      // as they came, each byte cost ~240 bytes of Buffer objects the budget never saw.
+      let slab: Buffer | null = null;
+      let slabUsed = 0;
+      const flushSlab = () => {
+        if (slab && slabUsed > 0) chunks.push(slab.subarray(0, slabUsed));
+        slab = null;
+        slabUsed = 0;
+      };
+      const keep = (c: Buffer) => {
+        if (c.length >= SLAB_BYTES / 4) {
+          flushSlab();
+          chunks.push(c);
+          return;
+        }
+        for (let off = 0; off < c.length; ) {
+          slab ??= Buffer.allocUnsafe(SLAB_BYTES);
+          const n = c.copy(slab, slabUsed, off);
+          slabUsed += n;
+          off += n;
+          if (slabUsed === SLAB_BYTES) flushSlab();
+        }
       };
       stream.on("close", () => {
         if (!stream.readableEnded) {
@@ -283,24 +305,25 @@ export async function startSmtpListener(
         const before = bytes;
         bytes += c.length;
         if (bytes <= opts.maxMessageBytes) {
-          const taken = budget.tryAcquire(c.length);
-          if (!taken) {
+          if (!held.tryAdd(c.length)) {
             // Too much mail in memory at once: this one is not kept, and is asked for again.
             overBudget = true;
             chunks = [];
+            slab = null;
             release();
             return;
           }
-          chunks.push(c);
-          held.push(taken);
+          keep(c);
         } else if (before <= opts.maxMessageBytes) {
-          // Past the limit only the beginning is kept, for the rejected record's headline:
-          // a sender that did not declare SIZE cannot make the process hold its mail.
-          chunks = [Buffer.concat([...chunks, c], Math.min(HEADLINE_BYTES, bytes))];
+          // Past the limit only the beginning is kept, for the rejected record's headline
+          // and key: our trace lines and the sender's first HEADLINE_BYTES. A sender that
+          // did not declare SIZE cannot make the process hold its mail.
+          flushSlab();
+          chunks = [Buffer.concat([...chunks, c], trace.length + Math.min(HEADLINE_BYTES, bytes))];
           release();
           // The headline is kept whatever the budget says: 64 KB, and the record needs it.
-          const taken = budget.tryAcquire(chunks[0]!.length);
-          if (taken) held.push(taken);
+          held = budget.holding();
+          held.tryAdd(chunks[0]!.length);
         }
       });
       stream.on("end", () => {
@@ -319,9 +342,10 @@ export async function startSmtpListener(
           }
           const targets = [...byAddress.values()];
           const oversize = stream.sizeExceeded || bytes > opts.maxMessageBytes;
+          flushSlab();
           const raw = Buffer.concat(chunks);
           const parsed = oversize
-            ? oversizeOutcome(raw, bytes, opts.maxMessageBytes)
+            ? oversizeOutcome(raw, bytes, opts.maxMessageBytes, trace.length)
             : // Mail without a Message-ID is recognised by its bytes alone, and our trace
               // lines differ on every attempt: its key is the bytes as the sender sent them,
               // so a resend after a lost 250 stays one message.

@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { connect } from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { eq } from "drizzle-orm";
 import nodemailer, { type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -138,6 +140,83 @@ describe("inbound SMTP listener", () => {
   it("advertises SIZE and refuses oversize mail with 552", async () => {
     const err = await send("help@acme.test", { text: "y".repeat(700 * 1024) }).catch((e) => e);
     expect(err.responseCode).toBe(552);
+  });
+
+  it("stores a mail of exactly the advertised SIZE (our trace lines in front do not count), once when sent again", async () => {
+    const limit = 512 * 1024;
+    const head =
+      "From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Exactly at SIZE\r\n" +
+      "Message-ID: <exact-size@customer.example>\r\n\r\n";
+    const line = `${"a".repeat(78)}\r\n`;
+    let body = line.repeat(Math.floor((limit - head.length) / line.length) - 1);
+    body += `${"b".repeat(limit - head.length - body.length - 2)}\r\n`;
+    expect(head.length + body.length).toBe(limit);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const d = smtpDialog();
+      try {
+        await readyForData(d);
+        d.socket.write(head + body);
+        expect(await d.command(".")).toMatch(/^250/);
+      } finally {
+        d.socket.end();
+      }
+    }
+    const stored = await t.db.db
+      .select()
+      .from(message)
+      .where(eq(message.messageIdHeader, "exact-size@customer.example"));
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.text.length).toBeGreaterThan(limit * 0.9);
+    const rejected = await t.db.db
+      .select()
+      .from(rejectedMessage)
+      .where(eq(rejectedMessage.messageIdHeader, "exact-size@customer.example"));
+    expect(rejected).toEqual([]);
+  });
+
+  it("records an oversize mail without a Message-ID once, sent again and to two addresses; another one is recorded too", async () => {
+    await createQueueWithAddress(t.db.db, t.tenantId, { address: "big@acme.test" });
+    const big = (n: string) =>
+      `From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Too big ${n}\r\n\r\n` +
+      `${"x".repeat(998)}\r\n`.repeat(600);
+    for (const mail of [big("one"), big("one"), big("two")]) {
+      const d = smtpDialog();
+      try {
+        expect(await d.reply()).toMatch(/^220/);
+        await d.command("EHLO sender.example");
+        await d.command("MAIL FROM:<carol@customer.example>");
+        expect(await d.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+        expect(await d.command("RCPT TO:<big@acme.test>")).toMatch(/^250/);
+        expect(await d.command("DATA")).toMatch(/^354/);
+        d.socket.write(mail);
+        expect(await d.command(".")).toMatch(/^552/);
+      } finally {
+        d.socket.end();
+      }
+    }
+    const rows = await t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage.reason, "oversize"));
+    const mine = rows.filter((r) => r.subject?.startsWith("Too big"));
+    expect(mine.map((r) => r.subject).sort()).toEqual(["Too big one", "Too big two"]);
+    expect(mine.every((r) => r.sizeBytes === big("one").length)).toBe(true);
+  });
+
+  it("an empty DATA opens no conversation: it is recorded as unparseable (empty message), as over every other way in", async () => {
+    const before = await t.db.db.select({ id: conversation.id }).from(conversation);
+    const d = smtpDialog();
+    try {
+      await readyForData(d);
+      expect(await d.command(".")).toMatch(/^250/);
+    } finally {
+      d.socket.end();
+    }
+    const after = await t.db.db.select({ id: conversation.id }).from(conversation);
+    expect(after).toHaveLength(before.length);
+    const rows = await t.db.db
+      .select()
+      .from(rejectedMessage)
+      .where(eq(rejectedMessage.detail, "empty message"));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ reason: "unparseable" });
   });
 
   it("stores one message when one mail is addressed to two of our addresses", async () => {
@@ -638,6 +717,40 @@ describe("inbound SMTP listener: memory and connection limits", () => {
     } finally {
       await listener.close();
     }
+  });
+
+  it("a message sent a byte per TCP segment holds about its bytes in memory, not ~240 times them, and arrives whole", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const memory = () => {
+      gc();
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    const N = 50_000;
+    const d = smtpDialog();
+    try {
+      await readyForData(d);
+      d.socket.setNoDelay(true);
+      d.socket.write("From: carol@customer.example\r\nSubject: A byte at a time\r\n\r\n");
+      await new Promise((r) => setTimeout(r, 200));
+      const before = memory();
+      for (let i = 0; i < N; i++) {
+        d.socket.write(i % 100 === 99 ? "\n" : "y");
+        await new Promise((r) => setImmediate(r));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const grown = memory() - before;
+      // Before: ~240 bytes per byte (a Buffer and a give-back function for each). The
+      // margin is for the rest of the process, which runs meanwhile.
+      expect(grown).toBeLessThan(20 * N);
+      expect(await d.command("\r\n.")).toMatch(/^250/);
+    } finally {
+      d.socket.end();
+    }
+    const [m] = await t.db.db.select().from(message).where(eq(message.subject, "A byte at a time"));
+    expect(m!.text.replaceAll("\n", "")).toBe("y".repeat(N - N / 100));
   });
 
   it("a message bigger than the buffer budget but within the size limit is still taken (the budget never goes below one message)", async () => {

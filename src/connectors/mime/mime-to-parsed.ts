@@ -614,7 +614,9 @@ export async function parseRawMessage(
   const rawSha256 = createHash("sha256").update(input).digest("hex");
   const warnings: string[] = [];
 
-  if (input.length <= 4096 && /^\s*$/.test(input.toString("latin1"))) {
+  // Our own trace lines (SMTP) in front do not make an empty message a mail.
+  const sent = traceBytes > 0 && traceBytes <= input.length ? input.subarray(traceBytes) : input;
+  if (sent.length <= 4096 && /^\s*$/.test(sent.toString("latin1"))) {
     return rejected("unparseable", "empty message", sizeBytes);
   }
   let raw = input;

@@ -1,4 +1,4 @@
-import { webcrypto } from "node:crypto";
+import { createHash, webcrypto } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { MimeParser, ParsedMail, ParseOptions, ParseOutcome } from "../../engine/ingest/parsed-mail.js";
-import { headlineOf } from "./headline.js";
+import { HEADLINE_BYTES, headlineOf } from "./headline.js";
 import type { MimeLimits } from "./mime-to-parsed.js";
 import type { ParseJob, WorkerReply, WorkerSetup } from "./parse-worker.js";
 
@@ -204,15 +204,29 @@ function reviveBuffers(outcome: ParseOutcome): ParseOutcome {
 /**
  * The rejection of a message over the size limit, from as much of its beginning as was
  * kept (`head`: the whole message, or only its first bytes when the rest was never
- * received or fetched) and its real size.
+ * received or fetched; after `traceBytes` of our own trace lines over SMTP) and its real
+ * size (the sender's bytes). Its content key, for mail without a Message-ID (an SMTP
+ * retry, a copy to a second address), is the size and the sender's first
+ * HEADLINE_BYTES: all of it that is ever kept.
  */
-export function oversizeOutcome(head: Buffer, sizeBytes: number, maxBytes: number): ParseOutcome {
+export function oversizeOutcome(
+  head: Buffer,
+  sizeBytes: number,
+  maxBytes: number,
+  traceBytes = 0,
+): ParseOutcome {
+  const start = traceBytes > 0 && traceBytes <= head.length ? traceBytes : 0;
+  const contentHash = createHash("sha256")
+    .update(`oversize ${sizeBytes}\n`)
+    .update(head.subarray(start, start + HEADLINE_BYTES))
+    .digest("hex");
   return {
     ok: false,
     reason: "oversize",
     detail: `message of ${sizeBytes} bytes exceeds the limit of ${maxBytes}`,
     sizeBytes,
     headline: headlineOf(head),
+    contentHash,
   };
 }
 
@@ -387,7 +401,11 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
   return {
     parse(raw: Buffer, options: ParseOptions = {}): Promise<ParseOutcome> {
       if (closed) return Promise.reject(new Error("MIME parser is closed"));
-      if (raw.byteLength > maxBytes) return Promise.resolve(oversizeOutcome(raw, raw.byteLength, maxBytes));
+      // The limit is on the sender's bytes, not on our trace lines in front of them: the
+      // SMTP listener advertised it as SIZE and accepts mail up to it.
+      const trace = options.traceBytes ?? 0;
+      const senderBytes = raw.byteLength - (trace > 0 && trace <= raw.byteLength ? trace : 0);
+      if (senderBytes > maxBytes) return Promise.resolve(oversizeOutcome(raw, senderBytes, maxBytes, trace));
       return new Promise<ParseOutcome>((resolve, reject) => {
         queue.push({
           id: nextId++,

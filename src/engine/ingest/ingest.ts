@@ -1440,8 +1440,9 @@ async function earlierReplies(
  * its Received line is not), through `rejected_message_hash_idx`. A parse timeout too: the
  * parser's limit counts the thread's CPU, not a busy machine's wall clock, and each
  * delivery is still parsed anew (a mail that parses the second time is stored); only a
- * second timeout adds nothing. Recorded each time: oversize mail without a Message-ID, and
- * records from before migration 0020 without either key.
+ * second timeout adds nothing. Oversize mail, whose bytes are never all kept, is known by
+ * its size and the sender's first 64 KB (`oversizeOutcome`). Recorded each time: records
+ * from before migration 0020 without either key.
  */
 async function alreadyRejected(
   tx: Tx,
