@@ -137,6 +137,8 @@ function str(v: unknown): string | null {
 }
 
 export function describeImapError(err: unknown): ImapErrorInfo {
+  // Ours already says what it is (e.g. "account has no address" is permanent).
+  if (err instanceof ImapConnectorError) return { kind: err.kind, code: err.code, message: err.message };
   const e = asRecord(err);
   const message =
     str(e.responseText) ?? str(e.message) ?? (typeof err === "string" ? err : "unknown IMAP error");

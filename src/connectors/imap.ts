@@ -17,6 +17,7 @@ import {
 import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
 import { registerGauge } from "../engine/metrics.js";
 import { ByteBudget } from "./byte-budget.js";
+import { FetchTrouble } from "./fetch-trouble.js";
 import { describeImapError, ImapConnectorError } from "./imap-errors.js";
 import { HEADLINE_BYTES, headerFields } from "./mime/headline.js";
 import { MIME_PARSER_DEFAULTS, oversizeOutcome } from "./mime/parse.js";
@@ -192,6 +193,8 @@ export async function syncMailbox(
     repair?: boolean;
     /** Shared with the process's other mailboxes; a private one without it. */
     budget?: ByteBudget;
+    /** What this mailbox's fetches failed on (kept across sessions by the connector). */
+    trouble?: FetchTrouble;
   },
 ): Promise<SyncResult> {
   const { log } = opts;
@@ -232,17 +235,43 @@ export async function syncMailbox(
           ? cp.resyncThroughUid
           : null;
       const resolve = await accountAddressResolver(ctx, account.id);
+      const trouble = opts.trouble ?? new FetchTrouble();
+      // The batch from `p` on: fetched (one UID at a time after a failed batch), or the one
+      // message the server failed to deliver too often, passed over (`FetchTrouble`).
+      const prepareAt = (p: number): Promise<PreparedBatch> => {
+        const first = todo[p]!;
+        const poisoned = trouble.poisoned(first);
+        if (poisoned) return Promise.resolve(passedOver(first, poisoned));
+        const uids = todo.slice(p, p + trouble.batchSize(first, opts.batchSize));
+        return prepareBatch(ctx, client, uids, limits).then(
+          (b) => {
+            trouble.fetched(uids.slice(0, b.consumed));
+            return b;
+          },
+          (err) => {
+            trouble.failed(uids, err);
+            // A message the server fails on says nothing about the account's settings: the
+            // session ends and the next fetches these UIDs one by one (`FetchTrouble`),
+            // after the short backoff, not a permanent error's minute and INVALID.
+            const info = describeImapError(err);
+            const range = uids.length === 1 ? `UID ${uids[0]}` : `UIDs ${uids[0]}–${uids.at(-1)}`;
+            throw new ImapConnectorError(
+              {
+                kind: info.kind === "auth" ? "auth" : "transient",
+                code: info.code,
+                message: `fetching ${range} failed: ${info.message}`,
+              },
+              { cause: err },
+            );
+          },
+        );
+      };
       // Fetch and parse the next batch while this one is ingested: ingest is serial (UID
       // order keeps threading and the checkpoint right), the rest overlaps with it. Where
       // the next batch starts is known once this one is prepared (the byte budget may have
       // cut it short), which is before the next one is started.
       let pos = 0;
-      let next: Promise<PreparedBatch> | null = prepareBatch(
-        ctx,
-        client,
-        todo.slice(0, opts.batchSize),
-        limits,
-      );
+      let next: Promise<PreparedBatch> | null = prepareAt(0);
       try {
         for (let i = 0; next; i++) {
           const batch: PreparedBatch = await next;
@@ -255,13 +284,23 @@ export async function syncMailbox(
               if (pause) return { processed, paused: pause };
             }
             if (pos < todo.length) {
-              next = prepareBatch(ctx, client, todo.slice(pos, pos + opts.batchSize), limits);
+              next = prepareAt(pos);
               // Not awaited if we stop early; its failure must not become an unhandled rejection.
               next.catch(() => {});
             }
             if (batch.messages.length === 0) continue;
             const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resyncThrough);
             processed += done.length;
+            if (batch.passed !== undefined) {
+              // Recorded: its count ends. The server action is not tried on what the
+              // server cannot deliver; it stays where it is, for an admin to look at.
+              trouble.passed(batch.passed);
+              log.warn(
+                { uid: batch.passed },
+                "message the server failed to deliver recorded as rejected and passed",
+              );
+              continue;
+            }
             await afterProcess(ctx, client, account, done, log);
           } finally {
             batch.release();
@@ -300,6 +339,8 @@ interface Prepared {
 
 interface PreparedBatch {
   messages: Prepared[];
+  /** The UID of a message passed over as `fetch_failed` (the batch holds only it). */
+  passed?: number;
   /** How many of the UIDs asked for this batch covers; the rest go to the next one. */
   consumed: number;
   /** Gives the batch's bytes back to the shared budget (once ingested, or not used). */
@@ -489,6 +530,25 @@ async function fetchSources(
     }),
   );
   return messages.filter((m) => m !== null);
+}
+
+/** The batch of one message the server failed to deliver too often: a rejected record, no bytes. */
+function passedOver(uid: number, detail: string): PreparedBatch {
+  return {
+    messages: [
+      {
+        uid,
+        raw: Buffer.alloc(0),
+        internalDate: null,
+        parsed: { ok: false, reason: "fetch_failed", detail, sizeBytes: 0 },
+        // Nothing of it is known: the account's first address takes the record.
+        recipients: [],
+      },
+    ],
+    consumed: 1,
+    passed: uid,
+    release: () => {},
+  };
 }
 
 async function ingestBatch(
@@ -688,6 +748,8 @@ export class MailboxWorker {
     private readonly budget: ByteBudget = new ByteBudget(
       settings.bufferedBytes ?? DEFAULT_IMAP_BUFFERED_BYTES,
     ),
+    /** The account's fetch failures, kept by the connector across workers (`FetchTrouble`). */
+    private readonly trouble: FetchTrouble = new FetchTrouble(),
   ) {
     this.lock = new MailboxLock(settings.databaseUrl, account.id);
     this.log = ctx.log.child({ component: "imap", accountId: account.id });
@@ -817,6 +879,7 @@ export class MailboxWorker {
             isStopped: () => this.stopped,
             repair: firstSync,
             budget: this.budget,
+            trouble: this.trouble,
           });
           firstSync = false;
           if (r.paused !== paused) {
@@ -883,6 +946,15 @@ export function createImapConnector(
   const log = ctx.log.child({ component: "imap-supervisor" });
   const budget = new ByteBudget(settings.bufferedBytes ?? DEFAULT_IMAP_BUFFERED_BYTES);
   const workers = new Map<string, MailboxWorker>();
+  // Per account, across its workers (an admin's edit starts a new one) and one-shot polls.
+  const troubles = new Map<string, FetchTrouble>();
+  const troubleOf = (accountId: string): FetchTrouble => {
+    const known = troubles.get(accountId);
+    if (known) return known;
+    const fresh = new FetchTrouble();
+    troubles.set(accountId, fresh);
+    return fresh;
+  };
   registerGauge(
     "switchboard_imap_buffered_bytes",
     "Mail all IMAP mailboxes of the process hold in memory now (IMAP_MAX_BUFFERED_MB bounds it).",
@@ -913,7 +985,7 @@ export function createImapConnector(
     await Promise.all(stopping);
     for (const a of accounts) {
       if (stopped || workers.has(a.id)) continue;
-      const w = new MailboxWorker(ctx, a, settings, budget);
+      const w = new MailboxWorker(ctx, a, settings, budget, troubleOf(a.id));
       workers.set(a.id, w);
       w.start();
     }
@@ -965,6 +1037,7 @@ export function createImapConnector(
             log: log.child({ accountId }),
             repair: true,
             budget,
+            trouble: troubleOf(accountId),
           });
         } catch (err) {
           const info = describeImapError(err);

@@ -408,7 +408,7 @@ const RejectedMessageRef = builder.objectRef<RejectedMessage>("RejectedMessage")
     id: t.id({ description: "Global ID.", resolve: (r) => encodeId("RejectedMessage", r.id) }),
     reason: t.exposeString("reason", {
       description:
-        "oversize, unparseable, timeout, too_many_parts, header_too_large, spam_dropped, delivery_report …",
+        "oversize, unparseable, timeout, too_many_parts, header_too_large, fetch_failed, spam_dropped, delivery_report …",
     }),
     detail: t.exposeString("detail", { description: "Human-readable details." }),
     sizeBytes: t.exposeInt("sizeBytes", { description: "Size of the raw message." }),

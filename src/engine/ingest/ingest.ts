@@ -687,7 +687,11 @@ async function ingestInTx(
       return { status: "duplicate", messageId: null };
     }
     // Oversize mail is not stored: holding it is the very cost the limit prevents.
-    const rawId = parsed.reason === "oversize" ? null : await storeRaw(tx, t.id, input);
+    // Oversize mail keeps no bytes; mail the server failed to deliver has none.
+    const rawId =
+      parsed.reason === "oversize" || parsed.reason === "fetch_failed"
+        ? null
+        : await storeRaw(tx, t.id, input);
     const [rej] = await tx
       .insert(rejectedMessage)
       .values({

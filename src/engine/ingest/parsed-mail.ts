@@ -159,6 +159,9 @@ export const PARSE_REJECT_REASONS = [
   "unparseable",
   "too_many_parts",
   "header_too_large",
+  // Not the parser's: the IMAP server failed to deliver the message, again and again
+  // (connectors/fetch-trouble.ts). Nothing of it was received.
+  "fetch_failed",
 ] as const;
 export type ParseRejectReason = (typeof PARSE_REJECT_REASONS)[number];
 
@@ -189,8 +192,8 @@ export type ParseOutcome =
        * (SHA-256 of the bytes after `ParseOptions.traceBytes`), so the same mail delivered
        * again is one rejected record: the key of mail without a Message-ID, and of a record
        * that had to be written without its header fields. Added by the parser's `parse`;
-       * never for oversize mail (hashing what the cap refuses would be the very cost it
-       * prevents).
+       * for oversize mail (`oversizeOutcome`) the size and the first 64 KB only (hashing
+       * what the cap refuses would be the very cost it prevents).
        */
       contentHash?: string;
       /** Hex SHA-256 of the raw bytes as received (`raw_message.sha256`), added with `contentHash`. */

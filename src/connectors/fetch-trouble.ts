@@ -1,0 +1,65 @@
+/**
+ * What one mailbox's fetches have failed on, so that one message the server cannot deliver
+ * does not stop the mailbox for good (SPEC §3: no input may stall the pipeline).
+ *
+ * A server may fail a FETCH for one message and take the whole batch with it: Dovecot
+ * drops the session when a message's file cannot be read, Exchange answers NO for a
+ * message it cannot convert to RFC 822, a proxy or a link cuts every connection after so
+ * many bytes. The batch is all or nothing, and each new session started again from the
+ * same checkpoint with the same batch: the mail before the bad one never landed either,
+ * and nothing after it ever arrived.
+ *
+ * Now, after a batch failed, its UIDs are fetched one at a time (the mail before the bad
+ * one lands; a link that cuts after a few MB carries one message per FETCH). A single UID
+ * that failed `quarantineAfter` times in a row is recorded as rejected (`fetch_failed`,
+ * with the server's error) and passed: the checkpoint moves on, the message stays on the
+ * server for an admin to look at, and the rest of the mailbox is read. Kept in memory per
+ * account by the connector: a restart starts the count again, which costs a few retries.
+ */
+export class FetchTrouble {
+  /** UIDs up to here are fetched one at a time: a batch that reached them failed. */
+  private carefulThrough = 0;
+  private readonly failures = new Map<number, { count: number; error: string }>();
+
+  constructor(readonly quarantineAfter = 3) {}
+
+  /** How many UIDs from `uid` on the next batch asks for. */
+  batchSize(uid: number, normal: number): number {
+    return uid <= this.carefulThrough ? 1 : normal;
+  }
+
+  /** A FETCH of `uids` failed. */
+  failed(uids: readonly number[], error: unknown): void {
+    const last = uids.at(-1);
+    if (last === undefined) return;
+    this.carefulThrough = Math.max(this.carefulThrough, last);
+    if (uids.length !== 1) return;
+    const uid = uids[0]!;
+    this.failures.set(uid, { count: (this.failures.get(uid)?.count ?? 0) + 1, error: describe(error) });
+  }
+
+  /** These were fetched: their count starts again. */
+  fetched(uids: readonly number[]): void {
+    for (const uid of uids) this.failures.delete(uid);
+  }
+
+  /** Why `uid` is to be passed over, or null while it is still to be tried. */
+  poisoned(uid: number): string | null {
+    const f = this.failures.get(uid);
+    if (!f || f.count < this.quarantineAfter) return null;
+    return `the IMAP server failed to deliver it ${f.count} times in a row: ${f.error}`;
+  }
+
+  /** It was recorded as rejected. */
+  passed(uid: number): void {
+    this.failures.delete(uid);
+  }
+}
+
+function describe(error: unknown): string {
+  const e = error as { responseText?: unknown; message?: unknown; code?: unknown };
+  const text = typeof e?.responseText === "string" && e.responseText ? e.responseText : null;
+  const message = typeof e?.message === "string" ? e.message : String(error);
+  const code = typeof e?.code === "string" ? ` (${e.code})` : "";
+  return `${text ?? message}${code}`.slice(0, 500);
+}

@@ -1,0 +1,114 @@
+import { chmod, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { eq } from "drizzle-orm";
+import { ImapFlow } from "imapflow";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createImapConnector, defaultImapSettings } from "../../src/connectors/imap.js";
+import { rejectedMessage } from "../../src/db/schema/index.js";
+import type { TestApp } from "../helpers/app.js";
+import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
+import {
+  appendMany,
+  checkpointOf,
+  customerMail,
+  messagesOf,
+  newDovecotMailbox,
+  serverState,
+  waitFor,
+  withDovecotApp,
+} from "./imap-fixtures.js";
+
+// One message the IMAP server cannot deliver (a probe, session 15): the batch's FETCH
+// failed as a whole, each session began again at the same checkpoint, and neither the mail
+// before it nor any after it ever arrived. Now the failed batch is fetched one UID at a
+// time, and a UID that fails three times in a row is recorded as rejected (fetch_failed)
+// and passed (connectors/fetch-trouble.ts).
+
+const enabled = requireDovecot();
+let t: TestApp;
+let dovecot: DovecotInstance;
+
+async function settle(accountId: string, subjects: string[]) {
+  const imap = createImapConnector(t.app.engine, { ...defaultImapSettings(t.db.url), pollSeconds: 3600 });
+  imap.start();
+  try {
+    await waitFor(
+      "the mail around the bad message",
+      async () => {
+        const got = (await messagesOf(t.db.db, accountId)).map((m) => m.subject);
+        return subjects.every((s) => got.includes(s));
+      },
+      60_000,
+      200,
+    );
+  } finally {
+    await imap.stop();
+  }
+}
+
+const rejectedOf = (accountId: string) =>
+  t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage.accountId, accountId));
+
+describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
+  withDovecotApp((s) => ({ t, dovecot } = s));
+  afterEach(() => vi.restoreAllMocks());
+
+  it("an unreadable message file (Dovecot drops the session on its FETCH): the mail before and after it lands, it is recorded and passed", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "poison", { afterProcess: "SEEN" });
+    await appendMany(
+      dovecot,
+      [1, 2, 3].map((i) => customerMail(s.address, `p-${i}-${s.accountId}@c.example`, `P${i}`)),
+      s.mailbox,
+    );
+    const uids = (await serverState(dovecot, s.mailbox)).map((m) => m.uid);
+    // Dovecot names maildir files by delivery time: the second is the second message.
+    const dir = join(dovecot.root, "mail", dovecot.user, `.${s.mailbox}`);
+    const files: string[] = [];
+    for (const sub of ["cur", "new"]) {
+      for (const f of await readdir(join(dir, sub)).catch(() => [] as string[]))
+        files.push(join(dir, sub, f));
+    }
+    files.sort((a, b) => a.split("/").at(-1)!.localeCompare(b.split("/").at(-1)!));
+    expect(files).toHaveLength(3);
+    await chmod(files[1]!, 0o000);
+    await settle(s.accountId, ["P1", "P3"]);
+    expect((await messagesOf(t.db.db, s.accountId)).map((m) => m.subject)).toEqual(["P1", "P3"]);
+    const rejected = await rejectedOf(s.accountId);
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]).toMatchObject({ reason: "fetch_failed", uid: uids[1], rawMessageId: null });
+    expect(rejected[0]!.detail).toMatch(/failed to deliver it 3 times in a row/);
+    expect((await checkpointOf(t.db.db, s.accountId))?.lastUid).toBe(uids[2]);
+    // The server action is not tried on what the server cannot deliver.
+    expect((await serverState(dovecot, s.mailbox)).map((m) => m.seen)).toEqual([true, false, true]);
+  }, 90_000);
+
+  it("a server that answers NO for one message's FETCH (Exchange: 'could not be converted to RFC-822')", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "poisonno", { afterProcess: "LEAVE" });
+    await appendMany(
+      dovecot,
+      [1, 2, 3, 4].map((i) => customerMail(s.address, `pn-${i}-${s.accountId}@c.example`, `N${i}`)),
+      s.mailbox,
+    );
+    const bad = (await serverState(dovecot, s.mailbox))[1]!.uid;
+    const original = ImapFlow.prototype.fetchAll;
+    vi.spyOn(ImapFlow.prototype, "fetchAll").mockImplementation(async function (
+      this: ImapFlow,
+      range,
+      query,
+      options,
+    ) {
+      const list = Array.isArray(range) ? range : String(range).split(",").map(Number);
+      if ((query as { source?: unknown }).source && list.includes(bad)) {
+        const err = new Error("Command failed") as Error & Record<string, unknown>;
+        err.responseStatus = "NO";
+        err.responseText = "The requested message could not be converted to an RFC-822 compatible format.";
+        throw err;
+      }
+      return original.call(this, range, query, options);
+    });
+    await settle(s.accountId, ["N1", "N3", "N4"]);
+    const rejected = await rejectedOf(s.accountId);
+    expect(rejected.map((r) => [r.reason, r.uid])).toEqual([["fetch_failed", bad]]);
+    expect(rejected[0]!.detail).toContain("could not be converted to an RFC-822 compatible format");
+  }, 90_000);
+});
