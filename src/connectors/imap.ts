@@ -578,6 +578,7 @@ async function ingestBatch(
         uidValidity,
         uid: m.uid,
         resyncThrough,
+        server: { host: account.host, port: account.port, user: account.user },
       },
       ...(resyncThrough !== null && m.uid <= resyncThrough ? { resync: true } : {}),
     };

@@ -1,6 +1,13 @@
-import { and, asc, eq, ilike, inArray, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, ilike, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
-import { emailAddress, mailAccount, queue } from "../../db/schema/index.js";
+import {
+  emailAddress,
+  mailAccount,
+  mailboxCheckpoint,
+  message,
+  queue,
+  rejectedMessage,
+} from "../../db/schema/index.js";
 import { type AccountChecker, type CheckResult, withDeadline } from "../connectivity.js";
 import type { EngineContext } from "../context.js";
 import type { AccountKind, ImapAfterProcess, SmtpTlsMode } from "../domain.js";
@@ -282,8 +289,40 @@ export async function updateMailAccount(
       .set(columns(ctx, input, current))
       .where(and(eq(mailAccount.id, id), eq(mailAccount.tenantId, viewer.tenantId)))
       .returning();
+    if (imapServerKey(row!) !== imapServerKey(current)) await forgetImapPositions(tx, id);
     return row!;
   });
+}
+
+/** Which server and login an account reads: host (any case), port (or its TLS default), user. */
+function imapServerKey(a: MailAccount): string {
+  const port = a.imapPort ?? (a.imapTls ? 993 : 143);
+  return `${(a.imapHost ?? "").toLowerCase()}:${port}/${a.imapUser ?? ""}`;
+}
+
+/**
+ * Another server or login is another mailbox: its UIDs and UIDVALIDITY say nothing about
+ * the old one's. Until 2026-11-23 the checkpoint stayed, and when the new folder had the
+ * old one's UIDVALIDITY (Dovecot takes the second the folder was made; some servers use
+ * one value for all) its mail up to the old checkpoint was taken as read and never
+ * fetched, and the old positions made the rest duplicates. Now the account's checkpoints
+ * go and its stored and rejected rows lose their IMAP positions (in the edit's
+ * transaction): the new mailbox is read from its first UID, and what is the same mail
+ * as before (a host renamed, the same mailbox) is still one message by Message-ID and
+ * content. A worker still fetching with the old settings commits nothing more
+ * (`advanceCheckpoint`).
+ */
+async function forgetImapPositions(tx: DbOrTx, accountId: string): Promise<void> {
+  await tx.delete(mailboxCheckpoint).where(eq(mailboxCheckpoint.accountId, accountId));
+  const none = { imapMailbox: null, uidValidity: null, uid: null };
+  await tx
+    .update(message)
+    .set(none)
+    .where(and(eq(message.accountId, accountId), isNotNull(message.uid)));
+  await tx
+    .update(rejectedMessage)
+    .set(none)
+    .where(and(eq(rejectedMessage.accountId, accountId), isNotNull(rejectedMessage.uid)));
 }
 
 /** Names of active queues whose default address belongs to the account. */

@@ -57,8 +57,30 @@ export type IngestSource =
       uid: number;
       /** A resync under way through this UID (`mailbox_checkpoint.resync_through_uid`). */
       resyncThrough?: number | null;
+      /**
+       * The server and login the mail was fetched with. The checkpoint is written only
+       * while the account still names them (`advanceCheckpoint`): a worker that fetched
+       * from a server the admin has since replaced must not move the new server's
+       * checkpoint.
+       */
+      server?: ImapServer;
     }
   | { kind: "api"; userId: string };
+
+/** Which server and login an IMAP position is on (`mail_account` imap_host, its port, imap_user). */
+export interface ImapServer {
+  host: string;
+  port: number;
+  user: string;
+}
+
+/** Thrown by the ingest of mail fetched with server settings the account no longer has. */
+export class StaleImapServerError extends Error {
+  constructor(accountId: string) {
+    super(`mail account ${accountId} now names another IMAP server or login; this fetch is not committed`);
+    this.name = "StaleImapServerError";
+  }
+}
 
 export interface IngestInput {
   tenantId: string;
@@ -1678,12 +1700,25 @@ async function advanceCheckpoint(
     uidValidity: number;
     uid: number;
     resyncThrough?: number | null;
+    server?: ImapServer;
   },
 ): Promise<void> {
   // A resync's bound is kept until the position passes it: an interrupted resync goes on
   // as one (`IngestInput.resync`) instead of taking old mail for new.
   const through = src.resyncThrough != null && src.resyncThrough > src.uid ? src.resyncThrough : null;
-  await tx
+  // Still the account's server and login? Read under the account row's share lock, so an
+  // admin's change of server (which resets the checkpoint and the positions,
+  // `updateMailAccount`) comes wholly before this transaction or after its commit. Sent
+  // with the write (one round trip); a stale worker's transaction then rolls back.
+  const guard = src.server
+    ? rawClient(tx)<{ id: string }[]>`
+      SELECT id FROM mail_account
+       WHERE id = ${src.accountId}::uuid AND lower(imap_host) = lower(${src.server.host})
+         AND coalesce(imap_port, CASE WHEN imap_tls THEN 993 ELSE 143 END) = ${src.server.port}
+         AND coalesce(imap_user, '') = ${src.server.user}
+       FOR SHARE`
+    : null;
+  const write = tx
     .insert(mailboxCheckpoint)
     .values({
       tenantId,
@@ -1707,6 +1742,8 @@ async function advanceCheckpoint(
         uidValidity: sql`excluded.uid_validity`,
       },
     });
+  const [rows] = await Promise.all([guard, write]);
+  if (rows && rows.length === 0) throw new StaleImapServerError(src.accountId);
 }
 
 /**
