@@ -294,7 +294,20 @@ describe("createMimeParser: limits", () => {
       detail: `message of ${raw.length} bytes exceeds the limit of 1000`,
       sizeBytes: raw.length,
       headline: { messageId: "big@customer.example", from: "alice@customer.example", subject: "Hello" },
+      // Its key without a Message-ID: the size and the first 64 KB (all that SMTP keeps).
+      contentHash: createHash("sha256").update(`oversize ${raw.length}\n`).update(raw).digest("hex"),
     });
+    // Over SMTP our trace lines in front are neither counted nor in the key.
+    const trace = Buffer.from("Received: from x by y; Mon, 23 Nov 2026 05:00:00 +0000\r\n");
+    const traced = await parser({ maxBytes: raw.length }).parse(Buffer.concat([trace, raw]), {
+      traceBytes: trace.length,
+    });
+    expect(traced.ok).toBe(true);
+    const over = await p.parse(Buffer.concat([trace, raw]), { traceBytes: trace.length });
+    expect(over).toMatchObject({ reason: "oversize", sizeBytes: raw.length });
+    expect(over.ok === false && over.contentHash).toBe(
+      createHash("sha256").update(`oversize ${raw.length}\n`).update(raw).digest("hex"),
+    );
   });
 
   it("rejects too many MIME parts", async () => {
@@ -580,5 +593,169 @@ describe("createMimeParser: quoted-printable with a long run of spaces (libqp pa
       for (let i = 0; i < 40; i++) s += pieces[Math.floor(Math.random() * pieces.length)];
       expect([s, libqp.decode(s).toString("latin1")]).toEqual([s, released(s).toString("latin1")]);
     }
+  });
+});
+
+describe("createMimeParser: text and header fields without a charset (8-bit legacy mail)", () => {
+  const LATIN1_WARNING = "text without a charset is not UTF-8; read as windows-1252";
+  const head =
+    "From: form@customer.example\r\nTo: support@acme.test\r\nSubject: legacy\r\nMessage-ID: <legacy@x>\r\n" +
+    "Date: Wed, 01 May 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\n";
+  /** A message of the given parts (header lines, a blank line, the body), in Latin-1 bytes. */
+  const multipart = (...parts: string[]): Buffer =>
+    Buffer.from(
+      `${head}Content-Type: multipart/mixed; boundary="b"\r\n\r\n${parts.map((p) => `--b\r\n${p}\r\n`).join("")}--b--\r\n`,
+      "latin1",
+    );
+  const parse = async (raw: Buffer): Promise<ParsedMail> => ok(await shared.parse(raw)).mail;
+
+  it("reads Latin-1 text without a Content-Type, or text/plain without a charset, as windows-1252, with a warning", async () => {
+    const noType = await parse(Buffer.from(`${head}\r\nSch\xf6ne Gr\xfc\xdfe, M\xfcller\r\n`, "latin1"));
+    expect(noType.text).toBe("Schöne Grüße, Müller\n");
+    expect(noType.warnings).toContain(LATIN1_WARNING);
+    expect(noType.warnings).not.toContain("body contains bytes invalid in its charset");
+
+    const plain = await parse(
+      Buffer.from(`${head}Content-Type: text/plain\r\n\r\n\x93Gr\xfc\xdfe\x94 \x80 10\r\n`, "latin1"),
+    );
+    // windows-1252, not ISO-8859-1: 0x93/0x94/0x80 are quotes and the euro sign.
+    expect(plain.text).toBe("“Grüße” € 10\n");
+    expect(plain.warnings).toContain(LATIN1_WARNING);
+  });
+
+  it("keeps undeclared text that is valid UTF-8 as UTF-8 (per part), without a warning", async () => {
+    const mail = await parse(
+      multipart(
+        `Content-Type: text/plain\r\n\r\n${Buffer.from("Grüße aus Köln", "utf8").toString("latin1")}`,
+        "Content-Type: text/plain\r\n\r\nGr\xfc\xdfe aus K\xf6ln",
+      ),
+    );
+    expect(mail.text).toBe("Grüße aus Köln\nGrüße aus Köln");
+    const utf8Only = await parse(
+      Buffer.from(`${head}\r\n${Buffer.from("Grüße – ok", "utf8").toString("latin1")}\r\n`, "latin1"),
+    );
+    expect(utf8Only.text).toBe("Grüße – ok\n");
+    expect(utf8Only.warnings).not.toContain(LATIN1_WARNING);
+  });
+
+  it("reads a us-ascii part with 8-bit bytes as UTF-8 when it is UTF-8, else as windows-1252", async () => {
+    const mail = await parse(
+      multipart(
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\nSch\xf6ne Gr\xfc\xdfe",
+        `Content-Type: text/plain; charset="US-ASCII"\r\n\r\n${Buffer.from("Schöne Grüße", "utf8").toString("latin1")}`,
+      ),
+    );
+    expect(mail.text).toBe("Schöne Grüße\nSchöne Grüße");
+    expect(mail.warnings).toContain("text declared us-ascii is not UTF-8; read as windows-1252");
+    expect(mail.warnings).not.toContain("body contains bytes invalid in its charset");
+  });
+
+  it("decodes quoted-printable and base64 bodies without a charset by their decoded bytes", async () => {
+    const mail = await parse(
+      multipart(
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nSch=F6ne Gr=FC=DFe=\r\n, M=FCller",
+        `Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from("Gr\xfc\xdfe \x93Base64\x94", "latin1").toString("base64")}`,
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nUTF-8: Gr=C3=BC=C3=9Fe",
+      ),
+    );
+    expect(mail.text).toBe("Schöne Grüße, Müller\nGrüße “Base64”\nUTF-8: Grüße");
+    expect(mail.warnings).toContain(LATIN1_WARNING);
+  });
+
+  it("reads HTML without a header charset by the charset of its <meta>, else as windows-1252", async () => {
+    const meta = await parse(
+      Buffer.from(
+        `${head}Content-Type: text/html\r\n\r\n<html><head><meta charset="windows-1252"><title>x</title></head>` +
+          "<body><p>Sch\xf6ne Gr\xfc\xdfe \x93M\xfcller\x94</p></body></html>\r\n",
+        "latin1",
+      ),
+    );
+    expect(meta.html).toContain("<p>Schöne Grüße “Müller”</p>");
+    expect(meta.text).toBe("Schöne Grüße “Müller”");
+    expect(meta.warnings).toContain(
+      "HTML text without a charset is not UTF-8; read as windows-1252, the charset of its <meta>",
+    );
+    expect(meta.warnings).not.toContain("body contains bytes invalid in its charset");
+
+    // The http-equiv form, and a charset windows-1252 would read wrong (KOI8-R: "Привет").
+    const koi8 = await parse(
+      Buffer.from(
+        `${head}Content-Type: text/html\r\n\r\n<!-- <meta charset="iso-8859-2"> --><meta http-equiv="Content-Type" content="text/html; charset=koi8-r">` +
+          "<p>\xf0\xd2\xc9\xd7\xc5\xd4</p>\r\n",
+        "latin1",
+      ),
+    );
+    expect(koi8.html).toContain("<p>Привет</p>");
+    expect(koi8.warnings).toContain(
+      "HTML text without a charset is not UTF-8; read as koi8-r, the charset of its <meta>",
+    );
+
+    // No meta (or one iconv-lite does not know): windows-1252.
+    const bare = await parse(
+      Buffer.from(
+        `${head}Content-Type: text/html\r\n\r\n<meta charset="x-no-such"><p>Gr\xfc\xdfe</p>\r\n`,
+        "latin1",
+      ),
+    );
+    expect(bare.html).toContain("<p>Grüße</p>");
+    expect(bare.warnings).toContain(LATIN1_WARNING);
+  });
+
+  it("reads raw 8-bit header fields that are not UTF-8 as windows-1252; UTF-8 fields and encoded words as before", async () => {
+    const mail = await parse(
+      Buffer.from(
+        "From: J\xf6rg M\xfcller <joerg@customer.example>\r\nTo: Support <support@acme.test>, Fran\xe7oise <f@acme.test>\r\n" +
+          "Cc: \x93Boss\x94 <boss@customer.example>\r\nSubject: R\xfcckfrage zu =?UTF-8?Q?Bestellung_=C3=84?=\r\n" +
+          "Message-ID: <raw-latin1@x>\r\nDate: Wed, 01 May 2024 10:00:00 +0000\r\n\r\nBody\r\n",
+        "latin1",
+      ),
+    );
+    expect(mail.subject).toBe("Rückfrage zu Bestellung Ä");
+    expect(mail.from).toEqual({ address: "joerg@customer.example", name: "Jörg Müller" });
+    expect(mail.to).toEqual([
+      { address: "support@acme.test", name: "Support" },
+      { address: "f@acme.test", name: "Françoise" },
+    ]);
+    expect(mail.cc).toEqual([{ address: "boss@customer.example", name: "“Boss”" }]);
+    expect(mail.warnings).toContain(
+      "header fields with 8-bit bytes that are not UTF-8 (from, to, cc, subject); read as windows-1252",
+    );
+    expect(mail.warnings).not.toContain("Subject contains bytes invalid in its charset");
+
+    // RFC 6532: raw UTF-8 stays UTF-8, with no warning.
+    const utf8 = await parse(
+      Buffer.from(
+        "From: Jörg Müller <joerg@customer.example>\r\nSubject: Rückfrage\r\nMessage-ID: <raw-utf8@x>\r\n" +
+          "Date: Wed, 01 May 2024 10:00:00 +0000\r\n\r\nBody\r\n",
+        "utf8",
+      ),
+    );
+    expect([utf8.subject, utf8.from?.name]).toEqual(["Rückfrage", "Jörg Müller"]);
+    expect(utf8.warnings.join("\n")).not.toMatch(/not UTF-8/);
+  });
+
+  it("respects a declared charset even when the bytes do not fit it", async () => {
+    const mail = await parse(
+      multipart(
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nSch\xf6ne",
+        "Content-Type: text/plain; charset=iso-8859-1\r\n\r\n\x93quoted\x94 \x80",
+        "Content-Type: text/plain\r\n\r\n\x93undeclared\x94 \x80",
+      ),
+    );
+    // Declared UTF-8: U+FFFD as before; declared ISO-8859-1: read as windows-1252 by
+    // iconv-lite, as before; undeclared: windows-1252 now.
+    expect(mail.text).toBe("Sch\ufffdne\n“quoted” €\n“undeclared” €");
+    expect(mail.warnings).toContain("body contains bytes invalid in its charset");
+    expect(mail.warnings).toContain(LATIN1_WARNING);
+  });
+
+  it("parses a ~39 MB Latin-1 body without a charset within the default limits", async () => {
+    const p = parser({ poolSize: 1 });
+    const line = "Sch\xf6ne Gr\xfc\xdfe aus K\xf6ln \x96 M\xfcller & S\xf6hne \x80 10\r\n";
+    const raw = Buffer.from(`${head}Content-Type: text/plain\r\n\r\n${line.repeat(860_000)}`, "latin1");
+    const mail = ok(await p.parse(raw)).mail;
+    expect(mail.text.length).toBe((line.length - 1) * 860_000);
+    expect(mail.text.slice(0, mail.text.indexOf("\n"))).toBe("Schöne Grüße aus Köln – Müller & Söhne € 10");
+    expect(mail.warnings).toContain(LATIN1_WARNING);
   });
 });

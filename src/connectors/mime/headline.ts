@@ -6,7 +6,10 @@ import { clip, wellFormed } from "../../engine/text.js";
 // decoder that actually ran (and no extra dependency is declared for them). libmime alone,
 // not mailparser, so the main thread can read a headline without loading the parser.
 const mailparserRequire = createRequire(createRequire(import.meta.url).resolve("mailparser"));
-export const iconv = mailparserRequire("iconv-lite") as { encodingExists(name: string): boolean };
+export const iconv = mailparserRequire("iconv-lite") as {
+  encodingExists(name: string): boolean;
+  decode(bytes: Buffer, encoding: string): string;
+};
 export const libmime = mailparserRequire("libmime") as {
   normalizeCharset(charset: string): string;
   decodeWords(value: string): string;

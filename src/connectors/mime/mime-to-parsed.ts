@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { convert as htmlToText } from "html-to-text";
@@ -22,6 +23,14 @@ import { sanitizeHtml } from "../../engine/ingest/sanitize.js";
 import { stripComments } from "../../engine/text.js";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "./delivery-status.js";
 import { decodeWords, iconv, libmime } from "./headline.js";
+import {
+  charsetUndeclared,
+  FALLBACK_CHARSET,
+  undeclaredDecoder,
+  undeclaredMark,
+  utf8OrFallback,
+  windows1252,
+} from "./undeclared-charset.js";
 
 /**
  * Raw RFC 5322 bytes → `ParsedMail`, with mailparser. Runs inside the parse worker
@@ -79,6 +88,28 @@ interface MpResult {
   text: string;
   html: string | null;
   attachments: MpAttachment[];
+  /** Parse warnings of text parts read as another charset than UTF-8 (undeclared-charset.ts). */
+  charsetNotes: string[];
+}
+
+/** A node of mailparser's tree, as far as the undeclared-charset hook reads and sets it. */
+interface MpNode {
+  contentType?: string | false;
+  charset?: string | false;
+  isAttachment?: boolean;
+}
+
+/**
+ * mailparser 3.9 internals `MailParserRun` hooks into, on its own instance only: the node
+ * factory (to give a text part without a charset one of ours), the charset decoder (to
+ * decode it) and the header processing (for raw 8-bit fields that are not UTF-8). Without
+ * them (another mailparser) the run parses as mailparser alone does, and the tests of
+ * undeclared charsets in mime-parse.test.ts fail.
+ */
+interface MailParserInternals {
+  createNode(node: unknown): MpNode;
+  decoder: { decodeStream(charset: string): unknown };
+  processHeaders(lines: HeaderLine[]): Map<string, unknown>;
 }
 
 class LimitError extends Error {
@@ -110,7 +141,9 @@ class MailParserRun {
     text: "",
     html: null,
     attachments: [],
+    charsetNotes: [],
   };
+  private readonly internals: MailParserInternals | null;
   private settled = false;
   private reading = false;
   /** The attachment whose content stream is being read, with what it gave so far. */
@@ -118,6 +151,7 @@ class MailParserRun {
   private readonly fail = this.onFail.bind(this);
   private readonly attachmentReadable = this.onAttachmentReadable.bind(this);
   private readonly attachmentEnd = this.onAttachmentEnd.bind(this);
+  private readonly charsetNote = this.onCharsetNote.bind(this);
 
   constructor(
     limits: MimeLimits,
@@ -139,6 +173,7 @@ class MailParserRun {
       maxChildNodes: limits.maxParts,
     };
     this.parser = new MailParser(options);
+    this.internals = this.hookUndeclaredCharsets();
     this.parser.on("error", this.fail);
     this.parser.on("headers", this.onHeaders.bind(this));
     this.parser.on("readable", this.onReadable.bind(this));
@@ -147,6 +182,45 @@ class MailParserRun {
 
   start(raw: Buffer): void {
     this.parser.end(raw);
+  }
+
+  /**
+   * Text parts (text/plain, text/html, not attachments) that name no charset, or us-ascii,
+   * get a charset of our own, which our decoder reads: mailparser would decode their bytes
+   * as UTF-8, every Latin-1 byte a U+FFFD (undeclared-charset.ts). The originals are kept
+   * on the instance and called as before for everything else.
+   */
+  private hookUndeclaredCharsets(): MailParserInternals | null {
+    const p = this.parser as unknown as Partial<MailParserInternals>;
+    const { createNode, decoder, processHeaders } = p;
+    if (
+      typeof createNode !== "function" ||
+      typeof decoder?.decodeStream !== "function" ||
+      typeof processHeaders !== "function"
+    ) {
+      return null;
+    }
+    const internals = { createNode, decoder, processHeaders };
+    p.createNode = this.createNode.bind(this, internals);
+    p.decoder = { decodeStream: this.decodeStream.bind(this, internals) };
+    return internals;
+  }
+
+  private createNode(internals: MailParserInternals, node: unknown): MpNode {
+    const made = internals.createNode.call(this.parser, node);
+    const type = made.contentType;
+    if ((type === "text/plain" || type === "text/html") && !made.isAttachment) {
+      if (charsetUndeclared(made.charset)) made.charset = undeclaredMark(type === "text/html", made.charset);
+    }
+    return made;
+  }
+
+  private decodeStream(internals: MailParserInternals, charset: string): unknown {
+    return undeclaredDecoder(charset, this.charsetNote) ?? internals.decoder.decodeStream(charset);
+  }
+
+  private onCharsetNote(warning: string): void {
+    if (!this.result.charsetNotes.includes(warning)) this.result.charsetNotes.push(warning);
   }
 
   private onFail(err: unknown): void {
@@ -164,9 +238,15 @@ class MailParserRun {
   }
 
   private onHeaders(headers: Map<string, unknown>): void {
-    this.result.headers = headers;
-    this.result.headerLines =
-      (this.parser as unknown as { headerLines: HeaderLine[] | false }).headerLines || [];
+    const lines = (this.parser as unknown as { headerLines: HeaderLine[] | false }).headerLines || [];
+    this.result.headerLines = lines;
+    // Raw 8-bit fields that are not UTF-8 (RFC 6532) are legacy bytes, which mailparser
+    // read as UTF-8 (every byte a U+FFFD): its header processing again, on the fields read
+    // as windows-1252. The raw lines stay as they are (ids, dates, the content hash).
+    this.result.headers =
+      this.internals && lines.some(notUtf8Line)
+        ? this.internals.processHeaders.call(this.parser, lines.map(utf8Line))
+        : headers;
   }
 
   private onReadable(): void {
@@ -226,12 +306,39 @@ class MailParserRun {
 
 // --- header helpers -----------------------------------------------------------------
 
-/** Field value of a raw header line: unfolded, 8-bit bytes read as UTF-8 (RFC 6532). */
+/**
+ * Field value of a raw header line: unfolded, 8-bit bytes read as UTF-8 (RFC 6532). For
+ * identifiers, dates and the content hash, which stay as they were before legacy fields
+ * were read as windows-1252 (`fieldText`): the same mail keeps its ids and hash.
+ */
 function fieldValue(line: HeaderLine): string {
-  const utf8 = Buffer.from(line.line, "binary").toString("utf8");
-  const colon = utf8.indexOf(":");
-  return (colon >= 0 ? utf8.slice(colon + 1) : "").replace(/\r?\n[ \t]*/g, " ").trim();
+  return unfoldedValue(Buffer.from(line.line, "binary").toString("utf8"));
 }
+
+/** Field value of a raw header line for display: as `fieldValue`, but not-UTF-8 bytes read as windows-1252. */
+function fieldText(line: HeaderLine): string {
+  return unfoldedValue(utf8OrFallback(Buffer.from(line.line, "binary")).text);
+}
+
+function unfoldedValue(field: string): string {
+  const colon = field.indexOf(":");
+  return (colon >= 0 ? field.slice(colon + 1) : "").replace(/\r?\n[ \t]*/g, " ").trim();
+}
+
+/** A raw header line (a binary string) with 8-bit bytes that are not UTF-8. */
+function notUtf8Line(line: HeaderLine): boolean {
+  return /[\x80-\xff]/.test(line.line) && !isUtf8(Buffer.from(line.line, "binary"));
+}
+
+/** The line with its bytes as UTF-8: read as windows-1252 when they are not UTF-8. */
+function utf8Line(line: HeaderLine): HeaderLine {
+  if (!notUtf8Line(line)) return line;
+  const text = windows1252(Buffer.from(line.line, "binary"));
+  return { key: line.key, line: Buffer.from(text, "utf8").toString("binary") };
+}
+
+/** Fields whose raw bytes stay read as UTF-8 (`fieldValue`): identifiers and the date. */
+const RAW_UTF8_FIELDS = new Set(["message-id", "in-reply-to", "references", "date"]);
 
 const ENCODED_WORD_RE = /=\?[^?\s]+\?[bq]\?[^?\s]*\?=/i;
 
@@ -311,7 +418,7 @@ function addressesOf(
     // parser; retry on the field with comments removed and keep the better result.
     const retry: MpAddress[] = [];
     for (const l of linesOf(lines, key)) {
-      for (const a of flattenAddresses(addressparser(stripComments(fieldValue(l))) as MpAddress[])) {
+      for (const a of flattenAddresses(addressparser(stripComments(fieldText(l))) as MpAddress[])) {
         retry.push({ address: a.address ?? "", name: decodeWords(a.name ?? "") });
       }
     }
@@ -671,6 +778,17 @@ export async function parseRawMessage(
 
   const lines = mp.headerLines;
   if (lines.length === 0) warnings.push("no header fields found");
+  const legacyFields = new Set<string>();
+  for (const l of lines) {
+    const key = l.key.trim();
+    if (!RAW_UTF8_FIELDS.has(key) && notUtf8Line(l)) legacyFields.add(key);
+  }
+  if (legacyFields.size > 0) {
+    const names = [...legacyFields].slice(0, 10).join(", ");
+    warnings.push(
+      `header fields with 8-bit bytes that are not UTF-8 (${names}); read as ${FALLBACK_CHARSET}`,
+    );
+  }
 
   // Line-level irregularities in the top-level header block.
   const headerText = raw.subarray(0, headerBytes).toString("latin1");
@@ -746,7 +864,7 @@ export async function parseRawMessage(
     if (!interest.has(l.key)) continue;
     const key = l.key as HeaderOfInterest;
     const list = headers[key] ?? [];
-    list.push(decodeWords(fieldValue(l)));
+    list.push(decodeWords(fieldText(l)));
     headers[key] = list;
   }
   const receivedCount = linesOf(lines, "received").length;
@@ -781,6 +899,7 @@ export async function parseRawMessage(
   // Bodies
   let html = mp.html;
   let text = mp.text.replace(/\r\n/g, "\n");
+  warnings.push(...mp.charsetNotes);
   if (text.includes("\ufffd") || html?.includes("\ufffd"))
     warnings.push("body contains bytes invalid in its charset");
   // Too deep for the HTML parser (`htmlDepth`): treated as too large.
