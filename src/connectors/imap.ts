@@ -91,27 +91,48 @@ export function mailboxLockKey(accountId: string): string {
 }
 
 /**
- * "Exactly one instance per mailbox": a session-level advisory lock on a connection of
- * its own, held as long as the worker runs. When the process dies, PostgreSQL ends the
- * session and the lock with it, so another instance takes over on its next try.
+ * The database session that holds a process's mailbox locks: one per process and
+ * database, however many accounts. Until 2026-11-23 each lock had a connection of its
+ * own, and so did each standby's lock while it retried: accounts × instances connections
+ * (150 accounts on two instances took 281 of PostgreSQL's 300, and polls of working
+ * accounts then failed with "too many clients").
+ *
+ * A session-level advisory lock lives as long as its backend. postgres.js reconnects by
+ * itself, so a session that was ended (a PostgreSQL restart, a failover, an idle-session
+ * killer) quietly became a new one without the locks, and `SELECT 1` still answered:
+ * another instance could take the mailbox while this one went on fetching. So each lock
+ * remembers the backend it was taken in, and is alive only while the session is still
+ * that backend. Advisory locks are re-entrant within a session, so the process keeps its
+ * own list: a key it holds is not granted to it a second time (a one-shot poll while its
+ * own worker runs). The session ends when it holds nothing, so standbys hold no
+ * connection between their tries.
  */
-export class MailboxLock {
+class LockSession {
+  private static readonly sessions = new Map<string, LockSession>();
   private sql: postgres.Sql | null = null;
-  private held = false;
-  private readonly key: string;
+  /** Held keys → the backend pid they were taken in. */
+  private readonly held = new Map<string, number>();
+  private busy = 0;
 
-  constructor(
-    private readonly url: string,
-    accountId: string,
-  ) {
-    this.key = mailboxLockKey(accountId);
+  static for(url: string): LockSession {
+    let session = LockSession.sessions.get(url);
+    if (!session) {
+      session = new LockSession(url);
+      LockSession.sessions.set(url, session);
+    }
+    return session;
   }
 
-  get isHeld(): boolean {
-    return this.held;
+  private constructor(private readonly url: string) {}
+
+  /** Connections this process holds for mailbox locks now (0 or 1 per database; tests). */
+  static connections(): number {
+    let n = 0;
+    for (const s of LockSession.sessions.values()) if (s.sql) n++;
+    return n;
   }
 
-  async tryAcquire(): Promise<boolean> {
+  private async use<T>(query: (sql: postgres.Sql) => Promise<T>): Promise<T> {
     this.sql ??= postgres(this.url, {
       max: 1,
       idle_timeout: 0,
@@ -120,35 +141,97 @@ export class MailboxLock {
       // The pid tells an operator (and the two-process test) which instance owns a mailbox.
       connection: { application_name: `switchboard-imap-lock:${process.pid}` },
     });
-    const [row] = await this.sql<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${this.key}::bigint) AS ok`;
-    this.held = row?.ok === true;
+    this.busy++;
+    try {
+      return await query(this.sql);
+    } finally {
+      this.busy--;
+      if (this.busy === 0 && this.held.size === 0) {
+        const sql = this.sql;
+        this.sql = null;
+        await sql?.end({ timeout: 2 }).catch(() => {});
+      }
+    }
+  }
+
+  async tryAcquire(key: string): Promise<boolean> {
+    if (this.held.has(key)) return false;
+    // Recorded inside `use`: a session that holds nothing is ended when `use` returns.
+    return this.use(async (sql) => {
+      const [row] = await sql<{ ok: boolean; pid: number }[]>`
+        SELECT pg_try_advisory_lock(${key}::bigint) AS ok, pg_backend_pid() AS pid`;
+      if (row?.ok !== true) return false;
+      this.held.set(key, row.pid);
+      return true;
+    });
+  }
+
+  async alive(key: string): Promise<boolean> {
+    const pid = this.held.get(key);
+    if (pid === undefined) return false;
+    try {
+      const [row] = await this.use((sql) => sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`);
+      if (row?.pid === pid) return true;
+    } catch {
+      // No session: no lock.
+    }
+    this.held.delete(key);
+    return false;
+  }
+
+  async release(key: string): Promise<void> {
+    const pid = this.held.get(key);
+    if (pid === undefined) return;
+    this.held.delete(key);
+    // Unlocked only in the backend it was taken in; in any other the lock is gone already.
+    await this.use(
+      (sql) =>
+        sql`SELECT pg_advisory_unlock(${key}::bigint) FROM (SELECT 1) x WHERE pg_backend_pid() = ${pid}`,
+    ).catch(() => {});
+  }
+}
+
+/**
+ * "Exactly one instance per mailbox": a session-level advisory lock, held as long as the
+ * worker runs, in the process's lock session (`LockSession`). When the process dies,
+ * PostgreSQL ends the session and the lock with it, so another instance takes over on its
+ * next try.
+ */
+export class MailboxLock {
+  private readonly session: LockSession;
+  private readonly key: string;
+  private held = false;
+
+  constructor(url: string, accountId: string) {
+    this.session = LockSession.for(url);
+    this.key = mailboxLockKey(accountId);
+  }
+
+  /** Connections this process holds for mailbox locks now. */
+  static connections(): number {
+    return LockSession.connections();
+  }
+
+  get isHeld(): boolean {
     return this.held;
   }
 
-  /** The lock lives only as long as its session: a dropped connection means it is gone. */
+  async tryAcquire(): Promise<boolean> {
+    this.held = await this.session.tryAcquire(this.key);
+    return this.held;
+  }
+
+  /** The lock lives only as long as the session it was taken in. */
   async alive(): Promise<boolean> {
-    if (!this.sql || !this.held) return false;
-    try {
-      await this.sql`SELECT 1`;
-      return true;
-    } catch {
-      this.held = false;
-      return false;
-    }
+    if (!this.held) return false;
+    this.held = await this.session.alive(this.key);
+    return this.held;
   }
 
   async release(): Promise<void> {
-    const sql = this.sql;
-    this.sql = null;
-    if (!sql) return;
-    try {
-      if (this.held) await sql`SELECT pg_advisory_unlock(${this.key}::bigint)`;
-    } catch {
-      // Ending the session below releases it anyway.
-    } finally {
-      this.held = false;
-      await sql.end({ timeout: 2 }).catch(() => {});
-    }
+    if (!this.held) return;
+    this.held = false;
+    await this.session.release(this.key);
   }
 }
 
@@ -245,7 +328,8 @@ export async function syncMailbox(
         const uids = todo.slice(p, p + trouble.batchSize(first, opts.batchSize));
         return prepareBatch(ctx, client, uids, limits).then(
           (b) => {
-            trouble.fetched(uids.slice(0, b.consumed));
+            // Only what came back: a UID the server lists but never returns keeps its count.
+            trouble.fetched(b.messages.map((m) => m.uid));
             return b;
           },
           (err) => {
@@ -271,6 +355,7 @@ export async function syncMailbox(
       // the next batch starts is known once this one is prepared (the byte budget may have
       // cut it short), which is before the next one is started.
       let pos = 0;
+      let prepared = 0;
       let next: Promise<PreparedBatch> | null = prepareAt(0);
       try {
         for (let i = 0; next; i++) {
@@ -288,6 +373,7 @@ export async function syncMailbox(
               // Not awaited if we stop early; its failure must not become an unhandled rejection.
               next.catch(() => {});
             }
+            prepared += batch.messages.length;
             if (batch.messages.length === 0) continue;
             const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resyncThrough);
             processed += done.length;
@@ -312,6 +398,16 @@ export async function syncMailbox(
           (b) => b.release(),
           () => {},
         );
+      }
+      if (prepared === 0) {
+        // SEARCH listed UIDs that FETCH returned nothing for. Mostly they were expunged in
+        // between, and the next SEARCH will not list them; a server that keeps listing
+        // them had this loop search again at once, dozens of times a second, for good.
+        // Now it waits for the next wake-up or poll, and each such UID counts as a failed
+        // fetch: after three it is recorded (fetch_failed) and passed (`FetchTrouble`).
+        const listed = new Error("listed by UID SEARCH, but UID FETCH returned nothing for it");
+        for (const uid of todo) trouble.failed([uid], listed);
+        return { processed, paused: null };
       }
     }
   } finally {
@@ -738,6 +834,8 @@ export class MailboxWorker {
   private waiters: (() => void)[] = [];
   private lock: MailboxLock;
   private client: ImapFlow | null = null;
+  /** The client of a session still connecting: `stop` closes it rather than wait out its timeouts. */
+  private connecting: ImapFlow | null = null;
   private running: Promise<void> | null = null;
   private readonly log: Logger;
 
@@ -775,6 +873,9 @@ export class MailboxWorker {
   async stop(): Promise<void> {
     this.abort.abort();
     this.wake();
+    // A server that accepted TCP but never greets held every account's reload (and the
+    // shutdown) for its greeting timeout (15 s), or 30 s for one that drops packets.
+    this.connecting?.close();
     const c = this.client;
     if (c) await endSession(c);
     await this.running;
@@ -859,7 +960,10 @@ export class MailboxWorker {
       this.log.warn({ err: describeImapError(err) }, "IMAP connection error"),
     );
     try {
+      this.connecting = client;
+      if (this.stopped) return "stopped";
       await client.connect();
+      this.connecting = null;
       this.client = client;
       await recordAccountStatus(this.ctx, this.account.id, "VALID", null, this.account.version);
       let paused: FetchPause | null = null;
@@ -913,6 +1017,7 @@ export class MailboxWorker {
       if (info.kind === "auth") return "parked";
       return info.kind;
     } finally {
+      this.connecting = null;
       this.client = null;
       for (const w of this.waiters.splice(0)) w();
       if (!closed) await endSession(client);

@@ -1,4 +1,5 @@
 import { chmod, readdir } from "node:fs/promises";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { ImapFlow } from "imapflow";
@@ -111,4 +112,74 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
     expect(rejected.map((r) => [r.reason, r.uid])).toEqual([["fetch_failed", bad]]);
     expect(rejected[0]!.detail).toContain("could not be converted to an RFC-822 compatible format");
   }, 90_000);
+
+  it("a UID that SEARCH lists and FETCH never returns: no search loop; after three syncs it is recorded and passed", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "ghost", { afterProcess: "LEAVE" });
+    await appendMany(
+      dovecot,
+      [1, 2, 3].map((i) => customerMail(s.address, `g-${i}-${s.accountId}@c.example`, `G${i}`)),
+      s.mailbox,
+    );
+    const ghost = (await serverState(dovecot, s.mailbox)).at(-1)!.uid;
+    const originalFetch = ImapFlow.prototype.fetchAll;
+    const originalSearch = ImapFlow.prototype.search;
+    let searches = 0;
+    vi.spyOn(ImapFlow.prototype, "search").mockImplementation(async function (
+      this: ImapFlow,
+      query,
+      options,
+    ) {
+      searches++;
+      return originalSearch.call(this, query, options);
+    });
+    // A server quirk (simulated): the message is listed, but its source never comes back.
+    vi.spyOn(ImapFlow.prototype, "fetchAll").mockImplementation(async function (
+      this: ImapFlow,
+      range,
+      query,
+      options,
+    ) {
+      const rows = await originalFetch.call(this, range, query, options);
+      return (query as { source?: unknown }).source ? rows.filter((r) => r.uid !== ghost) : rows;
+    });
+    const imap = createImapConnector(t.app.engine, { ...defaultImapSettings(t.db.url), pollSeconds: 3600 });
+    imap.start();
+    try {
+      await waitFor("G1 and G2", async () => (await messagesOf(t.db.db, s.accountId)).length === 2, 20_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      // Before: dozens of searches a second, for good.
+      expect(searches).toBeLessThan(6);
+      for (let i = 0; i < 3; i++) await imap.pollAccount(s.accountId);
+    } finally {
+      await imap.stop();
+    }
+    const rejected = await rejectedOf(s.accountId);
+    expect(rejected.map((r) => [r.reason, r.uid])).toEqual([["fetch_failed", ghost]]);
+    expect(rejected[0]!.detail).toContain("UID FETCH returned nothing for it");
+    expect((await checkpointOf(t.db.db, s.accountId))?.lastUid).toBe(ghost);
+  }, 60_000);
+
+  it("stopping a worker whose server accepted the connection and never greets takes no time", async () => {
+    const sockets = new Set<Socket>();
+    const mute = createServer((c) => {
+      sockets.add(c);
+      c.on("error", () => {});
+    });
+    await new Promise<void>((r) => mute.listen(0, "127.0.0.1", r));
+    const port = (mute.address() as AddressInfo).port;
+    await newDovecotMailbox(t, { ...dovecot, port }, "mute");
+    const imap = createImapConnector(t.app.engine, { ...defaultImapSettings(t.db.url), pollSeconds: 3600 });
+    imap.start();
+    try {
+      await waitFor("a connection to the mute server", async () => sockets.size > 0, 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      const started = Date.now();
+      await imap.stop();
+      // Before: the greeting timeout, 15 s (and every other account's reload waited too).
+      expect(Date.now() - started).toBeLessThan(3000);
+      for (const c of sockets) c.destroy();
+      mute.close();
+    }
+  }, 30_000);
 });
