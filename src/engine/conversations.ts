@@ -375,6 +375,43 @@ export async function listRejectedMessages(
     .offset(clamped.offset);
 }
 
+/**
+ * The timelines of conversations the caller already resolved (so visibility is settled,
+ * as for `messagesOf`), one page each, oldest first, keyset-paged by event id: at most
+ * `first` + 1 events per conversation (the extra one says a next page exists). One
+ * statement for a whole page of conversations, through event_conversation_idx; before
+ * 2026-11-23 each conversation's timeline took two (its visibility again, its events).
+ */
+export async function eventsOf(
+  ctx: EngineContext,
+  tenantId: string,
+  conversationIds: readonly string[],
+  page: { first: number; afterId: number | null },
+): Promise<Map<string, (typeof event.$inferSelect)[]>> {
+  const out = new Map<string, (typeof event.$inferSelect)[]>(conversationIds.map((id) => [id, []]));
+  if (conversationIds.length === 0) return out;
+  const limit = Math.min(Math.max(page.first, 0), 500) + 1;
+  const ids = [...new Set(conversationIds)];
+  // Each conversation's first `limit` events after the cursor, by its index, then the rows.
+  const rows = await ctx.db
+    .select()
+    .from(event)
+    .where(
+      inArray(
+        event.id,
+        // The ids as one array parameter (a JS array here would be one parameter each).
+        sql`(SELECT e.id FROM unnest(${`{${ids.join(",")}}`}::uuid[]) AS c(id) CROSS JOIN LATERAL (
+               SELECT ev.id FROM ${event} ev
+                WHERE ev.tenant_id = ${tenantId} AND ev.conversation_id = c.id
+                  AND (${page.afterId}::bigint IS NULL OR ev.id > ${page.afterId}::bigint)
+                ORDER BY ev.id LIMIT ${limit}) e)`,
+      ),
+    )
+    .orderBy(asc(event.id));
+  for (const e of rows) out.get(e.conversationId!)?.push(e);
+  return out;
+}
+
 /** A conversation's timeline, oldest first, keyset-paged by event id. */
 export async function conversationEvents(
   ctx: EngineContext,

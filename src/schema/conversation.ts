@@ -15,7 +15,7 @@ import {
   type Contact,
   type Conversation,
   contactsByIds,
-  conversationEvents,
+  eventsOf,
   getContact,
   getConversation,
   ingestRaw,
@@ -225,7 +225,11 @@ builder.node(ConversationRef, {
       resolve: async (c, args, ctx) => {
         const first = forwardPageSize(args, { default: 100, max: 500 });
         const afterId = decodeEventCursor(args.after);
-        const rows = await conversationEvents(ctx.engine, ctx.viewer!, c.id, { first, afterId });
+        // One statement for every conversation of the page asking with the same arguments.
+        const load = batchLoad(ctx, `timeline:${first}:${afterId ?? ""}`, (ids: string[]) =>
+          eventsOf(ctx.engine, ctx.viewer!.tenantId, ids, { first, afterId }),
+        );
+        const rows = (await load(c.id)) ?? [];
         const page = rows.slice(0, first);
         return {
           edges: page.map((e) => ({

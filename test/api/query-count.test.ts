@@ -5,7 +5,7 @@ import { createQueueWithAddress } from "../helpers/fixtures.js";
 import { buildRawMail } from "../helpers/raw-mail.js";
 
 // STYLE 9: DataLoaders per request, no N+1. A page of 5 or of 20 conversations with their
-// contacts, assignees, messages and attachments costs the same number of statements.
+// contacts, assignees, messages, attachments and timelines costs the same number of statements.
 let counting = false;
 let count = 0;
 let t: TestApp;
@@ -43,11 +43,19 @@ async function statementsFor(first: number): Promise<number> {
   counting = true;
   const d = await t.ok(
     `query($n: Int!) { conversations(first: $n) { edges { node { id contact { email } assignee { name }
-      messages { subject attachments { filename } } } } } }`,
+      messages { subject attachments { filename } }
+      timeline(first: 1) { edges { node { type } } pageInfo { hasNextPage } } } } } }`,
     { n: first },
   );
   counting = false;
   expect(d.conversations.edges).toHaveLength(first);
+  // Each conversation's own first event (its mail received), with more after it.
+  for (const e of d.conversations.edges) {
+    expect(e.node.timeline.edges.map((x: { node: { type: string } }) => x.node.type)).toEqual([
+      "message.received",
+    ]);
+    expect(e.node.timeline.pageInfo.hasNextPage).toBe(true);
+  }
   return count;
 }
 
