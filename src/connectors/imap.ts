@@ -278,6 +278,8 @@ export async function syncMailbox(
     budget?: ByteBudget;
     /** What this mailbox's fetches failed on (kept across sessions by the connector). */
     trouble?: FetchTrouble;
+    /** Called once the folder is selected: the settings work (the account is VALID). */
+    onSelected?: () => Promise<void>;
   },
 ): Promise<SyncResult> {
   const { log } = opts;
@@ -289,13 +291,14 @@ export async function syncMailbox(
   let processed = 0;
   const lock = await client.getMailboxLock(account.mailbox);
   try {
+    await opts.onSelected?.();
     const mailbox = client.mailbox;
     if (!mailbox) throw new Error(`mailbox ${account.mailbox} not selected`);
     const uidValidity = Number(mailbox.uidValidity);
     if (opts.repair) await repairAfterProcess(ctx, client, account, uidValidity, opts.batchSize, log);
     for (;;) {
       if (opts.isStopped?.()) return { processed, paused: null };
-      const pause = await fetchPause(ctx, account.tenantId);
+      const pause = await fetchPause(ctx, account.tenantId, account.id);
       if (pause) return { processed, paused: pause };
       const cp = await getCheckpoint(ctx, account.id, account.mailbox);
       // A new UIDVALIDITY invalidates every stored UID: fetch the whole mailbox again and
@@ -365,7 +368,7 @@ export async function syncMailbox(
             pos += batch.consumed;
             if (opts.isStopped?.()) return { processed, paused: null };
             if (i > 0) {
-              const pause = await fetchPause(ctx, account.tenantId);
+              const pause = await fetchPause(ctx, account.tenantId, account.id);
               if (pause) return { processed, paused: pause };
             }
             if (pos < todo.length) {
@@ -965,7 +968,14 @@ export class MailboxWorker {
       await client.connect();
       this.connecting = null;
       this.client = client;
-      await recordAccountStatus(this.ctx, this.account.id, "VALID", null, this.account.version);
+      // VALID once the folder is selected, not at login: a missing folder flipped the
+      // account VALID → INVALID on every retry.
+      let valid = false;
+      const onSelected = async () => {
+        if (valid) return;
+        valid = true;
+        await recordAccountStatus(this.ctx, this.account.id, "VALID", null, this.account.version);
+      };
       let paused: FetchPause | null = null;
       let firstSync = true;
       while (!this.stopped && !closed) {
@@ -985,10 +995,14 @@ export class MailboxWorker {
             repair: firstSync,
             budget: this.budget,
             trouble: this.trouble,
+            onSelected,
           });
           firstSync = false;
           if (r.paused !== paused) {
-            if (r.paused === "email_off") this.log.info({}, "tenant's email channel is off: fetching paused");
+            if (r.paused === "account_off")
+              this.log.info({}, "account disabled or archived: fetching stopped");
+            else if (r.paused === "email_off")
+              this.log.info({}, "tenant's email channel is off: fetching paused");
             else if (r.paused) this.log.info({}, "tenant over its processing limit: fetching paused");
             else this.log.info({ was: paused }, "fetching resumed");
           }
@@ -1135,8 +1149,8 @@ export function createImapConnector(
         client.on("error", () => {});
         try {
           await client.connect();
-          await recordAccountStatus(ctx, accountId, "VALID", null, account.version);
           await syncMailbox(ctx, client, account, {
+            onSelected: () => recordAccountStatus(ctx, accountId, "VALID", null, account.version),
             batchSize: settings.batchSize,
             maxMessageBytes: settings.maxMessageBytes,
             batchBytes: settings.batchBytes,

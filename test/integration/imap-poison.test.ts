@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import { ImapFlow } from "imapflow";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createImapConnector, defaultImapSettings } from "../../src/connectors/imap.js";
-import { rejectedMessage } from "../../src/db/schema/index.js";
+import { mailAccount, rejectedMessage } from "../../src/db/schema/index.js";
 import type { TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
 import {
@@ -182,4 +182,40 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
       mute.close();
     }
   }, 30_000);
+
+  it("an account disabled while its mailbox drains stops within a batch, and its last batch has its server action", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "drain", { afterProcess: "SEEN" });
+    await appendMany(
+      dovecot,
+      Array.from({ length: 120 }, (_, i) =>
+        customerMail(s.address, `d-${i}-${s.accountId}@c.example`, `D${i}`),
+      ),
+      s.mailbox,
+    );
+    const imap = createImapConnector(t.app.engine, {
+      ...defaultImapSettings(t.db.url),
+      pollSeconds: 3600,
+      batchSize: 5,
+    });
+    imap.start();
+    let atOff = 0;
+    try {
+      await waitFor(
+        "the drain to start",
+        async () => (await messagesOf(t.db.db, s.accountId)).length >= 10,
+        30_000,
+      );
+      await t.db.db.update(mailAccount).set({ enabled: false }).where(eq(mailAccount.id, s.accountId));
+      atOff = (await messagesOf(t.db.db, s.accountId)).length;
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      await imap.stop();
+    }
+    const stored = (await messagesOf(t.db.db, s.accountId)).length;
+    // At most the batch under way and the one fetched ahead; before, all 120.
+    expect(stored).toBeLessThanOrEqual(atOff + 10);
+    expect(stored).toBeLessThan(120);
+    const seen = (await serverState(dovecot, s.mailbox)).filter((m) => m.seen).length;
+    expect(seen).toBe(stored);
+  }, 60_000);
 });

@@ -135,16 +135,32 @@ export async function recordAccountStatus(
  * Why a mailbox is not fetched from right now; the mail stays on the server and the
  * worker looks again every `pauseRecheckSeconds`. `email_off`: the tenant switched its
  * email channel off (which stops ingest, as SMTP's refused recipients do);
- * `processing_limit`: more open conversations than the tenant's limit (SPEC §3).
+ * `processing_limit`: more open conversations than the tenant's limit (SPEC §3);
+ * `account_off`: an admin disabled or archived the account (its worker is stopped at the
+ * supervisor's next reload; until 2026-11-23 it went on draining the mailbox until then,
+ * up to `IMAP_POLL_SECONDS`, and left its last batch without the server action).
  */
-export type FetchPause = "email_off" | "processing_limit";
+export type FetchPause = "email_off" | "processing_limit" | "account_off";
 
-export async function fetchPause(ctx: EngineContext, tenantId: string): Promise<FetchPause | null> {
+export async function fetchPause(
+  ctx: EngineContext,
+  tenantId: string,
+  /** The account fetched from: checked too when given (one statement either way). */
+  accountId?: string,
+): Promise<FetchPause | null> {
   const [t] = await ctx.db
-    .select({ emailEnabled: tenant.emailEnabled, limit: tenant.processingLimit })
+    .select({
+      emailEnabled: tenant.emailEnabled,
+      limit: tenant.processingLimit,
+      accountOn: accountId
+        ? sql<boolean>`EXISTS (SELECT 1 FROM ${mailAccount} a WHERE a.id = ${accountId}::uuid
+                         AND a.enabled AND a.archived_at IS NULL)`
+        : sql<boolean>`true`,
+    })
     .from(tenant)
     .where(eq(tenant.id, tenantId));
   if (!t) return null;
+  if (!t.accountOn) return "account_off";
   if (!t.emailEnabled) return "email_off";
   return t.limit !== null && (await overProcessingLimit(ctx, tenantId, t.limit)) ? "processing_limit" : null;
 }
