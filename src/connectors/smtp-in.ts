@@ -87,12 +87,17 @@ function unsupportedParams(args: unknown, allowed: Set<string>): string | null {
  * answering it) and `Received` (client name and IP, this server, the session, the time) of
  * this delivery, as RFC 5321 §4.4 has the receiving server add them.
  */
-function traceHeaders(name: string, session: SMTPServerSession): Buffer {
+function traceHeaders(name: string, session: SMTPServerSession, now: Date): Buffer {
   const clean = (v: string) => stripControls(v).replace(/[<>]/g, "");
   const from = session.envelope.mailFrom ? clean(session.envelope.mailFrom.address) : "";
   const helo = clean(session.hostNameAppearsAs || "unknown") || "unknown";
-  const date = new Date().toUTCString().replace("GMT", "+0000");
-  const via = session.secure ? "ESMTPS" : "ESMTP";
+  const date = now.toUTCString().replace("GMT", "+0000");
+  // RFC 3848: SMTP after HELO, ESMTP after EHLO, S with TLS (smtp-server keeps it).
+  const via = /^E?SMTPS?A?$/.test(session.transmissionType ?? "")
+    ? session.transmissionType
+    : session.secure
+      ? "ESMTPS"
+      : "ESMTP";
   return Buffer.from(
     `Return-Path: <${from}>\r\n` +
       `Received: from ${helo} ([${clean(session.remoteAddress)}])\r\n` +
@@ -247,7 +252,7 @@ export async function startSmtpListener(
     },
     onData(stream: SMTPServerDataStream, session, callback) {
       // RFC 5321 §4.4: the trace lines of this delivery go in front of the message.
-      const trace = traceHeaders(name, session);
+      const trace = traceHeaders(name, session, ctx.clock.now());
       let chunks: Buffer[] = [trace];
       let bytes = 0;
       const state = sessions.get(session.id);

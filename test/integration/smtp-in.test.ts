@@ -352,6 +352,29 @@ describe("inbound SMTP listener", () => {
       /^Return-Path: <bounces\+42@lists\.customer\.example>\r\nReceived: from relay\.customer\.example \(\[(127\.0\.0\.1|::ffff:127\.0\.0\.1)\]\)\r\n\tby \S+ \(Switchboard\) with ESMTP id \S+;\r\n\t\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r\nFrom: carol@customer\.example\r\n/,
     );
     expect(await rawOf("trace-2@customer.example")).toMatch(/^Return-Path: <>\r\n/);
+    // After HELO (not EHLO) the protocol is SMTP (RFC 3848); the date is the engine's clock's.
+    const h = smtpDialog();
+    try {
+      expect(await h.reply()).toMatch(/^220/);
+      await h.command("HELO old.customer.example");
+      await h.command("MAIL FROM:<carol@customer.example>");
+      expect(await h.command("RCPT TO:<help@acme.test>")).toMatch(/^250/);
+      expect(await h.command("DATA")).toMatch(/^354/);
+      h.socket.write(
+        "From: carol@customer.example\r\nTo: help@acme.test\r\nSubject: Trace\r\nMessage-ID: <trace-3@customer.example>\r\n\r\nHi\r\n",
+      );
+      expect(await h.command(".")).toMatch(/^250/);
+    } finally {
+      h.socket.end();
+    }
+    const third = await rawOf("trace-3@customer.example");
+    expect(third).toMatch(/\(Switchboard\) with SMTP id /);
+    const [m3] = await t.db.db
+      .select()
+      .from(message)
+      .where(eq(message.messageIdHeader, "trace-3@customer.example"));
+    const stamped = new Date(/;\r\n\t([^\r]+)\r\n/.exec(third)![1]!);
+    expect(Math.abs(stamped.getTime() - m3!.receivedAt.getTime())).toBeLessThan(2000);
   });
 
   it("a mail without a Message-ID sent again (a lost 250) stays one message: its key is the bytes as sent, without our trace lines", async () => {
