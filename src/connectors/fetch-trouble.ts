@@ -20,8 +20,17 @@ export class FetchTrouble {
   /** UIDs up to here are fetched one at a time: a batch that reached them failed. */
   private carefulThrough = 0;
   private readonly failures = new Map<number, { count: number; error: string }>();
+  private uidValidity: number | null = null;
 
   constructor(readonly quarantineAfter = 3) {}
+
+  /** The UIDs that follow are of this UIDVALIDITY: under a new one, what was known of the old UIDs goes. */
+  validity(uidValidity: number): void {
+    if (this.uidValidity === uidValidity) return;
+    this.uidValidity = uidValidity;
+    this.carefulThrough = 0;
+    this.failures.clear();
+  }
 
   /** How many UIDs from `uid` on the next batch asks for. */
   batchSize(uid: number, normal: number): number {

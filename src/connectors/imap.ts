@@ -322,6 +322,7 @@ export async function syncMailbox(
           : null;
       const resolve = await accountAddressResolver(ctx, account.id);
       const trouble = opts.trouble ?? new FetchTrouble();
+      trouble.validity(uidValidity);
       // The batch from `p` on: fetched (one UID at a time after a failed batch), or the one
       // message the server failed to deliver too often, passed over (`FetchTrouble`).
       const prepareAt = (p: number): Promise<PreparedBatch> => {
