@@ -12,6 +12,7 @@ import {
   getImapAccount,
   type ImapAccount,
   listImapAccounts,
+  passedOverUids,
   recordAccountStatus,
 } from "../engine/ingest/mailbox.js";
 import type { ParseOutcome } from "../engine/ingest/parsed-mail.js";
@@ -79,6 +80,8 @@ export interface SyncResult {
   processed: number;
   /** Why the run stopped before the end of the mailbox; the rest stays on the server. */
   paused: FetchPause | null;
+  /** The mailbox lock's session ended during the run (`lockAlive`): it stopped there. */
+  lockLost?: boolean;
 }
 
 /**
@@ -112,6 +115,8 @@ class LockSession {
   private sql: postgres.Sql | null = null;
   /** Held keys → the backend pid they were taken in. */
   private readonly held = new Map<string, number>();
+  /** Keys being taken right now: a second try meanwhile would be granted too (re-entrant). */
+  private readonly taking = new Set<string>();
   private busy = 0;
 
   static for(url: string): LockSession {
@@ -155,15 +160,20 @@ class LockSession {
   }
 
   async tryAcquire(key: string): Promise<boolean> {
-    if (this.held.has(key)) return false;
-    // Recorded inside `use`: a session that holds nothing is ended when `use` returns.
-    return this.use(async (sql) => {
-      const [row] = await sql<{ ok: boolean; pid: number }[]>`
-        SELECT pg_try_advisory_lock(${key}::bigint) AS ok, pg_backend_pid() AS pid`;
-      if (row?.ok !== true) return false;
-      this.held.set(key, row.pid);
-      return true;
-    });
+    if (this.held.has(key) || this.taking.has(key)) return false;
+    this.taking.add(key);
+    try {
+      // Recorded inside `use`: a session that holds nothing is ended when `use` returns.
+      return await this.use(async (sql) => {
+        const [row] = await sql<{ ok: boolean; pid: number }[]>`
+          SELECT pg_try_advisory_lock(${key}::bigint) AS ok, pg_backend_pid() AS pid`;
+        if (row?.ok !== true) return false;
+        this.held.set(key, row.pid);
+        return true;
+      });
+    } finally {
+      this.taking.delete(key);
+    }
   }
 
   async alive(key: string): Promise<boolean> {
@@ -280,6 +290,8 @@ export async function syncMailbox(
     trouble?: FetchTrouble;
     /** Called once the folder is selected: the settings work (the account is VALID). */
     onSelected?: () => Promise<void>;
+    /** Whether the mailbox lock is still held: checked before each batch after the first. */
+    lockAlive?: () => Promise<boolean>;
   },
 ): Promise<SyncResult> {
   const { log } = opts;
@@ -337,7 +349,8 @@ export async function syncMailbox(
             return b;
           },
           (err) => {
-            trouble.failed(uids, err);
+            // The parser pool failing (closed at shutdown, broken) is not the server's doing.
+            if (!(err instanceof ParserUnavailableError)) trouble.failed(uids, err);
             // A message the server fails on says nothing about the account's settings: the
             // session ends and the next fetches these UIDs one by one (`FetchTrouble`),
             // after the short backoff, not a permanent error's minute and INVALID.
@@ -369,7 +382,13 @@ export async function syncMailbox(
             pos += batch.consumed;
             if (opts.isStopped?.()) return { processed, paused: null };
             if (i > 0) {
-              const pause = await fetchPause(ctx, account.tenantId, account.id);
+              const [pause, locked] = await Promise.all([
+                fetchPause(ctx, account.tenantId, account.id),
+                opts.lockAlive?.() ?? true,
+              ]);
+              // The lock's session ended (and another instance may have the mailbox now):
+              // no more batches; the worker finds out and takes the lock again.
+              if (!locked) return { processed, paused: null, lockLost: true };
               if (pause) return { processed, paused: pause };
             }
             if (pos < todo.length) {
@@ -624,12 +643,25 @@ async function fetchSources(
       const parsed =
         raw.length > limits.maxBytes
           ? oversizeOutcome(raw, Math.max(raw.length, m.size ?? 0), limits.maxBytes)
-          : await ctx.mime.parse(raw); // the worker pool parses a batch in parallel
+          : // the worker pool parses a batch in parallel
+            await ctx.mime.parse(raw).catch((err: unknown) => {
+              throw new ParserUnavailableError(err);
+            });
       const listed = parsed.ok ? [...parsed.mail.to, ...parsed.mail.cc].map((a) => a.address) : [];
       return { uid: m.uid, raw, internalDate, parsed, recipients: recipientCandidates(m.headers, listed) };
     }),
   );
   return messages.filter((m) => m !== null);
+}
+
+/** The parser pool refused to parse (closed, broken): not a failure of the server's FETCH. */
+class ParserUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`the MIME parser is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+    this.name = "ParserUnavailableError";
+  }
 }
 
 /** The batch of one message the server failed to deliver too often: a rejected record, no bytes. */
@@ -722,10 +754,17 @@ async function repairAfterProcess(
   const query =
     account.afterProcess === "SEEN" ? { uid: `1:${cp.lastUid}`, seen: false } : { uid: `1:${cp.lastUid}` };
   const found = ((await client.search(query, { uid: true })) || []).filter((u) => u <= cp.lastUid);
-  const uids =
+  const recent =
     account.afterProcess === "SEEN"
       ? found.filter((u) => u > cp.lastUid - batchSize * 4).slice(-batchSize)
       : found;
+  // Not on mail the server failed to deliver (fetch_failed, passed over): it stays where it
+  // is, for an admin to look at.
+  const passed =
+    recent.length === 0
+      ? new Set<number>()
+      : await passedOverUids(ctx, account.id, account.mailbox, uidValidity);
+  const uids = recent.filter((u) => !passed.has(u));
   if (uids.length === 0) return;
   log.info(
     { count: uids.length, action: account.afterProcess },
@@ -997,8 +1036,13 @@ export class MailboxWorker {
             budget: this.budget,
             trouble: this.trouble,
             onSelected,
+            lockAlive: () => this.lock.alive(),
           });
           firstSync = false;
+          if (r.lockLost) {
+            this.log.warn({}, "lost the mailbox lock while fetching; re-acquiring");
+            return "lock-lost";
+          }
           if (r.paused !== paused) {
             if (r.paused === "account_off")
               this.log.info({}, "account disabled or archived: fetching stopped");
@@ -1067,9 +1111,11 @@ export function createImapConnector(
   const log = ctx.log.child({ component: "imap-supervisor" });
   const budget = new ByteBudget(settings.bufferedBytes ?? DEFAULT_IMAP_BUFFERED_BYTES);
   const workers = new Map<string, MailboxWorker>();
-  // Per account, across its workers (an admin's edit starts a new one) and one-shot polls.
+  // Per mailbox (account, server, login, folder), across its workers (an admin's edit
+  // starts a new one) and one-shot polls; another server or folder starts afresh.
   const troubles = new Map<string, FetchTrouble>();
-  const troubleOf = (accountId: string): FetchTrouble => {
+  const troubleOf = (a: ImapAccount): FetchTrouble => {
+    const accountId = `${a.id}\n${a.host.toLowerCase()}:${a.port}\n${a.user}\n${a.mailbox}`;
     const known = troubles.get(accountId);
     if (known) return known;
     const fresh = new FetchTrouble();
@@ -1106,7 +1152,7 @@ export function createImapConnector(
     await Promise.all(stopping);
     for (const a of accounts) {
       if (stopped || workers.has(a.id)) continue;
-      const w = new MailboxWorker(ctx, a, settings, budget, troubleOf(a.id));
+      const w = new MailboxWorker(ctx, a, settings, budget, troubleOf(a));
       workers.set(a.id, w);
       w.start();
     }
@@ -1158,7 +1204,7 @@ export function createImapConnector(
             log: log.child({ accountId }),
             repair: true,
             budget,
-            trouble: troubleOf(accountId),
+            trouble: troubleOf(account),
           });
         } catch (err) {
           const info = describeImapError(err);

@@ -51,6 +51,23 @@ describe("mailbox locks", () => {
     await poll.release();
   });
 
+  it("two tries for one key at the same moment: one wins, and its release frees the lock", async () => {
+    const keepOpen = new MailboxLock(db.url, account(300));
+    expect(await keepOpen.tryAcquire()).toBe(true);
+    const a = new MailboxLock(db.url, account(301));
+    const b = new MailboxLock(db.url, account(301));
+    const won = await Promise.all([a.tryAcquire(), b.tryAcquire()]);
+    expect(won.filter(Boolean)).toHaveLength(1);
+    await (won[0] ? a : b).release();
+    // Not held twice by the session (re-entrant): another instance can take it now.
+    const [row] = await admin<
+      { ok: boolean }[]
+    >`SELECT pg_try_advisory_lock(${mailboxLockKeyOf(301)}::bigint) AS ok`;
+    expect(row!.ok).toBe(true);
+    await admin`SELECT pg_advisory_unlock(${mailboxLockKeyOf(301)}::bigint)`;
+    await keepOpen.release();
+  });
+
   it("a lock whose database session ended is not alive, and another instance may take it", async () => {
     const lock = new MailboxLock(db.url, account(200));
     expect(await lock.tryAcquire()).toBe(true);

@@ -3,8 +3,9 @@ import { type AddressInfo, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { ImapFlow } from "imapflow";
+import postgres from "postgres";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createImapConnector, defaultImapSettings } from "../../src/connectors/imap.js";
+import { createImapConnector, defaultImapSettings, mailboxLockKey } from "../../src/connectors/imap.js";
 import { mailAccount, rejectedMessage } from "../../src/db/schema/index.js";
 import type { TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
@@ -79,7 +80,15 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
     expect(rejected[0]).toMatchObject({ reason: "fetch_failed", uid: uids[1], rawMessageId: null });
     expect(rejected[0]!.detail).toMatch(/failed to deliver it 3 times in a row/);
     expect((await checkpointOf(t.db.db, s.accountId))?.lastUid).toBe(uids[2]);
-    // The server action is not tried on what the server cannot deliver.
+    // The server action is not tried on what the server cannot deliver, also not by the
+    // repair that starts a later session (a one-shot poll here).
+    expect((await serverState(dovecot, s.mailbox)).map((m) => m.seen)).toEqual([true, false, true]);
+    const poll = createImapConnector(t.app.engine, { ...defaultImapSettings(t.db.url), pollSeconds: 3600 });
+    try {
+      await poll.pollAccount(s.accountId);
+    } finally {
+      await poll.stop();
+    }
     expect((await serverState(dovecot, s.mailbox)).map((m) => m.seen)).toEqual([true, false, true]);
   }, 90_000);
 
@@ -218,4 +227,49 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
     const seen = (await serverState(dovecot, s.mailbox)).filter((m) => m.seen).length;
     expect(seen).toBe(stored);
   }, 60_000);
+
+  it("a worker whose lock session ends while it drains stops within a batch or two, and takes the lock again", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "lockdrain", { afterProcess: "LEAVE" });
+    await appendMany(
+      dovecot,
+      Array.from({ length: 150 }, (_, i) =>
+        customerMail(s.address, `ld-${i}-${s.accountId}@c.example`, `L${i}`),
+      ),
+      s.mailbox,
+    );
+    const admin = postgres(t.db.url, { max: 1, onnotice: () => {} });
+    const imap = createImapConnector(t.app.engine, {
+      ...defaultImapSettings(t.db.url),
+      pollSeconds: 3600,
+      batchSize: 2,
+      lockRetrySeconds: 1,
+    });
+    imap.start();
+    let atKill = 0;
+    let whileHeldElsewhere = 0;
+    try {
+      await waitFor(
+        "the drain to start",
+        async () => (await messagesOf(t.db.db, s.accountId)).length >= 10,
+        30_000,
+      );
+      await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                   WHERE application_name = ${`switchboard-imap-lock:${process.pid}`}`;
+      // Another instance takes the mailbox at once.
+      await admin`SELECT pg_advisory_lock(${mailboxLockKey(s.accountId)}::bigint)`;
+      atKill = (await messagesOf(t.db.db, s.accountId)).length;
+      await new Promise((r) => setTimeout(r, 1500));
+      whileHeldElsewhere = (await messagesOf(t.db.db, s.accountId)).length;
+      await admin`SELECT pg_advisory_unlock(${mailboxLockKey(s.accountId)}::bigint)`;
+      // The worker takes it again and drains the rest, once each.
+      await waitFor("the rest", async () => (await messagesOf(t.db.db, s.accountId)).length === 150, 30_000);
+    } finally {
+      await imap.stop();
+      await admin.end();
+    }
+    // Before: it went on fetching while the other instance held the lock (all 150 in 3 s).
+    expect(whileHeldElsewhere).toBeLessThanOrEqual(atKill + 6);
+    const ids = (await messagesOf(t.db.db, s.accountId)).map((m) => m.messageIdHeader);
+    expect(new Set(ids).size).toBe(150);
+  }, 90_000);
 });

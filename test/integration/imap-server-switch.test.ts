@@ -1,7 +1,13 @@
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings } from "../../src/connectors/imap.js";
-import { mailAccount, message } from "../../src/db/schema/index.js";
+import {
+  mailAccount,
+  mailboxCheckpoint,
+  message,
+  rejectedMessage,
+  tenant,
+} from "../../src/db/schema/index.js";
 import { ingestMessages, StaleImapServerError } from "../../src/engine/ingest/ingest.js";
 import { encodeId } from "../../src/schema/ids.js";
 import type { TestApp } from "../helpers/app.js";
@@ -58,7 +64,8 @@ describe.skipIf(!enabled)("IMAP: the account pointed at another server", () => {
         await update({ name: "Renamed" });
         expect((await checkpointOf(t.db.db, s.accountId))?.lastUid).toBe(3);
         await update({ imapPort: b.port, imapPassword: b.password });
-        expect(await checkpointOf(t.db.db, s.accountId)).toBeNull();
+        // Reset as a UIDVALIDITY change resets it: the next sync reads the folder as a resync.
+        expect(await checkpointOf(t.db.db, s.accountId)).toMatchObject({ uidValidity: 0, lastUid: 0 });
         await imap.pollAccount(s.accountId);
         await imap.pollAccount(s.accountId);
       } finally {
@@ -100,4 +107,55 @@ describe.skipIf(!enabled)("IMAP: the account pointed at another server", () => {
     await ingestMessages(t.app.engine, [{ ...input(acc!.imapHost!.toUpperCase()), parsed }]);
     expect((await checkpointOf(t.db.db, s.accountId))?.lastUid).toBe(1);
   });
+
+  it("a host retyped as an alias of the same server reads the folder as a resync: mail past the retention period does not come back as new work", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "alias", { afterProcess: "LEAVE" });
+    await t.db.db.update(mailAccount).set({ smtpHost: "127.0.0.1" }).where(eq(mailAccount.id, s.accountId));
+    await t.db.db.update(tenant).set({ retentionDays: 30 }).where(eq(tenant.id, t.tenantId));
+    try {
+      const c = dovecot.client();
+      await c.connect();
+      await c.mailboxCreate(s.mailbox).catch(() => {});
+      const ancient = new Date(Date.now() - 90 * 86_400_000);
+      await c.append(
+        s.mailbox,
+        customerMail(s.address, `anc-${s.accountId}@c.example`, "Ancient"),
+        [],
+        ancient,
+      );
+      const uidValidity = Number((await c.mailboxOpen(s.mailbox, { readOnly: true })).uidValidity);
+      await c.append(s.mailbox, customerMail(s.address, `rec-${s.accountId}@c.example`, "Recent"));
+      await c.logout();
+      // Ancient was ingested long ago and purged by retention: the checkpoint is past it.
+      await t.db.db.insert(mailboxCheckpoint).values({
+        tenantId: t.tenantId,
+        accountId: s.accountId,
+        mailbox: s.mailbox,
+        uidValidity,
+        lastUid: 1,
+      });
+      const imap = createImapConnector(t.app.engine, defaultImapSettings(t.db.url));
+      try {
+        await imap.pollAccount(s.accountId);
+        expect((await messagesOf(t.db.db, s.accountId)).map((m) => m.subject)).toEqual(["Recent"]);
+        const r = await t.ok(UPDATE, {
+          id: encodeId("MailAccount", s.accountId),
+          input: { imapHost: "localhost" },
+        });
+        expect(r.updateMailAccount).toEqual({ __typename: "MailAccount" });
+        await imap.pollAccount(s.accountId);
+      } finally {
+        await imap.stop();
+      }
+      expect((await messagesOf(t.db.db, s.accountId)).map((m) => m.subject)).toEqual(["Recent"]);
+      const rejected = await t.db.db
+        .select()
+        .from(rejectedMessage)
+        .where(eq(rejectedMessage.accountId, s.accountId));
+      expect(rejected.map((x) => x.reason)).toEqual(["expired"]);
+      expect((await checkpointOf(t.db.db, s.accountId))?.lastUid).toBe(2);
+    } finally {
+      await t.db.db.update(tenant).set({ retentionDays: null }).where(eq(tenant.id, t.tenantId));
+    }
+  }, 60_000);
 });

@@ -306,14 +306,21 @@ function imapServerKey(a: MailAccount): string {
  * old one's UIDVALIDITY (Dovecot takes the second the folder was made; some servers use
  * one value for all) its mail up to the old checkpoint was taken as read and never
  * fetched, and the old positions made the rest duplicates. Now the account's checkpoints
- * go and its stored and rejected rows lose their IMAP positions (in the edit's
- * transaction): the new mailbox is read from its first UID, and what is the same mail
- * as before (a host renamed, the same mailbox) is still one message by Message-ID and
- * content. A worker still fetching with the old settings commits nothing more
+ * are reset as a UIDVALIDITY change resets them, and its stored and rejected rows lose
+ * their IMAP positions (in the edit's transaction): the new mailbox is read from its
+ * first UID as a resync, and what is the same mail as before (a host renamed, the same
+ * mailbox) is still one message by Message-ID and content. A worker still fetching with the old settings commits nothing more
  * (`advanceCheckpoint`).
  */
 async function forgetImapPositions(tx: DbOrTx, accountId: string): Promise<void> {
-  await tx.delete(mailboxCheckpoint).where(eq(mailboxCheckpoint.accountId, accountId));
+  // As a UIDVALIDITY change is: no UIDVALIDITY is 0, so the next sync of each folder sees a
+  // new one and reads it whole as a resync (mail past the retention period is recorded as
+  // expired, not opened as new work: a host retyped as an alias of the same server would
+  // otherwise bring back every purged mail).
+  await tx
+    .update(mailboxCheckpoint)
+    .set({ uidValidity: 0, lastUid: 0, resyncThroughUid: null })
+    .where(eq(mailboxCheckpoint.accountId, accountId));
   const none = { imapMailbox: null, uidValidity: null, uid: null };
   await tx
     .update(message)

@@ -1,5 +1,11 @@
 import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
-import { emailAddress, mailAccount, mailboxCheckpoint, tenant } from "../../db/schema/index.js";
+import {
+  emailAddress,
+  mailAccount,
+  mailboxCheckpoint,
+  rejectedMessage,
+  tenant,
+} from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { AccountStatus, ImapAfterProcess } from "../domain.js";
 import { overProcessingLimit } from "./ingest.js";
@@ -186,4 +192,29 @@ export async function accountAddressResolver(
     const hit = recipients.map((r) => byAddress.get(r.toLowerCase())).find((r) => r) ?? rows[0]!;
     return { tenantId: hit.tenantId, addressId: hit.id };
   };
+}
+
+/**
+ * UIDs of a folder recorded as `fetch_failed`: the IMAP server failed to deliver them, and
+ * they were passed over (connectors/fetch-trouble.ts). No server action is applied to
+ * them, also not by the repair of a later session: they stay where they are.
+ */
+export async function passedOverUids(
+  ctx: EngineContext,
+  accountId: string,
+  mailbox: string,
+  uidValidity: number,
+): Promise<Set<number>> {
+  const rows = await ctx.db
+    .select({ uid: rejectedMessage.uid })
+    .from(rejectedMessage)
+    .where(
+      and(
+        eq(rejectedMessage.accountId, accountId),
+        eq(rejectedMessage.imapMailbox, mailbox),
+        eq(rejectedMessage.uidValidity, uidValidity),
+        eq(rejectedMessage.reason, "fetch_failed"),
+      ),
+    );
+  return new Set(rows.flatMap((r) => (r.uid === null ? [] : [r.uid])));
 }
