@@ -292,6 +292,8 @@ export async function syncMailbox(
     onSelected?: () => Promise<void>;
     /** Whether the mailbox lock is still held: checked before each batch after the first. */
     lockAlive?: () => Promise<boolean>;
+    /** Told of every batch committed (also of a run that ends in an error afterwards). */
+    onCommitted?: (count: number) => void;
   },
 ): Promise<SyncResult> {
   const { log } = opts;
@@ -400,6 +402,7 @@ export async function syncMailbox(
             if (batch.messages.length === 0) continue;
             const done = await ingestBatch(ctx, account, uidValidity, batch.messages, resolve, resyncThrough);
             processed += done.length;
+            opts.onCommitted?.(done.length);
             if (batch.passed !== undefined) {
               // Recorded: its count ends. The server action is not tried on what the
               // server cannot deliver; it stays where it is, for an admin to look at.
@@ -877,6 +880,8 @@ export class MailboxWorker {
   private waiters: (() => void)[] = [];
   private lock: MailboxLock;
   private client: ImapFlow | null = null;
+  /** Mail the current session committed (`syncMailbox`'s `onCommitted`). */
+  private committed = 0;
   /** The client of a session still connecting: `stop` closes it rather than wait out its timeouts. */
   private connecting: ImapFlow | null = null;
   private running: Promise<void> | null = null;
@@ -971,13 +976,18 @@ export class MailboxWorker {
       try {
         while (!this.stopped) {
           const startedAt = Date.now();
+          this.committed = 0;
           const outcome = await this.session();
           if (outcome === "lock-lost" || outcome === "stopped") break;
           if (outcome === "parked") return;
-          // Only a session that lasted resets the backoff: a server that accepts the login
-          // and drops the connection at once (a proxy, a connection limit) would otherwise
-          // get a reconnect, a sync and a search every second, forever.
-          if (outcome === "ok" && Date.now() - startedAt >= HEALTHY_SESSION_MS) backoffMs = 1000;
+          // Only a session that lasted, or that committed mail, resets the backoff: a server
+          // that accepts the login and drops the connection at once (a proxy, a connection
+          // limit) would otherwise get a reconnect, a sync and a search every second,
+          // forever. A session that got mail in before it failed (the batches before an
+          // undeliverable message, which is then fetched alone and passed: FetchTrouble)
+          // made progress, and the next one follows after a second, not after a minute.
+          const lasted = outcome === "ok" && Date.now() - startedAt >= HEALTHY_SESSION_MS;
+          if (lasted || this.committed > 0) backoffMs = 1000;
           // A permanent error (missing folder, TLS mismatch) waits the longest backoff: it
           // may be fixed on the server without an edit here, so it is retried, slowly.
           await sleep(outcome === "permanent" ? 60_000 : backoffMs, this.abort.signal);
@@ -1037,6 +1047,9 @@ export class MailboxWorker {
             trouble: this.trouble,
             onSelected,
             lockAlive: () => this.lock.alive(),
+            onCommitted: (n) => {
+              this.committed += n;
+            },
           });
           firstSync = false;
           if (r.lockLost) {
