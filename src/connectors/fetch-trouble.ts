@@ -1,3 +1,11 @@
+import { describeImapError } from "./imap-errors.js";
+
+/** What the server said, and its code (imap-errors.ts), for the record's detail. */
+function reasonOf(error: unknown): string {
+  const { message, code } = describeImapError(error);
+  return `${message}${code ? ` (${code})` : ""}`.slice(0, 500);
+}
+
 /**
  * What one mailbox's fetches have failed on, so that one message the server cannot deliver
  * does not stop the mailbox for good (SPEC §3: no input may stall the pipeline).
@@ -44,7 +52,7 @@ export class FetchTrouble {
     this.carefulThrough = Math.max(this.carefulThrough, last);
     if (uids.length !== 1) return;
     const uid = uids[0]!;
-    this.failures.set(uid, { count: (this.failures.get(uid)?.count ?? 0) + 1, error: describe(error) });
+    this.failures.set(uid, { count: (this.failures.get(uid)?.count ?? 0) + 1, error: reasonOf(error) });
   }
 
   /** These were fetched: their count starts again. */
@@ -63,12 +71,4 @@ export class FetchTrouble {
   passed(uid: number): void {
     this.failures.delete(uid);
   }
-}
-
-function describe(error: unknown): string {
-  const e = error as { responseText?: unknown; message?: unknown; code?: unknown };
-  const text = typeof e?.responseText === "string" && e.responseText ? e.responseText : null;
-  const message = typeof e?.message === "string" ? e.message : String(error);
-  const code = typeof e?.code === "string" ? ` (${e.code})` : "";
-  return `${text ?? message}${code}`.slice(0, 500);
 }

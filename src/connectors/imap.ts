@@ -11,6 +11,7 @@ import {
   getCheckpoint,
   getImapAccount,
   type ImapAccount,
+  imapServerKey,
   listImapAccounts,
   passedOverUids,
   recordAccountStatus,
@@ -1128,11 +1129,11 @@ export function createImapConnector(
   // starts a new one) and one-shot polls; another server or folder starts afresh.
   const troubles = new Map<string, FetchTrouble>();
   const troubleOf = (a: ImapAccount): FetchTrouble => {
-    const accountId = `${a.id}\n${a.host.toLowerCase()}:${a.port}\n${a.user}\n${a.mailbox}`;
-    const known = troubles.get(accountId);
+    const key = `${a.id}\n${imapServerKey(a)}\n${a.mailbox}`;
+    const known = troubles.get(key);
     if (known) return known;
     const fresh = new FetchTrouble();
-    troubles.set(accountId, fresh);
+    troubles.set(key, fresh);
     return fresh;
   };
   registerGauge(

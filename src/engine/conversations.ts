@@ -412,28 +412,6 @@ export async function eventsOf(
   return out;
 }
 
-/** A conversation's timeline, oldest first, keyset-paged by event id. */
-export async function conversationEvents(
-  ctx: EngineContext,
-  viewer: Viewer,
-  conversationId: string,
-  page: { first: number; afterId: number | null },
-) {
-  await getConversation(ctx, viewer, conversationId);
-  return ctx.db
-    .select()
-    .from(event)
-    .where(
-      and(
-        eq(event.tenantId, viewer.tenantId),
-        eq(event.conversationId, conversationId),
-        page.afterId !== null ? sql`${event.id} > ${page.afterId}` : undefined,
-      ),
-    )
-    .orderBy(asc(event.id))
-    .limit(Math.min(Math.max(page.first, 0), 500) + 1);
-}
-
 /** The tenant's address `id` if it exists and is not archived: where mail may still arrive. */
 export async function liveAddress(
   ctx: EngineContext,

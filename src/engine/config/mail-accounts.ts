@@ -12,6 +12,7 @@ import { type AccountChecker, type CheckResult, withDeadline } from "../connecti
 import type { EngineContext } from "../context.js";
 import type { AccountKind, ImapAfterProcess, SmtpTlsMode } from "../domain.js";
 import { ConflictError, NotFoundError, Problems } from "../errors.js";
+import { imapPortOf, imapServerKey } from "../ingest/mailbox.js";
 import { requireRole, type Viewer } from "../viewer.js";
 import { clampPage, type Page } from "./paging.js";
 import { likePattern } from "./search.js";
@@ -289,15 +290,14 @@ export async function updateMailAccount(
       .set(columns(ctx, input, current))
       .where(and(eq(mailAccount.id, id), eq(mailAccount.tenantId, viewer.tenantId)))
       .returning();
-    if (imapServerKey(row!) !== imapServerKey(current)) await forgetImapPositions(tx, id);
+    if (serverOf(row!) !== serverOf(current)) await forgetImapPositions(tx, id);
     return row!;
   });
 }
 
-/** Which server and login an account reads: host (any case), port (or its TLS default), user. */
-function imapServerKey(a: MailAccount): string {
-  const port = a.imapPort ?? (a.imapTls ? 993 : 143);
-  return `${(a.imapHost ?? "").toLowerCase()}:${port}/${a.imapUser ?? ""}`;
+/** Which server and login an account reads (`imapServerKey`). */
+function serverOf(a: MailAccount): string {
+  return imapServerKey({ host: a.imapHost ?? "", port: imapPortOf(a), user: a.imapUser ?? "" });
 }
 
 /**

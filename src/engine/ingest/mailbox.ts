@@ -28,12 +28,27 @@ export interface ImapAccount {
 
 type AccountRow = typeof mailAccount.$inferSelect;
 
+/** The port an account connects to: its own, or the standard one of its TLS mode. */
+export function imapPortOf(row: Pick<AccountRow, "imapPort" | "imapTls">): number {
+  return row.imapPort ?? (row.imapTls ? 993 : 143);
+}
+
+/**
+ * Which server and login a mailbox is on: host in any case, port, user. Another one is
+ * another mailbox (its UIDs say nothing of the old one's): `updateMailAccount` resets the
+ * positions when it changes, the connector keeps fetch failures per key, and
+ * `advanceCheckpoint` compares the same three columns in SQL.
+ */
+export function imapServerKey(server: { host: string; port: number; user: string }): string {
+  return `${server.host.toLowerCase()}:${server.port}/${server.user}`;
+}
+
 function toImapAccount(ctx: EngineContext, row: AccountRow): ImapAccount {
   return {
     id: row.id,
     tenantId: row.tenantId,
     host: row.imapHost!,
-    port: row.imapPort ?? (row.imapTls ? 993 : 143),
+    port: imapPortOf(row),
     tls: row.imapTls,
     user: row.imapUser ?? "",
     password: row.imapPasswordEnc ? ctx.secrets.decrypt(row.imapPasswordEnc) : "",
