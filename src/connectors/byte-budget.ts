@@ -2,7 +2,7 @@
  * A process-wide allowance of bytes held in memory. The IMAP mailbox workers share one
  * (connectors/imap.ts): a batch of mail takes its bytes before its sources are fetched and
  * gives them back once it is ingested. The SMTP listener has its own and never waits
- * (`tryAcquire`): a message that does not fit is answered 451 and sent again later. Each worker's batch is capped already; this caps
+ * (`holding`): a message that does not fit is answered 451 and sent again later. Each worker's batch is capped already; this caps
  * what all of them hold together — after an outage a hundred mailboxes may each have a
  * batch of large mail waiting at once.
  *
@@ -33,19 +33,11 @@ export class ByteBudget {
   }
 
   /**
-   * `bytes` now or not at all (never waits): the give-back function, or null when they do
-   * not fit or others are waiting. For a holder that can ask its peer to come back later
-   * instead (the SMTP listener answers 451).
-   */
-  tryAcquire(bytes: number): (() => void) | null {
-    const n = Math.max(0, bytes);
-    return this.waiting.length === 0 && this.fits(n) ? this.take(n) : null;
-  }
-
-  /**
-   * A share that grows piece by piece (`tryAdd`, never waits, as `tryAcquire`) and is given
-   * back whole, once (`release`): one object per holder rather than a give-back function
-   * per piece. A message received in many small pieces holds no more than its bytes.
+   * A share that grows piece by piece and is given back whole, once (`release`): one
+   * object per holder rather than a give-back function per piece, so a message received
+   * in many small pieces holds no more than its bytes. `tryAdd` takes bytes now or not at
+   * all (never waits, never ahead of a waiting request): for a holder that can ask its peer
+   * to come back later instead (the SMTP listener answers 451).
    */
   holding(): BudgetHolding {
     let bytes = 0;

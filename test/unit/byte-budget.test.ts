@@ -47,17 +47,21 @@ describe("ByteBudget", () => {
     expect(b.held).toBe(0);
   });
 
-  it("tryAcquire takes what fits now, never waits, and never jumps the queue", async () => {
+  it("a holding takes what fits now, never waits, never jumps the queue, and gives all back once", async () => {
     const b = new ByteBudget(100);
-    const a = b.tryAcquire(70);
-    expect(a).not.toBeNull();
-    expect(b.tryAcquire(40)).toBeNull(); // does not fit
+    const a = b.holding();
+    expect(a.tryAdd(30)).toBe(true);
+    expect(a.tryAdd(40)).toBe(true); // grows piece by piece
+    expect(b.held).toBe(70);
+    expect(b.holding().tryAdd(40)).toBe(false); // does not fit
     const waiting = b.acquire(40);
-    a!();
+    a.release();
+    a.release(); // once
     await waiting;
     expect(b.held).toBe(40);
+    expect(a.tryAdd(1)).toBe(false); // released: takes nothing more
     const queued = b.acquire(70); // waits: 40 + 70 > 100
-    expect(b.tryAcquire(10)).toBeNull(); // fits, but someone waits first
+    expect(b.holding().tryAdd(10)).toBe(false); // fits, but someone waits first
     expect(b.held).toBe(40);
     void queued;
   });
