@@ -196,7 +196,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxDepth: int("GRAPHQL_MAX_DEPTH", 12, 2, 100),
       maxAliases: int("GRAPHQL_MAX_ALIASES", 30, 1, 1000),
       maxTokens: int("GRAPHQL_MAX_TOKENS", 5000, 100, 100000),
-      maxCost: int("GRAPHQL_MAX_COST", 20000, 100, 10000000),
+      maxCost: int("GRAPHQL_MAX_COST", 100000, 100, 10000000),
     },
     bootstrap: bool("BOOTSTRAP", true),
     send: {

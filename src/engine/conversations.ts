@@ -218,13 +218,56 @@ export async function conversationsByIds(
 }
 
 /** Messages of conversations the caller already resolved (so visibility is settled), batched. */
-export async function messagesOf(ctx: EngineContext, tenantId: string, conversationIds: readonly string[]) {
+/**
+ * One page of messages for each of the conversations the caller already resolved (so
+ * visibility is settled), in conversation order (received, then created, then id), keyset-
+ * paged by a message of that conversation: `forward` reads the `limit` + 1 messages after
+ * `cursor` (a message id; or from the first), `backward` the `limit` + 1 before it (or from the newest);
+ * the extra one says another page exists. Each list comes back oldest first. A cursor that
+ * is not a message of the conversation gives it an empty page. One statement for a whole
+ * page of conversations, through message_conversation_idx.
+ */
+export async function messagesOf(
+  ctx: EngineContext,
+  tenantId: string,
+  conversationIds: readonly string[],
+  page: { limit: number; cursor: string | null; direction: "forward" | "backward" },
+): Promise<Map<string, (typeof message.$inferSelect)[]>> {
+  const out = new Map<string, (typeof message.$inferSelect)[]>(conversationIds.map((id) => [id, []]));
+  if (conversationIds.length === 0) return out;
+  const ids = [...new Set(conversationIds)];
+  const limit = Math.min(Math.max(page.limit, 0), 500) + 1;
+  const forward = page.direction === "forward";
+  const order = forward
+    ? sql`ORDER BY m.received_at, m.created_at, m.id`
+    : sql`ORDER BY m.received_at DESC, m.created_at DESC, m.id DESC`;
+  const after =
+    page.cursor === null
+      ? sql`TRUE`
+      : forward
+        ? sql`(m.received_at, m.created_at, m.id) > (cur.received_at, cur.created_at, cur.id)`
+        : sql`(m.received_at, m.created_at, m.id) < (cur.received_at, cur.created_at, cur.id)`;
+  const cursorJoin =
+    page.cursor === null
+      ? sql``
+      : sql`JOIN ${message} cur ON cur.id = ${page.cursor}::uuid AND cur.tenant_id = ${tenantId}
+              AND cur.conversation_id = c.id`;
   const rows = await ctx.db
     .select()
     .from(message)
-    .where(and(eq(message.tenantId, tenantId), inArray(message.conversationId, [...conversationIds])))
-    .orderBy(asc(message.receivedAt), asc(message.createdAt));
-  return conversationIds.map((id) => rows.filter((r) => r.conversationId === id));
+    .where(
+      inArray(
+        message.id,
+        // The ids as one array parameter (a JS array here would be one parameter each).
+        sql`(SELECT p.id FROM unnest(${`{${ids.join(",")}}`}::uuid[]) AS c(id) CROSS JOIN LATERAL (
+               SELECT m.id FROM ${message} m ${cursorJoin}
+                WHERE m.tenant_id = ${tenantId} AND m.conversation_id = c.id AND ${after}
+                ${order} LIMIT ${limit}) p)`,
+      ),
+    )
+    .orderBy(asc(message.receivedAt), asc(message.createdAt), asc(message.id));
+  for (const m of rows) out.get(m.conversationId)?.push(m);
+  return out;
 }
 
 export async function attachmentsOf(ctx: EngineContext, tenantId: string, messageIds: readonly string[]) {

@@ -75,7 +75,9 @@ export const builder = new SchemaBuilder<{
         return resolveNodes(args.ids);
       },
     },
-    firstArgOptions: { description: "Page size from the start (default depends on the list; at most 200)." },
+    firstArgOptions: {
+      description: "Page size from the start (at most 200 unless the list's description says otherwise).",
+    },
     afterArgOptions: { description: "Return items after this cursor (from pageInfo.endCursor)." },
     lastArgOptions: { description: "Page size from the end." },
     beforeArgOptions: { description: "Return items before this cursor." },

@@ -42,7 +42,7 @@ import { asGraphQLErrors, standardErrors } from "./errors.js";
 import { EventRef } from "./event.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
 import { batchLoad } from "./loaders.js";
-import { badCursor, forwardPageSize, offsetConnection } from "./paging.js";
+import { badCursor, forwardPageSize, offsetConnection, twoWayPage } from "./paging.js";
 import { UserRef } from "./viewer.js";
 
 export const ConversationStatusEnum = builder.enumType("ConversationStatus", {
@@ -213,15 +213,37 @@ builder.node(ConversationRef, {
         c.handleTimeMs +
         (c.activeSince ? Math.max(0, ctx.engine.clock.now().getTime() - c.activeSince.getTime()) : 0),
     }),
-    messages: t.loadableList({
+    messages: t.connection({
       type: MessageRef,
-      description: "Every message (inbound, outbound, notes), oldest first.",
-      load: (ids: string[], ctx) => messagesOf(ctx.engine, ctx.viewer!.tenantId, ids),
-      resolve: (c) => c.id,
+      description:
+        "Its messages (inbound, outbound, notes), oldest first in each page. Page forward with first/after " +
+        "(from the oldest), or back from the newest with last/before; 100 by default, at most 500 a page.",
+      resolve: async (c, args, ctx) => {
+        const page = twoWayPage(args, { default: 100, max: 500 }, UUID_TEXT);
+        const load = batchLoad(
+          ctx,
+          `messages:${page.direction}:${page.limit}:${page.cursor ?? ""}`,
+          (ids: string[]) => messagesOf(ctx.engine, ctx.viewer!.tenantId, ids, page),
+        );
+        const rows = (await load(c.id)) ?? [];
+        const more = rows.length > page.limit;
+        const list = !more ? rows : page.direction === "forward" ? rows.slice(0, page.limit) : rows.slice(1);
+        const cursor = (m: Message) => Buffer.from(m.id).toString("base64url");
+        return {
+          edges: list.map((m) => ({ node: m, cursor: cursor(m) })),
+          pageInfo: {
+            hasNextPage: page.direction === "forward" ? more : page.cursor !== null,
+            hasPreviousPage: page.direction === "forward" ? page.cursor !== null : more,
+            startCursor: list[0] ? cursor(list[0]) : null,
+            endCursor: list.at(-1) ? cursor(list.at(-1)!) : null,
+          },
+        };
+      },
     }),
     timeline: t.connection({
       type: EventRef,
-      description: "Everything that happened to it and why (SPEC §11), oldest first.",
+      description:
+        "Everything that happened to it and why (SPEC §11), oldest first; 100 by default, at most 500 a page.",
       resolve: async (c, args, ctx) => {
         const first = forwardPageSize(args, { default: 100, max: 500 });
         const afterId = decodeEventCursor(args.after);
@@ -498,6 +520,7 @@ function decodeEventCursor(cursor: string | null | undefined): number | null {
   if (!/^\d{1,15}$/.test(text)) throw badCursor("after");
   return Number(text);
 }
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const encodeConvCursor = (c: Conversation) =>
   Buffer.from(`${c.lastActivityAt.toISOString()}|${c.id}`).toString("base64url");
 

@@ -63,3 +63,36 @@ export function forwardPageSize(args: PageArgs, sizes: { default: number; max: n
   }
   return Math.min(first, sizes.max);
 }
+
+/**
+ * The page of a keyset list paged either way: forward with `first`/`after` from the start,
+ * or backward with `last`/`before` from the end, never both at once (BAD_USER_INPUT). The
+ * size is `first` or `last`, or the list's default, at most `max`; a negative one is
+ * refused. The cursor (base64url of a key this server handed out) must match `key`.
+ */
+export function twoWayPage(
+  args: PageArgs,
+  sizes: { default: number; max: number },
+  key: RegExp,
+): { limit: number; cursor: string | null; direction: "forward" | "backward" } {
+  const backward = args.last != null || args.before != null;
+  if (backward && (args.first != null || args.after != null)) {
+    throw new GraphQLError("Page with first/after or with last/before, not both", {
+      extensions: { code: "BAD_USER_INPUT" },
+    });
+  }
+  const size = (backward ? args.last : args.first) ?? sizes.default;
+  if (size < 0) {
+    throw new GraphQLError(`Argument "${backward ? "last" : "first"}" must be a non-negative integer`, {
+      extensions: { code: "BAD_USER_INPUT" },
+    });
+  }
+  const field = backward ? "before" : "after";
+  const raw = args[field];
+  let cursor: string | null = null;
+  if (raw != null) {
+    cursor = Buffer.from(raw, "base64url").toString("latin1");
+    if (!key.test(cursor)) throw badCursor(field);
+  }
+  return { limit: Math.min(size, sizes.max), cursor, direction: backward ? "backward" : "forward" };
+}

@@ -18,7 +18,7 @@ afterAll(async () => {
 
 describe("GraphQL hardening", () => {
   it("rejects queries deeper than the limit", async () => {
-    const deep = `{ conversations { edges { node { messages { attachments { filename } } contact { email } } } } }`;
+    const deep = `{ conversations { edges { node { messages { edges { node { attachments { filename } } } } contact { email } } } } }`;
     const r = await t.gql(`{ a: viewer { user { name } } }`);
     expect(r.errors).toBeUndefined();
     const d = await t.gql(deep);

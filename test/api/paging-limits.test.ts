@@ -184,6 +184,25 @@ describe("the cost limit", () => {
     expect(statements.filter((s) => /from "(conversation|event)"/.test(s))).toEqual([]);
   });
 
+  it("counts a connection asked for without first/last at the page it serves", async () => {
+    // 30 × 50 conversations × (100 messages + 100 events): counted as 30 × 1 × (1 + 1) before.
+    const unsized = Array.from(
+      { length: 30 },
+      (_, i) =>
+        `a${i}: conversations { edges { node { messages { edges { node { html } } } timeline { edges { node { type } } } } } }`,
+    ).join(" ");
+    statements.length = 0;
+    recording = true;
+    const r = await t.gql(`{ ${unsized} }`);
+    recording = false;
+    expect(codes(r)).toEqual([expect.stringMatching(/^BAD_USER_INPUT: Query Cost limit of \d+ exceeded/)]);
+    expect(statements.filter((s) => /from "(conversation|message|event)"/.test(s))).toEqual([]);
+    // One of them, with the sizes a desktop asks for, passes.
+    await t.ok(
+      `{ conversations(first: 20) { edges { node { messages(last: 3) { edges { node { html } } } } } } }`,
+    );
+  });
+
   it("lets an ordinary query with variables through", async () => {
     const r = await t.ok(
       `query($n: Int) { conversations(first: $n) { edges { node { id timeline(first: 5) { edges { node { type } } } } } } }`,
@@ -257,7 +276,7 @@ describe("arguments checked whatever the data", () => {
       raw: textOnly.toString("base64"),
     });
     const q = await t.gql(
-      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { inlineHtml(${args}) } } } }`,
+      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { edges { node { inlineHtml(${args}) } } } } } }`,
       { id: r.ingestRawMessage.conversation.id },
     );
     expect(codes(q).map((c) => c.split(":")[0])).toEqual(["VALIDATION"]);

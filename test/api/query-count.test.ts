@@ -43,7 +43,7 @@ async function statementsFor(first: number): Promise<number> {
   counting = true;
   const d = await t.ok(
     `query($n: Int!) { conversations(first: $n) { edges { node { id contact { email } assignee { name }
-      messages { subject attachments { filename } }
+      messages(last: 10) { edges { node { subject attachments { filename } } } }
       timeline(first: 1) { edges { node { type } } pageInfo { hasNextPage } } } } } }`,
     { n: first },
   );

@@ -23,10 +23,13 @@ afterAll(async () => {
 });
 
 const MESSAGE = `query($id: ID!, $base: String, $ttl: Int) {
-  node(id: $id) { ... on Conversation { messages {
+  node(id: $id) { ... on Conversation { messages { edges { node {
     html inlineHtml(baseUrl: $base, expiresInSeconds: $ttl)
     attachments { id filename contentId downloadPath signedDownloadPath(expiresInSeconds: $ttl) }
-  } } } }`;
+  } } } } } }`;
+
+/** The messages of a MESSAGE result, oldest first. */
+const nodes = (r: any): any[] => r.node.messages.edges.map((e: any) => e.node);
 
 async function ingestTo(addressId: string, raw: Buffer, key?: string): Promise<string> {
   const r = await t.ok(
@@ -74,7 +77,7 @@ describe("signed attachment links", () => {
     const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "links@acme.test" });
     const id = await ingestTo(addr.addressId, mailWithImages("links-1@customer.example"));
     const r = await t.ok(MESSAGE, { id, base: "https://sb.example.com/desk/" });
-    const [m] = r.node.messages;
+    const [m] = nodes(r);
     const byName = Object.fromEntries(m.attachments.map((a: any) => [a.filename, a]));
     expect(srcs(m.html)).toEqual([
       "cid:photo1@customer.example",
@@ -127,13 +130,13 @@ describe("signed attachment links", () => {
     );
     // Without a base: paths relative to the server, as downloadPath is.
     const relative = await t.ok(MESSAGE, { id });
-    expect(srcs(relative.node.messages[0].inlineHtml)[0]).toMatch(/^\/attachments\//);
+    expect(srcs(nodes(relative)[0].inlineHtml)[0]).toMatch(/^\/attachments\//);
   });
 
   it("refuse a tampered, foreign or expired link; without a key or a signature the answer is 401", async () => {
     const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "links2@acme.test" });
     const id = await ingestTo(addr.addressId, mailWithImages("links-2@customer.example"));
-    const [m] = (await t.ok(MESSAGE, { id })).node.messages;
+    const [m] = nodes(await t.ok(MESSAGE, { id }));
     const [a, b] = m.attachments as { signedDownloadPath: string; downloadPath: string }[];
     const url = new URL(base + a!.signedDownloadPath);
     const sig = url.searchParams.get("signature")!;
@@ -173,7 +176,7 @@ describe("signed attachment links", () => {
       mailWithImages("links-3@customer.example"),
       other.apiKey,
     );
-    const [om] = (await t.ok(MESSAGE, { id: otherConv }, other.apiKey)).node.messages;
+    const [om] = nodes(await t.ok(MESSAGE, { id: otherConv }, other.apiKey));
     const otherId = /attachments\/([0-9a-f-]{36})/.exec(om.attachments[0].downloadPath)![1]!;
     const forged = signedAttachmentPath(t.app.engine, { tenantId: t.tenantId, id: otherId }, 600);
     expect(await status(forged)).toBe(404);
@@ -209,7 +212,7 @@ describe("signed attachment links", () => {
     }
     // A base with characters that would break out of the attribute is escaped, never raw.
     const r = await t.ok(MESSAGE, { id, base: 'https://sb.example.com/a"b<c' });
-    const html: string = r.node.messages[0].inlineHtml;
+    const html: string = nodes(r)[0].inlineHtml;
     expect(html).not.toContain('a"b');
     expect(html).not.toContain("<c");
     expect(srcs(html)[0]).toMatch(/^https:\/\/sb\.example\.com\/a%22b%3Cc\/attachments\//);

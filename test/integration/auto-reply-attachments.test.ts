@@ -266,10 +266,12 @@ describe("auto-reply template files: sent", () => {
     const [row] = await t.db.db.select().from(message).where(eq(message.id, outId));
     expect(row!.isAutoReply).toBe(true);
     const shown = await t.ok(
-      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { id attachments { filename inline contentId } } } } }`,
+      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { edges { node { id attachments { filename inline contentId } } } } } } }`,
       { id: r.conversation!.id },
     );
-    const out = shown.node.messages.find((m: { attachments: unknown[] }) => m.attachments.length > 0);
+    const out = shown.node.messages.edges
+      .map((e: { node: { attachments: unknown[] } }) => e.node)
+      .find((m: { attachments: unknown[] }) => m.attachments.length > 0);
     expect(out.attachments).toEqual([
       { filename: "logo.png", inline: true, contentId: "logo@acme.test" },
       { filename: "terms.pdf", inline: false, contentId: null },

@@ -34,11 +34,11 @@ beforeAll(async () => {
   });
   const r = await t.ok(
     `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw, base64: true) {
-       ... on IngestOutcome { conversation { messages { attachments {
-         filename downloadPath signedDownloadPath(expiresInSeconds: 600) } } } } } }`,
+       ... on IngestOutcome { conversation { messages { edges { node { attachments {
+         filename downloadPath signedDownloadPath(expiresInSeconds: 600) } } } } } } } }`,
     { a: encodeId("EmailAddress", addr.addressId), raw: raw.toString("base64") },
   );
-  for (const a of r.ingestRawMessage.conversation.messages[0].attachments) {
+  for (const a of r.ingestRawMessage.conversation.messages.edges[0].node.attachments) {
     paths[a.filename] = a.downloadPath;
     signed[a.filename] = a.signedDownloadPath;
   }

@@ -53,14 +53,14 @@ describe("ingest pipeline", () => {
     });
     const d = await t.ok(
       `query($id: ID!) { node(id: $id) { ... on Conversation { queueId workState contact { email name }
-        messages { direction subject text from { address } }
+        messages { edges { node { direction subject text from { address } } } }
         timeline { edges { node { type } } } } } }`,
       { id: r.conversation.id },
     );
     expect(d.node.queueId).toBe(encodeId("Queue", addr.queueId));
     expect(d.node.workState).toBe("WAITING");
     expect(d.node.contact).toEqual({ email: "alice@customer.example", name: "Alice" });
-    expect(d.node.messages).toEqual([
+    expect(d.node.messages.edges.map((e: { node: unknown }) => e.node)).toEqual([
       {
         direction: "INBOUND",
         subject: "Printer on fire",
@@ -555,10 +555,10 @@ describe("ingest pipeline", () => {
       }),
     );
     const d = await t.ok(
-      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { html remoteResources attachments { filename sizeBytes downloadPath } } } } }`,
+      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { edges { node { html remoteResources attachments { filename sizeBytes downloadPath } } } } } } }`,
       { id: r.conversation.id },
     );
-    const m = d.node.messages[0];
+    const m = d.node.messages.edges[0].node;
     expect(m.html).toContain("Hi");
     expect(m.html).not.toMatch(/<script|onclick|javascript:|\ssrc="https/i);
     expect(m.html).toContain(`data-remote-src="https://tracker.example/p.gif"`);

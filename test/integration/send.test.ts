@@ -232,11 +232,11 @@ describe("reply end-to-end", () => {
 
     // A supervisor (SEE_BCC) sees the hidden BCC on the stored message.
     const seen = await t.ok(
-      `query($id: ID!) { node(id: $id) { ... on Conversation { lastOutboundAt messages { direction bcc { address } sentAt } } } }`,
+      `query($id: ID!) { node(id: $id) { ... on Conversation { lastOutboundAt messages { edges { node { direction bcc { address } sentAt } } } } } }`,
       { id: conv.id },
       supervisor.key,
     );
-    const out = seen.node.messages.find((x: any) => x.direction === "OUTBOUND");
+    const out = seen.node.messages.edges.map((e: any) => e.node).find((x: any) => x.direction === "OUTBOUND");
     expect(out.bcc).toEqual([{ address: "audit@acme.test" }]);
     expect(out.sentAt).not.toBeNull();
     expect(seen.node.lastOutboundAt).not.toBeNull();
@@ -1040,11 +1040,13 @@ describe("delivery outcomes", () => {
     ]);
     // The API shows the refusal on the message.
     const q = await t.ok(
-      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { id failedRecipients { address responseCode reason } } } } }`,
+      `query($id: ID!) { node(id: $id) { ... on Conversation { messages { edges { node { id failedRecipients { address responseCode reason } } } } } } }`,
       { id: encodeId("Conversation", m.conversationId) },
       supervisor.key,
     );
-    const shown = q.node.messages.find((x: { id: string }) => x.id === encodeId("Message", id));
+    const shown = q.node.messages.edges
+      .map((e: any) => e.node)
+      .find((x: { id: string }) => x.id === encodeId("Message", id));
     expect(shown.failedRecipients).toEqual([
       { address: "Gone@picky.example", responseCode: 550, reason: expect.stringMatching(/5\.1\.1/) },
     ]);
