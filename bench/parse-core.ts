@@ -28,7 +28,7 @@ const limits = {
   maxHeaderBytes: MIME_PARSER_DEFAULTS.maxHeaderBytes,
   sanitize: true,
   maxHtmlChars: MIME_PARSER_DEFAULTS.maxHtmlChars,
-  maxHtmlDepth: MIME_PARSER_DEFAULTS.maxHtmlDepth,
+  maxHtmlParseSteps: MIME_PARSER_DEFAULTS.maxHtmlParseSteps,
 };
 
 async function run(n: number): Promise<{ cpuMs: number; wallMs: number }> {

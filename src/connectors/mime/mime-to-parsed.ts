@@ -23,6 +23,7 @@ import { sanitizeHtml } from "../../engine/ingest/sanitize.js";
 import { stripComments } from "../../engine/text.js";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "./delivery-status.js";
 import { decodeWords, iconv, libmime } from "./headline.js";
+import { htmlTooCostly } from "./html-cost.js";
 import {
   charsetUndeclared,
   FALLBACK_CHARSET,
@@ -47,8 +48,8 @@ export interface MimeLimits {
   sanitize: boolean;
   /** HTML longer than this is not sanitised (null + warning) nor converted with html-to-text. */
   maxHtmlChars: number;
-  /** HTML nested deeper than this (`htmlDepth`) is treated as too large. */
-  maxHtmlDepth: number;
+  /** HTML that would cost the HTML parser more steps than this (`htmlTooCostly`) is treated as too large. */
+  maxHtmlParseSteps: number;
 }
 
 interface MpAddress {
@@ -550,67 +551,6 @@ function withoutRawTextElements(html: string): string {
 }
 
 /**
- * How deep the elements of `html` nest, by a linear scan of its tags: void elements, those
- * with optional end tags and `<…/>` do not count; an end tag closes one level. The HTML
- * parser under sanitize-html and html-to-text keeps its open elements in an array it shifts
- * at the front, so a document nested N deep costs it N² (100,000 nested divs: 9 s, a parse
- * timeout).
- */
-export function htmlDepth(html: string): number {
-  let depth = 0;
-  let max = 0;
-  for (let at = html.indexOf("<"); at >= 0; ) {
-    const end = html.indexOf(">", at + 1);
-    if (end < 0) break;
-    const tag = /^<(\/?)([a-zA-Z][a-zA-Z0-9-]*)/.exec(html.slice(at, Math.min(end + 1, at + 64)));
-    if (tag && !FLAT_ELEMENTS.has(tag[2]!.toLowerCase())) {
-      if (tag[1]) depth = Math.max(0, depth - 1);
-      else if (html[end - 1] !== "/") {
-        depth++;
-        if (depth > max) max = depth;
-      }
-    }
-    at = html.indexOf("<", end + 1);
-  }
-  return max;
-}
-
-// Elements that never nest in the parser's stack: void ones, and those whose end tag HTML
-// lets a writer leave out (the next <p>, <li>, <td>, <tr>… closes them), which many
-// generated mails do; counted, a long table of cells without end tags was "too deep".
-const FLAT_ELEMENTS = new Set([
-  "p",
-  "li",
-  "dt",
-  "dd",
-  "td",
-  "th",
-  "tr",
-  "thead",
-  "tbody",
-  "tfoot",
-  "colgroup",
-  "option",
-  "optgroup",
-  "rt",
-  "rp",
-  "area",
-  "base",
-  "br",
-  "col",
-  "embed",
-  "hr",
-  "img",
-  "input",
-  "link",
-  "meta",
-  "param",
-  "source",
-  "track",
-  "wbr",
-]);
-
-/**
  * A file name as a name only: no directory part (`../../etc/passwd`, `C:\\x`), no
  * control or bidi-override characters (`invoice\u202Efdp.exe` shows as "invoiceexe.pdf"),
  * at most 255 characters with the extension kept. Null when nothing usable is left.
@@ -902,13 +842,12 @@ export async function parseRawMessage(
   warnings.push(...mp.charsetNotes);
   if (text.includes("\ufffd") || html?.includes("\ufffd"))
     warnings.push("body contains bytes invalid in its charset");
-  // Too deep for the HTML parser (`htmlDepth`): treated as too large.
-  const depth = html ? htmlDepth(html) : 0;
-  const fullHtml = html !== null && html.length <= limits.maxHtmlChars && depth <= limits.maxHtmlDepth;
-  if (html && depth > limits.maxHtmlDepth) {
-    warnings.push(
-      `HTML nested ${depth} elements deep (over ${limits.maxHtmlDepth}); only the text body can be shown`,
-    );
+  // Nested too deep for the HTML parser to read in reasonable time (`htmlTooCostly`): as too large.
+  const tooDeep =
+    html !== null && html.length <= limits.maxHtmlChars && htmlTooCostly(html, limits.maxHtmlParseSteps);
+  const fullHtml = html !== null && html.length <= limits.maxHtmlChars && !tooDeep;
+  if (tooDeep) {
+    warnings.push("HTML nested too deeply for the HTML parser; only the text body can be shown");
   }
   if (text.trim() === "" && html) {
     if (fullHtml) {

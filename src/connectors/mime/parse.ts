@@ -52,8 +52,12 @@ export interface MimeParserOptions {
   sanitize?: boolean;
   /** HTML above this many characters is neither sanitised nor fully converted (each takes seconds beyond that); default 2 M. */
   maxHtmlChars?: number;
-  /** HTML nested deeper is neither sanitised nor fully converted, as too large HTML; default 1,000. */
-  maxHtmlDepth?: number;
+  /**
+   * HTML on which the HTML parser would take more steps on its stack of open elements
+   * (`htmlTooCostly`: deep nesting costs it N²) is neither sanitised nor fully converted, as
+   * too large HTML; default 100,000,000 (~50–100 ms of each parser).
+   */
+  maxHtmlParseSteps?: number;
   /**
    * V8 old-space limit per worker (default 1024 MB): a message that exhausts the JS heap
    * ends its worker (ERR_WORKER_OUT_OF_MEMORY → "unparseable") instead of growing without
@@ -77,7 +81,7 @@ export const MIME_PARSER_DEFAULTS = {
   maxParts: 500,
   maxHeaderBytes: 1024 * 1024,
   maxHtmlChars: 2_000_000,
-  maxHtmlDepth: 1_000,
+  maxHtmlParseSteps: 100_000_000,
   maxWorkerHeapMb: 1024,
   workerNiceness: 5,
 } as const;
@@ -262,7 +266,7 @@ export function createMimeParser(opts: MimeParserOptions = {}): MimeParser {
     maxHeaderBytes: opts.maxHeaderBytes ?? MIME_PARSER_DEFAULTS.maxHeaderBytes,
     sanitize: opts.sanitize ?? true,
     maxHtmlChars: opts.maxHtmlChars ?? MIME_PARSER_DEFAULTS.maxHtmlChars,
-    maxHtmlDepth: opts.maxHtmlDepth ?? MIME_PARSER_DEFAULTS.maxHtmlDepth,
+    maxHtmlParseSteps: opts.maxHtmlParseSteps ?? MIME_PARSER_DEFAULTS.maxHtmlParseSteps,
   };
   const maxHeap = opts.maxWorkerHeapMb ?? MIME_PARSER_DEFAULTS.maxWorkerHeapMb;
   const setup: WorkerSetup = {
