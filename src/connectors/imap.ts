@@ -313,8 +313,9 @@ export async function syncMailbox(
     if (opts.repair) await repairAfterProcess(ctx, client, account, uidValidity, opts.batchSize, log);
     for (;;) {
       if (opts.isStopped?.()) return { processed, paused: null };
-      const pause = await fetchPause(ctx, account.tenantId, account.id);
-      if (pause) return { processed, paused: pause };
+      const first = await fetchPause(ctx, account.tenantId, account.id);
+      if (first.pause) return { processed, paused: first.pause };
+      let room = first.room;
       const cp = await getCheckpoint(ctx, account.id, account.mailbox);
       // A new UIDVALIDITY invalidates every stored UID: fetch the whole mailbox again and
       // let the Message-ID + content-hash dedupe in ingestMessage drop what we already have.
@@ -385,15 +386,21 @@ export async function syncMailbox(
             pos += batch.consumed;
             if (opts.isStopped?.()) return { processed, paused: null };
             if (i > 0) {
-              const [pause, locked] = await Promise.all([
+              const [state, locked] = await Promise.all([
                 fetchPause(ctx, account.tenantId, account.id),
                 opts.lockAlive?.() ?? true,
               ]);
               // The lock's session ended (and another instance may have the mailbox now):
               // no more batches; the worker finds out and takes the lock again.
               if (!locked) return { processed, paused: null, lockLost: true };
-              if (pause) return { processed, paused: pause };
+              if (state.pause) return { processed, paused: state.pause };
+              room = state.room;
             }
+            // Under a processing limit the batch takes only the room left: a batch of 50
+            // took a tenant with a limit of 3 to 50 open conversations (probe, session 16).
+            // The rest stays after the checkpoint, on the server, for when there is room.
+            const cut = batch.messages.length > room;
+            if (cut) batch.messages.length = room;
             if (pos < todo.length) {
               next = prepareAt(pos);
               // Not awaited if we stop early; its failure must not become an unhandled rejection.
@@ -415,6 +422,7 @@ export async function syncMailbox(
               continue;
             }
             await afterProcess(ctx, client, account, done, log);
+            if (cut) return { processed, paused: "processing_limit" };
           } finally {
             batch.release();
           }

@@ -12,6 +12,7 @@ import {
   ingestOrQuarantine,
   isPostmasterAddress,
   overProcessingLimit,
+  processingRoom,
   resolveRecipient,
 } from "../engine/ingest/ingest.js";
 import { metrics, registerGauge } from "../engine/metrics.js";
@@ -67,6 +68,8 @@ export interface SmtpListener {
 interface Recipient {
   tenantId: string;
   addressId: string;
+  /** The tenant's processing limit as RCPT TO read it; null when it has none. */
+  processingLimit: number | null;
 }
 
 /** MAIL FROM parameters of the extensions advertised (SIZE, 8BITMIME, SMTPUTF8); RCPT TO takes none. */
@@ -129,6 +132,11 @@ export async function startSmtpListener(
       : null;
   const log = ctx.log.child({ component: "smtp-in" });
   const resolved = new WeakMap<SMTPServerAddress, Recipient>();
+  // Per tenant with a processing limit: messages past the check at the end of DATA and not
+  // yet committed (or given up). Taken before counting, so two messages that end DATA at
+  // once cannot both take the last room: 20 parallel deliveries all passed the check at
+  // RCPT TO and took a tenant with a limit of 5 to 20 open conversations (probe, session 16).
+  const inFlight = new Map<string, number>();
   /** Bytes held by messages being received or ingested, across all connections. */
   // Never below one whole message: a mail the listener may accept must fit, or its
   // sender would be answered 451 on every attempt until it gives up.
@@ -338,6 +346,7 @@ export async function startSmtpListener(
           answeredOrGone();
           return callback(reply(451, "4.3.1 Too much mail in progress, try again later"));
         }
+        let holding: string[] = [];
         void (async () => {
           const receivedAt = ctx.clock.now();
           const byAddress = new Map<string, Recipient>();
@@ -347,6 +356,25 @@ export async function startSmtpListener(
           }
           const targets = [...byAddress.values()];
           const oversize = stream.sizeExceeded || bytes > opts.maxMessageBytes;
+          // The processing limit once more, now that the mail is here (oversize mail opens
+          // nothing): each tenant's room, less the other messages in flight for it.
+          if (!oversize) {
+            const limited = new Map<string, number>();
+            for (const t of targets)
+              if (t.processingLimit !== null) limited.set(t.tenantId, t.processingLimit);
+            for (const tenantId of limited.keys()) inFlight.set(tenantId, (inFlight.get(tenantId) ?? 0) + 1);
+            holding = [...limited.keys()];
+            const rooms = await Promise.all(
+              [...limited].map(async ([tenantId, limit]) => {
+                const room = await processingRoom(ctx, tenantId, limit);
+                return room - ((inFlight.get(tenantId) ?? 1) - 1);
+              }),
+            );
+            if (rooms.some((room) => room <= 0)) {
+              answered(451);
+              return callback(reply(451, "4.3.2 Backlog over the processing limit, try again later"));
+            }
+          }
           flushSlab();
           const raw = Buffer.concat(chunks);
           const parsed = oversize
@@ -389,6 +417,11 @@ export async function startSmtpListener(
             callback(reply(451, "4.3.0 Temporary failure, try again later"));
           })
           .finally(() => {
+            for (const tenantId of holding) {
+              const n = (inFlight.get(tenantId) ?? 1) - 1;
+              if (n <= 0) inFlight.delete(tenantId);
+              else inFlight.set(tenantId, n);
+            }
             answeredOrGone();
             release();
           });

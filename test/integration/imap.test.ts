@@ -1,4 +1,4 @@
-import { and, count, eq } from "drizzle-orm";
+import { and, count, eq, notInArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
 import { checkImap } from "../../src/connectors/imap-check.js";
@@ -342,6 +342,47 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
       await t.app.imap.pollAccount(s.accountId);
       expect(await messagesOf(s.accountId)).toHaveLength(3);
       expect((await serverState(dovecot, s.mailbox)).every((m) => m.seen)).toBe(true);
+    } finally {
+      await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+    }
+  });
+
+  it("processing limit: one poll takes only the room left, not a whole batch", async () => {
+    // A batch of 50 took a tenant with a limit of 3 to 50 open conversations (probe, session 16).
+    const s = await setup();
+    const openNow = async () => {
+      const [{ open } = { open: 0 }] = await t.db.db
+        .select({ open: count() })
+        .from(conversation)
+        .where(
+          and(eq(conversation.tenantId, t.tenantId), notInArray(conversation.status, ["RESOLVED", "CLOSED"])),
+        );
+      return open;
+    };
+    const before = await openNow();
+    await t.db.db
+      .update(tenant)
+      .set({ processingLimit: before + 2 }) // room for 3
+      .where(eq(tenant.id, t.tenantId));
+    try {
+      await appendMany(
+        dovecot,
+        Array.from({ length: 60 }, (_, i) =>
+          customerMail(s.address, `room-${i}@customer.example`, `Room ${i}`),
+        ),
+        s.mailbox,
+      );
+      await t.app.imap.pollAccount(s.accountId);
+      expect(await messagesOf(s.accountId)).toHaveLength(3);
+      expect(await openNow()).toBe(before + 3);
+      const state = await serverState(dovecot, s.mailbox);
+      expect(state.filter((m) => m.seen)).toHaveLength(3);
+      // With room again, the rest comes, in order, nothing doubled.
+      await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+      await t.app.imap.pollAccount(s.accountId);
+      const got = await messagesOf(s.accountId);
+      expect(got).toHaveLength(60);
+      expect(new Set(got.map((m) => m.messageIdHeader)).size).toBe(60);
     } finally {
       await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
     }

@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { connect } from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { eq } from "drizzle-orm";
+import { and, eq, notInArray } from "drizzle-orm";
 import nodemailer, { type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSmtpListener } from "../../src/connectors/smtp-in.js";
@@ -246,6 +246,41 @@ describe("inbound SMTP listener", () => {
       .where(eq(tenant.id, t.tenantId));
     expect((await send("help@acme.test")).response).toMatch(/^250/);
     await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+  });
+
+  it("holds the processing limit against deliveries in parallel: only the room left gets 250", async () => {
+    // 20 connections at once (a sending MTA delivers in parallel) all passed the check at
+    // RCPT TO and took a tenant with a limit of 5 to 20 open conversations (probe, session 16).
+    const openNow = async () =>
+      (
+        await t.db.db
+          .select({ id: conversation.id })
+          .from(conversation)
+          .where(
+            and(
+              eq(conversation.tenantId, t.tenantId),
+              notInArray(conversation.status, ["RESOLVED", "CLOSED"]),
+            ),
+          )
+      ).length;
+    const before = await openNow();
+    const limit = before + 4; // room for 5: ingest goes on while at most `limit` are open
+    await t.db.db.update(tenant).set({ processingLimit: limit }).where(eq(tenant.id, t.tenantId));
+    try {
+      const codes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          send("help@acme.test", { messageId: `<flood-${i}@customer.example>`, subject: `Flood ${i}` }).then(
+            (r) => Number(r.response.slice(0, 3)),
+            (e: { responseCode?: number }) => e.responseCode ?? 0,
+          ),
+        ),
+      );
+      expect(codes.filter((c) => c === 250)).toHaveLength(5);
+      expect(codes.filter((c) => c === 451)).toHaveLength(15);
+      expect(await openNow()).toBe(limit + 1);
+    } finally {
+      await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+    }
   });
 
   it("answers 451 while the tenant's email channel is switched off, so the sender retries, and accepts again after", async () => {

@@ -88,6 +88,30 @@ describe("threading: follow-ups", () => {
     const r4 = stored(await reply());
     expect(r4.created).toBe(true);
     expect(r4.conversationId).not.toBe(r1.conversationId);
+    // ... linked to the newest of the chain, which the next mails join in turn.
+    const [c4] = await t.db.db.select().from(conversation).where(eq(conversation.id, r4.conversationId));
+    expect(c4!.previousConversationId).toBe(r1.conversationId);
+    expect(stored(await reply()).conversationId).toBe(r4.conversationId);
+  });
+
+  it("a follow-up closed inside its reopen window is reopened by the next reply to the old mail", async () => {
+    // Until session 16 a CLOSED follow-up was passed over and each reply opened another one.
+    const { a, id } = await closedLongAgo();
+    const reply = () =>
+      send({ messageId: uid(), subject: "Re: Closed case", headers: { "In-Reply-To": `<${id}>` } });
+    const r1 = stored(await reply());
+    expect(r1.created).toBe(true);
+    await t.db.db
+      .update(conversation)
+      .set({ status: "CLOSED", workState: "DONE", closedAt: new Date(clock.now().getTime() - DAY) })
+      .where(eq(conversation.id, r1.conversationId));
+    const r2 = stored(await reply());
+    expect(r2.created).toBe(false);
+    expect(r2.conversationId).toBe(r1.conversationId);
+    const [c1] = await t.db.db.select().from(conversation).where(eq(conversation.id, r1.conversationId));
+    expect(c1!.status).toBe("REOPENED");
+    const [old] = await t.db.db.select().from(conversation).where(eq(conversation.id, a.conversationId));
+    expect(old!.status).toBe("CLOSED");
   });
 
   it("two such mails at once open one conversation, not two", async () => {

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { and, desc, eq, inArray, isNull, ne, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { pipelinedTransaction, rawClient, type Tx } from "../../db/client.js";
 import { insertRows, insertRowsInParts, rowFromJson } from "../../db/fast.js";
 import {
@@ -857,29 +857,25 @@ async function ingestInTx(
     const automatic = cls.autoSubmitted;
     const reopen = { reopenEnabled: t.reopenEnabled, reopenWindowDays: t.reopenWindowDays };
     let effect = automatic ? "SAME" : onInboundMail(conv.status, conv.closedAt, receivedAt, reopen);
-    if (effect === "NEW_LINKED") {
-      // Past the reopen window, the customer's first mail started a new conversation
-      // linked to this one; their next mails (sent before anyone answered from the new
-      // ticket, so still naming this one) join it instead of opening one each. Under this
-      // conversation's row lock, so two such mails at once open one conversation, not two.
+    // Past the reopen window, the customer's first mail started a new conversation linked
+    // to this one; their next mails (sent before anyone answered from the new ticket, so
+    // still naming this one) go to that follow-up instead of opening one each: joined while
+    // it is open, reopened inside its own window once it is closed, and past that window
+    // the chain goes on from the newest. Until session 16 a CLOSED follow-up was passed
+    // over, and every further reply to the old mail opened yet another conversation (probe).
+    // Under each row's lock, so two such mails at once open one conversation, not two.
+    for (let hops = 0; effect === "NEW_LINKED" && hops < 20; hops++) {
       const [followUp] = await tx
         .select()
         .from(conversation)
-        .where(
-          and(
-            eq(conversation.tenantId, t.id),
-            eq(conversation.previousConversationId, conv.id),
-            ne(conversation.status, "CLOSED"),
-          ),
-        )
+        .where(and(eq(conversation.tenantId, t.id), eq(conversation.previousConversationId, conv.id)))
         .orderBy(desc(conversation.createdAt))
         .limit(1)
         .for("update");
-      if (followUp) {
-        conv = followUp;
-        before = { status: conv.status, lastActivityAt: conv.lastActivityAt };
-        effect = onInboundMail(conv.status, conv.closedAt, receivedAt, reopen);
-      }
+      if (!followUp) break;
+      conv = followUp;
+      before = { status: conv.status, lastActivityAt: conv.lastActivityAt };
+      effect = onInboundMail(conv.status, conv.closedAt, receivedAt, reopen);
     }
     if (effect === "NEW_LINKED") {
       previousConversationId = conv.id;
@@ -1756,12 +1752,23 @@ export async function overProcessingLimit(
   tenantId: string,
   limit: number,
 ): Promise<boolean> {
+  return (await processingRoom(ctx, tenantId, limit)) <= 0;
+}
+
+/**
+ * How many more messages the tenant may take in before ingest pauses: `limit + 1` less its
+ * open conversations (not RESOLVED or CLOSED), counted up to `limit + 1`. Ingest goes on
+ * while the tenant has at most `limit` open, so the message that finds `limit` open may
+ * still open one more; every message is counted as if it opened a conversation, though a
+ * reply that threads does not.
+ */
+export async function processingRoom(ctx: EngineContext, tenantId: string, limit: number): Promise<number> {
   const [row] = await ctx.db.execute<{ n: number }>(sql`
     SELECT count(*)::int AS n FROM (
       SELECT 1 FROM conversation
       WHERE tenant_id = ${tenantId} AND status NOT IN ('RESOLVED', 'CLOSED')
       LIMIT ${limit + 1}) s`);
-  return (row?.n ?? 0) > limit;
+  return limit + 1 - (row?.n ?? 0);
 }
 
 /**

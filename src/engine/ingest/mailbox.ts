@@ -8,7 +8,7 @@ import {
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
 import type { AccountStatus, ImapAfterProcess } from "../domain.js";
-import { overProcessingLimit } from "./ingest.js";
+import { processingRoom } from "./ingest.js";
 
 /** What an IMAP worker needs of a mail account; the password is decrypted only here. */
 export interface ImapAccount {
@@ -168,7 +168,7 @@ export async function fetchPause(
   tenantId: string,
   /** The account fetched from: checked too when given (one statement either way). */
   accountId?: string,
-): Promise<FetchPause | null> {
+): Promise<{ pause: FetchPause | null; room: number }> {
   const [t] = await ctx.db
     .select({
       emailEnabled: tenant.emailEnabled,
@@ -180,10 +180,14 @@ export async function fetchPause(
     })
     .from(tenant)
     .where(eq(tenant.id, tenantId));
-  if (!t) return null;
-  if (!t.accountOn) return "account_off";
-  if (!t.emailEnabled) return "email_off";
-  return t.limit !== null && (await overProcessingLimit(ctx, tenantId, t.limit)) ? "processing_limit" : null;
+  const none = Number.POSITIVE_INFINITY;
+  if (!t) return { pause: null, room: none };
+  if (!t.accountOn) return { pause: "account_off", room: 0 };
+  if (!t.emailEnabled) return { pause: "email_off", room: 0 };
+  if (t.limit === null) return { pause: null, room: none };
+  // How many messages the next batch may hold: it is cut to the room left under the limit.
+  const room = await processingRoom(ctx, tenantId, t.limit);
+  return { pause: room <= 0 ? "processing_limit" : null, room };
 }
 
 /**
