@@ -137,6 +137,49 @@ const pipeIndexEdits = [
   ],
 ];
 
+const RESERVED_CLOSE_MARK = "/* switchboard: reserved close */";
+
+/**
+ * postgres.js 3.4.9 \`reserve()\`, under every ingest transaction (\`pipelinedTransaction\`):
+ * statements given to a reserved connection while it is "full" (after any statement not
+ * yet prepared) wait in a queue of the reservation's own. When the connection closes (its
+ * backend terminated, the server restarted, a failover) nothing rejects them: they never
+ * settle, and an IMAP mailbox worker waiting on one stopped for good, its shutdown too
+ * (found by a probe, session 16: 149 of 151 statements queued behind a \`pg_sleep\` never
+ * settled after \`pg_terminate_backend\`). And \`release()\` put the closed connection back
+ * with the open ones, so the next query given to it failed with CONNECTION_CLOSED (one 451
+ * to an unrelated mail). Patched: the pool's \`onclose\` tells the reservation, which
+ * rejects what waits and anything given to it later with the connection's error, and a
+ * released closed connection stays with the closed ones (nor does a late \`release()\` of
+ * the old reservation touch a connection the pool has since reconnected for someone else).
+ */
+const reservedCloseEdits = [
+  [
+    "    c.reserved.release = true\n\n    const sql = Sql(handler)\n    sql.release = () => {\n      c.reserved = null\n      onopen(c)\n    }\n\n    return sql\n\n    function handler(q) {\n      c.queue === full\n        ? queue.push(q)\n        : c.execute(q) || move(c, full)\n    }",
+    "    c.reserved.release = true\n    /* switchboard: reserved close */\n    let closedWith = null\n    c.reserved.close = e => {\n      closedWith = e\n      while (queue.length)\n        queue.shift().reject(e)\n    }\n\n    const sql = Sql(handler)\n    sql.release = () => {\n      if (closedWith)\n        return\n      c.reserved = null\n      onopen(c)\n    }\n\n    return sql\n\n    function handler(q) {\n      if (closedWith)\n        return q.reject(closedWith)\n      c.queue === full\n        ? queue.push(q)\n        : c.execute(q) || move(c, full)\n    }",
+  ],
+  [
+    "  function onclose(c, e) {\n    move(c, closed)\n    c.reserved = null\n",
+    "  function onclose(c, e) {\n    move(c, closed)\n    c.reserved && c.reserved.close && c.reserved.close(e)\n    c.reserved = null\n",
+  ],
+];
+
+/**
+ * And in connection.js: a query's error that came before its connection closed (the backend
+ * terminated mid-statement sends "terminating connection", then closes) stayed behind with
+ * the query in the connection's state. The pool reconnects the same connection object, and
+ * at its first ReadyForQuery the stale error failed the first query of the new session
+ * (probe, session 16: after a backend was terminated, the next unrelated query failed with
+ * 57P01). Patched: what was in progress is cleared when the connection closes (it has been
+ * rejected by then).
+ */
+const closedStateEdits = [
+  [
+    "    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))\n",
+    "    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))\n    /* switchboard: reserved close */\n    query = results = errorResponse = null\n",
+  ],
+];
+
 const SCAN_MARK = "/* switchboard: indexOf scan */";
 
 /**
@@ -308,11 +351,15 @@ const targets = [
       patch(BYTEA_MARK, byteaEdits, "postgres.js binary bytea"),
       patch(COPY_MARK, copyEdits, "postgres.js fewer copies"),
       patch(PIPE_MARK, pipeEdits, "postgres.js pipelining past backpressure"),
+      patch(RESERVED_CLOSE_MARK, closedStateEdits, "postgres.js state cleared on close"),
     ],
   },
   {
     files: postgresBuilds("index.js"),
-    patches: [patch(PIPE_MARK, pipeIndexEdits, "postgres.js reserved pipeline")],
+    patches: [
+      patch(PIPE_MARK, pipeIndexEdits, "postgres.js reserved pipeline"),
+      patch(RESERVED_CLOSE_MARK, reservedCloseEdits, "postgres.js reserved close"),
+    ],
   },
   {
     files: postgresBuilds("bytes.js"),

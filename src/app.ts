@@ -79,7 +79,7 @@ export async function startSwitchboard(
       log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, "embedded PostgreSQL started");
     }
     await runMigrations(url);
-    const database = connect(url, { onQuery: opts.onQuery });
+    const database = connect(url, { onQuery: opts.onQuery, lockTimeoutMs: config.dbLockTimeoutMs });
     stops.push(() => database.close());
     // Its own connection: indexing never holds one the API or ingest is waiting for.
     const searchDb = config.search.enabled ? connect(url, { max: 1 }) : null;

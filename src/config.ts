@@ -12,6 +12,12 @@ export interface Config {
   port: number;
   /** null: start the embedded PostgreSQL in `dataDir`. */
   databaseUrl: string | null;
+  /**
+   * How long a statement of this server waits for a row or advisory lock before it fails
+   * (PostgreSQL's lock_timeout on the main pool): a lock held by a stuck session then costs
+   * one message a 451 (retried), not every connection of the pool.
+   */
+  dbLockTimeoutMs: number;
   dataDir: string;
   embeddedPgPort: number;
   /** 32-byte key for AES-256-GCM encryption of stored credentials. */
@@ -160,6 +166,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     host: env.HOST || "127.0.0.1",
     port: int("PORT", 4000, 0, 65535),
     databaseUrl,
+    dbLockTimeoutMs: int("DB_LOCK_TIMEOUT_MS", 30_000, 0, 3_600_000),
     dataDir,
     embeddedPgPort: int("EMBEDDED_PG_PORT", 5433, 0, 65535),
     secretKey,

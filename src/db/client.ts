@@ -23,7 +23,12 @@ export interface Database {
 
 export function connect(
   url: string,
-  opts: { max?: number; onQuery?: (query: string) => void } = {},
+  opts: {
+    max?: number;
+    onQuery?: (query: string) => void;
+    /** PostgreSQL's lock_timeout for every session of the pool, in ms (0: wait for ever). */
+    lockTimeoutMs?: number;
+  } = {},
 ): Database {
   const sql = postgres(url, {
     max: opts.max ?? 10,
@@ -31,7 +36,10 @@ export function connect(
     onnotice: () => {},
     // bigint columns are declared mode "number"; int8 as JS number is safe below 2^53.
     types: { bigint: postgres.BigInt },
-    connection: { application_name: "switchboard" },
+    connection: {
+      application_name: "switchboard",
+      ...(opts.lockTimeoutMs ? { lock_timeout: opts.lockTimeoutMs } : {}),
+    },
   });
   const db = drizzle(sql, { schema, casing: "snake_case" });
   return { db, sql, url, close: () => sql.end({ timeout: 5 }) };

@@ -27,6 +27,9 @@ describe("postgres.js driver patch", () => {
     for (const rel of ["src/index.js", "cjs/src/index.js", "src/connection.js", "cjs/src/connection.js"]) {
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: reserved pipeline");
     }
+    for (const rel of ["src/index.js", "cjs/src/index.js", "src/connection.js", "cjs/src/connection.js"]) {
+      expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: reserved close");
+    }
     for (const rel of ["src/query.js", "cjs/src/query.js", "src/result.js", "cjs/src/result.js"]) {
       expect(readFileSync(join(pkg, rel), "utf8")).toContain("switchboard: species as data");
     }
@@ -308,6 +311,53 @@ describe("postgres.js driver patch", () => {
       reserved.release();
     } finally {
       process.off("uncaughtException", onUncaught);
+      await sql.end({ timeout: 1 });
+      await killer.end({ timeout: 1 });
+    }
+  });
+
+  it("every query waiting on a reserved connection settles when its backend dies, and the pool serves on (reserved close)", async () => {
+    // Queued behind a running statement past max_pipeline, 149 of 151 never settled after
+    // pg_terminate_backend (probe, session 16): an IMAP mailbox worker waiting on one of
+    // them stopped for good. And the released connection went back with the open ones: the
+    // next query given to it failed.
+    const url = inject("pgAdminUrl");
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    const killer = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const reserved = await sql.reserve();
+      const [row] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      const outcomes: (string | undefined)[] = [];
+      const queries = [reserved`SELECT pg_sleep(5)`.execute()];
+      for (let i = 0; i < 150; i++) queries.push(reserved`SELECT ${i}::int AS i`.execute());
+      queries.forEach((q, i) => {
+        q.then(
+          () => {
+            outcomes[i] = "ok";
+          },
+          (err: { code?: string }) => {
+            outcomes[i] = `error:${err.code ?? "?"}`;
+          },
+        );
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      await killer`SELECT pg_terminate_backend(${row!.pid})`;
+      const settled = await Promise.race([
+        Promise.allSettled(queries).then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 4000)),
+      ]);
+      expect(settled).toBe(true);
+      expect(outcomes.every((o) => o?.startsWith("error:"))).toBe(true);
+      // Given after the close: refused at once, not queued.
+      const late = await reserved`SELECT 1`.then(
+        () => "ok",
+        (err: { code?: string }) => `error:${err.code ?? "?"}`,
+      );
+      expect(late).toMatch(/^error:/);
+      reserved.release();
+      // The pool's only connection: reconnected for the next query, which succeeds.
+      for (let i = 0; i < 3; i++) expect(await sql<{ one: number }[]>`SELECT 1 AS one`).toEqual([{ one: 1 }]);
+    } finally {
       await sql.end({ timeout: 1 });
       await killer.end({ timeout: 1 });
     }
