@@ -36,12 +36,23 @@ export function extractTicketNumbers(subject: string): number[] {
   return found;
 }
 
-/** Removes every ticket token (any delimiter) and tidies the spaces left behind. */
-export function stripTicketTokens(subject: string): string {
-  return subject
-    .replace(TOKEN_RE, " ")
-    .replace(/\s{2,}/g, " ")
-    .trim();
+// The delimited shapes only ours take: `[#123]`, `{#123}`.
+const DELIMITED_TOKEN_RE = /\[#\d{1,12}\]|\{#\d{1,12}\}/g;
+
+/**
+ * Removes the ticket tokens we place — any `[#N]` or `{#N}`, and a bare `#N` only when N
+ * is `ticketNumber` — and tidies the spaces left behind. A bare `#digits` is also how
+ * customers write their own numbers ("Order #98765", "Invoice #2024-17"): those stay
+ * (until 2026-11-23 every bare `#digits` was taken for a stale token and cut out of the
+ * reply's subject, leaving "Invoice -17 wrong").
+ */
+export function stripTicketTokens(subject: string, ticketNumber: number): string {
+  const clean = subject.replace(DELIMITED_TOKEN_RE, " ");
+  // Followed by neither a word character nor `-`: "#2024-17" is not the ticket 2024.
+  const bare = Number.isSafeInteger(ticketNumber)
+    ? clean.replace(new RegExp(`(?<![\\w#])#${ticketNumber}(?![\\w-])`, "g"), " ")
+    : clean;
+  return bare.replace(/\s{2,}/g, " ").trim();
 }
 
 // Reply/forward prefixes in the languages of the seeds and common clients:
@@ -68,11 +79,12 @@ export function forwardSubject(subject: string): string {
 
 /**
  * Places the ticket token in a subject per the address's format, replacing any token
- * already there (ours or a stale one) so a long thread never accumulates them.
+ * already there (ours, or a stale `[#N]`/`{#N}`) so a long thread never accumulates them;
+ * the customer's own `#numbers` are kept (`stripTicketTokens`).
  * A `Re:`/`Fwd:` prefix stays in front when the token goes to the start.
  */
 export function withTicketNumber(subject: string, ticketNumber: number, format: TicketFormat): string {
-  const clean = stripTicketTokens(subject);
+  const clean = stripTicketTokens(subject, ticketNumber);
   if (format.placement === "HIDDEN") return clean;
   const token = ticketToken(ticketNumber, format.delimiter);
   if (format.placement === "START") {

@@ -241,6 +241,19 @@ describe("compose: subject and ticket number", () => {
     expect(mail.subject).toBe("Re: Broken widget [#42]");
   });
 
+  // Found by a probe (2026-11-23): "Order #98765 not delivered" was answered as
+  // "Re: Order not delivered [#42]", "Invoice #2024-17 wrong" as "Re: Invoice -17 wrong".
+  it.each<[string, TicketPlacement, string]>([
+    ["Order #98765 not delivered", "END", "Re: Order #98765 not delivered [#42]"],
+    ["Invoice #2024-17 wrong", "END", "Re: Invoice #2024-17 wrong [#42]"],
+    ["Re: Order #98765 not delivered [#42]", "END", "Re: Order #98765 not delivered [#42]"],
+    ["Order #98765 not delivered", "HIDDEN", "Re: Order #98765 not delivered"],
+  ])("keeps the customer's own #number in %j (placement %s)", (subject, placement, expected) => {
+    const base = withAddress({ ticketFormat: { placement, delimiter: "SQUARE" } });
+    const mail = compose({ ...base, conversation: { ...base.conversation, subject } });
+    expect(mail.subject).toBe(expected);
+  });
+
   it("forward gets one Fwd: and the token", () => {
     const mail = compose(
       withConversation(

@@ -49,4 +49,45 @@ describe("subject", () => {
     const twice = withTicketNumber(replySubject(once), 9, { placement: "END", delimiter: "SQUARE" });
     expect(twice).toBe("Re: Help [#9]");
   });
+
+  // Customers write their own numbers as "#digits": a reply keeps them and replaces only
+  // our tokens ([#N], {#N}, and a bare #N of this conversation's ticket).
+  it.each([
+    [
+      "Re: Order #98765 not delivered",
+      { placement: "END", delimiter: "SQUARE" },
+      "Re: Order #98765 not delivered [#100001]",
+    ],
+    [
+      "Re: Invoice #2024-17 wrong",
+      { placement: "END", delimiter: "SQUARE" },
+      "Re: Invoice #2024-17 wrong [#100001]",
+    ],
+    [
+      "Re: Order #98765 not delivered",
+      { placement: "HIDDEN", delimiter: "SQUARE" },
+      "Re: Order #98765 not delivered",
+    ],
+    [
+      "Re: Order #98765 not delivered",
+      { placement: "START", delimiter: "CURLY" },
+      "Re: {#100001} Order #98765 not delivered",
+    ],
+    ["Re: Order #98765 [#100001]", { placement: "END", delimiter: "NONE" }, "Re: Order #98765 #100001"],
+    ["Re: Order #98765 #100001", { placement: "END", delimiter: "SQUARE" }, "Re: Order #98765 [#100001]"],
+    ["Re: #100001 Order #98765", { placement: "HIDDEN", delimiter: "NONE" }, "Re: Order #98765"],
+    ["Re: Order #100001-2 [#7]", { placement: "END", delimiter: "SQUARE" }, "Re: Order #100001-2 [#100001]"],
+  ] as const)("keeps the customer's own #numbers: %j with %j", (subject, format, expected) => {
+    expect(withTicketNumber(subject, 100001, format)).toBe(expected);
+  });
+
+  it("a reply to a reply with a customer's #number stays one Re: and one token", () => {
+    const format = { placement: "END", delimiter: "NONE" } as const;
+    const once = withTicketNumber(replySubject("Order #98765 not delivered"), 100001, format);
+    const twice = withTicketNumber(replySubject(`RE: ${once}`), 100001, format);
+    expect(once).toBe("Re: Order #98765 not delivered #100001");
+    expect(twice).toBe(once);
+    // Inbound threading still reads both numbers (the bare form is ours with NONE).
+    expect(extractTicketNumbers(twice)).toEqual([98765, 100001]);
+  });
 });
