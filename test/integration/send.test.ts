@@ -1103,6 +1103,52 @@ describe("delivery outcomes", () => {
     const [ct] = await t.db.db.select().from(contact).where(eq(contact.email, "old@legacy.example"));
     expect(ct!.undeliverable).toBe(true);
   });
+  // Found by a probe (2026-11-23): the host's IP address before "550 5.1.1" was read as the
+  // status (2.3.4 "delivered"), so the reply stayed SENT and the contact deliverable.
+  it("an Exim bounce naming the host's IP address marks the reply BOUNCED with the reply's 5.1.1", async () => {
+    const conv = await inbound(addr, { from: "Gone <gone6@customer.example>", subject: "Exim order" });
+    const r = await t.ok(REPLY, { c: conv.id, i: { text: "hello" } }, supervisor.key);
+    const id = decodeId(r.replyToConversation.id, "Message");
+    const sent = await waitForStatus(t, id, ["SENT"]);
+    const convCount = (await t.db.db.select({ id: conversation.id }).from(conversation)).length;
+    const bounce = [
+      "Return-Path: <>",
+      "From: Mail Delivery System <Mailer-Daemon@mx.customer.example>",
+      "To: help@acme.test",
+      "Subject: Mail delivery failed: returning message to sender",
+      "Message-ID: <exim-a@mx.customer.example>",
+      "X-Failed-Recipients: gone6@customer.example",
+      "Auto-Submitted: auto-replied",
+      "",
+      "This message was created automatically by mail delivery software.",
+      "",
+      "A message that you sent could not be delivered to one or more of its",
+      "recipients. This is a permanent error. The following address(es) failed:",
+      "",
+      "  gone6@customer.example",
+      "    host mx.customer.example [1.2.3.4]",
+      "    SMTP error from remote mail server after RCPT TO:<gone6@customer.example>:",
+      "    550 5.1.1 User unknown",
+      "",
+      "------ This is a copy of the message, including all the headers. ------",
+      "",
+      "Return-path: <help@acme.test>",
+      `Message-ID: <${sent.messageIdHeader}>`,
+      "From: help@acme.test",
+      "Subject: Re: Exim order",
+      "",
+      "hello",
+      "",
+    ].join("\r\n");
+    const out = await ingestAt(t, addr.addressId, Buffer.from(bounce));
+    expect(out.status).toBe("report");
+    const [m] = await t.db.db.select().from(message).where(eq(message.id, id));
+    expect(m!.outboundStatus).toBe("BOUNCED");
+    expect(m!.outboundError).toMatch(/^5\.1\.1 /);
+    const [ct] = await t.db.db.select().from(contact).where(eq(contact.email, "gone6@customer.example"));
+    expect(ct!.undeliverable).toBe(true);
+    expect((await t.db.db.select({ id: conversation.id }).from(conversation)).length).toBe(convCount);
+  });
 });
 
 describe("header injection", () => {

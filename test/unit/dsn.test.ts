@@ -314,6 +314,58 @@ describe("heuristic fallback for non-RFC 3464 bounces", () => {
     expect(outcome?.recipients.every((r) => r.status === "5.1.1")).toBe(true);
   });
 
+  // Found by a probe (2026-11-23): the host's IP address was read as the status — with
+  // [1.2.3.4] as 2.3.4 "delivered", [5.9.10.20] as 5.9.10, [10.4.2.15] as 4.2.15 "delayed".
+  const eximNotice = (ip: string) =>
+    [
+      "This message was created automatically by mail delivery software.",
+      "",
+      "A message that you sent could not be delivered to one or more of its",
+      "recipients. This is a permanent error. The following address(es) failed:",
+      "",
+      "  gone6@customer.example",
+      `    host mx.customer.example [${ip}]`,
+      "    SMTP error from remote mail server after RCPT TO:<gone6@customer.example>:",
+      "    550 5.1.1 User unknown",
+      "",
+      "------ This is a copy of the message, including all the headers. ------",
+      "",
+      "Return-path: <support@acme.test>",
+      "Message-ID: <out-6@mail.acme.test>",
+      "From: support@acme.test",
+      "Subject: Re: order",
+      "",
+      "hello",
+    ].join("\n");
+  it.each(["1.2.3.4", "192.0.2.10", "5.9.10.20", "10.4.2.15", "2.5.5.250"])(
+    "Exim: the status is the reply's 5.1.1, not the host address [%s]",
+    (ip) => {
+      const outcome = heuristicBounce({
+        subject: "Mail delivery failed: returning message to sender",
+        from: "Mailer-Daemon@mx.customer.example",
+        text: eximNotice(ip),
+      });
+      expect(outcome?.recipients.map((r) => [r.address, r.action, r.status, r.permanent])).toEqual([
+        ["gone6@customer.example", "failed", "5.1.1", true],
+      ]);
+      expect(outcome?.undeliverable).toEqual(["gone6@customer.example"]);
+      expect(outcome?.originalMessageId).toBe("<out-6@mail.acme.test>");
+    },
+  );
+
+  it.each([
+    ["a bare reply code after an address", "host [10.4.2.250] said: 550 User unknown", "5.0.0"],
+    ["the enhanced code after its reply code wins", "5.0.0 blocked: 451-4.7.1 try later", "4.7.1"],
+    ["a continuation line's reply code", "host [5.5.5.5] said: 550-5.7.1 policy", "5.7.1"],
+    ["qmail's (#5.1.1)", "Sorry, no mailbox here by that name. (#5.1.1)", "5.1.1"],
+    ["a version number is no reply code", "Exim 4.96 at [2.2.2.2]", null],
+  ])("reads the status of free text: %s", (_name, diagnostic, status) => {
+    const outcome = interpretDsn({
+      recipients: [{ finalRecipient: "a@x.example", action: "failed", diagnosticCode: diagnostic }],
+    });
+    expect(outcome.recipients[0]?.status).toBe(status);
+  });
+
   it("leaves ordinary mail alone, even when it mentions SMTP codes", () => {
     expect(
       heuristicBounce({

@@ -115,9 +115,16 @@ export function findDeliveryStatusBlock(text: string): string | null {
 // ---------------------------------------------------------------------------
 // Interpretation
 
-// RFC 3463 §2: class "." subject "." detail; class is 2, 4 or 5.
-const ENHANCED_RE = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/;
-const REPLY_CODE_RE = /\b([245])\d\d\b/;
+// RFC 3463 §2: class "." subject "." detail; class is 2, 4 or 5. Never part of a longer
+// dotted number: in "host mx.example [1.2.3.4]" the "2.3.4" of the IP address is no status
+// (until 2026-11-23 an Exim bounce naming its host read as 2.3.4 "delivered", or with
+// [10.4.2.15] as 4.2.15 "delayed", and marked nothing).
+const ENHANCED = String.raw`(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\w|\.\d)`;
+const ENHANCED_RE = new RegExp(ENHANCED);
+// An SMTP reply code (RFC 5321 §4.2) with the enhanced code it carries: "550 5.1.1",
+// "550-5.1.1". The surest reading in free text, so it is taken first.
+const REPLY_AND_ENHANCED_RE = new RegExp(String.raw`(?<![\w.])[245]\d\d[ -]${ENHANCED}`);
+const REPLY_CODE_RE = /(?<![\w.])([245])\d\d(?!\w|\.\d)/;
 
 /** Address from an RFC 3464 §2.3.2 field: `rfc822; addr`, possibly in angle brackets. */
 function recipientAddress(value: string | null | undefined): string | null {
@@ -132,7 +139,7 @@ function recipientAddress(value: string | null | undefined): string | null {
 function statusFrom(status: string | null | undefined, diagnostic: string | null | undefined): string | null {
   const s = status ? ENHANCED_RE.exec(status) : null;
   if (s) return `${s[1]}.${s[2]}.${s[3]}`;
-  const d = diagnostic ? ENHANCED_RE.exec(diagnostic) : null;
+  const d = diagnostic ? (REPLY_AND_ENHANCED_RE.exec(diagnostic) ?? ENHANCED_RE.exec(diagnostic)) : null;
   if (d) return `${d[1]}.${d[2]}.${d[3]}`;
   // A bare SMTP reply code gives the class only (RFC 3463 §3.1 "x.0.0").
   const r = diagnostic ? REPLY_CODE_RE.exec(diagnostic) : null;
