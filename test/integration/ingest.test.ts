@@ -4,13 +4,21 @@ import { join } from "node:path";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LARGE_BYTEA_BYTES } from "../../src/db/fast.js";
-import { attachment, conversation, message, rawMessage, rejectedMessage } from "../../src/db/schema/index.js";
+import {
+  attachment,
+  contact,
+  conversation,
+  message,
+  rawMessage,
+  rejectedMessage,
+} from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { DAY, ManualClock } from "../../src/engine/clock.js";
-import { type IngestInput, ingestMessages } from "../../src/engine/ingest/ingest.js";
+import { type IngestInput, type IngestSource, ingestMessages } from "../../src/engine/ingest/ingest.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+import { ingestRaw } from "../helpers/ingest.js";
 import { buildDeliveryReport, buildRawMail } from "../helpers/raw-mail.js";
 
 const clock = new ManualClock("2026-03-02T09:00:00Z");
@@ -618,6 +626,167 @@ describe("ingest pipeline", () => {
     expect(byTicket.conversationByTicket.id).toBe(r.conversation.id);
     const byText = await t.ok(`{ conversations(filter: { text: "fluxing" }) { edges { node { id } } } }`);
     expect(byText.conversations.edges.map((e: any) => e.node.id)).toEqual([r.conversation.id]);
+  });
+});
+
+// Found by a probe (2026-11-23): a customer writing from postmaster@ with a delivery
+// subject was recorded as a delivery report that no agent saw, and an Exim delay warning
+// opened a conversation with mailer-daemon@ as its contact.
+describe("delivery notices that are no RFC 3464 report", () => {
+  const smtpFrom = (mailFrom: string): IngestSource => ({ kind: "smtp", mailFrom, rcptTo: [] });
+  // No envelope, as over IMAP: the Return-Path field the delivering server wrote, if any,
+  // is the reverse path (classify.ts `reversePath`).
+  const noEnvelope = (): IngestSource => ({ kind: "api", userId: "00000000-0000-0000-0000-000000000000" });
+  const postmasterMail = (messageId: string, headers: Record<string, string> = {}) =>
+    buildRawMail({
+      from: "postmaster@bigcustomer.example",
+      to: "support@acme.test",
+      subject: "Mail delivery failed for your invoices - please help",
+      messageId,
+      headers,
+      text: "Hi, our users do not receive your invoices since Monday. Please check.",
+    });
+  const eximDelay = [
+    "Return-Path: <>",
+    "From: Mail Delivery System <Mailer-Daemon@mx.customer.example>",
+    "To: support@acme.test",
+    "Subject: Warning: message 1vAbCd-000123-4X delayed 24 hours",
+    "Message-ID: <E1vAbCd-warn@mx.customer.example>",
+    "Auto-Submitted: auto-replied",
+    "",
+    "This message was created automatically by mail delivery software.",
+    "A message that you sent has not yet been delivered to one or more of its",
+    "recipients after more than 24 hours on the queue on mx.customer.example.",
+    "",
+    "  slow@customer.example",
+    "    Delay reason: SMTP error from remote mail server after RCPT TO:<slow@customer.example>:",
+    "    451 4.7.1 Greylisted",
+    "",
+    "No action is required on your part.",
+    "",
+  ].join("\r\n");
+
+  async function through(raw: Buffer | string, source: IngestSource) {
+    return ingestRaw(
+      t.app.engine,
+      { tenantId: t.tenantId, addressId: addr.addressId },
+      typeof raw === "string" ? Buffer.from(raw) : raw,
+      { receivedAt: clock.now(), source },
+    );
+  }
+
+  it.each([
+    [
+      "over SMTP, MAIL FROM:<postmaster@…>",
+      "pm-smtp@bigcustomer.example",
+      {},
+      smtpFrom("postmaster@bigcustomer.example"),
+    ],
+    [
+      "no envelope (IMAP), its Return-Path field",
+      "pm-imap@bigcustomer.example",
+      { "Return-Path": "<postmaster@bigcustomer.example>" },
+      noEnvelope(),
+    ],
+    ["no envelope (IMAP), no Return-Path field", "pm-imap2@bigcustomer.example", {}, noEnvelope()],
+  ] as const)(
+    "a customer's postmaster with a delivery subject reaches agents (%s)",
+    async (_name, mid, headers, source) => {
+      const r = await through(postmasterMail(mid, headers), source);
+      expect(r.status).toBe("stored");
+      if (r.status !== "stored") return;
+      const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, r.conversationId));
+      expect(c!.status).toBe("NEW");
+      expect(
+        await t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage.messageIdHeader, mid)),
+      ).toEqual([]);
+    },
+  );
+
+  it("an Exim delay warning (MAIL FROM:<>, daemon From) is recorded as a delivery report, marking nothing", async () => {
+    const before = (await t.db.db.select({ id: conversation.id }).from(conversation)).length;
+    // Our reply to slow@, still SENT after the warning.
+    const first = await through(
+      buildRawMail({ from: "slow@customer.example", subject: "order" }),
+      smtpFrom("slow@customer.example"),
+    );
+    if (first.status !== "stored") throw new Error(first.status);
+    const [out] = await t.db.db
+      .insert(message)
+      .values({
+        tenantId: t.tenantId,
+        conversationId: first.conversationId,
+        direction: "OUTBOUND",
+        messageIdHeader: "out-delay@mail.acme.test",
+        to: [{ address: "slow@customer.example", name: "" }],
+        subject: "Re: order",
+        receivedAt: clock.now(),
+        outboundStatus: "SENT",
+      })
+      .returning();
+    const withHeaders = eximDelay.replace(
+      "No action is required on your part.\r\n",
+      "No action is required on your part.\r\n\r\n------ This is a copy of the message's headers. ------\r\n\r\n" +
+        "Return-path: <support@acme.test>\r\nMessage-ID: <out-delay@mail.acme.test>\r\n",
+    );
+    const r = await through(withHeaders, smtpFrom(""));
+    expect(r.status).toBe("report");
+    if (r.status !== "report") return;
+    expect(r.bouncedMessageIds).toEqual([]);
+    const [rej] = await t.db.db.select().from(rejectedMessage).where(eq(rejectedMessage.id, r.rejectedId));
+    expect(rej).toMatchObject({
+      reason: "delivery_report",
+      detail: "delayed; matched 0 outbound message(s)",
+    });
+    const [m] = await t.db.db.select().from(message).where(eq(message.id, out!.id));
+    expect(m!.outboundStatus).toBe("SENT");
+    expect((await t.db.db.select({ id: conversation.id }).from(conversation)).length).toBe(before + 1);
+    const [ct] = await t.db.db.select().from(contact).where(eq(contact.email, "slow@customer.example"));
+    expect(ct!.undeliverable).toBe(false);
+    expect(
+      await t.db.db.select().from(contact).where(eq(contact.email, "mailer-daemon@mx.customer.example")),
+    ).toEqual([]);
+  });
+
+  it("a delay warning marks nothing even when its text quotes a 5.x.x code", async () => {
+    const first = await through(
+      buildRawMail({ from: "slower@customer.example", subject: "order 2" }),
+      smtpFrom("slower@customer.example"),
+    );
+    if (first.status !== "stored") throw new Error(first.status);
+    const [out] = await t.db.db
+      .insert(message)
+      .values({
+        tenantId: t.tenantId,
+        conversationId: first.conversationId,
+        direction: "OUTBOUND",
+        messageIdHeader: "out-delay2@mail.acme.test",
+        to: [{ address: "slower@customer.example", name: "" }],
+        subject: "Re: order 2",
+        receivedAt: clock.now(),
+        outboundStatus: "SENT",
+      })
+      .returning();
+    const raw = eximDelay
+      .replace("E1vAbCd-warn@", "E1vAbCd-warn3@")
+      .replaceAll("slow@", "slower@")
+      .replace("451 4.7.1 Greylisted", "550 5.7.1 Try again later")
+      .replace(
+        "No action is required on your part.\r\n",
+        "No action is required on your part.\r\n\r\n------ This is a copy of the message's headers. ------\r\n\r\n" +
+          "Return-path: <support@acme.test>\r\nMessage-ID: <out-delay2@mail.acme.test>\r\n",
+      );
+    const r = await through(raw, smtpFrom(""));
+    expect(r).toMatchObject({ status: "report", bouncedMessageIds: [] });
+    const [m] = await t.db.db.select().from(message).where(eq(message.id, out!.id));
+    expect(m!.outboundStatus).toBe("SENT");
+    const [ct] = await t.db.db.select().from(contact).where(eq(contact.email, "slower@customer.example"));
+    expect(ct!.undeliverable).toBe(false);
+  });
+
+  it("the same warning without an envelope (IMAP: Return-Path: <> written by the server) is a report too", async () => {
+    const r = await through(eximDelay.replace("E1vAbCd-warn@", "E1vAbCd-warn2@"), noEnvelope());
+    expect(r.status).toBe("report");
   });
 });
 

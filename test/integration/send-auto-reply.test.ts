@@ -242,6 +242,18 @@ describe("loop protection", () => {
     ],
     ["MAILER-DAEMON", { from: "MAILER-DAEMON@mx.example.net" }, "SYSTEM_SENDER"],
     ["postmaster", { from: "postmaster@example.net" }, "SYSTEM_SENDER"],
+    // A customer's postmaster with a delivery subject is ordinary mail now (not a delivery
+    // report), and still never answered.
+    [
+      "postmaster with a delivery subject",
+      {
+        from: "postmaster@bigcustomer.example",
+        subject: "Mail delivery failed for your invoices - please help",
+        headers: { "Return-Path": "<postmaster@bigcustomer.example>" },
+        text: "Hi, our users do not receive your invoices since Monday. Please check.",
+      },
+      "SYSTEM_SENDER",
+    ],
     ["our own address", { from: "robot@acme.test" }, "OWN_ADDRESS"],
     ["our Message-ID domain as sender", { from: "x@mail.acme.test" }, "OWN_ADDRESS"],
     ["our own Message-ID", { messageId: "looped@mail.acme.test" }, "OWN_MESSAGE"],

@@ -35,6 +35,23 @@ const dsn = {
   ],
 };
 
+const eximBounce = [
+  "This message was created automatically by mail delivery software.",
+  "",
+  "A message that you sent could not be delivered to one or more of its",
+  "recipients. This is a permanent error. The following address(es) failed:",
+  "",
+  "  gone6@customer.example",
+  "    host mx.customer.example [1.2.3.4]",
+  "    SMTP error from remote mail server after RCPT TO:<gone6@customer.example>:",
+  "    550 5.1.1 User unknown",
+  "",
+  "------ This is a copy of the message, including all the headers. ------",
+  "",
+  "Return-path: <support@acme.test>",
+  "Message-ID: <out-6@mail.acme.test>",
+].join("\n");
+
 const cases: Case[] = [
   [
     "a plain customer mail",
@@ -73,13 +90,122 @@ const cases: Case[] = [
     { bounce: true, bounceAction: "unknown" },
   ],
   [
-    "a non-standard bounce: MAILER-DAEMON From + bounce subject",
+    "a non-standard bounce: MAILER-DAEMON From + bounce subject, no reverse path known, a failed recipient",
+    {
+      subject: "Undelivered Mail Returned to Sender",
+      from: { address: "MAILER-DAEMON@mx.example", name: "" },
+      text: eximBounce,
+    },
+    {},
+    { bounce: true, bounceAction: "failed" },
+  ],
+  [
+    "MAILER-DAEMON From + bounce subject, no reverse path known, no failure in the text: ordinary mail",
     {
       subject: "Undelivered Mail Returned to Sender",
       from: { address: "MAILER-DAEMON@mx.example", name: "" },
     },
     {},
-    { bounce: true },
+    { bounce: false, autoSubmitted: false, loopRisk: ["mailer-daemon"] },
+  ],
+  // Found by a probe (2026-11-23): a customer's postmaster asking for help was recorded as
+  // a delivery report. A real reverse path needs a failure in the text.
+  [
+    "a customer writing from postmaster@ with a delivery subject is ordinary mail (no auto-reply)",
+    {
+      subject: "Mail delivery failed for your invoices - please help",
+      from: { address: "postmaster@bigcustomer.example", name: "" },
+      text: "Hi, our users do not receive your invoices since Monday. Please check.",
+    },
+    { mailFrom: "postmaster@bigcustomer.example" },
+    { bounce: false, bounceAction: null, autoSubmitted: false, loopRisk: ["mailer-daemon"] },
+  ],
+  [
+    "the same from bounce@ and mailer-daemon@, reverse path from the Return-Path field (IMAP)",
+    {
+      subject: "Returned mail: see transcript",
+      from: { address: "bounce@bigcustomer.example", name: "" },
+      headers: { "return-path": ["<bounce@bigcustomer.example>"] },
+    },
+    {},
+    { bounce: false, loopRisk: ["mailer-daemon"] },
+  ],
+  [
+    "a real reverse path, daemon From, bounce subject and a failed recipient: a bounce",
+    {
+      subject: "Mail delivery failed: returning message to sender",
+      from: { address: "Mailer-Daemon@mx.customer.example", name: "" },
+      text: eximBounce,
+    },
+    { mailFrom: "postmaster@mx.customer.example" },
+    { bounce: true, bounceAction: "failed" },
+  ],
+  [
+    "a delivery subject from a daemon with a real reverse path and no failure, over IMAP",
+    {
+      subject: "Mail delivery failed for your invoices - please help",
+      from: { address: "mailer-daemon@bigcustomer.example", name: "" },
+      headers: { "return-path": ["<mailer-daemon@bigcustomer.example>"] },
+      text: "Hi, please call me at 555 0100 about bob@bigcustomer.example.",
+    },
+    {},
+    { bounce: false },
+  ],
+  [
+    "a customer quoting an SMTP error for an address, without a returned original",
+    {
+      subject: "Undeliverable: our mail to you",
+      from: { address: "postmaster@bigcustomer.example", name: "" },
+      text: "Mail to bob@acme.test gets 550 5.7.1 rejected since Monday, please help.",
+    },
+    { mailFrom: "postmaster@bigcustomer.example" },
+    { bounce: false },
+  ],
+  [
+    "a real reverse path, daemon From, bounce subject, the returned original but no failure",
+    {
+      subject: "Mail delivery failed: returning message to sender",
+      from: { address: "Mailer-Daemon@mx.customer.example", name: "" },
+      text: "Something went wrong.\n\n--- Original message follows ---\nMessage-ID: <out-6@mail.acme.test>\n",
+    },
+    { mailFrom: "postmaster@mx.customer.example" },
+    { bounce: false },
+  ],
+  // Found by the same probe: an Exim delay warning opened a conversation.
+  [
+    "null sender + daemon From is a notice whatever the subject: an Exim delay warning",
+    {
+      subject: "Warning: message 1vAbCd-000123-4X delayed 24 hours",
+      from: { address: "Mailer-Daemon@mx.customer.example", name: "Mail Delivery System" },
+      headers: { "auto-submitted": ["auto-replied"] },
+    },
+    { mailFrom: "" },
+    { bounce: true, bounceAction: "delayed", autoSubmitted: true },
+  ],
+  [
+    "null sender + daemon From with any subject",
+    { subject: "Your message", from: { address: "MAILER-DAEMON@mx.example", name: "" } },
+    { mailFrom: "" },
+    { bounce: true, bounceAction: "unknown" },
+  ],
+  [
+    "null sender (Return-Path field) + a delay wording, another From name",
+    {
+      subject: "Delivery delayed: Re: order",
+      from: { address: "notifications@mail.example", name: "" },
+      headers: { "return-path": ["<>"] },
+    },
+    {},
+    { bounce: true, bounceAction: "delayed" },
+  ],
+  [
+    "null sender + a customer's out-of-office on 'Order delayed' is no notice",
+    {
+      subject: "Automatic reply: Re: Order delayed [#42]",
+      headers: { "auto-submitted": ["auto-replied"] },
+    },
+    { mailFrom: "" },
+    { bounce: false, autoSubmitted: true },
   ],
   [
     "a bounce subject from a real person is not a bounce",

@@ -1,3 +1,4 @@
+import { heuristicBounce } from "../outbound/dsn.js";
 import { normalizeEmailAddress } from "./contact.js";
 import type { HeaderOfInterest, ParsedMail } from "./parsed-mail.js";
 
@@ -89,9 +90,10 @@ const ACTION_RANK: Record<BounceAction, number> = {
   delivered: 0,
 };
 
-function bounceActionOf(mail: ParsedMail): BounceAction {
+/** The most severe action among a report's recipients; "unknown" for none. */
+export function reportActionOf(recipients: readonly { action: string | null }[]): BounceAction {
   let best: BounceAction | null = null;
-  for (const r of mail.deliveryStatus?.recipients ?? []) {
+  for (const r of recipients) {
     const a = (r.action ?? "").toLowerCase();
     const action: BounceAction = a in ACTION_RANK ? (a as BounceAction) : "unknown";
     if (best === null || ACTION_RANK[action] > ACTION_RANK[best]) best = action;
@@ -99,10 +101,16 @@ function bounceActionOf(mail: ParsedMail): BounceAction {
   return best ?? "unknown";
 }
 
-// Subjects of the bounces that do not follow RFC 3464 (qmail, old Exchange, many
-// hosted MTAs). Only used together with a null sender or a daemon From, never alone.
+// Subjects of the bounces and delay warnings that do not follow RFC 3464 (qmail, Exim,
+// old Exchange, many hosted MTAs). Only used together with a null sender or a daemon
+// From, never alone. Delay wordings are the notices' own — Exim's "Warning: message
+// 1vAbCd-000123-4X delayed 24 hours", Postfix's "Delayed Mail (still being retried)",
+// "Delivery delayed", "… has not yet been delivered" — not a bare "delayed": a customer's
+// out-of-office answer to "Re: Order delayed" has a null sender too.
 const BOUNCE_SUBJECT_RE =
-  /undeliver|undelivered mail|delivery (?:status )?notification|delivery (?:has )?failed|delivery failure|returned mail|failure notice|mail delivery (?:failed|system)|non[- ]?delivery|could not be delivered|unzustellbar|nicht zugestellt/i;
+  /undeliver|undelivered mail|delivery (?:status )?notification|delivery (?:has )?failed|delivery failure|delivery delayed|delayed mail|^\s*warning: message \S+ delayed|returned mail|failure notice|mail delivery (?:failed|system)|non[- ]?delivery|could not be delivered|not yet been delivered|unzustellbar|nicht zugestellt/i;
+// Which notices are delay warnings (they mark nothing on the message they report on).
+const DELAY_SUBJECT_RE = /\bdelayed\b|delivery delay|not yet been delivered/i;
 const DAEMON_LOCAL_RE = /^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|double-bounce)$/i;
 
 function isDaemonAddress(address: string | null | undefined): boolean {
@@ -120,6 +128,41 @@ function reversePath(mail: ParsedMail, envelope: EnvelopeInfo): string | null {
   if (last === undefined) return null;
   const m = /<([^>]*)>/.exec(last);
   return (m ? (m[1] ?? "") : last).trim();
+}
+
+/**
+ * Whether mail that is no RFC 3464 report is a delivery notice (a bounce or a delay
+ * warning), and its action; null: ordinary mail.
+ * - A null reverse path (RFC 5321 §4.5.5: what MTAs send notices with) and a daemon From:
+ *   a notice, whatever the subject ("Warning: message … delayed 24 hours").
+ * - A null reverse path and a bounce subject: a notice (hosted MTAs with other From names).
+ * - A daemon From and a bounce subject with any other reverse path — a real one, or none
+ *   known (mail over IMAP or the API without a Return-Path field): only when the text
+ *   reports a failed or delayed recipient and quotes the original's Message-ID
+ *   (`heuristicBounce`). postmaster@ is a customer's mailbox too, and "Mail delivery
+ *   failed for your invoices - please help" is their question, not a bounce (until
+ *   2026-11-23 it was recorded as a delivery report and no agent saw it).
+ * Cheap for ordinary mail: the text is read only for a daemon From with a bounce subject.
+ */
+function plainNoticeAction(mail: ParsedMail, nullSender: boolean, daemonFrom: boolean): BounceAction | null {
+  if (!nullSender && !daemonFrom) return null;
+  const bounceSubject = BOUNCE_SUBJECT_RE.test(mail.subject);
+  if (nullSender && (daemonFrom || bounceSubject)) {
+    return DELAY_SUBJECT_RE.test(mail.subject) ? "delayed" : "unknown";
+  }
+  if (nullSender || !bounceSubject) return null;
+  const outcome = heuristicBounce({
+    subject: mail.subject,
+    from: mail.from?.address ?? null,
+    text: mail.text,
+    notice: true,
+  });
+  // A notice names who failed and returns the mail it failed on; without the original's
+  // Message-ID it could mark nothing anyway (`recordDeliveryReport`), while a customer's
+  // "I get 550 for bob@…" would be lost to agents.
+  if (!outcome?.originalMessageId) return null;
+  const reported = outcome.recipients.filter((r) => r.action === "failed" || r.action === "delayed");
+  return reported.length > 0 ? reportActionOf(reported) : null;
 }
 
 function detectSpam(mail: ParsedMail, opts: Required<ClassifyOptions>): string | null {
@@ -177,11 +220,11 @@ export function classify(
 
   // --- Bounces (RFC 3464 delivery reports, RFC 6522 multipart/report container)
   let bounce = mail.isDeliveryReport;
-  let bounceAction: BounceAction | null = bounce ? bounceActionOf(mail) : null;
-  if (!bounce && (nullSender || daemonFrom) && BOUNCE_SUBJECT_RE.test(mail.subject)) {
-    bounce = true;
-    bounceAction = "unknown";
-  }
+  let bounceAction: BounceAction | null = bounce
+    ? reportActionOf(mail.deliveryStatus?.recipients ?? [])
+    : null;
+  if (!bounce) bounceAction = plainNoticeAction(mail, nullSender, daemonFrom);
+  if (bounceAction !== null) bounce = true;
   if (bounce) risks.add("bounce");
 
   // --- Machine-generated mail (RFC 3834 §5)

@@ -31,7 +31,7 @@ import type { RuleEvaluation } from "../rules/types.js";
 import { applyStatusToSla, recordInboundSla, startConversationSla } from "../sla.js";
 import { clip } from "../text.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
-import { type Classification, classify } from "./classify.js";
+import { type Classification, classify, reportActionOf } from "./classify.js";
 import { normalizeEmailAddress, senderContact } from "./contact.js";
 import type { DeliveryStatus, ParsedMail, ParseOutcome } from "./parsed-mail.js";
 import {
@@ -1574,7 +1574,15 @@ async function recordDeliveryReport(
     return { status: "duplicate", messageId: null };
   }
   const ds = mail.deliveryStatus ?? heuristicDeliveryStatus(mail);
-  const failed = (ds?.recipients ?? []).filter(
+  // A plain-text notice's action is known once its text is read (a delay warning's
+  // subject already says "delayed").
+  const action =
+    cls.bounceAction === "unknown" && ds && ds.recipients.length > 0
+      ? reportActionOf(ds.recipients)
+      : (cls.bounceAction ?? "unknown");
+  // A plain-text delay warning marks nothing, whatever codes its text quotes.
+  const delayNotice = !mail.isDeliveryReport && cls.bounceAction === "delayed";
+  const failed = (delayNotice ? [] : (ds?.recipients ?? [])).filter(
     (r) => (r.action ?? "").toLowerCase() === "failed" || /^5\./.test(r.status ?? ""),
   );
   const bounced: string[] = [];
@@ -1650,7 +1658,7 @@ async function recordDeliveryReport(
     input,
     mail,
     "delivery_report",
-    `${cls.bounceAction ?? "unknown"}; matched ${bounced.length} outbound message(s)`,
+    `${action}; matched ${bounced.length} outbound message(s)`,
     imapPos,
   );
   return {
@@ -1661,15 +1669,17 @@ async function recordDeliveryReport(
 }
 
 /**
- * A bounce that is no RFC 3464 report (qmail, old Exchange, plain "Undelivered Mail"
- * notices): `heuristicBounce` reads the notice; null when it is not convincing, so nothing
- * gets marked.
+ * A bounce or delay warning that is no RFC 3464 report (qmail, Exim, old Exchange, plain
+ * "Undelivered Mail" notices; `classify` decided it is one): `heuristicBounce` reads the
+ * notice; null when it finds nothing, so nothing gets marked. A delayed recipient (4.x.x)
+ * marks nothing either, as in an RFC 3464 report.
  */
 function heuristicDeliveryStatus(mail: ParsedMail): DeliveryStatus | null {
   const outcome = heuristicBounce({
     subject: mail.subject,
     from: mail.from?.address ?? null,
     text: mail.text,
+    notice: true,
   });
   if (!outcome) return null;
   return {

@@ -219,10 +219,15 @@ export interface PlainBounceInput {
   text: string;
   /** Headers of the returned message when it was attached (message/rfc822). */
   originalHeaders?: string | null;
+  /**
+   * The caller already knows the mail is a delivery notice (ingest's classification: a
+   * null reverse path from a mail daemon, say): read it whatever its From and subject.
+   */
+  notice?: boolean;
 }
 
 const BOUNCE_SUBJECT_RE =
-  /undeliver|returned mail|delivery (?:status notification|failure|has failed|failed)|failure notice|mail delivery (?:failed|failure|system)|could not be delivered|non-?delivery|nicht zustellbar|unzustellbar/i;
+  /undeliver|returned mail|delivery (?:status notification|failure|has failed|failed|delayed)|delayed mail|^\s*warning: message \S+ delayed|failure notice|mail delivery (?:failed|failure|system)|could not be delivered|not yet been delivered|non-?delivery|nicht zustellbar|unzustellbar/i;
 const BOUNCE_SENDER_RE = /^(?:mailer-daemon|postmaster|mail-daemon)@/i;
 // Where the quoted original starts: after it, addresses are the original's, not failures.
 const ORIGINAL_START_RE =
@@ -232,7 +237,9 @@ const ADDRESS_IN_TEXT_RE = /<?([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:
 /**
  * Best effort for bounces that are not RFC 3464 reports (qmail, old Exchange, plain-text
  * "Undelivered Mail Returned to Sender" notices):
- * 1. it must look like a bounce: a MAILER-DAEMON/postmaster sender or a bounce subject;
+ * 1. it must look like a bounce: a MAILER-DAEMON/postmaster sender or a bounce subject
+ *    (or delay notice: "Warning: message … delayed 24 hours"), unless the caller says it
+ *    is a notice (`notice`);
  * 2. the notice is the text before the quoted original (a `--- Original message ---`
  *    style separator or the first `Received:`/`Return-Path:` line);
  * 3. each paragraph of the notice that names an address and an SMTP code is a recipient:
@@ -244,7 +251,8 @@ const ADDRESS_IN_TEXT_RE = /<?([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:
  */
 export function heuristicBounce(input: PlainBounceInput): DsnOutcome | null {
   const from = input.from ? bareAddress(input.from) : "";
-  const looksLikeBounce = BOUNCE_SENDER_RE.test(from) || BOUNCE_SUBJECT_RE.test(input.subject ?? "");
+  const looksLikeBounce =
+    input.notice === true || BOUNCE_SENDER_RE.test(from) || BOUNCE_SUBJECT_RE.test(input.subject ?? "");
   if (!looksLikeBounce) return null;
 
   const text = input.text.replace(/\r\n?/g, "\n");
