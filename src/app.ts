@@ -9,7 +9,7 @@ import { buildRawMime, SmtpSender } from "./connectors/smtp-out.js";
 import { connect, type Database } from "./db/client.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { runMigrations } from "./db/migrate.js";
-import { sendDownload } from "./downloads.js";
+import { attachmentDisposition, sendDownload } from "./downloads.js";
 import { openSignedAttachment } from "./engine/attachment-links.js";
 import { bootstrapIfEmpty } from "./engine/auth.js";
 import { readByteaParts } from "./engine/bytea-parts.js";
@@ -19,6 +19,7 @@ import { type AttachmentFile, downloadAttachment } from "./engine/conversations.
 import { createSecretBox } from "./engine/crypto.js";
 import { ForbiddenError, NotFoundError } from "./engine/errors.js";
 import { EventHub } from "./engine/event-hub.js";
+import { mediaTypeOrOctetStream } from "./engine/media-type.js";
 import { renderMetrics } from "./engine/metrics.js";
 import { openRejectedRaw, type RejectedRaw } from "./engine/rejected.js";
 import { createRoutingTrigger, type RoutingTrigger } from "./engine/routing/trigger.js";
@@ -188,10 +189,11 @@ export async function startSwitchboard(
         sizeBytes: file.sizeBytes,
         etag: file.sha256,
         headers: {
-          "content-type": file.contentType,
+          // Rows stored before ingest checked the type may hold one a header cannot carry.
+          "content-type": mediaTypeOrOctetStream(file.contentType),
           // Never rendered as a page by a browser: an attachment may be HTML or SVG with
           // scripts. (<img> still shows an image: the disposition only governs navigation.)
-          "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+          "content-disposition": attachmentDisposition(file.filename),
           "content-security-policy": "default-src 'none'; sandbox",
           "x-content-type-options": "nosniff",
           "referrer-policy": "no-referrer",

@@ -17,6 +17,32 @@ export interface Download {
   read(from: number, length: number): AsyncIterable<Buffer>;
 }
 
+/**
+ * `Content-Disposition: attachment` naming `filename` (RFC 6266): `filename*` carries the
+ * name as UTF-8 in RFC 8187's ext-value, where only attr-char may stand unescaped, so
+ * `'`, `(`, `)` and `*` are escaped too (encodeURIComponent leaves them: wget took the
+ * `'` for the end of the language tag and saved "it's (final) copy*.pdf" as
+ * "s (final) copy*.pdf"). A plain `filename` comes first for clients that ignore
+ * `filename*` (curl -OJ): the name in ASCII, accents dropped, other non-ASCII characters
+ * as "_", without quotes, backslashes and controls, which a quoted-string would need to
+ * escape and some clients read wrongly.
+ */
+export function attachmentDisposition(filename: string): string {
+  const name = filename.toWellFormed();
+  const ascii =
+    name
+      .normalize("NFKD")
+      .replace(/[\u0300-\u036f]/g, "")
+      .replace(/[^\u0000-\u007f]/gu, "_")
+      .replace(/["\\\u0000-\u001f\u007f]/g, "")
+      .trim() || "download";
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
 export async function sendDownload(req: IncomingMessage, res: ServerResponse, file: Download): Promise<void> {
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.writeHead(405, { allow: "GET, HEAD", "content-type": "application/json" });

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { byteRange } from "../../src/downloads.js";
+import { attachmentDisposition, byteRange } from "../../src/downloads.js";
 import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
@@ -174,5 +174,83 @@ describe("attachment downloads", () => {
     expect(byteRange("bytes=10-", 10)).toBe("unsatisfiable");
     expect(byteRange("bytes=-", 10)).toBeNull();
     expect(byteRange("bytes=99999999999999999999-", 10)).toBeNull();
+  });
+});
+
+describe("attachment download headers (found by a probe, 2026-11-24)", () => {
+  it("a Content-Type outside RFC 2045's token syntax is stored and served as application/octet-stream, also for rows stored before", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "types@acme.test" });
+    const raw = buildRawMail({
+      messageId: "types-1@customer.example",
+      attachments: [
+        { filename: "weird-type.png", contentType: "image/p€ng", content: Buffer.from("weird") },
+        { filename: "photo.png", contentType: "Image/PNG", content: Buffer.from("png") },
+      ],
+    });
+    const r = await t.ok(
+      `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw, base64: true) {
+         ... on IngestOutcome { conversation { messages { edges { node { attachments {
+           id filename contentType downloadPath signedDownloadPath(expiresInSeconds: 600) } } } } } } } }`,
+      { a: encodeId("EmailAddress", addr.addressId), raw: raw.toString("base64") },
+    );
+    const [weird, photo] = r.ingestRawMessage.conversation.messages.edges[0].node.attachments.sort(
+      (a: any, b: any) => (a.filename < b.filename ? 1 : -1),
+    );
+    expect([weird.filename, weird.contentType]).toEqual(["weird-type.png", "application/octet-stream"]);
+    expect([photo.filename, photo.contentType]).toEqual(["photo.png", "image/png"]);
+    // A row stored before the check: served, with a type a header can carry.
+    await t.db.db.execute(
+      sql`UPDATE attachment SET content_type = ${"image/p€ng"} WHERE filename = 'weird-type.png'`,
+    );
+    for (const path of [weird.downloadPath, weird.signedDownloadPath]) {
+      const d = await get(path);
+      expect([d.status, d.headers["content-type"], d.body.toString()]).toEqual([
+        200,
+        "application/octet-stream",
+        "weird",
+      ]);
+    }
+  });
+
+  it("Content-Disposition escapes what RFC 8187 does not allow in filename* and has an ASCII filename= first", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "names@acme.test" });
+    const names = ["it's (final) copy*.pdf", "Rechnung März.pdf", '請求書 "v2".pdf'];
+    const raw = buildRawMail({
+      messageId: "names-1@customer.example",
+      attachments: names.map((filename) => ({
+        filename,
+        contentType: "application/pdf",
+        content: Buffer.from(filename),
+      })),
+    });
+    const r = await t.ok(
+      `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw, base64: true) {
+         ... on IngestOutcome { conversation { messages { edges { node { attachments {
+           filename downloadPath } } } } } } } }`,
+      { a: encodeId("EmailAddress", addr.addressId), raw: raw.toString("base64") },
+    );
+    const got: Record<string, string> = {};
+    for (const a of r.ingestRawMessage.conversation.messages.edges[0].node.attachments) {
+      const d = await get(a.downloadPath);
+      expect(d.status).toBe(200);
+      got[a.filename] = String(d.headers["content-disposition"]);
+    }
+    expect(got).toEqual({
+      "it's (final) copy*.pdf": `attachment; filename="it's (final) copy*.pdf"; filename*=UTF-8''it%27s%20%28final%29%20copy%2A.pdf`,
+      "Rechnung März.pdf": `attachment; filename="Rechnung Marz.pdf"; filename*=UTF-8''Rechnung%20M%C3%A4rz.pdf`,
+      '請求書 "v2".pdf': `attachment; filename="___ v2.pdf"; filename*=UTF-8''%E8%AB%8B%E6%B1%82%E6%9B%B8%20%22v2%22.pdf`,
+    });
+    // Names ingest would not store as they are (rows of older versions, other writers).
+    expect(attachmentDisposition('a\\b\u0007"\r\n.txt')).toBe(
+      `attachment; filename="ab.txt"; filename*=UTF-8''a%5Cb%07%22%0D%0A.txt`,
+    );
+    expect(attachmentDisposition("\u{1F4CE}")).toBe(`attachment; filename="_"; filename*=UTF-8''%F0%9F%93%8E`);
+    expect(attachmentDisposition('"')).toBe(`attachment; filename="download"; filename*=UTF-8''%22`);
+    // RFC 8187 attr-char only, and the name comes back from it.
+    for (const [name, cd] of Object.entries(got)) {
+      const ext = /filename\*=UTF-8''([^;]*)$/.exec(cd)![1]!;
+      expect(ext).toMatch(/^[A-Za-z0-9!#$&+.^_`|~%-]*$/);
+      expect(decodeURIComponent(ext)).toBe(name);
+    }
   });
 });

@@ -20,6 +20,7 @@ import {
   normalizeMessageId,
 } from "../../engine/ingest/parsed-mail.js";
 import { sanitizeHtml } from "../../engine/ingest/sanitize.js";
+import { mediaTypeOrOctetStream } from "../../engine/media-type.js";
 import { stripComments } from "../../engine/text.js";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "./delivery-status.js";
 import { decodeWords, iconv, libmime } from "./headline.js";
@@ -878,7 +879,7 @@ export async function parseRawMessage(
     }
     attachments.push({
       filename,
-      contentType: (a.contentType || "application/octet-stream").toLowerCase(),
+      contentType: mediaTypeOrOctetStream(a.contentType),
       size: content.length,
       contentId,
       inline: a.contentDisposition === "inline" || referenced || (a.related === true && contentId !== null),
