@@ -3,7 +3,7 @@ import { attachment } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
 import { type AttachmentFile, attachmentFile, attachmentFileColumns } from "./conversations.js";
 import { Problems } from "./errors.js";
-import { contentIdOfCidUrl } from "./ingest/sanitize.js";
+import { contentIdOfCidUrl, normaliseContentId } from "./ingest/sanitize.js";
 
 /**
  * Signed attachment links (docs/api.md "Attachments and inline images"): a path that
@@ -115,10 +115,6 @@ export function inlineImageHtml(
     const a = byCid.get(normaliseContentId(contentIdOfCidUrl(`cid:${decodeAttribute(ref)}`)));
     return a ? `${head}${escapeAttribute(baseUrl + link(a))}${tail}` : whole;
   });
-}
-
-function normaliseContentId(id: string): string {
-  return id.trim().replace(/^<|>$/g, "").toLowerCase();
 }
 
 const ENTITIES: Record<string, string> = { amp: "&", quot: '"', lt: "<", gt: ">", apos: "'", "#39": "'" };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sanitizeHtml } from "../../src/engine/ingest/sanitize.js";
+import { sanitizeHtml, srcsetUrls } from "../../src/engine/ingest/sanitize.js";
 
 interface Tag {
   name: string;
@@ -294,6 +294,73 @@ describe("sanitizeHtml: cid and remote resources", () => {
     expect(r.remoteResources).toEqual(["https://t.example/bg.png", "https://t.example/c.png"]);
     expect(r.html).not.toContain("t.example");
     expect(r.html).toContain('style="color:red"');
+  });
+
+  it("keeps a cid: source with spaces as written, trimmed (a browser keeps them; compacted it named no part)", () => {
+    const r = sanitizeHtml('<img src="  cid:scan 3@x \n"><img src="ci\td:tab\n@x">');
+    expect(r.html).toBe('<img src="cid:scan 3@x" /><img src="cid:tab@x" />');
+    expect(r.cidRefs).toEqual(["scan 3@x", "tab@x"]);
+  });
+
+  it("lists only the cid: images it keeps: a cid: background is removed and not listed", () => {
+    const r = sanitizeHtml(
+      '<table background="cid:a5@x"><tr><td>t</td></tr></table><div style="background:url(cid:a5@x)">d</div><img src="cid:shown@x">',
+    );
+    expect(r.cidRefs).toEqual(["shown@x"]);
+    expect(r.html).not.toContain("a5@x");
+  });
+
+  // The tester's inputs (2026-11-24): each was dropped without being listed, except the
+  // last three, which were listed already.
+  const REMOTE: [string, string, string[]][] = [
+    ["img srcset only", '<img srcset="http://t.example/2.png 1x, http://t.example/2b.png 2x" alt="logo">', ["http://t.example/2.png", "http://t.example/2b.png"]],
+    ["<style> url()", "<style>td{background:url(http://t.example/5.png)}</style><p>x</p>", ["http://t.example/5.png"]],
+    ["<style> @import", '<style>@import url("http://t.example/6.css"); @import \'https://t.example/6b.css\';</style><p>x</p>', ["http://t.example/6.css", "https://t.example/6b.css"]],
+    ["picture source", '<picture><source srcset="http://t.example/7.png"><img alt="p"></picture>', ["http://t.example/7.png"]],
+    ["video poster", '<video poster="http://t.example/8.png"></video>', ["http://t.example/8.png"]],
+    ["input image", '<input type="image" src="http://t.example/9.png">', ["http://t.example/9.png"]],
+    ["link stylesheet", '<link rel="stylesheet" href="http://t.example/10.css"><p>x</p>', ["http://t.example/10.css"]],
+    ["svg image", '<svg><image href="http://t.example/11.png"/><image xlink:href="//t.example/11b.png"/></svg>', ["http://t.example/11.png", "https://t.example/11b.png"]],
+    ["backslash img", '<img src="\\\\t.example\\13.png">', ["https://t.example/13.png"]],
+    ["in <head>", '<html><head><link rel=stylesheet href="https://h.example/a.css"><style>p{background:url( "https://h.example/c.png" )}</style></head><body><p>x</p></body></html>', ["https://h.example/c.png", "https://h.example/a.css"]],
+    ["img src", '<img src="http://t.example/1.png">', ["http://t.example/1.png"]],
+    ["background attr", '<table background="http://t.example/3.png"><tr><td>x</td></tr></table>', ["http://t.example/3.png"]],
+    ["style url()", "<div style=\"background-image:url('http://t.example/4.png')\">x</div>", ["http://t.example/4.png"]],
+  ];
+  it.each(REMOTE)("lists every remote reference and loads none: %s", (_name, input, listed) => {
+    const r = sanitizeHtml(input);
+    expect(r.remoteResources).toEqual(listed);
+    assertSafe(r.html);
+    expect(r.html).not.toMatch(/(?:\ssrc|\ssrcset|\sbackground|\sposter|\shref)\s*=\s*"(?:https?:)?[\\/]{2}|url\(/i);
+  });
+
+  it("shows a srcset-only image as its first candidate, neutralised like a src", () => {
+    expect(sanitizeHtml('<img srcset="http://t.example/2.png 1x, http://t.example/2b.png 2x" alt="logo">').html).toBe(
+      '<img alt="logo" data-remote-src="http://t.example/2.png" />',
+    );
+    const cid = sanitizeHtml('<img srcset="cid:logo@x 1x, http://t.example/2x.png 2x">');
+    expect([cid.html, cid.cidRefs, cid.remoteResources]).toEqual([
+      '<img src="cid:logo@x" />',
+      ["logo@x"],
+      ["http://t.example/2x.png"],
+    ]);
+  });
+
+  it("reads srcset candidates as HTML does (commas inside URLs, descriptors with parentheses)", () => {
+    expect(srcsetUrls("a.png 1x, data:image/png;base64,AA,BB 2x,c.png,, d.png (x, y) 3w, e.png")).toEqual([
+      "a.png",
+      "data:image/png;base64,AA,BB",
+      "c.png",
+      "d.png",
+      "e.png",
+    ]);
+  });
+
+  it("scans style elements in linear time (unclosed start tags, many elements)", () => {
+    const t0 = performance.now();
+    sanitizeHtml("<style ".repeat(200_000));
+    sanitizeHtml("<style>@import '".repeat(100_000));
+    expect(performance.now() - t0).toBeLessThan(3000);
   });
 
   it("ignores a data-remote-src the mail itself brought", () => {

@@ -16,8 +16,12 @@ import sanitize from "sanitize-html";
  * - images: `cid:` stays and is listed in `cidRefs` for the API layer to resolve to
  *   the attachment; `data:` only for raster images; http(s) images are *remote* — the
  *   URL moves to `data-remote-src` (inert) and is listed in `remoteResources`, so
- *   opening a mail never pings a tracker unless the client opts in;
- * - `background` attributes and CSS `url()` are remote resources too: listed, removed;
+ *   opening a mail never pings a tracker unless the client opts in. An `<img>` with a
+ *   `srcset` and no `src` is read as if its first candidate were its `src`;
+ * - every other reference a browser would load is listed in `remoteResources` and
+ *   removed with its tag or attribute: `background`, CSS `url()` (in style attributes
+ *   and `<style>` elements) and `@import`, `srcset`, `poster`, `<input type=image>`,
+ *   `<link href>`, SVG `href`/`xlink:href`, `<object data>` …;
  * - inline style: a safe subset of properties with plain values (no `url()`,
  *   `expression()`, escapes, `position`, `behavior`…);
  * - `id`, `name` and `class` are dropped: they would let the mail clobber DOM globals
@@ -26,9 +30,12 @@ import sanitize from "sanitize-html";
 
 export interface SanitizedHtml {
   html: string;
-  /** http(s) URLs of images/backgrounds the mail wanted to load, de-duplicated. */
+  /** http(s) URLs the mail wanted to load (images, backgrounds, style sheets …), de-duplicated. */
   remoteResources: string[];
-  /** Content-IDs referenced by `cid:` sources, without the scheme, de-duplicated. */
+  /**
+   * Content-IDs of the `cid:` images kept in `html` (what `inlineHtml` can show), without the
+   * scheme, URL-decoded, de-duplicated. A `cid:` elsewhere (a background) is removed and not listed.
+   */
   cidRefs: string[];
 }
 
@@ -214,20 +221,114 @@ function compactUrl(value: string): string {
 }
 
 const RASTER_DATA_URL = /^data:image\/(?:png|gif|jpe?g|webp|bmp);base64,[a-z0-9+/=\s]*$/i;
-const REMOTE_URL = /^(?:https?:)?\/\//i;
+// http(s) with or without slashes ("http:host" is "http://host" to a browser), or
+// scheme-relative; browsers read "\" as "/" in such URLs ("\\host\a.png").
+const REMOTE_URL = /^(?:https?:|[\\/]{2})/i;
+const REMOTE_PREFIX = /^(https?:)?[\\/]*/i;
 
+/** The URL a browser would load, as far as its scheme and host go. */
 function absoluteRemote(url: string): string {
   const compact = compactUrl(url);
-  return compact.startsWith("//") ? `https:${compact}` : compact;
+  const end = compact.search(/[?#]/);
+  const head = (end < 0 ? compact : compact.slice(0, end)).replaceAll("\\", "/");
+  const whole = end < 0 ? head : head + compact.slice(end);
+  return whole.replace(REMOTE_PREFIX, (_, scheme: string | undefined) => `${(scheme ?? "https:").toLowerCase()}//`);
+}
+
+/**
+ * A `cid:` source as a browser reads it: tabs and line breaks removed, controls and spaces
+ * trimmed at both ends, spaces inside kept. (`compactUrl` removes them all, which is right
+ * for testing the scheme but turned `cid:scan 3@x` into `cid:scan3@x`, which names no part.)
+ */
+function cidSource(value: string): string {
+  const rest = value.slice(value.indexOf(":") + 1).replace(/[\t\n\r]/g, "");
+  return `cid:${rest.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, "")}`;
+}
+
+// Attributes whose URL a browser loads, on any element (href only outside links, below).
+const LOADED_ATTRIBUTES = ["src", "poster", "background", "data", "lowsrc", "dynsrc", "xlink:href"];
+const LINK_TAGS = new Set(["a", "area", "base"]);
+
+/**
+ * The URLs of a `srcset` (HTML's image candidate strings): a URL, then descriptors up to the
+ * next comma. A URL may itself contain commas (not at its end), so it runs to whitespace.
+ */
+export function srcsetUrls(srcset: string): string[] {
+  const urls: string[] = [];
+  const gap = /[\s,]*/y;
+  const word = /\S*/y;
+  const descriptors = /(?:[^,(]|\([^)]*\)?)*/y;
+  let i = 0;
+  while (i < srcset.length) {
+    gap.lastIndex = i;
+    gap.exec(srcset);
+    word.lastIndex = gap.lastIndex;
+    const url = word.exec(srcset)![0];
+    i = word.lastIndex;
+    if (url === "") break;
+    const bare = url.replace(/,+$/, "");
+    if (bare.length === url.length) {
+      // Descriptors ("2x", "100w") up to the next comma outside parentheses.
+      descriptors.lastIndex = i;
+      descriptors.exec(srcset);
+      i = descriptors.lastIndex;
+    }
+    if (bare) urls.push(bare);
+  }
+  return urls;
+}
+
+/**
+ * The URLs of a style sheet: `url(…)` and `@import "…"` (whose string is a URL too).
+ * Linear: `styleUrls` for the first, one regex pass for the second.
+ */
+export function styleSheetUrls(css: string): string[] {
+  const urls = styleUrls(css);
+  for (const m of css.matchAll(/@import\s*(["'])([^"'\n]*)\1/gi)) urls.push(m[2]!);
+  return urls;
+}
+
+const STYLE_OPEN = /<style\b/gi;
+const STYLE_CLOSE = /<\/style/gi;
+
+/**
+ * The text of every `<style>` element, found by a scan of the source, not the parse: the
+ * sanitiser skips everything inside dropped elements such as `<head>`, where style sheets
+ * usually are. One pass (each search starts where the previous element ended; a start tag
+ * without its ">" ends the scan, as no later one can be complete); what it finds is only
+ * listed, so text that merely looks like a style element costs nothing but a longer list.
+ */
+function styleElementTexts(html: string): string[] {
+  const texts: string[] = [];
+  let at = 0;
+  for (;;) {
+    STYLE_OPEN.lastIndex = at;
+    if (!STYLE_OPEN.exec(html)) return texts;
+    const gt = html.indexOf(">", STYLE_OPEN.lastIndex);
+    if (gt < 0) return texts;
+    STYLE_CLOSE.lastIndex = gt + 1;
+    const close = STYLE_CLOSE.exec(html);
+    texts.push(html.slice(gt + 1, close ? close.index : html.length));
+    if (!close) return texts;
+    at = STYLE_CLOSE.lastIndex;
+  }
 }
 
 export function sanitizeHtml(input: string): SanitizedHtml {
   const remote: string[] = [];
   const cids: string[] = [];
+  const seen = new Set<string>();
   const addRemote = (url: string): void => {
+    if (!REMOTE_URL.test(compactUrl(url))) return;
     const u = absoluteRemote(url);
-    if (!remote.includes(u)) remote.push(u);
+    if (!seen.has(u)) {
+      seen.add(u);
+      remote.push(u);
+    }
   };
+  if (/<style/i.test(input)) {
+    for (const css of styleElementTexts(input)) for (const u of styleSheetUrls(css)) addRemote(u);
+  }
 
   const options: IOptions = {
     allowedTags: ALLOWED_TAGS,
@@ -253,34 +354,44 @@ export function sanitizeHtml(input: string): SanitizedHtml {
     ],
     // An email's <html> may come after junk; never reset state on it (no boundary tricks).
     enforceHtmlBoundary: false,
+    // Every tag the parser sees, also those inside dropped elements (<head>, <noscript>,
+    // <svg>, <picture>, <video> …) whose own transforms never run: list what it would load.
+    onOpenTag: (tagName, attribs) => {
+      for (const a of LOADED_ATTRIBUTES) {
+        const v = attribs[a];
+        if (v !== undefined) addRemote(v);
+      }
+      if (attribs.href !== undefined && !LINK_TAGS.has(tagName)) addRemote(attribs.href);
+      if (attribs.srcset !== undefined) for (const u of srcsetUrls(attribs.srcset)) addRemote(u);
+      if (attribs.style !== undefined) for (const u of styleUrls(attribs.style)) addRemote(u);
+    },
     transformTags: {
       "*": (tagName, attribs) => {
         const out: Record<string, string> = { ...attribs };
-        // Legacy `background="…"` on table/td/body: a remote (or cid) resource.
-        if (out.background !== undefined) {
-          const bg = compactUrl(out.background);
-          if (REMOTE_URL.test(bg)) addRemote(bg);
-          else if (/^cid:/i.test(bg)) pushCid(cids, bg);
-          delete out.background;
-        }
-        if (out.style !== undefined) {
-          for (const u of styleUrls(out.style)) {
-            if (REMOTE_URL.test(compactUrl(u))) addRemote(u);
-          }
-        }
+        // Legacy `background="…"` on table/td/body: listed above if remote; never shown
+        // (a cid: one neither, so it is not in `cidRefs`).
+        delete out.background;
         return { tagName, attribs: out };
       },
       img: (tagName, attribs) => {
         const out: Record<string, string> = { ...attribs };
         delete out["data-remote-src"];
-        const src = out.src === undefined ? "" : compactUrl(out.src);
+        // srcset is not kept (each candidate would load); without a src its first
+        // candidate stands in for it, as a browser would show it.
+        const given =
+          out.src !== undefined && compactUrl(out.src) !== ""
+            ? out.src
+            : out.srcset !== undefined
+              ? (srcsetUrls(out.srcset)[0] ?? "")
+              : "";
+        delete out.srcset;
+        const src = compactUrl(given);
         if (REMOTE_URL.test(src)) {
-          addRemote(src);
           out["data-remote-src"] = absoluteRemote(src);
           delete out.src;
         } else if (/^cid:/i.test(src)) {
-          pushCid(cids, src);
-          out.src = src;
+          out.src = cidSource(given);
+          pushCid(cids, out.src);
         } else if (RASTER_DATA_URL.test(src)) {
           out.src = src;
         } else {
@@ -322,6 +433,16 @@ export function contentIdOfCidUrl(src: string): string {
     // keep the raw form: a malformed escape cannot match any Content-ID anyway
   }
   return id.replace(/^<|>$/g, "");
+}
+
+/**
+ * A Content-ID as `cid:` references are matched against it: trimmed, without angle
+ * brackets, lower-cased (RFC 2392 ids are compared case-insensitively in practice: mail
+ * clients write `cid:IMAGE001.PNG@…` for `<image001.png@…>`). The one comparison for
+ * `inlineHtml` (attachment-links.ts) and the parser's `inline` flag.
+ */
+export function normaliseContentId(id: string): string {
+  return id.trim().replace(/^<|>$/g, "").toLowerCase();
 }
 
 /**
