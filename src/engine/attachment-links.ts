@@ -89,6 +89,8 @@ export interface InlineCandidate {
   id: string;
   tenantId: string;
   contentId: string | null;
+  /** Flagged by ingest as the part its body shows; preferred among parts sharing a Content-ID. */
+  inline?: boolean;
 }
 
 const CID_SRC = /(<img\b[^>]*?\ssrc=")cid:([^"]*)(")/gi;
@@ -108,7 +110,12 @@ export function inlineImageHtml(
 ): string {
   const byCid = new Map<string, InlineCandidate>();
   for (const a of attachments) {
-    if (a.contentId) byCid.set(normaliseContentId(a.contentId), a);
+    if (!a.contentId) continue;
+    const key = normaliseContentId(a.contentId);
+    // Several parts may share a Content-ID: the one ingest flagged inline is shown, so that
+    // the flag and the body agree.
+    const other = byCid.get(key);
+    if (!other || (a.inline === true && other.inline !== true)) byCid.set(key, a);
   }
   if (byCid.size === 0) return html;
   return html.replace(CID_SRC, (whole, head: string, ref: string, tail: string) => {

@@ -218,3 +218,86 @@ describe("signed attachment links", () => {
     expect(srcs(html)[0]).toMatch(/^https:\/\/sb\.example\.com\/a%22b%3Cc\/attachments\//);
   });
 });
+
+describe("the inline flag is exactly what inlineHtml shows (found by a probe, 2026-11-24)", () => {
+  const PNG = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), randomBytes(40)]);
+  type Part = { cidHeader: string | null; name: string; disposition?: string; bytes?: Buffer };
+  /** The tester's layout: an HTML body and image parts in one multipart. */
+  function related(html: string, images: Part[], type = "multipart/related"): Buffer {
+    const parts = images.map(
+      (i) =>
+        `--R\r\nContent-Type: image/png; name="${i.name}"\r\nContent-Transfer-Encoding: base64\r\n` +
+        `${i.cidHeader === null ? "" : `Content-ID: ${i.cidHeader}\r\n`}` +
+        `${i.disposition ? `Content-Disposition: ${i.disposition}; filename="${i.name}"\r\n` : ""}\r\n` +
+        `${(i.bytes ?? PNG).toString("base64")}\r\n`,
+    );
+    return Buffer.from(
+      `From: a@customer.example\r\nTo: support@acme.test\r\nSubject: images\r\nMessage-ID: <${randomBytes(6).toString("hex")}@c.example>\r\n` +
+        `MIME-Version: 1.0\r\nContent-Type: ${type}; boundary="R"\r\n\r\n--R\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n${parts.join("")}--R--\r\n`,
+    );
+  }
+  const QUERY = `query($id: ID!) { node(id: $id) { ... on Conversation { messages { edges { node {
+    html inlineHtml(baseUrl: "https://sb.example.com")
+    attachments { filename contentId inline downloadPath } } } } } } }`;
+  async function message(addressId: string, raw: Buffer) {
+    const id = await ingestTo(addressId, raw);
+    return nodes(await t.ok(QUERY, { id }))[0];
+  }
+
+  it("each variant of Content-ID and cid: URL: shown by inlineHtml if and only if flagged inline", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "flags@acme.test" });
+    // [case, html, parts, multipart type, shown and inline]
+    const cases: [string, string, Part[], string, boolean][] = [
+      ["brackets", `<img src="cid:a1@x">`, [{ cidHeader: "<a1@x>", name: "a.png" }], "multipart/related", true],
+      ["no brackets", `<img src="cid:a2@x">`, [{ cidHeader: "a2@x", name: "a.png" }], "multipart/related", true],
+      ["case differs", `<img src="cid:IMAGE001.PNG@01D9">`, [{ cidHeader: "<image001.png@01d9>", name: "a.png" }], "multipart/related", true],
+      ["percent-encoded", `<img src="cid:scan%202@x">`, [{ cidHeader: "<scan 2@x>", name: "a.png" }], "multipart/related", true],
+      ["space in cid url", `<img src="cid:scan 3@x">`, [{ cidHeader: "<scan 3@x>", name: "a.png" }], "multipart/related", true],
+      ["cid in brackets in url", `<img src="cid:<a4@x>">`, [{ cidHeader: "<a4@x>", name: "a.png" }], "multipart/related", true],
+      ["css background cid only", `<table background="cid:a5@x"><tr><td>t</td></tr></table><div style="background:url(cid:a5@x)">d</div>`, [{ cidHeader: "<a5@x>", name: "a.png" }], "multipart/related", false],
+      ["mixed not related, no disposition", `<img src="cid:a6@x">`, [{ cidHeader: "<a6@x>", name: "a.png" }], "multipart/mixed", true],
+      ["mixed, case differs, attachment disposition", `<img src="cid:A7@X">`, [{ cidHeader: "<a7@x>", name: "a.png", disposition: "attachment" }], "multipart/mixed", true],
+      ["mixed, %-encoded, attachment disposition", `<img src="cid:a%208@x">`, [{ cidHeader: "<a 8@x>", name: "a.png", disposition: "attachment" }], "multipart/mixed", true],
+      ["related, referenced nowhere", `<p>no image</p>`, [{ cidHeader: "<a9@x>", name: "a.png", disposition: "inline" }], "multipart/related", false],
+    ];
+    const got: [string, boolean, boolean][] = [];
+    for (const [name, html, parts, type] of cases) {
+      const m = await message(addr.addressId, related(html, parts, type));
+      const shown = srcs(m.inlineHtml ?? "").some((u) => u.includes(m.attachments[0].downloadPath));
+      got.push([name, shown, m.attachments[0].inline]);
+    }
+    expect(got).toEqual(cases.map(([name, , , , want]) => [name, want, want]));
+  });
+
+  it("Apple Mail's PDF with Content-Disposition: inline, referenced nowhere, is not inline", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "apple@acme.test" });
+    const b64 = Buffer.from("%PDF-1.4 fake").toString("base64");
+    const raw = Buffer.from(
+      `From: Jane <jane@customer.example>\r\nTo: support@acme.test\r\nSubject: invoice\r\nMessage-ID: <${randomBytes(6).toString("hex")}@c.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="Apple-Mail=_1"\r\n\r\n` +
+        `--Apple-Mail=_1\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<html><body><div>Here is the invoice:</div></body></html>\r\n` +
+        `--Apple-Mail=_1\r\nContent-Disposition: inline; filename=invoice.pdf\r\nContent-Type: application/pdf; x-unix-mode=0644; name="invoice.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n` +
+        `--Apple-Mail=_1\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<html><body><div>Thanks, Jane</div></body></html>\r\n--Apple-Mail=_1--\r\n`,
+    );
+    const m = await message(addr.addressId, raw);
+    expect(m.attachments.map((a: any) => [a.filename, a.inline])).toEqual([["invoice.pdf", false]]);
+  });
+
+  it("two parts with one Content-ID: the first is shown and flagged, the second is an attachment", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "dup@acme.test" });
+    const first = Buffer.concat([PNG, Buffer.from("first")]);
+    const second = Buffer.concat([PNG, Buffer.from("second")]);
+    const m = await message(
+      addr.addressId,
+      related(`<img src="cid:dup@x">`, [
+        { cidHeader: "<dup@x>", name: "first.png", bytes: first },
+        { cidHeader: "<DUP@x>", name: "second.png", bytes: second },
+      ]),
+    );
+    const flags = Object.fromEntries(m.attachments.map((a: any) => [a.filename, a.inline]));
+    expect(flags).toEqual({ "first.png": true, "second.png": false });
+    const shown = m.attachments.find((a: any) => a.inline);
+    expect(srcs(m.inlineHtml)[0]).toContain(shown.downloadPath);
+    const res = await fetch(base + srcs(m.inlineHtml)[0]!.slice("https://sb.example.com".length));
+    expect(Buffer.from(await res.arrayBuffer()).equals(first)).toBe(true);
+  });
+});

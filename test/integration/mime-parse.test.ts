@@ -112,6 +112,39 @@ describe("createMimeParser: parsing", () => {
     expect(sanitized!.remoteResources).toEqual(["https://t.example/p.gif"]);
   });
 
+  it("flags a part inline exactly when the sanitised HTML shows it (cid: image), not by its Content-Disposition", async () => {
+    const png = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex");
+    const raw = buildRawMail({
+      html:
+        '<img src="cid:A7@X"><img src="cid:a%208@x"><img src="cid:scan 3@x">' +
+        '<table background="cid:bg@x"><tr><td style="background:url(cid:css@x)">t</td></tr></table>',
+      attachments: [
+        // Shown, whatever the disposition says (case, URL escapes, spaces as in Content-ID).
+        { filename: "a7.png", contentType: "image/png", content: png, contentId: "a7@x" },
+        { filename: "a8.png", contentType: "image/png", content: png, contentId: "a 8@x" },
+        { filename: "scan3.png", contentType: "image/png", content: png, contentId: "scan 3@x" },
+        // Referenced only where the sanitiser drops the reference.
+        { filename: "bg.png", contentType: "image/png", content: png, contentId: "bg@x", inline: true },
+        { filename: "css.png", contentType: "image/png", content: png, contentId: "css@x", inline: true },
+        // Apple Mail: every attachment "inline", referenced nowhere.
+        { filename: "invoice.pdf", contentType: "application/pdf", content: png, inline: true },
+      ],
+    });
+    const { mail, sanitized } = ok(await shared.parse(raw));
+    expect(Object.fromEntries(mail.attachments.map((a) => [a.filename, a.inline]))).toEqual({
+      "a7.png": true,
+      "a8.png": true,
+      "scan3.png": true,
+      "bg.png": false,
+      "css.png": false,
+      "invoice.pdf": false,
+    });
+    expect(sanitized!.cidRefs).toEqual(["A7@X", "a 8@x", "scan 3@x"]);
+    // Not sanitised (the option off): nothing is shown, so nothing is inline.
+    const plain = ok(await parser({ sanitize: false }).parse(raw));
+    expect(plain.mail.attachments.filter((a) => a.inline)).toEqual([]);
+  });
+
   it("keys content dedupe on what the author wrote, not on what servers added on the way", async () => {
     const copy = (trace: string, spec: Parameters<typeof buildRawMail>[0] = {}) =>
       Buffer.concat([

@@ -19,7 +19,7 @@ import {
   HEADERS_OF_INTEREST,
   normalizeMessageId,
 } from "../../engine/ingest/parsed-mail.js";
-import { sanitizeHtml } from "../../engine/ingest/sanitize.js";
+import { normaliseContentId, sanitizeHtml } from "../../engine/ingest/sanitize.js";
 import { mediaTypeOrOctetStream } from "../../engine/media-type.js";
 import { stripComments } from "../../engine/text.js";
 import { messageIdOfHeaderBlock, parseDeliveryStatus } from "./delivery-status.js";
@@ -865,12 +865,27 @@ export async function parseRawMessage(
   }
   if (html === "") html = null;
 
-  // Attachments
+  let sanitized: Extract<ParseOutcome, { ok: true }>["sanitized"] = null;
+  if (limits.sanitize && html !== null) {
+    if (fullHtml) sanitized = sanitizeHtml(html);
+    else if (html.length > limits.maxHtmlChars)
+      warnings.push(
+        `HTML of ${html.length} characters is too large to sanitise; only the text body can be shown`,
+      );
+  }
+
+  // Attachments. `inline` says "shown in the body": exactly the parts whose Content-ID a
+  // cid: image kept by the sanitiser names, compared as `inlineHtml` compares them (case,
+  // brackets, URL escapes), and only the first part of each Content-ID, the one it shows.
+  // Neither Content-Disposition nor a cid: elsewhere (a background, which the sanitiser
+  // drops) makes a part inline: Apple Mail sends every attachment as "inline".
+  const shownCids = new Set(sanitized?.cidRefs.map(normaliseContentId));
   const attachments: MailAttachment[] = [];
   for (const a of mp.attachments) {
     const content = Buffer.isBuffer(a.content) ? a.content : Buffer.alloc(0);
     const contentId = a.cid ? a.cid.trim() || null : null;
-    const referenced = contentId !== null && html?.includes(`cid:${contentId}`) === true;
+    const cidKey = contentId === null ? null : normaliseContentId(contentId);
+    const inline = cidKey !== null && shownCids.delete(cidKey);
     const filename = safeFilename(a.filename);
     if (a.filename && filename !== a.filename) {
       warnings.push(
@@ -882,7 +897,7 @@ export async function parseRawMessage(
       contentType: mediaTypeOrOctetStream(a.contentType),
       size: content.length,
       contentId,
-      inline: a.contentDisposition === "inline" || referenced || (a.related === true && contentId !== null),
+      inline,
       sha256: a.checksum ?? createHash("sha256").update(content).digest("hex"),
       content,
     });
@@ -920,15 +935,6 @@ export async function parseRawMessage(
     } else {
       warnings.push("multipart/report delivery-status without a message/delivery-status part");
     }
-  }
-
-  let sanitized: Extract<ParseOutcome, { ok: true }>["sanitized"] = null;
-  if (limits.sanitize && html !== null) {
-    if (fullHtml) sanitized = sanitizeHtml(html);
-    else if (html.length > limits.maxHtmlChars)
-      warnings.push(
-        `HTML of ${html.length} characters is too large to sanitise; only the text body can be shown`,
-      );
   }
 
   const mail: ParsedMail = {

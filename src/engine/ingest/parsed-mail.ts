@@ -22,7 +22,10 @@ export interface MailAttachment {
   size: number;
   /** Content-ID without the angle brackets (RFC 2392), the target of `cid:` links. */
   contentId: string | null;
-  /** Shown in the body (Content-Disposition inline, or an image referenced by cid:). */
+  /**
+   * Shown in the body: the sanitised HTML keeps a `cid:` image naming this part (the first
+   * part of each Content-ID), so `inlineHtml` shows it. Content-Disposition alone decides nothing.
+   */
   inline: boolean;
   /** Hex SHA-256 of the decoded content: dedupes storage and identifies malware samples. */
   sha256: string;

@@ -241,8 +241,9 @@ function absoluteRemote(url: string): string {
  * for testing the scheme but turned `cid:scan 3@x` into `cid:scan3@x`, which names no part.)
  */
 function cidSource(value: string): string {
-  const rest = value.slice(value.indexOf(":") + 1).replace(/[\t\n\r]/g, "");
-  return `cid:${rest.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, "")}`;
+  const colon = value.indexOf(":") + 1;
+  const rest = value.slice(colon).replace(/[\t\n\r]/g, "");
+  return compactUrl(value.slice(0, colon)) + rest.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, "");
 }
 
 // Attributes whose URL a browser loads, on any element (href only outside links, below).
