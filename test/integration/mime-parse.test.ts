@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -592,6 +592,33 @@ describe("createMimeParser: input that used to take quadratic time (found by a f
       ),
     );
     expect(crude.mail.text).toBe("hi");
+  });
+
+  it("a pasted 1.6 MB screenshot as a data: image keeps the HTML body; the limit still holds for markup", async () => {
+    // The tester's mail (2026-11-24): the data: payload counted against maxHtmlChars, and the
+    // whole HTML, image included, was dropped.
+    const png = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), randomBytes(1_600_000)]);
+    const b64 = (png.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n");
+    const html = `<p>Hello, the <b>error</b> is in the screenshot below:</p><p><img src="data:image/png;base64,${b64}"></p><p>Regards, Jane</p>`;
+    expect(html.length).toBeGreaterThan(2_000_000);
+    const shot = ok(await shared.parse(mail("Subject: shot\r\n", html), { timeoutMs: 5000 }));
+    expect(shot.mail.warnings).toEqual(["missing Date"]);
+    expect(shot.sanitized?.html).toContain("Regards, Jane");
+    const src = /<img src="([^"]*)"/.exec(shot.sanitized!.html)![1]!;
+    expect(Buffer.from(src.slice("data:image/png;base64,".length), "base64").equals(png)).toBe(true);
+    expect(shot.mail.text.replace(/\n+/g, "\n")).toBe("Hello, the error is in the screenshot below:\nRegards, Jane");
+    // Markup over the limit is still not sanitised, with or without data: images beside it.
+    const small = parser({ maxHtmlChars: 1000 });
+    const image = `<img src='data:image/gif;base64,${"R0lGODlh".repeat(10_000)}'>`;
+    expect(ok(await small.parse(mail("Subject: a\r\n", `<p>fine</p>${image}`))).sanitized?.html).toContain("fine");
+    const markup = ok(await small.parse(mail("Subject: b\r\n", `${"<b>x</b>".repeat(200)}${image}`)));
+    expect(markup.sanitized).toBeNull();
+    expect(markup.mail.warnings).toContainEqual(
+      expect.stringMatching(/^HTML of 16\d\d characters \(data: payloads not counted\) is too large to sanitise/),
+    );
+    // Text that merely looks like a payload counts: the exemption is for attribute values.
+    const text = ok(await small.parse(mail("Subject: c\r\n", `<p>data:image/gif;base64,${"QUJD".repeat(300)}</p>`)));
+    expect(text.sanitized).toBeNull();
   });
 
   it("line ends of bare CR (classic Mac OS) are read as CRLF; the stored bytes and key stay as received", async () => {

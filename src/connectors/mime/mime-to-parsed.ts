@@ -47,7 +47,10 @@ export interface MimeLimits {
   maxHeaderBytes: number;
   /** Also run `sanitizeHtml` on the HTML body (in the worker, off the main thread). */
   sanitize: boolean;
-  /** HTML longer than this is not sanitised (null + warning) nor converted with html-to-text. */
+  /**
+   * HTML longer than this, not counting data: URI payloads (`withoutDataPayloads`), is not
+   * sanitised (null + warning) nor converted with html-to-text.
+   */
   maxHtmlChars: number;
   /** HTML that would cost the HTML parser more steps than this (`htmlTooCostly`) is treated as too large. */
   maxHtmlParseSteps: number;
@@ -552,6 +555,44 @@ function withoutRawTextElements(html: string): string {
 }
 
 /**
+ * `html` without the base64 payloads of its data: URIs in attribute values (`<img
+ * src="data:image/png;base64,…">`), for the size limit and the text conversion. A payload
+ * is base64 characters (and, quoted, whitespace: mailers break it into lines), so it holds
+ * no markup: the parser only copies it, at a cost linear in its length (28 MB: ~1 s to
+ * sanitise), while `maxHtmlChars` guards against the markup that costs seconds per MB.
+ * Until session 16 (2026-11-23) it counted, and a mail with a 1.6 MB pasted screenshot lost its whole
+ * HTML body (the text alone was kept, the image nowhere). One pass: each ";base64,"
+ * looks back at most 256 characters for `=`, a quote and `data:<type>`.
+ */
+export function withoutDataPayloads(html: string): string {
+  const marker = /;base64,/gi;
+  const quotedRun = /[A-Za-z0-9+/=\s]*/y;
+  const bareRun = /[A-Za-z0-9+/=]*/y;
+  let out = "";
+  let at = 0;
+  for (let m = marker.exec(html); m; m = marker.exec(html)) {
+    const head = html.slice(Math.max(at, m.index - 256), m.index);
+    // (Mixed-case "Data:" is left counted: rare, and lower-casing every window costs.)
+    const d = Math.max(head.lastIndexOf("data:"), head.lastIndexOf("DATA:"));
+    if (d < 0 || /[\s"'<>]/.test(head.slice(d + 5))) continue;
+    // An attribute value: `=`, blanks, an optional quote, blanks, then the URI.
+    let i = d - 1;
+    while (i >= 0 && /\s/.test(head[i]!)) i--;
+    const quoted = i >= 0 && (head[i] === '"' || head[i] === "'");
+    if (quoted) i--;
+    while (i >= 0 && /\s/.test(head[i]!)) i--;
+    if (i < 0 || head[i] !== "=") continue;
+    const run = quoted ? quotedRun : bareRun;
+    run.lastIndex = marker.lastIndex;
+    run.exec(html);
+    out += html.slice(at, marker.lastIndex);
+    at = run.lastIndex;
+    marker.lastIndex = at;
+  }
+  return at === 0 ? html : out + html.slice(at);
+}
+
+/**
  * A file name as a name only: no directory part (`../../etc/passwd`, `C:\\x`), no
  * control or bidi-override characters (`invoice\u202Efdp.exe` shows as "invoiceexe.pdf"),
  * at most 255 characters with the extension kept. Null when nothing usable is left.
@@ -843,23 +884,27 @@ export async function parseRawMessage(
   warnings.push(...mp.charsetNotes);
   if (text.includes("\ufffd") || html?.includes("\ufffd"))
     warnings.push("body contains bytes invalid in its charset");
+  // The limits are on markup: the base64 payloads of data: URIs in attribute values (a
+  // pasted screenshot: megabytes) are not counted, and the text conversion, which skips
+  // images anyway, does not see them (`withoutDataPayloads`).
+  const lean = html ? withoutDataPayloads(html) : null;
   // Nested too deep for the HTML parser to read in reasonable time (`htmlTooCostly`): as too large.
   const tooDeep =
-    html !== null && html.length <= limits.maxHtmlChars && htmlTooCostly(html, limits.maxHtmlParseSteps);
-  const fullHtml = html !== null && html.length <= limits.maxHtmlChars && !tooDeep;
+    lean !== null && lean.length <= limits.maxHtmlChars && htmlTooCostly(lean, limits.maxHtmlParseSteps);
+  const fullHtml = lean !== null && lean.length <= limits.maxHtmlChars && !tooDeep;
   if (tooDeep) {
     warnings.push("HTML nested too deeply for the HTML parser; only the text body can be shown");
   }
-  if (text.trim() === "" && html) {
+  if (text.trim() === "" && lean) {
     if (fullHtml) {
       try {
-        text = htmlToText(html, { wordwrap: false, selectors: [{ selector: "img", format: "skip" }] });
+        text = htmlToText(lean, { wordwrap: false, selectors: [{ selector: "img", format: "skip" }] });
       } catch (err) {
-        text = crudeHtmlToText(html);
+        text = crudeHtmlToText(lean);
         warnings.push(`HTML to text conversion failed (${err instanceof Error ? err.message : String(err)})`);
       }
     } else {
-      text = crudeHtmlToText(html);
+      text = crudeHtmlToText(lean);
       warnings.push("HTML too large or deep for full text conversion; text derived by stripping tags");
     }
   }
@@ -868,9 +913,9 @@ export async function parseRawMessage(
   let sanitized: Extract<ParseOutcome, { ok: true }>["sanitized"] = null;
   if (limits.sanitize && html !== null) {
     if (fullHtml) sanitized = sanitizeHtml(html);
-    else if (html.length > limits.maxHtmlChars)
+    else if (lean!.length > limits.maxHtmlChars)
       warnings.push(
-        `HTML of ${html.length} characters is too large to sanitise; only the text body can be shown`,
+        `HTML of ${lean!.length} characters${lean!.length < html.length ? " (data: payloads not counted)" : ""} is too large to sanitise; only the text body can be shown`,
       );
   }
 

@@ -50,7 +50,11 @@ export interface MimeParserOptions {
   maxHeaderBytes?: number;
   /** Sanitise the HTML body in the worker too; default true. */
   sanitize?: boolean;
-  /** HTML above this many characters is neither sanitised nor fully converted (each takes seconds beyond that); default 2 M. */
+  /**
+   * HTML above this many characters, not counting the base64 payloads of data: URIs in
+   * attribute values, is neither sanitised nor fully converted (each takes seconds beyond
+   * that); default 2 M.
+   */
   maxHtmlChars?: number;
   /**
    * HTML on which the HTML parser would take more steps on its stack of open elements
