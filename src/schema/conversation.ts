@@ -403,7 +403,12 @@ AttachmentRef.implement({
       nullable: true,
       description: "Content-ID for cid: references.",
     }),
-    inline: t.exposeBoolean("inline", { description: "Shown inline in the HTML body." }),
+    inline: t.exposeBoolean("inline", {
+      description:
+        "Shown inline in the HTML body: `html` keeps a cid: image naming this part's contentId, which `inlineHtml` " +
+        "shows (the first part of each Content-ID). Its Content-Disposition alone does not make it inline; a " +
+        "client that lists only parts not inline lists every file the body does not show.",
+    }),
     sha256: t.exposeString("sha256", { description: "SHA-256 of the content (hex)." }),
     downloadPath: t.string({
       description: "GET this path on the server with the same Authorization header to download the bytes.",

@@ -244,7 +244,9 @@ describe("attachment download headers (found by a probe, 2026-11-24)", () => {
     expect(attachmentDisposition('a\\b\u0007"\r\n.txt')).toBe(
       `attachment; filename="ab.txt"; filename*=UTF-8''a%5Cb%07%22%0D%0A.txt`,
     );
-    expect(attachmentDisposition("\u{1F4CE}")).toBe(`attachment; filename="_"; filename*=UTF-8''%F0%9F%93%8E`);
+    expect(attachmentDisposition("\u{1F4CE}")).toBe(
+      `attachment; filename="_"; filename*=UTF-8''%F0%9F%93%8E`,
+    );
     expect(attachmentDisposition('"')).toBe(`attachment; filename="download"; filename*=UTF-8''%22`);
     // RFC 8187 attr-char only, and the name comes back from it.
     for (const [name, cd] of Object.entries(got)) {

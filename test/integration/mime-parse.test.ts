@@ -606,18 +606,26 @@ describe("createMimeParser: input that used to take quadratic time (found by a f
     expect(shot.sanitized?.html).toContain("Regards, Jane");
     const src = /<img src="([^"]*)"/.exec(shot.sanitized!.html)![1]!;
     expect(Buffer.from(src.slice("data:image/png;base64,".length), "base64").equals(png)).toBe(true);
-    expect(shot.mail.text.replace(/\n+/g, "\n")).toBe("Hello, the error is in the screenshot below:\nRegards, Jane");
+    expect(shot.mail.text.replace(/\n+/g, "\n")).toBe(
+      "Hello, the error is in the screenshot below:\nRegards, Jane",
+    );
     // Markup over the limit is still not sanitised, with or without data: images beside it.
     const small = parser({ maxHtmlChars: 1000 });
     const image = `<img src='data:image/gif;base64,${"R0lGODlh".repeat(10_000)}'>`;
-    expect(ok(await small.parse(mail("Subject: a\r\n", `<p>fine</p>${image}`))).sanitized?.html).toContain("fine");
+    expect(ok(await small.parse(mail("Subject: a\r\n", `<p>fine</p>${image}`))).sanitized?.html).toContain(
+      "fine",
+    );
     const markup = ok(await small.parse(mail("Subject: b\r\n", `${"<b>x</b>".repeat(200)}${image}`)));
     expect(markup.sanitized).toBeNull();
     expect(markup.mail.warnings).toContainEqual(
-      expect.stringMatching(/^HTML of 16\d\d characters \(data: payloads not counted\) is too large to sanitise/),
+      expect.stringMatching(
+        /^HTML of 16\d\d characters \(data: payloads not counted\) is too large to sanitise/,
+      ),
     );
     // Text that merely looks like a payload counts: the exemption is for attribute values.
-    const text = ok(await small.parse(mail("Subject: c\r\n", `<p>data:image/gif;base64,${"QUJD".repeat(300)}</p>`)));
+    const text = ok(
+      await small.parse(mail("Subject: c\r\n", `<p>data:image/gif;base64,${"QUJD".repeat(300)}</p>`)),
+    );
     expect(text.sanitized).toBeNull();
   });
 

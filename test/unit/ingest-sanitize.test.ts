@@ -313,31 +313,69 @@ describe("sanitizeHtml: cid and remote resources", () => {
   // The tester's inputs (2026-11-24): each was dropped without being listed, except the
   // last three, which were listed already.
   const REMOTE: [string, string, string[]][] = [
-    ["img srcset only", '<img srcset="http://t.example/2.png 1x, http://t.example/2b.png 2x" alt="logo">', ["http://t.example/2.png", "http://t.example/2b.png"]],
-    ["<style> url()", "<style>td{background:url(http://t.example/5.png)}</style><p>x</p>", ["http://t.example/5.png"]],
-    ["<style> @import", '<style>@import url("http://t.example/6.css"); @import \'https://t.example/6b.css\';</style><p>x</p>', ["http://t.example/6.css", "https://t.example/6b.css"]],
-    ["picture source", '<picture><source srcset="http://t.example/7.png"><img alt="p"></picture>', ["http://t.example/7.png"]],
+    [
+      "img srcset only",
+      '<img srcset="http://t.example/2.png 1x, http://t.example/2b.png 2x" alt="logo">',
+      ["http://t.example/2.png", "http://t.example/2b.png"],
+    ],
+    [
+      "<style> url()",
+      "<style>td{background:url(http://t.example/5.png)}</style><p>x</p>",
+      ["http://t.example/5.png"],
+    ],
+    [
+      "<style> @import",
+      "<style>@import url(\"http://t.example/6.css\"); @import 'https://t.example/6b.css';</style><p>x</p>",
+      ["http://t.example/6.css", "https://t.example/6b.css"],
+    ],
+    [
+      "picture source",
+      '<picture><source srcset="http://t.example/7.png"><img alt="p"></picture>',
+      ["http://t.example/7.png"],
+    ],
     ["video poster", '<video poster="http://t.example/8.png"></video>', ["http://t.example/8.png"]],
     ["input image", '<input type="image" src="http://t.example/9.png">', ["http://t.example/9.png"]],
-    ["link stylesheet", '<link rel="stylesheet" href="http://t.example/10.css"><p>x</p>', ["http://t.example/10.css"]],
-    ["svg image", '<svg><image href="http://t.example/11.png"/><image xlink:href="//t.example/11b.png"/></svg>', ["http://t.example/11.png", "https://t.example/11b.png"]],
+    [
+      "link stylesheet",
+      '<link rel="stylesheet" href="http://t.example/10.css"><p>x</p>',
+      ["http://t.example/10.css"],
+    ],
+    [
+      "svg image",
+      '<svg><image href="http://t.example/11.png"/><image xlink:href="//t.example/11b.png"/></svg>',
+      ["http://t.example/11.png", "https://t.example/11b.png"],
+    ],
     ["backslash img", '<img src="\\\\t.example\\13.png">', ["https://t.example/13.png"]],
-    ["in <head>", '<html><head><link rel=stylesheet href="https://h.example/a.css"><style>p{background:url( "https://h.example/c.png" )}</style></head><body><p>x</p></body></html>', ["https://h.example/c.png", "https://h.example/a.css"]],
+    [
+      "in <head>",
+      '<html><head><link rel=stylesheet href="https://h.example/a.css"><style>p{background:url( "https://h.example/c.png" )}</style></head><body><p>x</p></body></html>',
+      ["https://h.example/c.png", "https://h.example/a.css"],
+    ],
     ["img src", '<img src="http://t.example/1.png">', ["http://t.example/1.png"]],
-    ["background attr", '<table background="http://t.example/3.png"><tr><td>x</td></tr></table>', ["http://t.example/3.png"]],
-    ["style url()", "<div style=\"background-image:url('http://t.example/4.png')\">x</div>", ["http://t.example/4.png"]],
+    [
+      "background attr",
+      '<table background="http://t.example/3.png"><tr><td>x</td></tr></table>',
+      ["http://t.example/3.png"],
+    ],
+    [
+      "style url()",
+      "<div style=\"background-image:url('http://t.example/4.png')\">x</div>",
+      ["http://t.example/4.png"],
+    ],
   ];
   it.each(REMOTE)("lists every remote reference and loads none: %s", (_name, input, listed) => {
     const r = sanitizeHtml(input);
     expect(r.remoteResources).toEqual(listed);
     assertSafe(r.html);
-    expect(r.html).not.toMatch(/(?:\ssrc|\ssrcset|\sbackground|\sposter|\shref)\s*=\s*"(?:https?:)?[\\/]{2}|url\(/i);
+    expect(r.html).not.toMatch(
+      /(?:\ssrc|\ssrcset|\sbackground|\sposter|\shref)\s*=\s*"(?:https?:)?[\\/]{2}|url\(/i,
+    );
   });
 
   it("shows a srcset-only image as its first candidate, neutralised like a src", () => {
-    expect(sanitizeHtml('<img srcset="http://t.example/2.png 1x, http://t.example/2b.png 2x" alt="logo">').html).toBe(
-      '<img alt="logo" data-remote-src="http://t.example/2.png" />',
-    );
+    expect(
+      sanitizeHtml('<img srcset="http://t.example/2.png 1x, http://t.example/2b.png 2x" alt="logo">').html,
+    ).toBe('<img alt="logo" data-remote-src="http://t.example/2.png" />');
     const cid = sanitizeHtml('<img srcset="cid:logo@x 1x, http://t.example/2x.png 2x">');
     expect([cid.html, cid.cidRefs, cid.remoteResources]).toEqual([
       '<img src="cid:logo@x" />',

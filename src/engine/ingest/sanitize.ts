@@ -232,7 +232,10 @@ function absoluteRemote(url: string): string {
   const end = compact.search(/[?#]/);
   const head = (end < 0 ? compact : compact.slice(0, end)).replaceAll("\\", "/");
   const whole = end < 0 ? head : head + compact.slice(end);
-  return whole.replace(REMOTE_PREFIX, (_, scheme: string | undefined) => `${(scheme ?? "https:").toLowerCase()}//`);
+  return whole.replace(
+    REMOTE_PREFIX,
+    (_, scheme: string | undefined) => `${(scheme ?? "https:").toLowerCase()}//`,
+  );
 }
 
 /**
