@@ -219,7 +219,7 @@ describe("signed attachment links", () => {
   });
 });
 
-describe("the inline flag is exactly what inlineHtml shows (found by a probe, 2026-11-24)", () => {
+describe("the inline flag is exactly what inlineHtml shows (found by a probe, 2026-11-23)", () => {
   const PNG = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), randomBytes(40)]);
   type Part = { cidHeader: string | null; name: string; disposition?: string; bytes?: Buffer };
   /** The tester's layout: an HTML body and image parts in one multipart. */

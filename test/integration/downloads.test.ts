@@ -177,7 +177,7 @@ describe("attachment downloads", () => {
   });
 });
 
-describe("attachment download headers (found by a probe, 2026-11-24)", () => {
+describe("attachment download headers (found by a probe, 2026-11-23)", () => {
   it("a Content-Type outside RFC 2045's token syntax is stored and served as application/octet-stream, also for rows stored before", async () => {
     const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "types@acme.test" });
     const raw = buildRawMail({

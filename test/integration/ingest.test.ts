@@ -632,6 +632,39 @@ describe("ingest pipeline", () => {
 // Found by a probe (2026-11-23): a customer writing from postmaster@ with a delivery
 // subject was recorded as a delivery report that no agent saw, and an Exim delay warning
 // opened a conversation with mailer-daemon@ as its contact.
+describe("senders without a usable From address", () => {
+  it("each gets a contact of its own; none is pooled with another", async () => {
+    // Until session 16 all of them became one contact, unknown@invalid, sharing history,
+    // attributes and the preferred agent (probe).
+    const heads = [
+      "",
+      "From: John Smith\r\n",
+      "From: Mary Major\r\n",
+      "From: <>\r\n",
+      "From: Root <root@localhost>\r\n",
+    ];
+    const contacts: { email: string; name: string | null }[] = [];
+    for (const [i, head] of heads.entries()) {
+      const r = await ingest(
+        `${head}To: support@acme.test\r\nSubject: Anonymous ${i}\r\nMessage-ID: <anon-${i}@x.example>\r\n\r\nhello\r\n`,
+      );
+      expect(r.status).toBe("stored");
+      const d = await t.ok(
+        `query($id: ID!) { node(id: $id) { ... on Conversation { contact { id email name } } } }`,
+        {
+          id: r.conversation.id,
+        },
+      );
+      contacts.push(d.node.contact);
+    }
+    expect(new Set(contacts.map((c) => c.email)).size).toBe(heads.length);
+    for (const c of contacts) expect(c.email).toMatch(/^unknown-[0-9a-f-]{36}@invalid$/);
+    // A name is kept where the parser kept the mailbox (an address a contact cannot use:
+    // a dotless domain); a name alone ("From: John Smith") the parser drops with the mailbox.
+    expect(contacts.map((c) => c.name)).toEqual(["", "", "", "", "Root"]);
+  });
+});
+
 describe("delivery notices that are no RFC 3464 report", () => {
   const smtpFrom = (mailFrom: string): IngestSource => ({ kind: "smtp", mailFrom, rcptTo: [] });
   // No envelope, as over IMAP: the Return-Path field the delivering server wrote, if any,

@@ -595,7 +595,7 @@ describe("createMimeParser: input that used to take quadratic time (found by a f
   });
 
   it("a pasted 1.6 MB screenshot as a data: image keeps the HTML body; the limit still holds for markup", async () => {
-    // The tester's mail (2026-11-24): the data: payload counted against maxHtmlChars, and the
+    // The tester's mail (2026-11-23): the data: payload counted against maxHtmlChars, and the
     // whole HTML, image included, was dropped.
     const png = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), randomBytes(1_600_000)]);
     const b64 = (png.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n");

@@ -310,7 +310,7 @@ describe("sanitizeHtml: cid and remote resources", () => {
     expect(r.html).not.toContain("a5@x");
   });
 
-  // The tester's inputs (2026-11-24): each was dropped without being listed, except the
+  // The tester's inputs (2026-11-23): each was dropped without being listed, except the
   // last three, which were listed already.
   const REMOTE: [string, string, string[]][] = [
     [

@@ -32,7 +32,7 @@ import { applyStatusToSla, recordInboundSla, startConversationSla } from "../sla
 import { clip } from "../text.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
 import { type Classification, classify, reportActionOf } from "./classify.js";
-import { normalizeEmailAddress, senderContact } from "./contact.js";
+import { decideDisplayName, normalizeEmailAddress, senderContact } from "./contact.js";
 import type { DeliveryStatus, ParsedMail, ParseOutcome } from "./parsed-mail.js";
 import {
   decideThread,
@@ -490,10 +490,18 @@ function namesNothing(lookups: ReturnType<typeof lookupsOf>): boolean {
   return lookups.messageIds.length === 0 && lookups.ticketNumbers.length === 0;
 }
 
-/** The contact of the From mailbox (never Reply-To, which anyone can set), found or created. */
+/**
+ * The contact of the From mailbox (never Reply-To, which anyone can set), found or created.
+ * Mail with no usable From address (none, a name only, `<>`) gets a contact of its own,
+ * `unknown-<uuid>@invalid` with the name it gave: nothing says two such senders are one
+ * person. Until session 16 they all shared one contact, `unknown@invalid`, and with it
+ * their history, attributes (which rules read) and preferred agent (probe).
+ */
 function upsertSender(tx: Tx, tenantId: string, mail: ParsedMail) {
   const sender = senderContact(mail.from);
-  return upsertContact(tx, tenantId, sender?.email ?? "unknown@invalid", sender?.displayName ?? "");
+  if (sender) return upsertContact(tx, tenantId, sender.email, sender.displayName ?? "");
+  const email = `unknown-${randomUUID()}@invalid`;
+  return upsertContact(tx, tenantId, email, decideDisplayName(mail.from?.name, email) ?? "");
 }
 
 type QueueRow = typeof queue.$inferSelect;
