@@ -12,7 +12,8 @@ import { buildRawMail } from "../helpers/raw-mail.js";
 let t: TestApp;
 let base: string;
 // Incompressible and over two parts of 512 KB (stored uncompressed), and a text file that
-// pglz compresses (read in one statement).
+// pglz compresses (read in one statement): stored as rows were before migration 0023 made
+// attachments uncompressed (below, a new one).
 const pdf = randomBytes(1_300_000);
 const log = Buffer.from("2026-11-23 all quiet on the line\n".repeat(40_000));
 const paths: Record<string, string> = {};
@@ -32,12 +33,20 @@ beforeAll(async () => {
       { filename: "empty.txt", contentType: "text/plain", content: Buffer.alloc(0) },
     ],
   });
+  // As before migration 0023: PostgreSQL's default storage, which compresses what shrinks.
+  const [storage] = await t.db.db.execute<{ s: string }>(
+    sql`SELECT attstorage AS s FROM pg_attribute WHERE attrelid = 'attachment'::regclass AND attname = 'data'`,
+  );
+  await t.db.db.execute(sql`ALTER TABLE attachment ALTER COLUMN data SET STORAGE EXTENDED`);
   const r = await t.ok(
     `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw, base64: true) {
        ... on IngestOutcome { conversation { messages { edges { node { attachments {
          filename downloadPath signedDownloadPath(expiresInSeconds: 600) } } } } } } } }`,
     { a: encodeId("EmailAddress", addr.addressId), raw: raw.toString("base64") },
   );
+  // And back to what the migrations made it.
+  if (storage!.s === "e")
+    await t.db.db.execute(sql`ALTER TABLE attachment ALTER COLUMN data SET STORAGE EXTERNAL`);
   for (const a of r.ingestRawMessage.conversation.messages.edges[0].node.attachments) {
     paths[a.filename] = a.downloadPath;
     signed[a.filename] = a.signedDownloadPath;
@@ -136,6 +145,30 @@ describe("attachment downloads", () => {
     }
     const s = await get(signed["big.pdf"]!, { range: "bytes=5-9" });
     expect([s.status, s.body.equals(pdf.subarray(5, 10))]).toEqual([206, true]);
+  });
+
+  it("store a compressible attachment uncompressed (migration 0023), so it is read in parts too", async () => {
+    const addr = await createQueueWithAddress(t.db.db, t.tenantId, { address: "csv@acme.test" });
+    const csv = Buffer.from("id;name;amount\n".concat("4711;Kettle;19.99\n".repeat(120_000)));
+    const raw = buildRawMail({
+      messageId: "files-2@customer.example",
+      subject: "The export",
+      text: "Attached.",
+      attachments: [{ filename: "export.csv", contentType: "text/csv", content: csv }],
+    });
+    const r = await t.ok(
+      `mutation($a: ID!, $raw: String!) { ingestRawMessage(addressId: $a, raw: $raw, base64: true) {
+         ... on IngestOutcome { conversation { messages { edges { node { attachments { downloadPath } } } } } } } }`,
+      { a: encodeId("EmailAddress", addr.addressId), raw: raw.toString("base64") },
+    );
+    const path = r.ingestRawMessage.conversation.messages.edges[0].node.attachments[0].downloadPath;
+    const [row] = await t.db.db.execute<{ compressed: boolean }>(
+      sql`SELECT pg_column_compression(data) IS NOT NULL AS compressed FROM attachment WHERE filename = 'export.csv'`,
+    );
+    expect(row!.compressed).toBe(false);
+    expect((await get(path)).body.equals(csv)).toBe(true);
+    const part = await get(path, { range: "bytes=600000-600099" });
+    expect([part.status, part.body.equals(csv.subarray(600000, 600100))]).toEqual([206, true]);
   });
 
   it("answer 416 to a range past the end; ignore several ranges, a malformed one and a stale If-Range (200, the whole file)", async () => {
