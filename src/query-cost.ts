@@ -9,6 +9,7 @@ import {
   Kind,
   TypeInfo,
   validate,
+  valueFromASTUntyped,
   visit,
   visitWithTypeInfo,
 } from "graphql";
@@ -88,6 +89,19 @@ function withPageSizes(
   vars: Record<string, unknown>,
 ): DocumentNode {
   let changed = false;
+  // A variable the request leaves out takes its default from the operation, if any.
+  const defaults = new Map<string, unknown>();
+  for (const d of document.definitions) {
+    if (d.kind !== Kind.OPERATION_DEFINITION) continue;
+    for (const v of d.variableDefinitions ?? []) {
+      if (v.defaultValue) defaults.set(v.variable.name.value, valueFromASTUntyped(v.defaultValue));
+    }
+  }
+  const variable = (name: string) => (vars[name] === undefined ? defaults.get(name) : vars[name]);
+  // What a page size argument holds: a null literal, or a variable that is null or left out
+  // without a default, is no size (the server serves its default page).
+  const given = (a: ArgumentNode) =>
+    a.value.kind === Kind.VARIABLE ? variable(a.value.name.value) != null : a.value.kind !== Kind.NULL;
   const typeInfo = new TypeInfo(schema);
   const out = visit(
     document,
@@ -96,8 +110,12 @@ function withPageSizes(
         const type = typeInfo.getType();
         const parent = typeInfo.getParentType();
         if (!type || !parent || !getNamedType(type).name.endsWith("Connection")) return undefined;
-        const sized = node.arguments?.some((a) => a.name.value === "first" || a.name.value === "last");
-        if (sized) return undefined;
+        const sizes = (node.arguments ?? []).filter(
+          (a) => a.name.value === "first" || a.name.value === "last",
+        );
+        if (sizes.some(given)) return undefined;
+        // No size given: counted at the default page, as served (until the re-probe of
+        // session 16 `first: $n` with $n null or left out counted as 1 and was served 50).
         changed = true;
         const size = DEFAULT_PAGE[`${parent.name}.${node.name.value}`] ?? OFFSET_LIST_PAGE;
         const first: ArgumentNode = {
@@ -105,12 +123,13 @@ function withPageSizes(
           name: { kind: Kind.NAME, value: "first" },
           value: { kind: Kind.INT, value: String(size) },
         };
-        return { ...node, arguments: [...(node.arguments ?? []), first] };
+        const rest = (node.arguments ?? []).filter((a) => !sizes.includes(a));
+        return { ...node, arguments: [...rest, first] };
       },
       Argument(node: ArgumentNode) {
         if (node.name.value !== "first" && node.name.value !== "last") return undefined;
         if (node.value.kind !== Kind.VARIABLE) return undefined;
-        const value = vars[node.value.name.value];
+        const value = variable(node.value.name.value);
         if (typeof value !== "number" || !Number.isInteger(value)) return undefined;
         changed = true;
         return { ...node, value: { kind: Kind.INT, value: String(value) } };

@@ -11,7 +11,7 @@ import type { Config } from "./config.js";
 import { authenticate } from "./engine/auth.js";
 import type { EngineContext } from "./engine/context.js";
 import type { Viewer } from "./engine/viewer.js";
-import { useVariableCostLimit } from "./query-cost.js";
+import { queryCostErrors, useVariableCostLimit } from "./query-cost.js";
 import type { GraphQLContext } from "./schema/context.js";
 
 export interface HttpApp {
@@ -238,6 +238,11 @@ export function createHttpApp(opts: {
       throw err;
     }
     if (errors.length > 0) return errors.map((e) => withCode(e, "GRAPHQL_VALIDATION_FAILED"));
+    // The cost limit with the page sizes served, as `useVariableCostLimit` checks it at
+    // execution: a subscription never reaches that hook, and until the re-probe of session
+    // 16 one with 30 aliases of `messages(first: $m)` sent 62 MB per event.
+    const overCost = queryCostErrors(s, document, params.variables ?? {}, config.graphql.maxCost);
+    if (overCost.length > 0) return overCost;
     return {
       schema: s,
       operationName: params.operationName,

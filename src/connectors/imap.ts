@@ -398,7 +398,7 @@ export async function syncMailbox(
             }
             // Under a processing limit the batch takes only the room left: a batch of 50
             // took a tenant with a limit of 3 to 50 open conversations (probe, session 16).
-            // The rest stays after the checkpoint, on the server, for when there is room.
+            // The rest stays after the checkpoint, on the server, until there is room.
             const cut = batch.messages.length > room;
             if (cut) batch.messages.length = room;
             if (pos < todo.length) {
@@ -422,7 +422,11 @@ export async function syncMailbox(
               continue;
             }
             await afterProcess(ctx, client, account, done, log);
-            if (cut) return { processed, paused: "processing_limit" };
+            // The rest of this search is not taken (the next batch, fetched ahead, starts
+            // past the cut): search again from the checkpoint, after the room is counted
+            // again. Replies that joined open conversations opened nothing, so the room is
+            // still there (re-probe, session 16: pausing here took them one per 15 s).
+            if (cut) break;
           } finally {
             batch.release();
           }

@@ -23,8 +23,9 @@ export function ticketToken(ticketNumber: number, delimiter: TicketDelimiter): s
 }
 
 // Any of the three token shapes; `#` is required so plain numbers in a subject
-// ("order 123456") never thread a mail into someone else's ticket.
-const TOKEN_RE = /(?:\[#(\d{1,12})\]|\{#(\d{1,12})\}|(?<![\w#])#(\d{1,12})(?!\w))/g;
+// ("order 123456") never thread a mail into someone else's ticket, and a bare one is not
+// followed by `-` either: "Invoice #2024-17" names no ticket 2024 (re-probe, session 16).
+const TOKEN_RE = /(?:\[#(\d{1,12})\]|\{#(\d{1,12})\}|(?<![\w#])#(\d{1,12})(?![\w-]))/g;
 
 /** Every ticket number found in a subject, in order of appearance, de-duplicated. */
 export function extractTicketNumbers(subject: string): number[] {

@@ -203,6 +203,47 @@ describe("the cost limit", () => {
     );
   });
 
+  it("counts first: $n with $n null or left out at the default page (re-probe, session 16)", async () => {
+    const sel = (v: string) =>
+      Array.from(
+        { length: 30 },
+        (_, i) =>
+          `a${i}: conversations(first: ${v}) { edges { node { messages(first: $m) { edges { node { html } } } } } }`,
+      ).join(" ");
+    for (const variables of [{}, { n: null, m: null }]) {
+      const r = await t.gql(`query($n: Int, $m: Int) { ${sel("$n")} }`, variables);
+      expect(codes(r), JSON.stringify(variables)).toEqual([
+        expect.stringMatching(/^BAD_USER_INPUT: Query Cost limit of \d+ exceeded/),
+      ]);
+    }
+    const literalNull = await t.gql(`query($m: Int) { ${sel("null")} }`, {});
+    expect(codes(literalNull)).toEqual([expect.stringMatching(/^BAD_USER_INPUT: Query Cost limit/)]);
+    // A variable's default stands for it when the request leaves it out.
+    const defaulted = await t.gql(`query($n: Int = 200, $m: Int = 500) { ${sel("$n")} }`, {});
+    expect(codes(defaulted)).toEqual([expect.stringMatching(/^BAD_USER_INPUT: Query Cost limit/)]);
+  });
+
+  it("checks a subscription's cost with its variables, as a query's (re-probe, session 16)", async () => {
+    // 30 aliases of messages(first: $m) on myInbox sent 62 MB per event: the execution-time
+    // check never saw subscriptions.
+    const sel = Array.from(
+      { length: 30 },
+      (_, i) => `m${i}: messages(first: $m) { edges { node { html } } }`,
+    ).join(" ");
+    const client = t.ws(t.adminKey);
+    const outcome = await new Promise<string>((resolve) => {
+      client.subscribe(
+        { query: `subscription($m: Int) { myInbox { conversation { id ${sel} } } }`, variables: { m: 500 } },
+        {
+          next: (m) => resolve(`next:${JSON.stringify(m.errors ?? m.data)}`),
+          error: (e) => resolve(`error:${JSON.stringify(e)}`),
+          complete: () => resolve("complete"),
+        },
+      );
+    });
+    expect(outcome).toMatch(/^error:.*Query Cost limit of \d+ exceeded/);
+  });
+
   it("lets an ordinary query with variables through", async () => {
     const r = await t.ok(
       `query($n: Int) { conversations(first: $n) { edges { node { id timeline(first: 5) { edges { node { type } } } } } } }`,

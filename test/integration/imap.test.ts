@@ -388,6 +388,39 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     }
   });
 
+  it("processing limit: replies to open conversations flow on at the limit (re-probe, session 16)", async () => {
+    // Each batch was cut to the room left and the sync paused after it, so at the limit
+    // replies (which open nothing) came in one per 15 s recheck.
+    const s = await setup();
+    await dovecot.appendMessage(customerMail(s.address, "root-room@customer.example", "Root"), s.mailbox);
+    await t.app.imap.pollAccount(s.accountId);
+    const openNow = async () => {
+      const [{ open } = { open: 0 }] = await t.db.db
+        .select({ open: count() })
+        .from(conversation)
+        .where(
+          and(eq(conversation.tenantId, t.tenantId), notInArray(conversation.status, ["RESOLVED", "CLOSED"])),
+        );
+      return open;
+    };
+    const before = await openNow();
+    await t.db.db.update(tenant).set({ processingLimit: before }).where(eq(tenant.id, t.tenantId)); // room for 1
+    try {
+      await appendMany(
+        dovecot,
+        Array.from({ length: 20 }, (_, i) =>
+          customerMail(s.address, `reply-room-${i}@customer.example`, "Root", "root-room@customer.example"),
+        ),
+        s.mailbox,
+      );
+      await t.app.imap.pollAccount(s.accountId);
+      expect(await messagesOf(s.accountId)).toHaveLength(21);
+      expect(await openNow()).toBe(before);
+    } finally {
+      await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+    }
+  });
+
   it("processing limit: a running worker pauses and resumes by itself", async () => {
     const s = await setup();
     await dovecot.appendMessage(customerMail(s.address, "wlim-0@customer.example", "Zero"), s.mailbox);

@@ -663,6 +663,24 @@ describe("senders without a usable From address", () => {
     // a dotless domain); a name alone ("From: John Smith") the parser drops with the mailbox.
     expect(contacts.map((c) => c.name)).toEqual(["", "", "", "", "Root"]);
   });
+
+  it("a re-delivery of such mail is a duplicate and leaves no contact behind (re-probe, session 16)", async () => {
+    const count = async () =>
+      Number(
+        (
+          await t.db.db.execute<{ n: number }>(
+            sql`SELECT count(*)::int AS n FROM contact WHERE email LIKE 'unknown-%@invalid'`,
+          )
+        )[0]!.n,
+      );
+    const before = await count();
+    const raw =
+      "To: support@acme.test\r\nSubject: No sender\r\nMessage-ID: <nofrom-1@x.example>\r\n\r\nhi\r\n";
+    expect((await ingest(raw)).status).toBe("stored");
+    expect((await ingest(raw)).status).toBe("duplicate");
+    expect((await ingest(raw)).status).toBe("duplicate");
+    expect(await count()).toBe(before + 1);
+  });
 });
 
 describe("delivery notices that are no RFC 3464 report", () => {

@@ -114,6 +114,34 @@ describe("threading: follow-ups", () => {
     expect(old!.status).toBe("CLOSED");
   });
 
+  it("a chain of 25 follow-ups: the next reply to the old mail joins the newest, open one (re-probe, session 16)", async () => {
+    // The walk along the chain stopped after 20 links, and from there every reply to the
+    // old mail opened another conversation.
+    const { a, id } = await closedLongAgo();
+    const reply = () =>
+      send({ messageId: uid(), subject: "Re: Closed case", headers: { "In-Reply-To": `<${id}>` } });
+    let newest = a.conversationId;
+    for (let i = 0; i < 25; i++) {
+      const r = stored(await reply());
+      expect(r.created, `link ${i}`).toBe(true);
+      const [c] = await t.db.db.select().from(conversation).where(eq(conversation.id, r.conversationId));
+      expect(c!.previousConversationId, `link ${i}`).toBe(newest);
+      newest = r.conversationId;
+      await t.db.db
+        .update(conversation)
+        .set({ status: "CLOSED", workState: "DONE", closedAt: new Date(clock.now().getTime() - 40 * DAY) })
+        .where(eq(conversation.id, newest));
+    }
+    // The newest, reopened by hand (as an agent would), takes the next two replies.
+    await t.db.db
+      .update(conversation)
+      .set({ status: "ACTIVE", closedAt: null })
+      .where(eq(conversation.id, newest));
+    const r1 = stored(await reply());
+    const r2 = stored(await reply());
+    expect([r1.conversationId, r2.conversationId]).toEqual([newest, newest]);
+  });
+
   it("two such mails at once open one conversation, not two", async () => {
     const { a, id } = await closedLongAgo();
     const rs = await Promise.all(

@@ -208,6 +208,33 @@ const cases: Case[] = [
     { bounce: false, autoSubmitted: true },
   ],
   [
+    "null sender + an out-of-office whose subject quotes a delay wording is no notice (re-probe)",
+    {
+      subject: "Automatic reply: Re: My order has not yet been delivered [#100002]",
+      from: { address: "bob@customer.example", name: "Bob" },
+    },
+    { mailFrom: "" },
+    { bounce: false },
+  ],
+  [
+    "null sender + 'Out of office: Re: Delivery delayed …' is no notice (re-probe)",
+    {
+      subject: "Out of office: Re: Delivery delayed for order 5512",
+      from: { address: "bob@customer.example", name: "Bob" },
+    },
+    { mailFrom: "" },
+    { bounce: false },
+  ],
+  [
+    "null sender + 'Re: Undelivered Mail …' from a person is no notice",
+    {
+      subject: "Re: Undelivered Mail Returned to Sender",
+      from: { address: "bob@customer.example", name: "Bob" },
+    },
+    { mailFrom: "" },
+    { bounce: false },
+  ],
+  [
     "a bounce subject from a real person is not a bounce",
     { subject: "Re: Undelivered Mail Returned to Sender" },
     { mailFrom: "alice@customer.example" },

@@ -30,6 +30,9 @@ describe("subject", () => {
     ["Order 123456 failed", []],
     ["Issue#12 is not a token", []],
     ["Re: [#5] and {#6} and [#5]", [5, 6]],
+    // A customer's own number with a dash names no ticket (re-probe, session 16).
+    ["Invoice #2024-17 wrong", []],
+    ["Invoice #2024-17 wrong [#100002]", [100002]],
   ])("extracts ticket numbers from %j", (subject, expected) => {
     expect(extractTicketNumbers(subject)).toEqual(expected);
   });

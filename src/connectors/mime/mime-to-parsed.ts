@@ -888,9 +888,16 @@ export async function parseRawMessage(
   // pasted screenshot: megabytes) are not counted, and the text conversion, which skips
   // images anyway, does not see them (`withoutDataPayloads`).
   const lean = html ? withoutDataPayloads(html) : null;
-  // Nested too deep for the HTML parser to read in reasonable time (`htmlTooCostly`): as too large.
+  // Nested too deep for the HTML parser to read in reasonable time (`htmlTooCostly`): as too
+  // large. Counted on the HTML the parsers will read, not on `lean`: a payload adds no tag,
+  // but what `withoutDataPayloads` takes for one may sit in a tag name, where cutting it made
+  // `</a=data:;base64,X>` close `<a=data:;base64,>` (re-probe, session 16: 2 MB of that held
+  // a parser thread 7 s while the count on the lean copy said one level deep).
   const tooDeep =
-    lean !== null && lean.length <= limits.maxHtmlChars && htmlTooCostly(lean, limits.maxHtmlParseSteps);
+    html !== null &&
+    lean !== null &&
+    lean.length <= limits.maxHtmlChars &&
+    htmlTooCostly(html, limits.maxHtmlParseSteps);
   const fullHtml = lean !== null && lean.length <= limits.maxHtmlChars && !tooDeep;
   if (tooDeep) {
     warnings.push("HTML nested too deeply for the HTML parser; only the text body can be shown");

@@ -111,6 +111,9 @@ const BOUNCE_SUBJECT_RE =
   /undeliver|undelivered mail|delivery (?:status )?notification|delivery (?:has )?failed|delivery failure|delivery delayed|delayed mail|^\s*warning: message \S+ delayed|returned mail|failure notice|mail delivery (?:failed|system)|non[- ]?delivery|could not be delivered|not yet been delivered|unzustellbar|nicht zugestellt/i;
 // Which notices are delay warnings (they mark nothing on the message they report on).
 const DELAY_SUBJECT_RE = /\bdelayed\b|delivery delay|not yet been delivered/i;
+// How a person's reply or automatic reply begins; a delivery notice's subject never does.
+const REPLY_PREFIX_RE =
+  /^\s*(?:(?:re|aw|sv|antw|wg|fw|fwd|tr|rif|odp)\s*:|automatic reply|auto(?:matic)?[- ]?(?:reply|response|antwort)|automatische antwort|out of (?:the )?office|abwesend|absence|r[ée]ponse automatique)/i;
 const DAEMON_LOCAL_RE = /^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|double-bounce)$/i;
 
 function isDaemonAddress(address: string | null | undefined): boolean {
@@ -147,7 +150,13 @@ function reversePath(mail: ParsedMail, envelope: EnvelopeInfo): string | null {
 function plainNoticeAction(mail: ParsedMail, nullSender: boolean, daemonFrom: boolean): BounceAction | null {
   if (!nullSender && !daemonFrom) return null;
   const bounceSubject = BOUNCE_SUBJECT_RE.test(mail.subject);
-  if (nullSender && (daemonFrom || bounceSubject)) {
+  if (nullSender && daemonFrom) return DELAY_SUBJECT_RE.test(mail.subject) ? "delayed" : "unknown";
+  // A null sender without a daemon From is also how a person's automatic reply comes
+  // ("Automatic reply: Re: My order has not yet been delivered"): never a notice under a
+  // reply or auto-reply prefix (re-probe, session 16: such out-of-office replies were
+  // swallowed as delay notices).
+  if (nullSender && bounceSubject) {
+    if (REPLY_PREFIX_RE.test(mail.subject)) return null;
     return DELAY_SUBJECT_RE.test(mail.subject) ? "delayed" : "unknown";
   }
   if (nullSender || !bounceSubject) return null;

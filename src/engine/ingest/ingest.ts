@@ -451,6 +451,9 @@ function drawAhead(
   if (cls.bounce || (cls.spam && (address === null || address.spamRouting === "DROP"))) return null;
   const lookups = lookupsOf(address?.threadingMode ?? "REFERENCES_THEN_TICKET", mail);
   if (!namesNothing(lookups)) return null;
+  // A sender without a usable address gets a new contact (`upsertSender`), which must not
+  // be made before the duplicate checks: each re-delivery of such mail left one behind.
+  if (!senderContact(mail.from)) return null;
   const contact = upsertSender(tx, input.tenantId, mail);
   const ticket = nextTicketNumber(tx);
   written(contact);
@@ -871,17 +874,23 @@ async function ingestInTx(
     // it is open, reopened inside its own window once it is closed, and past that window
     // the chain goes on from the newest. Until session 16 a CLOSED follow-up was passed
     // over, and every further reply to the old mail opened yet another conversation (probe).
-    // Under each row's lock, so two such mails at once open one conversation, not two.
-    for (let hops = 0; effect === "NEW_LINKED" && hops < 20; hops++) {
-      const [followUp] = await tx
+    // The chain is read in one statement (`followUpChain`, each link the newest one linked
+    // to the one before; its first walk stopped after 20 links, re-probe); the member that
+    // takes the mail is then locked, and read again after the lock: a mail that waited on it
+    // sees the follow-up the other one opened, so two such mails at once open one.
+    for (let rounds = 0; effect === "NEW_LINKED" && rounds < 100; rounds++) {
+      const links = await followUpChain(tx, t.id, conv.id);
+      if (links.length === 0) break;
+      const target =
+        links.find((l) => onInboundMail(l.status, l.closedAt, receivedAt, reopen) !== "NEW_LINKED") ??
+        links.at(-1)!;
+      const [row] = await tx
         .select()
         .from(conversation)
-        .where(and(eq(conversation.tenantId, t.id), eq(conversation.previousConversationId, conv.id)))
-        .orderBy(desc(conversation.createdAt))
-        .limit(1)
+        .where(and(eq(conversation.id, target.id), eq(conversation.tenantId, t.id)))
         .for("update");
-      if (!followUp) break;
-      conv = followUp;
+      if (!row) break;
+      conv = row;
       before = { status: conv.status, lastActivityAt: conv.lastActivityAt };
       effect = onInboundMail(conv.status, conv.closedAt, receivedAt, reopen);
     }
@@ -1787,6 +1796,31 @@ export async function processingRoom(ctx: EngineContext, tenantId: string, limit
       WHERE tenant_id = ${tenantId} AND status NOT IN ('RESOLVED', 'CLOSED')
       LIMIT ${limit + 1}) s`);
   return limit + 1 - (row?.n ?? 0);
+}
+
+/**
+ * The follow-ups of conversation `id`, in order: its newest linked conversation (one opened
+ * by mail past its reopen window, `previousConversationId`), that one's newest, and so on.
+ */
+async function followUpChain(
+  tx: Tx,
+  tenantId: string,
+  id: string,
+): Promise<{ id: string; status: ConversationStatus; closedAt: Date | null }[]> {
+  const rows = await rawClient(tx)<
+    { id: string; status: ConversationStatus; closedAt: string | Date | null }[]
+  >`
+    WITH RECURSIVE chain(id, depth) AS (
+      SELECT (SELECT c.id FROM conversation c WHERE c.tenant_id = ${tenantId}::uuid
+                AND c.previous_conversation_id = ${id}::uuid ORDER BY c.created_at DESC LIMIT 1), 1
+      UNION ALL
+      SELECT (SELECT c.id FROM conversation c WHERE c.tenant_id = ${tenantId}::uuid
+                AND c.previous_conversation_id = chain.id ORDER BY c.created_at DESC LIMIT 1), chain.depth + 1
+        FROM chain WHERE chain.id IS NOT NULL AND chain.depth < 100000)
+    SELECT c.id, c.status, c.closed_at AS "closedAt"
+      FROM chain JOIN conversation c ON c.id = chain.id ORDER BY chain.depth`;
+  // The driver gives timestamps as drizzle's client left them: text, here.
+  return rows.map((r) => ({ ...r, closedAt: r.closedAt === null ? null : new Date(r.closedAt) }));
 }
 
 /**
