@@ -238,6 +238,15 @@ describe("sanitizeHtml: what is kept", () => {
     );
   });
 
+  it("reads property names in any case, and drops negative margins (probe, session 16)", () => {
+    // DISPLAY:NONE was dropped, so hidden text showed; a negative margin lets a mail draw
+    // over what precedes it on a desktop that shows it in the page.
+    const { html } = sanitizeHtml(
+      '<p style="DISPLAY:NONE; Color: Red">hidden</p><div style="margin-top:-500px; MARGIN-LEFT: -2em; margin: 0 auto">x</div>',
+    );
+    expect(html).toBe('<p style="display:NONE;color:Red">hidden</p><div style="margin:0 auto">x</div>');
+  });
+
   it("drops style blocks entirely, contents included", () => {
     expect(sanitizeHtml("<style>p{color:red}</style><p>x</p>").html).toBe("<p>x</p>");
   });

@@ -23,7 +23,8 @@ import sanitize from "sanitize-html";
  *   and `<style>` elements) and `@import`, `srcset`, `poster`, `<input type=image>`,
  *   `<link href>`, SVG `href`/`xlink:href`, `<object data>` …;
  * - inline style: a safe subset of properties with plain values (no `url()`,
- *   `expression()`, escapes, `position`, `behavior`…);
+ *   `expression()`, escapes, `position`, `behavior`…), names in any case, no negative
+ *   margins;
  * - `id`, `name` and `class` are dropped: they would let the mail clobber DOM globals
  *   or pick up the host application's CSS.
  */
@@ -207,12 +208,32 @@ const SAFE_STYLE_PROPERTIES = [
   "table-layout",
 ];
 
+// Margins only as wide as the box: a negative one lets a mail draw over what comes before
+// it, on an agent desktop that shows the mail in the page (a fake login panel over the
+// desktop's own controls; probe, session 16). Values as SAFE without "-".
+const NON_NEGATIVE = [new RegExp(String.raw`^(?:[#\w\s.,%'"!/+]|${CSS_FUNCTION})*$`, "i")];
+const MARGINS = new Set(["margin", "margin-top", "margin-right", "margin-bottom", "margin-left"]);
+
 const ALLOWED_STYLES: Record<string, Record<string, RegExp[]>> = {
   "*": {
-    ...Object.fromEntries(SAFE_STYLE_PROPERTIES.map((p) => [p, SAFE])),
+    ...Object.fromEntries(SAFE_STYLE_PROPERTIES.map((p) => [p, MARGINS.has(p) ? NON_NEGATIVE : SAFE])),
     display: DISPLAY,
   },
 };
+
+/**
+ * A style attribute with its property names in lower case: CSS property names are ASCII
+ * case-insensitive, but the allow-list compares them as written, so `DISPLAY:NONE` was
+ * dropped and text the sender hid (a preheader, a tracking note) showed (probe, session
+ * 16). One pass over the declarations (a name is what follows a `;` and precedes a `:`).
+ */
+export function lowerCaseStyleNames(style: string): string {
+  return style.replace(
+    /(^|;)(\s*)([A-Za-z-]+)(\s*:)/g,
+    (_m, lead: string, ws: string, name: string, colon: string) =>
+      /[A-Z]/.test(name) ? `${lead}${ws}${name.toLowerCase()}${colon}` : `${lead}${ws}${name}${colon}`,
+  );
+}
 
 // Browsers ignore ASCII whitespace and control characters inside a URL scheme
 // ("java\tscript:"), so compare with them removed.
@@ -375,6 +396,7 @@ export function sanitizeHtml(input: string): SanitizedHtml {
         // Legacy `background="…"` on table/td/body: listed above if remote; never shown
         // (a cid: one neither, so it is not in `cidRefs`).
         delete out.background;
+        if (out.style !== undefined && /[A-Z]/.test(out.style)) out.style = lowerCaseStyleNames(out.style);
         return { tagName, attribs: out };
       },
       img: (tagName, attribs) => {
