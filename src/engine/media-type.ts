@@ -10,6 +10,12 @@ const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]+\/[!#$%&'*+.^_`|~0-9a-z-]+$/;
 export const OCTET_STREAM = "application/octet-stream";
 
 export function mediaTypeOrOctetStream(type: string | null | undefined): string {
-  const t = (type ?? "").trim().toLowerCase();
+  // RFC 822 comments and blanks around the "/" are allowed (RFC 2045 §5.1) and mailparser
+  // keeps them: "image/png (Portable Network Graphics)" is image/png.
+  const t = (type ?? "")
+    .replace(/\([^()]*\)/g, "")
+    .replace(/\s*\/\s*/, "/")
+    .trim()
+    .toLowerCase();
   return MEDIA_TYPE.test(t) ? t : OCTET_STREAM;
 }

@@ -130,3 +130,32 @@ export function buildDeliveryReport(
     ].join("\r\n"),
   );
 }
+
+/**
+ * The text of an Exim bounce (no RFC 3464 report) for gone6@customer.example, naming the
+ * host by `ip` before the SMTP reply, then the returned original's headers and body.
+ */
+export function eximFailureLines(opts: {
+  ip?: string;
+  original: { messageId: string; from: string; subject?: string };
+}): string[] {
+  return [
+    "This message was created automatically by mail delivery software.",
+    "",
+    "A message that you sent could not be delivered to one or more of its",
+    "recipients. This is a permanent error. The following address(es) failed:",
+    "",
+    "  gone6@customer.example",
+    `    host mx.customer.example [${opts.ip ?? "1.2.3.4"}]`,
+    "    SMTP error from remote mail server after RCPT TO:<gone6@customer.example>:",
+    "    550 5.1.1 User unknown",
+    "",
+    "------ This is a copy of the message, including all the headers. ------",
+    "",
+    `Return-path: <${opts.original.from}>`,
+    `Message-ID: <${opts.original.messageId}>`,
+    ...(opts.original.subject === undefined
+      ? []
+      : [`From: ${opts.original.from}`, `Subject: ${opts.original.subject}`, "", "hello"]),
+  ];
+}

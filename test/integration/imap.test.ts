@@ -347,18 +347,20 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     }
   });
 
+  /** The tenant's open conversations (not RESOLVED or CLOSED), as the processing limit counts them. */
+  const openNow = async () => {
+    const [{ open } = { open: 0 }] = await t.db.db
+      .select({ open: count() })
+      .from(conversation)
+      .where(
+        and(eq(conversation.tenantId, t.tenantId), notInArray(conversation.status, ["RESOLVED", "CLOSED"])),
+      );
+    return open;
+  };
+
   it("processing limit: one poll takes only the room left, not a whole batch", async () => {
     // A batch of 50 took a tenant with a limit of 3 to 50 open conversations (probe, session 16).
     const s = await setup();
-    const openNow = async () => {
-      const [{ open } = { open: 0 }] = await t.db.db
-        .select({ open: count() })
-        .from(conversation)
-        .where(
-          and(eq(conversation.tenantId, t.tenantId), notInArray(conversation.status, ["RESOLVED", "CLOSED"])),
-        );
-      return open;
-    };
     const before = await openNow();
     await t.db.db
       .update(tenant)
@@ -394,15 +396,6 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     const s = await setup();
     await dovecot.appendMessage(customerMail(s.address, "root-room@customer.example", "Root"), s.mailbox);
     await t.app.imap.pollAccount(s.accountId);
-    const openNow = async () => {
-      const [{ open } = { open: 0 }] = await t.db.db
-        .select({ open: count() })
-        .from(conversation)
-        .where(
-          and(eq(conversation.tenantId, t.tenantId), notInArray(conversation.status, ["RESOLVED", "CLOSED"])),
-        );
-      return open;
-    };
     const before = await openNow();
     await t.db.db.update(tenant).set({ processingLimit: before }).where(eq(tenant.id, t.tenantId)); // room for 1
     try {

@@ -43,7 +43,7 @@ import {
   waitFor,
   waitForStatus,
 } from "../helpers/outbound.js";
-import { buildDeliveryReport, buildRawMail } from "../helpers/raw-mail.js";
+import { buildDeliveryReport, buildRawMail, eximFailureLines } from "../helpers/raw-mail.js";
 import {
   type SmtpSink,
   startCapturingSink,
@@ -1120,24 +1120,9 @@ describe("delivery outcomes", () => {
       "X-Failed-Recipients: gone6@customer.example",
       "Auto-Submitted: auto-replied",
       "",
-      "This message was created automatically by mail delivery software.",
-      "",
-      "A message that you sent could not be delivered to one or more of its",
-      "recipients. This is a permanent error. The following address(es) failed:",
-      "",
-      "  gone6@customer.example",
-      "    host mx.customer.example [1.2.3.4]",
-      "    SMTP error from remote mail server after RCPT TO:<gone6@customer.example>:",
-      "    550 5.1.1 User unknown",
-      "",
-      "------ This is a copy of the message, including all the headers. ------",
-      "",
-      "Return-path: <help@acme.test>",
-      `Message-ID: <${sent.messageIdHeader}>`,
-      "From: help@acme.test",
-      "Subject: Re: Exim order",
-      "",
-      "hello",
+      ...eximFailureLines({
+        original: { messageId: sent.messageIdHeader!, from: "help@acme.test", subject: "Re: Exim order" },
+      }),
       "",
     ].join("\r\n");
     const out = await ingestAt(t, addr.addressId, Buffer.from(bounce));

@@ -12,6 +12,7 @@ import {
   parseDeliveryStatus,
   reportFieldsFromDeliveryStatus,
 } from "../../src/engine/outbound/dsn.js";
+import { eximFailureLines } from "../helpers/raw-mail.js";
 
 const CORPUS = "/work/shared/corpus/mail-gem/multipart_report_emails";
 
@@ -317,26 +318,10 @@ describe("heuristic fallback for non-RFC 3464 bounces", () => {
   // Found by a probe (2026-11-23): the host's IP address was read as the status — with
   // [1.2.3.4] as 2.3.4 "delivered", [5.9.10.20] as 5.9.10, [10.4.2.15] as 4.2.15 "delayed".
   const eximNotice = (ip: string) =>
-    [
-      "This message was created automatically by mail delivery software.",
-      "",
-      "A message that you sent could not be delivered to one or more of its",
-      "recipients. This is a permanent error. The following address(es) failed:",
-      "",
-      "  gone6@customer.example",
-      `    host mx.customer.example [${ip}]`,
-      "    SMTP error from remote mail server after RCPT TO:<gone6@customer.example>:",
-      "    550 5.1.1 User unknown",
-      "",
-      "------ This is a copy of the message, including all the headers. ------",
-      "",
-      "Return-path: <support@acme.test>",
-      "Message-ID: <out-6@mail.acme.test>",
-      "From: support@acme.test",
-      "Subject: Re: order",
-      "",
-      "hello",
-    ].join("\n");
+    eximFailureLines({
+      ip,
+      original: { messageId: "out-6@mail.acme.test", from: "support@acme.test", subject: "Re: order" },
+    }).join("\n");
   it.each(["1.2.3.4", "192.0.2.10", "5.9.10.20", "10.4.2.15", "2.5.5.250"])(
     "Exim: the status is the reply's 5.1.1, not the host address [%s]",
     (ip) => {

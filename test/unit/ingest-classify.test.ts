@@ -3,6 +3,7 @@ import type { Classification, EnvelopeInfo } from "../../src/engine/ingest/class
 import { classify } from "../../src/engine/ingest/classify.js";
 import type { ParsedMail } from "../../src/engine/ingest/parsed-mail.js";
 import { makeParsedMail } from "../helpers/parsed-mail.js";
+import { eximFailureLines } from "../helpers/raw-mail.js";
 
 type Case = [
   name: string,
@@ -35,22 +36,9 @@ const dsn = {
   ],
 };
 
-const eximBounce = [
-  "This message was created automatically by mail delivery software.",
-  "",
-  "A message that you sent could not be delivered to one or more of its",
-  "recipients. This is a permanent error. The following address(es) failed:",
-  "",
-  "  gone6@customer.example",
-  "    host mx.customer.example [1.2.3.4]",
-  "    SMTP error from remote mail server after RCPT TO:<gone6@customer.example>:",
-  "    550 5.1.1 User unknown",
-  "",
-  "------ This is a copy of the message, including all the headers. ------",
-  "",
-  "Return-path: <support@acme.test>",
-  "Message-ID: <out-6@mail.acme.test>",
-].join("\n");
+const eximBounce = eximFailureLines({
+  original: { messageId: "out-6@mail.acme.test", from: "support@acme.test" },
+}).join("\n");
 
 const cases: Case[] = [
   [

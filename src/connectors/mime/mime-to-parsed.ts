@@ -575,6 +575,9 @@ export function withoutDataPayloads(html: string): string {
     // (Mixed-case "Data:" is left counted: rare, and lower-casing every window costs.)
     const d = Math.max(head.lastIndexOf("data:"), head.lastIndexOf("DATA:"));
     if (d < 0 || /[\s"'<>]/.test(head.slice(d + 5))) continue;
+    // Inside a start tag: its "<" is after the last ">" (text content that shows
+    // "token=data:…;base64,…" is text, and the text made from the HTML keeps it).
+    if (head.lastIndexOf("<") <= head.lastIndexOf(">")) continue;
     // An attribute value: `=`, blanks, an optional quote, blanks, then the URI.
     let i = d - 1;
     while (i >= 0 && /\s/.test(head[i]!)) i--;
