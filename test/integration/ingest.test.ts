@@ -754,13 +754,9 @@ describe("delivery notices that are no RFC 3464 report", () => {
     },
   );
 
-  it("an Exim delay warning (MAIL FROM:<>, daemon From) is recorded as a delivery report, marking nothing", async () => {
-    const before = (await t.db.db.select({ id: conversation.id }).from(conversation)).length;
-    // Our reply to slow@, still SENT after the warning.
-    const first = await through(
-      buildRawMail({ from: "slow@customer.example", subject: "order" }),
-      smtpFrom("slow@customer.example"),
-    );
+  /** A customer's mail over SMTP and our reply to it, SENT, with the given Message-ID. */
+  async function sentReplyTo(customer: string, subject: string, messageIdHeader: string) {
+    const first = await through(buildRawMail({ from: customer, subject }), smtpFrom(customer));
     if (first.status !== "stored") throw new Error(first.status);
     const [out] = await t.db.db
       .insert(message)
@@ -768,13 +764,20 @@ describe("delivery notices that are no RFC 3464 report", () => {
         tenantId: t.tenantId,
         conversationId: first.conversationId,
         direction: "OUTBOUND",
-        messageIdHeader: "out-delay@mail.acme.test",
-        to: [{ address: "slow@customer.example", name: "" }],
-        subject: "Re: order",
+        messageIdHeader,
+        to: [{ address: customer, name: "" }],
+        subject: `Re: ${subject}`,
         receivedAt: clock.now(),
         outboundStatus: "SENT",
       })
       .returning();
+    return out;
+  }
+
+  it("an Exim delay warning (MAIL FROM:<>, daemon From) is recorded as a delivery report, marking nothing", async () => {
+    const before = (await t.db.db.select({ id: conversation.id }).from(conversation)).length;
+    // Our reply to slow@, still SENT after the warning.
+    const out = await sentReplyTo("slow@customer.example", "order", "out-delay@mail.acme.test");
     const withHeaders = eximDelay.replace(
       "No action is required on your part.\r\n",
       "No action is required on your part.\r\n\r\n------ This is a copy of the message's headers. ------\r\n\r\n" +
@@ -800,24 +803,7 @@ describe("delivery notices that are no RFC 3464 report", () => {
   });
 
   it("a delay warning marks nothing even when its text quotes a 5.x.x code", async () => {
-    const first = await through(
-      buildRawMail({ from: "slower@customer.example", subject: "order 2" }),
-      smtpFrom("slower@customer.example"),
-    );
-    if (first.status !== "stored") throw new Error(first.status);
-    const [out] = await t.db.db
-      .insert(message)
-      .values({
-        tenantId: t.tenantId,
-        conversationId: first.conversationId,
-        direction: "OUTBOUND",
-        messageIdHeader: "out-delay2@mail.acme.test",
-        to: [{ address: "slower@customer.example", name: "" }],
-        subject: "Re: order 2",
-        receivedAt: clock.now(),
-        outboundStatus: "SENT",
-      })
-      .returning();
+    const out = await sentReplyTo("slower@customer.example", "order 2", "out-delay2@mail.acme.test");
     const raw = eximDelay
       .replace("E1vAbCd-warn@", "E1vAbCd-warn3@")
       .replaceAll("slow@", "slower@")
