@@ -32,7 +32,12 @@ export function useVariableCostLimit(maxCost: number): Plugin {
   const rule = costLimitRule({ maxCost });
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      const document = withPageSizes(args.schema, args.document, args.variableValues ?? {});
+      const document = withPageSizes(
+        args.schema,
+        args.document,
+        args.variableValues ?? {},
+        args.operationName ?? null,
+      );
       if (document === args.document) return;
       const errors = costErrors(args.schema, document, rule);
       if (errors.length > 0) setResultAndStopExecution({ errors });
@@ -49,8 +54,13 @@ export function queryCostErrors(
   document: DocumentNode,
   variables: Record<string, unknown>,
   maxCost: number,
+  operationName: string | null = null,
 ): GraphQLError[] {
-  return costErrors(schema, withPageSizes(schema, document, variables), costLimitRule({ maxCost }));
+  return costErrors(
+    schema,
+    withPageSizes(schema, document, variables, operationName),
+    costLimitRule({ maxCost }),
+  );
 }
 
 function costErrors(schema: GraphQLSchema, document: DocumentNode, rule: ReturnType<typeof costLimitRule>) {
@@ -79,29 +89,50 @@ const DEFAULT_PAGE: Record<string, number> = {
 const OFFSET_LIST_PAGE = 20;
 
 /**
- * `document` with every `first:`/`last:` variable that holds an integer written in, and a
- * `first:` of its default page size on every connection field asked for without either;
- * the same object when nothing changed.
+ * `document` as the server will run it, for the cost rule: only the operation that runs
+ * (`operationName`, or the only one) with the fragments; each `first:`/`last:` that holds
+ * an integer (a literal, or a variable the request gives or the operation defaults) written
+ * in as a literal, the others (null, a variable left out) dropped; and a `first:` of its
+ * default page size on every connection left without a size. The same object when nothing
+ * changed. The re-probes of session 16 found three ways past the first version: a variable
+ * named like an Object.prototype member (`$constructor`) read as given; a default taken
+ * from another operation of the document; `first: null, last: 500` counted as 1 (the rule
+ * reads only the first size argument it meets).
  */
 function withPageSizes(
   schema: GraphQLSchema,
   document: DocumentNode,
   vars: Record<string, unknown>,
+  operationName: string | null,
 ): DocumentNode {
   let changed = false;
+  const operations = document.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION);
+  const selected =
+    operations.length === 1 ? operations[0] : operations.find((o) => o.name?.value === operationName);
+  if (operations.length > 1 && selected) {
+    changed = true;
+    document = {
+      ...document,
+      definitions: document.definitions.filter((d) => d.kind !== Kind.OPERATION_DEFINITION || d === selected),
+    };
+  }
   // A variable the request leaves out takes its default from the operation, if any.
   const defaults = new Map<string, unknown>();
-  for (const d of document.definitions) {
-    if (d.kind !== Kind.OPERATION_DEFINITION) continue;
-    for (const v of d.variableDefinitions ?? []) {
-      if (v.defaultValue) defaults.set(v.variable.name.value, valueFromASTUntyped(v.defaultValue));
-    }
+  for (const v of selected?.variableDefinitions ?? []) {
+    if (v.defaultValue) defaults.set(v.variable.name.value, valueFromASTUntyped(v.defaultValue));
   }
-  const variable = (name: string) => (vars[name] === undefined ? defaults.get(name) : vars[name]);
-  // What a page size argument holds: a null literal, or a variable that is null or left out
-  // without a default, is no size (the server serves its default page).
-  const given = (a: ArgumentNode) =>
-    a.value.kind === Kind.VARIABLE ? variable(a.value.name.value) != null : a.value.kind !== Kind.NULL;
+  const variable = (name: string) => (Object.hasOwn(vars, name) ? vars[name] : defaults.get(name));
+  // The size an argument holds: an integer, or null for none (null, a variable that is
+  // null or left out without a default).
+  const size = (a: ArgumentNode): number | null => {
+    const v = a.value.kind === Kind.VARIABLE ? variable(a.value.name.value) : valueFromASTUntyped(a.value);
+    return typeof v === "number" && Number.isInteger(v) ? v : null;
+  };
+  const literal = (name: string, n: number): ArgumentNode => ({
+    kind: Kind.ARGUMENT,
+    name: { kind: Kind.NAME, value: name },
+    value: { kind: Kind.INT, value: String(n) },
+  });
   const typeInfo = new TypeInfo(schema);
   const out = visit(
     document,
@@ -113,26 +144,21 @@ function withPageSizes(
         const sizes = (node.arguments ?? []).filter(
           (a) => a.name.value === "first" || a.name.value === "last",
         );
-        if (sizes.some(given)) return undefined;
-        // No size given: counted at the default page, as served (until the re-probe of
-        // session 16 `first: $n` with $n null or left out counted as 1 and was served 50).
-        changed = true;
-        const size = DEFAULT_PAGE[`${parent.name}.${node.name.value}`] ?? OFFSET_LIST_PAGE;
-        const first: ArgumentNode = {
-          kind: Kind.ARGUMENT,
-          name: { kind: Kind.NAME, value: "first" },
-          value: { kind: Kind.INT, value: String(size) },
-        };
         const rest = (node.arguments ?? []).filter((a) => !sizes.includes(a));
-        return { ...node, arguments: [...rest, first] };
-      },
-      Argument(node: ArgumentNode) {
-        if (node.name.value !== "first" && node.name.value !== "last") return undefined;
-        if (node.value.kind !== Kind.VARIABLE) return undefined;
-        const value = variable(node.value.name.value);
-        if (typeof value !== "number" || !Number.isInteger(value)) return undefined;
+        const given = sizes.flatMap((a) => {
+          const n = size(a);
+          return n === null ? [] : [literal(a.name.value, n)];
+        });
+        const same =
+          sizes.length > 0 && given.length === sizes.length && sizes.every((a) => a.value.kind === Kind.INT);
+        if (same) return undefined;
         changed = true;
-        return { ...node, value: { kind: Kind.INT, value: String(value) } };
+        // No size: counted at the default page, as served.
+        const sized =
+          given.length > 0
+            ? given
+            : [literal("first", DEFAULT_PAGE[`${parent.name}.${node.name.value}`] ?? OFFSET_LIST_PAGE)];
+        return { ...node, arguments: [...rest, ...sized] };
       },
     }),
   );

@@ -241,7 +241,13 @@ export function createHttpApp(opts: {
     // The cost limit with the page sizes served, as `useVariableCostLimit` checks it at
     // execution: a subscription never reaches that hook, and until the re-probe of session
     // 16 one with 30 aliases of `messages(first: $m)` sent 62 MB per event.
-    const overCost = queryCostErrors(s, document, params.variables ?? {}, config.graphql.maxCost);
+    const overCost = queryCostErrors(
+      s,
+      document,
+      params.variables ?? {},
+      config.graphql.maxCost,
+      params.operationName ?? null,
+    );
     if (overCost.length > 0) return overCost;
     return {
       schema: s,

@@ -223,6 +223,41 @@ describe("the cost limit", () => {
     expect(codes(defaulted)).toEqual([expect.stringMatching(/^BAD_USER_INPUT: Query Cost limit/)]);
   });
 
+  it("is not fooled by variable names, another operation's defaults, or first: null with last (second re-probe)", async () => {
+    const aliases = (args: string) =>
+      Array.from(
+        { length: 10 },
+        (_, i) =>
+          `a${i}: conversations(${args}) { edges { node { id messages(first: 100) { edges { node { html } } } } } }`,
+      ).join(" ");
+    const refused = (r: { errors?: { message: string; extensions?: { code?: string } }[] }) =>
+      expect(codes(r)).toEqual([expect.stringMatching(/^BAD_USER_INPUT: Query Cost limit/)]);
+    // $constructor is Object.prototype's: read as given, it counted as 1 and was served 50.
+    refused(await t.gql(`query($constructor: Int) { ${aliases("first: $constructor")} }`, {}));
+    refused(await t.gql(`query($toString: Int) { ${aliases("first: $toString")} }`, {}));
+    // A default of the same name in another operation of the document.
+    refused(
+      await t.gql(
+        `query Cheap($n: Int = 1) { conversations(first: $n) { edges { node { id } } } }
+         query Big($n: Int) { ${aliases("first: $n")} }`,
+        {},
+        undefined,
+        "Big",
+      ),
+    );
+    // first null with last: the rule read the null and counted 1; the server serves last.
+    const backward = `query($a: Int, $b: Int) { ${Array.from(
+      { length: 10 },
+      (_, i) =>
+        `c${i}: conversations(first: 50) { edges { node { messages(first: $a, last: $b) { edges { node { html } } } } } }`,
+    ).join(" ")} }`;
+    refused(await t.gql(backward, { a: null, b: 500 }));
+    refused(await t.gql(backward, { b: 500 }));
+    // A cheap operation is not refused for an expensive one it does not run.
+    const both = `query Big($n: Int) { ${aliases("first: $n")} } query Small($n: Int) { conversations(first: $n) { edges { node { id } } } }`;
+    expect((await t.gql(both, { n: 50 }, undefined, "Small")).errors).toBeUndefined();
+  });
+
   it("checks a subscription's cost with its variables, as a query's (re-probe, session 16)", async () => {
     // 30 aliases of messages(first: $m) on myInbox sent 62 MB per event: the execution-time
     // check never saw subscriptions.

@@ -25,6 +25,7 @@ export interface TestApp {
     query: string,
     variables?: Record<string, unknown>,
     key?: string | null,
+    operationName?: string,
   ): Promise<GqlResponse<T>>;
   /** Like gql but fails the test on any GraphQL error and returns data. */
   ok<T = Record<string, any>>(
@@ -56,12 +57,12 @@ export async function startTestApp(
   const app = await startSwitchboard(config, { clock: opts.clock, log: silentLogger, onQuery: opts.onQuery });
   const admin = await createTenantWithAdmin(db.db, { tenantName: "Acme", adminEmail: "admin@acme.test" });
   const clients: Client[] = [];
-  const gql: TestApp["gql"] = async (query, variables, key) => {
+  const gql: TestApp["gql"] = async (query, variables, key, operationName) => {
     const k = key === undefined ? admin.apiKey : key;
     const res = await fetch(app.http.url, {
       method: "POST",
       headers: { "content-type": "application/json", ...(k ? { authorization: `Bearer ${k}` } : {}) },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify({ query, variables, operationName }),
     });
     return (await res.json()) as GqlResponse<never>;
   };
