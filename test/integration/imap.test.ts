@@ -1,4 +1,5 @@
 import { and, count, eq, notInArray } from "drizzle-orm";
+import { ImapFlow } from "imapflow";
 import { describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
 import { checkImap } from "../../src/connectors/imap-check.js";
@@ -406,9 +407,26 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
         ),
         s.mailbox,
       );
-      await t.app.imap.pollAccount(s.accountId);
+      // Counting the message sources fetched: at room 1 each reply cost a whole batch and
+      // the one fetched ahead (second re-probe: 15,050 sources for 200 replies).
+      const proto = ImapFlow.prototype as unknown as {
+        fetchAll: (range: unknown, query: { source?: unknown }, options: unknown) => Promise<unknown[]>;
+      };
+      const fetchAll = proto.fetchAll;
+      let sources = 0;
+      proto.fetchAll = async function (this: unknown, range, query, options) {
+        const got = await fetchAll.call(this, range, query, options);
+        if (query?.source) sources += got.length;
+        return got;
+      };
+      try {
+        await t.app.imap.pollAccount(s.accountId);
+      } finally {
+        proto.fetchAll = fetchAll;
+      }
       expect(await messagesOf(s.accountId)).toHaveLength(21);
       expect(await openNow()).toBe(before);
+      expect(sources).toBeLessThanOrEqual(25);
     } finally {
       await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
     }
