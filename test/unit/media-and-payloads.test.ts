@@ -34,6 +34,23 @@ describe("withoutDataPayloads", () => {
     );
   });
 
+  it("finds the tag however long its attributes before the payload (second re-probe)", () => {
+    const attrs = `style="max-width:100%;height:auto" alt="${"Screenshot of the error message ".repeat(8)}" width=800 height=600`;
+    const payload = "QUFB".repeat(1000);
+    expect(withoutDataPayloads(`<p>Hi</p><img ${attrs} src="data:image/png;base64,${payload}">`)).toBe(
+      `<p>Hi</p><img ${attrs} src="data:image/png;base64,">`,
+    );
+    // A second payload in the same tag.
+    expect(
+      withoutDataPayloads(`<img src="data:image/png;base64,AAAA" data-x="data:image/png;base64,${payload}">`),
+    ).toBe('<img src="data:image/png;base64," data-x="data:image/png;base64,">');
+  });
+
+  it("counts base64 text after a '<' that starts no tag (second re-probe)", () => {
+    const html = `<p>if a < b then x=data:;base64,${"QUFB".repeat(1000)}</p>`;
+    expect(withoutDataPayloads(html)).toBe(html);
+  });
+
   it("keeps text content that shows a data: URI (the text made from the HTML keeps it)", () => {
     const html = "<p>token=data:text/plain;base64,SGVsbG8gd29ybGQ= end</p>";
     expect(withoutDataPayloads(html)).toBe(html);

@@ -560,24 +560,56 @@ function withoutRawTextElements(html: string): string {
  * is base64 characters (and, quoted, whitespace: mailers break it into lines), so it holds
  * no markup: the parser only copies it, at a cost linear in its length (28 MB: ~1 s to
  * sanitise), while `maxHtmlChars` guards against the markup that costs seconds per MB.
- * Until session 16 (2026-11-23) it counted, and a mail with a 1.6 MB pasted screenshot lost its whole
- * HTML body (the text alone was kept, the image nowhere). One pass: each ";base64,"
- * looks back at most 256 characters for `=`, a quote and `data:<type>`.
+ * Until session 16 (2026-11-23) it counted, and a mail with a 1.6 MB pasted screenshot lost
+ * its whole HTML body (the text alone was kept, the image nowhere).
+ *
+ * One pass. Whether a `;base64,` stands inside a start tag is tracked over the whole string
+ * (a `<` before a letter opens one, the next `>` ends it; a `>` inside a quoted value ends
+ * it early, which only counts a payload that could have been left out). The first version
+ * looked for the tag's `<` within 256 characters: a screenshot whose `<img>` had longer
+ * attributes before `src` was counted again, so was a second payload in one tag, and text
+ * after "a < b" was taken for a tag (second re-probe). Each `;base64,` looks back at most
+ * 256 characters for `=`, a quote and `data:<type>`.
  */
 export function withoutDataPayloads(html: string): string {
   const marker = /;base64,/gi;
   const quotedRun = /[A-Za-z0-9+/=\s]*/y;
   const bareRun = /[A-Za-z0-9+/=]*/y;
+  const tagStart = /<[A-Za-z]/g;
   let out = "";
   let at = 0;
+  // The tag state up to `scanned`, with the next start tag and `>` found from there.
+  let scanned = 0;
+  let inTag = false;
+  let nextStart = -2;
+  let nextGt = -2;
+  const advanceTo = (to: number) => {
+    for (;;) {
+      if (nextStart !== -1 && nextStart < scanned) {
+        tagStart.lastIndex = scanned;
+        nextStart = tagStart.exec(html)?.index ?? -1;
+      }
+      if (nextGt !== -1 && nextGt < scanned) nextGt = html.indexOf(">", scanned);
+      const start = nextStart >= 0 && nextStart < to ? nextStart : -1;
+      const gt = nextGt >= 0 && nextGt < to ? nextGt : -1;
+      if (start < 0 && gt < 0) break;
+      if (start >= 0 && (gt < 0 || start < gt)) {
+        inTag = true;
+        scanned = start + 1;
+      } else {
+        inTag = false;
+        scanned = gt + 1;
+      }
+    }
+    scanned = Math.max(scanned, to);
+  };
   for (let m = marker.exec(html); m; m = marker.exec(html)) {
+    advanceTo(m.index);
+    if (!inTag) continue;
     const head = html.slice(Math.max(at, m.index - 256), m.index);
     // (Mixed-case "Data:" is left counted: rare, and lower-casing every window costs.)
     const d = Math.max(head.lastIndexOf("data:"), head.lastIndexOf("DATA:"));
     if (d < 0 || /[\s"'<>]/.test(head.slice(d + 5))) continue;
-    // Inside a start tag: its "<" is after the last ">" (text content that shows
-    // "token=data:…;base64,…" is text, and the text made from the HTML keeps it).
-    if (head.lastIndexOf("<") <= head.lastIndexOf(">")) continue;
     // An attribute value: `=`, blanks, an optional quote, blanks, then the URI.
     let i = d - 1;
     while (i >= 0 && /\s/.test(head[i]!)) i--;
@@ -591,6 +623,8 @@ export function withoutDataPayloads(html: string): string {
     out += html.slice(at, marker.lastIndex);
     at = run.lastIndex;
     marker.lastIndex = at;
+    // The payload holds no "<" or ">": the tag goes on after it.
+    scanned = Math.max(scanned, at);
   }
   return at === 0 ? html : out + html.slice(at);
 }
