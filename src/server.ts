@@ -95,6 +95,19 @@ export function createHttpApp(opts: {
     maskedErrors: {
       maskError: (error, message, isDev) => {
         const original = (error as { originalError?: unknown }).originalError;
+        // The database gave up waiting for a lock (DB_LOCK_TIMEOUT_MS) or broke a deadlock:
+        // nothing is wrong with the request, and the same request a moment later will do.
+        // A typed, retryable error, not "Unexpected error." (second re-probe, session 16).
+        // (drizzle wraps the driver's error as its `cause`.)
+        const failed = original as { code?: unknown; cause?: { code?: unknown } } | undefined;
+        const sqlState = failed?.code ?? failed?.cause?.code;
+        if (sqlState === "55P03" || sqlState === "40P01" || sqlState === "40001") {
+          engine.log.warn({ err: original }, "request gave up on a lock; the client may retry");
+          return new GraphQLError("The data is busy (locked by another operation); try again", {
+            extensions: { code: "RETRY" },
+            ...(error instanceof GraphQLError ? { path: error.path, nodes: error.nodes } : {}),
+          });
+        }
         // GraphQLErrors we raise on purpose (auth, bad input) pass unmasked and are not bugs.
         if (original !== undefined && !(original instanceof GraphQLError)) {
           engine.log.error({ err: original }, "unexpected GraphQL error");

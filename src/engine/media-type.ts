@@ -13,6 +13,9 @@ export function mediaTypeOrOctetStream(type: string | null | undefined): string 
   // RFC 822 comments and blanks around the "/" are allowed (RFC 2045 §5.1) and mailparser
   // keeps them: "image/png (Portable Network Graphics)" is image/png.
   const t = (type ?? "")
+    // Nested comments ("(a (b) c)") from the inside out, a bounded number of levels.
+    .replace(/\([^()]*\)/g, "")
+    .replace(/\([^()]*\)/g, "")
     .replace(/\([^()]*\)/g, "")
     .replace(/\s*\/\s*/, "/")
     .trim()

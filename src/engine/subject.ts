@@ -24,8 +24,9 @@ export function ticketToken(ticketNumber: number, delimiter: TicketDelimiter): s
 
 // Any of the three token shapes; `#` is required so plain numbers in a subject
 // ("order 123456") never thread a mail into someone else's ticket, and a bare one is not
-// followed by `-` either: "Invoice #2024-17" names no ticket 2024 (re-probe, session 16).
-const TOKEN_RE = /(?:\[#(\d{1,12})\]|\{#(\d{1,12})\}|(?<![\w#])#(\d{1,12})(?![\w-]))/g;
+// followed by `-` and a digit either: "Invoice #2024-17" names no ticket 2024 (re-probe,
+// session 16), while "#100001-urgent" still names 100001 (second re-probe).
+const TOKEN_RE = /(?:\[#(\d{1,12})\]|\{#(\d{1,12})\}|(?<![\w#])#(\d{1,12})(?!\w|-\d))/g;
 
 /** Every ticket number found in a subject, in order of appearance, de-duplicated. */
 export function extractTicketNumbers(subject: string): number[] {
@@ -49,9 +50,9 @@ const DELIMITED_TOKEN_RE = /\[#\d{1,12}\]|\{#\d{1,12}\}/g;
  */
 export function stripTicketTokens(subject: string, ticketNumber: number): string {
   const clean = subject.replace(DELIMITED_TOKEN_RE, " ");
-  // Followed by neither a word character nor `-`: "#2024-17" is not the ticket 2024.
+  // Read as TOKEN_RE reads a bare token: "#2024-17" is not the ticket 2024.
   const bare = Number.isSafeInteger(ticketNumber)
-    ? clean.replace(new RegExp(`(?<![\\w#])#${ticketNumber}(?![\\w-])`, "g"), " ")
+    ? clean.replace(new RegExp(`(?<![\\w#])#${ticketNumber}(?!\\w|-\\d)`, "g"), " ")
     : clean;
   return bare.replace(/\s{2,}/g, " ").trim();
 }

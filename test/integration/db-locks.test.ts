@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { message } from "../../src/db/schema/index.js";
+import { encodeId } from "../../src/schema/ids.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createQueueWithAddress } from "../helpers/fixtures.js";
 
@@ -81,5 +82,26 @@ describe("a lock held by a stuck session", () => {
       .where(eq(message.messageIdHeader, "locked-reply@customer.example"));
     expect(replies).toHaveLength(1);
     expect(replies[0]!.conversationId).toBe(root!.conversationId);
+  });
+
+  it("an API request that gives up on a lock gets a typed, retryable error (RETRY), not an internal one", async () => {
+    expect(await send(raw("locked-api@customer.example").replace("Re: Locked", "API lock"))).toBe(250);
+    const [m] = await t.db.db
+      .select()
+      .from(message)
+      .where(eq(message.messageIdHeader, "locked-api@customer.example"));
+    const holder = await t.db.sql.reserve();
+    await holder`BEGIN`;
+    await holder`SELECT 1 FROM conversation WHERE id = ${m!.conversationId} FOR UPDATE`;
+    try {
+      const r = await t.gql(
+        `mutation($id: ID!) { setConversationStatus(conversationId: $id, status: RESOLVED) { __typename } }`,
+        { id: encodeId("Conversation", m!.conversationId) },
+      );
+      expect(r.errors?.map((e) => e.extensions?.code)).toEqual(["RETRY"]);
+    } finally {
+      await holder`ROLLBACK`;
+      holder.release();
+    }
   });
 });

@@ -415,6 +415,60 @@ const cases: Case[] = [
   ["no usable sender", { from: null }, {}, { loopRisk: ["no-sender"] }],
 ];
 
+// A null reverse path, a From that is no mail daemon: a person's automatic reply under a
+// prefix in any common language is no notice; a real bounce's subject still is (second
+// re-probe of session 16: the non-English ones were swallowed as delivery notices).
+describe("null sender, no daemon From: automatic replies against notices", () => {
+  const classifyNull = (subject: string, headers: Record<string, string[]> = {}) =>
+    classify(makeParsedMail({ subject, from: { address: "bob@customer.example", name: "Bob" }, headers }), {
+      mailFrom: "",
+    });
+  it.each([
+    "Abwesenheitsnotiz: AW: Paket nicht zugestellt",
+    "Automatisch antwoord: RE: Delivery failed for order 12",
+    "Respuesta automática: RE: could not be delivered",
+    "Risposta automatica: R: non-delivery",
+    "Autosvar: SV: Undelivered mail",
+    "Automatiskt svar: Undelivered mail",
+    "Resposta automática: Undelivered mail",
+    "Automatyczna odpowiedź: Undelivered mail",
+    "Re[2]: Undelivered Mail Returned to Sender",
+    "R: Undelivered mail",
+    "RV: Undelivered mail",
+    "回复: Undelivered mail",
+    "Out-of-office: Delivery delayed",
+    "OOO: Delivery delayed",
+    "Fuori sede: mail delivery failed",
+    "Absent du bureau : non-delivery",
+    "Auto: Delivery failed",
+    "[Auto-Reply] Delivery failed",
+    "Vacation reply: Undelivered mail",
+    "Urlaub: AW: Sendung unzustellbar",
+  ])("%j is no notice", (subject) => {
+    expect(classifyNull(subject).bounce).toBe(false);
+  });
+
+  it("an auto-replied mail (RFC 3834) is no notice whatever its subject", () => {
+    expect(
+      classifyNull("Undelivered Mail Returned to Sender", { "auto-submitted": ["auto-replied"] }).bounce,
+    ).toBe(false);
+  });
+
+  it.each([
+    "Undelivered Mail Returned to Sender",
+    "Mail delivery failed: returning message to sender",
+    "Delivery Status Notification (Failure)",
+    "Returned mail: see transcript for details",
+    "failure notice",
+    "Undeliverable: RE: order 12",
+    "Unzustellbar: AW: Bestellung",
+    "Warning: message 1vAbCd-000123-4X delayed 24 hours",
+    "Delayed Mail (still being retried)",
+  ])("%j is still a notice", (subject) => {
+    expect(classifyNull(subject).bounce).toBe(true);
+  });
+});
+
 describe("classify", () => {
   it.each(cases)("%s", (_name, mail, envelope, expected) => {
     expect(classify(makeParsedMail(mail), envelope)).toMatchObject(expected);

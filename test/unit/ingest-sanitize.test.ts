@@ -245,6 +245,10 @@ describe("sanitizeHtml: what is kept", () => {
       '<p style="DISPLAY:NONE; Color: Red">hidden</p><div style="margin-top:-500px; MARGIN-LEFT: -2em; margin: 0 auto">x</div>',
     );
     expect(html).toBe('<p style="display:NONE;color:Red">hidden</p><div style="margin:0 auto">x</div>');
+    // A comment in front of the name (second re-probe).
+    expect(
+      sanitizeHtml('<p style="/* x */DISPLAY:NONE">a</p><p style="color:red;/**/Display:none">b</p>').html,
+    ).toBe('<p style="display:NONE">a</p><p style="color:red;display:none">b</p>');
   });
 
   it("drops style blocks entirely, contents included", () => {

@@ -11,6 +11,7 @@ describe("mediaTypeOrOctetStream", () => {
     // RFC 2045 §5.1 allows comments and blanks; they were taken as part of the type.
     ["image/png (Portable Network Graphics)", "image/png"],
     ["image / png", "image/png"],
+    ["image/png (a (nested) comment)", "image/png"],
     [
       "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
       "application/vnd.openxmlformats-officedocument.wordprocessingml.document",

@@ -33,6 +33,9 @@ describe("subject", () => {
     // A customer's own number with a dash names no ticket (re-probe, session 16).
     ["Invoice #2024-17 wrong", []],
     ["Invoice #2024-17 wrong [#100002]", [100002]],
+    // ... but a token followed by "-" and a word still is (second re-probe).
+    ["Order #100001-urgent", [100001]],
+    ["Order #100001 - urgent", [100001]],
   ])("extracts ticket numbers from %j", (subject, expected) => {
     expect(extractTicketNumbers(subject)).toEqual(expected);
   });

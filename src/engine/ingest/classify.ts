@@ -112,8 +112,32 @@ const BOUNCE_SUBJECT_RE =
 // Which notices are delay warnings (they mark nothing on the message they report on).
 const DELAY_SUBJECT_RE = /\bdelayed\b|delivery delay|not yet been delivered/i;
 // How a person's reply or automatic reply begins; a delivery notice's subject never does.
-const REPLY_PREFIX_RE =
-  /^\s*(?:(?:re|aw|sv|antw|wg|fw|fwd|tr|rif|odp)\s*:|automatic reply|auto(?:matic)?[- ]?(?:reply|response|antwort)|automatische antwort|out of (?:the )?office|abwesend|absence|r[ée]ponse automatique)/i;
+// Reply and forward prefixes (also "Re[2]:", full-width colons) and the auto-reply wordings
+// of the common clients in the languages customers write in (second re-probe: German,
+// Dutch, Spanish, Italian, Swedish, Portuguese, Polish and Chinese ones were swallowed).
+const AUTO_WORD = String.raw`(?:automatic|auto|automatische|automatisch|automatiskt?|autom[aá]tic[ao]|automatyczna|vacation|urlaubs?)`;
+const REPLY_WORD = String.raw`(?:reply|response|answer|antwort|antwoord|svar|respuesta|risposta|resposta|odpowied[zź]|notiz)`;
+const REPLY_PREFIX_RE = new RegExp(
+  String.raw`^\s*(?:\[?auto[- ]?${REPLY_WORD}\]?|(?:re|aw|sv|vs|antw|wg|fw|fwd|tr|rif|r|rv|odp|ynt|回复|答复|转发)\s*(?:\[\d+\])?\s*[:：]|` +
+    String.raw`${AUTO_WORD}\s*${REPLY_WORD}|${AUTO_WORD}\s*[:：]|out[- ]of[- ](?:the[- ])?office|ooo\b|abwesen|absen[ct]|` +
+    String.raw`fuori sede|r[ée]ponse automatique|(?:respuesta|risposta|resposta) autom|urlaub)`,
+  "iu",
+);
+
+/**
+ * The headers of an automatic reply written for a person (RFC 3834 "auto-replied", vendor
+ * auto-reply fields, Exchange's out-of-office suppression): with a From that is no mail
+ * daemon, that is an out-of-office answer, not a delivery notice, whatever its subject.
+ */
+function personalAutoReply(mail: ParsedMail): boolean {
+  const autoSubmitted = first(mail, "auto-submitted") ?? "";
+  return (
+    /^auto-replied\b/i.test(autoSubmitted) ||
+    first(mail, "x-autoreply") !== null ||
+    first(mail, "x-autorespond") !== null ||
+    (first(mail, "precedence") ?? "").toLowerCase() === "auto_reply"
+  );
+}
 const DAEMON_LOCAL_RE = /^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|double-bounce)$/i;
 
 function isDaemonAddress(address: string | null | undefined): boolean {
@@ -156,7 +180,7 @@ function plainNoticeAction(mail: ParsedMail, nullSender: boolean, daemonFrom: bo
   // reply or auto-reply prefix (re-probe, session 16: such out-of-office replies were
   // swallowed as delay notices).
   if (nullSender && bounceSubject) {
-    if (REPLY_PREFIX_RE.test(mail.subject)) return null;
+    if (REPLY_PREFIX_RE.test(mail.subject) || personalAutoReply(mail)) return null;
     return DELAY_SUBJECT_RE.test(mail.subject) ? "delayed" : "unknown";
   }
   if (nullSender || !bounceSubject) return null;

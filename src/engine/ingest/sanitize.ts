@@ -396,7 +396,10 @@ export function sanitizeHtml(input: string): SanitizedHtml {
         // Legacy `background="…"` on table/td/body: listed above if remote; never shown
         // (a cid: one neither, so it is not in `cidRefs`).
         delete out.background;
-        if (out.style !== undefined && /[A-Z]/.test(out.style)) out.style = lowerCaseStyleNames(out.style);
+        // (Comments out first: "/* x */DISPLAY:NONE" kept its name as written; second re-probe.)
+        if (out.style !== undefined && /[A-Z]/.test(out.style)) {
+          out.style = lowerCaseStyleNames(out.style.replace(/\/\*[\s\S]*?\*\//g, " "));
+        }
         return { tagName, attribs: out };
       },
       img: (tagName, attribs) => {
