@@ -170,10 +170,15 @@ describe("graphql-ws", () => {
     const received: { type: string; cursor: string }[] = [];
     const client = t.ws(t.adminKey);
     let first: () => void = () => {};
+    let live = false;
     const unsubscribe = client.subscribe<{ tenantEvents: { type: string; cursor: string } }>(
       { query: "subscription { tenantEvents { type cursor } }" },
       {
         next: (m) => {
+          if (m.data!.tenantEvents.type === "test.warmup") {
+            live = true;
+            return;
+          }
           received.push(m.data!.tenantEvents);
           if (received.length === 2) first();
         },
@@ -181,8 +186,12 @@ describe("graphql-ws", () => {
         complete: () => {},
       },
     );
-    // Give the subscription a moment to register before events commit.
-    await new Promise((r) => setTimeout(r, 300));
+    // Live from now: wait until the subscription receives an event before the ones it is
+    // tested on commit (a fixed 300 ms was too short on a loaded machine).
+    for (let i = 0; i < 100 && !live; i++) {
+      await appendEvents(t.db.db, [{ tenantId: t.tenantId, type: "test.warmup", occurredAt: new Date() }]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const done = new Promise<void>((r) => {
       first = r;
     });

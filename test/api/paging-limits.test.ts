@@ -279,6 +279,58 @@ describe("the cost limit", () => {
     expect(outcome).toMatch(/^error:.*Query Cost limit of \d+ exceeded/);
   });
 
+  it("checks a subscription sent over HTTP (server-sent events) too (third re-probe)", async () => {
+    // Subscriptions over HTTP go through subscribe, not execute: 46 MB streamed in 8 s.
+    const sel = Array.from(
+      { length: 30 },
+      (_, i) => `m${i}: messages(first: $m) { edges { node { html } } }`,
+    ).join(" ");
+    const res = await fetch(t.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "text/event-stream",
+        authorization: `Bearer ${t.adminKey}`,
+      },
+      body: JSON.stringify({
+        query: `subscription($m: Int) { myInbox(after: "0.0") { conversation { id ${sel} } } }`,
+        variables: { m: 500 },
+      }),
+    });
+    const reader = res.body!.getReader();
+    let text = "";
+    const until = Date.now() + 5000;
+    while (!/Query Cost limit/.test(text) && Date.now() < until) {
+      const { value, done } = await Promise.race([
+        reader.read(),
+        new Promise<{ value: undefined; done: true }>((r) =>
+          setTimeout(() => r({ value: undefined, done: true }), 5000),
+        ),
+      ]);
+      if (done) break;
+      text += Buffer.from(value!).toString("utf8");
+    }
+    await reader.cancel().catch(() => {});
+    expect(text).toMatch(/Query Cost limit of \d+ exceeded/);
+  });
+
+  it("counts nodes(ids:) as a page of as many objects as IDs (third re-probe)", async () => {
+    // 100 copies of one ID with two messages(first: 500) each were counted once and served
+    // 100,000 rows (103 MB).
+    const ids = Array.from({ length: 100 }, () => encodeId("Conversation", busyConv));
+    const q = `query($ids: [ID!]!) { nodes(ids: $ids) { ... on Conversation {
+      a: messages(first: 500) { edges { node { html } } } b: messages(first: 500) { edges { node { html } } } } } }`;
+    expect(codes(await t.gql(q, { ids }))).toEqual([
+      expect.stringMatching(/^BAD_USER_INPUT: Query Cost limit/),
+    ]);
+    // A few IDs with a small page pass.
+    const few = await t.gql(
+      `query($ids: [ID!]!) { nodes(ids: $ids) { ... on Conversation { messages(first: 20) { edges { node { html } } } } } }`,
+      { ids: ids.slice(0, 3) },
+    );
+    expect(few.errors).toBeUndefined();
+  });
+
   it("lets an ordinary query with variables through", async () => {
     const r = await t.ok(
       `query($n: Int) { conversations(first: $n) { edges { node { id timeline(first: 5) { edges { node { type } } } } } } }`,

@@ -448,6 +448,30 @@ describe("null sender, no daemon From: automatic replies against notices", () =>
     expect(classifyNull(subject).bounce).toBe(false);
   });
 
+  it("an Exchange non-delivery report from MicrosoftExchange<hex>@ is a notice, auto-replied or not (third re-probe)", () => {
+    const ndr = (headers: Record<string, string[]>) =>
+      classify(
+        makeParsedMail({
+          subject: "Undeliverable: Your order 123",
+          from: { address: "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@acme-cust.example", name: "" },
+          headers,
+        }),
+        { mailFrom: "" },
+      ).bounce;
+    expect(ndr({})).toBe(true);
+    expect(ndr({ "auto-submitted": ["auto-replied"] })).toBe(true);
+  });
+
+  it("an auto-replied notice from another sender is one when its text reports the failure (third re-probe)", () => {
+    const mail = makeParsedMail({
+      subject: "Mail delivery failed: returning message to sender",
+      from: { address: "no-reply@mailgw.example", name: "Mail Delivery System" },
+      headers: { "auto-submitted": ["auto-replied (failure)"] },
+      text: eximBounce,
+    });
+    expect(classify(mail, { mailFrom: "" }).bounce).toBe(true);
+  });
+
   it("an auto-replied mail (RFC 3834) is no notice whatever its subject", () => {
     expect(
       classifyNull("Undelivered Mail Returned to Sender", { "auto-submitted": ["auto-replied"] }).bounce,

@@ -138,7 +138,9 @@ function personalAutoReply(mail: ParsedMail): boolean {
     (first(mail, "precedence") ?? "").toLowerCase() === "auto_reply"
   );
 }
-const DAEMON_LOCAL_RE = /^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|double-bounce)$/i;
+// Exchange sends its non-delivery reports from "MicrosoftExchange" and 32 hex digits.
+const DAEMON_LOCAL_RE =
+  /^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|double-bounce|microsoftexchange[0-9a-f]{32})$/i;
 
 function isDaemonAddress(address: string | null | undefined): boolean {
   if (!address) return false;
@@ -180,19 +182,30 @@ function plainNoticeAction(mail: ParsedMail, nullSender: boolean, daemonFrom: bo
   // reply or auto-reply prefix (re-probe, session 16: such out-of-office replies were
   // swallowed as delay notices).
   if (nullSender && bounceSubject) {
-    if (REPLY_PREFIX_RE.test(mail.subject) || personalAutoReply(mail)) return null;
+    if (REPLY_PREFIX_RE.test(mail.subject)) return null;
+    // Some MTAs mark their notices "auto-replied" too: such a mail is a notice only when
+    // its text reports a failed recipient and returns the original (third re-probe).
+    if (personalAutoReply(mail)) return textReportsFailure(mail);
     return DELAY_SUBJECT_RE.test(mail.subject) ? "delayed" : "unknown";
   }
   if (nullSender || !bounceSubject) return null;
+  return textReportsFailure(mail);
+}
+
+/**
+ * The action of a plain-text notice whose text reports a failed or delayed recipient and
+ * quotes the returned original's Message-ID (`heuristicBounce`); null otherwise. A notice
+ * names who failed and returns the mail it failed on; without the original's Message-ID it
+ * could mark nothing anyway (`recordDeliveryReport`), while a customer's "I get 550 for
+ * bob@…" would be lost to agents.
+ */
+function textReportsFailure(mail: ParsedMail): BounceAction | null {
   const outcome = heuristicBounce({
     subject: mail.subject,
     from: mail.from?.address ?? null,
     text: mail.text,
     notice: true,
   });
-  // A notice names who failed and returns the mail it failed on; without the original's
-  // Message-ID it could mark nothing anyway (`recordDeliveryReport`), while a customer's
-  // "I get 550 for bob@…" would be lost to agents.
   if (!outcome?.originalMessageId) return null;
   const reported = outcome.recipients.filter((r) => r.action === "failed" || r.action === "delayed");
   return reported.length > 0 ? reportActionOf(reported) : null;
