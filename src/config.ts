@@ -65,6 +65,12 @@ export interface Config {
     maxAliases: number;
     maxTokens: number;
     maxCost: number;
+    /**
+     * Bytes of message bodies (`text`, `html`, `inlineHtml`) one response (one event of a
+     * subscription) may carry; more is RESPONSE_TOO_LARGE. The cost limit counts a body as
+     * one field whatever its size.
+     */
+    maxResponseBodyBytes: number;
   };
   /** Create a tenant and admin on an empty database and print the key once. */
   bootstrap: boolean;
@@ -204,6 +210,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxAliases: int("GRAPHQL_MAX_ALIASES", 30, 1, 1000),
       maxTokens: int("GRAPHQL_MAX_TOKENS", 5000, 100, 100000),
       maxCost: int("GRAPHQL_MAX_COST", 100000, 100, 10000000),
+      // Room for every body of the largest mail accepted (text, HTML, inline HTML), at least 64 MB.
+      maxResponseBodyBytes:
+        int("GRAPHQL_MAX_RESPONSE_BODY_MB", 0, 0, 100_000) * 1024 * 1024 ||
+        Math.max(64 * 1024 * 1024, 3 * int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, 1024, 1024 * 1024 * 1024)),
     },
     bootstrap: bool("BOOTSTRAP", true),
     send: {

@@ -140,7 +140,12 @@ export function createHttpApp(opts: {
         init.viewer !== undefined
           ? init.viewer
           : await authenticate(engine.db, engine.clock, init.request?.headers.get("authorization"));
-      return { engine, viewer, loaders: new Map() };
+      return {
+        engine,
+        viewer,
+        loaders: new Map(),
+        bodyBudget: { limit: config.graphql.maxResponseBodyBytes, spent: new WeakMap() },
+      };
     },
   });
 

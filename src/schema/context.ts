@@ -7,4 +7,6 @@ export interface GraphQLContext {
   viewer: Viewer | null;
   /** Request-scoped DataLoader cache, keyed by loader name. */
   loaders: Map<string, unknown>;
+  /** Message body bytes a response may carry (`spendBodyBytes`), and what each has carried. */
+  bodyBudget: { limit: number; spent: WeakMap<object, number> };
 }

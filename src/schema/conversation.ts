@@ -1,4 +1,5 @@
 import { and, eq, inArray } from "drizzle-orm";
+import { GraphQLError, type GraphQLResolveInfo } from "graphql";
 import { type MailboxAddress, type RecipientFailure, user } from "../db/schema/index.js";
 import {
   inlineImageHtml,
@@ -303,14 +304,16 @@ MessageRef.implement({
     }),
     replyTo: t.field({ type: [MailboxRef], description: "Reply-To addresses.", resolve: (m) => m.replyTo }),
     subject: t.exposeString("subject", { description: "Subject as received or sent." }),
-    text: t.exposeString("text", {
+    text: t.string({
       description: "Plain-text body (generated from HTML when only HTML was sent).",
+      resolve: (m, _a, ctx, info) => spendBodyBytes(ctx, info, m.text),
     }),
-    html: t.exposeString("html", {
+    html: t.string({
       nullable: true,
       description:
         "Sanitised HTML, safe to render: scripts, handlers, forms and frames removed; remote images neutralised " +
         "(original URL in data-remote-src); cid: images kept as cid: (match Attachment.contentId).",
+      resolve: (m, _a, ctx, info) => (m.html === null ? null : spendBodyBytes(ctx, info, m.html)),
     }),
     inlineHtml: t.string({
       nullable: true,
@@ -325,13 +328,16 @@ MessageRef.implement({
           description: `How long the links work: ${LINK_MIN_SECONDS}–${LINK_MAX_SECONDS} s (default ${LINK_DEFAULT_SECONDS}).`,
         }),
       },
-      resolve: async (m, args, ctx) => {
+      resolve: async (m, args, ctx, info) => {
         // Checked first: invalid arguments are an error whether or not this message has HTML.
         const [base, lifetime] = asGraphQLErrors(() => [
           validateBaseUrl(args.baseUrl),
           validateLinkLifetime(args.expiresInSeconds),
         ]);
         if (m.html === null) return null;
+        // Counted before the copy is made: 100 copies of a 16.8 MB body took the process
+        // past its heap (fourth re-probe, session 16).
+        spendBodyBytes(ctx, info, m.html);
         if (!/cid:/i.test(m.html)) return m.html;
         const attachments = (await messageAttachments(ctx)(m.id)) ?? [];
         return inlineImageHtml(
@@ -689,3 +695,27 @@ builder.mutationField("ingestRawMessage", (t) =>
     },
   }),
 );
+
+/**
+ * Counts a message body against what one response may carry (`GRAPHQL_MAX_RESPONSE_BODY_MB`,
+ * by default room for every body of the largest mail accepted) and returns it; over that,
+ * RESPONSE_TOO_LARGE. One response is one request, or one event of a subscription (each
+ * event runs with its own root value). The cost limit counts a body as one field, whatever
+ * its size: until the fourth re-probe of session 16, one request repeating a 16.8 MB body
+ * through `nodes(ids:)` built ~512 MB of response at 1 % of the cost limit, and with
+ * `inlineHtml` (a new copy each) took the process past its heap.
+ */
+function spendBodyBytes(ctx: GraphQLContext, info: GraphQLResolveInfo, body: string): string {
+  const key = (
+    typeof info.rootValue === "object" && info.rootValue !== null ? info.rootValue : info.operation
+  ) as object;
+  const spent = (ctx.bodyBudget.spent.get(key) ?? 0) + body.length;
+  ctx.bodyBudget.spent.set(key, spent);
+  if (spent > ctx.bodyBudget.limit) {
+    throw new GraphQLError(
+      `This response would carry more than ${Math.round(ctx.bodyBudget.limit / 1024 / 1024)} MB of message bodies; ask for fewer messages at once`,
+      { extensions: { code: "RESPONSE_TOO_LARGE" } },
+    );
+  }
+  return body;
+}
