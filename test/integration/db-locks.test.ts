@@ -45,6 +45,19 @@ async function send(source: string): Promise<number> {
   }
 }
 
+/** Runs `fn` while another session holds the conversation's row (FOR UPDATE), as a stuck transaction would. */
+async function holdingRow(conversationId: string, fn: () => Promise<void>): Promise<void> {
+  const holder = await t.db.sql.reserve();
+  await holder`BEGIN`;
+  await holder`SELECT 1 FROM conversation WHERE id = ${conversationId} FOR UPDATE`;
+  try {
+    await fn();
+  } finally {
+    await holder`ROLLBACK`;
+    holder.release();
+  }
+}
+
 describe("a lock held by a stuck session", () => {
   it("costs the message that needs it a 451 after the lock timeout, not the pool; the retry is stored once", async () => {
     expect(await send(raw("locked-root@customer.example"))).toBe(250);
@@ -53,26 +66,25 @@ describe("a lock held by a stuck session", () => {
       .from(message)
       .where(eq(message.messageIdHeader, "locked-root@customer.example"));
     // Another session holds the conversation's row, as a stuck transaction would.
-    const holder = await t.db.sql.reserve();
-    await holder`BEGIN`;
-    await holder`SELECT 1 FROM conversation WHERE id = ${root!.conversationId} FOR UPDATE`;
-    try {
+    await holdingRow(root!.conversationId, async () => {
       const reply = raw("locked-reply@customer.example", "In-Reply-To: <locked-root@customer.example>\r\n");
       const started = Date.now();
       const [replyCode, otherCode] = await Promise.all([
         send(reply),
-        // Unrelated mail meanwhile is not held up.
-        send(raw("unrelated@customer.example").replace("Re: Locked", "Something else")),
+        // Unrelated mail meanwhile is not held up. (Another sender: mail of the same one
+        // waits on the contact row the stuck reply's transaction holds, up to the timeout.)
+        send(
+          raw("unrelated@customer.example")
+            .replace("Re: Locked", "Something else")
+            .replace("carol@customer.example", "dave@customer.example"),
+        ),
       ]);
       expect(replyCode).toBe(451);
       expect(otherCode).toBe(250);
       expect(Date.now() - started).toBeLessThan(10_000);
       // The API answers too.
       expect((await t.gql("{ viewer { role } }")).errors).toBeUndefined();
-    } finally {
-      await holder`ROLLBACK`;
-      holder.release();
-    }
+    });
     expect(
       await send(raw("locked-reply@customer.example", "In-Reply-To: <locked-root@customer.example>\r\n")),
     ).toBe(250);
@@ -90,18 +102,12 @@ describe("a lock held by a stuck session", () => {
       .select()
       .from(message)
       .where(eq(message.messageIdHeader, "locked-api@customer.example"));
-    const holder = await t.db.sql.reserve();
-    await holder`BEGIN`;
-    await holder`SELECT 1 FROM conversation WHERE id = ${m!.conversationId} FOR UPDATE`;
-    try {
+    await holdingRow(m!.conversationId, async () => {
       const r = await t.gql(
         `mutation($id: ID!) { setConversationStatus(conversationId: $id, status: RESOLVED) { __typename } }`,
         { id: encodeId("Conversation", m!.conversationId) },
       );
       expect(r.errors?.map((e) => e.extensions?.code)).toEqual(["RETRY"]);
-    } finally {
-      await holder`ROLLBACK`;
-      holder.release();
-    }
+    });
   });
 });
