@@ -15,6 +15,7 @@ import {
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { MAX_NODES } from "./schema/builder.js";
+import { PAGE_SIZES } from "./schema/paging.js";
 
 /**
  * The query cost limit again, at execution, with the page sizes the server will serve.
@@ -27,7 +28,7 @@ import { MAX_NODES } from "./schema/builder.js";
  * same aliases without any `first` passed for 30 × 50 × 200 rows. Here the document is
  * checked once more by the same rule (same options), with each `first`/`last` variable
  * written in as the integer it holds, and each connection without either given its default
- * page size (`DEFAULT_PAGE`). Nothing is done when neither applies: the validation saw all.
+ * page size (`PAGE_SIZES`). Nothing is done when neither applies: the validation saw all.
  */
 export function useVariableCostLimit(maxCost: number): Plugin {
   const rule = costLimitRule({ maxCost });
@@ -93,17 +94,6 @@ function costErrors(schema: GraphQLSchema, document: DocumentNode, rule: ReturnT
 }
 
 /**
- * The page a connection serves when asked without `first`/`last` (docs/api.md "Paging"):
- * Pothos's offset lists serve 20, the others as their resolvers say.
- */
-const DEFAULT_PAGE: Record<string, number> = {
-  "Query.conversations": 50,
-  "Conversation.messages": 100,
-  "Conversation.timeline": 100,
-};
-const OFFSET_LIST_PAGE = 20;
-
-/**
  * `document` as the server will run it, for the cost rule: only the operation that runs
  * (`operationName`, or the only one) with the fragments; each `first:`/`last:` that holds
  * an integer (a literal, or a variable the request gives or the operation defaults) written
@@ -114,6 +104,12 @@ const OFFSET_LIST_PAGE = 20;
  * from another operation of the document; `first: null, last: 500` counted as 1 (the rule
  * reads only the first size argument it meets).
  */
+/** The page a connection serves when asked without `first`/`last` (`PAGE_SIZES`). */
+function defaultPage(field: string): number {
+  const sizes = PAGE_SIZES as Record<string, { default: number } | undefined>;
+  return (sizes[field] ?? PAGE_SIZES.offset).default;
+}
+
 function withPageSizes(
   schema: GraphQLSchema,
   document: DocumentNode,
@@ -184,9 +180,7 @@ function withPageSizes(
         changed = true;
         // No size: counted at the default page, as served.
         const sized =
-          given.length > 0
-            ? given
-            : [literal("first", DEFAULT_PAGE[`${parent.name}.${node.name.value}`] ?? OFFSET_LIST_PAGE)];
+          given.length > 0 ? given : [literal("first", defaultPage(`${parent.name}.${node.name.value}`))];
         return { ...node, arguments: [...rest, ...sized] };
       },
     }),

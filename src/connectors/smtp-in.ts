@@ -11,7 +11,6 @@ import {
   type IngestInput,
   ingestOrQuarantine,
   isPostmasterAddress,
-  overProcessingLimit,
   processingRoom,
   resolveRecipient,
 } from "../engine/ingest/ingest.js";
@@ -244,7 +243,7 @@ export async function startSmtpListener(
         }
         if (
           target.processingLimit !== null &&
-          (await overProcessingLimit(ctx, target.tenantId, target.processingLimit))
+          (await processingRoom(ctx, target.tenantId, target.processingLimit)) <= 0
         ) {
           return callback(reply(451, "4.3.2 Backlog over the processing limit, try again later"));
         }

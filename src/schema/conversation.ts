@@ -43,7 +43,7 @@ import { asGraphQLErrors, standardErrors } from "./errors.js";
 import { EventRef } from "./event.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
 import { batchLoad } from "./loaders.js";
-import { badCursor, forwardPageSize, offsetConnection, twoWayPage } from "./paging.js";
+import { badCursor, forwardPageSize, offsetConnection, PAGE_SIZES, twoWayPage } from "./paging.js";
 import { UserRef } from "./viewer.js";
 
 export const ConversationStatusEnum = builder.enumType("ConversationStatus", {
@@ -220,7 +220,7 @@ builder.node(ConversationRef, {
         "Its messages (inbound, outbound, notes), oldest first in each page. Page forward with first/after " +
         "(from the oldest), or back from the newest with last/before; 100 by default, at most 500 a page.",
       resolve: async (c, args, ctx) => {
-        const page = twoWayPage(args, { default: 100, max: 500 }, UUID_TEXT);
+        const page = twoWayPage(args, PAGE_SIZES["Conversation.messages"], UUID_TEXT);
         const load = batchLoad(
           ctx,
           `messages:${page.direction}:${page.limit}:${page.cursor ?? ""}`,
@@ -246,7 +246,7 @@ builder.node(ConversationRef, {
       description:
         "Everything that happened to it and why (SPEC §11), oldest first; 100 by default, at most 500 a page.",
       resolve: async (c, args, ctx) => {
-        const first = forwardPageSize(args, { default: 100, max: 500 });
+        const first = forwardPageSize(args, PAGE_SIZES["Conversation.timeline"]);
         const afterId = decodeEventCursor(args.after);
         // One statement for every conversation of the page asking with the same arguments.
         const load = batchLoad(ctx, `timeline:${first}:${afterId ?? ""}`, (ids: string[]) =>
@@ -543,7 +543,7 @@ builder.queryFields((t) => ({
     args: { filter: t.arg({ type: ConversationFilterInput, description: "Optional filters." }) },
     resolve: async (_root, args, ctx) => {
       const f = args.filter ?? {};
-      const first = forwardPageSize(args, { default: 50, max: 200 });
+      const first = forwardPageSize(args, PAGE_SIZES["Query.conversations"]);
       // A query has no result union: a bad ID or cursor is a coded GraphQL error.
       const [filter, after] = asGraphQLErrors(
         () =>

@@ -14,6 +14,19 @@ interface PageArgs {
   before?: string | null | undefined;
 }
 
+/**
+ * The page sizes the lists serve: what a list gives without `first`/`last`, and the most it
+ * gives. The resolvers page by these, and the cost limit counts a list asked for without a
+ * size at its default (`query-cost.ts`), so the two cannot drift apart.
+ */
+export const PAGE_SIZES = {
+  "Query.conversations": { default: 50, max: 200 },
+  "Conversation.timeline": { default: 100, max: 500 },
+  "Conversation.messages": { default: 100, max: 500 },
+  /** Every list paged by offset (configuration lists, contacts, rejected messages). */
+  offset: { default: 20, max: 100 },
+} as const;
+
 /** A cursor this server did not make: code VALIDATION, as a malformed ID in a filter. */
 export function badCursor(field: "after" | "before"): GraphQLError {
   return new GraphQLError(`${field}: not a valid cursor`, { extensions: { code: "VALIDATION" } });
@@ -40,7 +53,10 @@ export function offsetConnection<T>(
       throw badCursor(field);
     }
   }
-  return resolveOffsetConnection({ args }, load);
+  return resolveOffsetConnection(
+    { args, defaultSize: PAGE_SIZES.offset.default, maxSize: PAGE_SIZES.offset.max },
+    load,
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import { heuristicBounce } from "../outbound/dsn.js";
 import { normalizeEmailAddress } from "./contact.js";
-import type { HeaderOfInterest, ParsedMail } from "./parsed-mail.js";
+import type { DeliveryStatus, HeaderOfInterest, ParsedMail } from "./parsed-mail.js";
 
 /**
  * Classification of an inbound message (SPEC §3, §9): is it a bounce, machine-generated,
@@ -125,18 +125,23 @@ const REPLY_PREFIX_RE = new RegExp(
 );
 
 /**
- * The headers of an automatic reply written for a person (RFC 3834 "auto-replied", vendor
- * auto-reply fields, Exchange's out-of-office suppression): with a From that is no mail
- * daemon, that is an out-of-office answer, not a delivery notice, whatever its subject.
+ * What the headers say of machine-made mail: `automatic`, any RFC 3834 Auto-Submitted value
+ * but "no", or a vendor equivalent (X-Autoreply, X-Autorespond, Precedence: auto_reply, as
+ * Exchange, Zendesk, Freshdesk and vacation scripts send); `autoReplied`, an automatic
+ * reply written for a person (Auto-Submitted: auto-replied, or the vendor fields). With a
+ * From that is no mail daemon, the second is an out-of-office answer, not a delivery
+ * notice, unless its text reports a failure (`plainNoticeAction`).
  */
-function personalAutoReply(mail: ParsedMail): boolean {
-  const autoSubmitted = first(mail, "auto-submitted") ?? "";
-  return (
-    /^auto-replied\b/i.test(autoSubmitted) ||
+function autoSubmission(mail: ParsedMail): { automatic: boolean; autoReplied: boolean } {
+  const header = first(mail, "auto-submitted") ?? "";
+  const vendor =
     first(mail, "x-autoreply") !== null ||
     first(mail, "x-autorespond") !== null ||
-    (first(mail, "precedence") ?? "").toLowerCase() === "auto_reply"
-  );
+    (first(mail, "precedence") ?? "").toLowerCase() === "auto_reply";
+  return {
+    automatic: vendor || (header !== "" && !/^no\b/i.test(header)),
+    autoReplied: vendor || /^auto-replied\b/i.test(header),
+  };
 }
 // Exchange sends its non-delivery reports from "MicrosoftExchange" and 32 hex digits.
 const DAEMON_LOCAL_RE =
@@ -185,7 +190,7 @@ function plainNoticeAction(mail: ParsedMail, nullSender: boolean, daemonFrom: bo
     if (REPLY_PREFIX_RE.test(mail.subject)) return null;
     // Some MTAs mark their notices "auto-replied" too: such a mail is a notice only when
     // its text reports a failed recipient and returns the original (third re-probe).
-    if (personalAutoReply(mail)) return textReportsFailure(mail);
+    if (autoSubmission(mail).autoReplied) return textReportsFailure(mail);
     return DELAY_SUBJECT_RE.test(mail.subject) ? "delayed" : "unknown";
   }
   if (nullSender || !bounceSubject) return null;
@@ -194,21 +199,45 @@ function plainNoticeAction(mail: ParsedMail, nullSender: boolean, daemonFrom: bo
 
 /**
  * The action of a plain-text notice whose text reports a failed or delayed recipient and
- * quotes the returned original's Message-ID (`heuristicBounce`); null otherwise. A notice
- * names who failed and returns the mail it failed on; without the original's Message-ID it
- * could mark nothing anyway (`recordDeliveryReport`), while a customer's "I get 550 for
- * bob@…" would be lost to agents.
+ * quotes the returned original's Message-ID; null otherwise. A notice names who failed and
+ * returns the mail it failed on; without the original's Message-ID it could mark nothing
+ * anyway (`recordDeliveryReport`), while a customer's "I get 550 for bob@…" would be lost
+ * to agents.
  */
 function textReportsFailure(mail: ParsedMail): BounceAction | null {
+  const ds = plainDeliveryStatus(mail);
+  if (!ds?.originalMessageId) return null;
+  const reported = ds.recipients.filter((r) => r.action === "failed" || r.action === "delayed");
+  return reported.length > 0 ? reportActionOf(reported) : null;
+}
+
+/**
+ * A bounce or delay warning that is no RFC 3464 report (qmail, Exim, old Exchange, plain
+ * "Undelivered Mail" notices), read by `heuristicBounce` as a report's delivery status:
+ * for classification (`textReportsFailure`) and for what ingest marks once `classify`
+ * decided it is a notice. Null when the text names nothing, so nothing gets marked.
+ */
+export function plainDeliveryStatus(mail: ParsedMail): DeliveryStatus | null {
   const outcome = heuristicBounce({
     subject: mail.subject,
     from: mail.from?.address ?? null,
     text: mail.text,
     notice: true,
   });
-  if (!outcome?.originalMessageId) return null;
-  const reported = outcome.recipients.filter((r) => r.action === "failed" || r.action === "delayed");
-  return reported.length > 0 ? reportActionOf(reported) : null;
+  if (!outcome) return null;
+  return {
+    reportingMta: null,
+    originalEnvelopeId: null,
+    originalMessageId: outcome.originalMessageId,
+    recipients: outcome.recipients.map((r) => ({
+      finalRecipient: r.address,
+      originalRecipient: null,
+      action: r.action,
+      status: r.status,
+      diagnosticCode: r.diagnostic,
+      remoteMta: null,
+    })),
+  };
 }
 
 function detectSpam(mail: ParsedMail, opts: Required<ClassifyOptions>): string | null {
@@ -278,13 +307,7 @@ export function classify(
   const reportType = /^multipart\/report\b/i.test(contentType)
     ? contentTypeParam(contentType, "report-type")
     : null;
-  const autoSubmittedHeader = first(mail, "auto-submitted");
-  let autoSubmitted =
-    autoSubmittedHeader !== null && !/^no\b/i.test(autoSubmittedHeader) && autoSubmittedHeader !== "";
-  // Vendor equivalents seen from Exchange, Zendesk, Freshdesk and vacation scripts.
-  if (first(mail, "x-autoreply") !== null || first(mail, "x-autorespond") !== null) autoSubmitted = true;
-  const precedence = (first(mail, "precedence") ?? "").toLowerCase();
-  if (precedence === "auto_reply") autoSubmitted = true;
+  let autoSubmitted = autoSubmission(mail).automatic;
   // Read receipts (RFC 8098) and any other report are generated by software.
   if (reportType !== null || bounce) autoSubmitted = true;
   if (autoSubmitted) risks.add("auto-submitted");
@@ -294,6 +317,7 @@ export function classify(
   if (suppress && /\b(?:all|oof|autoreply)\b/i.test(suppress)) risks.add("auto-response-suppress");
 
   // --- Bulk (RFC 3834 §2 names these Precedence values; RFC 2919 List-Id; RFC 2369)
+  const precedence = (first(mail, "precedence") ?? "").toLowerCase();
   const bulkPrecedence = ["bulk", "list", "junk"].includes(precedence);
   if (bulkPrecedence) risks.add("bulk-precedence");
   const list = first(mail, "list-id") !== null || first(mail, "list-post") !== null;

@@ -22,7 +22,6 @@ import { appendEvents, type NewEvent } from "../events.js";
 import { scheduleStatusTimer } from "../lifecycle.js";
 import { metrics } from "../metrics.js";
 import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
-import { heuristicBounce } from "../outbound/dsn.js";
 import { retentionCutoff } from "../retention.js";
 import type { CompiledRuleSet } from "../rules/compile.js";
 import { evaluateRules } from "../rules/evaluate.js";
@@ -31,9 +30,9 @@ import type { RuleEvaluation } from "../rules/types.js";
 import { applyStatusToSla, recordInboundSla, startConversationSla } from "../sla.js";
 import { clip } from "../text.js";
 import { onInboundMail, statusAfterInbound } from "../time/lifecycle.js";
-import { type Classification, classify, reportActionOf } from "./classify.js";
+import { type Classification, classify, plainDeliveryStatus, reportActionOf } from "./classify.js";
 import { decideDisplayName, normalizeEmailAddress, senderContact } from "./contact.js";
-import type { DeliveryStatus, ParsedMail, ParseOutcome } from "./parsed-mail.js";
+import type { ParsedMail, ParseOutcome } from "./parsed-mail.js";
 import {
   decideThread,
   type MessageIdCandidate,
@@ -1590,7 +1589,7 @@ async function recordDeliveryReport(
   ) {
     return { status: "duplicate", messageId: null };
   }
-  const ds = mail.deliveryStatus ?? heuristicDeliveryStatus(mail);
+  const ds = mail.deliveryStatus ?? plainDeliveryStatus(mail);
   // A plain-text notice's action is known once its text is read (a delay warning's
   // subject already says "delayed").
   const action =
@@ -1685,35 +1684,6 @@ async function recordDeliveryReport(
   };
 }
 
-/**
- * A bounce or delay warning that is no RFC 3464 report (qmail, Exim, old Exchange, plain
- * "Undelivered Mail" notices; `classify` decided it is one): `heuristicBounce` reads the
- * notice; null when it finds nothing, so nothing gets marked. A delayed recipient (4.x.x)
- * marks nothing either, as in an RFC 3464 report.
- */
-function heuristicDeliveryStatus(mail: ParsedMail): DeliveryStatus | null {
-  const outcome = heuristicBounce({
-    subject: mail.subject,
-    from: mail.from?.address ?? null,
-    text: mail.text,
-    notice: true,
-  });
-  if (!outcome) return null;
-  return {
-    reportingMta: null,
-    originalEnvelopeId: null,
-    originalMessageId: outcome.originalMessageId,
-    recipients: outcome.recipients.map((r) => ({
-      finalRecipient: r.address,
-      originalRecipient: null,
-      action: r.action,
-      status: r.status,
-      diagnosticCode: r.diagnostic,
-      remoteMta: null,
-    })),
-  };
-}
-
 async function advanceCheckpoint(
   tx: Tx,
   tenantId: string,
@@ -1770,20 +1740,8 @@ async function advanceCheckpoint(
 }
 
 /**
- * Whether the tenant has more open conversations than `limit`, its processing limit
- * (SPEC §3): over it, ingest pauses. Counts at most `limit + 1`. The callers have read the
- * limit already (with the recipient, with the tenant's email switch).
- */
-export async function overProcessingLimit(
-  ctx: EngineContext,
-  tenantId: string,
-  limit: number,
-): Promise<boolean> {
-  return (await processingRoom(ctx, tenantId, limit)) <= 0;
-}
-
-/**
- * How many more messages the tenant may take in before ingest pauses: `limit + 1` less its
+ * The processing limit (SPEC §3): above `limit` open conversations ingest pauses. How many
+ * more messages the tenant may take in before it does: `limit + 1` less its
  * open conversations (not RESOLVED or CLOSED), counted up to `limit + 1`. Ingest goes on
  * while the tenant has at most `limit` open, so the message that finds `limit` open may
  * still open one more; every message is counted as if it opened a conversation, though a

@@ -227,7 +227,7 @@ const ALLOWED_STYLES: Record<string, Record<string, RegExp[]>> = {
  * dropped and text the sender hid (a preheader, a tracking note) showed (probe, session
  * 16). One pass over the declarations (a name is what follows a `;` and precedes a `:`).
  */
-export function lowerCaseStyleNames(style: string): string {
+function lowerCaseStyleNames(style: string): string {
   return style.replace(
     /(^|;)(\s*)([A-Za-z-]+)(\s*:)/g,
     (_m, lead: string, ws: string, name: string, colon: string) =>
@@ -307,7 +307,7 @@ export function srcsetUrls(srcset: string): string[] {
  * The URLs of a style sheet: `url(…)` and `@import "…"` (whose string is a URL too).
  * Linear: `styleUrls` for the first, one regex pass for the second.
  */
-export function styleSheetUrls(css: string): string[] {
+function styleSheetUrls(css: string): string[] {
   const urls = styleUrls(css);
   for (const m of css.matchAll(/@import\s*(["'])([^"'\n]*)\1/gi)) urls.push(m[2]!);
   return urls;
