@@ -20,7 +20,7 @@ builder.node(AccessProfileRef, {
   description:
     "Which queues its users may see: every queue, or a chosen set. Conversations outside them are not found for those users. ADMINs always see everything.",
   id: { resolve: (a) => a.id, description: "Global ID (opaque)." },
-  loadOne: loadVisible(getAccessProfile),
+  loadOne: loadVisible(AccessProfileRef, getAccessProfile),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Unique per tenant among active profiles." }),
     allQueues: t.exposeBoolean("allQueues", {

@@ -18,7 +18,7 @@ builder.node(ApiKeyRef, {
   description:
     "An API key of a user (metadata only: the secret is shown once, by createApiKey, and never stored in clear).",
   id: { resolve: (k) => k.id, description: "Global ID (opaque); pass it to revokeApiKey." },
-  loadOne: loadVisible(getApiKey),
+  loadOne: loadVisible(ApiKeyRef, getApiKey),
   fields: (t) => ({
     name: t.exposeString("name", { description: "What the key is for, e.g. the integration's name." }),
     prefix: t.exposeString("prefix", {

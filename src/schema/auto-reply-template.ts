@@ -54,7 +54,7 @@ const AutoReplyAttachmentInput = builder.inputType("AutoReplyAttachmentInput", {
 builder.node(AutoReplyTemplateRef, {
   description: `The automatic answer a queue sends (SPEC §9). Tags ${TAGS} are filled in when sending; any other @{…} tag is rejected on save. Readable by every user of the tenant; written by ADMIN.`,
   id: { resolve: (a) => a.id },
-  loadOne: loadVisible(getAutoReplyTemplate),
+  loadOne: loadVisible(AutoReplyTemplateRef, getAutoReplyTemplate),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     subject: t.exposeString("subject", {

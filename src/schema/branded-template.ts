@@ -18,7 +18,7 @@ builder.node(BrandedTemplateRef, {
   description:
     "An HTML frame an email address wraps around outbound bodies (SPEC §2): the body replaces the one `{{content}}` placeholder. Readable by every user of the tenant; written by ADMIN.",
   id: { resolve: (b) => b.id },
-  loadOne: loadVisible(getBrandedTemplate),
+  loadOne: loadVisible(BrandedTemplateRef, getBrandedTemplate),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     html: t.exposeString("html", {

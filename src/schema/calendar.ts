@@ -39,7 +39,7 @@ builder.node(BusinessCalendarRef, {
   description:
     "Business hours (SPEC §2): a time zone, weekly opening intervals and holidays. Used by SLA policies, auto-assignment windows, rules and `@{next_working_date}`. Readable by every user of the tenant; written by ADMIN.",
   id: { resolve: (c) => c.id },
-  loadOne: loadVisible(getCalendar),
+  loadOne: loadVisible(BusinessCalendarRef, getCalendar),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     timeZone: t.exposeString("timeZone", { description: "IANA time zone, e.g. Europe/Berlin." }),

@@ -18,7 +18,7 @@ builder.node(CannedResponseRef, {
   description:
     "A prepared answer agents insert into replies (SPEC §2). Readable by every user of the tenant; written by ADMIN.",
   id: { resolve: (c) => c.id },
-  loadOne: loadVisible(getCannedResponse),
+  loadOne: loadVisible(CannedResponseRef, getCannedResponse),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     subject: t.exposeString("subject", {

@@ -42,6 +42,7 @@ import type { GraphQLContext } from "./context.js";
 import { asGraphQLErrors, standardErrors } from "./errors.js";
 import { EventRef } from "./event.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 import { batchLoad } from "./loaders.js";
 import { badCursor, forwardPageSize, offsetConnection, PAGE_SIZES, twoWayPage } from "./paging.js";
 import { UserRef } from "./viewer.js";
@@ -93,7 +94,7 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment");
 builder.node(ContactRef, {
   description: "A customer, identified by email address within the tenant.",
   id: { resolve: (c) => c.id },
-  loadOne: async (id, ctx) => (ctx.viewer ? getContact(ctx.engine, ctx.viewer, id).catch(() => null) : null),
+  loadOne: loadVisible(ContactRef, getContact),
   fields: (t) => ({
     email: t.exposeString("email", { description: "Normalised (lower-case) address." }),
     name: t.exposeString("name", { description: "Display name as last seen; may be empty." }),
@@ -122,8 +123,7 @@ builder.node(ContactRef, {
 builder.node(ConversationRef, {
   description: "A thread of mail with one customer: the unit that is queued, routed, answered and timed.",
   id: { resolve: (c) => c.id },
-  loadOne: async (id, ctx) =>
-    ctx.viewer ? getConversation(ctx.engine, ctx.viewer, id).catch(() => null) : null,
+  loadOne: loadVisible(ConversationRef, getConversation),
   fields: (t) => ({
     ticketNumber: t.int({
       description: "Human-friendly number, unique in the tenant.",

@@ -59,7 +59,7 @@ builder.node(EmailAddressRef, {
     "A point of contact: an address customers write to, with its sender identity, the account it belongs to, " +
     "where its mail is routed, and how outbound mail from it looks. Readable by every user of the tenant; changed by ADMIN.",
   id: { resolve: (a) => a.id, description: "Global ID." },
-  loadOne: loadVisible(getEmailAddress),
+  loadOne: loadVisible(EmailAddressRef, getEmailAddress),
   fields: (t) => ({
     address: t.exposeString("address", {
       description: "The address customers write to; unique across all tenants.",

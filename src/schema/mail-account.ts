@@ -11,10 +11,10 @@ import {
 } from "../engine/config/mail-accounts.js";
 import { CHECK_FAILURE_KINDS, type CheckResult } from "../engine/connectivity.js";
 import { ACCOUNT_KINDS, ACCOUNT_STATUSES, IMAP_AFTER_PROCESS, SMTP_TLS_MODES } from "../engine/domain.js";
-import { DomainError } from "../engine/errors.js";
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 import { offsetConnection } from "./paging.js";
 
 export const AccountKindEnum = builder.enumType("AccountKind", {
@@ -51,14 +51,8 @@ builder.node(MailAccountRef, {
     "A mailbox Switchboard reads (IMAP) and sends through (SMTP). ADMIN only. Passwords are write-only: " +
     "stored encrypted and never returned; `hasImapPassword`/`hasSmtpPassword` tell whether one is set.",
   id: { resolve: (a) => a.id, description: "Global ID." },
-  loadOne: async (id, ctx) => {
-    if (!ctx.viewer) return null;
-    // getMailAccount refuses non-admins; to them the node simply does not exist.
-    return getMailAccount(ctx.engine, ctx.viewer, id).catch((e) => {
-      if (e instanceof DomainError) return null;
-      throw e;
-    });
-  },
+  // getMailAccount refuses non-admins; to them the node simply does not exist.
+  loadOne: loadVisible(MailAccountRef, getMailAccount),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Name shown to admins." }),
     kind: t.field({

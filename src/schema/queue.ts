@@ -64,7 +64,7 @@ builder.node(QueueRef, {
     "A queue: where conversations wait and how they are routed to its members. Supervisors and agents see only the queues " +
     "of their access profile (or, without one, agents the queues they are members of); only ADMIN changes them.",
   id: { resolve: (q) => q.id, description: "Global ID." },
-  loadOne: loadVisible(getQueue),
+  loadOne: loadVisible(QueueRef, getQueue),
   fields: (t) => ({
     name: t.exposeString("name", {
       description: "Unique per tenant among active queues (case-insensitive).",

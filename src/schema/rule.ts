@@ -20,6 +20,7 @@ import {
 import { builder } from "./builder.js";
 import { standardErrors } from "./errors.js";
 import { decodeId, decodeIds, encodeId } from "./ids.js";
+import { loadVisible } from "./load.js";
 
 /**
  * Routing rules (SPEC §7): CRUD for the tenant's and each address's ordered rule list,
@@ -166,7 +167,7 @@ builder.node(RuleRef, {
   description:
     "A routing rule: conditions on an incoming mail → actions. SUPERVISOR or ADMIN may read, ADMIN change.",
   id: { resolve: (r) => r.id },
-  loadOne: async (id, ctx) => (ctx.viewer ? getRule(ctx.engine, ctx.viewer, id).catch(() => null) : null),
+  loadOne: loadVisible(RuleRef, getRule),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Shown in traces and on the timeline." }),
     addressId: t.id({

@@ -25,7 +25,7 @@ export const SignatureRef = builder.objectRef<Signature>("Signature");
 builder.node(SignatureRef, {
   description: `A signature appended to outbound replies (SPEC §2): a queue's, or one user's personal one. Tags ${TAGS} are filled in when sending; any other {{…}} tag is rejected on save. ADMIN and SUPERVISOR read all; an AGENT reads only their own; ADMIN writes.`,
   id: { resolve: (s) => s.id },
-  loadOne: loadVisible(getSignature),
+  loadOne: loadVisible(SignatureRef, getSignature),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     text: t.exposeString("text", { description: "Plain-text variant (may be empty)." }),

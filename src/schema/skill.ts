@@ -20,7 +20,7 @@ builder.node(SkillRef, {
   description:
     "Something an agent can be good at (a language, a product). Routing can require skills and prefer higher proficiency.",
   id: { resolve: (s) => s.id, description: "Global ID (opaque)." },
-  loadOne: loadVisible(getSkill),
+  loadOne: loadVisible(SkillRef, getSkill),
   fields: (t) => ({
     name: t.exposeString("name", {
       description:

@@ -61,7 +61,7 @@ builder.node(SlaPolicyRef, {
   description:
     "Response and resolution targets counted in business hours only (SPEC §2). The tenant default applies unless an address or queue names another. Readable by every user of the tenant; written by ADMIN.",
   id: { resolve: (p) => p.id },
-  loadOne: loadVisible(getSlaPolicy),
+  loadOne: loadVisible(SlaPolicyRef, getSlaPolicy),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Display name, 1–100 characters." }),
     firstResponse: t.field({

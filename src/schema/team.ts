@@ -18,7 +18,7 @@ export const TeamRef = builder.objectRef<Team>("Team");
 builder.node(TeamRef, {
   description: "A group of agents. Carries the default inbox limit its members inherit.",
   id: { resolve: (t) => t.id },
-  loadOne: loadVisible(getTeam),
+  loadOne: loadVisible(TeamRef, getTeam),
   fields: (t) => ({
     name: t.exposeString("name", { description: "Unique per tenant among active teams." }),
     description: t.exposeString("description", { description: "Free text for admins." }),

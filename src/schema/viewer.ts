@@ -29,7 +29,7 @@ builder.node(UserRef, {
   description: "A person who uses Switchboard: admin, supervisor or agent.",
   id: { resolve: (u) => u.id, description: "Global ID (opaque)." },
   // Same visibility as the `user` query: agents load only themselves.
-  loadOne: loadVisible(getUser),
+  loadOne: loadVisible(UserRef, getUser),
   fields: (t) => ({
     email: t.exposeString("email", { description: "Login and contact address; unique per tenant." }),
     name: t.exposeString("name", { description: "Full name shown to colleagues." }),

@@ -352,6 +352,40 @@ describe("nodes(ids:)", () => {
     expect(ok.errors).toBeUndefined();
     expect(ok.data!.nodes).toHaveLength(100);
   });
+
+  // Pothos relay cached node()'s pending load and handed it to nodes() before it branded the
+  // object with its type: "Abstract type Node must resolve to an Object type" (third re-probe
+  // of session 16).
+  it.each([
+    ["Conversation", () => busyConv],
+    ["Queue", () => queueId],
+    ["EmailAddress", () => addressId],
+    ["User", () => t.adminId],
+  ])("node(id:) and nodes(ids:) with the same %s ID in one request both answer", async (type, raw) => {
+    const id = encodeId(type, raw());
+    for (const q of [
+      `query($id: ID!) { a: node(id: $id) { id __typename } b: nodes(ids: [$id, $id]) { id __typename } }`,
+      `query($id: ID!) { b: nodes(ids: [$id]) { id __typename } a: node(id: $id) { id __typename } }`,
+    ]) {
+      const r = await t.gql(q, { id });
+      expect(r.errors).toBeUndefined();
+      expect(r.data!.a).toEqual({ id, __typename: type });
+      expect(
+        (r.data!.b as unknown[]).every((n) => JSON.stringify(n) === JSON.stringify({ id, __typename: type })),
+      ).toBe(true);
+    }
+  });
+
+  it("a type the caller's role may not read is null in both, not an error", async () => {
+    const made = await t.ok(
+      `mutation { createRule(input: { name: "r", enabled: false, conditions: [], actions: [{ type: STOP }] }) {
+        ... on Rule { id } } }`,
+    );
+    const id = made.createRule.id as string;
+    const q = `query($id: ID!) { a: node(id: $id) { id } b: nodes(ids: [$id]) { id } }`;
+    expect(await t.gql(q, { id }, agentKey)).toEqual({ data: { a: null, b: [null] } });
+    expect((await t.gql(q, { id })).data).toEqual({ a: { id }, b: [{ id }] });
+  });
 });
 
 describe("filters", () => {
