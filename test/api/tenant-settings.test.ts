@@ -228,6 +228,82 @@ describe("tenant settings", () => {
     expect(ok.updateTenantSettings.__typename).toBe("TenantSettings");
   });
 
+  // Two admins saving at once (config probe, session 17): the settings were read outside any
+  // lock and the whole permission map written back, so one admin's revocation came back
+  // when the other changed only the reopen window, and the options that exclude each other
+  // ended up both on. Both saves are held on the tenant row until both have started, then
+  // let go in the order they came.
+  describe("two admins saving at once", () => {
+    async function concurrently(tenantId: string, saves: (() => Promise<unknown>)[]) {
+      const holder = await t.db.sql.reserve();
+      try {
+        await holder`BEGIN`;
+        await holder`SELECT 1 FROM tenant WHERE id = ${tenantId} FOR UPDATE`;
+        const running: Promise<unknown>[] = [];
+        for (const [i, save] of saves.entries()) {
+          running.push(save());
+          // Each save waits on the row (the old code: at its UPDATE, after its read).
+          for (let n = 0; ; n++) {
+            const [w] = await t.db.sql<{ n: number }[]>`
+              SELECT count(*)::int AS n FROM pg_stat_activity
+               WHERE wait_event_type = 'Lock' AND datname = current_database()`;
+            if (w!.n >= i + 1) break;
+            if (n > 200) throw new Error("the save never waited on the tenant row");
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        }
+        await holder`COMMIT`;
+        return await Promise.all(running);
+      } finally {
+        holder.release();
+      }
+    }
+
+    it("a revocation is not undone by the other admin's unrelated change", async () => {
+      const tn = await freshTenant();
+      const other = await createUserWithKey(t.db.db, tn.tenantId, "ADMIN");
+      await concurrently(tn.tenantId, [
+        () =>
+          t.ok(
+            UPDATE,
+            { input: { rolePermissions: [{ role: "AGENT", permissions: ["REPLY_INBOUND"] }] } },
+            tn.apiKey,
+          ),
+        () => t.ok(UPDATE, { input: { reopenWindowDays: 12 } }, other.key),
+      ]);
+      const after = await t.ok(
+        `{ tenantSettings { reopenWindowDays rolePermissions { role permissions } } }`,
+        {},
+        tn.apiKey,
+      );
+      expect(after.tenantSettings.reopenWindowDays).toBe(12);
+      expect(after.tenantSettings.rolePermissions).toContainEqual({
+        role: "AGENT",
+        permissions: ["REPLY_INBOUND"],
+      });
+    });
+
+    it("the options that exclude each other: the second save is refused", async () => {
+      const tn = await freshTenant();
+      const other = await createUserWithKey(t.db.db, tn.tenantId, "ADMIN");
+      const [first, second] = (await concurrently(tn.tenantId, [
+        () => t.ok(UPDATE, { input: { appendTicketOnFirstReply: true } }, tn.apiKey),
+        () => t.ok(UPDATE, { input: { agentsMayEditSubject: true } }, other.key),
+      ])) as { updateTenantSettings: Record<string, unknown> }[];
+      expect(first!.updateTenantSettings.__typename).toBe("TenantSettings");
+      expect(second!.updateTenantSettings).toMatchObject({
+        __typename: "ValidationError",
+        field: "agentsMayEditSubject",
+      });
+      const after = await t.ok(
+        `{ tenantSettings { appendTicketOnFirstReply agentsMayEditSubject } }`,
+        {},
+        tn.apiKey,
+      );
+      expect(after.tenantSettings).toEqual({ appendTicketOnFirstReply: true, agentsMayEditSubject: false });
+    });
+  });
+
   it("lets only ADMIN change settings and only ADMIN/SUPERVISOR read them", async () => {
     const agent = await createUserWithKey(t.db.db, t.tenantId, "AGENT");
     const sup = await createUserWithKey(t.db.db, t.tenantId, "SUPERVISOR");

@@ -133,50 +133,70 @@ export function checkTenantSettings(input: TenantSettingsPatch, current: TenantS
   return p;
 }
 
-/** Changes apply to the next request: every request re-reads the tenant's permissions. */
+/**
+ * Changes apply to the next request: every request re-reads the tenant's permissions.
+ *
+ * Checked and written under the tenant row's lock. Until 2026-11-23 the settings were read
+ * outside any lock and the whole permission map written back whatever was sent: with two
+ * admins saving at once, one's revocation of an agent permission came back when the other
+ * changed only the reopen window (5 of 20 rounds in a probe), and the two options that
+ * exclude each other ended up both on (19 of 20).
+ */
 export async function updateTenantSettings(
   ctx: EngineContext,
   viewer: Viewer,
   patch: TenantSettingsPatch,
 ): Promise<TenantSettings> {
   requireRole(viewer, "ADMIN");
-  const current = await getTenantSettings(ctx, viewer);
-  checkTenantSettings(patch, current).throwIfAny();
-  // Checked above: only the nullable settings can still be null here.
-  const input = patch as TenantSettingsInput;
-  const rolePermissions = { ...current.rolePermissions };
-  for (const rp of input.rolePermissions ?? []) {
-    // Stored in the canonical order so reads are stable whatever order the client sent.
-    rolePermissions[rp.role] = PERMISSIONS.filter((perm) => rp.permissions.includes(perm));
-  }
-  // Settings copied as given (undefined = unchanged, drizzle skips undefined values).
-  const plain = {
-    timeZone: input.timeZone,
-    emailEnabled: input.emailEnabled,
-    processingLimit: input.processingLimit,
-    appendTicketOnFirstReply: input.appendTicketOnFirstReply,
-    agentsMayEditSubject: input.agentsMayEditSubject,
-    activeToPausedDays: input.activeToPausedDays,
-    pausedToClosedDays: input.pausedToClosedDays,
-    resolvedToClosedDays: input.resolvedToClosedDays,
-    reopenEnabled: input.reopenEnabled,
-    reopenWindowDays: input.reopenWindowDays,
-    retentionDays: input.retentionDays,
-    autoReplyLimitPerSender: input.autoReplyLimitPerSender,
-    autoReplyLimitWindowMinutes: input.autoReplyLimitWindowMinutes,
-  } satisfies Partial<typeof tenant.$inferInsert>;
-  const [row] = await ctx.db
-    .update(tenant)
-    .set({
-      ...plain,
-      name: input.name?.trim(),
-      company: input.company?.trim(),
-      messageIdDomain:
-        input.messageIdDomain === undefined ? undefined : (input.messageIdDomain?.toLowerCase() ?? null),
-      rolePermissions,
-      updatedAt: ctx.clock.now(),
-    })
-    .where(eq(tenant.id, viewer.tenantId))
-    .returning();
-  return row!;
+  return ctx.db.transaction(async (tx) => {
+    // NO KEY UPDATE, as the UPDATE takes: ingest's inserts (which key-share the tenant row) do not wait.
+    const [current] = await tx
+      .select()
+      .from(tenant)
+      .where(eq(tenant.id, viewer.tenantId))
+      .for("no key update");
+    if (!current) throw new NotFoundError("Tenant", viewer.tenantId);
+    checkTenantSettings(patch, current).throwIfAny();
+    // Checked above: only the nullable settings can still be null here.
+    const input = patch as TenantSettingsInput;
+    let rolePermissions: TenantSettings["rolePermissions"] | undefined;
+    if (input.rolePermissions) {
+      // The roles not listed keep what they have now, as read under the lock.
+      rolePermissions = { ...current.rolePermissions };
+      for (const rp of input.rolePermissions) {
+        // Stored in the canonical order so reads are stable whatever order the client sent.
+        rolePermissions[rp.role] = PERMISSIONS.filter((perm) => rp.permissions.includes(perm));
+      }
+    }
+    // Settings copied as given (undefined = unchanged, drizzle skips undefined values).
+    const plain = {
+      timeZone: input.timeZone,
+      emailEnabled: input.emailEnabled,
+      processingLimit: input.processingLimit,
+      appendTicketOnFirstReply: input.appendTicketOnFirstReply,
+      agentsMayEditSubject: input.agentsMayEditSubject,
+      activeToPausedDays: input.activeToPausedDays,
+      pausedToClosedDays: input.pausedToClosedDays,
+      resolvedToClosedDays: input.resolvedToClosedDays,
+      reopenEnabled: input.reopenEnabled,
+      reopenWindowDays: input.reopenWindowDays,
+      retentionDays: input.retentionDays,
+      autoReplyLimitPerSender: input.autoReplyLimitPerSender,
+      autoReplyLimitWindowMinutes: input.autoReplyLimitWindowMinutes,
+    } satisfies Partial<typeof tenant.$inferInsert>;
+    const [row] = await tx
+      .update(tenant)
+      .set({
+        ...plain,
+        name: input.name?.trim(),
+        company: input.company?.trim(),
+        messageIdDomain:
+          input.messageIdDomain === undefined ? undefined : (input.messageIdDomain?.toLowerCase() ?? null),
+        rolePermissions,
+        updatedAt: ctx.clock.now(),
+      })
+      .where(eq(tenant.id, viewer.tenantId))
+      .returning();
+    return row!;
+  });
 }
