@@ -190,3 +190,77 @@ describe("mail no queue takes", () => {
     expect(ev!.payload).toEqual({ reason: "queue_archived", requestedQueueId: next.queueId });
   });
 });
+
+// An admin retiring a queue (route the address elsewhere, then archiveQueue) while a mail
+// for it is in its ingest transaction (config probe, session 17). The ingest read the queue
+// as live without a lock: the archive went through, and the mail was committed WAITING into
+// the archived queue, where routing never offers it. The ingest's transaction is held here
+// on the customer's contact row, after it has read the address's queues.
+describe("archiveQueue racing an ingest", () => {
+  const ARCHIVE = `mutation($id: ID!) { archiveQueue(id: $id) {
+    __typename ... on ConflictError { code message } } }`;
+
+  async function waiters(): Promise<number> {
+    const [r] = await t.db.db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE wait_event_type = 'Lock' AND datname = current_database()`);
+    return r!.n;
+  }
+
+  async function until(what: string, ok: () => Promise<boolean>, done?: Promise<unknown>) {
+    let finished = false;
+    void done?.then(() => (finished = true));
+    for (let i = 0; i < 500 && !finished; i++) {
+      if (await ok()) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (!finished) throw new Error(`timed out waiting for ${what}`);
+  }
+
+  it.each([
+    ["a new mail", false],
+    ["a customer's reply to finished work", true],
+  ])(
+    "%s: the archive waits for it and is refused; the conversation waits in the live queue",
+    async (_l, reply) => {
+      const old = await createQueueWithAddress(t.db.db, t.tenantId);
+      const next = await createQueueWithAddress(t.db.db, t.tenantId);
+      const from = `retire-${seq}@customer.example`;
+      const firstId = `retire-${seq}@customer.example`;
+      const first = stored(await ingest(old.addressId, { from, messageId: firstId }));
+      await finish(first.conversationId);
+      const holder = await t.db.sql.reserve();
+      try {
+        await holder`BEGIN`;
+        await holder`SELECT 1 FROM contact WHERE email = ${from} FOR UPDATE`;
+        const ingesting = ingest(old.addressId, {
+          from,
+          ...(reply ? { headers: { "In-Reply-To": `<${firstId}>` } } : {}),
+        });
+        await until("the ingest to wait on the contact row", async () => (await waiters()) >= 1);
+        const moved = await t.ok(
+          `mutation($id: ID!, $q: ID!) { updateEmailAddress(id: $id, input: { queueId: $q }) { __typename } }`,
+          { id: encodeId("EmailAddress", old.addressId), q: encodeId("Queue", next.queueId) },
+        );
+        expect(moved.updateEmailAddress.__typename).toBe("EmailAddress");
+        const archiving = t.ok(ARCHIVE, { id: encodeId("Queue", old.queueId) });
+        // Waits on the queue row the ingest holds (before the fix it did not wait: it archived).
+        await until("the archive to wait", async () => (await waiters()) >= 2, archiving);
+        await holder`COMMIT`;
+        const r = stored(await ingesting);
+        const archived = await archiving;
+        expect(archived.archiveQueue).toMatchObject({ __typename: "ConflictError", code: "QUEUE_IN_USE" });
+        expect(archived.archiveQueue.message).toContain("1 conversation(s) are waiting in it");
+        expect(r.queueId).toBe(old.queueId);
+        // The reply joined its conversation (put back in its queue); the new mail opened one.
+        expect(r.conversationId === first.conversationId).toBe(reply);
+        expect(await conv(r.conversationId)).toMatchObject({ queue_id: old.queueId, work_state: "WAITING" });
+        const [q] = await t.db.db.execute<{ archived_at: Date | null }>(
+          sql`SELECT archived_at FROM queue WHERE id = ${old.queueId}`,
+        );
+        expect(q!.archived_at).toBeNull();
+      } finally {
+        holder.release();
+      }
+    },
+  );
+});

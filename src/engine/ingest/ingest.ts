@@ -508,7 +508,6 @@ function upsertSender(tx: Tx, tenantId: string, mail: ParsedMail) {
 
 type QueueRow = typeof queue.$inferSelect;
 
-/** A tenant's live queues among `ids`, by id. */
 /** Whether a queue of the tenant is live; the address's prefetched live queues answer without a read. */
 async function isLiveQueue(
   tx: Tx,
@@ -519,11 +518,16 @@ async function isLiveQueue(
   return prefetched.has(id) || (await liveQueues(tx, tenantId, [id])).has(id);
 }
 
+/**
+ * A tenant's live queues among `ids`, by id, key-share locked until the ingest commits (see
+ * `addressQueuesSql`): a queue found live here stays live until the conversation is in it.
+ */
 async function liveQueues(tx: Tx, tenantId: string, ids: string[]): Promise<Map<string, QueueRow>> {
   const rows = await tx
     .select()
     .from(queue)
-    .where(and(eq(queue.tenantId, tenantId), isNull(queue.archivedAt), inArray(queue.id, ids)));
+    .where(and(eq(queue.tenantId, tenantId), isNull(queue.archivedAt), inArray(queue.id, ids)))
+    .for("key share");
   return new Map(rows.map((q) => [q.id, q]));
 }
 
@@ -544,12 +548,23 @@ const ownAddressesSql = (sql: Sql, tenantId: string) => sql`
   ARRAY(SELECT v.x FROM email_address a, LATERAL (VALUES (a.address), (a.from_address)) v(x)
         WHERE a.tenant_id = ${tenantId}::uuid AND v.x IS NOT NULL)`;
 
-/** The address's live routing and spam queues, as a JSON array. */
+/**
+ * The address's live routing and spam queues, as a JSON array, key-share locked until the
+ * ingest commits. `archiveQueue` locks the queue row FOR UPDATE and then counts the work
+ * waiting in it: it waits for an ingest that found the queue live, and then sees its
+ * conversation and refuses; an ingest that comes while the archive is under way waits,
+ * and then finds the queue archived. Until 2026-11-23 the read took no lock, and mail read
+ * while an admin retired the queue was left WAITING in the archived queue, where routing
+ * never offers it (config probe, session 17). The conversation's insert key-shares the
+ * row for its foreign key anyway; this takes the same lock at the read.
+ */
 const addressQueuesSql = (sql: Sql, tenantId: string, addressId: string) => sql`
-  (SELECT coalesce(json_agg(q), '[]'::json) FROM queue q
-    WHERE q.tenant_id = ${tenantId}::uuid AND q.archived_at IS NULL
-      AND q.id IN (SELECT a.queue_id FROM email_address a WHERE a.id = ${addressId}::uuid
-                   UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${addressId}::uuid))`;
+  (SELECT coalesce(json_agg(q), '[]'::json) FROM (
+    SELECT * FROM queue q
+     WHERE q.tenant_id = ${tenantId}::uuid AND q.archived_at IS NULL
+       AND q.id IN (SELECT a.queue_id FROM email_address a WHERE a.id = ${addressId}::uuid
+                    UNION ALL SELECT a.spam_queue_id FROM email_address a WHERE a.id = ${addressId}::uuid)
+       FOR KEY SHARE OF q) q)`;
 
 /** The address's rules by position, then the tenant's (rules/service.ts ruleRowsForAddress). */
 const addressRulesSql = (sql: Sql, tenantId: string, addressId: string, wanted: boolean) => sql`
