@@ -96,6 +96,13 @@ describe("mail accounts", () => {
     expect(arch.archiveMailAccount.enabled).toBe(false);
     const after = await t.ok(`{ mailAccounts { edges { node { id } } } }`);
     expect(after.mailAccounts.edges.map((e: { node: { id: string } }) => e.node.id)).not.toContain(a.id);
+    // Switched on again it answered `enabled: true` and was never read (config probe, session 17).
+    const on = await t.ok(
+      `mutation($id: ID!) { updateMailAccount(id: $id, input: { enabled: true }) {
+        __typename ... on ConflictError { code } ... on MailAccount { enabled } } }`,
+      { id: a.id },
+    );
+    expect(on.updateMailAccount).toEqual({ __typename: "ConflictError", code: "ARCHIVED" });
   });
 
   it("stores INBOX in any spelling as INBOX, so a change of spelling alone reads nothing again", async () => {

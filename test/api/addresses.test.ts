@@ -130,6 +130,37 @@ describe("email addresses", () => {
     expect(after.emailAddresses.edges).toHaveLength(0);
   });
 
+  // An archived address could never be used again, by this tenant or any other (the unique
+  // index held archived rows), and edits to it were accepted and did nothing (config probe,
+  // session 17).
+  it("an archived address is free again, in this tenant and in another; the archived one takes no edits", async () => {
+    const address = unique();
+    const a = await create({ address: address.toUpperCase(), name: "Retired" });
+    await t.ok(`mutation($id: ID!) { archiveEmailAddress(id: $id) { __typename } }`, { id: a.id });
+    const edit = await t.ok(
+      `mutation($id: ID!, $input: EmailAddressInput!) { updateEmailAddress(id: $id, input: $input) {
+        __typename ... on ConflictError { code message } } }`,
+      { id: a.id, input: { name: "Still here?" } },
+    );
+    expect(edit.updateEmailAddress).toEqual({
+      __typename: "ConflictError",
+      code: "ARCHIVED",
+      message: "this address is archived: create it again to use it",
+    });
+    const again = await create({ address, name: "Back" });
+    expect(again).toMatchObject({ __typename: "EmailAddress", address });
+    expect(again.id).not.toBe(a.id);
+    // Live, it is taken again: for this tenant and for every other.
+    expect(await create({ address, name: "Twice" })).toMatchObject({
+      __typename: "ValidationError",
+      problems: [{ field: "address", message: "this address is already in use" }],
+    });
+    await t.ok(`mutation($id: ID!) { archiveEmailAddress(id: $id) { __typename } }`, { id: again.id });
+    const theirs = (await t.ok(CREATE, { input: { address, name: "Theirs" } }, other.apiKey))
+      .createEmailAddress;
+    expect(theirs).toMatchObject({ __typename: "EmailAddress", address });
+  });
+
   it("applies the documented defaults", async () => {
     const a = await create({ address: unique(), name: "Defaults" });
     expect(a).toMatchObject({

@@ -262,6 +262,11 @@ export async function updateEmailAddress(
         .where(and(eq(emailAddress.id, id), eq(emailAddress.tenantId, viewer.tenantId)))
         .for("update");
       if (!current) throw new NotFoundError("EmailAddress", id);
+      // An archived address receives and sends nothing; edits to it were accepted and did
+      // nothing (config probe, session 17). Its address is free to create again.
+      if (current.archivedAt) {
+        throw new ConflictError("this address is archived: create it again to use it", "ARCHIVED");
+      }
       const p = checkShape(input, current);
       await checkReferences(tx, viewer, input, current, p);
       p.throwIfAny();

@@ -271,6 +271,11 @@ export async function updateMailAccount(
       .where(and(eq(mailAccount.id, id), eq(mailAccount.tenantId, viewer.tenantId)))
       .for("update");
     if (!current) throw new NotFoundError("MailAccount", id);
+    // An archived account is never read or sent through again: `enabled: true` on it was
+    // accepted and answered `enabled: true` while nothing fetched (config probe, session 17).
+    if (current.archivedAt) {
+      throw new ConflictError("this account is archived: create a new one to use it", "ARCHIVED");
+    }
     const p = checkAccount(input, current);
     if (input.kind === "OUTBOUND_ONLY" && current.kind !== "OUTBOUND_ONLY") {
       const used = await queuesDefaultingToAccount(tx, viewer.tenantId, id);
