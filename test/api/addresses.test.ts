@@ -161,6 +161,36 @@ describe("email addresses", () => {
     expect(theirs).toMatchObject({ __typename: "EmailAddress", address });
   });
 
+  it("refuses threading by ticket number only with a hidden ticket number, naming the field sent", async () => {
+    const both = await create({
+      address: unique(),
+      name: "Both",
+      threadingMode: "TICKET_ONLY",
+      ticketPlacement: "HIDDEN",
+    });
+    expect(both).toMatchObject({ __typename: "ValidationError", field: "threadingMode" });
+    const a = await create({ address: unique(), name: "Ticket only", threadingMode: "TICKET_ONLY" });
+    const hide = await t.ok(UPDATE, { id: a.id, input: { ticketPlacement: "HIDDEN" } });
+    expect(hide.updateEmailAddress).toMatchObject({
+      __typename: "ValidationError",
+      problems: [
+        {
+          field: "ticketPlacement",
+          message: "HIDDEN leaves nothing to thread by under threadingMode TICKET_ONLY",
+        },
+      ],
+    });
+    // Switching both in one call is fine.
+    const swap = await t.ok(UPDATE, {
+      id: a.id,
+      input: { ticketPlacement: "HIDDEN", threadingMode: "REFERENCES_THEN_TICKET" },
+    });
+    expect(swap.updateEmailAddress).toMatchObject({
+      ticketPlacement: "HIDDEN",
+      threadingMode: "REFERENCES_THEN_TICKET",
+    });
+  });
+
   it("applies the documented defaults", async () => {
     const a = await create({ address: unique(), name: "Defaults" });
     expect(a).toMatchObject({

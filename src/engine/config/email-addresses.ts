@@ -86,6 +86,22 @@ function checkShape(input: EmailAddressInput, current: EmailAddress | null): Pro
   const spamQueueId = input.spamQueueId !== undefined ? input.spamQueueId : (current?.spamQueueId ?? null);
   if (spamRouting === "QUEUE" && !spamQueueId)
     p.add("spamQueueId", "is required when spam is routed to a queue");
+  // "Ticket number only" threading reads the number from the subject; a hidden number is in
+  // no subject, so every reply would open a new conversation (accepted until 2026-11-23,
+  // config probe). Checked when either is sent, so other edits of an old row still pass.
+  if (input.threadingMode !== undefined || input.ticketPlacement !== undefined) {
+    const mode = input.threadingMode ?? current?.threadingMode;
+    const placement = input.ticketPlacement ?? current?.ticketPlacement;
+    if (mode === "TICKET_ONLY" && placement === "HIDDEN") {
+      const field = input.threadingMode === "TICKET_ONLY" ? "threadingMode" : "ticketPlacement";
+      p.add(
+        field,
+        field === "threadingMode"
+          ? "TICKET_ONLY needs the ticket number in the subject (ticketPlacement START or END)"
+          : "HIDDEN leaves nothing to thread by under threadingMode TICKET_ONLY",
+      );
+    }
+  }
   return p;
 }
 
