@@ -61,7 +61,7 @@ export interface Switchboard {
  */
 export async function startSwitchboard(
   config: Config,
-  opts: { clock?: Clock; log?: Logger; onQuery?: (query: string) => void } = {},
+  opts: { clock?: Clock; log?: Logger; onQuery?: (query: string, params: readonly unknown[]) => void } = {},
 ): Promise<Switchboard> {
   const log = opts.log ?? createLogger(config.logLevel);
   const stops: (() => Promise<void>)[] = [];

@@ -25,14 +25,17 @@ export function connect(
   url: string,
   opts: {
     max?: number;
-    onQuery?: (query: string) => void;
+    /** Every statement sent, with its parameters (tests: query counts, plans). */
+    onQuery?: (query: string, params: readonly unknown[]) => void;
     /** PostgreSQL's lock_timeout for every session of the pool, in ms (0: wait for ever). */
     lockTimeoutMs?: number;
   } = {},
 ): Database {
   const sql = postgres(url, {
     max: opts.max ?? 10,
-    ...(opts.onQuery ? { debug: (_conn: number, query: string) => opts.onQuery!(query) } : {}),
+    ...(opts.onQuery
+      ? { debug: (_conn: number, query: string, params: unknown[]) => opts.onQuery!(query, params) }
+      : {}),
     onnotice: () => {},
     // bigint columns are declared mode "number"; int8 as JS number is safe below 2^53.
     types: { bigint: postgres.BigInt },

@@ -186,14 +186,23 @@ export async function listQueues(
     .offset(offset);
 }
 
-async function findQueue(db: DbOrTx, viewer: Viewer, id: string, lock = false): Promise<Queue> {
+/**
+ * `lock`: "update" for the archive, which must wait for ingests in flight (they key-share
+ * the queue rows they read, docs/ingest.md); "no key update" for edits, which need not.
+ */
+async function findQueue(
+  db: DbOrTx,
+  viewer: Viewer,
+  id: string,
+  lock?: "update" | "no key update",
+): Promise<Queue> {
   // A queue outside the viewer's set is indistinguishable from a missing one.
   if (!canSeeQueue(viewer, id)) throw new NotFoundError("Queue", id);
   const q = db
     .select()
     .from(queue)
     .where(and(eq(queue.id, id), eq(queue.tenantId, viewer.tenantId)));
-  const [row] = lock ? await q.for("update") : await q;
+  const [row] = lock ? await q.for(lock) : await q;
   if (!row) throw new NotFoundError("Queue", id);
   return row;
 }
@@ -248,7 +257,7 @@ export async function updateQueue(
   let changed = false;
   try {
     updated = await ctx.db.transaction(async (tx) => {
-      const current = await findQueue(tx, viewer, id, true);
+      const current = await findQueue(tx, viewer, id, "no key update");
       const p = checkShape(input, current);
       await checkReferences(tx, viewer, input, p);
       p.throwIfAny();
@@ -280,7 +289,7 @@ export async function updateQueue(
 export async function archiveQueue(ctx: EngineContext, viewer: Viewer, id: string): Promise<Queue> {
   requireRole(viewer, "ADMIN");
   return ctx.db.transaction(async (tx) => {
-    await findQueue(tx, viewer, id, true);
+    await findQueue(tx, viewer, id, "update");
     const [use] = await tx.execute<{ addresses: string[] | null; waiting: number }>(sql`
       SELECT (SELECT array_agg(a.address ORDER BY a.address) FROM email_address a
                WHERE a.tenant_id = ${viewer.tenantId} AND a.archived_at IS NULL
@@ -332,7 +341,7 @@ export async function addQueueMembers(
 ): Promise<Queue> {
   requireRole(viewer, "ADMIN");
   const q = await ctx.db.transaction(async (tx) => {
-    const q = await findQueue(tx, viewer, queueId, true);
+    const q = await findQueue(tx, viewer, queueId, "no key update");
     await checkMembers(tx, viewer.tenantId, userIds, teamIds);
     const rows = [
       ...[...new Set(userIds)].map((userId) => ({ tenantId: viewer.tenantId, queueId, userId })),
@@ -383,7 +392,7 @@ export async function setQueueAddresses(
 ): Promise<Queue> {
   requireRole(viewer, "ADMIN");
   return ctx.db.transaction(async (tx) => {
-    const q = await findQueue(tx, viewer, queueId, true);
+    const q = await findQueue(tx, viewer, queueId, "no key update");
     const ids = [...new Set(addressIds)];
     const p = new Problems();
     await checkRefs(

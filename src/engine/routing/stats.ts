@@ -94,9 +94,14 @@ async function computeQueueStats(
       )
     ),
     loads AS (
-      SELECT m.*, (SELECT count(*) FROM conversation c
-                   WHERE coalesce(c.assignee_id, c.offered_to_id) = m.id
-                     AND c.work_state IN ('ACTIVE', 'PARKED', 'OFFERED'))::int AS load
+      -- Owned, or offered while unowned (coalesce(assignee, offered_to) = agent), as two
+      -- probes of the open-work indexes. Written as the coalesce, no index matched it: one
+      -- scan of every tenant's conversations per member (scale probe, session 17).
+      SELECT m.*, ((SELECT count(*) FROM conversation c
+                    WHERE c.assignee_id = m.id AND c.work_state IN ('ACTIVE', 'PARKED', 'OFFERED'))
+                 + (SELECT count(*) FROM conversation c
+                    WHERE c.offered_to_id = m.id AND c.assignee_id IS NULL
+                      AND c.work_state IN ('ACTIVE', 'PARKED', 'OFFERED')))::int AS load
       FROM members m
     )
     SELECT EXISTS (SELECT 1 FROM q) AS found, conv.*,

@@ -1,0 +1,193 @@
+/**
+ * Statements whose cost grew with a tenant's history (the scale probe of session 17: a
+ * tenant of 100k conversations and 510k messages beside a small one). Each is run here as
+ * the product runs it, over a tenant whose finished work far outweighs its open work, and
+ * its plan (EXPLAIN of the very statement and parameters sent, captured from the driver)
+ * must find its rows by index, not by reading the tenant's — or every tenant's — history:
+ * - the routing pass's open work per agent (50× slower at that size: finished work keeps
+ *   its owner, and the assignee index held all of it);
+ * - the queue figures' load per member (a scan of every tenant's conversations per member,
+ *   written as coalesce(assignee, offered_to)) and the queue's unfinished work;
+ * - the routing sweep's overdue offers (every 30 s, across tenants);
+ * - a deep page of the conversation list (every row before the cursor read and dropped);
+ * - retention's delete of raw messages (the foreign keys' ON DELETE SET NULL had no index:
+ *   each deleted raw row read every message of every tenant, 190× slower purges).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rawClient } from "../../src/db/client.js";
+import { routeQueueOnce } from "../../src/engine/routing/service.js";
+import { sweepRouting } from "../../src/engine/routing/sweep.js";
+import { encodeId } from "../../src/schema/ids.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { createQueueWithAddress, createUserWithKey } from "../helpers/fixtures.js";
+
+let t: TestApp;
+let queueId: string;
+const sent: { query: string; params: readonly unknown[] }[] = [];
+let recording = false;
+
+const AGENTS = 10;
+const FINISHED = 30_000;
+
+beforeAll(async () => {
+  t = await startTestApp({ onQuery: (query, params) => void (recording && sent.push({ query, params })) });
+  ({ queueId } = await createQueueWithAddress(t.db.db, t.tenantId));
+  const agents: string[] = [];
+  for (let i = 0; i < AGENTS; i++) agents.push((await createUserWithKey(t.db.db, t.tenantId, "AGENT")).id);
+  const sql = rawClient(t.db.db);
+  await sql`INSERT INTO queue_member (tenant_id, queue_id, user_id)
+            SELECT ${t.tenantId}, ${queueId}, u FROM unnest(${agents}::uuid[]) u`;
+  await sql`UPDATE "user" SET presence = 'AVAILABLE', logged_in = true WHERE id = ANY(${agents}::uuid[])`;
+  const [c] = await sql<{ id: string }[]>`
+    INSERT INTO contact (tenant_id, email) VALUES (${t.tenantId}, 'history@customer.example') RETURNING id`;
+  // A year of finished work, owned by the agents (finished work keeps its owner), and a
+  // little open work: one waiting conversation, so that a routing pass reads the agents.
+  await sql`
+    INSERT INTO conversation (tenant_id, ticket_number, contact_id, queue_id, subject, status, work_state,
+                              assignee_id, offered_to_id, received_at, last_activity_at, status_changed_at, closed_at)
+    SELECT ${t.tenantId}, i, ${c!.id}, ${queueId}, 'old ' || i, 'CLOSED', 'DONE',
+           (${agents}::uuid[])[1 + i % ${AGENTS}], (${agents}::uuid[])[1 + i % ${AGENTS}], now() - interval '400 days' + i * interval '1 minute',
+           now() - interval '400 days' + i * interval '1 minute', now() - interval '300 days',
+           now() - interval '300 days'
+      FROM generate_series(1, ${FINISHED}) i`;
+  await sql`
+    INSERT INTO conversation (tenant_id, ticket_number, contact_id, queue_id, subject, work_state, enqueued_at,
+                              received_at, last_activity_at, status_changed_at)
+    VALUES (${t.tenantId}, ${FINISHED + 1}, ${c!.id}, ${queueId}, 'new', 'WAITING', now(), now(), now(), now())`;
+  // Messages with their raw bytes, for retention's delete.
+  await sql`
+    WITH raw AS (
+      INSERT INTO raw_message (tenant_id, sha256, size_bytes, data)
+      SELECT ${t.tenantId}, md5(i::text), 3, '\\x616263'::bytea FROM generate_series(1, 20000) i RETURNING id)
+    INSERT INTO message (tenant_id, conversation_id, direction, received_at, raw_message_id)
+    SELECT ${t.tenantId}, (SELECT id FROM conversation WHERE ticket_number = 1 AND tenant_id = ${t.tenantId}),
+           'INBOUND', now(), raw.id FROM raw`;
+  await sql`
+    INSERT INTO rejected_message (tenant_id, reason, size_bytes, received_at, raw_message_id)
+    SELECT ${t.tenantId}, 'spam_dropped', 3, now(), id FROM raw_message WHERE tenant_id = ${t.tenantId} LIMIT 5000`;
+  await sql`ANALYZE conversation`;
+  await sql`ANALYZE message`;
+  await sql`ANALYZE rejected_message`;
+}, 120_000);
+afterAll(async () => {
+  await t?.stop();
+});
+
+interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Index Name"?: string;
+  Plans?: PlanNode[];
+}
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+async function planOf(query: string, params: readonly unknown[]): Promise<PlanNode[]> {
+  const [row] = await t.db.sql.unsafe(`EXPLAIN (FORMAT JSON) ${query}`, params as never[]);
+  return nodes((row!["QUERY PLAN"] as { Plan: PlanNode }[])[0]!.Plan);
+}
+
+/** The statements `run` sends that read `table`, with their plans. */
+async function plansOf(table: string, run: () => Promise<unknown>) {
+  sent.length = 0;
+  recording = true;
+  try {
+    await run();
+  } finally {
+    recording = false;
+  }
+  const reading = sent.filter(
+    (s) =>
+      new RegExp(`\\b(FROM|JOIN)\\s+"?${table}"?\\b`, "i").test(s.query) &&
+      /^\s*(WITH|SELECT)/i.test(s.query),
+  );
+  expect(reading.length).toBeGreaterThan(0);
+  return Promise.all(reading.map(async (s) => ({ query: s.query, plan: await planOf(s.query, s.params) })));
+}
+
+/** Indexes that hold finished work too (an agent's or a queue's whole history). */
+const historyIndexes = (plan: PlanNode[]) =>
+  plan
+    .map((n) => n["Index Name"])
+    .filter((i) => i === "conversation_assignee_idx" || i === "conversation_offered_to_idx");
+
+const seqScansOf = (plan: PlanNode[], table: string) =>
+  plan.filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === table);
+
+describe("plans that do not grow with the tenant's history", () => {
+  it("a routing pass reads each agent's open work, not its history", async () => {
+    const plans = await plansOf("conversation", () => routeQueueOnce(t.app.engine, t.tenantId, queueId));
+    const agents = plans.filter((p) => p.query.includes("agent_skill"));
+    expect(agents).toHaveLength(1);
+    for (const p of plans) {
+      expect(seqScansOf(p.plan, "conversation")).toEqual([]);
+      expect(historyIndexes(p.plan)).toEqual([]);
+    }
+  });
+
+  it("the queue figures read the members' open work and the queue's unfinished work", async () => {
+    const plans = await plansOf("conversation", async () => {
+      const r = await t.ok(
+        `query($q: ID!) { queueStats(queueId: $q) { ... on QueueStats { waiting agentsAvailable } } }`,
+        {
+          q: encodeId("Queue", queueId),
+        },
+      );
+      expect(r.queueStats.agentsAvailable).toBeGreaterThanOrEqual(0);
+    });
+    for (const p of plans) {
+      expect(seqScansOf(p.plan, "conversation")).toEqual([]);
+      expect(historyIndexes(p.plan)).toEqual([]);
+    }
+  });
+
+  it("the routing sweep finds overdue offers without reading every conversation", async () => {
+    const plans = await plansOf("conversation", () => sweepRouting(t.app.engine));
+    for (const p of plans) expect(seqScansOf(p.plan, "conversation")).toEqual([]);
+  });
+
+  it("a deep page of the conversation list starts at its cursor", async () => {
+    const Q = `query($after: String) { conversations(first: 20, after: $after) {
+      edges { node { id } } pageInfo { endCursor } } }`;
+    let after: string | null = null;
+    // Far in: the cursor of the 20th row of the first page is enough to show the bound.
+    after = (await t.ok(Q, { after })).conversations.pageInfo.endCursor;
+    const plans = await plansOf("conversation", () => t.ok(Q, { after }));
+    const list = plans.filter((p) => /ORDER BY/i.test(p.query) && /last_activity_at/.test(p.query));
+    expect(list.length).toBeGreaterThan(0);
+    for (const p of list) {
+      const scans = p.plan.filter((n) => n["Relation Name"] === "conversation");
+      expect(scans.map((n) => n["Node Type"])).not.toContain("Seq Scan");
+      const [row] = await t.db.sql.unsafe(
+        `EXPLAIN (FORMAT JSON) ${p.query}`,
+        sent.find((s) => s.query === p.query)!.params as never[],
+      );
+      const text = JSON.stringify(row);
+      // The cursor bounds the index range: an Index Cond on last_activity_at, not a filter.
+      expect(text).toMatch(/"Index Cond":"[^"]*last_activity_at <=/);
+    }
+  });
+
+  it("deleting a raw message finds the rows that point at it by index (the foreign keys' SET NULL)", async () => {
+    // The statement PostgreSQL's ON DELETE SET NULL runs, as a generic plan (it is cached).
+    const sql = await t.db.sql.reserve();
+    try {
+      await sql`SET plan_cache_mode = force_generic_plan`;
+      for (const table of ["message", "rejected_message"]) {
+        await sql.unsafe(
+          `PREPARE fk_${table} (uuid) AS UPDATE ONLY "public"."${table}" SET "raw_message_id" = NULL WHERE $1 OPERATOR(pg_catalog.=) "raw_message_id"`,
+        );
+        const [row] = await sql.unsafe(
+          `EXPLAIN (FORMAT JSON) EXECUTE fk_${table}('00000000-0000-4000-8000-000000000000')`,
+        );
+        const plan = nodes((row!["QUERY PLAN"] as { Plan: PlanNode }[])[0]!.Plan);
+        expect(seqScansOf(plan, table)).toEqual([]);
+        expect(plan.map((n) => n["Index Name"])).toContain(`${table}_raw_message_idx`);
+      }
+    } finally {
+      sql.release();
+    }
+  });
+});
