@@ -137,7 +137,7 @@ function str(v: unknown): string | null {
 }
 
 export function describeImapError(err: unknown): ImapErrorInfo {
-  // Ours already says what it is (e.g. "account has no address" is permanent).
+  // Ours already says what it is (e.g. a failed FETCH of a batch is transient).
   if (err instanceof ImapConnectorError) return { kind: err.kind, code: err.code, message: err.message };
   const e = asRecord(err);
   const message =

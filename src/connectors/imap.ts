@@ -13,6 +13,7 @@ import {
   type ImapAccount,
   imapServerKey,
   listImapAccounts,
+  parkedAccountCleared,
   passedOverUids,
   recordAccountStatus,
 } from "../engine/ingest/mailbox.js";
@@ -316,7 +317,7 @@ export async function syncMailbox(
     const mailbox = client.mailbox;
     if (!mailbox) throw new Error(`mailbox ${account.mailbox} not selected`);
     const uidValidity = Number(mailbox.uidValidity);
-    if (opts.repair) await repairAfterProcess(ctx, client, account, uidValidity, opts.batchSize, log);
+    if (opts.repair) await repairAfterProcess(ctx, client, account, uidValidity, log);
     for (;;) {
       if (opts.isStopped?.()) return { processed, paused: null };
       const first = await fetchPause(ctx, account.tenantId, account.id);
@@ -343,6 +344,8 @@ export async function syncMailbox(
           ? cp.resyncThroughUid
           : null;
       const resolve = await accountAddressResolver(ctx, account.id);
+      // The last address was taken off the account since `fetchPause` looked: the mail waits.
+      if (!resolve) return { processed, paused: "no_address" };
       const trouble = opts.trouble ?? new FetchTrouble();
       trouble.validity(uidValidity);
       // The batch from `p` on: fetched (one UID at a time after a failed batch), or the one
@@ -752,14 +755,14 @@ async function ingestBatch(
   account: ImapAccount,
   uidValidity: number,
   batch: Prepared[],
-  resolve: (recipients: string[]) => { tenantId: string; addressId: string } | null,
+  resolve: (recipients: string[]) => { tenantId: string; addressId: string },
   resyncThrough: number | null,
 ): Promise<number[]> {
+  // Recorded with the checkpoint: what a repair after a stop or crash may re-apply, and to what.
+  const batchOf = { firstUid: batch[0]!.uid, action: account.afterProcess };
   const inputs: IngestInput[] = batch.map((m) => {
     const outcome = m.parsed;
     const target = resolve(m.recipients);
-    if (!target)
-      throw new ImapConnectorError({ kind: "permanent", code: null, message: "account has no address" });
     return {
       tenantId: target.tenantId,
       addressId: target.addressId,
@@ -775,6 +778,7 @@ async function ingestBatch(
         uid: m.uid,
         resyncThrough,
         server: { host: account.host, port: account.port, user: account.user },
+        batch: batchOf,
       },
       ...(resyncThrough !== null && m.uid <= resyncThrough ? { resync: true } : {}),
     };
@@ -799,40 +803,45 @@ async function ingestBatch(
 }
 
 /**
- * A crash between a batch's commits and its server action leaves that batch unflagged
- * (or unmoved). On a fresh session, re-apply the action to what the checkpoint says is
- * committed: MOVE moves everything at or below it that is still here; SEEN re-flags only
- * the last batch's worth of UIDs, so a mail a human marked unread long ago stays unread.
+ * A stop or crash between a batch's commits and its server action leaves that batch
+ * unflagged (or unmoved). On a fresh session, re-apply the action to that batch only: the
+ * checkpoint records its first UID and the action in force when it was committed
+ * (`batch_first_uid`, `batch_action`). MOVE moves what of it is still here, SEEN flags what
+ * of it is unseen. Nothing when the action recorded is not the account's action now: an
+ * admin who switches LEAVE to MOVE or SEEN changes what happens to new mail, not to the
+ * mailbox's history. Until 2026-11-23 MOVE took everything at or below the checkpoint and
+ * SEEN the last batch's worth of UIDs, whatever action they had been ingested under: 12
+ * mails ingested under LEAVE were moved at the switch (a shared mailbox could have had
+ * years of mail moved at once).
  */
 async function repairAfterProcess(
   ctx: EngineContext,
   client: ImapFlow,
   account: ImapAccount,
   uidValidity: number,
-  batchSize: number,
   log: Logger,
 ): Promise<void> {
   if (account.afterProcess === "LEAVE") return;
   const cp = await getCheckpoint(ctx, account.id, account.mailbox);
   if (!cp || cp.uidValidity !== uidValidity || cp.lastUid < 1) return;
-  const query =
-    account.afterProcess === "SEEN" ? { uid: `1:${cp.lastUid}`, seen: false } : { uid: `1:${cp.lastUid}` };
-  const found = ((await client.search(query, { uid: true })) || []).filter((u) => u <= cp.lastUid);
-  const recent =
-    account.afterProcess === "SEEN"
-      ? found.filter((u) => u > cp.lastUid - batchSize * 4).slice(-batchSize)
-      : found;
+  if (cp.batchAction !== account.afterProcess || cp.batchFirstUid === null) return;
+  const from = Math.min(cp.batchFirstUid, cp.lastUid);
+  const range = `${from}:${cp.lastUid}`;
+  const query = account.afterProcess === "SEEN" ? { uid: range, seen: false } : { uid: range };
+  const found = ((await client.search(query, { uid: true })) || []).filter(
+    (u) => u >= from && u <= cp.lastUid,
+  );
   // Not on mail the server failed to deliver (fetch_failed, passed over): it stays where it
   // is, for an admin to look at.
   const passed =
-    recent.length === 0
+    found.length === 0
       ? new Set<number>()
       : await passedOverUids(ctx, account.id, account.mailbox, uidValidity);
-  const uids = recent.filter((u) => !passed.has(u));
+  const uids = found.filter((u) => !passed.has(u));
   if (uids.length === 0) return;
   log.info(
     { count: uids.length, action: account.afterProcess },
-    "re-applying the server action of committed mail",
+    "re-applying the server action of the last committed batch",
   );
   await afterProcess(
     ctx,
@@ -932,7 +941,7 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
  * instance has it), connect, sync, then wait for IDLE's EXISTS, the poll interval or a
  * poll request, and sync again. Errors are mapped to our kinds and written to the
  * account; transient ones reconnect with exponential backoff, bad credentials park the
- * account until an admin edits it.
+ * account until an admin edits it or a connection test finds it VALID (`whileParked`).
  */
 export class MailboxWorker {
   private readonly abort = new AbortController();
@@ -1021,7 +1030,15 @@ export class MailboxWorker {
   private async run(): Promise<void> {
     const s = this.settings;
     let backoffMs = 1000;
+    /** When the login was rejected (the account is parked), or null. */
+    let parkedAt: Date | null = null;
     while (!this.stopped) {
+      if (parkedAt) {
+        await this.whileParked(parkedAt);
+        parkedAt = null;
+        backoffMs = 1000;
+        continue;
+      }
       try {
         if (!(await this.lock.tryAcquire())) {
           await sleep(s.lockRetrySeconds * 1000, this.abort.signal);
@@ -1040,7 +1057,11 @@ export class MailboxWorker {
           this.committed = 0;
           const outcome = await this.session();
           if (outcome === "lock-lost" || outcome === "stopped") break;
-          if (outcome === "parked") return;
+          if (outcome === "parked") {
+            // The lock is let go while parked; taken again when the worker resumes.
+            parkedAt = this.ctx.clock.now();
+            break;
+          }
           // Only a session that lasted, or that committed mail, resets the backoff: a server
           // that accepts the login and drops the connection at once (a proxy, a connection
           // limit) would otherwise get a reconnect, a sync and a search every second,
@@ -1056,6 +1077,33 @@ export class MailboxWorker {
         }
       } finally {
         await this.lock.release();
+      }
+    }
+  }
+
+  /**
+   * Parked after the server rejected the login: no login again (a wrong password retried
+   * only gets the mailbox locked) until a verdict newer than the rejection, about these
+   * settings, says the login works (`parkedAccountCleared`: `testMailAccount` found the
+   * account VALID). The row is read every `pauseRecheckSeconds`, a database query and no
+   * connection. An admin's edit restarts the worker through the supervisor, and an account
+   * still parked at the supervisor's next reload has its worker stopped there (it is not
+   * listed). Until 2026-11-23 the worker's loop simply ended here and it stayed in the
+   * supervisor's list: a test that found the account VALID again before that reload left
+   * it without a worker for good, and its mail came only with the one-shot poll.
+   */
+  private async whileParked(since: Date): Promise<void> {
+    this.log.warn({}, "login rejected: parked until a connection test finds the account VALID");
+    while (!this.stopped) {
+      await sleep(this.settings.pauseRecheckSeconds * 1000, this.abort.signal);
+      if (this.stopped) return;
+      try {
+        if (await parkedAccountCleared(this.ctx, this.account.id, this.account.version, since)) {
+          this.log.info({}, "the account was found VALID again: resuming");
+          return;
+        }
+      } catch (err) {
+        this.log.warn({ err }, "could not read the parked account; looking again later");
       }
     }
   }
@@ -1123,6 +1171,8 @@ export class MailboxWorker {
               this.log.info({}, "account disabled or archived: fetching stopped");
             else if (r.paused === "email_off")
               this.log.info({}, "tenant's email channel is off: fetching paused");
+            else if (r.paused === "no_address")
+              this.log.info({}, "no address points at the account: fetching paused");
             else if (r.paused) this.log.info({}, "tenant over its processing limit: fetching paused");
             else this.log.info({ was: paused }, "fetching resumed");
           }

@@ -379,3 +379,45 @@ describe("migration 0022: INBOX in another spelling", () => {
     }
   });
 });
+
+// Migration 0026 records the last committed batch with the checkpoint. For checkpoints
+// written before it, its UPDATE takes the last 50 UIDs under the account's action then.
+describe("migration 0026: the last batch of checkpoints written before it", () => {
+  it("is the last 50 UIDs up to the checkpoint, under the account's action now; an empty checkpoint records none", async () => {
+    const db = await createTestDatabase({ max: 2 });
+    try {
+      const sql = rawClient(db.db);
+      const { tenantId } = await createTenantWithAdmin(db.db, {
+        tenantName: "Batch",
+        adminEmail: "a@ba.test",
+      });
+      const account = async (action: string, lastUid: number) => {
+        const [a] = await sql<{ id: string }[]>`
+          INSERT INTO mail_account (tenant_id, name, imap_after_process)
+          VALUES (${tenantId}, ${`${action} ${lastUid}`}, ${action}) RETURNING id`;
+        await sql`INSERT INTO mailbox_checkpoint (tenant_id, account_id, mailbox, uid_validity, last_uid)
+          VALUES (${tenantId}, ${a!.id}, 'INBOX', 7, ${lastUid})`;
+      };
+      await account("LEAVE", 1200);
+      await account("MOVE", 120);
+      await account("SEEN", 12);
+      await account("SEEN", 0);
+      const statements = readFileSync(`${MIGRATIONS_DIR}/0026_checkpoint_batch_action.sql`, "utf8")
+        .split("--> statement-breakpoint")
+        .filter((st) => /^\s*(--[^\n]*\n\s*)*UPDATE/.test(st));
+      expect(statements).toHaveLength(1);
+      await sql.unsafe(statements[0]!);
+      const got = await sql<{ name: string; first: string | null; action: string | null }[]>`
+        SELECT a.name, c.batch_first_uid::text AS first, c.batch_action AS action
+          FROM mailbox_checkpoint c JOIN mail_account a ON a.id = c.account_id ORDER BY a.name`;
+      expect(got.map((r) => `${r.name}: ${r.first} ${r.action}`)).toEqual([
+        "LEAVE 1200: 1151 LEAVE",
+        "MOVE 120: 71 MOVE",
+        "SEEN 0: null null",
+        "SEEN 12: 1 SEEN",
+      ]);
+    } finally {
+      await db.drop();
+    }
+  });
+});

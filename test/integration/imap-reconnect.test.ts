@@ -1,8 +1,12 @@
+import { writeFile } from "node:fs/promises";
 import { createServer, type Server, Socket } from "node:net";
+import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapSettings } from "../../src/connectors/imap.js";
+import { checkImap } from "../../src/connectors/imap-check.js";
 import { mailAccount, mailboxCheckpoint } from "../../src/db/schema/index.js";
+import { testMailAccount } from "../../src/engine/config/mail-accounts.js";
 import type { TestApp } from "../helpers/app.js";
 import { type DovecotInstance, requireDovecot } from "../helpers/dovecot.js";
 import {
@@ -292,6 +296,82 @@ describe.skipIf(!enabled)("IMAP worker: IDLE restart and reconnect (real Dovecot
         expect(waits[2]).toBeGreaterThanOrEqual(3900);
         expect(waits[3]).toBeGreaterThanOrEqual(7900);
       } finally {
+        await imap.stop();
+        await retire(s.accountId);
+        await tap.close();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "an account parked after a rejected login makes no login until a connection test finds it VALID, then its worker resumes and IDLE delivers (probe, 2026-11-23)",
+    async () => {
+      const tap = await startTap(dovecot);
+      const s = await setup(tap);
+      // testMailAccount checks the SMTP side too: one that answers OK.
+      await t.db.db.update(mailAccount).set({ smtpHost: "127.0.0.1" }).where(eq(mailAccount.id, s.accountId));
+      const imap = connector({ pauseRecheckSeconds: 1 });
+      const users = join(dovecot.root, "users");
+      // Dovecot's passwd-file is read again when its mtime (seconds) changes.
+      const setServerPassword = async (password: string) => {
+        await new Promise((r) => setTimeout(r, 1100));
+        await writeFile(users, `${dovecot.user}:{PLAIN}${password}::::::\n`);
+      };
+      const account = async () =>
+        (await t.db.db.select().from(mailAccount).where(eq(mailAccount.id, s.accountId)))[0]!;
+      try {
+        await dovecot.appendMessage(customerMail(s.address, "pk-0@customer.example", "Before"), s.mailbox);
+        imap.start();
+        await untilStored(tap, s.accountId, ["pk-0@customer.example"]);
+        await until(tap, "the worker to idle", () => tap.connections[0]?.commands.at(-1) === "IDLE");
+
+        // The password is changed on the server and the session dropped: the login is refused.
+        await setServerPassword("changed-on-the-server");
+        await dovecot.kick();
+        await until(tap, "the account to be parked", async () => {
+          const a = await account();
+          return a.status === "INVALID" && a.lastError?.startsWith("auth:");
+        });
+        // Put back on the server. Parked means no login with it until a verdict says it
+        // works: several rechecks pass without a connection.
+        await setServerPassword(dovecot.password);
+        const logins = tap.connections.length;
+        await new Promise((r) => setTimeout(r, 3000));
+        expect(tap.connections).toHaveLength(logins);
+        expect(imap.workers().get(s.accountId)?.holdsLock).toBeFalsy();
+
+        // The admin tests the connection (no edit: the worker's settings are unchanged).
+        const [admin] = await t.db.sql<{ id: string }[]>`
+          SELECT id FROM "user" WHERE tenant_id = ${t.tenantId} AND role = 'ADMIN' LIMIT 1`;
+        const tested = await testMailAccount(
+          t.app.engine,
+          { tenantId: t.tenantId, userId: admin!.id, role: "ADMIN" } as Parameters<typeof testMailAccount>[1],
+          s.accountId,
+          {
+            checker: { checkImap, checkSmtp: async () => ({ ok: true }) } as unknown as NonNullable<
+              Parameters<typeof testMailAccount>[3]
+            >["checker"],
+          },
+        );
+        expect(tested.account.status).toBe("VALID");
+        // The same worker logs in again by itself (the supervisor's reload is an hour away)…
+        await until(tap, "the worker to idle again", () => {
+          const last = tap.connections.at(-1);
+          return (
+            imap.workers().get(s.accountId)?.holdsLock &&
+            last?.closedBy === null &&
+            last.commands.at(-1) === "IDLE"
+          );
+        });
+        // …and IDLE brings new mail in at once.
+        const started = Date.now();
+        await dovecot.appendMessage(customerMail(s.address, "pk-1@customer.example", "After"), s.mailbox);
+        await untilStored(tap, s.accountId, ["pk-0@customer.example", "pk-1@customer.example"]);
+        expect(Date.now() - started).toBeLessThan(5000);
+        expect((await account()).status).toBe("VALID");
+      } finally {
+        await writeFile(users, `${dovecot.user}:{PLAIN}${dovecot.password}::::::\n`);
         await imap.stop();
         await retire(s.accountId);
         await tap.close();

@@ -4,7 +4,13 @@ import { describe, expect, it } from "vitest";
 import { createImapConnector, defaultImapSettings, type ImapConnector } from "../../src/connectors/imap.js";
 import { checkImap } from "../../src/connectors/imap-check.js";
 import { ImapConnectorError } from "../../src/connectors/imap-errors.js";
-import { conversation, mailAccount, rejectedMessage, tenant } from "../../src/db/schema/index.js";
+import {
+  conversation,
+  emailAddress,
+  mailAccount,
+  rejectedMessage,
+  tenant,
+} from "../../src/db/schema/index.js";
 import { silentLogger } from "../../src/engine/context.js";
 import { purgeExpired } from "../../src/engine/retention.js";
 import { encodeId } from "../../src/schema/ids.js";
@@ -194,6 +200,59 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
     await t.app.imap.pollAccount(s.accountId);
     expect(await serverState(dovecot, s.mailbox)).toEqual([{ uid: a.uid, seen: true }]);
     expect(await messagesOf(s.accountId)).toHaveLength(1);
+  });
+
+  it("switching the server action from LEAVE to SEEN or MOVE applies it to new mail only; a crash leftover of the last batch is still repaired (probe, 2026-11-23)", async () => {
+    const s = await setup({ afterProcess: "LEAVE" });
+    // Mail ingested under LEAVE: left unseen where it is.
+    await appendMany(
+      dovecot,
+      [1, 2, 3].map((i) => customerMail(s.address, `sw-old-${i}@customer.example`, `Old ${i}`)),
+      s.mailbox,
+    );
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await messagesOf(s.accountId)).toHaveLength(3);
+    const old = (await serverState(dovecot, s.mailbox)).map((m) => m.uid);
+    expect(old).toHaveLength(3);
+    const switchTo = (afterProcess: "SEEN" | "MOVE", moveTo: string | null = null) =>
+      t.db.db
+        .update(mailAccount)
+        .set({ imapAfterProcess: afterProcess, imapMoveTo: moveTo, updatedAt: new Date() })
+        .where(eq(mailAccount.id, s.accountId));
+
+    // Switched to SEEN: the next session's repair leaves the mail ingested under LEAVE unread
+    // (it flagged the last batch's worth of UIDs below the checkpoint).
+    await switchTo("SEEN");
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await serverState(dovecot, s.mailbox)).toEqual(old.map((uid) => ({ uid, seen: false })));
+    // New mail gets \Seen; lost in a crash (committed, not flagged), the repair flags it again.
+    const a = await dovecot.appendMessage(
+      customerMail(s.address, "sw-new-1@customer.example", "New 1"),
+      s.mailbox,
+    );
+    await t.app.imap.pollAccount(s.accountId);
+    const c = dovecot.client();
+    await c.connect();
+    await c.mailboxOpen(s.mailbox);
+    await c.messageFlagsRemove(String(a.uid), ["\\Seen"], { uid: true });
+    await c.logout();
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await serverState(dovecot, s.mailbox)).toEqual([
+      ...old.map((uid) => ({ uid, seen: false })),
+      { uid: a.uid, seen: true },
+    ]);
+
+    // Switched to MOVE: nothing ingested before is moved (it moved all four), only new mail.
+    const done = `SwDone${Date.now()}`;
+    await switchTo("MOVE", done);
+    await t.app.imap.pollAccount(s.accountId);
+    expect((await serverState(dovecot, s.mailbox)).map((m) => m.uid)).toEqual([...old, a.uid]);
+    await dovecot.appendMessage(customerMail(s.address, "sw-new-2@customer.example", "New 2"), s.mailbox);
+    await t.app.imap.pollAccount(s.accountId);
+    expect(await messagesOf(s.accountId)).toHaveLength(5);
+    expect((await serverState(dovecot, s.mailbox)).map((m) => m.uid)).toEqual([...old, a.uid]);
+    expect(await serverState(dovecot, done)).toHaveLength(1);
+    expect(await checkpointOf(s.accountId)).toMatchObject({ batchAction: "MOVE" });
   });
 
   it("UIDVALIDITY change: resync re-reads the mailbox and stores no duplicates", async () => {
@@ -450,6 +509,45 @@ describe.skipIf(!enabled)("IMAP connector (real Dovecot)", () => {
       await waitFor("resume", async () => (await messagesOf(s.accountId)).length === 1, 5000);
     } finally {
       await t.db.db.update(tenant).set({ processingLimit: null }).where(eq(tenant.id, t.tenantId));
+      await imap.stop();
+    }
+  });
+
+  it("an account without an address pauses fetching (mail stays on the server, status untouched) and resumes within the recheck once an address points at it (probe, 2026-11-23)", async () => {
+    const s = await setup();
+    await dovecot.appendMessage(customerMail(s.address, "na-0@customer.example", "Zero"), s.mailbox);
+    const imap = createImapConnector(t.app.engine, {
+      ...defaultImapSettings(t.db.url),
+      pollSeconds: 3600,
+      pauseRecheckSeconds: 1,
+    });
+    const pointAt = (accountId: string | null) =>
+      t.db.db.update(emailAddress).set({ accountId }).where(eq(emailAddress.id, s.addressId));
+    try {
+      imap.start();
+      await waitFor("first mail", async () => (await messagesOf(s.accountId)).length === 1);
+      // The address is moved off the account (to another one, or none), and mail comes in.
+      await pointAt(null);
+      const r = await dovecot.appendMessage(
+        customerMail(s.address, "na-1@customer.example", "One"),
+        s.mailbox,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(await messagesOf(s.accountId)).toHaveLength(1);
+      expect(await serverState(dovecot, s.mailbox)).toContainEqual({ uid: r.uid, seen: false });
+      // Not broken: it was marked INVALID, "permanent: account has no address".
+      const [acc] = await t.db.db.select().from(mailAccount).where(eq(mailAccount.id, s.accountId));
+      expect(acc).toMatchObject({ status: "VALID", lastError: null });
+      // Back on the account: the waiting mail comes in at the next recheck (it took 52 s).
+      await pointAt(s.accountId);
+      const started = Date.now();
+      await waitFor("the waiting mail", async () => (await messagesOf(s.accountId)).length === 2, 5000);
+      expect(Date.now() - started).toBeLessThan(5000);
+      await waitFor("\\Seen after commit", async () =>
+        (await serverState(dovecot, s.mailbox)).every((x) => x.seen),
+      );
+    } finally {
+      await pointAt(s.accountId);
       await imap.stop();
     }
   });

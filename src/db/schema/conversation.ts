@@ -17,6 +17,7 @@ import {
 import type {
   ActorType,
   ConversationStatus,
+  ImapAfterProcess,
   MessageDirection,
   OutboundStatus,
   WorkState,
@@ -425,6 +426,15 @@ export const mailboxCheckpoint = pgTable(
      * an interruption. Null when none is.
      */
     resyncThroughUid: bigint("resync_through_uid", { mode: "number" }),
+    /**
+     * The first UID of the last committed batch: [batch_first_uid, last_uid] is the mail
+     * whose server action (`batch_action`) may not have run yet when the process stopped.
+     * Written with `last_uid`, in the same statement. The repair at the start of a session
+     * covers only this range (connectors/imap.ts `repairAfterProcess`).
+     */
+    batchFirstUid: bigint("batch_first_uid", { mode: "number" }),
+    /** The post-ingest action in force when that batch was committed; null: none known. */
+    batchAction: text("batch_action").$type<ImapAfterProcess>(),
     ...timestamps(),
   },
   (t) => [uniqueIndex("mailbox_checkpoint_account_mailbox_uq").on(t.accountId, t.mailbox)],

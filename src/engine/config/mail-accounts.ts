@@ -324,7 +324,7 @@ async function forgetImapPositions(tx: DbOrTx, accountId: string): Promise<void>
   // otherwise bring back every purged mail).
   await tx
     .update(mailboxCheckpoint)
-    .set({ uidValidity: 0, lastUid: 0, resyncThroughUid: null })
+    .set({ uidValidity: 0, lastUid: 0, resyncThroughUid: null, batchFirstUid: null, batchAction: null })
     .where(eq(mailboxCheckpoint.accountId, accountId));
   const none = { imapMailbox: null, uidValidity: null, uid: null };
   await tx

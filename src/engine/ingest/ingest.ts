@@ -16,7 +16,7 @@ import {
   tenant,
 } from "../../db/schema/index.js";
 import type { EngineContext } from "../context.js";
-import type { ConversationStatus, ThreadingMode } from "../domain.js";
+import type { ConversationStatus, ImapAfterProcess, ThreadingMode } from "../domain.js";
 import { NotFoundError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import { scheduleStatusTimer } from "../lifecycle.js";
@@ -56,6 +56,12 @@ export type IngestSource =
       uid: number;
       /** A resync under way through this UID (`mailbox_checkpoint.resync_through_uid`). */
       resyncThrough?: number | null;
+      /**
+       * The first UID of the batch this mail was fetched in, and the account's post-ingest
+       * action then: recorded with the checkpoint (`batch_first_uid`, `batch_action`), they
+       * bound the repair of a server action a stop or crash cut off to that batch.
+       */
+      batch?: { firstUid: number; action: ImapAfterProcess };
       /**
        * The server and login the mail was fetched with. The checkpoint is written only
        * while the account still names them (`advanceCheckpoint`): a worker that fetched
@@ -1709,6 +1715,7 @@ async function advanceCheckpoint(
     uid: number;
     resyncThrough?: number | null;
     server?: ImapServer;
+    batch?: { firstUid: number; action: ImapAfterProcess };
   },
 ): Promise<void> {
   // A resync's bound is kept until the position passes it: an interrupted resync goes on
@@ -1735,6 +1742,9 @@ async function advanceCheckpoint(
       uidValidity: src.uidValidity,
       lastUid: src.uid,
       resyncThroughUid: through,
+      // The batch whose server action runs after this commit: all a later repair may touch.
+      batchFirstUid: src.batch?.firstUid ?? src.uid,
+      batchAction: src.batch?.action ?? null,
     })
     .onConflictDoUpdate({
       target: [mailboxCheckpoint.accountId, mailboxCheckpoint.mailbox],
@@ -1748,6 +1758,8 @@ async function advanceCheckpoint(
                           >= coalesce(${mailboxCheckpoint.resyncThroughUid}, 0) THEN NULL
                      ELSE ${mailboxCheckpoint.resyncThroughUid} END`,
         uidValidity: sql`excluded.uid_validity`,
+        batchFirstUid: sql`excluded.batch_first_uid`,
+        batchAction: sql`excluded.batch_action`,
       },
     });
   const [rows] = await Promise.all([guard, write]);

@@ -92,6 +92,34 @@ function parkedAsInvalid(r: AccountRow): boolean {
   );
 }
 
+/**
+ * Whether a worker parked after its login was rejected may log in again: a verdict recorded
+ * after it parked (`since`), about the settings it runs with (`version`), says the IMAP
+ * login works — `testMailAccount` found the account VALID (or failed only its SMTP side),
+ * or another instance's worker got in. Until then nothing logs in with that password again
+ * (retrying a wrong one only gets the mailbox locked). An admin's edit is a new version:
+ * the supervisor restarts the worker for it.
+ */
+export async function parkedAccountCleared(
+  ctx: EngineContext,
+  accountId: string,
+  version: string,
+  since: Date,
+): Promise<boolean> {
+  const [row] = await ctx.db
+    .select({
+      status: mailAccount.status,
+      lastError: mailAccount.lastError,
+      lastCheckedAt: mailAccount.lastCheckedAt,
+      updatedAt: mailAccount.updatedAt,
+    })
+    .from(mailAccount)
+    .where(eq(mailAccount.id, accountId));
+  if (!row || row.updatedAt.toISOString() !== version) return false;
+  if (row.lastCheckedAt === null || row.lastCheckedAt <= since) return false;
+  return row.status === "VALID" || (row.lastError ?? "").startsWith("SMTP:");
+}
+
 export async function getImapAccount(ctx: EngineContext, accountId: string): Promise<ImapAccount | null> {
   const [row] = await ctx.db.select().from(mailAccount).where(eq(mailAccount.id, accountId));
   if (!row?.enabled || row.archivedAt || row.kind !== "INBOUND_OUTBOUND" || !row.imapHost) return null;
@@ -104,12 +132,20 @@ export async function getCheckpoint(
   ctx: EngineContext,
   accountId: string,
   mailbox: string,
-): Promise<{ uidValidity: number; lastUid: number; resyncThroughUid: number | null } | null> {
+): Promise<{
+  uidValidity: number;
+  lastUid: number;
+  resyncThroughUid: number | null;
+  batchFirstUid: number | null;
+  batchAction: ImapAfterProcess | null;
+} | null> {
   const [row] = await ctx.db
     .select({
       uidValidity: mailboxCheckpoint.uidValidity,
       lastUid: mailboxCheckpoint.lastUid,
       resyncThroughUid: mailboxCheckpoint.resyncThroughUid,
+      batchFirstUid: mailboxCheckpoint.batchFirstUid,
+      batchAction: mailboxCheckpoint.batchAction,
     })
     .from(mailboxCheckpoint)
     .where(and(eq(mailboxCheckpoint.accountId, accountId), eq(mailboxCheckpoint.mailbox, mailbox)));
@@ -159,9 +195,12 @@ export async function recordAccountStatus(
  * `processing_limit`: more open conversations than the tenant's limit (SPEC §3);
  * `account_off`: an admin disabled or archived the account (its worker is stopped at the
  * supervisor's next reload; until 2026-11-23 it went on draining the mailbox until then,
- * up to `IMAP_POLL_SECONDS`, and left its last batch without the server action).
+ * up to `IMAP_POLL_SECONDS`, and left its last batch without the server action);
+ * `no_address`: no (unarchived) address points at the account, so its mail has no queue
+ * to go to (until 2026-11-23 that was a permanent error: the account was marked INVALID
+ * and the worker waited a minute between tries).
  */
-export type FetchPause = "email_off" | "processing_limit" | "account_off";
+export type FetchPause = "email_off" | "processing_limit" | "account_off" | "no_address";
 
 export async function fetchPause(
   ctx: EngineContext,
@@ -177,6 +216,10 @@ export async function fetchPause(
         ? sql<boolean>`EXISTS (SELECT 1 FROM ${mailAccount} a WHERE a.id = ${accountId}::uuid
                          AND a.enabled AND a.archived_at IS NULL)`
         : sql<boolean>`true`,
+      hasAddress: accountId
+        ? sql<boolean>`EXISTS (SELECT 1 FROM ${emailAddress} e WHERE e.account_id = ${accountId}::uuid
+                         AND e.archived_at IS NULL)`
+        : sql<boolean>`true`,
     })
     .from(tenant)
     .where(eq(tenant.id, tenantId));
@@ -184,6 +227,7 @@ export async function fetchPause(
   if (!t) return { pause: null, room: none };
   if (!t.accountOn) return { pause: "account_off", room: 0 };
   if (!t.emailEnabled) return { pause: "email_off", room: 0 };
+  if (!t.hasAddress) return { pause: "no_address", room: 0 };
   if (t.limit === null) return { pause: null, room: none };
   // How many messages the next batch may hold: it is cut to the room left under the limit.
   const room = await processingRoom(ctx, tenantId, t.limit);
@@ -194,20 +238,20 @@ export async function fetchPause(
  * Which of an account's addresses an IMAP message belongs to, for a whole batch: the
  * account's addresses are read once and each message picks the first of its candidate recipients, best first (the IMAP
  * connector's `recipientCandidates`: delivery fields and To/Cc) that is one of them,
- * else the first address.
+ * else the first address. Null when the account has no address (a `no_address` pause).
  */
 export async function accountAddressResolver(
   ctx: EngineContext,
   accountId: string,
-): Promise<(recipients: string[]) => { tenantId: string; addressId: string } | null> {
+): Promise<((recipients: string[]) => { tenantId: string; addressId: string }) | null> {
   const rows = await ctx.db
     .select({ id: emailAddress.id, tenantId: emailAddress.tenantId, address: emailAddress.address })
     .from(emailAddress)
     .where(and(eq(emailAddress.accountId, accountId), isNull(emailAddress.archivedAt)))
     .orderBy(emailAddress.createdAt);
+  if (rows.length === 0) return null;
   const byAddress = new Map(rows.map((r) => [r.address.toLowerCase(), r]));
   return (recipients) => {
-    if (rows.length === 0) return null;
     const hit = recipients.map((r) => byAddress.get(r.toLowerCase())).find((r) => r) ?? rows[0]!;
     return { tenantId: hit.tenantId, addressId: hit.id };
   };
