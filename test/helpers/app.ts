@@ -39,7 +39,11 @@ export interface TestApp {
 
 /** A real server (HTTP + graphql-ws) on an ephemeral loopback port over a fresh database. */
 export async function startTestApp(
-  opts: { clock?: Clock; env?: Record<string, string>; onQuery?: (query: string, params: readonly unknown[]) => void } = {},
+  opts: {
+    clock?: Clock;
+    env?: Record<string, string>;
+    onQuery?: (query: string, params: readonly unknown[]) => void;
+  } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase();
   const config = loadConfig({

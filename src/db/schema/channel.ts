@@ -247,9 +247,7 @@ export const emailAddress = pgTable(
     // Unique among live addresses, across tenants (SMTP finds the tenant by the address).
     // An archived address frees it: until 2026-11-23 it could never be used again, by
     // any tenant (config probe, session 17).
-    uniqueIndex("email_address_address_uq")
-      .on(sql`lower(${t.address})`)
-      .where(sql`archived_at IS NULL`),
+    uniqueIndex("email_address_address_uq").on(sql`lower(${t.address})`).where(sql`archived_at IS NULL`),
     index("email_address_tenant_idx").on(t.tenantId),
     check("email_address_bcc_max5", sql`cardinality(${t.bcc}) <= 5`),
   ],
