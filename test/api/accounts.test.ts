@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mailAccount } from "../../src/db/schema/index.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import { testMailAccount } from "../../src/engine/config/mail-accounts.js";
+import { listImapAccounts } from "../../src/engine/ingest/mailbox.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { createUserWithKey } from "../helpers/fixtures.js";
 import { startSmtpPeer } from "../helpers/smtp-peer.js";
@@ -333,6 +334,39 @@ describe("testMailAccount in the engine", () => {
     });
     expect(seen.sort()).toEqual([IMAP_PASSWORD, SMTP_PASSWORD].sort());
     expect(r.account.status).toBe("VALID");
+  });
+
+  // The worker logs in with the same password: a test that saw it refused must park the
+  // account as the connector's own refusal does, or the supervisor's next reload logs in
+  // again with it (servers lock mailboxes after repeated failures). Until 2026-11-23 it did.
+  it("a rejected IMAP login parks the account for the IMAP supervisor; a later VALID test lists it again", async () => {
+    const a = await create({ ...valid, name: "Refused" });
+    const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
+    const ok = { ok: true, error: null, kind: null };
+    const refused = { ok: false, error: "Authentication failed", kind: "AUTH" as const };
+    const listed = async () => (await listImapAccounts(t.app.engine)).some((x) => x.id === id);
+    expect(await listed()).toBe(true);
+    const bad = await testMailAccount(t.app.engine, admin(), id, {
+      checker: { checkImap: async () => refused, checkSmtp: async () => ok },
+    });
+    expect(bad.account).toMatchObject({ status: "INVALID", lastError: "IMAP: auth: Authentication failed" });
+    expect(await listed()).toBe(false);
+    // Another kind of failure is retried as before.
+    await testMailAccount(t.app.engine, admin(), id, {
+      checker: {
+        checkImap: async () => ({ ok: false, error: "connect ECONNREFUSED", kind: "CONNECTION" as const }),
+        checkSmtp: async () => ok,
+      },
+    });
+    expect(await listed()).toBe(true);
+    await testMailAccount(t.app.engine, admin(), id, {
+      checker: { checkImap: async () => refused, checkSmtp: async () => ok },
+    });
+    expect(await listed()).toBe(false);
+    await testMailAccount(t.app.engine, admin(), id, {
+      checker: { checkImap: async () => ok, checkSmtp: async () => ok },
+    });
+    expect(await listed()).toBe(true);
   });
 
   it("reports UNAVAILABLE where no checker is configured", async () => {

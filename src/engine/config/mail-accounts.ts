@@ -369,7 +369,11 @@ export async function archiveMailAccount(
 }
 
 function describeFailure(side: string, r: CheckResult | null): string | null {
-  return r && !r.ok ? `${side}: ${r.error ?? "failed"}` : null;
+  if (!r || r.ok) return null;
+  // A rejected IMAP login reads "IMAP: auth: …", as the connector's own "auth: …": the
+  // supervisor parks the account on it (`parkedAsInvalid`) instead of logging in again with
+  // the password the test just saw refused (servers lock mailboxes after repeated failures).
+  return `${side}: ${side === "IMAP" && r.kind === "AUTH" ? "auth: " : ""}${r.error ?? "failed"}`;
 }
 
 /**

@@ -82,11 +82,15 @@ export async function listImapAccounts(ctx: EngineContext): Promise<ImapAccount[
 /**
  * Rejected credentials, not edited since that verdict: wait for an admin (status writes
  * keep updatedAt). Other INVALID verdicts (a missing folder) keep being retried slowly.
+ * The verdict is the connector's ("auth: …") or a connection test's ("IMAP: auth: …"; until
+ * 2026-11-23 a test's rejected login did not park the account, and the supervisor logged
+ * in again with the refused password).
  */
 function parkedAsInvalid(r: AccountRow): boolean {
+  const error = r.lastError ?? "";
   return (
     r.status === "INVALID" &&
-    (r.lastError ?? "").startsWith("auth:") &&
+    (error.startsWith("auth:") || error.startsWith("IMAP: auth:")) &&
     r.lastCheckedAt !== null &&
     r.lastCheckedAt >= r.updatedAt
   );
