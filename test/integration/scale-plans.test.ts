@@ -27,6 +27,7 @@ import { buildRawMail } from "../helpers/raw-mail.js";
 let t: TestApp;
 let queueId: string;
 let addressId: string;
+let narrowContact: string;
 const sent: { query: string; params: readonly unknown[] }[] = [];
 let recording = false;
 
@@ -88,6 +89,19 @@ beforeAll(async () => {
                 WHERE tenant_id = ${t.tenantId} AND work_state = 'WAITING' RETURNING id, conversation_id)
     INSERT INTO message_search (message_id, tenant_id, conversation_id, document)
     SELECT m.id, ${t.tenantId}, m.conversation_id, to_tsvector('simple', 'my order') FROM m`;
+  // A word in 1,500 of our conversations (more than the search's capped read), ten of them a
+  // second customer's.
+  await sql`
+    WITH m AS (INSERT INTO message (tenant_id, conversation_id, direction, received_at)
+               SELECT ${t.tenantId}, id, 'INBOUND', now() FROM conversation
+                WHERE tenant_id = ${t.tenantId} AND ticket_number BETWEEN 2 AND 1501 RETURNING id, conversation_id)
+    INSERT INTO message_search (message_id, tenant_id, conversation_id, document)
+    SELECT m.id, ${t.tenantId}, m.conversation_id, to_tsvector('simple', 'invoice attached') FROM m`;
+  const [narrow] = await sql<{ id: string }[]>`
+    INSERT INTO contact (tenant_id, email) VALUES (${t.tenantId}, 'narrow@customer.example') RETURNING id`;
+  narrowContact = narrow!.id;
+  await sql`UPDATE conversation SET contact_id = ${narrowContact}
+             WHERE tenant_id = ${t.tenantId} AND ticket_number BETWEEN 2 AND 11`;
   await sql`ANALYZE message_search`;
   await sql`ANALYZE conversation`;
   await sql`ANALYZE message`;
@@ -223,6 +237,27 @@ describe("plans that do not grow with the tenant's history", () => {
       expect(scan?.["Index Cond"]).toMatch(/tenant_id = /);
     } finally {
       sql.release();
+    }
+  });
+
+  // A common word within a narrow filter (one customer's conversations): the newest
+  // conversations passing the filter were probed, fewer than a page matched, and the list
+  // went on to compare each of them against every match in the tenant (477-813 ms for one
+  // contact in a tenant of 510k messages). The probe saw them all: its matches are all.
+  it("a common word within one customer's conversations is answered from the probe", async () => {
+    const plans = await plansOf("message_search", async () => {
+      const r = await t.ok(
+        `query($c: ID!) { conversations(first: 20, filter: { text: "invoice", contactId: $c }) {
+          edges { node { ticketNumber } } } }`,
+        { c: encodeId("Contact", narrowContact) },
+      );
+      expect(
+        r.conversations.edges.map((e: { node: { ticketNumber: number } }) => e.node.ticketNumber),
+      ).toEqual(Array.from({ length: 10 }, (_, i) => 11 - i));
+    });
+    // Every read of the tenant's matches is capped; none reads them all.
+    for (const p of plans.filter((p) => /FROM message_search s\s+WHERE s.tenant_id/.test(p.query))) {
+      expect(p.query).toMatch(/LIMIT \$\d+\)\s*$/);
     }
   });
 
