@@ -1437,7 +1437,8 @@ async function threadCandidates(
         // Not read when the sender is the conversation's contact (a member whatever the
         // list says; the common reply): the list reads every message of the conversation,
         // 56–106 ms for a reply into one of 10,000 messages (scale probe, session 17).
-        senders: sql<(string | null)[]>`CASE WHEN ${contact.email} = ${senderEmail}::text THEN ARRAY[]::text[] ELSE array(
+        senders: sql<(string | null)[]>`CASE WHEN ${contact.email} = ${senderEmail}::text
+          THEN ARRAY[]::text[] ELSE array(
           SELECT DISTINCT lower(p.address) FROM message m
           CROSS JOIN LATERAL (
             SELECT m.from->>'address' AS address WHERE m.direction = 'INBOUND'
