@@ -55,6 +55,19 @@ export class FetchTrouble {
     this.failures.set(uid, { count: (this.failures.get(uid)?.count ?? 0) + 1, error: reasonOf(error) });
   }
 
+  /**
+   * A FETCH answer left these out while the server still lists them (`stillListed`): each
+   * counts a failed fetch, all at once. Unlike `failed`, the batches that follow stay
+   * whole: the next try asks for all of them again in one FETCH, so several such UIDs cost
+   * three tries together, not three each in turn.
+   */
+  missed(uids: readonly number[], error: unknown): void {
+    const reason = reasonOf(error);
+    for (const uid of uids) {
+      this.failures.set(uid, { count: (this.failures.get(uid)?.count ?? 0) + 1, error: reason });
+    }
+  }
+
   /** These were fetched: their count starts again. */
   fetched(uids: readonly number[]): void {
     for (const uid of uids) this.failures.delete(uid);

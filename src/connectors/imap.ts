@@ -357,12 +357,20 @@ export async function syncMailbox(
         // Under a processing limit no more than the room left is fetched: cut after the
         // fetch, each message at room 1 cost a batch and the one fetched ahead (second
         // re-probe, session 16: 15,050 sources fetched and parsed for 200 replies).
-        const uids = todo.slice(p, p + Math.min(trouble.batchSize(first, opts.batchSize), Math.max(1, room)));
+        const asked = todo.slice(
+          p,
+          p + Math.min(trouble.batchSize(first, opts.batchSize), Math.max(1, room)),
+        );
+        // A batch ends before the next UID to be passed over: it is passed as its own batch.
+        const cut = asked.findIndex((u, i) => i > 0 && trouble.poisoned(u) !== null);
+        const uids = cut > 0 ? asked.slice(0, cut) : asked;
         return prepareBatch(ctx, client, uids, limits).then(
           (b) => {
             // Only what came back: a UID the server lists but never returns keeps its count.
             trouble.fetched(b.messages.map((m) => m.uid));
-            if (b.blocked !== undefined) trouble.failed([b.blocked], LISTED_NOT_FETCHED);
+            // Each counts a miss now, not only the first: the mail behind four such UIDs
+            // waited three tries for each of them in turn (re-probe, ~3 min at 15 s).
+            if (b.missing) trouble.missed(b.missing, LISTED_NOT_FETCHED);
             return b;
           },
           (err) => {
@@ -505,6 +513,8 @@ interface PreparedBatch {
    * before it, and so does this sync; the next one fetches it again.
    */
   blocked?: number;
+  /** Every UID of the batch the FETCH left out and the server still lists (`blocked` first). */
+  missing?: number[];
   /** Gives the batch's bytes back to the shared budget (once ingested, or not used). */
   release: () => void;
 }
@@ -623,13 +633,15 @@ async function prepareBatch(
   const release = await limits.budget.acquire(bytes + big.length * HEADLINE_BYTES);
   try {
     const messages = await fetchSources(ctx, client, limits, taken, small, big, oversize);
-    const blocked = await stillListed(client, uids.slice(0, consumed), messages);
+    const missing = await stillListed(client, uids.slice(0, consumed), messages);
+    const blocked = missing[0];
     if (blocked === undefined) return { messages, consumed, release };
     return {
       messages: messages.filter((m) => m.uid < blocked),
       consumed: uids.indexOf(blocked),
       release,
       blocked,
+      missing,
     };
   } catch (err) {
     release();
@@ -645,13 +657,17 @@ async function prepareBatch(
  * after it moved the checkpoint past it, and it was never fetched again — lost (note 15).
  * One UID SEARCH, only when something is missing, tells the two apart.
  */
-async function stillListed(client: ImapFlow, asked: number[], got: Prepared[]): Promise<number | undefined> {
+async function stillListed(client: ImapFlow, asked: number[], got: Prepared[]): Promise<number[]> {
   const have = new Set(got.map((m) => m.uid));
   const missing = asked.filter((u) => !have.has(u));
-  if (missing.length === 0) return undefined;
-  const listed = (await client.search({ uid: missing.join(",") }, { uid: true })) || [];
+  if (missing.length === 0) return [];
+  // imapflow answers `false` when the command fails (NO, BAD, a dropped connection): that
+  // says nothing about the UIDs, so all of them count as still there (re-probe: read as
+  // "none listed", the mail was passed and lost once more).
+  const listed = await client.search({ uid: missing.join(",") }, { uid: true });
+  if (!listed) return missing;
   const wanted = new Set(missing);
-  return listed.filter((u) => wanted.has(u)).sort((a, b) => a - b)[0];
+  return listed.filter((u) => wanted.has(u)).sort((a, b) => a - b);
 }
 
 /** The second step of `prepareBatch`: the sources (or heads) of the messages it took. */

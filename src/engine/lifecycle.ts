@@ -1,6 +1,6 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.js";
-import { conversation, tenant } from "../db/schema/index.js";
+import { conversation, queue, tenant } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
 import { getConversation } from "./conversations.js";
 import type { ConversationStatus } from "./domain.js";
@@ -101,6 +101,13 @@ async function applyTransition(
     finishing && conv.workState !== "DONE"
       ? await releaseConversation(tx, ctx, conv.id, `status:${to.toLowerCase()}`)
       : { queueIds: [] as string[] };
+  // Back into its queue only while that queue is live, key-share locked as ingest does (an
+  // archive waits for this, then sees the work and is refused). An archived queue routes
+  // nothing: the conversation waits outside every queue, in the unrouted list, instead of
+  // WAITING where no agent is ever offered it (re-probe, session 17).
+  const archivedQueue =
+    reviving && conv.queueId && !(await queueIsLive(tx, conv.tenantId, conv.queueId)) ? conv.queueId : null;
+  const queueId = archivedQueue ? null : conv.queueId;
   const [updated] = await tx
     .update(conversation)
     .set({
@@ -110,7 +117,7 @@ async function applyTransition(
       resolvedAt: to === "RESOLVED" ? now : finishing ? conv.resolvedAt : null,
       closedAt: to === "CLOSED" ? now : null,
       ...(reviving
-        ? { workState: "WAITING" as const, enqueuedAt: now, assigneeId: null, offerExcludedIds: [] }
+        ? { workState: "WAITING" as const, enqueuedAt: now, assigneeId: null, offerExcludedIds: [], queueId }
         : {}),
     })
     .where(eq(conversation.id, conv.id))
@@ -128,7 +135,15 @@ async function applyTransition(
       payload: { from: conv.status, to, reason },
     },
   ];
-  if (reviving && conv.queueId) {
+  if (archivedQueue) {
+    events.push({
+      tenantId: conv.tenantId,
+      type: "conversation.unrouted",
+      conversationId: conv.id,
+      occurredAt: now,
+      payload: { reason: "queue_archived", requestedQueueId: archivedQueue },
+    });
+  } else if (reviving && conv.queueId) {
     events.push({
       tenantId: conv.tenantId,
       type: "conversation.queued",
@@ -144,8 +159,18 @@ async function applyTransition(
   await applyStatusToSla(tx, ctx, conv.id, to, now);
   await scheduleStatusTimer(tx, ctx, updated!, timerSettings(t));
   const toRoute = new Set(released.queueIds);
-  if ((released.queueIds.length > 0 || reviving) && conv.queueId) toRoute.add(conv.queueId);
+  if ((released.queueIds.length > 0 || reviving) && queueId) toRoute.add(queueId);
   return [...toRoute];
+}
+
+/** Whether a queue of the tenant is live, key-share locking its row until the commit. */
+async function queueIsLive(tx: Tx, tenantId: string, queueId: string): Promise<boolean> {
+  const [q] = await tx
+    .select({ id: queue.id })
+    .from(queue)
+    .where(and(eq(queue.id, queueId), eq(queue.tenantId, tenantId), isNull(queue.archivedAt)))
+    .for("key share");
+  return q !== undefined;
 }
 
 /**

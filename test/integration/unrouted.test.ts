@@ -263,4 +263,74 @@ describe("archiveQueue racing an ingest", () => {
       }
     },
   );
+
+  // Re-probe of the above: archive refused only while work was WAITING, so an offer
+  // rejected, an offer expired or work returned by its agent went back to WAITING in the
+  // archived queue; a transfer read its target as live without a lock; and a finished
+  // conversation reopened by an agent went back WAITING into its archived queue.
+  it.each(["OFFERED", "ACTIVE", "PARKED"])(
+    "refuses while conversations in the queue are %s",
+    async (state) => {
+      const q = await createQueueWithAddress(t.db.db, t.tenantId);
+      const agent = await createUserWithKey(t.db.db, t.tenantId, "AGENT");
+      const r = stored(await ingest(q.addressId));
+      await t.db.db.execute(sql`UPDATE email_address SET queue_id = NULL WHERE id = ${q.addressId}`);
+      await t.db.db.execute(
+        state === "OFFERED"
+          ? sql`UPDATE conversation SET work_state = 'OFFERED', offered_to_id = ${agent.id},
+                offer_expires_at = now() + interval '1 hour' WHERE id = ${r.conversationId}`
+          : sql`UPDATE conversation SET work_state = ${state}, assignee_id = ${agent.id} WHERE id = ${r.conversationId}`,
+      );
+      const archived = await t.ok(ARCHIVE, { id: encodeId("Queue", q.queueId) });
+      expect(archived.archiveQueue).toMatchObject({ __typename: "ConflictError", code: "QUEUE_IN_USE" });
+      expect(archived.archiveQueue.message).toContain(
+        "1 conversation(s) in it are offered to or worked on by agents",
+      );
+    },
+  );
+
+  it("a transfer into a queue being archived waits for the archive and is refused", async () => {
+    const from = await createQueueWithAddress(t.db.db, t.tenantId);
+    const target = await createQueueWithAddress(t.db.db, t.tenantId, { addressFields: { queueId: null } });
+    const r = stored(await ingest(from.addressId));
+    const holder = await t.db.sql.reserve();
+    try {
+      // archiveQueue's own steps, with a pause between its lock and its count.
+      await holder`BEGIN`;
+      await holder`SELECT id FROM queue WHERE id = ${target.queueId} FOR UPDATE`;
+      const transfer = t.ok(
+        `mutation($id: ID!, $q: ID!) { transferConversation(conversationId: $id, queueId: $q) {
+          __typename ... on NotFoundError { entity } } }`,
+        { id: encodeId("Conversation", r.conversationId), q: encodeId("Queue", target.queueId) },
+      );
+      await until("the transfer to wait on the queue row", async () => (await waiters()) >= 1, transfer);
+      const [use] = await holder<{ n: number }[]>`SELECT count(*)::int AS n FROM conversation
+        WHERE queue_id = ${target.queueId} AND work_state <> 'DONE'`;
+      expect(use!.n).toBe(0);
+      await holder`UPDATE queue SET archived_at = now() WHERE id = ${target.queueId}`;
+      await holder`COMMIT`;
+      expect((await transfer).transferConversation).toEqual({ __typename: "NotFoundError", entity: "Queue" });
+      expect(await conv(r.conversationId)).toMatchObject({ queue_id: from.queueId, work_state: "WAITING" });
+    } finally {
+      holder.release();
+    }
+  });
+
+  it("a finished conversation reopened by an agent after its queue was archived waits unrouted", async () => {
+    const q = await createQueueWithAddress(t.db.db, t.tenantId);
+    const r = stored(await ingest(q.addressId));
+    await t.db.db.execute(sql`UPDATE conversation SET status = 'RESOLVED', work_state = 'DONE', resolved_at = now()
+      WHERE id = ${r.conversationId}`);
+    await t.db.db.execute(sql`UPDATE email_address SET queue_id = NULL WHERE id = ${q.addressId}`);
+    expect((await t.ok(ARCHIVE, { id: encodeId("Queue", q.queueId) })).archiveQueue.__typename).toBe("Queue");
+    const reopened = await t.ok(
+      `mutation($id: ID!) { setConversationStatus(conversationId: $id, status: ACTIVE) { __typename } }`,
+      { id: encodeId("Conversation", r.conversationId) },
+    );
+    expect(reopened.setConversationStatus.__typename).toBe("Conversation");
+    expect(await conv(r.conversationId)).toMatchObject({ queue_id: null, work_state: "WAITING" });
+    const [ev] = await events(r.conversationId, "conversation.unrouted");
+    expect(ev!.payload).toEqual({ reason: "queue_archived", requestedQueueId: q.queueId });
+    expect(await listed({ unrouted: true })).toContain(encodeId("Conversation", r.conversationId));
+  });
 });

@@ -290,13 +290,19 @@ export async function archiveQueue(ctx: EngineContext, viewer: Viewer, id: strin
   requireRole(viewer, "ADMIN");
   return ctx.db.transaction(async (tx) => {
     await findQueue(tx, viewer, id, "update");
-    const [use] = await tx.execute<{ addresses: string[] | null; waiting: number }>(sql`
+    // Open work of every kind, not only waiting: an offer rejected or expired, or work an
+    // agent returns, goes back to WAITING in its queue (re-probe, session 17: all three put
+    // conversations WAITING into a queue archived while they were offered or worked on).
+    const [use] = await tx.execute<{ addresses: string[] | null; waiting: number; working: number }>(sql`
       SELECT (SELECT array_agg(a.address ORDER BY a.address) FROM email_address a
                WHERE a.tenant_id = ${viewer.tenantId} AND a.archived_at IS NULL
                  AND (a.queue_id = ${id} OR a.spam_queue_id = ${id})) AS addresses,
-             (SELECT count(*)::int FROM conversation c
+             (SELECT count(*) FILTER (WHERE c.work_state = 'WAITING')::int FROM conversation c
                WHERE c.tenant_id = ${viewer.tenantId} AND c.queue_id = ${id}
-                 AND c.work_state = 'WAITING') AS waiting`);
+                 AND c.work_state <> 'DONE') AS waiting,
+             (SELECT count(*) FILTER (WHERE c.work_state <> 'WAITING')::int FROM conversation c
+               WHERE c.tenant_id = ${viewer.tenantId} AND c.queue_id = ${id}
+                 AND c.work_state <> 'DONE') AS working`);
     const reasons: string[] = [];
     const addresses = use?.addresses ?? [];
     if (addresses.length > 0) {
@@ -305,6 +311,9 @@ export async function archiveQueue(ctx: EngineContext, viewer: Viewer, id: strin
       );
     }
     if ((use?.waiting ?? 0) > 0) reasons.push(`${use!.waiting} conversation(s) are waiting in it`);
+    if ((use?.working ?? 0) > 0) {
+      reasons.push(`${use!.working} conversation(s) in it are offered to or worked on by agents`);
+    }
     if (reasons.length > 0) {
       throw new ConflictError(`queue still in use: ${reasons.join("; ")} — move them first`, "QUEUE_IN_USE");
     }

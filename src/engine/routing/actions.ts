@@ -565,10 +565,14 @@ export async function transferConversation(
     const now = ctx.clock.now();
     const c = await lockConversation(tx, viewer.tenantId, conversationId);
     checkVisible(viewer, c);
+    // Key-share locked until the commit, as ingest reads its queues: an archive of the
+    // target waits for the transfer and then sees its work, instead of counting none and
+    // letting the transfer commit into an archived queue (re-probe, session 17).
     const [q] = await tx
       .select({ id: queue.id })
       .from(queue)
-      .where(and(eq(queue.id, queueId), eq(queue.tenantId, viewer.tenantId), isNull(queue.archivedAt)));
+      .where(and(eq(queue.id, queueId), eq(queue.tenantId, viewer.tenantId), isNull(queue.archivedAt)))
+      .for("key share");
     if (!q) throw new NotFoundError("Queue", queueId);
     if (c.workState === "DONE") throw new ConflictError("A finished conversation cannot be transferred");
     if (requiredSkillIds && requiredSkillIds.length > 20) {
