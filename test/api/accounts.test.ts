@@ -369,6 +369,27 @@ describe("testMailAccount in the engine", () => {
     expect(await listed()).toBe(true);
   });
 
+  // A slow test of the old password while the admin saves the right one: the old verdict
+  // parked the corrected account (re-probe, session 17). It is no longer recorded.
+  it("does not record a verdict about settings an admin changed while the test ran", async () => {
+    const a = await create({ ...valid, name: "Changed meanwhile" });
+    const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
+    const r = await testMailAccount(t.app.engine, admin(), id, {
+      checker: {
+        checkImap: async () => {
+          const saved = await t.ok(UPDATE, { id: a.id, input: { imapPassword: "the-right-one" } });
+          expect(saved.updateMailAccount.__typename).toBe("MailAccount");
+          return { ok: false, error: "Authentication failed", kind: "AUTH" as const };
+        },
+        checkSmtp: async () => ({ ok: true, error: null, kind: null }),
+      },
+    });
+    expect(r.imap).toMatchObject({ ok: false, kind: "AUTH" });
+    // The edit's state stands: untested, listed for the IMAP supervisor.
+    expect(r.account).toMatchObject({ status: "UNKNOWN", lastError: null });
+    expect((await listImapAccounts(t.app.engine)).some((x) => x.id === id)).toBe(true);
+  });
+
   it("reports UNAVAILABLE where no checker is configured", async () => {
     const a = await create({ ...valid, name: "No checker" });
     const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;

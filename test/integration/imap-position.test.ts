@@ -131,6 +131,38 @@ describe.skipIf(!enabled)("IMAP position: (account, folder, UIDVALIDITY, UID) (r
     expect(again.rejected).toEqual(got.rejected);
   });
 
+  // A worker that lost its lock and commits an earlier batch late must not widen the range
+  // the next session's repair re-applies the server action to (re-probe, session 17).
+  it("a late commit of an earlier batch leaves the last batch's range at the checkpoint", async () => {
+    const s = await newDovecotMailbox(t, dovecot, "latebatch");
+    const engine = t.app.engine;
+    const at = async (uid: number, firstUid: number) =>
+      ingestMessage(engine, {
+        tenantId: t.tenantId,
+        addressId: s.addressId,
+        raw: customerMail(s.address, `late-${uid}@customer.example`, `Late ${uid}`),
+        parsed: await engine.mime.parse(
+          customerMail(s.address, `late-${uid}@customer.example`, `Late ${uid}`),
+        ),
+        receivedAt: new Date(),
+        source: {
+          kind: "imap",
+          accountId: s.accountId,
+          mailbox: "INBOX",
+          uidValidity: 7,
+          uid,
+          batch: { firstUid, action: "SEEN" },
+        },
+      });
+    expect((await at(60, 51)).status).toBe("stored");
+    expect((await at(20, 1)).status).toBe("stored");
+    const [cp] = await t.db.db
+      .select()
+      .from(mailboxCheckpoint)
+      .where(eq(mailboxCheckpoint.accountId, s.accountId));
+    expect(cp).toMatchObject({ lastUid: 60, batchFirstUid: 51, batchAction: "SEEN" });
+  });
+
   it("ingest: the same position is a duplicate (stored and rejected mail), the same UIDs in another folder are not", async () => {
     const s = await newDovecotMailbox(t, dovecot, "eng");
     const engine = t.app.engine;

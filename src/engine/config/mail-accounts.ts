@@ -444,20 +444,35 @@ export async function testMailAccount(
       // so it must not restart for it.
       updatedAt: sql`${mailAccount.updatedAt}`,
     })
-    .where(and(eq(mailAccount.id, id), eq(mailAccount.tenantId, viewer.tenantId)))
+    .where(
+      and(
+        eq(mailAccount.id, id),
+        eq(mailAccount.tenantId, viewer.tenantId),
+        // Only about the settings tested: an admin who saved new ones while the test ran
+        // (a slow check of the old password) must not get the old verdict. Since a refused
+        // login parks the account, that verdict stopped the corrected account's fetching
+        // (re-probe, session 17). Versions are compared at the millisecond, as the workers do.
+        sql`date_trunc('milliseconds', ${mailAccount.updatedAt}) = ${acc.updatedAt.toISOString()}::timestamptz`,
+      ),
+    )
     .returning();
+  const recorded = row !== undefined;
+  const account = row ?? (await findAccount(ctx.db, viewer, id));
   // Outcome only: never the settings, which include the user name and (decrypted) password.
   ctx.log.info(
     {
       tenantId: viewer.tenantId,
       accountId: id,
-      status: row!.status,
+      recorded,
+      status: account.status,
       imap: imap?.kind ?? imap?.ok,
       smtp: smtp.kind ?? smtp.ok,
     },
-    "mail account tested",
+    recorded
+      ? "mail account tested"
+      : "mail account tested; its settings changed meanwhile: verdict not recorded",
   );
-  return { account: row!, imap, smtp };
+  return { account, imap, smtp };
 }
 
 /** Batch load for DataLoaders, aligned with `ids`; all null for non-admins (accounts are ADMIN-only). */

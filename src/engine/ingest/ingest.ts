@@ -1764,8 +1764,14 @@ async function advanceCheckpoint(
                           >= coalesce(${mailboxCheckpoint.resyncThroughUid}, 0) THEN NULL
                      ELSE ${mailboxCheckpoint.resyncThroughUid} END`,
         uidValidity: sql`excluded.uid_validity`,
-        batchFirstUid: sql`excluded.batch_first_uid`,
-        batchAction: sql`excluded.batch_action`,
+        // The last batch is the one at the position: a late commit of an earlier batch (a
+        // worker that lost its lock) must not widen the repair's range below it (re-probe).
+        batchFirstUid: sql`CASE WHEN ${mailboxCheckpoint.uidValidity} <> excluded.uid_validity
+                                  OR excluded.last_uid >= ${mailboxCheckpoint.lastUid}
+                             THEN excluded.batch_first_uid ELSE ${mailboxCheckpoint.batchFirstUid} END`,
+        batchAction: sql`CASE WHEN ${mailboxCheckpoint.uidValidity} <> excluded.uid_validity
+                                OR excluded.last_uid >= ${mailboxCheckpoint.lastUid}
+                           THEN excluded.batch_action ELSE ${mailboxCheckpoint.batchAction} END`,
       },
     });
   const [rows] = await Promise.all([guard, write]);
