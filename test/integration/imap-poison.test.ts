@@ -48,6 +48,26 @@ async function settle(accountId: string, subjects: string[]) {
   }
 }
 
+/** Runs a connector that re-checks every `recheckSeconds` until the account has `n` messages. */
+async function drainUntil(accountId: string, n: number, recheckSeconds: number) {
+  const imap = createImapConnector(t.app.engine, {
+    ...defaultImapSettings(t.db.url),
+    pollSeconds: 3600,
+    pauseRecheckSeconds: recheckSeconds,
+  });
+  imap.start();
+  try {
+    await waitFor(
+      `${n} messages`,
+      async () => (await messagesOf(t.db.db, accountId)).length === n,
+      60_000,
+      100,
+    );
+  } finally {
+    await imap.stop();
+  }
+}
+
 /** Source FETCHes leave these UIDs out, each `times` times (Infinity: always). */
 function leaveOut(ghosts: Set<number>, times: number) {
   const original = ImapFlow.prototype.fetchAll;
@@ -206,30 +226,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
       );
       const ghost = (await serverState(dovecot, s.mailbox))[1]!.uid;
       leaveOut(new Set([ghost]), times);
-      const imap = createImapConnector(t.app.engine, {
-        ...defaultImapSettings(t.db.url),
-        pollSeconds: 3600,
-        pauseRecheckSeconds: 1,
-      });
-      imap.start();
-      try {
-        await waitFor(
-          "M1 to M4",
-          async () => (await messagesOf(t.db.db, s.accountId)).length >= 3,
-          30_000,
-          100,
-        );
-        if (times === 1) {
-          await waitFor(
-            "M2 too",
-            async () => (await messagesOf(t.db.db, s.accountId)).length === 4,
-            30_000,
-            100,
-          );
-        }
-      } finally {
-        await imap.stop();
-      }
+      await drainUntil(s.accountId, times === 1 ? 4 : 3, 1);
       const subjects = (await messagesOf(t.db.db, s.accountId)).map((m) => m.subject);
       const rejected = (await rejectedOf(s.accountId)).map((r) => [r.reason, r.uid]);
       if (times === 1) {
@@ -265,22 +262,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
       if (!String((q as { uid?: string }).uid ?? "").includes(":")) return false;
       return originalSearch.call(this, q, o);
     });
-    const imap = createImapConnector(t.app.engine, {
-      ...defaultImapSettings(t.db.url),
-      pollSeconds: 3600,
-      pauseRecheckSeconds: 1,
-    });
-    imap.start();
-    try {
-      await waitFor(
-        "S1 to S4",
-        async () => (await messagesOf(t.db.db, s.accountId)).length === 4,
-        30_000,
-        100,
-      );
-    } finally {
-      await imap.stop();
-    }
+    await drainUntil(s.accountId, 4, 1);
     expect(await rejectedOf(s.accountId)).toEqual([]);
   }, 60_000);
 
@@ -296,18 +278,8 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
     const uids = (await serverState(dovecot, s.mailbox)).map((m) => m.uid);
     const ghosts = [uids[1]!, uids[3]!, uids[5]!, uids[7]!];
     leaveOut(new Set(ghosts), Infinity);
-    const imap = createImapConnector(t.app.engine, {
-      ...defaultImapSettings(t.db.url),
-      pollSeconds: 3600,
-      pauseRecheckSeconds: 2,
-    });
     const started = Date.now();
-    imap.start();
-    try {
-      await waitFor("N9", async () => (await messagesOf(t.db.db, s.accountId)).length === 6, 60_000, 100);
-    } finally {
-      await imap.stop();
-    }
+    await drainUntil(s.accountId, 6, 2);
     // Three waits of 2 s in all (before: three per left-out UID, one after another, ~24 s).
     expect(Date.now() - started).toBeLessThan(12_000);
     const rejected = (await rejectedOf(s.accountId)).map((r) => [r.reason, r.uid]);
