@@ -39,7 +39,7 @@ const messagesOf = (accountId: string) => messagesOfAccount(t.db.db, accountId);
 
 const checkpointOf = (accountId: string) => checkpointOfAccount(t.db.db, accountId);
 
-/** Takes \\Seen off a message on the server: what a crash between commit and flagging leaves. */
+/** Takes \Seen off a message on the server: what a crash between commit and flagging leaves. */
 async function unflagSeen(mailbox: string, uid: number) {
   const c = dovecot.client();
   await c.connect();
