@@ -36,6 +36,11 @@ export interface ImapSettings {
   lockRetrySeconds: number;
   /** While paused (email channel off, over the processing limit), how often a worker re-checks. */
   pauseRecheckSeconds: number;
+  /**
+   * How far apart two misses of a UID the server leaves out of FETCH answers count toward
+   * its three (`FetchTrouble.missed`); default `pauseRecheckSeconds`, the retry wait.
+   */
+  missGapSeconds?: number;
   /** UIDs fetched (and parsed in parallel) per round trip. */
   batchSize: number;
   /** false: no IDLE, new mail arrives with the poll only (servers without IDLE, tests). */
@@ -367,7 +372,7 @@ export async function syncMailbox(
         return prepareBatch(ctx, client, uids, limits).then(
           (b) => {
             // Only what came back: a UID the server lists but never returns keeps its count.
-            trouble.fetched(b.messages.map((m) => m.uid));
+            trouble.fetched(b.returned ?? b.messages.map((m) => m.uid));
             // Each counts a miss now, not only the first: the mail behind four such UIDs
             // waited three tries for each of them in turn (re-probe, ~3 min at 15 s).
             if (b.missing) trouble.missed(b.missing, LISTED_NOT_FETCHED);
@@ -515,6 +520,8 @@ interface PreparedBatch {
   blocked?: number;
   /** Every UID of the batch the FETCH left out and the server still lists (`blocked` first). */
   missing?: number[];
+  /** Every UID the FETCH did return, also those behind `blocked` (not ingested this time). */
+  returned?: number[];
   /** Gives the batch's bytes back to the shared budget (once ingested, or not used). */
   release: () => void;
 }
@@ -642,6 +649,9 @@ async function prepareBatch(
       release,
       blocked,
       missing,
+      // What came back behind it counts as fetched too: a miss in between is no miss "in
+      // a row" (second re-probe: such a UID was passed without ever being fetched).
+      returned: messages.map((m) => m.uid),
     };
   } catch (err) {
     release();
@@ -1260,7 +1270,7 @@ export function createImapConnector(
     const key = `${a.id}\n${imapServerKey(a)}\n${a.mailbox}`;
     const known = troubles.get(key);
     if (known) return known;
-    const fresh = new FetchTrouble();
+    const fresh = new FetchTrouble(3, (settings.missGapSeconds ?? settings.pauseRecheckSeconds) * 1000);
     troubles.set(key, fresh);
     return fresh;
   };
