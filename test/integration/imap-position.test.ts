@@ -156,6 +156,8 @@ describe.skipIf(!enabled)("IMAP position: (account, folder, UIDVALIDITY, UID) (r
       });
     expect((await at(60, 51)).status).toBe("stored");
     expect((await at(20, 1)).status).toBe("stored");
+    // A late re-fetch of the checkpoint's own UID, in a batch that began lower.
+    expect((await at(60, 41)).status).toBe("duplicate");
     const [cp] = await t.db.db
       .select()
       .from(mailboxCheckpoint)

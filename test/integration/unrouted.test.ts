@@ -316,6 +316,44 @@ describe("archiveQueue racing an ingest", () => {
     }
   });
 
+  it("a new outbound conversation into a queue being archived waits for the archive and is refused", async () => {
+    const q = await createQueueWithAddress(t.db.db, t.tenantId);
+    // A sending account (nothing is sent: the start is refused).
+    await t.db.db.execute(sql`WITH a AS (
+      INSERT INTO mail_account (tenant_id, name, kind, smtp_host, smtp_port, smtp_tls_mode)
+      VALUES (${t.tenantId}, 'out', 'OUTBOUND_ONLY', '127.0.0.1', 1, 'NONE') RETURNING id)
+      UPDATE email_address SET account_id = (SELECT id FROM a) WHERE id = ${q.addressId}`);
+    const holder = await t.db.sql.reserve();
+    try {
+      // archiveQueue's own steps, with a pause between its lock and its count.
+      await holder`BEGIN`;
+      await holder`SELECT id FROM queue WHERE id = ${q.queueId} FOR UPDATE`;
+      const starting = t.ok(
+        `mutation($i: StartConversationInput!) { startConversation(input: $i) {
+          __typename ... on NotFoundError { entity } } }`,
+        {
+          i: {
+            fromAddressId: encodeId("EmailAddress", q.addressId),
+            queueId: encodeId("Queue", q.queueId),
+            subject: "Started while archived",
+            text: "Hello",
+            to: [{ address: "start@customer.example" }],
+          },
+        },
+      );
+      await until("the start to wait on the queue row", async () => (await waiters()) >= 1, starting);
+      await holder`UPDATE queue SET archived_at = now() WHERE id = ${q.queueId}`;
+      await holder`COMMIT`;
+      expect((await starting).startConversation).toEqual({ __typename: "NotFoundError", entity: "Queue" });
+      const [n] = await t.db.db.execute<{ n: number }>(
+        sql`SELECT count(*)::int AS n FROM conversation WHERE queue_id = ${q.queueId}`,
+      );
+      expect(n!.n).toBe(0);
+    } finally {
+      holder.release();
+    }
+  });
+
   it("a finished conversation reopened by an agent after its queue was archived waits unrouted", async () => {
     const q = await createQueueWithAddress(t.db.db, t.tenantId);
     const r = stored(await ingest(q.addressId));

@@ -1767,10 +1767,10 @@ async function advanceCheckpoint(
         // The last batch is the one at the position: a late commit of an earlier batch (a
         // worker that lost its lock) must not widen the repair's range below it (re-probe).
         batchFirstUid: sql`CASE WHEN ${mailboxCheckpoint.uidValidity} <> excluded.uid_validity
-                                  OR excluded.last_uid >= ${mailboxCheckpoint.lastUid}
+                                  OR excluded.last_uid > ${mailboxCheckpoint.lastUid}
                              THEN excluded.batch_first_uid ELSE ${mailboxCheckpoint.batchFirstUid} END`,
         batchAction: sql`CASE WHEN ${mailboxCheckpoint.uidValidity} <> excluded.uid_validity
-                                OR excluded.last_uid >= ${mailboxCheckpoint.lastUid}
+                                OR excluded.last_uid > ${mailboxCheckpoint.lastUid}
                            THEN excluded.batch_action ELSE ${mailboxCheckpoint.batchAction} END`,
       },
     });

@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { rawClient, type Tx } from "../../db/client.js";
 import { rowDecoder } from "../../db/fast.js";
 import { contact, conversation, mailAccount, message, type RecipientFailure } from "../../db/schema/index.js";
@@ -569,7 +569,19 @@ async function writeFailure(
   if (failure?.kind === "auth" && m.accountId) {
     await tx
       .update(mailAccount)
-      .set({ status: "INVALID", lastError: reason.slice(0, 500), lastCheckedAt: now })
+      // A verdict, not an edit (as `testMailAccount` writes it): a new updated_at was a new
+      // version of the account, which undid the IMAP side's parking and voided a connection
+      // test in flight. "SMTP: " in front: a bare "auth: …" is the IMAP connector's own
+      // refused login, which parks IMAP fetching (second re-probe, session 17).
+      // A refused IMAP login recorded before stays in front (the account stays parked: the
+      // same stale password usually fails both sides).
+      .set({
+        status: "INVALID",
+        lastError: sql`left(CASE WHEN ${mailAccount.lastError} LIKE 'auth:%' OR ${mailAccount.lastError} LIKE 'IMAP: auth:%'
+          THEN split_part(${mailAccount.lastError}, '; SMTP: ', 1) || '; ' ELSE '' END || ${`SMTP: ${reason}`}::text, 2000)`,
+        lastCheckedAt: now,
+        updatedAt: sql`${mailAccount.updatedAt}`,
+      })
       .where(eq(mailAccount.id, m.accountId));
   }
   const [c] = await tx

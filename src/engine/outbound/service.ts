@@ -365,10 +365,13 @@ export async function startConversation(
     const sending = await loadSendingAddress(tx, t.id, input.fromAddressId, "fromAddressId");
     const queueId = input.queueId ?? sending.address.queueId;
     if (queueId) {
+      // Key-share locked until the commit, as ingest and transfers read their queues: an
+      // archive of it waits for this and then sees the new conversation (second re-probe).
       const [q] = await tx
         .select({ id: queue.id })
         .from(queue)
-        .where(and(eq(queue.id, queueId), eq(queue.tenantId, t.id), isNull(queue.archivedAt)));
+        .where(and(eq(queue.id, queueId), eq(queue.tenantId, t.id), isNull(queue.archivedAt)))
+        .for("key share");
       if (!q || (viewer.queueIds !== null && !viewer.queueIds.has(queueId))) {
         throw new NotFoundError("Queue", queueId);
       }
