@@ -1,6 +1,6 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.js";
-import { conversation, queue, tenant } from "../db/schema/index.js";
+import { conversation, emailAddress, queue, tenant } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
 import { getConversation } from "./conversations.js";
 import type { ConversationStatus } from "./domain.js";
@@ -102,12 +102,13 @@ async function applyTransition(
       ? await releaseConversation(tx, ctx, conv.id, `status:${to.toLowerCase()}`)
       : { queueIds: [] as string[] };
   // Back into its queue only while that queue is live, key-share locked as ingest does (an
-  // archive waits for this, then sees the work and is refused). An archived queue routes
-  // nothing: the conversation waits outside every queue, in the unrouted list, instead of
-  // WAITING where no agent is ever offered it (re-probe, session 17).
+  // archive waits for this, then sees the work and is refused). Its queue archived, the
+  // address's live queue takes it, as it takes a customer's reply (ingest); with none, it
+  // waits outside every queue, in the unrouted list. Until 2026-11-23 it went back WAITING
+  // into the archived queue, where no agent is ever offered it (re-probes, session 17).
   const archivedQueue =
     reviving && conv.queueId && !(await queueIsLive(tx, conv.tenantId, conv.queueId)) ? conv.queueId : null;
-  const queueId = archivedQueue ? null : conv.queueId;
+  const queueId = archivedQueue ? await addressQueue(tx, conv.tenantId, conv.addressId) : conv.queueId;
   const [updated] = await tx
     .update(conversation)
     .set({
@@ -122,37 +123,38 @@ async function applyTransition(
     })
     .where(eq(conversation.id, conv.id))
     .returning();
+  const actorOf = { actorType: actor.type, actorId: actor.type === "USER" ? actor.id : null };
   const events: NewEvent[] = [
     {
       tenantId: conv.tenantId,
       type: "conversation.status_changed",
       conversationId: conv.id,
-      queueId: conv.queueId,
+      queueId: updated!.queueId,
       agentId: conv.assigneeId,
-      actorType: actor.type,
-      actorId: actor.type === "USER" ? actor.id : null,
+      ...actorOf,
       occurredAt: now,
       payload: { from: conv.status, to, reason },
     },
   ];
-  if (archivedQueue) {
+  if (reviving && queueId) {
+    events.push({
+      tenantId: conv.tenantId,
+      type: "conversation.queued",
+      conversationId: conv.id,
+      queueId,
+      ...actorOf,
+      occurredAt: now,
+      payload: archivedQueue
+        ? { reason: "reopened", previousQueueId: archivedQueue, previousQueue: "archived" }
+        : { reason: "reopened" },
+    });
+  } else if (archivedQueue) {
     events.push({
       tenantId: conv.tenantId,
       type: "conversation.unrouted",
       conversationId: conv.id,
       occurredAt: now,
       payload: { reason: "queue_archived", requestedQueueId: archivedQueue },
-    });
-  } else if (reviving && conv.queueId) {
-    events.push({
-      tenantId: conv.tenantId,
-      type: "conversation.queued",
-      conversationId: conv.id,
-      queueId: conv.queueId,
-      actorType: actor.type,
-      actorId: actor.type === "USER" ? actor.id : null,
-      occurredAt: now,
-      payload: { reason: "reopened" },
     });
   }
   await appendEvents(tx, events);
@@ -161,6 +163,25 @@ async function applyTransition(
   const toRoute = new Set(released.queueIds);
   if ((released.queueIds.length > 0 || reviving) && queueId) toRoute.add(queueId);
   return [...toRoute];
+}
+
+/** The live routing queue of a conversation's address, key-share locked; null for none. */
+async function addressQueue(tx: Tx, tenantId: string, addressId: string | null): Promise<string | null> {
+  if (!addressId) return null;
+  const [q] = await tx
+    .select({ id: queue.id })
+    .from(queue)
+    .innerJoin(emailAddress, eq(emailAddress.queueId, queue.id))
+    .where(
+      and(
+        eq(emailAddress.id, addressId),
+        eq(queue.tenantId, tenantId),
+        isNull(queue.archivedAt),
+        isNull(emailAddress.archivedAt),
+      ),
+    )
+    .for("key share", { of: queue });
+  return q?.id ?? null;
 }
 
 /** Whether a queue of the tenant is live, key-share locking its row until the commit. */

@@ -354,7 +354,30 @@ describe("archiveQueue racing an ingest", () => {
     }
   });
 
-  it("a finished conversation reopened by an agent after its queue was archived waits unrouted", async () => {
+  it("a finished conversation reopened after its queue was archived goes to its address's live queue", async () => {
+    const q = await createQueueWithAddress(t.db.db, t.tenantId);
+    const live = await createQueueWithAddress(t.db.db, t.tenantId, { addressFields: { queueId: null } });
+    const r = stored(await ingest(q.addressId));
+    await t.db.db.execute(sql`UPDATE conversation SET status = 'RESOLVED', work_state = 'DONE', resolved_at = now()
+      WHERE id = ${r.conversationId}`);
+    await t.db.db.execute(sql`UPDATE email_address SET queue_id = ${live.queueId} WHERE id = ${q.addressId}`);
+    expect((await t.ok(ARCHIVE, { id: encodeId("Queue", q.queueId) })).archiveQueue.__typename).toBe("Queue");
+    await t.ok(
+      `mutation($id: ID!) { setConversationStatus(conversationId: $id, status: ACTIVE) { __typename } }`,
+      {
+        id: encodeId("Conversation", r.conversationId),
+      },
+    );
+    expect(await conv(r.conversationId)).toMatchObject({ queue_id: live.queueId, work_state: "WAITING" });
+    const queued = await events(r.conversationId, "conversation.queued");
+    expect(queued.at(-1)).toMatchObject({
+      queue_id: live.queueId,
+      payload: { reason: "reopened", previousQueueId: q.queueId, previousQueue: "archived" },
+    });
+    expect(await events(r.conversationId, "conversation.unrouted")).toHaveLength(0);
+  });
+
+  it("a finished conversation reopened by an agent after its queue was archived with no live queue for its address waits unrouted", async () => {
     const q = await createQueueWithAddress(t.db.db, t.tenantId);
     const r = stored(await ingest(q.addressId));
     await t.db.db.execute(sql`UPDATE conversation SET status = 'RESOLVED', work_state = 'DONE', resolved_at = now()
