@@ -48,6 +48,22 @@ async function settle(accountId: string, subjects: string[]) {
   }
 }
 
+/** A mailbox holding one customer's mail per subject (its Message-ID made of both). */
+async function mailboxOf(name: string, subjects: string[], afterProcess: "SEEN" | "LEAVE" = "LEAVE") {
+  const s = await newDovecotMailbox(t, dovecot, name, { afterProcess });
+  await appendMany(
+    dovecot,
+    subjects.map((subject) =>
+      customerMail(s.address, `${name}-${subject}-${s.accountId}@c.example`, subject),
+    ),
+    s.mailbox,
+  );
+  return s;
+}
+
+/** `prefix`0 … `prefix`(n − 1). */
+const numbered = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
 /** Runs a connector that re-checks every `recheckSeconds` until the account has `n` messages. */
 async function drainUntil(accountId: string, n: number, recheckSeconds: number) {
   const imap = createImapConnector(t.app.engine, {
@@ -98,12 +114,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   afterEach(() => vi.restoreAllMocks());
 
   it("an unreadable message file (Dovecot drops the session on its FETCH): the mail before and after it lands, it is recorded and passed", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "poison", { afterProcess: "SEEN" });
-    await appendMany(
-      dovecot,
-      [1, 2, 3].map((i) => customerMail(s.address, `p-${i}-${s.accountId}@c.example`, `P${i}`)),
-      s.mailbox,
-    );
+    const s = await mailboxOf("poison", ["P1", "P2", "P3"], "SEEN");
     const uids = (await serverState(dovecot, s.mailbox)).map((m) => m.uid);
     // Dovecot names maildir files by delivery time: the second is the second message.
     const dir = join(dovecot.root, "mail", dovecot.user, `.${s.mailbox}`);
@@ -135,12 +146,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   }, 90_000);
 
   it("a server that answers NO for one message's FETCH (Exchange: 'could not be converted to RFC-822')", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "poisonno", { afterProcess: "LEAVE" });
-    await appendMany(
-      dovecot,
-      [1, 2, 3, 4].map((i) => customerMail(s.address, `pn-${i}-${s.accountId}@c.example`, `N${i}`)),
-      s.mailbox,
-    );
+    const s = await mailboxOf("poisonno", ["N1", "N2", "N3", "N4"]);
     const bad = (await serverState(dovecot, s.mailbox))[1]!.uid;
     const original = ImapFlow.prototype.fetchAll;
     vi.spyOn(ImapFlow.prototype, "fetchAll").mockImplementation(async function (
@@ -165,12 +171,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   }, 90_000);
 
   it("a UID that SEARCH lists and FETCH never returns: no search loop; after three syncs it is recorded and passed", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "ghost", { afterProcess: "LEAVE" });
-    await appendMany(
-      dovecot,
-      [1, 2, 3].map((i) => customerMail(s.address, `g-${i}-${s.accountId}@c.example`, `G${i}`)),
-      s.mailbox,
-    );
+    const s = await mailboxOf("ghost", ["G1", "G2", "G3"]);
     const ghost = (await serverState(dovecot, s.mailbox)).at(-1)!.uid;
     const originalFetch = ImapFlow.prototype.fetchAll;
     const originalSearch = ImapFlow.prototype.search;
@@ -223,12 +224,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   ])(
     "a UID in the middle of a batch that FETCH leaves out %s",
     async (_label, times) => {
-      const s = await newDovecotMailbox(t, dovecot, `middle${times}`, { afterProcess: "LEAVE" });
-      await appendMany(
-        dovecot,
-        [1, 2, 3, 4].map((i) => customerMail(s.address, `m-${i}-${s.accountId}@c.example`, `M${i}`)),
-        s.mailbox,
-      );
+      const s = await mailboxOf(`middle${times}`, ["M1", "M2", "M3", "M4"]);
       const ghost = (await serverState(dovecot, s.mailbox))[1]!.uid;
       leaveOut(new Set([ghost]), times);
       await drainUntil(s.accountId, times === 1 ? 4 : 3, 1);
@@ -253,12 +249,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   // several such UIDs counted a miss, so the mail behind four of them waited three tries for
   // each in turn.
   it("the UID SEARCH that tells expunged from left out fails: the message counts as left out, not lost", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "searchfail", { afterProcess: "LEAVE" });
-    await appendMany(
-      dovecot,
-      [1, 2, 3, 4].map((i) => customerMail(s.address, `sf-${i}-${s.accountId}@c.example`, `S${i}`)),
-      s.mailbox,
-    );
+    const s = await mailboxOf("searchfail", ["S1", "S2", "S3", "S4"]);
     const ghost = (await serverState(dovecot, s.mailbox))[1]!.uid;
     leaveOut(new Set([ghost]), 1);
     const originalSearch = ImapFlow.prototype.search;
@@ -272,14 +263,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   }, 60_000);
 
   it("several UIDs a FETCH always leaves out cost three tries together, then each is recorded and passed", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "manymissing", { afterProcess: "LEAVE" });
-    await appendMany(
-      dovecot,
-      Array.from({ length: 10 }, (_, i) =>
-        customerMail(s.address, `mm-${i}-${s.accountId}@c.example`, `N${i}`),
-      ),
-      s.mailbox,
-    );
+    const s = await mailboxOf("manymissing", numbered("N", 10));
     const uids = (await serverState(dovecot, s.mailbox)).map((m) => m.uid);
     const ghosts = [uids[1]!, uids[3]!, uids[5]!, uids[7]!];
     leaveOut(new Set(ghosts), Infinity);
@@ -298,12 +282,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   // recorded as fetch_failed; and a UID the server did return behind the blocked one kept
   // its count, so one left out at its 1st, 3rd and 4th FETCH was passed unfetched.
   it("a message left out for a few seconds of a busy mailbox (new mail all the while) is not passed", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "busy", { afterProcess: "LEAVE" });
-    await appendMany(
-      dovecot,
-      [1, 2, 3].map((i) => customerMail(s.address, `b-${i}-${s.accountId}@c.example`, `B${i}`)),
-      s.mailbox,
-    );
+    const s = await mailboxOf("busy", ["B1", "B2", "B3"]);
     const ghost = (await serverState(dovecot, s.mailbox))[1]!.uid;
     const hiccupUntil = Date.now() + 4000;
     const original = ImapFlow.prototype.fetchAll;
@@ -343,12 +322,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   }, 60_000);
 
   it("a UID returned between two misses starts its count again: three misses in a row, not in all", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "missreset", { afterProcess: "LEAVE" });
-    await appendMany(
-      dovecot,
-      [1, 2, 3, 4].map((i) => customerMail(s.address, `mr-${i}-${s.accountId}@c.example`, `R${i}`)),
-      s.mailbox,
-    );
+    const s = await mailboxOf("missreset", ["R1", "R2", "R3", "R4"]);
     const uids = (await serverState(dovecot, s.mailbox)).map((m) => m.uid);
     const always = uids[1]!;
     const flaky = uids[3]!; // left out at its 1st, 3rd and 4th FETCH
@@ -396,14 +370,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   }, 30_000);
 
   it("an account disabled while its mailbox drains stops within a batch, and its last batch has its server action", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "drain", { afterProcess: "SEEN" });
-    await appendMany(
-      dovecot,
-      Array.from({ length: 120 }, (_, i) =>
-        customerMail(s.address, `d-${i}-${s.accountId}@c.example`, `D${i}`),
-      ),
-      s.mailbox,
-    );
+    const s = await mailboxOf("drain", numbered("D", 120), "SEEN");
     const imap = createImapConnector(t.app.engine, {
       ...defaultImapSettings(t.db.url),
       pollSeconds: 3600,
@@ -432,14 +399,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   }, 60_000);
 
   it("a worker whose lock session ends while it drains stops within a batch or two, and takes the lock again", async () => {
-    const s = await newDovecotMailbox(t, dovecot, "lockdrain", { afterProcess: "LEAVE" });
-    await appendMany(
-      dovecot,
-      Array.from({ length: 150 }, (_, i) =>
-        customerMail(s.address, `ld-${i}-${s.accountId}@c.example`, `L${i}`),
-      ),
-      s.mailbox,
-    );
+    const s = await mailboxOf("lockdrain", numbered("L", 150));
     const admin = postgres(t.db.url, { max: 1, onnotice: () => {} });
     const imap = createImapConnector(t.app.engine, {
       ...defaultImapSettings(t.db.url),
