@@ -84,10 +84,12 @@ async function drainUntil(accountId: string, n: number, recheckSeconds: number) 
   }
 }
 
-/** Source FETCHes leave these UIDs out, each `times` times (Infinity: always). */
-function leaveOut(ghosts: Set<number>, times: number) {
+/**
+ * Source FETCHes answer only the UIDs `keep` lets through; `perFetch` is called once per
+ * FETCH with the UIDs it asked for and returns that FETCH's `keep`.
+ */
+function filterSourceFetches(perFetch: (asked: number[]) => (uid: number) => boolean) {
   const original = ImapFlow.prototype.fetchAll;
-  const left = new Map<number, number>();
   vi.spyOn(ImapFlow.prototype, "fetchAll").mockImplementation(async function (
     this: ImapFlow,
     range,
@@ -96,13 +98,20 @@ function leaveOut(ghosts: Set<number>, times: number) {
   ) {
     const rows = await original.call(this, range, query, options);
     if (!(query as { source?: unknown }).source) return rows;
-    return rows.filter((r) => {
-      if (!ghosts.has(r.uid)) return true;
-      const n = left.get(r.uid) ?? times;
-      if (n <= 0) return true;
-      left.set(r.uid, n - 1);
-      return false;
-    });
+    const keep = perFetch(Array.isArray(range) ? range.map(Number) : String(range).split(",").map(Number));
+    return rows.filter((r) => keep(r.uid));
+  });
+}
+
+/** Source FETCHes leave these UIDs out, each `times` times (Infinity: always). */
+function leaveOut(ghosts: Set<number>, times: number) {
+  const left = new Map<number, number>();
+  filterSourceFetches(() => (uid) => {
+    if (!ghosts.has(uid)) return true;
+    const n = left.get(uid) ?? times;
+    if (n <= 0) return true;
+    left.set(uid, n - 1);
+    return false;
   });
 }
 
@@ -173,7 +182,6 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
   it("a UID that SEARCH lists and FETCH never returns: no search loop; after three syncs it is recorded and passed", async () => {
     const s = await mailboxOf("ghost", ["G1", "G2", "G3"]);
     const ghost = (await serverState(dovecot, s.mailbox)).at(-1)!.uid;
-    const originalFetch = ImapFlow.prototype.fetchAll;
     const originalSearch = ImapFlow.prototype.search;
     let searches = 0;
     vi.spyOn(ImapFlow.prototype, "search").mockImplementation(async function (
@@ -185,15 +193,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
       return originalSearch.call(this, query, options);
     });
     // A server quirk (simulated): the message is listed, but its source never comes back.
-    vi.spyOn(ImapFlow.prototype, "fetchAll").mockImplementation(async function (
-      this: ImapFlow,
-      range,
-      query,
-      options,
-    ) {
-      const rows = await originalFetch.call(this, range, query, options);
-      return (query as { source?: unknown }).source ? rows.filter((r) => r.uid !== ghost) : rows;
-    });
+    leaveOut(new Set([ghost]), Infinity);
     // Misses counted however close together: the three polls below follow each other at once.
     const imap = createImapConnector(t.app.engine, {
       ...defaultImapSettings(t.db.url),
@@ -285,17 +285,7 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
     const s = await mailboxOf("busy", ["B1", "B2", "B3"]);
     const ghost = (await serverState(dovecot, s.mailbox))[1]!.uid;
     const hiccupUntil = Date.now() + 4000;
-    const original = ImapFlow.prototype.fetchAll;
-    vi.spyOn(ImapFlow.prototype, "fetchAll").mockImplementation(async function (
-      this: ImapFlow,
-      range,
-      query,
-      options,
-    ) {
-      const rows = await original.call(this, range, query, options);
-      if (!(query as { source?: unknown }).source || Date.now() > hiccupUntil) return rows;
-      return rows.filter((r) => r.uid !== ghost);
-    });
+    filterSourceFetches(() => (uid) => uid !== ghost || Date.now() > hiccupUntil);
     const imap = createImapConnector(t.app.engine, { ...defaultImapSettings(t.db.url), pollSeconds: 3600 });
     imap.start();
     try {
@@ -327,18 +317,9 @@ describe.skipIf(!enabled)("IMAP: a message the server cannot deliver", () => {
     const always = uids[1]!;
     const flaky = uids[3]!; // left out at its 1st, 3rd and 4th FETCH
     let flakyAttempts = 0;
-    const original = ImapFlow.prototype.fetchAll;
-    vi.spyOn(ImapFlow.prototype, "fetchAll").mockImplementation(async function (
-      this: ImapFlow,
-      range,
-      query,
-      options,
-    ) {
-      const rows = await original.call(this, range, query, options);
-      if (!(query as { source?: unknown }).source) return rows;
-      const asked = Array.isArray(range) ? range.map(Number) : String(range).split(",").map(Number);
+    filterSourceFetches((asked) => {
       const dropFlaky = asked.includes(flaky) && [1, 3, 4].includes(++flakyAttempts);
-      return rows.filter((r) => r.uid !== always && !(dropFlaky && r.uid === flaky));
+      return (uid) => uid !== always && !(dropFlaky && uid === flaky);
     });
     await drainUntil(s.accountId, 3, 1);
     expect((await messagesOf(t.db.db, s.accountId)).map((m) => m.subject)).toEqual(["R1", "R3", "R4"]);
