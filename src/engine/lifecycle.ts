@@ -1,11 +1,12 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.js";
-import { conversation, emailAddress, queue, tenant } from "../db/schema/index.js";
+import { conversation, tenant } from "../db/schema/index.js";
 import type { EngineContext } from "./context.js";
 import { getConversation } from "./conversations.js";
 import type { ConversationStatus } from "./domain.js";
 import { ConflictError, NotFoundError } from "./errors.js";
 import { appendEvents, type NewEvent } from "./events.js";
+import { addressLiveQueue, isLiveQueue } from "./live-queues.js";
 import { releaseConversation } from "./routing/actions.js";
 import { applyStatusToSla, TIMER_RETRY } from "./sla.js";
 import {
@@ -107,8 +108,8 @@ async function applyTransition(
   // waits outside every queue, in the unrouted list. Until 2026-11-23 it went back WAITING
   // into the archived queue, where no agent is ever offered it (re-probes, session 17).
   const archivedQueue =
-    reviving && conv.queueId && !(await queueIsLive(tx, conv.tenantId, conv.queueId)) ? conv.queueId : null;
-  const queueId = archivedQueue ? await addressQueue(tx, conv.tenantId, conv.addressId) : conv.queueId;
+    reviving && conv.queueId && !(await isLiveQueue(tx, conv.tenantId, conv.queueId)) ? conv.queueId : null;
+  const queueId = archivedQueue ? await addressLiveQueue(tx, conv.tenantId, conv.addressId) : conv.queueId;
   const [updated] = await tx
     .update(conversation)
     .set({
@@ -163,35 +164,6 @@ async function applyTransition(
   const toRoute = new Set(released.queueIds);
   if ((released.queueIds.length > 0 || reviving) && queueId) toRoute.add(queueId);
   return [...toRoute];
-}
-
-/** The live routing queue of a conversation's address, key-share locked; null for none. */
-async function addressQueue(tx: Tx, tenantId: string, addressId: string | null): Promise<string | null> {
-  if (!addressId) return null;
-  const [q] = await tx
-    .select({ id: queue.id })
-    .from(queue)
-    .innerJoin(emailAddress, eq(emailAddress.queueId, queue.id))
-    .where(
-      and(
-        eq(emailAddress.id, addressId),
-        eq(queue.tenantId, tenantId),
-        isNull(queue.archivedAt),
-        isNull(emailAddress.archivedAt),
-      ),
-    )
-    .for("key share", { of: queue });
-  return q?.id ?? null;
-}
-
-/** Whether a queue of the tenant is live, key-share locking its row until the commit. */
-async function queueIsLive(tx: Tx, tenantId: string, queueId: string): Promise<boolean> {
-  const [q] = await tx
-    .select({ id: queue.id })
-    .from(queue)
-    .where(and(eq(queue.id, queueId), eq(queue.tenantId, tenantId), isNull(queue.archivedAt)))
-    .for("key share");
-  return q !== undefined;
 }
 
 /**

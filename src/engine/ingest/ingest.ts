@@ -20,6 +20,7 @@ import type { ConversationStatus, ImapAfterProcess, ThreadingMode } from "../dom
 import { NotFoundError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
 import { scheduleStatusTimer } from "../lifecycle.js";
+import { isLiveQueue, liveQueues, type QueueRow } from "../live-queues.js";
 import { metrics } from "../metrics.js";
 import { scheduleAutoReply } from "../outbound/auto-reply-service.js";
 import { retentionCutoff } from "../retention.js";
@@ -512,29 +513,14 @@ function upsertSender(tx: Tx, tenantId: string, mail: ParsedMail) {
   return upsertContact(tx, tenantId, email, decideDisplayName(mail.from?.name, email) ?? "");
 }
 
-type QueueRow = typeof queue.$inferSelect;
-
 /** Whether a queue of the tenant is live; the address's prefetched live queues answer without a read. */
-async function isLiveQueue(
+async function isLiveOrPrefetched(
   tx: Tx,
   tenantId: string,
   id: string,
   prefetched: Map<string, QueueRow>,
 ): Promise<boolean> {
-  return prefetched.has(id) || (await liveQueues(tx, tenantId, [id])).has(id);
-}
-
-/**
- * A tenant's live queues among `ids`, by id, key-share locked until the ingest commits (see
- * `addressQueuesSql`): a queue found live here stays live until the conversation is in it.
- */
-async function liveQueues(tx: Tx, tenantId: string, ids: string[]): Promise<Map<string, QueueRow>> {
-  const rows = await tx
-    .select()
-    .from(queue)
-    .where(and(eq(queue.tenantId, tenantId), isNull(queue.archivedAt), inArray(queue.id, ids)))
-    .for("key share");
-  return new Map(rows.map((q) => [q.id, q]));
+  return prefetched.has(id) || (await isLiveQueue(tx, tenantId, id));
 }
 
 /**
@@ -556,13 +542,7 @@ const ownAddressesSql = (sql: Sql, tenantId: string) => sql`
 
 /**
  * The address's live routing and spam queues, as a JSON array, key-share locked until the
- * ingest commits. `archiveQueue` locks the queue row FOR UPDATE and then counts the work
- * waiting in it: it waits for an ingest that found the queue live, and then sees its
- * conversation and refuses; an ingest that comes while the archive is under way waits,
- * and then finds the queue archived. Until 2026-11-23 the read took no lock, and mail read
- * while an admin retired the queue was left WAITING in the archived queue, where routing
- * never offers it (config probe, session 17). The conversation's insert key-shares the
- * row for its foreign key anyway; this takes the same lock at the read.
+ * ingest commits: the same rule as `live-queues.ts`, in the opening read's one statement.
  */
 const addressQueuesSql = (sql: Sql, tenantId: string, addressId: string) => sql`
   (SELECT coalesce(json_agg(q), '[]'::json) FROM (
@@ -924,7 +904,7 @@ async function ingestInTx(
       const requeue = !automatic && ownerless && (conv.workState === "DONE" || conv.workState === "WAITING");
       // Its queue archived since (or it never had one): the address's live queue takes it.
       let requeueTo = conv.queueId;
-      if (requeue && !(conv.queueId && (await isLiveQueue(tx, t.id, conv.queueId, pre.queues)))) {
+      if (requeue && !(conv.queueId && (await isLiveOrPrefetched(tx, t.id, conv.queueId, pre.queues)))) {
         requeueTo = fallbackQueue(address, conv.spam, pre.queues)?.id ?? null;
       }
       const [updated] = await tx

@@ -5,6 +5,7 @@ import type { EngineContext } from "../context.js";
 import { getConversation } from "../conversations.js";
 import { NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents } from "../events.js";
+import { isLiveQueue } from "../live-queues.js";
 import { assignStartedConversation, startCustomerResponseCountdown } from "../routing/actions.js";
 import { lockTenantRouting } from "../routing/service.js";
 import { recordAgentReplySla } from "../sla.js";
@@ -365,14 +366,10 @@ export async function startConversation(
     const sending = await loadSendingAddress(tx, t.id, input.fromAddressId, "fromAddressId");
     const queueId = input.queueId ?? sending.address.queueId;
     if (queueId) {
-      // Key-share locked until the commit, as ingest and transfers read their queues: an
-      // archive of it waits for this and then sees the new conversation (second re-probe).
-      const [q] = await tx
-        .select({ id: queue.id })
-        .from(queue)
-        .where(and(eq(queue.id, queueId), eq(queue.tenantId, t.id), isNull(queue.archivedAt)))
-        .for("key share");
-      if (!q || (viewer.queueIds !== null && !viewer.queueIds.has(queueId))) {
+      // Live and key-share locked until the commit (live-queues.ts): an archive of it waits
+      // for this and then sees the new conversation.
+      const live = await isLiveQueue(tx, t.id, queueId);
+      if (!live || (viewer.queueIds !== null && !viewer.queueIds.has(queueId))) {
         throw new NotFoundError("Queue", queueId);
       }
     }

@@ -8,6 +8,7 @@ import type { Conversation } from "../conversations.js";
 import type { Presence } from "../domain.js";
 import { ConflictError, ForbiddenError, NotFoundError, Problems, ValidationError } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
+import { isLiveQueue } from "../live-queues.js";
 import { canSeeQueue, requirePermission, type Viewer } from "../viewer.js";
 import { lockTenantRouting, ROUTING_JOBS } from "./service.js";
 
@@ -565,15 +566,9 @@ export async function transferConversation(
     const now = ctx.clock.now();
     const c = await lockConversation(tx, viewer.tenantId, conversationId);
     checkVisible(viewer, c);
-    // Key-share locked until the commit, as ingest reads its queues: an archive of the
-    // target waits for the transfer and then sees its work, instead of counting none and
-    // letting the transfer commit into an archived queue (re-probe, session 17).
-    const [q] = await tx
-      .select({ id: queue.id })
-      .from(queue)
-      .where(and(eq(queue.id, queueId), eq(queue.tenantId, viewer.tenantId), isNull(queue.archivedAt)))
-      .for("key share");
-    if (!q) throw new NotFoundError("Queue", queueId);
+    // Live and key-share locked until the commit (live-queues.ts): an archive of the target
+    // waits for the transfer and then sees its work.
+    if (!(await isLiveQueue(tx, viewer.tenantId, queueId))) throw new NotFoundError("Queue", queueId);
     if (c.workState === "DONE") throw new ConflictError("A finished conversation cannot be transferred");
     if (requiredSkillIds && requiredSkillIds.length > 20) {
       throw new ValidationError({ field: "requiredSkillIds", message: "at most 20 skills" });
