@@ -42,7 +42,6 @@ export class FetchTrouble {
      * (second re-probe, session 17).
      */
     readonly missGapMs = 0,
-    private readonly now: () => number = Date.now,
   ) {}
 
   /** The UIDs that follow are of this UIDVALIDITY: under a new one, what was known of the old UIDs goes. */
@@ -77,7 +76,7 @@ export class FetchTrouble {
    */
   missed(uids: readonly number[], error: unknown): void {
     const reason = reasonOf(error);
-    const now = this.now();
+    const now = Date.now();
     for (const uid of uids) {
       const last = this.missedAt.get(uid);
       if (last !== undefined && now - last < this.missGapMs) continue;

@@ -427,7 +427,7 @@ export async function syncMailbox(
             // The rest stays after the checkpoint, on the server, until there is room.
             const cut = batch.messages.length > room;
             if (cut) batch.messages.length = room;
-            if (pos < todo.length && !cut && batch.blocked === undefined) {
+            if (pos < todo.length && !cut && !batch.missing) {
               next = prepareAt(pos);
               // Not awaited if we stop early; its failure must not become an unhandled rejection.
               next.catch(() => {});
@@ -436,7 +436,7 @@ export async function syncMailbox(
             // The mail before a UID the server listed and did not deliver is ingested, and the
             // sync ends there: the checkpoint stays below it until it is fetched, or until it
             // has failed three times and is recorded and passed (`FetchTrouble`).
-            const stop = batch.blocked !== undefined;
+            const stop = batch.missing !== undefined;
             if (batch.messages.length === 0) {
               if (stop) return { processed, paused: null, retrySoon: true };
               continue;
@@ -514,13 +514,12 @@ interface PreparedBatch {
   /** How many of the UIDs asked for this batch covers; the rest go to the next one. */
   consumed: number;
   /**
-   * A UID the FETCH left out that the server still lists (`stillListed`): the batch stops
-   * before it, and so does this sync; the next one fetches it again.
+   * The UIDs of the batch the FETCH left out that the server still lists (`stillListed`),
+   * in order: the batch stops before the first, and so does this sync; the next one
+   * fetches them again.
    */
-  blocked?: number;
-  /** Every UID of the batch the FETCH left out and the server still lists (`blocked` first). */
   missing?: number[];
-  /** Every UID the FETCH did return, also those behind `blocked` (not ingested this time). */
+  /** Every UID the FETCH did return, also those behind the first missing (not ingested this time). */
   returned?: number[];
   /** Gives the batch's bytes back to the shared budget (once ingested, or not used). */
   release: () => void;
@@ -647,7 +646,6 @@ async function prepareBatch(
       messages: messages.filter((m) => m.uid < blocked),
       consumed: uids.indexOf(blocked),
       release,
-      blocked,
       missing,
       // What came back behind it counts as fetched too: a miss in between is no miss "in
       // a row" (second re-probe: such a UID was passed without ever being fetched).
