@@ -58,3 +58,10 @@ export async function withDeadline(check: Promise<CheckResult>, timeoutMs: numbe
     clearTimeout(timer);
   }
 }
+
+/**
+ * How a mail account's `last_error` begins when an IMAP login was refused: the connector's
+ * own verdict, a connection test's. Such an account is parked (no login with that password
+ * again until an edit or a VALID test; ingest/mailbox.ts `parkedAsInvalid`).
+ */
+export const REFUSED_IMAP_LOGIN = ["auth:", "IMAP: auth:"] as const;

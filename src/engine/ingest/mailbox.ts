@@ -6,6 +6,7 @@ import {
   rejectedMessage,
   tenant,
 } from "../../db/schema/index.js";
+import { REFUSED_IMAP_LOGIN } from "../connectivity.js";
 import type { EngineContext } from "../context.js";
 import type { AccountStatus, ImapAfterProcess } from "../domain.js";
 import { processingRoom } from "./ingest.js";
@@ -90,7 +91,7 @@ function parkedAsInvalid(r: AccountRow): boolean {
   const error = r.lastError ?? "";
   return (
     r.status === "INVALID" &&
-    (error.startsWith("auth:") || error.startsWith("IMAP: auth:")) &&
+    REFUSED_IMAP_LOGIN.some((p) => error.startsWith(p)) &&
     r.lastCheckedAt !== null &&
     r.lastCheckedAt >= r.updatedAt
   );

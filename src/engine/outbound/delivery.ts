@@ -2,6 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { rawClient, type Tx } from "../../db/client.js";
 import { rowDecoder } from "../../db/fast.js";
 import { contact, conversation, mailAccount, message, type RecipientFailure } from "../../db/schema/index.js";
+import { REFUSED_IMAP_LOGIN } from "../connectivity.js";
 import type { EngineContext } from "../context.js";
 import { errorText } from "../errors.js";
 import { appendEvents, type NewEvent } from "../events.js";
@@ -577,8 +578,10 @@ async function writeFailure(
       // same stale password usually fails both sides).
       .set({
         status: "INVALID",
-        lastError: sql`left(CASE WHEN ${mailAccount.lastError} LIKE 'auth:%' OR ${mailAccount.lastError} LIKE 'IMAP: auth:%'
-          THEN split_part(${mailAccount.lastError}, '; SMTP: ', 1) || '; ' ELSE '' END || ${`SMTP: ${reason}`}::text, 2000)`,
+        lastError: sql`left(CASE WHEN ${sql.join(
+          REFUSED_IMAP_LOGIN.map((p) => sql`${mailAccount.lastError} LIKE ${`${p}%`}`),
+          sql` OR `,
+        )} THEN split_part(${mailAccount.lastError}, '; SMTP: ', 1) || '; ' ELSE '' END || ${`SMTP: ${reason}`}::text, 2000)`,
         lastCheckedAt: now,
         updatedAt: sql`${mailAccount.updatedAt}`,
       })
