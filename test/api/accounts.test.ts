@@ -293,19 +293,11 @@ describe("testMailAccount", () => {
 });
 
 describe("testMailAccount in the engine", () => {
-  const admin = () => ({
-    tenantId: t.tenantId,
-    userId: t.adminId,
-    role: "ADMIN" as const,
-    permissions: new Set<never>(),
-    queueIds: null,
-  });
-
   it("bounds a checker that never answers by the timeout and records INVALID", async () => {
     const a = await create({ ...valid, name: "Hanging" });
     const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
     const never = () => new Promise<never>(() => {});
-    const r = await testMailAccount(t.app.engine, admin(), id, {
+    const r = await testMailAccount(t.app.engine, t.adminViewer(), id, {
       checker: { checkImap: never, checkSmtp: never },
       timeoutMs: 50,
     });
@@ -320,7 +312,7 @@ describe("testMailAccount in the engine", () => {
     const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
     const seen: (string | null)[] = [];
     const ok = { ok: true, error: null, kind: null };
-    const r = await testMailAccount(t.app.engine, admin(), id, {
+    const r = await testMailAccount(t.app.engine, t.adminViewer(), id, {
       checker: {
         checkImap: async (s) => {
           seen.push(s.password);
@@ -346,24 +338,24 @@ describe("testMailAccount in the engine", () => {
     const refused = { ok: false, error: "Authentication failed", kind: "AUTH" as const };
     const listed = async () => (await listImapAccounts(t.app.engine)).some((x) => x.id === id);
     expect(await listed()).toBe(true);
-    const bad = await testMailAccount(t.app.engine, admin(), id, {
+    const bad = await testMailAccount(t.app.engine, t.adminViewer(), id, {
       checker: { checkImap: async () => refused, checkSmtp: async () => ok },
     });
     expect(bad.account).toMatchObject({ status: "INVALID", lastError: "IMAP: auth: Authentication failed" });
     expect(await listed()).toBe(false);
     // Another kind of failure is retried as before.
-    await testMailAccount(t.app.engine, admin(), id, {
+    await testMailAccount(t.app.engine, t.adminViewer(), id, {
       checker: {
         checkImap: async () => ({ ok: false, error: "connect ECONNREFUSED", kind: "CONNECTION" as const }),
         checkSmtp: async () => ok,
       },
     });
     expect(await listed()).toBe(true);
-    await testMailAccount(t.app.engine, admin(), id, {
+    await testMailAccount(t.app.engine, t.adminViewer(), id, {
       checker: { checkImap: async () => refused, checkSmtp: async () => ok },
     });
     expect(await listed()).toBe(false);
-    await testMailAccount(t.app.engine, admin(), id, {
+    await testMailAccount(t.app.engine, t.adminViewer(), id, {
       checker: { checkImap: async () => ok, checkSmtp: async () => ok },
     });
     expect(await listed()).toBe(true);
@@ -374,7 +366,7 @@ describe("testMailAccount in the engine", () => {
   it("does not record a verdict about settings an admin changed while the test ran", async () => {
     const a = await create({ ...valid, name: "Changed meanwhile" });
     const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
-    const r = await testMailAccount(t.app.engine, admin(), id, {
+    const r = await testMailAccount(t.app.engine, t.adminViewer(), id, {
       checker: {
         checkImap: async () => {
           const saved = await t.ok(UPDATE, { id: a.id, input: { imapPassword: "the-right-one" } });
@@ -394,7 +386,7 @@ describe("testMailAccount in the engine", () => {
     const a = await create({ ...valid, name: "No checker" });
     const id = Buffer.from(a.id, "base64").toString().split(":")[1]!;
     await expect(
-      testMailAccount({ ...t.app.engine, accountChecker: undefined }, admin(), id),
+      testMailAccount({ ...t.app.engine, accountChecker: undefined }, t.adminViewer(), id),
     ).rejects.toMatchObject({ code: "UNAVAILABLE" });
   });
 });

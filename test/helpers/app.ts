@@ -5,6 +5,7 @@ import { loadConfig } from "../../src/config.js";
 import { createTenantWithAdmin } from "../../src/engine/auth.js";
 import type { Clock } from "../../src/engine/clock.js";
 import { silentLogger } from "../../src/engine/context.js";
+import type { Viewer } from "../../src/engine/viewer.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
 
 export interface GqlResponse<T = Record<string, unknown>> {
@@ -34,6 +35,8 @@ export interface TestApp {
     key?: string | null,
   ): Promise<T>;
   ws(key: string | null): Client;
+  /** The tenant admin as the engine's functions take a caller (no API key involved). */
+  adminViewer(): Viewer;
   stop(): Promise<void>;
 }
 
@@ -84,6 +87,13 @@ export async function startTestApp(
       if (r.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(r.errors)}`);
       return r.data as never;
     },
+    adminViewer: () => ({
+      tenantId: admin.tenantId,
+      userId: admin.userId,
+      role: "ADMIN",
+      permissions: new Set(),
+      queueIds: null,
+    }),
     ws(key) {
       const client = createClient({
         url: app.http.wsUrl,

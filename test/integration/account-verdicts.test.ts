@@ -41,14 +41,6 @@ afterAll(async () => {
   await new Promise<void>((r) => smtp.close(() => r()));
 });
 
-const admin = () => ({
-  tenantId: t.tenantId,
-  userId: t.adminId,
-  role: "ADMIN" as const,
-  permissions: new Set<never>(),
-  queueIds: null,
-});
-
 async function accountWithConversation(name: string) {
   const [acc] = await t.db.db
     .insert(mailAccount)
@@ -91,7 +83,7 @@ async function replyRefused(conversationId: string) {
 describe("the outbox's refused SMTP login is a verdict, not an edit", () => {
   it("a connection test in flight while a send is refused still records its verdict; the version stays", async () => {
     const { account, conversationId } = await accountWithConversation("version");
-    const res = await testMailAccount(t.app.engine, admin() as never, account.id, {
+    const res = await testMailAccount(t.app.engine, t.adminViewer(), account.id, {
       checker: {
         checkImap: async () => {
           await replyRefused(conversationId);
@@ -108,7 +100,7 @@ describe("the outbox's refused SMTP login is a verdict, not an edit", () => {
   it("an account parked for a refused IMAP login stays parked when the outbox's SMTP login is refused too", async () => {
     const { account, conversationId } = await accountWithConversation("parked");
     const listed = async () => (await listImapAccounts(t.app.engine)).some((a) => a.id === account.id);
-    await testMailAccount(t.app.engine, admin() as never, account.id, {
+    await testMailAccount(t.app.engine, t.adminViewer(), account.id, {
       checker: {
         checkImap: async () => ({ ok: false, error: "Authentication failed", kind: "AUTH" as const }),
         checkSmtp: async () => ({ ok: false, error: "535 Authentication failed", kind: "AUTH" as const }),
